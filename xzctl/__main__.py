@@ -1,0 +1,3 @@
+from xzctl.cli import main
+
+main()

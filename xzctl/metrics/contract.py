@@ -1,0 +1,150 @@
+"""The metrics contract of a Xiaozhi fleet: metric names, types and labels, in one place.
+
+The upstream xiaozhi server exposes no metrics, so xzctl defines what the fleet's services (the
+edge coordinator, the inference images, Redis and node/GPU exporters) expose. Alert rules, checks,
+the rollout analysis, dashboards and the fleet simulator all import these names; none spells a
+metric name of its own. docs/metrics.md is rendered from this module (and tested against it).
+
+Every xiaozhi_* series carries the target labels `region` and `node` (the edge node id). The
+Prometheus job that scrapes edge nodes is `EDGE_JOB`; one target per edge node, so `up == 0` of a
+target means the node is unreachable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+EDGE_JOB = "xiaozhi-edge"
+
+# Label names
+REGION = "region"
+NODE = "node"
+SERVICE = "service"  # vad | asr | llm | tts | end_to_end
+TRACK = "track"  # stable | canary
+IMAGE = "image"  # the image reference the series comes from
+TIER = "tier"  # l1 | l2 | l3
+RESULT = "result"  # hit | miss
+
+SERVICES = ("vad", "asr", "llm", "tts", "end_to_end")
+TRACKS = ("stable", "canary")
+CACHE_TIERS = ("l1", "l2", "l3")
+
+# Histogram buckets in seconds: fine below 50 ms (VAD), up to 10 s (LLM, end to end).
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+
+
+class MetricType(StrEnum):
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    HISTOGRAM = "histogram"
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    type: MetricType
+    help: str
+    labels: tuple[str, ...]
+    seed_name: str | None = None  # the name the users' scaling plan used, if any
+    unit: str = ""
+
+
+ACTIVE_DEVICES = Metric(
+    "xiaozhi_active_devices",
+    MetricType.GAUGE,
+    "Devices with an open WebSocket session on the edge node.",
+    (REGION, NODE),
+    seed_name="active_devices",
+)
+SESSIONS_OPENED = Metric(
+    "xiaozhi_sessions_opened_total",
+    MetricType.COUNTER,
+    "WebSocket sessions opened (one per conversation).",
+    (REGION, NODE),
+)
+REQUEST_DURATION = Metric(
+    "xiaozhi_request_duration_seconds",
+    MetricType.HISTOGRAM,
+    "Time to serve one request of a pipeline stage, or end to end (speech end to first audio).",
+    (REGION, NODE, SERVICE, TRACK, IMAGE),
+    seed_name="http_request_duration_seconds",
+    unit="seconds",
+)
+REQUESTS = Metric(
+    "xiaozhi_requests_total",
+    MetricType.COUNTER,
+    "Requests served per stage; `result` is ok or error.",
+    (REGION, NODE, SERVICE, TRACK, IMAGE, "result"),
+)
+INFERENCE_ERRORS = Metric(
+    "xiaozhi_inference_errors_total",
+    MetricType.COUNTER,
+    "Model inference failures (a subset of requests with result=error).",
+    (REGION, NODE, SERVICE, TRACK, IMAGE),
+    seed_name="model_inference_errors_total",
+)
+CACHE_REQUESTS = Metric(
+    "xiaozhi_cache_requests_total",
+    MetricType.COUNTER,
+    "Cache lookups per tier; the hit ratio is hits / (hits + misses).",
+    (REGION, NODE, TIER, RESULT),
+    seed_name="cache_hit_rate",
+)
+QUEUE_SIZE = Metric(
+    "xiaozhi_processing_queue_size",
+    MetricType.GAUGE,
+    "Requests waiting for a replica of the stage.",
+    (REGION, NODE, SERVICE),
+    seed_name="processing_queue_size",
+)
+BUILD_INFO = Metric(
+    "xiaozhi_build_info",
+    MetricType.GAUGE,
+    "Always 1: which image serves which service and track on the node.",
+    (REGION, NODE, SERVICE, TRACK, IMAGE),
+)
+# node-exporter names (https://github.com/prometheus/node_exporter)
+NODE_CPU_SECONDS = Metric(
+    "node_cpu_seconds_total", MetricType.COUNTER, "CPU time per core and mode.", (REGION, NODE, "cpu", "mode")
+)
+NODE_MEMORY_TOTAL = Metric(
+    "node_memory_MemTotal_bytes", MetricType.GAUGE, "Physical memory.", (REGION, NODE), unit="bytes"
+)
+NODE_MEMORY_AVAILABLE = Metric(
+    "node_memory_MemAvailable_bytes", MetricType.GAUGE, "Memory available to new work.", (REGION, NODE), unit="bytes"
+)
+# NVIDIA DCGM exporter names (https://github.com/NVIDIA/dcgm-exporter)
+GPU_UTIL = Metric(
+    "DCGM_FI_DEV_GPU_UTIL", MetricType.GAUGE, "GPU utilization in percent.", (REGION, NODE, "gpu", "modelName")
+)
+GPU_FB_USED = Metric(
+    "DCGM_FI_DEV_FB_USED", MetricType.GAUGE, "GPU framebuffer memory used, MiB.", (REGION, NODE, "gpu", "modelName")
+)
+GPU_FB_FREE = Metric(
+    "DCGM_FI_DEV_FB_FREE", MetricType.GAUGE, "GPU framebuffer memory free, MiB.", (REGION, NODE, "gpu", "modelName")
+)
+
+ALL: tuple[Metric, ...] = (
+    ACTIVE_DEVICES,
+    SESSIONS_OPENED,
+    REQUEST_DURATION,
+    REQUESTS,
+    INFERENCE_ERRORS,
+    CACHE_REQUESTS,
+    QUEUE_SIZE,
+    BUILD_INFO,
+    NODE_CPU_SECONDS,
+    NODE_MEMORY_TOTAL,
+    NODE_MEMORY_AVAILABLE,
+    GPU_UTIL,
+    GPU_FB_USED,
+    GPU_FB_FREE,
+)
+
+
+def by_name(name: str) -> Metric:
+    for metric in ALL:
+        if metric.name == name:
+            return metric
+    raise KeyError(name)
