@@ -112,17 +112,30 @@ NODE_MEMORY_TOTAL = Metric(
     "node_memory_MemTotal_bytes", MetricType.GAUGE, "Physical memory.", (REGION, NODE), unit="bytes"
 )
 NODE_MEMORY_AVAILABLE = Metric(
-    "node_memory_MemAvailable_bytes", MetricType.GAUGE, "Memory available to new work.", (REGION, NODE), unit="bytes"
+    "node_memory_MemAvailable_bytes",
+    MetricType.GAUGE,
+    "Memory available to new work.",
+    (REGION, NODE),
+    unit="bytes",
 )
 # NVIDIA DCGM exporter names (https://github.com/NVIDIA/dcgm-exporter)
 GPU_UTIL = Metric(
-    "DCGM_FI_DEV_GPU_UTIL", MetricType.GAUGE, "GPU utilization in percent.", (REGION, NODE, "gpu", "modelName")
+    "DCGM_FI_DEV_GPU_UTIL",
+    MetricType.GAUGE,
+    "GPU utilization in percent.",
+    (REGION, NODE, "gpu", "modelName"),
 )
 GPU_FB_USED = Metric(
-    "DCGM_FI_DEV_FB_USED", MetricType.GAUGE, "GPU framebuffer memory used, MiB.", (REGION, NODE, "gpu", "modelName")
+    "DCGM_FI_DEV_FB_USED",
+    MetricType.GAUGE,
+    "GPU framebuffer memory used, MiB.",
+    (REGION, NODE, "gpu", "modelName"),
 )
 GPU_FB_FREE = Metric(
-    "DCGM_FI_DEV_FB_FREE", MetricType.GAUGE, "GPU framebuffer memory free, MiB.", (REGION, NODE, "gpu", "modelName")
+    "DCGM_FI_DEV_FB_FREE",
+    MetricType.GAUGE,
+    "GPU framebuffer memory free, MiB.",
+    (REGION, NODE, "gpu", "modelName"),
 )
 
 ALL: tuple[Metric, ...] = (

@@ -201,9 +201,9 @@ def _resolve_profiles(
             if not isinstance(node, dict):
                 nodes.append(node)
                 continue
-            node = dict(node)
-            node.setdefault("region", rname)
-            pname = node.pop("profile", None)
+            merged = dict(node)
+            merged.setdefault("region", rname)
+            pname = merged.pop("profile", None)
             if pname is not None:
                 profile = profiles.get(pname) if isinstance(pname, str) else None
                 if not isinstance(profile, dict):
@@ -219,10 +219,10 @@ def _resolve_profiles(
                     )
                 else:
                     for section, value in profile.items():
-                        if section not in node:
-                            node[section] = value
+                        if section not in merged:
+                            merged[section] = value
                             origins[(*node_path, section)] = ("node_profiles", pname, section)
-            nodes.append(node)
+            nodes.append(merged)
         out_regions[rname] = {**region, "name": rname, "edge_nodes": nodes}
     return {**raw, "regions": out_regions}, origins
 

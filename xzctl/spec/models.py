@@ -78,7 +78,8 @@ class GpuSpec(Strict):
     model: str = "none"
     memory_gb: Annotated[int, Field(ge=0)] = 0
     time_slicing_replicas: Annotated[int, Field(ge=1, le=48)] = Field(
-        default=1, description="virtual GPU slots per physical GPU (NVIDIA device plugin time-slicing); 1 = off"
+        default=1,
+        description="virtual GPU slots per physical GPU (NVIDIA device plugin time-slicing); 1 = off",
     )
 
     @property

@@ -30,7 +30,10 @@ def node_cpu_memory_requests(node: EdgeNode) -> tuple[float, int]:
     """CPU cores and memory bytes requested by every pod the node runs."""
     s = node.services
     pods = [(svc.replicas, svc.resources) for svc in s.inference().values()]
-    pods += [(s.xiaozhi_server.replicas, s.xiaozhi_server.resources), (s.coordinator.replicas, s.coordinator.resources)]
+    pods += [
+        (s.xiaozhi_server.replicas, s.xiaozhi_server.resources),
+        (s.coordinator.replicas, s.coordinator.resources),
+    ]
     cpu = sum(n * parse_cpu(r.cpu_request) for n, r in pods)
     mem = sum(n * parse_memory(r.memory_request) for n, r in pods) + parse_memory(s.cache.memory_limit)
     return cpu, mem
@@ -70,55 +73,83 @@ def cross_checks(fleet: Fleet, *, file: str, lines: dict[Path_, int]) -> list[Sp
         for node in region.edge_nodes:
             path = node_path(fleet, node)
             if node.region != region_name:
-                add((*path, "region"), f"node says region {node.region!r} but is listed under {region_name!r}",
-                    "drop the field or move the node")
+                add(
+                    (*path, "region"),
+                    f"node says region {node.region!r} but is listed under {region_name!r}",
+                    "drop the field or move the node",
+                )
             if ids[node.id] > 1 and node.id in seen_ids:
                 add((*path, "id"), f"duplicate edge node id {node.id!r}", "give every edge node a unique id")
             seen_ids.add(node.id)
             if hostnames[node.public_hostname] > 1 and node.public_hostname in seen_hosts:
-                add((*path, "public_hostname"), f"public_hostname {node.public_hostname!r} is used twice",
-                    "each edge node needs its own hostname")
+                add(
+                    (*path, "public_hostname"),
+                    f"public_hostname {node.public_hostname!r} is used twice",
+                    "each edge node needs its own hostname",
+                )
             seen_hosts.add(node.public_hostname)
             cap = node.capacity
             if node.devices > cap.max_devices:
-                add((*path, "devices"), f"{node.devices} devices assigned but max_devices is {cap.max_devices}",
-                    "move devices to another node or raise capacity.max_devices")
+                add(
+                    (*path, "devices"),
+                    f"{node.devices} devices assigned but max_devices is {cap.max_devices}",
+                    "move devices to another node or raise capacity.max_devices",
+                )
             demand, slots = node_gpu_demand(node), cap.gpu.slots
             if demand > slots:
-                add((*path, "services"),
+                add(
+                    (*path, "services"),
                     f"services need {demand} GPU slots but the node has {cap.gpu.count} GPUs x "
                     f"{cap.gpu.time_slicing_replicas} time-slicing replicas = {slots} slots",
-                    "lower replicas or gpu_per_replica, or raise capacity.gpu.time_slicing_replicas")
+                    "lower replicas or gpu_per_replica, or raise capacity.gpu.time_slicing_replicas",
+                )
             cpu, mem = node_cpu_memory_requests(node)
             if cpu > cap.cpu_cores:
-                add((*path, "services"), f"pods request {cpu:g} CPU cores but the node has {cap.cpu_cores}",
-                    "lower replicas or resources.cpu_request")
+                add(
+                    (*path, "services"),
+                    f"pods request {cpu:g} CPU cores but the node has {cap.cpu_cores}",
+                    "lower replicas or resources.cpu_request",
+                )
             if mem > cap.memory_gb * 2**30:
-                add((*path, "services"),
+                add(
+                    (*path, "services"),
                     f"pods request {mem / 2**30:.1f} GiB (Redis limit included) but the node has {cap.memory_gb} GB",
-                    "lower replicas, resources.memory_request or cache.memory_limit")
+                    "lower replicas, resources.memory_request or cache.memory_limit",
+                )
         if region.devices > region.max_devices:
-            add(("regions", region_name), f"{region.devices} devices but capacity is {region.max_devices}",
-                "add an edge node to the region or move devices")
+            add(
+                ("regions", region_name),
+                f"{region.devices} devices but capacity is {region.max_devices}",
+                "add an edge node to the region or move devices",
+            )
 
     if fleet.metadata.environment is Environment.PRODUCTION:
         for path, image in all_images(fleet):
             if "@sha256:" not in image:
-                add(path, f"image {image!r} is not pinned by digest, which production requires",
-                    "use the digest from the image catalog: xzctl images show NAME")
+                add(
+                    path,
+                    f"image {image!r} is not pinned by digest, which production requires",
+                    "use the digest from the image catalog: xzctl images show NAME",
+                )
 
     _alert_coherence(fleet, add)
     _cost_coherence(fleet, add)
     gpus = fleet.cloud.gpu_servers.gpus
     if fleet.cloud.llm_gpu_demand > gpus:
-        add(("cloud", "llm_models"),
+        add(
+            ("cloud", "llm_models"),
             f"LLM replicas ask for {fleet.cloud.llm_gpu_demand} GPUs but the cloud has "
             f"{fleet.cloud.gpu_servers.count} servers x {fleet.cloud.gpu_servers.gpus_per_server} = {gpus}",
-            "lower replicas or add cloud GPU servers (see xzctl fleet plan)", "warning")
+            "lower replicas or add cloud GPU servers (see xzctl fleet plan)",
+            "warning",
+        )
     if fleet.devices > fleet.kpis.throughput.concurrent_devices:
-        add(("kpis", "throughput", "concurrent_devices"),
+        add(
+            ("kpis", "throughput", "concurrent_devices"),
             f"the fleet assigns {fleet.devices} devices, above the KPI of {fleet.kpis.throughput.concurrent_devices}",
-            "raise the KPI or assign fewer devices", "warning")
+            "raise the KPI or assign fewer devices",
+            "warning",
+        )
     return problems
 
 
@@ -126,30 +157,47 @@ def _alert_coherence(fleet: Fleet, add: _Add) -> None:
     kpi, alerts = fleet.kpis, fleet.alerts
     e2e_s = kpi.latency.end_to_end_ms / 1000
     if alerts.high_latency.p95_seconds is not None and alerts.high_latency.p95_seconds > e2e_s:
-        add(("alerts", "high_latency", "p95_seconds"),
+        add(
+            ("alerts", "high_latency", "p95_seconds"),
             f"alert fires at p95 {alerts.high_latency.p95_seconds:g}s, above the end-to-end KPI of {e2e_s:g}s",
-            "lower it to the KPI or omit it to derive it", "warning")
+            "lower it to the KPI or omit it to derive it",
+            "warning",
+        )
     hit = alerts.cache_hit_rate_low.min_ratio
     if hit is not None and hit < kpi.efficiency.cache_hit_percent / 100:
-        add(("alerts", "cache_hit_rate_low", "min_ratio"),
+        add(
+            ("alerts", "cache_hit_rate_low", "min_ratio"),
             f"alert fires below {hit:g} but the KPI is {kpi.efficiency.cache_hit_percent:g}%: the KPI is missed "
             f"long before anyone is paged",
-            f"set it to {kpi.efficiency.cache_hit_percent / 100:g} or omit it to derive it from the KPI", "warning")
+            f"set it to {kpi.efficiency.cache_hit_percent / 100:g} or omit it to derive it from the KPI",
+            "warning",
+        )
     err = alerts.model_inference_failure.error_ratio
     if err is not None and err > kpi.reliability.error_rate_percent / 100:
-        add(("alerts", "model_inference_failure", "error_ratio"),
+        add(
+            ("alerts", "model_inference_failure", "error_ratio"),
             f"alert fires above {err:g} ({err * 100:g}%) but the error-rate KPI is "
             f"{kpi.reliability.error_rate_percent:g}%",
-            f"set it to {kpi.reliability.error_rate_percent / 100:g} or omit it to derive it", "warning")
+            f"set it to {kpi.reliability.error_rate_percent / 100:g} or omit it to derive it",
+            "warning",
+        )
 
 
 def _cost_coherence(fleet: Fleet, add: _Add) -> None:
     nodes = len(fleet.edge_nodes())
     for i, item in enumerate(fleet.cost.capex):
         if item.kind is CapexKind.EDGE_SERVER and item.quantity != nodes:
-            add(("cost", "capex", i, "quantity"), f"{item.quantity} edge servers priced but the fleet has {nodes}",
-                "make the quantity match the edge nodes", "warning")
+            add(
+                ("cost", "capex", i, "quantity"),
+                f"{item.quantity} edge servers priced but the fleet has {nodes}",
+                "make the quantity match the edge nodes",
+                "warning",
+            )
         if item.kind is CapexKind.CLOUD_GPU_SERVER and item.quantity != fleet.cloud.gpu_servers.count:
-            add(("cost", "capex", i, "quantity"),
+            add(
+                ("cost", "capex", i, "quantity"),
                 f"{item.quantity} cloud GPU servers priced but cloud.gpu_servers.count is "
-                f"{fleet.cloud.gpu_servers.count}", "make them match", "warning")
+                f"{fleet.cloud.gpu_servers.count}",
+                "make them match",
+                "warning",
+            )

@@ -1,0 +1,1 @@
+"""The Pulumi program of xzctl: edge regions and the cloud cluster."""

@@ -1,0 +1,1 @@
+"""Bare-metal edge host bootstrap with Ansible (ansible-runner)."""

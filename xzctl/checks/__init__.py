@@ -1,0 +1,1 @@
+"""Verdicts from live metrics: capacity, failover, cost."""

@@ -1,0 +1,1 @@
+"""The inference image catalog (inference_images/) and its lock."""

@@ -1,0 +1,1 @@
+"""Prometheus HTTP API client: bounded, fail-closed queries."""

@@ -1,0 +1,1 @@
+"""Pulumi Automation API driver: `xzctl provision region|cloud|status`."""

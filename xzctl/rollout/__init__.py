@@ -1,0 +1,1 @@
+"""Node-by-node canary rollouts of inference images, gated on live metrics."""

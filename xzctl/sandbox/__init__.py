@@ -1,0 +1,1 @@
+"""Local sandbox: a real Prometheus scraping the fleet simulator."""

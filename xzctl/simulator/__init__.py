@@ -1,0 +1,1 @@
+"""Fleet simulator: a real /metrics exporter for every edge node of a fleet spec."""
