@@ -1,1 +1,25 @@
 """Local sandbox: a real Prometheus scraping the fleet simulator."""
+
+from xzctl.sandbox.client import SimulatorClient
+from xzctl.sandbox.run import (
+    SandboxAlreadyUpError,
+    SandboxInfo,
+    current_prometheus_url,
+    default_state_dir,
+    sandbox_status,
+    start_sandbox,
+    stop_sandbox,
+    target_health,
+)
+
+__all__ = [
+    "SandboxAlreadyUpError",
+    "SandboxInfo",
+    "SimulatorClient",
+    "current_prometheus_url",
+    "default_state_dir",
+    "sandbox_status",
+    "start_sandbox",
+    "stop_sandbox",
+    "target_health",
+]

@@ -268,7 +268,12 @@ def _problem_from_error(err: Any, loc: Path_, lines: dict[Path_, int], file: str
         msg = "required field is missing"
     elif etype == "extra_forbidden":
         msg = f"unknown field {clean[-1]!r}" if clean else "unknown field"
-    elif "input" in err and etype not in ("model_type", "dict_type", "list_type") and _short(err["input"]):
+    elif (
+        "input" in err
+        and etype not in ("model_type", "dict_type", "list_type")
+        and _short(err["input"])
+        and "secrets" not in clean  # never echo what may be a secret pasted by mistake
+    ):
         msg = f"{msg} (got {err['input']!r})"
     ctx = err.get("ctx") or {}
     fix = _FIXES.get(etype, "correct the value")

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from xzctl.spec.quantity import parse_cpu, parse_memory
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+HOSTNAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
 NodeId = Annotated[str, Field(pattern=DNS_LABEL, description="DNS-1123 label, e.g. bj-edge-01")]
 Percent = Annotated[float, Field(gt=0, le=100)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -46,6 +47,16 @@ class SecretRef(Strict):
     env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] | None = None
     pulumi_secret: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]+$")] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_literal(cls, data: object) -> object:
+        if isinstance(data, str | int | float | bytes):
+            raise ValueError(
+                "a literal secret is refused (it would end up in git and CI logs): "
+                "write {env: NAME} or {pulumi_secret: NAME}"
+            )
+        return data
+
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
         if (self.env is None) == (self.pulumi_secret is None):
@@ -61,6 +72,9 @@ class Secrets(Strict):
     redis_password: SecretRef | None = None
     backup_credentials: SecretRef | None = None
     k3s_join_token: SecretRef | None = None
+    llm_router_key: SecretRef | None = Field(
+        default=None, description="API key edge servers send to the cloud LLM router; omit for an open in-cluster router"
+    )
 
 
 # --- edge nodes ------------------------------------------------------------------------------
@@ -248,7 +262,7 @@ class EdgeNode(NodeProfile):
     id: NodeId
     region: str = Field(default="", description="filled from the enclosing region; optional in YAML")
     host: Host
-    public_hostname: str = Field(min_length=1, description="DNS name devices connect to")
+    public_hostname: str = Field(pattern=HOSTNAME, max_length=253, description="DNS name devices connect to")
     devices: Annotated[int, Field(ge=0)] = Field(description="devices assigned to this node")
 
     def websocket_url(self) -> str:

@@ -16,6 +16,11 @@ from xzctl.spec.models import CapexKind, EdgeNode, Environment, Fleet
 from xzctl.spec.quantity import parse_cpu, parse_memory
 
 
+# Kubernetes object names are DNS labels (<= 63); the longest name derived from a node id is
+# "<id>-xiaozhi-server-canary" (22 more characters).
+MAX_NODE_ID = 40
+
+
 def node_path(fleet: Fleet, node: EdgeNode) -> Path_:
     index = [n.id for n in fleet.regions[node.region].edge_nodes].index(node.id)
     return ("regions", node.region, "edge_nodes", index)
@@ -77,6 +82,12 @@ def cross_checks(fleet: Fleet, *, file: str, lines: dict[Path_, int]) -> list[Sp
                     (*path, "region"),
                     f"node says region {node.region!r} but is listed under {region_name!r}",
                     "drop the field or move the node",
+                )
+            if len(node.id) > MAX_NODE_ID:
+                add(
+                    (*path, "id"),
+                    f"edge node id {node.id!r} has {len(node.id)} characters, more than {MAX_NODE_ID}",
+                    "shorten it: Kubernetes names derived from it (<id>-xiaozhi-server-canary) must fit 63",
                 )
             if ids[node.id] > 1 and node.id in seen_ids:
                 add((*path, "id"), f"duplicate edge node id {node.id!r}", "give every edge node a unique id")

@@ -1,0 +1,117 @@
+"""Time from the onset of a regression to the rollback decision, in analysis intervals.
+
+A real sandbox (the simulator scraped by Prometheus every second) runs a healthy asr canary on its first
+edge node; after a few successful measurements the canary image regresses in the simulator (errors or
+latency). The figure is (decision time - onset time) / interval, and how many measurements that took.
+Goal: <= 2 intervals for every scenario. Run: python benchmarks/rollout_rollback.py [--interval 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from xzctl.metrics import queries as q
+from xzctl.prom import PrometheusClient
+from xzctl.rollout.deploy import SimulatorDeployer
+from xzctl.rollout.engine import RolloutEngine, Settings, analyzer_for, new_rollout
+from xzctl.rollout.state import RolloutState, StateStore
+from xzctl.sandbox import SandboxInfo, SimulatorClient, start_sandbox, stop_sandbox
+from xzctl.spec import load_fleet
+
+GOAL_INTERVALS = 2.0
+NEW = "registry.xiaozhi.example/inference/asr:1.2.0"
+OLD = "registry.xiaozhi.example/inference/asr:1.0.0"
+HEALTHY_BEFORE_ONSET = 3
+SCENARIOS: dict[str, dict[str, float]] = {
+    "error rate 5%": {"error_rate": 0.05},
+    "error rate 1%": {"error_rate": 0.01},
+    "latency x2": {"latency_factor": 2.0},
+    "latency x1.6": {"latency_factor": 1.6},
+}
+
+
+def wait_up(box: SandboxInfo) -> None:
+    with PrometheusClient(box.prometheus_url, timeout=5, retries=0) as prom:
+        for _ in range(120):
+            samples = prom.query(f"count({q.node_up()} == 1)")
+            if samples and samples[0].value == box.nodes:
+                return
+            time.sleep(0.5)
+    raise SystemExit("Prometheus never saw every edge node up")
+
+
+def one_run(box: SandboxInfo, interval: float, profile: dict[str, float]) -> tuple[float, int, str]:
+    """(intervals from onset to the rollback decision, measurements after onset, final phase)."""
+    client = SimulatorClient(box.simulator_url)
+    client.control({"action": "image_profile", "image": NEW, "latency_factor": 1.0, "error_rate": 0.0})
+    for node in client.state()["nodes"]:  # every node back on the old image, no canary
+        client.control({"action": "deploy", "node": node, "service": "asr", "track": "stable", "image": OLD})
+        client.control({"action": "deploy", "node": node, "service": "asr", "track": "canary", "image": None})
+    # let the previous run's regressed samples leave the rate window before judging again
+    time.sleep(2 * interval + 3)
+    deployer = SimulatorDeployer(client.control, client.state, box.simulator_url)
+    state = new_rollout(
+        load_fleet(box.fleet_path).fleet,
+        box.fleet_path,
+        "asr",
+        NEW,
+        baseline=deployer.current(),
+        settings=Settings(interval_seconds=interval, checks=1000),
+        deployer=deployer,
+        prometheus_url=box.prometheus_url,
+    )
+    marks: dict[str, Any] = {"successes": 0, "onset": None, "decision": None, "after": 0}
+
+    def on_event(kind: str, s: RolloutState, detail: dict[str, Any]) -> None:
+        if kind == "analysis" and marks["onset"] is not None:
+            marks["after"] += 1
+        if kind == "analysis" and detail.get("result") == "success":
+            marks["successes"] += 1
+            if marks["successes"] == HEALTHY_BEFORE_ONSET and marks["onset"] is None:
+                client.control({"action": "image_profile", "image": NEW, **profile})
+                marks["onset"] = time.monotonic()
+        if kind == "rolling-back" and marks["decision"] is None:
+            marks["decision"] = time.monotonic()
+
+    prom = PrometheusClient(box.prometheus_url, timeout=5)
+    engine = RolloutEngine(StateStore(box.state_dir), state, deployer, analyzer_for(state, prom), on_event=on_event)
+    final = engine.start()
+    if marks["onset"] is None or marks["decision"] is None:
+        return float("inf"), marks["after"], f"{final.phase}: {final.reason}"
+    return (marks["decision"] - marks["onset"]) / interval, marks["after"], final.phase
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--interval", type=float, default=2.0, help="analysis interval, seconds")
+    parser.add_argument("--runs", type=int, default=2, help="runs per scenario")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        box = start_sandbox(None, Path(tmp) / "state", scrape_interval_seconds=1)
+        try:
+            wait_up(box)
+            print(f"sandbox: {box.nodes} edge nodes, scrape 1 s, analysis interval {args.interval:g} s")
+            print(f"{'scenario':<16} {'intervals to rollback (each run)':<36} {'measurements':<14} phase")
+            worst = 0.0
+            for name, profile in SCENARIOS.items():
+                results = [one_run(box, args.interval, profile) for _ in range(args.runs)]
+                figures = [r[0] for r in results]
+                worst = max(worst, *figures)
+                shown = ", ".join(f"{f:.2f}" for f in figures)
+                counts = ", ".join(str(r[1]) for r in results)
+                print(f"{name:<16} {shown:<36} {counts:<14} {results[-1][2]}")
+                for r in results:
+                    if r[0] == float("inf"):
+                        print(f"  a run ended before the regression started: {r[2]}")
+            verdict = "OK" if worst <= GOAL_INTERVALS else "MISSED"
+            print(f"worst case: {worst:.2f} intervals; goal <= {GOAL_INTERVALS:g}: {verdict}")
+        finally:
+            stop_sandbox(box.state_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Pulumi ComponentResources, one per reusable unit, registering the manifests builder's plain objects.
+
+Each object becomes the typed pulumi_kubernetes resource of its apiVersion/kind (custom resources:
+`apiextensions.CustomResource`), created from the very dict `xzctl render manifests` writes, so the
+YAML and the Pulumi resources cannot drift apart. Secrets get their value here, as Pulumi secrets.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from xzctl.manifests.k8s import SECRET_KEY, HelmChart, Obj, Unit
+
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+DEPLOYMENT_KINDS = ("Deployment", "StatefulSet")
+
+
+def resource_class(api_version: str, kind: str) -> Any | None:
+    """The pulumi_kubernetes class of a built-in kind, or None for a custom resource."""
+    group, _, version = api_version.rpartition("/")
+    if "." in group and not group.endswith(".k8s.io"):
+        return None  # a CRD group such as monitoring.coreos.com
+    module = group.split(".")[0] if group else "core"
+    try:
+        return getattr(importlib.import_module(f"pulumi_kubernetes.{module}.{version}"), kind)
+    except (ImportError, AttributeError):
+        return None
+
+
+def register_object(
+    obj: Obj, opts: pulumi.ResourceOptions, secret_value: pulumi.Input[str] | None = None
+) -> pulumi.CustomResource:
+    """One plain Kubernetes object as a Pulumi resource, named <namespace>/<name> like kubectl shows it."""
+    meta = obj["metadata"]
+    name = f"{meta['namespace']}/{meta['name']}" if "namespace" in meta else meta["name"]
+    fields = {_CAMEL.sub("_", k).lower(): v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    if obj["kind"] == "Secret" and secret_value is not None:
+        fields["string_data"] = {SECRET_KEY: pulumi.Output.secret(secret_value)}
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["data", "stringData"])
+        )
+    cls = resource_class(obj["apiVersion"], obj["kind"])
+    if cls is None:
+        return k8s.apiextensions.CustomResource(
+            name, api_version=obj["apiVersion"], kind=obj["kind"], opts=opts, **fields
+        )
+    resource: pulumi.CustomResource = cls(name, opts=opts, **fields)
+    return resource
+
+
+class KubernetesUnit(pulumi.ComponentResource):
+    """A unit's objects as child resources. Outputs: `objects` (kind/namespace/name) and `replicas` per workload."""
+
+    key: str
+    objects: pulumi.Output[list[str]]
+    replicas: pulumi.Output[dict[str, int]]
+
+    def __init__(
+        self,
+        unit: Unit,
+        *,
+        group: str,
+        provider: pulumi.ProviderResource,
+        secrets: Mapping[str, pulumi.Input[str]] | None = None,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> None:
+        super().__init__(
+            f"xzctl:{group}:{unit.kind}", unit.name, None, pulumi.ResourceOptions(depends_on=list(depends_on))
+        )
+        self.key = f"{unit.kind}/{unit.name}"
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        secrets = secrets or {}
+        self.children = [
+            register_object(o, child, secrets.get(o["metadata"]["name"]) if o["kind"] == "Secret" else None)
+            for o in unit.objects
+        ]
+        self.objects = pulumi.Output.from_input([_describe(o) for o in unit.objects])
+        self.replicas = pulumi.Output.from_input(
+            {o["metadata"]["name"]: int(o["spec"]["replicas"]) for o in unit.objects if o["kind"] in DEPLOYMENT_KINDS}
+        )
+        outputs = {"objects": self.objects, "replicas": self.replicas}
+        outputs.update(self.extra_outputs(unit))
+        self.register_outputs(outputs)
+
+    def extra_outputs(self, unit: Unit) -> dict[str, Any]:
+        return {}
+
+
+def _describe(o: Obj) -> str:
+    meta = o["metadata"]
+    return "/".join(p for p in (o["kind"], meta.get("namespace"), meta["name"]) if p)
+
+
+class EdgeNode(KubernetesUnit):
+    """The xiaozhi server, inference services and coordinator of one edge node. Output: `gpu_requests`."""
+
+    gpu_requests: pulumi.Output[int]
+
+    def extra_outputs(self, unit: Unit) -> dict[str, Any]:
+        total = 0
+        for o in unit.objects:
+            if o["kind"] == "Deployment":
+                limits = [
+                    c["resources"]["limits"].get("nvidia.com/gpu", "0")
+                    for c in o["spec"]["template"]["spec"]["containers"]
+                ]
+                total += int(o["spec"]["replicas"]) * sum(int(x) for x in limits)
+        self.gpu_requests = pulumi.Output.from_input(total)
+        return {"gpu_requests": self.gpu_requests}
+
+
+class CloudOrchestrator(KubernetesUnit):
+    """The LLM router. Output: `endpoint`, the URL edge coordinators call."""
+
+    endpoint: pulumi.Output[str]
+
+    def extra_outputs(self, unit: Unit) -> dict[str, Any]:
+        ingress = next(o for o in unit.objects if o["kind"] == "Ingress")
+        rule = ingress["spec"]["rules"][0]
+        scheme = "https" if ingress["spec"].get("tls") else "http"
+        self.endpoint = pulumi.Output.from_input(f"{scheme}://{rule['host']}{rule['http']['paths'][0]['path']}")
+        return {"endpoint": self.endpoint}
+
+
+UNIT_CLASSES: dict[str, type[KubernetesUnit]] = {"EdgeNode": EdgeNode, "CloudOrchestrator": CloudOrchestrator}
+
+
+def unit_resource(
+    unit: Unit,
+    *,
+    group: str,
+    provider: pulumi.ProviderResource,
+    secrets: Mapping[str, pulumi.Input[str]] | None = None,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> KubernetesUnit:
+    cls = UNIT_CLASSES.get(unit.kind, KubernetesUnit)
+    return cls(unit, group=group, provider=provider, secrets=secrets, depends_on=depends_on)
+
+
+class HelmRelease(pulumi.ComponentResource):
+    """A Helm chart of the cloud (monitoring, log stores). Output: `status` of the release."""
+
+    status: pulumi.Output[Any]
+
+    def __init__(
+        self, chart: HelmChart, *, provider: pulumi.ProviderResource, depends_on: Sequence[pulumi.Resource] = ()
+    ) -> None:
+        super().__init__(
+            "xzctl:cloud:HelmRelease", chart.name, None, pulumi.ResourceOptions(depends_on=list(depends_on))
+        )
+        release = k8s.helm.v3.Release(
+            chart.name,
+            name=chart.name,
+            chart=chart.chart,
+            version=chart.version,
+            namespace=chart.namespace,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
+            values=chart.values,
+            # Roll back a failed upgrade instead of leaving the release half-applied.
+            atomic=True,
+            timeout=900,
+            opts=pulumi.ResourceOptions(parent=self, provider=provider),
+        )
+        self.status = release.status
+        self.register_outputs({"status": self.status})

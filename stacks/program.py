@@ -1,0 +1,121 @@
+"""The Pulumi program: one function for `pulumi up` (stacks/__main__.py) and xzctl's Automation API.
+
+Stack config (namespace `xzctl`):
+  fleet        path of the fleet spec (required)
+  region       an edge region of the spec, or "cloud" (required)
+  imagePins    JSON of `ImagePins` (optional; default: the spec's images, no canary)
+  cloudStack   the cloud stack an edge stack reads `cloudEndpoint` from (default organization/xzctl/cloud)
+  kubeContext, kubeconfig   override the spec's kubernetes target
+  <name>       Pulumi config secrets the spec refers to (`pulumi_secret: <name>`)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from stacks.components import HelmRelease, KubernetesUnit, resource_class, unit_resource
+from xzctl.errors import BadInputError
+from xzctl.manifests.pins import ImagePins
+from xzctl.provision.objects import CLOUD, TargetObjects, target_objects
+from xzctl.spec import load_fleet
+from xzctl.spec.models import Fleet, KubernetesTarget, SecretRef
+
+CONFIG_NAMESPACE = "xzctl"
+DEFAULT_CLOUD_STACK = "organization/xzctl/cloud"
+CLOUD_ENDPOINT_OUTPUT = "cloudEndpoint"
+
+
+def program() -> None:
+    cfg = pulumi.Config(CONFIG_NAMESPACE)
+    fleet = load_fleet(cfg.require("fleet")).fleet
+    build(fleet, cfg.require("region"), parse_pins(cfg.get("imagePins")), cfg)
+
+
+def parse_pins(text: str | None) -> ImagePins | None:
+    if not text:
+        return None
+    try:
+        return ImagePins.from_json(json.loads(text))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BadInputError(f"stack config xzctl:imagePins is not valid image pins JSON: {exc}") from None
+
+
+def secret_inputs(secrets: Mapping[str, SecretRef], cfg: pulumi.Config) -> dict[str, pulumi.Input[str]]:
+    """Every secret's value, resolved before any resource is registered: a missing one fails the whole run."""
+    values: dict[str, pulumi.Input[str]] = {}
+    missing = []
+    for name, ref in secrets.items():
+        if ref.env:
+            value = os.environ.get(ref.env)
+            if value:
+                values[name] = pulumi.Output.secret(value)
+            else:
+                missing.append(f"{name} needs environment variable {ref.env}")
+        else:
+            key = ref.pulumi_secret or ""
+            secret = cfg.get_secret(key)
+            if secret is None:
+                missing.append(f"{name} needs Pulumi config secret {CONFIG_NAMESPACE}:{key}")
+            else:
+                values[name] = secret
+    if missing:
+        raise BadInputError(
+            "secrets are not set: " + "; ".join(missing),
+            hint=f"export the variables, or `pulumi config set --secret {CONFIG_NAMESPACE}:NAME VALUE` on the stack",
+        )
+    return values
+
+
+def provider(name: str, target: KubernetesTarget, cfg: pulumi.Config) -> k8s.Provider:
+    return k8s.Provider(
+        name,
+        context=cfg.get("kubeContext") or target.context,
+        kubeconfig=cfg.get("kubeconfig") or target.kubeconfig,
+    )
+
+
+def build(fleet: Fleet, target: str, pins: ImagePins | None, cfg: pulumi.Config) -> list[KubernetesUnit]:
+    """Register the target's units; return them (tests and the Automation API read their outputs)."""
+    if target != CLOUD and target not in fleet.regions:
+        raise BadInputError(f"stack config xzctl:region {target!r} is not a region of the fleet or 'cloud'")
+    # Secrets first: a missing one fails the run before anything, the StackReference included, is registered.
+    secrets = secret_inputs(target_objects(fleet, target, pins).secrets, cfg)
+    if target == CLOUD:
+        kube, group, endpoint = fleet.cloud.kubernetes, "cloud", None
+    else:
+        kube, group = fleet.regions[target].kubernetes, "edge"
+        ref = pulumi.StackReference(cfg.get("cloudStack") or DEFAULT_CLOUD_STACK)
+        endpoint = ref.require_output(CLOUD_ENDPOINT_OUTPUT)
+    objects = target_objects(fleet, target, pins, endpoint)
+    k8s_provider = provider(f"{group}-{target}", kube, cfg)
+    base, *rest = objects.units
+    first = unit_resource(base, group=group, provider=k8s_provider, secrets=secrets)
+    releases = [HelmRelease(c, provider=k8s_provider, depends_on=[first]) for c in objects.charts]
+    units = [first]
+    for unit in rest:
+        # Custom resources need the CRDs the charts install, and the log job the Elasticsearch they run.
+        needs_charts = unit.kind == "CloudLogging" or any(
+            resource_class(o["apiVersion"], o["kind"]) is None for o in unit.objects
+        )
+        after: list[pulumi.Resource] = [first, *releases] if needs_charts else [first]
+        units.append(unit_resource(unit, group=group, provider=k8s_provider, secrets=secrets, depends_on=after))
+    export(objects, units)
+    return units
+
+
+def export(objects: TargetObjects, units: list[KubernetesUnit]) -> None:
+    pulumi.export("target", objects.target)
+    pulumi.export("namespace", objects.namespace)
+    pulumi.export("objects", len(objects.objects()))
+    replicas: dict[str, Any] = {u.key: u.replicas for u in units}
+    pulumi.export("replicas", replicas)
+    for unit in units:
+        endpoint = getattr(unit, "endpoint", None)
+        if endpoint is not None:
+            pulumi.export(CLOUD_ENDPOINT_OUTPUT, endpoint)

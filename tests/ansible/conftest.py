@@ -1,0 +1,5 @@
+"""The sshd fixture for the playbook tests (shared with tests/bootstrap)."""
+
+from tests.ansible.sshd import sshd
+
+__all__ = ["sshd"]

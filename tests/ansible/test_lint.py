@@ -1,0 +1,26 @@
+"""ansible-lint (production profile) and yamllint are clean on ansible/."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["yamllint", "--strict", "ansible/", ".yamllint", ".ansible-lint"],
+        ["ansible-lint", "-c", ".ansible-lint", "--offline", "ansible/"],
+    ],
+    ids=["yamllint", "ansible-lint"],
+)
+def test_linter_is_clean(argv: list[str]) -> None:
+    if shutil.which(argv[0]) is None:
+        pytest.fail(f"{argv[0]} is not installed: pip install -e '.[dev]'")
+    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr

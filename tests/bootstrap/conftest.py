@@ -1,0 +1,67 @@
+"""The sshd fixture (tests/ansible/sshd.py) and a fleet whose beijing edge nodes are reached through it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.ansible.sshd import SshServer, free_port, sshd
+from xzctl.spec import Fleet
+
+__all__ = ["ansible_env", "closed_port", "loopback_fleet", "sshd"]
+
+
+@pytest.fixture(scope="session")
+def closed_port() -> int:
+    """A loopback port nothing listens on: SSH to it is refused at once."""
+    return free_port()
+
+
+def _reach(fleet: Fleet, ssh: SshServer, ports: dict[str, int]) -> Fleet:
+    region = fleet.regions["beijing"]
+    nodes = [
+        n.model_copy(
+            update={
+                "host": n.host.model_copy(
+                    update={
+                        "address": "127.0.0.1",
+                        "ssh_user": ssh.user,
+                        "ssh_port": ports[n.id],
+                        "ssh_key": str(ssh.key),
+                    }
+                )
+            }
+        )
+        for n in region.edge_nodes
+    ]
+    return fleet.model_copy(
+        update={"regions": {**fleet.regions, "beijing": region.model_copy(update={"edge_nodes": nodes})}}
+    )
+
+
+@pytest.fixture(scope="session")
+def loopback_fleet(example_fleet: Fleet, sshd: SshServer, closed_port: int) -> Fleet:
+    """beijing: bj-edge-01 (server) and bj-edge-03 at the test sshd; bj-edge-02 refuses SSH."""
+    return _reach(example_fleet, sshd, {"bj-edge-01": sshd.port, "bj-edge-02": closed_port, "bj-edge-03": sshd.port})
+
+
+def ssh_env(ssh: SshServer) -> dict[str, str]:
+    """What an operator's shell has: the join token, and ssh trusting the (temporary) host key."""
+    return {
+        "K3S_TOKEN": "bootstrap-test-token-0123456789",
+        "ANSIBLE_SSH_COMMON_ARGS": ssh.ssh_args(),
+        "ANSIBLE_PYTHON_INTERPRETER": ssh.python,
+    }
+
+
+@pytest.fixture
+def ansible_env(monkeypatch: pytest.MonkeyPatch, sshd: SshServer) -> None:
+    for key, value in ssh_env(sshd).items():
+        monkeypatch.setenv(key, value)
+
+
+def write_fleet(fleet: Fleet, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(fleet.model_dump(mode="json", by_alias=True), sort_keys=False), encoding="utf-8")
+    return path

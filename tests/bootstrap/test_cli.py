@@ -1,0 +1,89 @@
+"""`xzctl bootstrap`: exit codes, JSON for CI, the per-node summary table."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from tests.bootstrap.conftest import write_fleet
+from xzctl.bootstrap import BootstrapResult, HostSummary, Playbook
+from xzctl.cli import run
+from xzctl.cli.bootstrap import _summary_table
+from xzctl.spec import Fleet, bundled_example_path
+
+GOLDEN = Path(__file__).parent / "golden"
+SAMPLES = Path(__file__).resolve().parents[2] / "ansible" / "inventory"
+
+
+def test_inventory_command_prints_the_sample_inventory(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["bootstrap", "inventory", "shanghai", "--fleet", str(bundled_example_path())]) == 0
+    assert capsys.readouterr().out == (SAMPLES / "shanghai.yml").read_text(encoding="utf-8")
+
+
+@pytest.mark.ssh
+def test_check_run_reports_every_node_and_exits_1_on_unreachable(
+    loopback_fleet: Fleet, tmp_path: Path, ansible_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet = write_fleet(loopback_fleet, tmp_path / "fleet.yaml")
+    argv = ["bootstrap", "region", "beijing", "--fleet", str(fleet), "--check", "-o", "json"]
+    argv += ["--limit", "bj-edge-01", "--limit", "bj-edge-02", "-e", "xzctl_manage_services=false"]
+    code = run(argv)
+    out, err = capsys.readouterr()
+    assert code == 1
+    data = json.loads(out)
+    assert (data["region"], data["playbook"], data["check"], data["succeeded"]) == ("beijing", "site", True, False)
+    assert [(h["host"], h["status"]) for h in data["hosts"]] == [
+        ("bj-edge-01", "changed"),
+        ("bj-edge-02", "unreachable"),
+    ]
+    assert data["hosts"][0]["failed"] == 0
+    assert "xzctl: error: site.yml on region beijing: bj-edge-02 unreachable" in err
+    # progress in CI logs (no terminal): one line per change or failure, per host
+    assert "bj-edge-01: changed: Write the K3s configuration" in err
+    assert "bj-edge-02: unreachable: Gathering Facts" in err
+
+
+def test_ansible_missing_exits_4(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("K3S_TOKEN", "bootstrap-test-token-0123456789")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert run(["bootstrap", "region", "beijing", "--fleet", str(bundled_example_path())]) == 4
+    assert "xzctl: error: ansible-playbook is not installed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-e", "novalue"], "--extra-var 'novalue' is not KEY=VALUE"),
+        (["--limit", "sh-edge-01"], "no edge node 'sh-edge-01' in region 'beijing'"),
+        (["--playbook", "destroy"], "Invalid value for '--playbook'"),
+    ],
+)
+def test_bad_input_exits_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["bootstrap", "region", "beijing", "--fleet", str(bundled_example_path()), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_summary_table_golden() -> None:
+    result = BootstrapResult(
+        "beijing",
+        Playbook.SITE,
+        False,
+        [
+            HostSummary("bj-edge-01", ok=31, changed=14, skipped=9),
+            HostSummary("bj-edge-02", unreachable=1, message="Failed to connect to the host via ssh: Connection refused"),
+            HostSummary("bj-edge-03", ok=20, changed=2, failed=1, skipped=3, message="no K3s join token"),
+        ],
+    )
+    console = Console(width=140, record=True, color_system=None, force_terminal=False)
+    _summary_table(result, console)
+    text = console.export_text()
+    golden = GOLDEN / "summary.txt"
+    if os.environ.get("XZCTL_UPDATE_GOLDEN"):
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")

@@ -1,0 +1,127 @@
+"""bootstrap_region over SSH: per-host summary, an unreachable node beside good ones, fail-closed input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.ansible.sshd import SshServer
+from tests.bootstrap.conftest import ssh_env
+from xzctl.bootstrap import BootstrapResult, HostStatus, Playbook, TaskEvent, bootstrap_region
+from xzctl.errors import BadInputError, ExternalToolError
+from xzctl.spec import Fleet
+from xzctl.spec.models import SecretRef
+
+FILES_ONLY = {"xzctl_manage_system": False, "xzctl_manage_services": False}
+
+
+def per_host_root(root: Path) -> dict[str, object]:
+    # Both reachable nodes are this machine: give each its own root.
+    return FILES_ONLY | {"xzctl_root": f"{root}/{{{{ inventory_hostname }}}}"}
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bootstrap-roots")
+
+
+@pytest.fixture(scope="module")
+def site_run(loopback_fleet: Fleet, sshd: SshServer, roots: Path) -> tuple[BootstrapResult, list[TaskEvent]]:
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in ssh_env(sshd).items():
+            mp.setenv(key, value)
+        events: list[TaskEvent] = []
+        result = bootstrap_region(loopback_fleet, "beijing", extravars=per_host_root(roots), on_event=events.append)
+    return result, events
+
+
+@pytest.mark.ssh
+def test_unreachable_node_does_not_hide_the_others(site_run: tuple[BootstrapResult, list[TaskEvent]]) -> None:
+    result, _ = site_run
+    by_host = {h.host: h for h in result.hosts}
+    assert list(by_host) == ["bj-edge-01", "bj-edge-02", "bj-edge-03"]
+    assert by_host["bj-edge-02"].status is HostStatus.UNREACHABLE
+    assert by_host["bj-edge-02"].unreachable == 1
+    assert "Connection refused" in by_host["bj-edge-02"].message
+    for good in ("bj-edge-01", "bj-edge-03"):
+        assert by_host[good].status is HostStatus.CHANGED
+        assert by_host[good].failed == 0
+        assert by_host[good].changed > 5
+    assert not result.succeeded
+    assert result.to_json()["hosts"][1] == {
+        "host": "bj-edge-02",
+        "ok": 0,
+        "changed": 0,
+        "failed": 0,
+        "unreachable": 1,
+        "skipped": 0,
+        "message": by_host["bj-edge-02"].message,
+        "status": "unreachable",
+    }
+
+
+@pytest.mark.ssh
+def test_progress_events_per_host(site_run: tuple[BootstrapResult, list[TaskEvent]], roots: Path) -> None:
+    _, events = site_run
+    assert {e.host for e in events} == {"bj-edge-01", "bj-edge-02", "bj-edge-03"}
+    assert [e.status for e in events if e.host == "bj-edge-02"] == ["unreachable"]
+    server_tasks = [e.task for e in events if e.host == "bj-edge-01" and e.status == "changed"]
+    assert "Deploy the NVIDIA device plugin with GPU time-slicing" in server_tasks
+    assert (roots / "bj-edge-03" / "etc/rancher/k3s/config.yaml").is_file()
+
+
+@pytest.mark.ssh
+def test_limit_runs_one_node_and_second_run_is_idempotent(
+    site_run: tuple[BootstrapResult, list[TaskEvent]], loopback_fleet: Fleet, roots: Path, ansible_env: None
+) -> None:
+    result = bootstrap_region(loopback_fleet, "beijing", limit=["bj-edge-03"], extravars=per_host_root(roots))
+    assert [(h.host, h.status, h.changed) for h in result.hosts] == [("bj-edge-03", HostStatus.OK, 0)]
+    assert result.succeeded
+
+
+def test_missing_token_stops_before_anything_runs(
+    loopback_fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("K3S_TOKEN", raising=False)
+    with pytest.raises(BadInputError) as exc:
+        bootstrap_region(loopback_fleet, "beijing", extravars={"xzctl_root": str(tmp_path)})
+    assert exc.value.one_line() == "the K3s join token is not set: $K3S_TOKEN is empty (export K3S_TOKEN=...)"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_token_must_come_from_the_environment(example_fleet: Fleet) -> None:
+    fleet = example_fleet.model_copy(
+        update={"secrets": example_fleet.secrets.model_copy(update={"k3s_join_token": SecretRef(pulumi_secret="k3s")})}
+    )
+    with pytest.raises(BadInputError, match="pulumi-secret:k3s"):
+        bootstrap_region(fleet, "beijing")
+
+
+def test_reset_needs_no_token_but_unknown_nodes_are_refused(
+    example_fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("K3S_TOKEN", raising=False)
+    with pytest.raises(BadInputError, match="no edge node 'bj-edge-7'"):
+        bootstrap_region(example_fleet, "beijing", playbook=Playbook.RESET, limit=["bj-edge-7"])
+
+
+def test_missing_ansible_playbook_is_an_external_tool_error(
+    example_fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("K3S_TOKEN", "bootstrap-test-token-0123456789")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ExternalToolError) as exc:
+        bootstrap_region(example_fleet, "beijing")
+    assert exc.value.exit_code == 4
+    assert exc.value.one_line() == "ansible-playbook is not installed (pip install 'xzctl[ansible]')"
+
+
+@pytest.mark.ssh
+def test_a_playbook_that_does_not_parse_is_an_external_tool_error(
+    loopback_fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ansible_env: None
+) -> None:
+    (tmp_path / "site.yml").write_text("- hosts: all\n  tasks:\n    - no_such_module_xyz: {}\n", encoding="utf-8")
+    monkeypatch.setenv("XZCTL_ANSIBLE_DIR", str(tmp_path))
+    with pytest.raises(ExternalToolError, match=r"ansible-playbook site.yml failed \(rc [1-9]"):
+        bootstrap_region(loopback_fleet, "beijing")

@@ -1,0 +1,107 @@
+"""`xzctl capacity report` and `xzctl check ...` end to end: documents on stdout, verdicts as exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.checks.scenarios import ALL_95, pinned_sandbox, relaxed_fleet
+from tests.prom.bare import free_port
+from xzctl.cli import run
+from xzctl.sandbox import SimulatorClient
+
+pytestmark = pytest.mark.prometheus
+
+
+def xzctl(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = run(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_exit_codes_follow_the_verdicts(sandbox_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, _ = relaxed_fleet(tmp_path)
+    box = pinned_sandbox(sandbox_factory, ALL_95, path)
+    # The sandbox's Prometheus is the default: found through the state dir, no --prometheus.
+    common = ["--fleet", str(path), "--state-dir", str(box.state_dir), "--window", "5s"]
+
+    # Every node at 142/150 devices: headroom 8 is a warning, and a warning exits 0.
+    code, out, err = xzctl(capsys, "capacity", "report", *common, "-o", "json")
+    report = json.loads(out)
+    assert code == 0, err
+    assert report["status"] == "warn" and report["queries"] == 12
+    assert report["prometheus"] == box.prometheus_url
+    assert report["fleet"]["devices"] == 994 and report["fleet"]["headroom"] == 56
+    assert {n["name"]: n["headroom"] for n in report["nodes"]}["gz-edge-02"] == 8
+
+    # Losing any node leaves devices without service: crit, exit 1, with the reason on stderr.
+    code, out, err = xzctl(capsys, "check", "failover", *common, "-o", "yaml")
+    failover = yaml.safe_load(out)
+    assert code == 1
+    assert failover["status"] == "crit"
+    lost = next(f for f in failover["failures"] if f["lost"] == "sh-edge-01")
+    # sh-edge-01's 142: sh-edge-02 takes 8, the 5 nodes of the other regions 8 each: 48 placed, 94 dropped.
+    assert (lost["placed_same_region"], lost["placed_other_regions"], lost["unserved"]) == (8, 40, 94)
+    assert "xzctl: error: failover crit" in err
+
+    # check all: one JSON document with the three verdicts; the worst one sets the exit code.
+    code, out, _ = xzctl(capsys, "check", "all", *common)
+    document = json.loads(out)
+    assert code == 1
+    assert set(document["checks"]) == {"capacity", "failover", "cost"}
+    assert document["status"] == "crit" and document["checks"]["cost"]["active_devices"] == 994
+
+    # A node goes down: its verdict is unknown (exit 3), never ok.
+    SimulatorClient(box.simulator_url).control({"action": "node_down", "node": "gz-edge-01"})
+    for _ in range(40):
+        code, out, err = xzctl(capsys, "capacity", "report", *common, "-o", "json")
+        if code != 0:
+            break
+    gz = next(n for n in json.loads(out)["nodes"] if n["name"] == "gz-edge-01")
+    assert code == 3, err
+    assert gz["status"] == "unknown" and "up == 0" in gz["reasons"][0]
+
+
+def test_cost_passes_and_table_renders(sandbox_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    box = pinned_sandbox(sandbox_factory, ALL_95)
+    code, out, err = xzctl(capsys, "check", "cost", "--prometheus", box.prometheus_url, "--scrape-interval", "1")
+    assert code == 0, err
+    # 173,888.89 a month over 994 devices; payback 1,610,000 / (2,982,000 - 1,550,000).
+    assert "cost ok (CNY)" in out
+    assert "174.94" in out and "1.12" in out
+
+
+def test_drill_from_the_cli(sandbox_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    box = pinned_sandbox(sandbox_factory, {"beijing": 0.5, "shanghai": 0.5, "guangzhou": 0.5})
+    code, out, _ = xzctl(
+        capsys, "check", "failover", "--drill", "sh-edge-02", "--state-dir", str(box.state_dir), "--window", "5s",
+        "-o", "json",
+    )  # fmt: skip
+    data = json.loads(out)
+    drill = data["drill"]
+    assert drill["node"] == "sh-edge-02" and drill["lost_devices"] == 75
+    assert drill["status"] == "ok" and drill["seconds"] <= 30, drill
+    assert drill["kpi_seconds"] == 30
+    assert code == {"ok": 0, "warn": 0, "crit": 1, "unknown": 3}[data["status"]]
+    assert SimulatorClient(box.simulator_url).state()["nodes"]["sh-edge-02"]["up"] is True
+
+
+def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    code, _, err = xzctl(capsys, "capacity", "report", "--prometheus", url, "--window", "five minutes")
+    assert code == 2 and "--window 'five minutes' is not a duration" in err
+    code, _, err = xzctl(capsys, "check", "all", "--prometheus", url, "--header", "no-colon")
+    assert code == 2 and "is not 'Name: value'" in err
+    code, _, err = xzctl(capsys, "check", "cost", "--prometheus", "localhost:9090")
+    assert code == 2 and "not an http(s) URL" in err
+
+
+def test_unreachable_prometheus_exits_3(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    code, out, err = xzctl(capsys, "check", "all", "--prometheus", url, "--retries", "0", "--state-dir", str(tmp_path))
+    assert code == 3
+    assert out == ""  # no half document
+    assert f"cannot reach Prometheus at {url}" in err

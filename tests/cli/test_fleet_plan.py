@@ -1,0 +1,84 @@
+"""`xzctl fleet plan` through the CLI entry point."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from rich.console import Console
+
+from tests.render._golden import assert_golden
+from xzctl.cli import run
+from xzctl.cli.fleet import _plan_table
+from xzctl.plan import build_plan
+from xzctl.spec import Fleet, bundled_example_path
+
+
+def test_table_shows_verdicts_and_the_seed_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["fleet", "plan", "--fleet", str(bundled_example_path())]) == 0
+    out = capsys.readouterr().out
+    for text in (
+        "N+1: each region (and the fleet) loses its largest edge node",
+        "lose bj-edge-01",
+        "100 devices left without an edge node",
+        "56 / 32",
+        "¥1,450,000",
+        "1.1 y / 2.0 y",
+        "xiaozhi-1000: 5 fail, 4 warn, 15 ok",
+    ):
+        assert text in out, text
+
+
+def test_json_and_yaml_carry_the_same_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["fleet", "plan", "-o", "json"]) == 0
+    as_json = json.loads(capsys.readouterr().out)
+    assert run(["fleet", "plan", "-o", "yaml"]) == 0
+    as_yaml = yaml.safe_load(capsys.readouterr().out)
+    assert as_json == as_yaml
+    failing = {(r["section"], r["subject"]) for r in as_json["rows"] if r["verdict"] == "fail"}
+    assert failing == {
+        ("n+1", "beijing"),
+        ("n+1", "shanghai"),
+        ("n+1", "guangzhou"),
+        ("n+1", "fleet"),
+        ("cloud-gpu", "cloud"),
+    }
+
+
+def test_check_exits_1_when_a_row_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["fleet", "plan", "--check", "-o", "json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["summary"]["fail"] == 5  # the report is still printed for the CI log
+    assert captured.err.strip().startswith("xzctl: error: plan has 5 failing row(s): n+1 beijing")
+
+
+def test_check_exits_0_when_the_plan_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = yaml.safe_load(bundled_example_path().read_text(encoding="utf-8"))
+    doc["cloud"]["llm_models"][1]["replicas"] = 0  # 32 GPUs for qwen-72b only: fits 4 x 8
+    for region in doc["regions"].values():
+        for node in region["edge_nodes"]:
+            node["devices"] = 60  # every region keeps all devices after losing a node
+    doc["kpis"]["throughput"]["concurrent_devices"] = 420
+    doc["cost"]["revenue_per_device_year"] = 10_000  # fewer devices must still pay for the hardware
+    doc["cost"]["thresholds"]["max_cost_per_device_month"] = 500
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert run(["fleet", "plan", "--check", "--fleet", str(spec), "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["fail"] == 0
+
+
+def test_invalid_spec_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text("apiVersion: [\n", encoding="utf-8")
+    assert run(["fleet", "plan", "--fleet", str(spec)]) == 2
+    err = capsys.readouterr().err
+    assert f"xzctl: error: {spec}:" in err and "YAML syntax error" in err
+
+
+def test_table_matches_golden_at_80_columns(example_fleet: Fleet) -> None:
+    buffer = io.StringIO()
+    _plan_table(build_plan(example_fleet), Console(file=buffer, width=80, color_system=None, highlight=False))
+    assert_golden(Path(__file__).parent / "golden" / "fleet-plan-table.txt", buffer.getvalue())

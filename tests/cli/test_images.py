@@ -1,0 +1,56 @@
+"""`xzctl images list|show|verify` as an operator and a CI job run them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.render._golden import assert_golden
+from xzctl.cli import run
+from xzctl.spec import bundled_example_path
+
+GOLDEN = Path(__file__).parent / "golden"
+UPSTREAM = "ghcr.io/xinnan-tech/xiaozhi-esp32-server:server_latest"
+CATALOG_SERVER = "registry.xiaozhi.example/inference/xiaozhi-server:0.9.6"
+
+
+def test_list_json_matches_golden(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["images", "list", "-o", "json"]) == 0
+    out = capsys.readouterr().out
+    assert [row["name"] for row in json.loads(out)] == ["asr", "edge-coordinator", "tts", "vad", "xiaozhi-server"]
+    assert_golden(GOLDEN / "images-list.json", out)
+
+
+def test_show_lists_releases_with_pinned_references(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["images", "show", "asr", "-o", "yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "chunk_samples: 1600" in out and "overlap_samples: 320" in out
+    assert "reference: registry.xiaozhi.example/inference/asr:1.2.0@sha256:" in out
+    assert "yanked: WER regression" in out
+
+
+def test_show_unknown_image_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["images", "show", "whisper"]) == 2
+    assert "no image 'whisper' in the catalog" in capsys.readouterr().err
+
+
+def test_verify_fails_on_the_example_and_names_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["images", "verify", "--fleet", str(bundled_example_path()), "-o", "json"]) == 1
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["valid"] is False
+    errors = [i for i in data["images"] if i["status"] == "error"]
+    assert [e["service"] for e in errors] == ["xiaozhi_server"]
+    assert "regions.beijing.edge_nodes[0].services.xiaozhi_server.image" in captured.err
+    assert f"use {CATALOG_SERVER}@sha256:" in captured.err
+
+
+def test_verify_passes_once_the_spec_uses_the_catalog_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(bundled_example_path().read_text().replace(UPSTREAM, CATALOG_SERVER))
+    assert run(["images", "verify", "--fleet", str(fleet), "-o", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["valid"] is True
+    assert {i["status"] for i in data["images"]} == {"ok", "external"}

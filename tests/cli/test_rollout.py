@@ -1,0 +1,131 @@
+"""`xzctl rollout ...` as a process: kill -9 between steps, then resume or abort; locks; exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.rollout._live import NEW_ASR, OLD_ASR, asr_images, wait_all_up
+from xzctl.cli import run
+from xzctl.rollout.state import StateStore
+from xzctl.sandbox import SandboxInfo, SimulatorClient
+
+pytestmark = pytest.mark.prometheus
+Factory = Callable[..., SandboxInfo]
+REPO = Path(__file__).resolve().parents[2]
+NEW_TTS = "registry.xiaozhi.example/inference/tts:1.1.0"
+
+
+def _cli_env(box: SandboxInfo) -> dict[str, str]:
+    return {**os.environ, "XZCTL_STATE_DIR": str(box.state_dir)}
+
+
+def _start_and_kill_between_steps(box: SandboxInfo) -> str:
+    """Run a rollout in a subprocess, kill -9 it once step 1 passed; return the rollout id."""
+    store = StateStore(box.state_dir)
+    argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", NEW_ASR, "--interval", "1s", "--checks", "2"]
+    proc = subprocess.Popen(argv, cwd=REPO, env=_cli_env(box), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        rollout_id = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            states = store.all()
+            if states and states[0].steps[0].status == "passed":
+                rollout_id = states[0].id
+                break
+            time.sleep(0.2)
+        assert rollout_id is not None, "the rollout never passed its first step"
+        # a second rollout on the same region is refused while this one runs
+        assert run(["rollout", "canary", "tts", NEW_TTS, "--state-dir", str(box.state_dir)]) == 5
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    return rollout_id
+
+
+def test_kill_between_steps_then_resume_finishes(sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]) -> None:
+    box = sandbox_factory()
+    wait_all_up(box)
+    rollout_id = _start_and_kill_between_steps(box)
+    capsys.readouterr()
+    assert run(["rollout", "status", rollout_id, "--state-dir", str(box.state_dir), "-o", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["interrupted"] is True and status["phase"] == "progressing"
+    # the dead rollout still owns its regions: a new one must not trample its half-changed pins
+    assert run(["rollout", "canary", "tts", NEW_TTS, "--state-dir", str(box.state_dir)]) == 5
+    assert "was interrupted" in capsys.readouterr().err
+    assert run(["rollout", "resume", rollout_id, "--state-dir", str(box.state_dir), "-o", "json"]) == 0
+    final = json.loads(capsys.readouterr().out)
+    assert final["phase"] == "promoted"
+    assert [s["status"] for s in final["steps"]] == ["passed"] * 4
+    assert all(pin == {"stable": NEW_ASR, "canary": None} for pin in asr_images(box).values())
+
+
+def test_kill_between_steps_then_abort_restores_stable_everywhere(
+    sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    box = sandbox_factory()
+    wait_all_up(box)
+    rollout_id = _start_and_kill_between_steps(box)
+    assert any(pin["canary"] == NEW_ASR for pin in asr_images(box).values())
+    capsys.readouterr()
+    assert run(["rollout", "abort", "--state-dir", str(box.state_dir), "-o", "json"]) == 0
+    final = json.loads(capsys.readouterr().out)
+    assert (final["id"], final["phase"], final["cause"]) == (rollout_id, "aborted", "operator")
+    assert all(pin == {"stable": OLD_ASR, "canary": None} for pin in asr_images(box).values())
+    assert run(["rollout", "resume", rollout_id, "--state-dir", str(box.state_dir)]) == 2  # already finished
+
+
+def test_regressed_canary_exits_1_and_json_names_the_failure(
+    sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    box = sandbox_factory()
+    wait_all_up(box)
+    SimulatorClient(box.simulator_url).control({"action": "image_profile", "image": NEW_ASR, "error_rate": 0.05})
+    argv = ["rollout", "canary", "asr", NEW_ASR, "--interval", "1s", "--checks", "2", "-o", "json"]
+    assert run([*argv, "--state-dir", str(box.state_dir)]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["phase"] == "rolled_back" and data["analysis"][-1]["result"] == "failure"
+
+
+def test_abort_of_a_running_rollout_is_done_by_its_own_process(
+    sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    box = sandbox_factory()
+    wait_all_up(box)
+    store = StateStore(box.state_dir)
+    argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", NEW_ASR, "--interval", "1s", "--checks", "50"]
+    with subprocess.Popen(argv, cwd=REPO, env=_cli_env(box), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (store.all() and store.all()[0].steps[0].status == "analyzing"):
+                time.sleep(0.2)
+            assert run(["rollout", "abort", "--state-dir", str(box.state_dir), "-o", "json"]) == 0
+            assert proc.wait(timeout=60) == 1  # the rollout process reports it did not promote
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    final = json.loads(capsys.readouterr().out)
+    assert final["phase"] == "aborted" and final["cause"] == "operator"
+    assert all(pin == {"stable": OLD_ASR, "canary": None} for pin in asr_images(box).values())
+
+
+def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state_dir = str(tmp_path / "state")
+    yanked = "registry.xiaozhi.example/inference/asr:0.9.0"
+    assert run(["rollout", "canary", "asr", yanked, "--deployer", "sandbox", "--state-dir", state_dir]) == 2
+    assert "no sandbox runs" in capsys.readouterr().err
+    argv = ["rollout", "canary", "asr", yanked, "--deployer", "pulumi"]
+    assert run([*argv, "--state-dir", state_dir, "--prometheus", "http://127.0.0.1:9"]) == 2
+    assert "was yanked" in capsys.readouterr().err
+    assert run(["rollout", "canary", "asr", NEW_ASR, "--interval", "soon", "--state-dir", state_dir]) == 2
+    assert not (tmp_path / "state" / "rollouts").exists()

@@ -1,0 +1,142 @@
+"""The image catalog shipped in inference_images/: its files, the lock, and reference resolution."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xzctl.errors import BadInputError, NotFoundError
+from xzctl.images import Catalog, ImageRef, check_reference, load_catalog, verify_fleet
+from xzctl.spec import Fleet
+
+ROOT = Path(__file__).resolve().parents[2] / "inference_images"
+ASR = "registry.xiaozhi.example/inference/asr"
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(ROOT)
+
+
+def test_catalog_has_the_five_edge_images_with_their_models(catalog: Catalog) -> None:
+    assert sorted(catalog.images) == ["asr", "edge-coordinator", "tts", "vad", "xiaozhi-server"]
+    asr = catalog.get("asr").info
+    assert (asr.model.name, asr.model.precision, asr.batch_size) == ("sensevoice-small-fp16", "fp16", 8)
+    assert asr.streaming is not None
+    assert (asr.streaming.chunk_samples, asr.streaming.overlap_samples) == (1600, 320)
+    vad = catalog.get("vad").info
+    assert (vad.model.format, vad.model.precision, vad.resources.gpu) == ("onnx", "int8", 0)
+    assert "fallback" in catalog.get("tts").info.description
+    assert "warm" in asr.readiness.condition
+
+
+@pytest.mark.parametrize("name", ["vad", "asr", "tts", "xiaozhi-server", "edge-coordinator"])
+def test_dockerfiles_are_pinned_non_root_and_health_checked(name: str) -> None:
+    text = (ROOT / name / "Dockerfile").read_text()
+    base = re.search(r"^FROM (\S+)", text, re.M)
+    assert base is not None
+    assert ":" in base.group(1) and not base.group(1).endswith((":latest", ":server_latest"))
+    user = re.findall(r"^USER (\S+)", text, re.M)
+    assert user and user[-1] not in ("root", "0", "0:0")
+    assert re.search(r"^HEALTHCHECK .*", text, re.M)
+
+
+def test_every_release_is_pinned_by_a_well_formed_digest(catalog: Catalog) -> None:
+    releases = [r for image in catalog.images.values() for r in image.releases]
+    assert len(releases) >= 5
+    assert all(re.fullmatch(r"sha256:[a-f0-9]{64}", r.digest) for r in releases)
+    assert len({r.digest for r in releases}) == len(releases)
+
+
+def test_resolve_accepts_tag_digest_and_both(catalog: Catalog) -> None:
+    image = catalog.get("asr")
+    release = image.release("1.2.0")
+    assert release is not None
+    assert catalog.resolve(f"{ASR}:1.2.0")[1] == release
+    assert catalog.resolve(f"{ASR}@{release.digest}")[1] == release
+    assert catalog.resolve(image.pinned(release))[1] == release
+
+
+@pytest.mark.parametrize(
+    ("ref", "needle"),
+    [
+        (f"{ASR}:0.9.0", "yanked: WER regression"),
+        (f"{ASR}:3.0.0", "not a released version"),
+        (f"{ASR}:1.2.0@sha256:{'0' * 64}", "does not match the lock"),
+        (f"{ASR}:1.2.0@sha256:abc", "not sha256:<64 hex digits>"),
+        ("docker.io/someone/asr:1.2.0", "not a catalog image"),
+    ],
+)
+def test_resolve_refuses_with_the_reason(catalog: Catalog, ref: str, needle: str) -> None:
+    with pytest.raises(BadInputError) as info:
+        catalog.resolve(ref)
+    assert needle in info.value.message
+
+
+def test_yanked_version_hint_names_the_newest_release(catalog: Catalog) -> None:
+    with pytest.raises(BadInputError) as info:
+        catalog.resolve(f"{ASR}:0.9.0")
+    assert info.value.hint is not None and f"{ASR}:1.2.0@sha256:" in info.value.hint
+
+
+def test_image_ref_parses_registry_ports() -> None:
+    ref = ImageRef.parse("registry.local:5000/inference/asr:1.2.0")
+    assert (ref.repository, ref.tag, ref.digest) == ("registry.local:5000/inference/asr", "1.2.0", None)
+    assert ImageRef.parse("redis").tag is None
+
+
+def test_production_requires_digests_and_matching_models(catalog: Catalog) -> None:
+    with pytest.raises(BadInputError, match="not pinned by digest"):
+        check_reference(catalog, f"{ASR}:1.2.0", "asr", production=True)
+    pinned = catalog.get("asr").pinned(catalog.get("asr").release("1.2.0"))
+    assert "asr 1.2.0" in check_reference(catalog, pinned, "asr", production=True, model="sensevoice-small-fp16")
+    with pytest.raises(BadInputError, match="serves 'sensevoice-small-fp16'"):
+        check_reference(catalog, pinned, "asr", production=True, model="sensevoice-large")
+    with pytest.raises(BadInputError, match="is the asr image, not a tts image"):
+        check_reference(catalog, pinned, "tts", production=False)
+
+
+def test_verify_bundled_example_flags_the_upstream_latest_tag(catalog: Catalog, example_fleet: Fleet) -> None:
+    report = verify_fleet(example_fleet, catalog)
+    by_service = {f.service: f for f in report.findings}
+    server = by_service["xiaozhi_server"]
+    assert server.status == "error" and "server_latest" in server.image
+    assert "registry.xiaozhi.example/inference/xiaozhi-server:0.9.6@sha256:" in server.fix
+    assert len(server.places) == len(example_fleet.edge_nodes())
+    assert by_service["asr"].status == "ok" and by_service["cache"].status == "external"
+    assert [f.service for f in report.errors] == ["xiaozhi_server"]
+
+
+def _copy_catalog(tmp_path: Path) -> Path:
+    target = tmp_path / "catalog"
+    shutil.copytree(ROOT, target)
+    return target
+
+
+def test_a_lock_pinning_an_unknown_image_is_refused(tmp_path: Path) -> None:
+    root = _copy_catalog(tmp_path)
+    lock = yaml.safe_load((root / "catalog.lock.yaml").read_text())
+    lock["images"]["ghost"] = lock["images"]["vad"]
+    (root / "catalog.lock.yaml").write_text(yaml.safe_dump(lock))
+    with pytest.raises(BadInputError, match="lock pins ghost but no such image folder"):
+        load_catalog(root)
+
+
+def test_an_image_yaml_with_a_missing_field_names_the_file(tmp_path: Path) -> None:
+    root = _copy_catalog(tmp_path)
+    meta = yaml.safe_load((root / "tts" / "image.yaml").read_text())
+    del meta["readiness"]
+    (root / "tts" / "image.yaml").write_text(yaml.safe_dump(meta))
+    with pytest.raises(BadInputError) as info:
+        load_catalog(root)
+    assert "tts/image.yaml: readiness" in info.value.message
+
+
+def test_unknown_image_name_lists_the_known_ones(catalog: Catalog) -> None:
+    with pytest.raises(NotFoundError) as info:
+        catalog.get("whisper")
+    assert info.value.hint is not None and "asr" in info.value.hint

@@ -1,0 +1,210 @@
+"""The edge region builder: content of the objects, canaries, production rules, secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.manifests.helpers import find, variant
+from xzctl.errors import BadInputError, NotFoundError
+from xzctl.manifests.edge import edge_region_units
+from xzctl.manifests.pins import ServicePin, spec_pins
+from xzctl.provision.objects import region_inputs, target_objects
+from xzctl.render.node import SERVICE_PORTS
+from xzctl.spec import Fleet
+
+Obj = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def beijing(example_fleet: Fleet) -> list[Obj]:
+    return target_objects(example_fleet, "beijing").objects()
+
+
+def test_units_of_a_region(example_fleet: Fleet) -> None:
+    units = target_objects(example_fleet, "beijing").units
+    assert [(u.kind, u.name) for u in units] == [
+        ("RegionBase", "beijing"),
+        ("GpuSharing", "beijing"),
+        ("EdgeNode", "bj-edge-01"),
+        ("EdgeCache", "bj-edge-01"),
+        ("EdgeNode", "bj-edge-02"),
+        ("EdgeCache", "bj-edge-02"),
+        ("EdgeNode", "bj-edge-03"),
+        ("EdgeCache", "bj-edge-03"),
+        ("NetworkPolicies", "beijing"),
+        ("RegionMonitoring", "beijing"),
+    ]
+
+
+def test_xiaozhi_server_matches_upstream_deployment_facts(beijing: list[Obj], example_fleet: Fleet) -> None:
+    server = find(beijing, "Deployment", "bj-edge-01-xiaozhi-server")
+    pod = server["spec"]["template"]["spec"]
+    main = pod["containers"][0]
+    assert main["image"] == "ghcr.io/xinnan-tech/xiaozhi-esp32-server:server_latest"
+    assert [(p["name"], p["containerPort"]) for p in main["ports"]] == [("ws", 8000), ("http", 8003)]
+    assert main["readinessProbe"]["httpGet"] == {"path": "/", "port": "ws"}
+    mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
+    model = mounts["/opt/xiaozhi-esp32-server/models/SenseVoiceSmall/model.pt"]
+    assert model["readOnly"] and model["subPath"] == "SenseVoiceSmall/model.pt"
+    assert "/opt/xiaozhi-esp32-server/data" in mounts
+    fill = pod["initContainers"][0]
+    assert fill["command"][:2] == ["python3", "-c"]
+    assert fill["command"][-2:] == ["/config/server.config.yaml", "/opt/xiaozhi-esp32-server/data/.config.yaml"]
+    config = find(beijing, "ConfigMap", "bj-edge-01-config")["data"]
+    rendered = region_inputs(example_fleet, "beijing").node_files["bj-edge-01"]
+    assert (config["node.yaml"], config["server.config.yaml"]) == rendered
+    assert "你的${XIAOZHI_AUTH_KEY}" in config["server.config.yaml"]  # a placeholder, never the key
+
+
+def test_services_listen_where_the_rendered_configs_point(beijing: list[Obj]) -> None:
+    for service in ("vad", "asr", "tts", "llm"):
+        svc = find(beijing, "Service", f"bj-edge-02-{service}")
+        assert svc["spec"]["ports"][0]["port"] == SERVICE_PORTS[service]
+        assert svc["spec"]["selector"] == {"xiaozhi.io/edge-node": "bj-edge-02", "xiaozhi.io/service": service}
+    cache = find(beijing, "Service", "bj-edge-02-cache")
+    assert cache["spec"]["ports"][0]["port"] == SERVICE_PORTS["cache"]
+    coordinator = find(beijing, "Service", "bj-edge-02-coordinator")
+    assert [p["port"] for p in coordinator["spec"]["ports"]] == [SERVICE_PORTS["coordinator"], 9090]
+    assert coordinator["metadata"]["labels"]["xiaozhi.io/job"] == "xiaozhi-edge"
+
+
+def test_redis_cache_follows_the_spec(beijing: list[Obj]) -> None:
+    sts = find(beijing, "StatefulSet", "bj-edge-03-cache")
+    main = sts["spec"]["template"]["spec"]["containers"][0]
+    assert main["resources"]["limits"]["memory"] == "16Gi"
+    args = main["args"]
+    assert args[args.index("--maxmemory") + 1] == str(int(16 * 2**30 * 0.85))
+    assert args[args.index("--appendonly") + 1] == "yes"
+    assert "$(REDIS_PASSWORD)" in args
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "50Gi"
+
+
+def test_secrets_carry_no_data_and_say_how_to_create_them(beijing: list[Obj]) -> None:
+    secrets = [o for o in beijing if o["kind"] == "Secret"]
+    assert {s["metadata"]["name"] for s in secrets} == {"xzctl-auth-key", "xzctl-redis-password"}
+    for s in secrets:
+        assert "data" not in s and "stringData" not in s
+        annotations = s["metadata"]["annotations"]
+        assert annotations["xzctl.io/how-to-create"].startswith(
+            f"kubectl -n xiaozhi create secret generic {s['metadata']['name']}"
+        )
+    auth = find(beijing, "Secret", "xzctl-auth-key")
+    assert auth["metadata"]["annotations"]["xzctl.io/secret-source"] == "env:XIAOZHI_AUTH_KEY#value"
+
+
+def test_network_policies_deny_by_default(beijing: list[Obj]) -> None:
+    policies = {o["metadata"]["name"]: o["spec"] for o in beijing if o["kind"] == "NetworkPolicy"}
+    assert policies["default-deny"] == {
+        "podSelector": {},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [],
+        "egress": [],
+    }
+    to_cache = policies["allow-to-cache"]["ingress"][0]
+    assert to_cache["ports"] == [{"protocol": "TCP", "port": "redis"}]
+    callers = to_cache["from"][0]["podSelector"]["matchExpressions"][0]["values"]
+    assert callers == ["xiaozhi_server", "coordinator"]
+
+
+def test_monitoring_resources(beijing: list[Obj]) -> None:
+    monitor = find(beijing, "ServiceMonitor", "xiaozhi-edge")
+    assert monitor["spec"]["selector"] == {"matchLabels": {"xiaozhi.io/job": "xiaozhi-edge"}}
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert endpoint["port"] == "metrics" and endpoint["interval"] == "10s"
+    assert {r["targetLabel"] for r in endpoint["relabelings"]} == {"region", "node"}
+    rules = find(beijing, "PrometheusRule", "xiaozhi-edge-rules")
+    assert [g["name"] for g in rules["spec"]["groups"]] == ["xiaozhi-edge-nodes", "xiaozhi-slo"]
+
+
+def test_canary_pin_gets_its_own_deployment_and_no_pdb(example_fleet: Fleet) -> None:
+    pins = spec_pins(example_fleet).with_pin(
+        "bj-edge-01",
+        "tts",
+        ServicePin(
+            stable="registry.xiaozhi.example/inference/tts:1.0.0", canary="registry.xiaozhi.example/inference/tts:2.0.0"
+        ),
+    )
+    objs = target_objects(example_fleet, "beijing", pins).objects()
+    canary = find(objs, "Deployment", "bj-edge-01-tts-canary")
+    assert canary["spec"]["replicas"] == 1
+    assert canary["spec"]["template"]["metadata"]["labels"]["track"] == "canary"
+    assert {"name": "XIAOZHI_TRACK", "value": "canary"} in canary["spec"]["template"]["spec"]["containers"][0]["env"]
+    pdb = find(objs, "PodDisruptionBudget", "bj-edge-01-tts")
+    assert pdb["spec"]["selector"]["matchLabels"]["track"] == "stable"
+    assert (
+        len([o for o in objs if o["kind"] == "Deployment"])
+        == len([o for o in target_objects(example_fleet, "beijing").objects() if o["kind"] == "Deployment"]) + 1
+    )
+
+
+def test_pins_missing_a_node_are_refused(example_fleet: Fleet) -> None:
+    pins = spec_pins(example_fleet)
+    del pins.nodes["bj-edge-02"]
+    with pytest.raises(NotFoundError, match="bj-edge-02"):
+        target_objects(example_fleet, "beijing", pins)
+
+
+def test_production_refuses_a_canary_image_without_digest(tmp_path: Path) -> None:
+    digest = "@sha256:" + "a" * 64
+    fleet = variant(
+        tmp_path,
+        (r"environment: staging", "environment: production"),
+        (r"(image: [a-z0-9./-]+(?:-[a-z0-9]+)*)(:[\w.-]+)", rf"\1{digest}"),
+        (r'target: "s3://xiaozhi-backups"', f'target: "s3://xiaozhi-backups", image: "restic/restic{digest}"'),
+    )
+    inputs = region_inputs(fleet, "beijing")
+    objs = [o for u in edge_region_units(fleet, "beijing", inputs) for o in u.objects]
+    images = {
+        c["image"] for o in objs if o["kind"] == "Deployment" for c in o["spec"]["template"]["spec"]["containers"]
+    }
+    assert images and all(i.endswith(digest) for i in images)
+    assert all(
+        c["imagePullPolicy"] == "IfNotPresent"
+        for o in objs
+        if o["kind"] == "Deployment"
+        for c in o["spec"]["template"]["spec"]["containers"]
+    )
+    tagged = spec_pins(fleet).with_pin(
+        "bj-edge-01",
+        "asr",
+        ServicePin(
+            stable=f"registry.xiaozhi.example/inference/asr{digest}",
+            canary="registry.xiaozhi.example/inference/asr:9.9.9",
+        ),
+    )
+    with pytest.raises(BadInputError, match="not pinned by digest"):
+        edge_region_units(fleet, "beijing", inputs, tagged)
+
+
+def test_no_time_slicing_when_gpus_are_not_shared(tmp_path: Path) -> None:
+    fleet = variant(
+        tmp_path,
+        (
+            r"gpu: \{count: 2, model: \"RTX 4090\", memory_gb: 24, time_slicing_replicas: 8\}",
+            "gpu: {count: 16, model: A100, memory_gb: 80}",
+        ),
+    )
+    units = target_objects(fleet, "guangzhou").units
+    assert "GpuSharing" not in [u.kind for u in units]
+    cm = find(target_objects(fleet, "guangzhou").objects(), "ConfigMap", "gz-edge-01-config")
+    assert cm["metadata"]["annotations"]["xiaozhi.io/gpu-count"] == "16"
+
+
+def test_unknown_region_is_refused(example_fleet: Fleet) -> None:
+    with pytest.raises(NotFoundError, match="no region 'chengdu'") as caught:
+        target_objects(example_fleet, "chengdu")
+    assert caught.value.hint == "regions: beijing, guangzhou, shanghai"
+
+
+def test_time_slicing_config_is_the_device_plugin_format(beijing: list[Obj]) -> None:
+    cm = find(beijing, "ConfigMap", "xiaozhi-time-slicing")
+    assert cm["metadata"]["namespace"] == "kube-system"
+    config = yaml.safe_load(cm["data"]["bj-edge-01"])
+    assert config == {
+        "version": "v1",
+        "sharing": {"timeSlicing": {"resources": [{"name": "nvidia.com/gpu", "replicas": 8}]}},
+    }

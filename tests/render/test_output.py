@@ -1,0 +1,99 @@
+"""Writing rendered folders: all or nothing, never outside the folder, never over someone else's files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from xzctl.errors import BadInputError
+from xzctl.render.output import MARKER, write_tree
+
+
+def _tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text(encoding="utf-8") for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_writes_exactly_the_files_and_a_marker(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    written = write_tree(out, {"a/node.yaml": "x: 1\n", "a/data/.config.yaml": "y: 2\n"}, what="test")
+    assert sorted(written) == [out / "a/data/.config.yaml", out / "a/node.yaml"]
+    tree = _tree(out)
+    assert tree.pop(MARKER) and json.loads(_tree(out)[MARKER]) == {
+        "rendered": "test",
+        "files": ["a/data/.config.yaml", "a/node.yaml"],
+    }
+    assert tree == {"a/data/.config.yaml": "y: 2\n", "a/node.yaml": "x: 1\n"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_rerender_replaces_the_folder_and_drops_stale_files(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, {"old-node/node.yaml": "old\n"}, what="test")
+    write_tree(out, {"new-node/node.yaml": "new\n"}, what="test")
+    assert set(_tree(out)) == {MARKER, "new-node/node.yaml"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_an_empty_existing_folder_is_used(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    write_tree(out, {"n/node.yaml": "x\n"}, what="test")
+    assert _tree(out)["n/node.yaml"] == "x\n"
+
+
+def test_a_folder_xzctl_did_not_write_is_never_replaced(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "precious.txt").write_text("keep me\n", encoding="utf-8")
+    with pytest.raises(BadInputError, match="not empty and was not written by xzctl render"):
+        write_tree(home, {"n/node.yaml": "x\n"}, what="test")
+    assert _tree(home) == {"precious.txt": "keep me\n"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
+
+
+@pytest.mark.parametrize(
+    "bad", ["../escape.yaml", "/etc/passwd", "a/../../b", "a//b/..", "a/./b", "", "a\\..\\b", "a b"]
+)
+def test_paths_outside_the_folder_are_refused_before_writing(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(BadInputError, match="not a plain relative path"):
+        write_tree(tmp_path / "out", {"ok/node.yaml": "x\n", bad: "evil\n"}, what="test")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failure_midway_leaves_the_previous_folder_and_no_temporary_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    write_tree(out, {"n/node.yaml": "previous\n"}, what="test")
+    before = _tree(out)
+    real_write = Path.write_text
+    calls = {"n": 0}
+
+    def flaky(self: Path, data: str, *args: object, **kwargs: object) -> int:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(28, "No space left on device")
+        return real_write(self, data, encoding="utf-8")
+
+    monkeypatch.setattr(Path, "write_text", flaky)
+    with pytest.raises(BadInputError, match=r"cannot write .*No space left on device"):
+        write_tree(out, {f"n{i}/node.yaml": "new\n" for i in range(5)}, what="test")
+    monkeypatch.undo()
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_missing_parent_and_file_targets_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(BadInputError, match="does not exist"):
+        write_tree(tmp_path / "no" / "such" / "out", {"n/node.yaml": "x\n"}, what="test")
+    target = tmp_path / "file"
+    target.write_text("x", encoding="utf-8")
+    with pytest.raises(BadInputError, match="is not a folder"):
+        write_tree(target, {"n/node.yaml": "x\n"}, what="test")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path)
+    with pytest.raises(BadInputError, match="is a symlink"):
+        write_tree(link, {"n/node.yaml": "x\n"}, what="test")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "link"]

@@ -1,0 +1,67 @@
+"""Helpers for rollouts against a real sandbox (Prometheus scraping the simulator every second)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.fixtures.sandbox import wait_for_query
+from xzctl.metrics import queries as q
+from xzctl.prom import PrometheusClient
+from xzctl.rollout.analysis import Thresholds
+from xzctl.rollout.deploy import SimulatorDeployer
+from xzctl.rollout.engine import RolloutEngine, Settings, analyzer_for, new_rollout
+from xzctl.rollout.state import RolloutState, StateStore
+from xzctl.sandbox import SandboxInfo, SimulatorClient
+from xzctl.spec import load_fleet
+
+OLD_ASR = "registry.xiaozhi.example/inference/asr:1.0.0"
+NEW_ASR = "registry.xiaozhi.example/inference/asr:1.2.0"
+
+Events = list[tuple[str, dict[str, Any]]]
+
+
+def wait_all_up(box: SandboxInfo, up: int | None = None) -> None:
+    expected = box.nodes if up is None else up
+    wait_for_query(box.prometheus_url, q.node_up(by=()), lambda s: bool(s) and s[0].value == 1.0, 60)
+    wait_for_query(box.prometheus_url, f"count({q.node_up()} == 1)", lambda s: bool(s) and s[0].value == expected, 60)
+
+
+def asr_images(box: SandboxInfo) -> dict[str, dict[str, str | None]]:
+    nodes = SimulatorClient(box.simulator_url).state()["nodes"]
+    return {node: data["images"]["asr"] for node, data in nodes.items()}
+
+
+def make_engine(
+    box: SandboxInfo,
+    image: str = NEW_ASR,
+    *,
+    service: str = "asr",
+    settings: Settings | None = None,
+    thresholds: Thresholds | None = None,
+    on_event: Callable[[str, RolloutState, dict[str, Any]], None] | None = None,
+) -> tuple[RolloutEngine, Events]:
+    fleet = load_fleet(box.fleet_path).fleet
+    client = SimulatorClient(box.simulator_url)
+    deployer = SimulatorDeployer(client.control, client.state, box.simulator_url)
+    state = new_rollout(
+        fleet,
+        box.fleet_path,
+        service,
+        image,
+        baseline=deployer.current(),
+        settings=settings or Settings(interval_seconds=1.0, checks=2),
+        deployer=deployer,
+        prometheus_url=box.prometheus_url,
+    )
+    analyzer = analyzer_for(state, PrometheusClient(box.prometheus_url, timeout=5))
+    if thresholds is not None:
+        analyzer.thresholds = thresholds
+    events: Events = []
+
+    def sink(kind: str, s: RolloutState, detail: dict[str, Any]) -> None:
+        events.append((kind, detail))
+        if on_event is not None:
+            on_event(kind, s, detail)
+
+    return RolloutEngine(StateStore(box.state_dir), state, deployer, analyzer, on_event=sink), events

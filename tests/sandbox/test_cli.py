@@ -1,0 +1,40 @@
+"""`xzctl sandbox up|status|down` as an operator runs them, in their own state dir."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.fixtures.sandbox import _pid_gone
+from xzctl.cli import run
+
+pytestmark = pytest.mark.prometheus
+
+
+def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("XZCTL_STATE_DIR", str(tmp_path))
+    assert run(["sandbox", "status"]) == 3
+    assert "no sandbox is running" in capsys.readouterr().err
+    try:
+        assert run(["sandbox", "up", "--scrape-interval", "1", "-o", "json"]) == 0
+        info = json.loads(capsys.readouterr().out)
+        assert info["prometheus_url"].startswith("http://127.0.0.1:") and info["edge_nodes"] == 7
+        assert run(["sandbox", "up"]) == 0
+        again = capsys.readouterr()
+        assert "already up" in again.err and info["prometheus_url"] in again.out
+        nodes = {"bj-edge-01", "bj-edge-02", "bj-edge-03", "sh-edge-01", "sh-edge-02", "gz-edge-01", "gz-edge-02"}
+        for _ in range(30):  # Prometheus adds static targets on its first discovery tick, within ~5 s
+            assert run(["sandbox", "status", "-o", "json"]) == 0
+            status = json.loads(capsys.readouterr().out)
+            if set(status["targets"]) == nodes:
+                break
+            time.sleep(0.5)
+        assert status["running"] == {"simulator": True, "prometheus": True}
+        assert set(status["targets"]) == nodes
+    finally:
+        assert run(["sandbox", "down"]) == 0
+    assert all(_pid_gone(pid) for pid in info["pids"].values())
+    assert run(["sandbox", "up", "--history", "soon"]) == 2
+    assert "bad duration" in capsys.readouterr().err

@@ -1,0 +1,114 @@
+"""The sandbox starts a real Prometheus scraping the simulator, and leaves nothing running after down."""
+
+from __future__ import annotations
+
+import stat
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.sandbox import _pid_gone, wait_for_query
+from xzctl.errors import BadInputError, ExternalToolError
+from xzctl.metrics import queries as q
+from xzctl.sandbox import (
+    SandboxAlreadyUpError,
+    current_prometheus_url,
+    sandbox_status,
+    start_sandbox,
+    stop_sandbox,
+    target_health,
+)
+
+pytestmark = pytest.mark.prometheus
+
+
+def test_up_scrapes_every_node_then_down_leaves_no_process(sandbox_factory, example_fleet) -> None:
+    box = sandbox_factory()
+    nodes = {n.id for n in example_fleet.edge_nodes()}
+    samples = wait_for_query(box.prometheus_url, "up == 1", lambda s: len(s) == len(nodes), 30)
+    assert {s.labels["node"] for s in samples} == nodes
+    assert {s.labels["job"] for s in samples} == {"xiaozhi-edge"}
+    devices = wait_for_query(box.prometheus_url, q.active_devices(), lambda s: len(s) == len(nodes), 10)
+    assert all(0 < s.value <= 150 for s in devices)
+    health = target_health(box)
+    assert set(health) == nodes and {h["region"] for h in health.values()} == set(example_fleet.regions)
+    assert current_prometheus_url(box.state_dir) == box.prometheus_url
+    with pytest.raises(SandboxAlreadyUpError, match=box.prometheus_url):
+        start_sandbox(None, box.state_dir)
+
+    stop_sandbox(box.state_dir)
+    assert all(_pid_gone(pid) for pid in box.pids.values())
+    assert sandbox_status(box.state_dir) is None
+    assert current_prometheus_url(box.state_dir) is None
+    assert not Path(box.work_dir).exists()
+
+
+def test_history_is_queryable_from_the_first_minute(sandbox_factory) -> None:
+    box = sandbox_factory(history=timedelta(hours=3), seed=7)
+    assert box.history is not None and box.history["step_seconds"] == 60
+    # Two hours ago is only in the backfilled blocks; the same series names and labels as live scrapes.
+    two_hours_ago = time.time() - 7200
+    old = wait_for_query(box.prometheus_url, q.active_devices(), lambda s: len(s) == 7, 20, at=two_hours_ago)
+    assert all(s.value > 0 for s in old)
+    trend = wait_for_query(
+        box.prometheus_url, q.p95_latency("end_to_end", window="10m", by=("region",)), bool, 20, at=two_hours_ago
+    )
+    assert {s.labels["region"] for s in trend} == {"beijing", "shanghai", "guangzhou"}
+    assert all(0.3 < s.value < 3.0 for s in trend)
+
+
+def test_scale_generates_a_fleet_with_a_target_per_node(sandbox_factory) -> None:
+    box = sandbox_factory(scale=40)
+    assert box.nodes == 40
+    wait_for_query(box.prometheus_url, "count(up == 1)", lambda s: bool(s) and s[0].value == 40, 30)
+
+
+def test_missing_prometheus_is_exit_4_with_an_install_hint_and_writes_nothing(tmp_path) -> None:
+    with pytest.raises(ExternalToolError, match="not an executable") as err:
+        start_sandbox(None, tmp_path / "state", prometheus_bin=str(tmp_path / "no-such-prometheus"))
+    assert err.value.exit_code == 4 and "apt-get install prometheus" in (err.value.hint or "")
+    assert not (tmp_path / "state").exists()
+
+
+def test_bad_fleet_is_refused_before_anything_starts(tmp_path) -> None:
+    bad = tmp_path / "fleet.yaml"
+    bad.write_text("apiVersion: xzctl.io/v1\nkind: Fleet\n")
+    with pytest.raises(BadInputError):
+        start_sandbox(bad, tmp_path / "state")
+    assert sandbox_status(tmp_path / "state") is None
+    assert list((tmp_path / "state" / "sandbox").iterdir()) == []
+
+
+def test_a_failing_prometheus_stops_the_simulator_too(tmp_path) -> None:
+    broken = tmp_path / "prometheus"
+    broken.write_text("#!/bin/sh\necho 'bad flag' >&2\nexit 1\n")
+    broken.chmod(broken.stat().st_mode | stat.S_IEXEC)
+    with pytest.raises(ExternalToolError, match="prometheus exited with code 1: bad flag"):
+        start_sandbox(None, tmp_path / "state", prometheus_bin=str(broken))
+    assert sandbox_status(tmp_path / "state") is None
+    assert list((tmp_path / "state" / "sandbox").iterdir()) == []
+
+
+def test_ctrl_c_during_up_leaves_no_process_and_no_state(tmp_path, monkeypatch) -> None:
+    import xzctl.sandbox.run as run_module
+
+    spawned: list[int] = []
+    real_spawn = run_module._spawn
+
+    def spawn_and_track(argv, log):
+        proc = real_spawn(argv, log)
+        spawned.append(proc.pid)
+        return proc
+
+    def interrupted(url: str) -> bool:
+        raise KeyboardInterrupt  # the operator presses Ctrl-C while `up` waits for Prometheus
+
+    monkeypatch.setattr(run_module, "_spawn", spawn_and_track)
+    monkeypatch.setattr(run_module, "_http_ok", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        start_sandbox(None, tmp_path / "state", scrape_interval_seconds=1)
+    assert len(spawned) == 2 and all(_pid_gone(pid) for pid in spawned)
+    assert sandbox_status(tmp_path / "state") is None
+    assert list((tmp_path / "state" / "sandbox").iterdir()) == []

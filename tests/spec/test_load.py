@@ -1,0 +1,105 @@
+"""Loading the fleet spec: which file, located errors, profiles, cross-field rules on the example."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xzctl.cli import run
+from xzctl.errors import FleetSpecError
+from xzctl.spec import bundled_example_path, load_fleet, resolve_fleet_path
+from xzctl.spec.validate import all_images, node_cpu_memory_requests, node_gpu_demand
+
+EXAMPLE = bundled_example_path().read_text(encoding="utf-8")
+
+
+def test_fleet_file_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("XZCTL_FLEET", raising=False)
+    assert resolve_fleet_path(None, cwd=tmp_path) == bundled_example_path()
+    (tmp_path / "fleet.yaml").write_text(EXAMPLE, encoding="utf-8")
+    assert resolve_fleet_path(None, cwd=tmp_path) == tmp_path / "fleet.yaml"
+    monkeypatch.setenv("XZCTL_FLEET", "/from/env.yaml")
+    assert resolve_fleet_path(None, cwd=tmp_path) == Path("/from/env.yaml")
+    assert resolve_fleet_path("explicit.yaml", cwd=tmp_path) == Path("explicit.yaml")
+
+
+def test_bundled_example_loads_with_the_seeds_three_contradictions() -> None:
+    loaded = load_fleet(bundled_example_path())
+    fleet = loaded.fleet
+    assert (len(fleet.regions), len(fleet.edge_nodes()), fleet.devices) == (3, 7, 1000)
+    assert {w.path for w in loaded.warnings} == {
+        "alerts.cache_hit_rate_low.min_ratio",
+        "alerts.model_inference_failure.error_ratio",
+        "cloud.llm_models",
+    }
+    assert all(w.severity == "warning" and w.line for w in loaded.warnings)
+
+
+def test_profile_sections_reach_every_node_and_node_values_win(tmp_path: Path) -> None:
+    doc = yaml.safe_load(EXAMPLE)
+    doc["regions"]["beijing"]["edge_nodes"][0]["networking"] = {"bandwidth_limit": "10Gbps"}
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    fleet = load_fleet(spec).fleet
+    assert fleet.node("bj-edge-01").networking.bandwidth_limit == "10Gbps"
+    assert fleet.node("bj-edge-02").networking.bandwidth_limit == "1Gbps"
+    assert all(n.capacity.max_devices == 150 and n.region for n in fleet.edge_nodes())
+
+
+def test_an_error_in_a_profile_is_reported_once_at_the_profile_line(tmp_path: Path) -> None:
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(EXAMPLE.replace("cpu_cores: 16", "cpu_cores: sixteen"), encoding="utf-8")
+    with pytest.raises(FleetSpecError) as caught:
+        load_fleet(spec)
+    problems = caught.value.problems
+    assert len(problems) == 1  # seven nodes use the profile; the operator fixes one line
+    line = EXAMPLE.splitlines().index("      cpu_cores: 16") + 1
+    assert problems[0].render() == (
+        f"{spec}:{line}: node_profiles.edge-standard.capacity.cpu_cores: Input should be a valid integer, "
+        "unable to parse string as an integer (got 'sixteen'); fix: write a whole number"
+    )
+
+
+def test_all_errors_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = yaml.safe_load(EXAMPLE)
+    doc["regions"]["beijing"]["edge_nodes"][0]["devices"] = 151
+    doc["regions"]["shanghai"]["edge_nodes"][1]["id"] = "sh-edge-01"
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert run(["fleet", "validate", "--fleet", str(spec), "-o", "json"]) == 2
+    out = json.loads(capsys.readouterr().out)
+    errors = [p for p in out["problems"] if p["severity"] == "error"]
+    assert out["valid"] is False
+    assert sorted((p["path"], p["message"]) for p in errors) == [
+        ("regions.beijing.edge_nodes[0].devices", "151 devices assigned but max_devices is 150"),
+        ("regions.shanghai.edge_nodes[1].id", "duplicate edge node id 'sh-edge-01'"),
+    ]
+
+
+def test_strict_refuses_warnings(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["fleet", "validate"]) == 0
+    assert "valid: 3 regions, 7 edge nodes, 1000 devices, 3 warning(s)" in capsys.readouterr().out
+    assert run(["fleet", "validate", "--strict"]) == 2
+    assert "xzctl: error:" in capsys.readouterr().err
+
+
+def test_example_node_budgets() -> None:
+    node = load_fleet(bundled_example_path()).fleet.node("bj-edge-01")
+    assert node_gpu_demand(node) == 6 * 1 + 4 * 1 + 1 * 2
+    cpu, memory = node_cpu_memory_requests(node)
+    assert cpu == pytest.approx(4 * 0.5 + 6 * 1 + 4 * 0.5 + 1 + 1 + 2)
+    gib = 2**30
+    # vad 4 x 512Mi, asr 6 x 3Gi, tts 4 x 1Gi, llm 6Gi, server 2Gi, coordinator 4Gi, Redis limit 16Gi
+    assert memory == 4 * gib // 2 + 6 * 3 * gib + 4 * gib + 6 * gib + 2 * gib + 4 * gib + 16 * gib
+
+
+def test_all_images_names_every_image_with_its_path() -> None:
+    images = dict(all_images(load_fleet(bundled_example_path()).fleet))
+    assert images[("regions", "beijing", "edge_nodes", 0, "services", "asr", "image")] == (
+        "registry.xiaozhi.example/inference/asr:1.0.0"
+    )
+    assert images[("cloud", "llm_models", 1, "image")] == "registry.xiaozhi.example/llm/qwen-14b:1.0.0"
+    assert len(images) == 7 * 7 + 2 + 2

@@ -1,0 +1,211 @@
+"""The stack program under Pulumi mocks, for every region of the bundled fleet and the cloud."""
+
+from __future__ import annotations
+
+import json
+
+import kubernetes_validate
+import pytest
+
+from tests.fixtures.pulumi_mocks import (
+    AUTH_KEY,
+    CLOUD_ENDPOINT,
+    CONFIG_SECRETS,
+    SECRET_SIG,
+    RecordingMocks,
+    StackRun,
+    dumps,
+    stack_config,
+)
+from xzctl.errors import BadInputError
+from xzctl.manifests.pins import ServicePin, spec_pins
+from xzctl.provision.objects import target_objects
+from xzctl.spec import Fleet
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SECRET = "kubernetes:core/v1:Secret"
+CONFIGMAP = "kubernetes:core/v1:ConfigMap"
+
+
+def _container(rec: dict, name: str | None = None) -> dict:
+    containers = rec["spec"]["template"]["spec"]["containers"]
+    return next(c for c in containers if name is None or c["name"] == name)
+
+
+def test_every_target_runs_and_registers_its_units(stack_runs: dict[str, StackRun], example_fleet: Fleet) -> None:
+    assert set(stack_runs) == {*example_fleet.regions, "cloud"}
+    for region, r in example_fleet.regions.items():
+        run = stack_runs[region]
+        nodes = {rec.name for rec in run.of_type("xzctl:edge:EdgeNode")}
+        assert nodes == {n.id for n in r.edge_nodes}
+        assert {rec.name for rec in run.of_type("xzctl:edge:EdgeCache")} == nodes
+        assert len(run.of_type("xzctl:edge:NetworkPolicies")) == 1
+        assert len(run.of_type("xzctl:edge:RegionMonitoring")) == 1
+    cloud = stack_runs["cloud"]
+    assert {rec.name for rec in cloud.of_type("xzctl:cloud:CloudLlm")} == {"qwen-72b", "qwen-14b"}
+    assert {rec.name for rec in cloud.of_type("xzctl:cloud:HelmRelease")} == {"monitoring", "elasticsearch", "kibana"}
+
+
+def test_edge_replicas_gpus_and_node_pinning(stack_runs: dict[str, StackRun], example_fleet: Fleet) -> None:
+    run = stack_runs["beijing"]
+    for node in example_fleet.regions["beijing"].edge_nodes:
+        expected = {"vad": (4, None), "asr": (6, "1"), "tts": (4, "1"), "llm": (1, "2"), "coordinator": (1, None)}
+        for service, (replicas, gpus) in expected.items():
+            rec = run.named(DEPLOYMENT, f"xiaozhi/{node.id}-{service}").inputs
+            assert rec["spec"]["replicas"] == replicas
+            pod = rec["spec"]["template"]["spec"]
+            assert pod["nodeSelector"] == {"xiaozhi.io/edge-node": node.id}
+            assert _container(rec)["resources"]["limits"].get("nvidia.com/gpu") == gpus
+        batch = {
+            e["name"]: e["value"] for e in _container(run.named(DEPLOYMENT, f"xiaozhi/{node.id}-asr").inputs)["env"]
+        }
+        assert batch["BATCH_SIZE"] == "8"
+        assert batch["MODEL"] == "sensevoice-small-fp16"
+    slicing = run.named(CONFIGMAP, "kube-system/xiaozhi-time-slicing").inputs
+    assert set(slicing["data"]) == {"bj-edge-01", "bj-edge-02", "bj-edge-03"}
+    assert "replicas: 8" in slicing["data"]["bj-edge-01"]
+
+
+def test_server_gets_the_auth_key_only_from_a_pulumi_secret(stack_runs: dict[str, StackRun]) -> None:
+    for target, run in stack_runs.items():
+        # The key never appears in clear anywhere in what the engine receives, except inside a secret wrapper.
+        for rec in run.resources:
+            text = dumps(rec.inputs)
+            if AUTH_KEY in text:
+                assert rec.typ == SECRET, f"{rec.typ} {rec.name} carries the auth key"
+        if target == "cloud":
+            continue
+        secret = run.named(SECRET, "xiaozhi/xzctl-auth-key").inputs
+        assert secret["stringData"][SECRET_SIG]  # marked secret on the wire
+        assert secret["stringData"]["value"] == {"value": AUTH_KEY}
+        server = run.named(
+            DEPLOYMENT,
+            "xiaozhi/bj-edge-01-xiaozhi-server"
+            if target == "beijing"
+            else next(r.name for r in run.of_type(DEPLOYMENT) if r.name.endswith("-xiaozhi-server")),
+        ).inputs
+        init = server["spec"]["template"]["spec"]["initContainers"][0]
+        assert init["env"] == [
+            {"name": "XIAOZHI_AUTH_KEY", "valueFrom": {"secretKeyRef": {"name": "xzctl-auth-key", "key": "value"}}}
+        ]
+        redis = run.named(SECRET, "xiaozhi/xzctl-redis-password").inputs
+        assert redis["stringData"]["value"] == {"value": CONFIG_SECRETS["xzctl:redisPassword"]}
+
+
+def test_coordinator_reads_the_cloud_endpoint_through_the_stack_reference(stack_runs: dict[str, StackRun]) -> None:
+    for target, run in stack_runs.items():
+        refs = run.of_type("pulumi:pulumi:StackReference")
+        if target == "cloud":
+            assert refs == []
+            continue
+        assert [r.name for r in refs] == ["organization/xzctl/cloud"]
+        for rec in run.of_type(DEPLOYMENT):
+            if rec.name.endswith("-coordinator"):
+                env = {e["name"]: e for e in _container(rec.inputs)["env"]}
+                assert env["CLOUD_ENDPOINT"]["value"] == CLOUD_ENDPOINT
+                assert env["NODE_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+                assert _container(rec.inputs)["resources"]["requests"] == {"cpu": "2", "memory": "4Gi"}
+                assert _container(rec.inputs)["resources"]["limits"] == {"cpu": "4", "memory": "8Gi"}
+
+
+def test_providers_target_the_spec_contexts(stack_runs: dict[str, StackRun]) -> None:
+    expected = {"beijing": "k3s-beijing", "shanghai": "k3s-shanghai", "guangzhou": "k3s-guangzhou", "cloud": "cloud"}
+    for target, run in stack_runs.items():
+        providers = run.of_type("pulumi:providers:kubernetes")
+        assert [p.inputs.get("context") for p in providers] == [expected[target]]
+        kube = [r for r in run.resources if r.typ.startswith("kubernetes:")]
+        assert kube and all(r.provider and providers[0].name in r.provider for r in kube)
+
+
+def test_cloud_llms_router_and_helm_values(stack_runs: dict[str, StackRun]) -> None:
+    run = stack_runs["cloud"]
+    big = run.named(DEPLOYMENT, "xiaozhi-cloud/llm-qwen-72b").inputs
+    small = run.named(DEPLOYMENT, "xiaozhi-cloud/llm-qwen-14b").inputs
+    assert (big["spec"]["replicas"], _container(big)["resources"]["limits"]["nvidia.com/gpu"]) == (8, "4")
+    assert (small["spec"]["replicas"], _container(small)["resources"]["limits"]["nvidia.com/gpu"]) == (12, "2")
+    assert {"name": "MAX_BATCH_SIZE", "value": "32"} in _container(big)["env"]
+    orchestrator = run.named(DEPLOYMENT, "xiaozhi-cloud/cloud-orchestrator").inputs
+    assert orchestrator["spec"]["replicas"] == 3
+    assert [p["containerPort"] for p in _container(orchestrator)["ports"]] == [8080, 9090]
+    router = run.named(CONFIGMAP, "xiaozhi-cloud/llm-router").inputs["data"]["router.yaml"]
+    assert (
+        "complexity_threshold: 0.7" in router and "timeout_seconds: 30" in router and "fallback_enabled: true" in router
+    )
+    release = run.named("kubernetes:helm.sh/v3:Release", "monitoring").inputs
+    assert release["chart"] == "kube-prometheus-stack"
+    assert release["values"]["prometheus"]["prometheusSpec"]["retention"] == "15d"
+    backup = run.named("kubernetes:batch/v1:CronJob", "xiaozhi-cloud/backup").inputs
+    assert backup["spec"]["schedule"] == "0 2 * * *"
+    script = backup["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    assert "--keep-within 7d" in script
+    env = backup["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "RESTIC_REPOSITORY", "value": "s3:s3.amazonaws.com/xiaozhi-backups"} in env
+
+
+def test_registered_objects_are_the_manifests_builder_objects(
+    stack_runs: dict[str, StackRun], example_fleet: Fleet
+) -> None:
+    """One source: what Pulumi registers equals what `xzctl render manifests` writes (plus secret values)."""
+    for target, run in stack_runs.items():
+        endpoint = CLOUD_ENDPOINT if target != "cloud" else None
+        built = {
+            (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]): o
+            for o in target_objects(example_fleet, target, None, endpoint).objects()
+        }
+        registered = {}
+        for obj in run.kubernetes_objects():
+            obj.pop("stringData", None)
+            registered[(obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"])] = obj
+        assert registered.keys() == built.keys()
+        for key, obj in built.items():
+            assert json.loads(dumps(registered[key])) == json.loads(dumps(obj)), key
+
+
+def test_registered_objects_validate_strictly_against_kubernetes_1_30(stack_runs: dict[str, StackRun]) -> None:
+    checked, custom = 0, 0
+    for run in stack_runs.values():
+        for obj in run.kubernetes_objects():
+            if obj["apiVersion"].startswith("monitoring.coreos.com"):
+                custom += 1  # custom resources: see tests/manifests/test_validate.py
+                continue
+            kubernetes_validate.validate(obj, "1.30.0", strict=True)
+            checked += 1
+    # 3 regions x (ServiceMonitor + PrometheusRule) + the orchestrator's ServiceMonitor
+    assert (checked, custom) == (sum(len(r.kubernetes_objects()) for r in stack_runs.values()) - 7, 7)
+
+
+def test_a_canary_pin_adds_a_one_replica_canary_beside_stable(
+    pulumi_mocks: RecordingMocks, example_fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XIAOZHI_AUTH_KEY", AUTH_KEY)
+    canary = "registry.xiaozhi.example/inference/asr:1.1.0"
+    pins = spec_pins(example_fleet).with_pin(
+        "sh-edge-01", "asr", ServicePin(stable="registry.xiaozhi.example/inference/asr:1.0.0", canary=canary)
+    )
+    config = {**stack_config("shanghai"), "xzctl:imagePins": json.dumps(pins.to_json())}
+    run = StackRun("shanghai", pulumi_mocks.run(config, list(CONFIG_SECRETS)))
+    stable = run.named(DEPLOYMENT, "xiaozhi/sh-edge-01-asr").inputs
+    rec = run.named(DEPLOYMENT, "xiaozhi/sh-edge-01-asr-canary").inputs
+    assert rec["spec"]["replicas"] == 1 and stable["spec"]["replicas"] == 6
+    assert rec["spec"]["selector"]["matchLabels"]["track"] == "canary"
+    assert stable["spec"]["selector"]["matchLabels"]["track"] == "stable"
+    assert _container(rec)["image"] == canary
+    service = run.named("kubernetes:core/v1:Service", "xiaozhi/sh-edge-01-asr").inputs
+    assert "track" not in service["spec"]["selector"]  # the Service sends traffic to both tracks
+    assert not [r for r in run.of_type(DEPLOYMENT) if r.name == "xiaozhi/sh-edge-02-asr-canary"]
+
+
+def test_a_missing_secret_fails_before_anything_is_registered(
+    pulumi_mocks: RecordingMocks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XIAOZHI_AUTH_KEY", raising=False)
+    before = len(pulumi_mocks.resources)
+    with pytest.raises(BadInputError, match="XIAOZHI_AUTH_KEY"):
+        pulumi_mocks.run(stack_config("beijing"), list(CONFIG_SECRETS))
+    assert len(pulumi_mocks.resources) == before
+
+
+def test_an_unknown_region_is_refused(pulumi_mocks: RecordingMocks, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XIAOZHI_AUTH_KEY", AUTH_KEY)
+    with pytest.raises(BadInputError, match="chengdu"):
+        pulumi_mocks.run(stack_config("chengdu"), list(CONFIG_SECRETS))

@@ -1,0 +1,230 @@
+"""Run a bootstrap playbook on one region with ansible-runner and report per edge node.
+
+The core takes a callback for progress (the CLI draws it) and returns a per-host summary. A host that
+fails or cannot be reached is a result, not an exception: the other hosts' results are always
+returned. Exceptions are for what stops the run as a whole (bad input, ansible missing, a playbook
+that does not parse).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from xzctl.bootstrap.inventory import check_limit, inventory_yaml, region_of
+from xzctl.errors import BadInputError, ExternalToolError
+from xzctl.spec.models import Fleet
+
+ANSIBLE_DIR_ENV = "XZCTL_ANSIBLE_DIR"
+TOKEN_ENV = "XZCTL_K3S_TOKEN"  # read by the k3s role (lookup env); never written to a file by xzctl
+
+
+class Playbook(StrEnum):
+    SITE = "site"
+    UPGRADE = "upgrade"
+    RESET = "reset"
+
+    @property
+    def needs_token(self) -> bool:
+        return self is not Playbook.RESET
+
+
+class HostStatus(StrEnum):
+    OK = "ok"
+    CHANGED = "changed"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    NOT_RUN = "not run"
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """One task finished on one host: what the progress display shows."""
+
+    host: str
+    task: str
+    status: str  # ok | changed | failed | unreachable | skipped
+    message: str = ""
+
+
+@dataclass
+class HostSummary:
+    host: str
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    message: str = ""  # the last failure or unreachable message
+
+    @property
+    def status(self) -> HostStatus:
+        if self.unreachable:
+            return HostStatus.UNREACHABLE
+        if self.failed:
+            return HostStatus.FAILED
+        if self.changed:
+            return HostStatus.CHANGED
+        return HostStatus.OK if self.ok or self.skipped else HostStatus.NOT_RUN
+
+
+@dataclass
+class BootstrapResult:
+    region: str
+    playbook: Playbook
+    check: bool
+    hosts: list[HostSummary] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        bad = (HostStatus.FAILED, HostStatus.UNREACHABLE, HostStatus.NOT_RUN)
+        return bool(self.hosts) and all(h.status not in bad for h in self.hosts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "playbook": str(self.playbook),
+            "check": self.check,
+            "succeeded": self.succeeded,
+            "hosts": [{**asdict(h), "status": str(h.status)} for h in self.hosts],
+        }
+
+
+def ansible_dir() -> Path:
+    """The playbooks: $XZCTL_ANSIBLE_DIR, else ansible/ of the source tree."""
+    path = Path(os.environ.get(ANSIBLE_DIR_ENV) or Path(__file__).resolve().parents[2] / "ansible")
+    if not (path / "site.yml").is_file():
+        raise BadInputError(f"no playbooks in {path}", hint=f"set {ANSIBLE_DIR_ENV} to the ansible/ folder of xzctl")
+    return path
+
+
+def join_token(fleet: Fleet) -> str:
+    ref = fleet.secrets.k3s_join_token
+    if ref is None:
+        raise BadInputError(
+            "the fleet spec has no secrets.k3s_join_token", hint="add `k3s_join_token: {env: K3S_TOKEN}` under secrets"
+        )
+    if ref.env is None:
+        raise BadInputError(
+            f"secrets.k3s_join_token is {ref.describe()}; bootstrap reads the token from an environment variable",
+            hint="use `k3s_join_token: {env: K3S_TOKEN}`",
+        )
+    value = os.environ.get(ref.env, "")
+    if not value.strip():
+        raise BadInputError(f"the K3s join token is not set: ${ref.env} is empty", hint=f"export {ref.env}=...")
+    return value.strip()
+
+
+_EVENT_STATUS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_skipped": "skipped",
+}
+
+
+def _task_event(event: Mapping[str, Any]) -> TaskEvent | None:
+    status = _EVENT_STATUS.get(str(event.get("event", "")))
+    data = event.get("event_data") or {}
+    if status is None or "host" not in data:
+        return None
+    res = data.get("res") or {}
+    if status == "ok" and res.get("changed"):
+        status = "changed"
+    if status == "failed" and data.get("ignore_errors"):
+        status = "ok"
+    message = str(res.get("msg", "")) if status in ("failed", "unreachable") else ""
+    return TaskEvent(host=str(data["host"]), task=str(data.get("task", "")), status=status, message=message)
+
+
+def _summaries(
+    stats: Mapping[str, Mapping[str, int]] | None, hosts: list[str], last_error: dict[str, str]
+) -> list[HostSummary]:
+    stats = stats or {}
+
+    def count(key: str, host: str) -> int:
+        return int((stats.get(key) or {}).get(host, 0))
+
+    return [
+        HostSummary(
+            host=h,
+            ok=count("ok", h),
+            changed=count("changed", h),
+            failed=count("failures", h),
+            unreachable=count("dark", h),
+            skipped=count("skipped", h),
+            message=last_error.get(h, ""),
+        )
+        for h in hosts
+    ]
+
+
+def bootstrap_region(
+    fleet: Fleet,
+    region: str,
+    *,
+    playbook: Playbook = Playbook.SITE,
+    check: bool = False,
+    limit: list[str] | None = None,
+    extravars: Mapping[str, Any] | None = None,
+    on_event: Callable[[TaskEvent], None] | None = None,
+    timeout_seconds: int = 3600,
+) -> BootstrapResult:
+    """Run `playbook` on the edge nodes of `region` (or the `limit` ones) and summarise per host."""
+    nodes = [n.id for n in region_of(fleet, region).edge_nodes]
+    limit = limit or []
+    check_limit(fleet, region, limit)
+    envvars = {TOKEN_ENV: join_token(fleet)} if playbook.needs_token else {}
+    project = ansible_dir()
+    if shutil.which("ansible-playbook") is None:
+        raise ExternalToolError("ansible-playbook is not installed", hint="pip install 'xzctl[ansible]'")
+    try:
+        import ansible_runner
+    except ImportError as exc:
+        raise ExternalToolError("ansible-runner is not installed", hint="pip install 'xzctl[ansible]'") from exc
+
+    targets = [n for n in nodes if not limit or n in limit]
+    last_error: dict[str, str] = {}
+
+    def handle(event: dict[str, Any]) -> bool:
+        task = _task_event(event)
+        if task is not None:
+            if task.message:
+                last_error[task.host] = task.message
+            if on_event is not None:
+                on_event(task)
+        return True
+
+    cmdline = "--check --diff" if check else ""
+    with tempfile.TemporaryDirectory(prefix="xzctl-bootstrap-") as tmp:
+        inventory = Path(tmp) / "inventory" / "hosts.yml"
+        inventory.parent.mkdir()
+        inventory.write_text(inventory_yaml(fleet, region), encoding="utf-8")
+        runner = ansible_runner.run(
+            private_data_dir=tmp,
+            project_dir=str(project),
+            playbook=f"{playbook}.yml",
+            inventory=str(inventory),
+            limit=",".join(limit) or None,
+            cmdline=cmdline or None,
+            extravars=dict(extravars or {}),
+            envvars=envvars,
+            suppress_env_files=True,  # the join token lives in envvars: keep it off the disk
+            event_handler=handle,
+            quiet=True,
+            timeout=timeout_seconds,
+        )
+        if runner.status == "timeout":
+            raise ExternalToolError(f"{playbook}.yml did not finish within {timeout_seconds}s on region {region!r}")
+        stats = runner.stats
+        if stats is None:
+            # No play recap: ansible-playbook stopped before running any task (syntax, options).
+            tail = "\n".join(runner.stdout.read().strip().splitlines()[-5:])
+            raise ExternalToolError(f"ansible-playbook {playbook}.yml failed (rc {runner.rc}): {tail}")
+    return BootstrapResult(region, playbook, check, _summaries(stats, targets, last_error))

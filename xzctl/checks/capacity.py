@@ -1,0 +1,329 @@
+"""Capacity report: per edge node, region and fleet, can it carry its devices within the KPIs, and how many more.
+
+Headroom model (documented in docs and the report): every resource grows linearly with devices at the
+node's current cost per device (CPU, memory, GPU utilization / active devices), and p95 latency grows
+with the node's busiest compute resource rho like a single queue, p95 = base / (1 - rho). The headroom
+is how many devices can still be added before the first limit (max_devices, a KPI cap, a latency KPI)
+is reached, and that limit is named.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from xzctl.checks.snapshot import FleetSnapshot, NodeMetrics
+from xzctl.checks.verdict import Status, worst
+from xzctl.spec import EdgeNode, Fleet
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class CapacityThresholds:
+    """When an ok node is still worth a warning (never a failure)."""
+
+    warn_headroom_ratio: float = 0.10  # headroom below this share of max_devices
+    warn_days_until_full: float = 30.0
+    min_history_seconds: float = 600.0  # shorter history gives no forecast
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit of a node: where it stands now and how many devices the node carries when it is reached."""
+
+    name: str  # max_devices | cpu | memory | gpu | latency:<service>
+    value: float  # devices, a utilization fraction, or p95 seconds
+    cap: float
+    devices_at_cap: int
+
+
+@dataclass
+class Capacity:
+    """Capacity of one node, one region or the fleet."""
+
+    name: str
+    status: Status
+    reasons: list[str]
+    devices: int | None
+    max_devices: int
+    headroom: int | None  # devices that can be added before `limit` is reached (negative: over it)
+    limit: str | None
+    cpu: float | None = None
+    memory: float | None = None
+    gpu: float | None = None
+    latency_p95: dict[str, float] = field(default_factory=dict)
+    error_ratio: float | None = None
+    queue: float | None = None
+    cache_hit: float | None = None
+    growth_per_day: float | None = None  # devices per day, from the history's linear trend
+    days_until_full: float | None = None
+    limits: list[Limit] = field(default_factory=list)
+    region: str = ""  # an edge node's region; empty for a region or the fleet
+
+    @property
+    def capacity_devices(self) -> int | None:
+        return None if self.devices is None or self.headroom is None else self.devices + self.headroom
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            **({"region": self.region} if self.region else {}),
+            "status": str(self.status),
+            "reasons": self.reasons,
+            "devices": self.devices,
+            "max_devices": self.max_devices,
+            "headroom": self.headroom,
+            "limit": self.limit,
+            "cpu": _r(self.cpu),
+            "memory": _r(self.memory),
+            "gpu": _r(self.gpu),
+            "latency_p95_ms": {s: _r(v * 1000, 1) for s, v in self.latency_p95.items()},
+            "error_ratio": _r(self.error_ratio, 5),
+            "queue": _r(self.queue, 1),
+            "cache_hit": _r(self.cache_hit),
+            "growth_per_day": _r(self.growth_per_day, 2),
+            "days_until_full": _r(self.days_until_full, 1),
+        }
+
+
+@dataclass
+class CapacityReport:
+    status: Status
+    fleet: Capacity
+    regions: dict[str, Capacity]
+    nodes: dict[str, Capacity]
+    queries: int
+    taken_at: float
+    prometheus_url: str
+
+    def summary(self) -> str:
+        bad = [n for n in self.nodes.values() if n.status in (Status.CRIT, Status.UNKNOWN)]
+        head = f"capacity {self.status}: {self.fleet.devices} devices, headroom {self.fleet.headroom}"
+        if not bad:
+            return head
+        worst_first = sorted(bad, key=lambda n: n.status is not Status.CRIT)
+        detail = "; ".join(f"{n.name} {n.status}: {n.reasons[0]}" for n in worst_first[:3])
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        return f"{head}; {detail}{more}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": "capacity",
+            "status": str(self.status),
+            "summary": self.summary(),
+            "prometheus": self.prometheus_url,
+            "taken_at": self.taken_at,
+            "queries": self.queries,
+            "fleet": self.fleet.to_dict(),
+            "regions": [r.to_dict() for r in self.regions.values()],
+            "nodes": [n.to_dict() for n in self.nodes.values()],
+        }
+
+
+def _r(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, digits)
+
+
+def node_limits(node: EdgeNode, m: NodeMetrics, fleet: Fleet) -> list[Limit]:
+    """Every limit of a node with a measurable current load, from the linear per-device model."""
+    assert m.devices is not None
+    devices = m.devices
+    eff = fleet.kpis.efficiency
+    limits = [Limit("max_devices", devices, node.capacity.max_devices, node.capacity.max_devices)]
+    resources = [("cpu", m.cpu, eff.cpu_percent), ("memory", m.memory, eff.memory_percent)]
+    if node.capacity.gpu.count > 0:
+        resources.append(("gpu", m.gpu, eff.gpu_percent))
+    for name, used, cap_percent in resources:
+        cap = cap_percent / 100
+        if used is not None and used > 0 and devices > 0:
+            limits.append(Limit(name, used, cap, math.floor(devices * cap / used + 1e-9)))
+    # Latency: base = p95 x (1 - rho) at the busiest compute resource; the KPI is hit at rho* = 1 - base/KPI.
+    rho = max(m.cpu or 0.0, m.gpu or 0.0 if node.capacity.gpu.count > 0 else 0.0)
+    if devices > 0 and rho > 0:
+        rho_now = min(rho, 0.99)
+        for service, kpi_ms in fleet.kpis.latency.by_service().items():
+            p95 = m.latency_p95.get(service)
+            if p95 is None or math.isnan(p95):
+                continue
+            kpi = kpi_ms / 1000
+            rho_at_kpi = max(0.0, 1 - p95 * (1 - rho_now) / kpi)
+            limits.append(Limit(f"latency:{service}", p95, kpi, math.floor(devices * rho_at_kpi / rho_now + 1e-9)))
+    return limits
+
+
+def fit_growth(points: list[tuple[float, float]], min_span: float) -> float | None:
+    """Devices per day of the least-squares line through the history, or None if too short."""
+    if len(points) < 3 or points[-1][0] - points[0][0] < min_span:
+        return None
+    times = [t / DAY for t, _ in points]
+    values = [v for _, v in points]
+    if len(set(values)) == 1:
+        return 0.0
+    return statistics.linear_regression(times, values).slope
+
+
+def _days_until_full(growth: float | None, devices: int, capacity: int | None) -> float | None:
+    if growth is None or capacity is None or growth <= 0:
+        return None
+    return max(0.0, (capacity - devices) / growth)
+
+
+def node_capacity(node: EdgeNode, m: NodeMetrics, fleet: Fleet, th: CapacityThresholds) -> Capacity:
+    max_devices = node.capacity.max_devices
+    if not m.known or m.devices is None:
+        return Capacity(node.id, Status.UNKNOWN, list(m.problems), None, max_devices, None, None, region=node.region)
+    devices = round(m.devices)
+    limits = node_limits(node, m, fleet)
+    first = min(limits, key=lambda lim: lim.devices_at_cap)
+    growth = fit_growth(m.history, th.min_history_seconds)
+    cap = Capacity(
+        name=node.id,
+        status=Status.OK,
+        reasons=[],
+        devices=devices,
+        max_devices=max_devices,
+        headroom=first.devices_at_cap - devices,
+        limit=first.name,
+        cpu=m.cpu,
+        memory=m.memory,
+        gpu=m.gpu if node.capacity.gpu.count > 0 else None,
+        latency_p95=dict(m.latency_p95),
+        error_ratio=m.error_ratio,
+        queue=m.queue,
+        cache_hit=m.cache_hit,
+        growth_per_day=growth,
+        limits=limits,
+        region=node.region,
+    )
+    cap.days_until_full = _days_until_full(growth, devices, cap.capacity_devices)
+    _judge(cap, fleet, th)
+    return cap
+
+
+def _judge(cap: Capacity, fleet: Fleet, th: CapacityThresholds) -> None:
+    """Set status and reasons: crit for a broken cap or KPI, warn for what will break soon."""
+    crit: list[str] = []
+    warn: list[str] = []
+    for lim in cap.limits:
+        if lim.value > lim.cap:
+            crit.append(_over(lim))
+    kpis = fleet.kpis
+    if cap.error_ratio is not None and cap.error_ratio > kpis.reliability.error_rate_percent / 100:
+        crit.append(f"error rate {cap.error_ratio:.3%} > KPI {kpis.reliability.error_rate_percent:g}%")
+    if cap.headroom is not None and 0 <= cap.headroom < th.warn_headroom_ratio * cap.max_devices:
+        warn.append(f"headroom {cap.headroom} devices (< {th.warn_headroom_ratio:.0%} of max), first limit {cap.limit}")
+    if cap.cache_hit is not None and cap.cache_hit < kpis.efficiency.cache_hit_percent / 100:
+        warn.append(f"cache hit {cap.cache_hit:.1%} < KPI {kpis.efficiency.cache_hit_percent:g}%")
+    max_queue = fleet.alerts.queue_backlog.max_queue
+    if cap.queue is not None and cap.queue > max_queue:
+        warn.append(f"queue {cap.queue:.0f} > {max_queue}")
+    if cap.days_until_full is not None and cap.days_until_full < th.warn_days_until_full:
+        warn.append(f"full in {cap.days_until_full:.1f} days at +{cap.growth_per_day:.1f} devices/day")
+    cap.reasons = crit + warn
+    cap.status = Status.CRIT if crit else Status.WARN if warn else Status.OK
+
+
+def _over(lim: Limit) -> str:
+    if lim.name == "max_devices":
+        return f"{lim.value:.0f} devices > max_devices {lim.cap:.0f}"
+    if lim.name.startswith("latency:"):
+        return f"p95 {lim.name.split(':', 1)[1]} {lim.value * 1000:.0f} ms > KPI {lim.cap * 1000:.0f} ms"
+    return f"{lim.name} {lim.value:.1%} > KPI {lim.cap:.0%}"
+
+
+def _group(
+    name: str,
+    members: list[Capacity],
+    metrics: list[NodeMetrics],
+    *,
+    fleet: Fleet,
+    th: CapacityThresholds,
+) -> Capacity:
+    """A region or the fleet: sums and means of its nodes; unknown as soon as one node is unknown.
+
+    Its p95 per service is its slowest node's: a pooled quantile would hide one slow node.
+    """
+    max_devices = sum(m.max_devices for m in members)
+    known = [m for m in members if m.status is not Status.UNKNOWN]
+    unknown = [m.name for m in members if m.status is Status.UNKNOWN]
+
+    latency: dict[str, float] = {}
+    for m in known:
+        for service, p95 in m.latency_p95.items():
+            if not math.isnan(p95):
+                latency[service] = max(p95, latency.get(service, 0.0))
+
+    def mean(values: list[float | None]) -> float | None:
+        present = [v for v in values if v is not None]
+        return statistics.fmean(present) if present else None
+
+    group = Capacity(
+        name=name,
+        status=Status.OK,
+        reasons=[],
+        devices=None if unknown else sum(m.devices or 0 for m in known),
+        max_devices=max_devices,
+        headroom=None if unknown else sum(m.headroom or 0 for m in known),
+        limit=min(known, key=lambda m: m.headroom or 0).limit if known and not unknown else None,
+        cpu=mean([m.cpu for m in known]),
+        memory=mean([m.memory for m in known]),
+        gpu=mean([m.gpu for m in known]),
+        latency_p95=latency,
+        error_ratio=mean([m.error_ratio for m in known]),
+        queue=max((m.queue for m in known if m.queue is not None), default=None),
+        cache_hit=mean([m.cache_hit for m in known]),
+    )
+    if not unknown:
+        summed: dict[float, float] = {}
+        for nm in metrics:
+            for t, v in nm.history:
+                summed[t] = summed.get(t, 0.0) + v
+        group.growth_per_day = fit_growth(sorted(summed.items()), th.min_history_seconds)
+        group.days_until_full = _days_until_full(group.growth_per_day, group.devices or 0, group.capacity_devices)
+    bad = [m for m in members if m.status in (Status.CRIT, Status.UNKNOWN)]
+    group.reasons = [f"{m.name} {m.status}: {m.reasons[0]}" for m in bad[:5] if m.reasons]
+    if len(bad) > 5:
+        group.reasons.append(f"and {len(bad) - 5} more edge nodes crit or unknown")
+    if unknown:
+        group.reasons.append(f"{len(unknown)} edge node(s) without trustworthy metrics")
+    status = worst(m.status for m in members)
+    group.status = status
+    if status is Status.OK and group.days_until_full is not None and group.days_until_full < th.warn_days_until_full:
+        group.status = Status.WARN
+        group.reasons.append(f"full in {group.days_until_full:.1f} days")
+    return group
+
+
+def capacity_report(snapshot: FleetSnapshot, thresholds: CapacityThresholds = CapacityThresholds()) -> CapacityReport:
+    fleet = snapshot.fleet
+    nodes = {n.id: node_capacity(n, snapshot.nodes[n.id], fleet, thresholds) for n in fleet.edge_nodes()}
+    regions = {}
+    for region_name, region in fleet.regions.items():
+        ids = [n.id for n in region.edge_nodes]
+        regions[region_name] = _group(
+            region_name,
+            [nodes[i] for i in ids],
+            [snapshot.nodes[i] for i in ids],
+            fleet=fleet,
+            th=thresholds,
+        )
+    total = _group(
+        fleet.metadata.name,
+        list(nodes.values()),
+        list(snapshot.nodes.values()),
+        fleet=fleet,
+        th=thresholds,
+    )
+    total.status = worst([total.status, *(r.status for r in regions.values())])
+    return CapacityReport(
+        status=total.status,
+        fleet=total,
+        regions=regions,
+        nodes=nodes,
+        queries=snapshot.queries,
+        taken_at=snapshot.taken_at,
+        prometheus_url=snapshot.prometheus_url,
+    )

@@ -1,0 +1,167 @@
+"""One consistent snapshot of the fleet's live metrics, in a fixed number of PromQL queries.
+
+Every query is aggregated by labels (xzctl.metrics.queries), so the query count is the same for 7
+edge nodes or 1000. All instant queries are evaluated at the same instant. Whatever keeps a node's
+numbers from being trusted (no target, target down, stale or NaN series, a missing metric family)
+is recorded on the node as a problem: the checks then call that node unknown, never ok.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from functools import partial
+
+from xzctl.metrics import contract as c
+from xzctl.metrics import queries as q
+from xzctl.prom import PrometheusClient, Sample
+from xzctl.spec import EdgeNode, Fleet
+
+NODE_BY = (c.REGION, c.NODE)
+LATENCY_BY = (c.REGION, c.NODE, c.SERVICE)
+
+
+@dataclass
+class NodeMetrics:
+    """Live numbers of one edge node. Utilizations are fractions (0..1), latency in seconds."""
+
+    node: str
+    region: str
+    devices: float | None = None
+    cpu: float | None = None
+    memory: float | None = None
+    gpu: float | None = None
+    latency_p95: dict[str, float] = field(default_factory=dict)
+    error_ratio: float | None = None
+    queue: float | None = None
+    cache_hit: float | None = None
+    history: list[tuple[float, float]] = field(default_factory=list)  # (unix time, active devices)
+    problems: list[str] = field(default_factory=list)  # why the numbers cannot be trusted
+
+    @property
+    def known(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class FleetSnapshot:
+    fleet: Fleet
+    nodes: dict[str, NodeMetrics]
+    taken_at: float
+    queries: int
+    prometheus_url: str
+
+    def by_region(self) -> dict[str, list[NodeMetrics]]:
+        out: dict[str, list[NodeMetrics]] = {name: [] for name in self.fleet.regions}
+        for m in self.nodes.values():
+            out[m.region].append(m)
+        return out
+
+
+@dataclass(frozen=True)
+class SnapshotOptions:
+    window: str = "5m"  # rate window of latency, errors and cache ratios
+    history_seconds: float = 7 * 86400  # how far back the forecast looks
+    history_points: int = 120  # points per series of the history range query
+    scrape_interval_seconds: float | None = None  # default: each node's monitoring.metrics_interval_seconds
+
+
+def _by_node(samples: list[Sample]) -> dict[str, float]:
+    return {s.labels[c.NODE]: s.value for s in samples if c.NODE in s.labels}
+
+
+def expected_services(node: EdgeNode) -> list[str]:
+    """The services whose p95 the node must report: its inference stages and end to end."""
+    return [*node.services.inference(), "end_to_end"]
+
+
+def take_snapshot(
+    client: PrometheusClient, fleet: Fleet, options: SnapshotOptions = SnapshotOptions(), *, now: float | None = None
+) -> FleetSnapshot:
+    """Query the fleet's metrics (12 queries whatever its size) and attach every trust problem per node."""
+    at = time.time() if now is None else now
+    before = client.query_count
+    instant = partial(client.query, at=at)
+    w = options.window
+    up = _by_node(instant(q.node_up(by=NODE_BY)))
+    age = _by_node(instant(q.scrape_age_seconds(by=NODE_BY)))
+    devices = _by_node(instant(q.active_devices(by=NODE_BY)))
+    cpu = _by_node(instant(q.cpu_utilization(window=w, by=NODE_BY)))
+    memory = _by_node(instant(q.memory_utilization(by=NODE_BY)))
+    gpu = _by_node(instant(q.gpu_utilization(by=NODE_BY)))
+    errors = _by_node(instant(q.error_ratio(window=w, by=NODE_BY)))
+    queue = _by_node(instant(q.queue_size(by=NODE_BY)))
+    cache = _by_node(instant(q.cache_hit_ratio(window=w, by=NODE_BY)))
+    latency: dict[str, dict[str, float]] = {}
+    for s in instant(q.p95_latency(window=w, by=LATENCY_BY)):
+        latency.setdefault(s.labels.get(c.NODE, ""), {})[s.labels.get(c.SERVICE, "")] = s.value
+    intervals = {
+        n.id: options.scrape_interval_seconds or n.monitoring.metrics_interval_seconds for n in fleet.edge_nodes()
+    }
+    # Three scrapes of a live node's CPU counters always change; none changing means a frozen exporter.
+    frozen_window = f"{math.ceil(3 * max(intervals.values(), default=10))}s"
+    changes = _by_node(instant(q.counter_changes(window=frozen_window, by=NODE_BY)))
+    step = max(options.history_seconds / options.history_points, 1.0)
+    history: dict[str, list[tuple[float, float]]] = {}
+    for series in client.query_range(q.active_devices(by=NODE_BY), at - options.history_seconds, at, step):
+        history[series.labels.get(c.NODE, "")] = [(t, v) for t, v in series.points if not math.isnan(v)]
+
+    nodes: dict[str, NodeMetrics] = {}
+    for node in fleet.edge_nodes():
+        m = NodeMetrics(
+            node=node.id,
+            region=node.region,
+            devices=devices.get(node.id),
+            cpu=cpu.get(node.id),
+            memory=memory.get(node.id),
+            gpu=gpu.get(node.id),
+            latency_p95=latency.get(node.id, {}),
+            error_ratio=errors.get(node.id),
+            queue=queue.get(node.id),
+            cache_hit=cache.get(node.id),
+            history=history.get(node.id, []),
+        )
+        m.problems = _problems(node, m, up.get(node.id), age.get(node.id), intervals[node.id])
+        if node.id in up and up[node.id] >= 1 and changes.get(node.id, 0) == 0:
+            m.problems.insert(0, f"stale metrics: CPU counters unchanged for {frozen_window} (exporter frozen)")
+        nodes[node.id] = m
+    return FleetSnapshot(
+        fleet=fleet,
+        nodes=nodes,
+        taken_at=at,
+        queries=client.query_count - before,
+        prometheus_url=client.url,
+    )
+
+
+def _problems(node: EdgeNode, m: NodeMetrics, up: float | None, age: float | None, interval: float) -> list[str]:
+    if up is None:
+        return [f"no scrape target for this node in job {c.EDGE_JOB} (no metrics)"]
+    if up < 1:
+        return ["scrape target down (up == 0): no current metrics"]
+    if age is None or m.devices is None:
+        return [f"no {c.ACTIVE_DEVICES.name} series (no metrics)"]
+    if age > 2 * interval:
+        return [f"stale metrics: newest sample {age:.0f} s old (> 2 x {interval:g} s scrape interval)"]
+    values: dict[str, float | None] = {
+        "active devices": m.devices,
+        "CPU utilization": m.cpu,
+        "memory utilization": m.memory,
+        "queue size": m.queue,
+    }
+    if node.capacity.gpu.count > 0:
+        values["GPU utilization"] = m.gpu
+    if m.devices > 0:
+        # An idle node legitimately has no request rates; a busy one must have them.
+        values["error ratio"] = m.error_ratio
+        values["cache hit ratio"] = m.cache_hit
+        for service in expected_services(node):
+            values[f"p95 latency of {service}"] = m.latency_p95.get(service)
+    problems = []
+    for name, value in values.items():
+        if value is None:
+            problems.append(f"no {name} series")
+        elif math.isnan(value):
+            problems.append(f"{name} is NaN (no samples in the window: exporter frozen or idle?)")
+    return problems

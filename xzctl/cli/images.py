@@ -1,0 +1,144 @@
+"""`xzctl images list|show|verify`: the inference image catalog and the spec's image references."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from xzctl.cli._common import FleetOption, Output, OutputOption, emit, print_warnings
+from xzctl.errors import CheckFailedError
+from xzctl.images import CatalogImage, load_catalog, verify_fleet
+from xzctl.spec import load_fleet
+
+app = typer.Typer(help="The inference image catalog (inference_images/) and its digest lock.", no_args_is_help=True)
+
+CatalogOption = typer.Option(
+    None,
+    "--catalog",
+    envvar="XZCTL_CATALOG",
+    help="Catalog directory. Default: ./inference_images, else the one shipped with xzctl.",
+    show_default=False,
+)
+
+
+def _summary(image: CatalogImage) -> dict[str, Any]:
+    latest = image.latest()
+    return {
+        "name": image.info.name,
+        "service": image.info.service,
+        "repository": image.info.repository,
+        "latest": latest.version if latest else None,
+        "digest": latest.digest if latest else None,
+        "model": image.info.model.name,
+        "precision": image.info.model.precision,
+        "batch_size": image.info.batch_size,
+        "releases": len(image.releases),
+    }
+
+
+@app.command("list")
+def list_(catalog: Path | None = CatalogOption, output: Output = OutputOption) -> None:
+    """List the catalog's images with their newest released version.
+
+    Example: xzctl images list -o json
+    """
+    images = load_catalog(catalog).images
+    rows = [_summary(images[name]) for name in sorted(images)]
+
+    def table(console: Console) -> None:
+        t = Table("IMAGE", "SERVICE", "LATEST", "DIGEST", "MODEL", "PRECISION", "BATCH", title="inference images")
+        for r in rows:
+            digest = (r["digest"] or "-")[:19]
+            t.add_row(
+                r["name"], r["service"], r["latest"] or "-", digest, r["model"], r["precision"], str(r["batch_size"])
+            )
+        console.print(t)
+
+    emit(rows, output, table)
+
+
+@app.command()
+def show(
+    name: str = typer.Argument(..., help="Image name, e.g. asr."),
+    catalog: Path | None = CatalogOption,
+    output: Output = OutputOption,
+) -> None:
+    """Show one image: model, streaming, resources, readiness, throughput, every release and its digest.
+
+    Example: xzctl images show asr
+    """
+    image = load_catalog(catalog).get(name)
+    data: dict[str, Any] = image.info.model_dump(mode="json")
+    data["releases"] = [{**r.model_dump(mode="json"), "reference": image.pinned(r)} for r in image.releases]
+
+    def table(console: Console) -> None:
+        info = image.info
+        console.print(f"[bold]{escape(info.name)}[/] ({info.service}): {escape(info.description)}")
+        console.print(f"repository  {escape(info.repository)}   builds {info.version}")
+        m = info.model
+        console.print(f"model       {escape(m.name)} ({escape(m.format)}, {m.precision}) from {escape(m.source)}")
+        console.print(f"batch size  {info.batch_size}")
+        if info.streaming:
+            s = info.streaming
+            console.print(
+                f"streaming   {s.chunk_samples}-sample chunks, {s.overlap_samples} overlap, {s.sample_rate} Hz"
+            )
+        r = info.resources
+        console.print(
+            f"resources   cpu {r.cpu_request}/{r.cpu_limit}, memory {r.memory_request}/{r.memory_limit}, gpu {r.gpu}"
+        )
+        ready = info.readiness
+        console.print(
+            f"readiness   GET :{ready.port}{ready.path} within {ready.timeout_seconds}s: {escape(ready.condition)}"
+        )
+        tp = info.throughput
+        console.print(f"throughput  {tp.requests_per_second:g} req/s per {tp.per}, p95 {tp.p95_ms} ms")
+        t = Table("VERSION", "RELEASED", "STATUS", "REFERENCE")
+        for rel in sorted(image.releases, key=lambda x: x.released, reverse=True):
+            status = f"[red]yanked[/]: {escape(rel.yanked)}" if rel.yanked else "[green]released[/]"
+            t.add_row(rel.version, rel.released, status, image.pinned(rel))
+        console.print(t)
+
+    emit(data, output, table)
+
+
+@app.command()
+def verify(
+    fleet: Path | None = FleetOption, catalog: Path | None = CatalogOption, output: Output = OutputOption
+) -> None:
+    """Check every image the fleet spec references: a released catalog version, a well-formed digest that
+    matches the lock, the model the image serves, and (production) pinned by digest.
+
+    Example: xzctl images verify --fleet fleet.yaml
+    """
+    loaded = load_fleet(fleet)
+    report = verify_fleet(loaded.fleet, load_catalog(catalog))
+    data = {
+        "valid": not report.errors,
+        "environment": report.environment,
+        "images": [vars(f) for f in report.findings],
+    }
+
+    def table(console: Console) -> None:
+        print_warnings(loaded.warnings)
+        t = Table("IMAGE", "SERVICE", "STATUS", "USED", "DETAIL")
+        colour = {"ok": "green", "error": "red", "external": "yellow"}
+        for f in report.findings:
+            detail = f.message + (f"; fix: {f.fix}" if f.fix else "")
+            t.add_row(
+                escape(f.image), f.service, f"[{colour[f.status]}]{f.status}[/]", str(len(f.places)), escape(detail)
+            )
+        console.print(t)
+
+    emit(data, output, table)
+    if report.errors:
+        first = report.errors[0]
+        more = len(report.errors) - 1
+        raise CheckFailedError(
+            f"{first.places[0]}: {first.message}" + (f" (and {more} more)" if more else ""), hint=first.fix or None
+        )

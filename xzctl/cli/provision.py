@@ -1,0 +1,206 @@
+"""`xzctl provision region|cloud|status`: the Pulumi stacks of edge regions and the cloud."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from xzctl.cli._common import FleetOption, Output, OutputOption, emit, stderr
+from xzctl.errors import BadInputError
+
+app = typer.Typer(
+    help="Create and update the Kubernetes objects of edge regions and the cloud (Pulumi, local file backend).",
+    no_args_is_help=True,
+)
+
+PreviewOption = typer.Option(False, "--preview", help="Only show what would change; change nothing.")
+YesOption = typer.Option(False, "--yes", "-y", help="Apply without asking (required when stdin is not a terminal).")
+DiffOption = typer.Option(False, "--diff", help="Also print Pulumi's full property diff.")
+ContextOption = typer.Option(None, "--context", help="Kubeconfig context; default: the one the fleet spec names.")
+PinsOption = typer.Option(
+    None, "--pins", help="Image pins JSON file (what a rollout step deploys); default: the spec's images."
+)
+StateOption = typer.Option(
+    None, "--state-dir", envvar="XZCTL_STATE_DIR", help="State directory (default ./.xzctl).", show_default=False
+)
+
+_OP_STYLE = {"create": "green", "update": "yellow", "delete": "red", "replace": "magenta", "same": "dim"}
+
+
+def _pins(path: Path | None) -> Any:
+    if path is None:
+        return None
+    from xzctl.manifests.pins import ImagePins
+
+    try:
+        return ImagePins.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise BadInputError(f"--pins {path}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BadInputError(f"--pins {path} is not image pins JSON: {exc}") from None
+
+
+def _progress(event: Any) -> None:
+    if event.phase == "diagnostic":
+        stderr.print(f"[{'red' if event.op == 'error' else 'yellow'}]{event.op}:[/] {escape(event.message)}")
+    elif event.phase in ("done", "failed") and event.op != "same":
+        mark = "[red]failed[/]" if event.phase == "failed" else "done"
+        stderr.print(f"  {mark} {escape(event.op)} {escape(event.type)} {escape(event.name)}")
+    elif event.phase == "start" and event.op != "same":
+        style = _OP_STYLE.get(event.op, "white")
+        stderr.print(f"[{style}]{escape(event.op):>8}[/] {escape(event.type)} {escape(event.name)}")
+
+
+def _summary(data: dict[str, Any], console: Console) -> None:
+    verb = "would change" if data["preview"] else "changed"
+    counts = ", ".join(f"{n} {op}" for op, n in sorted(data["changes"].items())) or "nothing"
+    console.print(f"[bold]{escape(data['stack'])}[/] {verb}: {escape(counts)}")
+    changed = {t: ops for t, ops in data["by_type"].items() if set(ops) - {"same"}}
+    if changed:
+        table = Table("resource type", "create", "update", "replace", "delete", box=None)
+        for typ, ops in changed.items():
+            table.add_row(typ, *(str(ops.get(op, "")) for op in ("create", "update", "replace", "delete")))
+        console.print(table)
+    if data.get("diff"):
+        console.print(escape(data["diff"]))
+    for key, value in data.get("outputs", {}).items():
+        console.print(f"  {escape(key)}: {escape(json.dumps(value, default=str))}")
+
+
+def _provision(
+    stack: str,
+    *,
+    fleet: Path | None,
+    preview: bool,
+    yes: bool,
+    diff: bool,
+    context: str | None,
+    pins_file: Path | None,
+    state: Path | None,
+    output: Output,
+) -> None:
+    if not preview and not yes and not sys.stdin.isatty():
+        raise BadInputError(
+            "applying changes needs --yes when stdin is not a terminal", hint="add --yes, or --preview to only look"
+        )
+    from xzctl.provision import up
+
+    pins = _pins(pins_file)
+
+    def run(only_preview: bool) -> dict[str, Any]:
+        result = up(stack, fleet, pins, only_preview, _progress, diff=diff, kube_context=context, state=state)
+        return result.to_dict()
+
+    if not preview and not yes:
+        planned = run(True)
+        _summary(planned, stderr)
+        typer.confirm("Apply these changes?", abort=True)
+    data = run(preview)
+    emit(data, output, lambda console: _summary(data, console))
+
+
+@app.command()
+def region(
+    region: str = typer.Argument(..., help="Edge region of the fleet spec, e.g. beijing (stack edge-<region>)."),
+    *,
+    preview: bool = PreviewOption,
+    yes: bool = YesOption,
+    diff: bool = DiffOption,
+    context: str | None = ContextOption,
+    pins: Path | None = PinsOption,
+    fleet: Path | None = FleetOption,
+    state_dir: Path | None = StateOption,
+    output: Output = OutputOption,
+) -> None:
+    """Create or update an edge region's K3s objects (stack edge-<region>) from the fleet spec.
+
+    Reads the cloud endpoint from the `cloud` stack, so provision the cloud first. Needs the pulumi
+    CLI and PULUMI_CONFIG_PASSPHRASE; state lives in $XZCTL_STATE_DIR/pulumi (a local file backend).
+
+    Example: xzctl provision region beijing --preview
+    """
+    _provision(
+        region,
+        fleet=fleet,
+        preview=preview,
+        yes=yes,
+        diff=diff,
+        context=context,
+        pins_file=pins,
+        state=state_dir,
+        output=output,
+    )
+
+
+@app.command()
+def cloud(
+    *,
+    preview: bool = PreviewOption,
+    yes: bool = YesOption,
+    diff: bool = DiffOption,
+    context: str | None = ContextOption,
+    fleet: Path | None = FleetOption,
+    state_dir: Path | None = StateOption,
+    output: Output = OutputOption,
+) -> None:
+    """Create or update the cloud cluster: LLMs, router, monitoring, logs, L3 object store, backups.
+
+    Example: xzctl provision cloud --yes
+    """
+    _provision(
+        "cloud",
+        fleet=fleet,
+        preview=preview,
+        yes=yes,
+        diff=diff,
+        context=context,
+        pins_file=None,
+        state=state_dir,
+        output=output,
+    )
+
+
+@app.command()
+def status(state_dir: Path | None = StateOption, output: Output = OutputOption) -> None:
+    """List the stacks in the local backend with their resources, last update and lock.
+
+    Works without the pulumi CLI (it reads the backend's files).
+
+    Example: xzctl provision status -o json
+    """
+    from xzctl.provision import stack_statuses
+    from xzctl.provision import state_dir as resolve_state
+
+    where = resolve_state(state_dir)
+    stacks = [s.to_dict() for s in stack_statuses(where)]
+
+    def table(console: Console) -> None:
+        if not stacks:
+            console.print(
+                f"no stacks in {escape(str(where / 'pulumi'))} yet; start with: xzctl provision cloud --preview"
+            )
+            return
+        t = Table("stack", "resources", "last update", "result", "finished", "changes", "locked by")
+        for s in stacks:
+            changes = ", ".join(f"{n} {op}" for op, n in sorted(s["changes"].items()))
+            result = s["result"] or "-"
+            style = "green" if result == "succeeded" else "red"
+            t.add_row(
+                s["stack"],
+                str(s["resources"]),
+                s["last_update"] or "-",
+                f"[{style}]{escape(result)}[/]",
+                s["finished"] or "-",
+                changes,
+                escape(s["locked_by"] or ""),
+            )
+        console.print(t)
+
+    emit({"state": str(where / "pulumi"), "stacks": stacks}, output, table)

@@ -1,0 +1,129 @@
+"""`xzctl render ...`: write the files the fleet runs on (node configs, manifests, alert rules)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import typer
+
+from xzctl.cli._common import FleetOption, stderr
+from xzctl.errors import BadInputError
+from xzctl.render import region_documents, render_node_documents, write_tree
+from xzctl.render.node import find_node
+from xzctl.spec import load_fleet
+from xzctl.spec.models import DNS_LABEL, Fleet
+
+app = typer.Typer(help="Render node configs, manifests and alert rules from the fleet spec.", no_args_is_help=True)
+
+
+def _label(value: str, what: str) -> str:
+    # Names become folder names: a DNS label can hold no '/' or '..', so checking it here keeps --out inside DIR.
+    if not re.fullmatch(DNS_LABEL, value):
+        raise BadInputError(
+            f"{what} {value!r} is not a DNS label", hint="lowercase letters, digits and '-', like bj-edge-01"
+        )
+    return value
+
+
+def _load(fleet: Path | None) -> Fleet:
+    loaded = load_fleet(fleet)
+    if loaded.warnings:  # the details belong to `fleet validate`; here they would bury the result
+        stderr.print(
+            f"[yellow]warning:[/] the fleet spec has {len(loaded.warnings)} warning(s); see: xzctl fleet validate",
+            highlight=False,
+        )
+    return loaded.fleet
+
+
+def _written(paths: list[Path], out: Path) -> None:
+    sys.stdout.write(f"wrote {len(paths)} file(s) to {out}\n")  # one unwrapped line: scripts grep it
+
+
+@app.command("node-config")
+def node_config(
+    node: str = typer.Argument(..., help="Edge node id, e.g. bj-edge-01."),
+    fleet: Path | None = FleetOption,
+    out: Path | None = typer.Option(
+        None, "--out", help="Write DIR/node.yaml and DIR/data/.config.yaml (atomically) instead of printing them."
+    ),
+) -> None:
+    """Render one edge node's node.yaml and its xiaozhi server override (data/.config.yaml).
+
+    Without --out both are printed as one YAML stream. The shared auth key is never written: the override
+    holds a placeholder the pod fills from the secret at start-up.
+
+    Example: xzctl render node-config bj-edge-01 --out ./out/bj-edge-01
+    """
+    node = _label(node, "edge node")
+    spec = _load(fleet)
+    docs = render_node_documents(spec, find_node(spec, node))
+    if out is None:
+        for path, text in docs.files().items():
+            sys.stdout.write(f"--- # {path}\n{text}")
+        return
+    _written(write_tree(out, docs.files(), what=f"node-config {docs.node_id}"), out)
+
+
+@app.command()
+def region(
+    region: str = typer.Argument(..., help="Region name, e.g. beijing."),
+    out: Path = typer.Option(..., "--out", help="Folder to write: DIR/<node-id>/node.yaml and .../data/.config.yaml."),
+    fleet: Path | None = FleetOption,
+) -> None:
+    """Render the documents of every edge node of a region into one folder, all or nothing.
+
+    DIR is replaced as a whole (only if empty, new, or written by xzctl render before); on any error
+    nothing is written.
+
+    Example: xzctl render region beijing --out ./out/beijing
+    """
+    region = _label(region, "region")
+    files = region_documents(_load(fleet), region)
+    _written(write_tree(out, files, what=f"region {region}"), out)
+
+
+@app.command()
+def manifests(
+    target: str = typer.Argument(..., help="A region (e.g. beijing) or 'cloud'."),
+    out: Path = typer.Option(..., "--out", help="Folder to write: one YAML file per unit, helm/*.values.yaml."),
+    fleet: Path | None = FleetOption,
+) -> None:
+    """Render the Kubernetes objects of an edge region or of the cloud as plain YAML (GitOps, review).
+
+    The same objects `xzctl provision` applies. Secrets are written without data; each says in its
+    annotations how to create it. The cloud's Helm charts are written as values files. DIR is
+    replaced as a whole, all or nothing, as for `xzctl render region`.
+
+    Example: xzctl render manifests beijing --out ./gitops/beijing
+    """
+    from xzctl.manifests.files import manifest_files
+    from xzctl.provision.objects import target_objects
+
+    target = _label(target, "target")
+    objects = target_objects(_load(fleet), target)
+    files = manifest_files(objects.units, objects.charts)
+    _written(write_tree(out, files, what=f"manifests {target}"), out)
+
+
+@app.command()
+def alerts(
+    out: Path = typer.Option(
+        ..., "--out", help="Folder to write the rules, PrometheusRule, alertmanager.yml, dashboard."
+    ),
+    namespace: str = typer.Option("monitoring", "--namespace", help="Namespace of the PrometheusRule object."),
+    fleet: Path | None = FleetOption,
+) -> None:
+    """Render alert rules (rules.yml and prometheusrule.yaml), alertmanager.yml and a Grafana dashboard.
+
+    Thresholds come from the spec's `alerts` section, else from its KPIs. Check the result with
+    `promtool check rules DIR/rules.yml` and `amtool check-config DIR/alertmanager.yml`.
+    DIR is replaced as a whole, all or nothing.
+
+    Example: xzctl render alerts --out ./out/alerts
+    """
+    from xzctl.alerts import alert_bundle
+
+    namespace = _label(namespace, "namespace")
+    _written(write_tree(out, alert_bundle(_load(fleet), namespace=namespace), what="alerts"), out)

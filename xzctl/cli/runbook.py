@@ -1,0 +1,32 @@
+"""`xzctl runbook ALERT`: show an alert's runbook in the terminal."""
+
+from __future__ import annotations
+
+import typer
+from rich.markdown import Markdown
+
+from xzctl.alerts.runbooks import read_runbook, runbook_names
+from xzctl.cli._common import stdout
+from xzctl.errors import BadInputError
+
+
+def command(
+    alert: str | None = typer.Argument(None, help="Alert name, e.g. EdgeNodeDown (case-insensitive)."),
+    list_: bool = typer.Option(False, "--list", "-l", help="List the alerts that have a runbook."),
+    raw: bool = typer.Option(False, "--raw", help="Print the Markdown source instead of rendering it."),
+) -> None:
+    """Show the runbook of an alert: meaning, impact, diagnosis and mitigation steps.
+
+    Example: xzctl runbook EdgeNodeDown
+    """
+    if list_:
+        for name in runbook_names():
+            stdout.print(name, markup=False)
+        return
+    if alert is None:
+        raise BadInputError("give an alert name, or --list", hint="xzctl runbook --list")
+    text = read_runbook(alert)
+    if raw:
+        stdout.print(text, markup=False, highlight=False, end="")
+    else:
+        stdout.print(Markdown(text))

@@ -1,0 +1,266 @@
+"""The inference image catalog: what each image is (image.yaml) and which versions are released (the lock).
+
+Images are built and pushed by the image pipeline; xzctl only reads `inference_images/`. The lock is the
+authority on what may run: a reference is acceptable when its repository is a catalog image, its tag is a
+released (not yanked) version, and its digest, when given, is the one the pipeline recorded for that version.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from xzctl.errors import BadInputError, NotFoundError
+
+CATALOG_ENV = "XZCTL_CATALOG"
+LOCK_FILE = "catalog.lock.yaml"
+DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+SEMVER = r"^\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$"
+# Services of an edge node whose image must come from the catalog (ImagePins service names).
+CATALOG_SERVICES = ("vad", "asr", "tts", "xiaozhi_server", "coordinator")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelInfo(_Strict):
+    name: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    format: str = Field(min_length=1)
+    precision: str = Field(min_length=1)
+
+
+class StreamingInfo(_Strict):
+    chunk_samples: Annotated[int, Field(gt=0)]
+    overlap_samples: Annotated[int, Field(ge=0)]
+    sample_rate: Annotated[int, Field(gt=0)]
+
+
+class ResourceProfile(_Strict):
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+    gpu: Annotated[int, Field(ge=0, le=8)] = 0
+
+
+class Readiness(_Strict):
+    path: str = Field(pattern=r"^/")
+    port: Annotated[int, Field(ge=1, le=65535)]
+    condition: str = Field(min_length=1, description="what 'ready' means: the model is loaded and warmed up")
+    timeout_seconds: Annotated[int, Field(gt=0)]
+
+
+class Throughput(_Strict):
+    requests_per_second: Annotated[float, Field(gt=0)]
+    p95_ms: Annotated[int, Field(gt=0)]
+    realtime_factor: Annotated[float, Field(gt=0)] | None = None
+    per: Literal["replica", "node"] = "replica"
+
+
+class ImageInfo(_Strict):
+    """One image.yaml."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    service: Literal["vad", "asr", "tts", "llm", "xiaozhi_server", "coordinator"]
+    description: str = Field(min_length=1)
+    repository: str = Field(pattern=r"^[a-z0-9]+([._/:-][a-z0-9]+)*$")
+    version: str = Field(pattern=SEMVER, description="the version the folder's Dockerfile builds")
+    model: ModelInfo
+    batch_size: Annotated[int, Field(ge=1, le=1024)]
+    streaming: StreamingInfo | None = None
+    resources: ResourceProfile
+    readiness: Readiness
+    throughput: Throughput
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+
+
+class Release(_Strict):
+    version: str = Field(pattern=SEMVER)
+    digest: str = Field(pattern=DIGEST.pattern)
+    released: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    yanked: str | None = Field(default=None, min_length=1, description="why the version must not run")
+
+
+class Lock(_Strict):
+    api_version: Literal["xzctl.io/v1"] = Field(alias="apiVersion")
+    kind: Literal["ImageCatalogLock"]
+    images: dict[str, list[Release]]
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A parsed image reference: repository, optional tag, optional digest."""
+
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @classmethod
+    def parse(cls, ref: str) -> ImageRef:
+        rest, _, digest = ref.partition("@")
+        slash = rest.rfind("/")
+        colon = rest.rfind(":")
+        # a colon before the last slash is a registry port, not a tag
+        if colon > slash:
+            repository, tag = rest[:colon], rest[colon + 1 :]
+        else:
+            repository, tag = rest, None
+        if not repository or (tag is not None and not tag) or ("@" in ref and not digest):
+            raise BadInputError(f"image reference {ref!r} is malformed", hint="write registry/repo:tag[@sha256:...]")
+        return cls(repository, tag, digest or None)
+
+    def __str__(self) -> str:
+        text = self.repository + (f":{self.tag}" if self.tag else "")
+        return text + (f"@{self.digest}" if self.digest else "")
+
+
+@dataclass(frozen=True)
+class CatalogImage:
+    info: ImageInfo
+    releases: tuple[Release, ...]
+
+    def release(self, version: str) -> Release | None:
+        return next((r for r in self.releases if r.version == version), None)
+
+    def latest(self) -> Release | None:
+        live = [r for r in self.releases if r.yanked is None]
+        return max(live, key=lambda r: _version_key(r.version)) if live else None
+
+    def pinned(self, release: Release) -> str:
+        """The reference a production spec writes: tag for people, digest for the runtime."""
+        return f"{self.info.repository}:{release.version}@{release.digest}"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    root: Path
+    images: dict[str, CatalogImage]
+
+    def get(self, name: str) -> CatalogImage:
+        try:
+            return self.images[name]
+        except KeyError:
+            known = ", ".join(sorted(self.images))
+            raise NotFoundError(f"no image {name!r} in the catalog {self.root}", hint=f"known: {known}") from None
+
+    def by_repository(self, repository: str) -> CatalogImage | None:
+        return next((i for i in self.images.values() if i.info.repository == repository), None)
+
+    def for_service(self, service: str) -> CatalogImage | None:
+        return next((i for i in self.images.values() if i.info.service == service), None)
+
+    def resolve(self, ref: str) -> tuple[CatalogImage, Release]:
+        """The catalog image and release `ref` names, or BadInputError saying exactly what is wrong."""
+        parsed = ImageRef.parse(ref)
+        image = self.by_repository(parsed.repository)
+        if image is None:
+            raise NotFoundError(
+                f"image {ref!r} is not a catalog image (repository {parsed.repository} is not in {self.root})",
+                hint="use a repository listed by: xzctl images list",
+            )
+        if parsed.digest is not None and not DIGEST.match(parsed.digest):
+            raise BadInputError(f"image {ref!r}: digest {parsed.digest!r} is not sha256:<64 hex digits>")
+        if parsed.tag is None:
+            release = next((r for r in image.releases if r.digest == parsed.digest), None)
+            if release is None:
+                raise BadInputError(
+                    f"image {ref!r}: digest is not a released version of {image.info.name}",
+                    hint=f"see: xzctl images show {image.info.name}",
+                )
+        else:
+            found = image.release(parsed.tag)
+            if found is None:
+                versions = ", ".join(r.version for r in image.releases) or "none"
+                raise BadInputError(
+                    f"image {ref!r}: {parsed.tag!r} is not a released version of {image.info.name}",
+                    hint=f"released: {versions}",
+                )
+            release = found
+            if parsed.digest is not None and parsed.digest != release.digest:
+                raise BadInputError(
+                    f"image {ref!r}: digest does not match the lock for {image.info.name} {release.version}",
+                    hint=f"the lock has {release.digest}",
+                )
+        if release.yanked is not None:
+            latest = image.latest()
+            raise BadInputError(
+                f"image {ref!r}: {image.info.name} {release.version} was yanked: {release.yanked}",
+                hint=f"use {image.pinned(latest)}" if latest else "no released version left",
+            )
+        return image, release
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.split(r"[-+]", version, maxsplit=1)[0].split("."))
+
+
+def default_catalog_dir(explicit: str | Path | None = None, cwd: Path | None = None) -> Path:
+    """--catalog DIR, else $XZCTL_CATALOG, else ./inference_images, else the one beside the xzctl sources."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CATALOG_ENV)
+    if env:
+        return Path(env)
+    local = (cwd or Path.cwd()) / "inference_images"
+    if (local / LOCK_FILE).is_file():
+        return local
+    return Path(__file__).resolve().parents[2] / "inference_images"
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"{path}: no such file", hint="pass --catalog DIR or set XZCTL_CATALOG") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path}: cannot read: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise BadInputError(f"{path}: YAML error: {exc}".replace("\n", " ")) from None
+
+
+def _validation_problem(path: Path, exc: ValidationError) -> BadInputError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    more = len(exc.errors()) - 1
+    tail = f" (and {more} more)" if more else ""
+    return BadInputError(f"{path}: {where}: {first['msg']}{tail}", hint="fix the file; see inference_images/README.md")
+
+
+def load_catalog(directory: str | Path | None = None) -> Catalog:
+    """Read every <image>/image.yaml and the lock; refuse an inconsistent catalog as a whole."""
+    root = default_catalog_dir(directory)
+    lock_path = root / LOCK_FILE
+    try:
+        lock = Lock.model_validate(_read_yaml(lock_path))
+    except ValidationError as exc:
+        raise _validation_problem(lock_path, exc) from None
+    infos: dict[str, ImageInfo] = {}
+    for meta in sorted(root.glob("*/image.yaml")):
+        try:
+            info = ImageInfo.model_validate(_read_yaml(meta))
+        except ValidationError as exc:
+            raise _validation_problem(meta, exc) from None
+        if info.name != meta.parent.name:
+            raise BadInputError(f"{meta}: name {info.name!r} differs from its folder {meta.parent.name!r}")
+        if not (meta.parent / "Dockerfile").is_file():
+            raise BadInputError(f"{meta.parent}: image has no Dockerfile")
+        infos[info.name] = info
+    unknown = sorted(set(lock.images) - set(infos))
+    if unknown:
+        raise BadInputError(f"{lock_path}: lock pins {', '.join(unknown)} but no such image folder exists")
+    images: dict[str, CatalogImage] = {}
+    for name, info in infos.items():
+        releases = tuple(lock.images.get(name, []))
+        versions = [r.version for r in releases]
+        if len(set(versions)) != len(versions):
+            raise BadInputError(f"{lock_path}: {name} lists a version twice")
+        images[name] = CatalogImage(info, releases)
+    return Catalog(root, images)

@@ -1,0 +1,196 @@
+"""Preview and apply one stack through the Pulumi Automation API (inline program: stacks.program).
+
+Everything that can be checked before Pulumi starts is checked first, so a bad call changes nothing:
+the target, the `pulumi` CLI, the passphrase, the stack lock and the secrets the stack needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xzctl.errors import BadInputError, ConflictError, ExternalToolError
+from xzctl.manifests.pins import ImagePins
+from xzctl.provision.backend import PROJECT, backend_url, ensure_unlocked, stack_for, state_dir
+from xzctl.provision.objects import target_objects
+from xzctl.spec import load_fleet, resolve_fleet_path
+
+PASSPHRASE_ENVS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
+INSTALL_HINT = "install the Pulumi CLI: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/install/)"
+
+
+@dataclass(frozen=True)
+class ProvisionEvent:
+    """One step of an update, simplified for progress display: phase is start, done, failed or diagnostic."""
+
+    phase: str
+    op: str = ""
+    type: str = ""
+    name: str = ""
+    message: str = ""
+
+
+@dataclass
+class ProvisionResult:
+    stack: str
+    target: str
+    preview: bool
+    changes: dict[str, int] = field(default_factory=dict)  # op (create, update, delete, same, ...) -> count
+    by_type: dict[str, dict[str, int]] = field(default_factory=dict)  # resource type -> op -> count
+    diff: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "target": self.target,
+            "preview": self.preview,
+            "changes": self.changes,
+            "by_type": self.by_type,
+            "outputs": self.outputs,
+            **({"diff": self.diff} if self.diff is not None else {}),
+        }
+
+
+def check_pulumi_cli(path: str | None = None) -> str:
+    """The pulumi binary, or ExternalToolError (exit 4) saying how to install it."""
+    found = shutil.which("pulumi", path=path)
+    if found is None:
+        raise ExternalToolError("the pulumi CLI is not installed (the Automation API drives it)", hint=INSTALL_HINT)
+    return found
+
+
+def check_passphrase() -> None:
+    if not any(os.environ.get(name) for name in PASSPHRASE_ENVS):
+        raise BadInputError(
+            "PULUMI_CONFIG_PASSPHRASE is not set: the local backend encrypts stack secrets with it",
+            hint="export PULUMI_CONFIG_PASSPHRASE=... (or PULUMI_CONFIG_PASSPHRASE_FILE); keep it in your secret store",
+        )
+
+
+def up(
+    stack: str,
+    fleet_path: str | Path | None = None,
+    pins: ImagePins | None = None,
+    preview: bool = False,
+    on_event: Callable[[ProvisionEvent], None] | None = None,
+    *,
+    diff: bool = False,
+    kube_context: str | None = None,
+    state: str | Path | None = None,
+) -> ProvisionResult:
+    """Preview or apply `stack` (a region, edge-<region>, cloud or org/xzctl/<stack>).
+
+    `pins` None applies the fleet spec's images (no canary); a rollout passes each step's pins.
+    """
+    path = resolve_fleet_path(fleet_path).absolute()
+    fleet = load_fleet(path).fleet
+    target, stack_name = stack_for(fleet, stack)
+    objects = target_objects(fleet, target, pins)
+    check_pulumi_cli()
+    check_passphrase()
+    missing = sorted({ref.env for ref in objects.secrets.values() if ref.env and not os.environ.get(ref.env)})
+    if missing:
+        raise BadInputError(f"stack {stack_name} needs the secret(s) in {', '.join(missing)}", hint="export them first")
+    where = state_dir(state)
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "pulumi").mkdir(exist_ok=True)
+    ensure_unlocked(where, stack_name)
+    request = _Request(stack_name, target, path, pins, preview, diff, kube_context, where)
+    return _run(request, on_event)
+
+
+@dataclass(frozen=True)
+class _Request:
+    stack_name: str
+    target: str
+    fleet_path: Path
+    pins: ImagePins | None
+    preview: bool
+    diff: bool
+    kube_context: str | None
+    state: Path
+
+
+def _run(req: _Request, on_event: Callable[[ProvisionEvent], None] | None) -> ProvisionResult:
+    from pulumi import automation as auto
+
+    from stacks.program import program
+
+    workspace = auto.LocalWorkspaceOptions(
+        work_dir=str(req.state / "pulumi-workspace"),
+        project_settings=auto.ProjectSettings(
+            name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=backend_url(req.state))
+        ),
+    )
+    Path(workspace.work_dir or ".").mkdir(parents=True, exist_ok=True)
+    by_type: dict[str, Counter[str]] = defaultdict(Counter)
+
+    def engine_event(event: Any) -> None:
+        simple = _simplify(event)
+        if simple is None:
+            return
+        if simple.phase == "start":
+            by_type[simple.type][simple.op] += 1
+        if on_event is not None:
+            on_event(simple)
+
+    try:
+        st = auto.create_or_select_stack(req.stack_name, project_name=PROJECT, program=program, opts=workspace)
+        config = {"xzctl:fleet": auto.ConfigValue(str(req.fleet_path)), "xzctl:region": auto.ConfigValue(req.target)}
+        if req.kube_context:
+            config["xzctl:kubeContext"] = auto.ConfigValue(req.kube_context)
+        if req.pins is not None:
+            config["xzctl:imagePins"] = auto.ConfigValue(json.dumps(req.pins.to_json(), sort_keys=True))
+        else:
+            st.remove_config("xzctl:imagePins")
+        st.set_all_config(config)
+        result = ProvisionResult(stack=req.stack_name, target=req.target, preview=req.preview)
+        if req.preview:
+            out = st.preview(diff=req.diff, on_event=engine_event, color="never")
+            result.changes = {str(op.value if hasattr(op, "value") else op): n for op, n in out.change_summary.items()}
+            result.diff = out.stdout if req.diff else None
+        else:
+            applied = st.up(diff=req.diff, on_event=engine_event, color="never")
+            result.changes = dict((applied.summary.resource_changes or {}).items())
+            result.outputs = {k: v.value for k, v in applied.outputs.items() if not v.secret}
+            result.diff = applied.stdout if req.diff else None
+    except auto.ConcurrentUpdateError as exc:
+        raise ConflictError(f"stack {req.stack_name} is locked by another update: {_last_line(exc)}") from None
+    except auto.CommandError as exc:
+        raise ExternalToolError(
+            f"pulumi failed on stack {req.stack_name}: {_last_line(exc)}", hint="rerun with --diff or --debug"
+        ) from None
+    result.by_type = {t: dict(ops) for t, ops in sorted(by_type.items())}
+    return result
+
+
+def _last_line(exc: Exception) -> str:
+    lines = [
+        line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith(("code:", "stdout:"))
+    ]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _simplify(event: Any) -> ProvisionEvent | None:
+    """Engine events -> ProvisionEvent; everything else (previews of outputs, summaries) is dropped."""
+    for attr, phase in (
+        ("resource_pre_event", "start"),
+        ("res_outputs_event", "done"),
+        ("res_op_failed_event", "failed"),
+    ):
+        found = getattr(event, attr, None)
+        if found is not None:
+            meta = found.metadata
+            op = getattr(meta.op, "value", str(meta.op))
+            return ProvisionEvent(phase=phase, op=op, type=meta.type, name=meta.urn.split("::")[-1])
+    diag = getattr(event, "diagnostic_event", None)
+    if diag is not None and diag.severity in ("warning", "error"):
+        return ProvisionEvent(phase="diagnostic", op=diag.severity, message=diag.message.strip())
+    return None

@@ -1,0 +1,167 @@
+"""The local Pulumi file backend under the state dir: stack names, locks and last updates.
+
+Read straight from the backend's files (checkpoints, history, locks), so `xzctl provision status`
+and the lock check work without the `pulumi` CLI. Layout (Pulumi's DIY backend, project mode):
+  <state>/pulumi/.pulumi/stacks/<project>/<stack>.json            checkpoint (resources)
+  <state>/pulumi/.pulumi/history/<project>/<stack>/*.history.json  one file per update
+  <state>/pulumi/.pulumi/locks/<org>/<project>/<stack>/<id>.json   present while an update runs
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from xzctl.errors import BadInputError, ConflictError
+from xzctl.spec.models import Fleet
+
+PROJECT = "xzctl"
+ORGANIZATION = "organization"  # the only organization a file backend knows
+STATE_ENV = "XZCTL_STATE_DIR"
+CLOUD = "cloud"
+EDGE_PREFIX = "edge-"
+
+
+def state_dir(explicit: str | Path | None = None) -> Path:
+    return Path(explicit or os.environ.get(STATE_ENV) or ".xzctl")
+
+
+def backend_dir(state: Path) -> Path:
+    return state / "pulumi"
+
+
+def backend_url(state: Path) -> str:
+    return "file://" + str(backend_dir(state).absolute())
+
+
+def stack_for(fleet: Fleet, name: str) -> tuple[str, str]:
+    """(target, stack) for a region, a stack name (edge-beijing, cloud) or a qualified one (org/xzctl/beijing)."""
+    parts = name.split("/")
+    if len(parts) == 3 and parts[1] != PROJECT:
+        raise BadInputError(f"stack {name!r} belongs to project {parts[1]!r}, not {PROJECT!r}")
+    if len(parts) not in (1, 3) or not parts[-1]:
+        raise BadInputError(f"{name!r} is not a region, a stack name or org/{PROJECT}/<stack>")
+    last = parts[-1]
+    if last == CLOUD:
+        return CLOUD, CLOUD
+    region = last.removeprefix(EDGE_PREFIX) if last.removeprefix(EDGE_PREFIX) in fleet.regions else last
+    if region not in fleet.regions:
+        known = ", ".join([*sorted(fleet.regions), CLOUD])
+        raise BadInputError(f"no region or stack {name!r} in the fleet", hint=f"one of: {known}")
+    return region, EDGE_PREFIX + region
+
+
+@dataclass(frozen=True)
+class StackLock:
+    path: Path
+    pid: int | None
+    user: str
+    host: str
+    since: str
+
+    def describe(self) -> str:
+        return f"{self.user}@{self.host} (pid {self.pid}) since {self.since}, lock file {self.path}"
+
+
+def find_lock(state: Path, stack: str) -> StackLock | None:
+    locks = backend_dir(state) / ".pulumi" / "locks"
+    if not locks.is_dir():
+        return None
+    for path in sorted(locks.glob(f"**/{stack}/*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = {}  # a lock we cannot read still locks
+        return StackLock(
+            path=path,
+            pid=data.get("pid"),
+            user=str(data.get("username", "?")),
+            host=str(data.get("hostname", "?")),
+            since=str(data.get("timestamp", "?")),
+        )
+    return None
+
+
+def ensure_unlocked(state: Path, stack: str) -> None:
+    lock = find_lock(state, stack)
+    if lock is not None:
+        raise ConflictError(
+            f"stack {stack} is locked by another update: {lock.describe()}",
+            hint=f"wait for it; if that process is gone: pulumi cancel --stack {stack} (or remove the lock file)",
+        )
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    stack: str
+    resources: int
+    last_kind: str | None
+    last_result: str | None
+    last_end: str | None
+    changes: dict[str, int]
+    locked_by: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "resources": self.resources,
+            "last_update": self.last_kind,
+            "result": self.last_result,
+            "finished": self.last_end,
+            "changes": self.changes,
+            "locked_by": self.locked_by,
+        }
+
+
+def _read_json(path: Path) -> Any:
+    raw = path.read_bytes()
+    return json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+
+
+def _stack_name(path: Path) -> str:
+    return path.name.removesuffix(".gz").removesuffix(".json")
+
+
+def _when(value: Any) -> str | None:
+    if isinstance(value, int | float) and value > 0:
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None
+
+
+def stack_statuses(state: Path) -> list[StackStatus]:
+    """Every stack of the project in the backend, with its resource count and last update."""
+    root = backend_dir(state) / ".pulumi"
+    out = []
+    checkpoints = [p for p in sorted((root / "stacks" / PROJECT).glob("*.json*")) if p.suffix in (".json", ".gz")]
+    for path in checkpoints:
+        stack = _stack_name(path)
+        try:
+            checkpoint = _read_json(path).get("checkpoint") or {}
+        except (OSError, ValueError) as exc:
+            raise BadInputError(f"cannot read the state of stack {stack}: {path}: {exc}") from None
+        resources = len((checkpoint.get("latest") or {}).get("resources") or [])
+        history = sorted((root / "history" / PROJECT / stack).glob("*.history.json*"))
+        last: dict[str, Any] = {}
+        if history:
+            try:
+                last = _read_json(history[-1])
+            except (OSError, ValueError):
+                last = {"result": "unreadable"}
+        lock = find_lock(state, stack)
+        out.append(
+            StackStatus(
+                stack=stack,
+                resources=resources,
+                last_kind=last.get("kind"),
+                last_result=last.get("result"),
+                last_end=_when(last.get("endTime")),
+                changes={str(k): int(v) for k, v in (last.get("resourceChanges") or {}).items()},
+                locked_by=lock.describe() if lock else None,
+            )
+        )
+    return out

@@ -1,0 +1,82 @@
+"""Every object of one stack target (an edge region or "cloud"), joining the blocks that make them.
+
+The manifests builder, the node renderer and the alert rules are independent blocks; this is the
+one place they meet, used by the Pulumi program and by `xzctl render manifests` alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from xzctl.alerts.rules import rule_groups
+from xzctl.manifests.cloud import cloud_helm_charts, cloud_secrets, cloud_units
+from xzctl.manifests.edge import RegionInputs, edge_region_units, region_of, region_secrets, secret_name
+from xzctl.manifests.k8s import HelmChart, Obj, Unit
+from xzctl.manifests.pins import ImagePins
+from xzctl.spec.models import Fleet, SecretRef
+
+CLOUD = "cloud"
+
+
+@dataclass
+class TargetObjects:
+    """What one stack deploys: units of plain objects, Helm charts, and where each Secret comes from."""
+
+    target: str
+    namespace: str
+    units: list[Unit]
+    charts: list[HelmChart] = field(default_factory=list)
+    secrets: dict[str, SecretRef] = field(default_factory=dict)  # Secret name -> reference
+
+    def objects(self) -> list[Obj]:
+        return [o for u in self.units for o in u.objects]
+
+
+def region_inputs(fleet: Fleet, region: str) -> RegionInputs:
+    from xzctl.render.node import SERVICE_PORTS, render_node_documents
+    from xzctl.render.secrets import FILL_SECRETS_SCRIPT, PLACEHOLDER_RE, secret_env_name
+
+    files: dict[str, tuple[str, str]] = {}
+    placeholders: set[str] = set()
+    for node in region_of(fleet, region).edge_nodes:
+        docs = render_node_documents(fleet, node)
+        files[node.id] = (docs.node_config, docs.server_config)
+        placeholders |= set(PLACEHOLDER_RE.findall(docs.server_config))
+    # Which spec secret each placeholder in the server override names, so the pod gets exactly those.
+    refs = {name: getattr(fleet.secrets, name) for name in type(fleet.secrets).model_fields}
+    secret_envs = {
+        f: env for f, ref in refs.items() if ref is not None and (env := secret_env_name(f, ref)) in placeholders
+    }
+    return RegionInputs(
+        node_files=files,
+        secret_envs=secret_envs,
+        fill_secrets_script=FILL_SECRETS_SCRIPT,
+        service_ports=SERVICE_PORTS,
+        rule_groups=rule_groups(fleet),
+    )
+
+
+def target_objects(
+    fleet: Fleet, target: str, pins: ImagePins | None = None, cloud_endpoint: Any = None
+) -> TargetObjects:
+    """The objects of `target`: a region name, or "cloud"."""
+    if target == CLOUD:
+        return TargetObjects(
+            target=CLOUD,
+            namespace=fleet.cloud.kubernetes.namespace,
+            units=cloud_units(fleet),
+            charts=cloud_helm_charts(fleet),
+            secrets=cloud_secrets(fleet),
+        )
+    inputs = region_inputs(fleet, target)
+    return TargetObjects(
+        target=target,
+        namespace=fleet.regions[target].kubernetes.namespace,
+        units=edge_region_units(fleet, target, inputs, pins, cloud_endpoint),
+        secrets={secret_name(f): ref for f, ref in region_secrets(fleet, inputs).items()},
+    )
+
+
+def targets(fleet: Fleet) -> list[str]:
+    return [*fleet.regions, CLOUD]

@@ -1,0 +1,142 @@
+"""The documents of one edge node: its `node.yaml` and the xiaozhi server override `data/.config.yaml`.
+
+`render_node_documents` is pure (spec in, text out) so that `xzctl render`, the Pulumi stack's
+ConfigMaps and the tests all get the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from xzctl.errors import NotFoundError
+from xzctl.render.engine import render_template
+from xzctl.render.secrets import secret_env_name, secret_placeholder
+from xzctl.spec.models import EdgeNode, Fleet, InferenceService
+
+NODE_CONFIG_FILE = "node.yaml"
+SERVER_CONFIG_FILE = "data/.config.yaml"  # the path the xiaozhi server deep-merges over its config.yaml
+
+# In-cluster ports of the per-node Services (the manifests builder exposes the same numbers).
+SERVICE_PORTS = {"vad": 8090, "asr": 10095, "tts": 8880, "llm": 8000, "cache": 6379, "coordinator": 8080}
+
+# Provider block names in the server override. They must not exist upstream: the server deep-merges,
+# and a block sharing an upstream name (e.g. EdgeTTS) would keep upstream keys we did not set.
+PROVIDER_BLOCKS = {"VAD": "NodeVAD", "ASR": "NodeASR", "LLM": "CloudRouterLLM", "TTS": "NodeTTS"}
+
+
+@dataclass(frozen=True)
+class NodeDocuments:
+    node_id: str
+    node_config: str  # node.yaml, the seed's edge_node shape
+    server_config: str  # data/.config.yaml, the xiaozhi server override
+
+    def files(self) -> dict[str, str]:
+        """Relative path -> content, as written under a node's folder."""
+        return {NODE_CONFIG_FILE: self.node_config, SERVER_CONFIG_FILE: self.server_config}
+
+
+def service_name(node_id: str, service: str) -> str:
+    """The Kubernetes Service of one service on one edge node, e.g. bj-edge-01-asr."""
+    return f"{node_id}-{service}"
+
+
+def service_host(fleet: Fleet, node: EdgeNode, service: str) -> str:
+    namespace = fleet.regions[node.region].kubernetes.namespace
+    return f"{service_name(node.id, service)}.{namespace}.svc.cluster.local"
+
+
+def _inference(fleet: Fleet, node: EdgeNode, name: str, svc: InferenceService) -> dict[str, Any]:
+    return {
+        "replicas": svc.replicas,
+        "model": svc.model,
+        "batch_size": svc.batch_size,
+        "image": svc.image,
+        "gpu_per_replica": svc.gpu_per_replica,
+        "endpoint": f"http://{service_host(fleet, node, name)}:{SERVICE_PORTS[name]}",
+    }
+
+
+def node_context(fleet: Fleet, node: EdgeNode) -> dict[str, Any]:
+    """Everything the two templates need, as plain values (the templates only lay them out)."""
+    s = node.services
+    server = s.xiaozhi_server
+    http = "https" if server.websocket_scheme == "wss" else "http"
+    router_key = fleet.secrets.llm_router_key
+    services: dict[str, Any] = {name: _inference(fleet, node, name, svc) for name, svc in s.inference().items()}
+    services["asr"]["streaming"] = s.asr.streaming.model_dump()
+    services["tts"] |= {"cache_size": s.tts.cache_size, "fallback_voice": s.tts.fallback_voice}
+    services["cache"] = {
+        "redis_cluster": s.cache.cluster,
+        "memory_limit": s.cache.memory_limit,
+        "persistence": s.cache.persistence,
+        "storage_size": s.cache.storage_size,
+        "endpoint": f"redis://{service_host(fleet, node, 'cache')}:{SERVICE_PORTS['cache']}",
+    }
+    gpu = node.capacity.gpu
+    return {
+        "fleet": fleet.metadata.name,
+        "node": {
+            "id": node.id,
+            "region": node.region,
+            "public_hostname": node.public_hostname,
+            "devices": node.devices,
+            "websocket_url": node.websocket_url(),
+            "ota_url": node.ota_url(),
+            "vision_url": f"{http}://{node.public_hostname}/mcp/vision/explain",
+            "capacity": {
+                "max_devices": node.capacity.max_devices,
+                "cpu_cores": node.capacity.cpu_cores,
+                "memory_gb": node.capacity.memory_gb,
+                "gpu_count": gpu.count,
+                "gpu_model": gpu.model,
+                "gpu_time_slicing_replicas": gpu.time_slicing_replicas,
+            },
+            "services": services,
+            "networking": {
+                "bandwidth_limit": node.networking.bandwidth_limit,
+                "latency_target": f"{node.networking.latency_target_ms}ms",
+                "failover_enabled": node.networking.failover_enabled,
+            },
+            "monitoring": node.monitoring.model_dump(),
+        },
+        "server": {"port": server.port, "http_port": server.http_port},
+        "cloud": {"endpoint": fleet.cloud.endpoint, "model": fleet.cloud.routing.cloud_model},
+        "auth_key": secret_placeholder(secret_env_name("auth_key", fleet.secrets.auth_key)),
+        "auth_key_ref": fleet.secrets.auth_key.describe(),
+        "llm_api_key": secret_placeholder(secret_env_name("llm_router_key", router_key)) if router_key else "none",
+        "blocks": PROVIDER_BLOCKS,
+        "asr_host": service_host(fleet, node, "asr"),
+        "asr_port": SERVICE_PORTS["asr"],
+        "tts_url": f"http://{service_host(fleet, node, 'tts')}:{SERVICE_PORTS['tts']}/v1/audio/speech",
+    }
+
+
+def render_node_documents(fleet: Fleet, node: EdgeNode) -> NodeDocuments:
+    """The node's node.yaml and xiaozhi server override, rendered from the spec."""
+    context = node_context(fleet, node)
+    return NodeDocuments(
+        node_id=node.id,
+        node_config=render_template("node.yaml.j2", context),
+        server_config=render_template("xiaozhi-server.config.yaml.j2", context),
+    )
+
+
+def find_node(fleet: Fleet, node_id: str) -> EdgeNode:
+    try:
+        return fleet.node(node_id)
+    except KeyError:
+        ids = [n.id for n in fleet.edge_nodes()]
+        known = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+        raise NotFoundError(f"no edge node {node_id!r} in the fleet", hint=f"known: {known}") from None
+
+
+def region_documents(fleet: Fleet, region: str) -> dict[str, str]:
+    """Every node of a region as `<node-id>/<file>` -> content."""
+    if region not in fleet.regions:
+        raise NotFoundError(f"no region {region!r} in the fleet", hint=f"known: {', '.join(fleet.regions)}")
+    files: dict[str, str] = {}
+    for node in fleet.regions[region].edge_nodes:
+        for path, text in render_node_documents(fleet, node).files().items():
+            files[f"{node.id}/{path}"] = text
+    return files

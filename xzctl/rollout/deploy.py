@@ -1,0 +1,96 @@
+"""How a rollout step reaches the fleet: a Deployer makes the desired `ImagePins` real.
+
+Two real deployers share one protocol:
+- `StackDeployer`: production. Runs the Pulumi stack update with the new pins (the stack program computes
+  every Deployment, `<service>-canary` included, from the pins). The update function is injected by the
+  caller (the CLI passes xzctl.provision's), which keeps the rollout free of Pulumi imports.
+- `SimulatorDeployer`: the sandbox. Tells the fleet simulator what runs where, one `deploy` control
+  action per changed (node, service, track).
+
+`apply` must be idempotent: after a crash the rollout re-applies the pins it had recorded as pending.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from xzctl.errors import ExternalToolError, XzctlError
+from xzctl.manifests.pins import ImagePins
+
+
+class Deployer(Protocol):
+    def config(self) -> dict[str, Any]:
+        """What the rollout state records to rebuild this deployer on resume (`kind` + parameters)."""
+        ...
+
+    def apply(self, pins: ImagePins, previous: ImagePins | None) -> None:
+        """Make `pins` the fleet's desired state; `previous` (None: unknown) lets a deployer send only changes."""
+        ...
+
+    def current(self) -> ImagePins | None:
+        """What runs now, when the target can tell (None: the fleet spec's pins are taken as the baseline)."""
+        ...
+
+
+class StackDeployer:
+    """One Pulumi stack per region: a step updates only the stacks whose nodes' pins changed."""
+
+    def __init__(
+        self,
+        update: Callable[[str, ImagePins], Any],
+        regions: Mapping[str, Sequence[str]],
+        config: dict[str, Any],
+        current: Callable[[], ImagePins | None] | None = None,
+    ) -> None:
+        self._update = update
+        self._regions = regions
+        self._current = current
+        self._config = {"kind": "pulumi", **config}
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    def current(self) -> ImagePins | None:
+        return self._current() if self._current is not None else None
+
+    def apply(self, pins: ImagePins, previous: ImagePins | None) -> None:
+        for region, nodes in self._regions.items():
+            if previous is None or any(pins.nodes.get(n) != previous.nodes.get(n) for n in nodes):
+                self._update(region, pins)
+
+
+class SimulatorDeployer:
+    def __init__(
+        self,
+        control: Callable[[dict[str, Any]], Any],
+        read_state: Callable[[], dict[str, Any]],
+        simulator_url: str,
+    ) -> None:
+        self._control = control
+        self._read_state = read_state
+        self.url = simulator_url
+
+    def current(self) -> ImagePins:
+        """The images the simulator runs now (its /state), per node, service and track."""
+        nodes = self._read_state().get("nodes", {})
+        return ImagePins.from_json({node: data["images"] for node, data in nodes.items()})
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": "sandbox", "simulator_url": self.url}
+
+    def apply(self, pins: ImagePins, previous: ImagePins | None) -> None:
+        for node, services in sorted(pins.nodes.items()):
+            for service, pin in sorted(services.items()):
+                old = previous.nodes.get(node, {}).get(service) if previous is not None else None
+                for track, image in (("stable", pin.stable), ("canary", pin.canary)):
+                    if old is not None and getattr(old, track) == image:
+                        continue
+                    action = {"action": "deploy", "node": node, "service": service, "track": track, "image": image}
+                    try:
+                        self._control(action)
+                    except XzctlError as exc:
+                        raise ExternalToolError(
+                            f"simulator at {self.url} refused to deploy {image} on {node}/{service}/{track}: "
+                            f"{exc.message}"
+                        ) from exc

@@ -1,0 +1,80 @@
+"""The steps of a node-by-node canary and the desired pins of each.
+
+Steps: one edge node of the first region (its canary track beside stable), then the rest of that region,
+then each other region in spec order. The canary nodes of step k are the nodes of steps 0..k; after the
+last step the image is promoted to stable on every node that took the canary and the canary track goes.
+"""
+
+from __future__ import annotations
+
+from xzctl.errors import BadInputError, NotFoundError
+from xzctl.manifests.pins import ROLLABLE_SERVICES, ImagePins, ServicePin
+from xzctl.rollout.state import Step
+from xzctl.spec.models import Fleet
+
+# The metrics `service` label the analysis reads for each rollable service: the front services are judged
+# on what devices feel, end to end.
+METRIC_SERVICE = {
+    "vad": "vad",
+    "asr": "asr",
+    "tts": "tts",
+    "llm": "llm",
+    "xiaozhi_server": "end_to_end",
+    "coordinator": "end_to_end",
+}
+
+
+def normalise_service(service: str) -> str:
+    name = service.replace("-", "_")
+    if name == "edge_coordinator":
+        name = "coordinator"
+    if name not in ROLLABLE_SERVICES:
+        raise BadInputError(
+            f"{service!r} is not a service a rollout can change", hint=f"one of: {', '.join(ROLLABLE_SERVICES)}"
+        )
+    return name
+
+
+def plan_steps(fleet: Fleet, service: str, first_region: str | None = None) -> list[Step]:
+    if first_region is not None and first_region not in fleet.regions:
+        raise NotFoundError(f"no region {first_region!r} in the fleet", hint=f"one of: {', '.join(fleet.regions)}")
+    order = list(fleet.regions)
+    if first_region is not None:
+        order.remove(first_region)
+        order.insert(0, first_region)
+    carriers = {n.id for n in fleet.edge_nodes() if service != "llm" or n.services.llm is not None}
+    if not carriers:
+        raise BadInputError(f"no edge node runs {service}")
+    steps: list[Step] = []
+    for region in order:
+        nodes = [n.id for n in fleet.regions[region].edge_nodes if n.id in carriers]
+        if not nodes:
+            continue
+        if not steps:
+            steps.append(Step(name=f"canary node {nodes[0]}", region=region, nodes=nodes[:1]))
+            nodes = nodes[1:]
+            if not nodes:
+                continue
+            steps.append(Step(name=f"rest of {region}", region=region, nodes=nodes))
+        else:
+            steps.append(Step(name=f"region {region}", region=region, nodes=nodes))
+    return steps
+
+
+def canary_nodes(steps: list[Step], upto: int) -> list[str]:
+    """Nodes carrying the canary once step `upto` is applied."""
+    return [n for s in steps[: upto + 1] if s.status != "skipped" for n in s.nodes]
+
+
+def step_pins(baseline: ImagePins, service: str, image: str, nodes: list[str]) -> ImagePins:
+    pins = baseline
+    for node in nodes:
+        pins = pins.with_pin(node, service, ServicePin(stable=baseline.get(node, service).stable, canary=image))
+    return pins
+
+
+def promoted_pins(baseline: ImagePins, service: str, image: str, nodes: list[str]) -> ImagePins:
+    pins = baseline
+    for node in nodes:
+        pins = pins.with_pin(node, service, ServicePin(stable=image, canary=None))
+    return pins

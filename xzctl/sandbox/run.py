@@ -1,0 +1,406 @@
+"""Start, inspect and stop a local sandbox: the fleet simulator plus a real Prometheus scraping it.
+
+Both processes run in their own session (process group) so that `down` can stop each with every
+child it has, and so that a Ctrl-C in the terminal after `up` does not take them down half-way.
+Their pids (with process start times, so a recycled pid is never signalled), URLs and temp dirs are
+in `<state dir>/sandbox/state.json`. Every wait is bounded; a failed start stops whatever it had
+started and removes its temp dirs before raising.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from xzctl.errors import BadInputError, ConflictError, ExternalToolError, UnknownStateError
+from xzctl.metrics import contract as c
+from xzctl.spec.models import Fleet
+
+STATE_ENV = "XZCTL_STATE_DIR"
+STATE_FILE = "state.json"
+INSTALL_HINT = "install it: apt-get install prometheus (Debian/Ubuntu), or pass --prometheus-bin PATH"
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 10.0
+POLL_SECONDS = 0.1
+HTTP_TIMEOUT_SECONDS = 3.0
+
+
+class SandboxAlreadyUpError(ConflictError):
+    """`up` while a sandbox runs: says where it is instead of starting a second one."""
+
+    def __init__(self, info: SandboxInfo) -> None:
+        super().__init__(f"sandbox already up: Prometheus {info.prometheus_url}", hint="`xzctl sandbox down` first")
+        self.info = info
+
+
+@dataclass
+class SandboxInfo:
+    prometheus_url: str
+    simulator_url: str
+    state_dir: Path
+    pids: dict[str, int]
+    fleet_path: str = ""
+    nodes: int = 0
+    seed: int = 0
+    scrape_interval_seconds: int = 10
+    started_at: float = 0.0
+    work_dir: str = ""
+    start_times: dict[str, int] = field(default_factory=dict)
+    history: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state_dir"] = str(self.state_dir)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SandboxInfo:
+        return cls(**{**data, "state_dir": Path(data["state_dir"])})
+
+    def alive(self) -> dict[str, bool]:
+        return {name: _alive(pid, self.start_times.get(name)) for name, pid in self.pids.items()}
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get(STATE_ENV) or ".xzctl")
+
+
+def _sandbox_dir(state_dir: Path) -> Path:
+    return Path(state_dir) / "sandbox"
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def _start_time(pid: int) -> int | None:
+    """The process start time in clock ticks (field 22 of /proc/PID/stat), None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status if `pid` is our child, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _alive(pid: int, start_time: int | None) -> bool:
+    _reap(pid)
+    now = _start_time(pid)
+    return now is not None and (start_time is None or now == start_time)
+
+
+def _stop_group(pid: int, start_time: int | None) -> None:
+    """SIGTERM the process group, wait (bounded), then SIGKILL what is left."""
+    if not _alive(pid, start_time):
+        return
+    for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT_SECONDS), (signal.SIGKILL, STOP_TIMEOUT_SECONDS)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not _alive(pid, start_time):
+                return
+            time.sleep(POLL_SECONDS)
+    raise ExternalToolError(f"process {pid} did not stop after SIGKILL")
+
+
+def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _tail(log: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _wait(what: str, check: Any, proc: subprocess.Popen[bytes], log: Path) -> Any:
+    """Poll `check()` until it returns a value; fail fast when the process died; bounded in time."""
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        if proc.poll() is not None:
+            raise ExternalToolError(f"{what} exited with code {proc.returncode}: {_tail(log)}")
+        time.sleep(POLL_SECONDS)
+    raise ExternalToolError(f"{what} not ready after {START_TIMEOUT_SECONDS:.0f} s: {_tail(log)}")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=HTTP_TIMEOUT_SECONDS).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def find_prometheus(explicit: str | None) -> tuple[str, str | None]:
+    """(prometheus, promtool or None); the promtool next to the chosen prometheus comes first."""
+    if explicit:
+        path = Path(explicit)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ExternalToolError(f"--prometheus-bin {explicit} is not an executable file", hint=INSTALL_HINT)
+        prometheus = str(path)
+    else:
+        found = shutil.which("prometheus")
+        if found is None:
+            raise ExternalToolError("prometheus not found on PATH", hint=INSTALL_HINT)
+        prometheus = found
+    sibling = Path(prometheus).with_name("promtool")
+    promtool = str(sibling) if sibling.is_file() else shutil.which("promtool")
+    return prometheus, promtool
+
+
+def scrape_config(fleet: Fleet, simulator_port: int, interval_seconds: int) -> dict[str, Any]:
+    """One static target per edge node, labelled region/node, so every node is a target at once."""
+    targets = [
+        {
+            "targets": [f"127.0.0.1:{simulator_port}"],
+            "labels": {
+                "__metrics_path__": f"/nodes/{node.id}/metrics",
+                "instance": node.id,
+                c.REGION: node.region,
+                c.NODE: node.id,
+            },
+        }
+        for node in fleet.edge_nodes()
+    ]
+    interval = f"{interval_seconds}s"
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": [
+            {
+                "job_name": c.EDGE_JOB,
+                "scrape_interval": interval,
+                "scrape_timeout": f"{min(interval_seconds, 10)}s",
+                "static_configs": targets,
+            }
+        ],
+    }
+
+
+def _load(fleet_path: str | Path | None, scale: int | None, seed: int, work: Path) -> tuple[Fleet, Path]:
+    from xzctl.spec import load_fleet
+
+    if scale is None:
+        loaded = load_fleet(fleet_path)
+        return loaded.fleet, Path(loaded.source).resolve()
+    from xzctl.spec.generate import generate_fleet_document
+
+    # 150 devices per node minus a seeded jitter: 1000 nodes carry about 145k devices.
+    doc = generate_fleet_document(scale, devices_per_node=150, seed=seed)
+    path = work / f"fleet-{scale}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return load_fleet(path).fleet, path
+
+
+def _backfill(
+    fleet: Fleet, promtool: str | None, storage: Path, work: Path, *, seed: int, history: timedelta
+) -> dict[str, Any]:
+    from xzctl.simulator.history import write_openmetrics_history
+
+    if promtool is None:
+        raise ExternalToolError("promtool not found (needed for --history)", hint=INSTALL_HINT)
+    source = work / "history.om"
+    stats = write_openmetrics_history(fleet, source, seed=seed, end=time.time(), span_seconds=history.total_seconds())
+    try:
+        result = subprocess.run(
+            [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(storage)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ExternalToolError("promtool tsdb create-blocks-from took over 15 minutes") from exc
+    finally:
+        source.unlink(missing_ok=True)
+    if result.returncode != 0:
+        raise ExternalToolError(f"promtool tsdb create-blocks-from failed: {result.stderr.strip()[-500:]}")
+    return {"start": stats.start, "end": stats.end, "step_seconds": stats.step, "samples": stats.samples}
+
+
+# --- the API ---------------------------------------------------------------------------------
+
+
+def _read_state(state_dir: Path) -> SandboxInfo | None:
+    path = _sandbox_dir(state_dir) / STATE_FILE
+    try:
+        return SandboxInfo.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise UnknownStateError(f"unreadable sandbox state {path}: {exc}", hint=f"remove {path}") from exc
+
+
+def start_sandbox(
+    fleet_path: str | Path | None,
+    state_dir: str | Path,
+    *,
+    scrape_interval_seconds: int = 10,
+    seed: int = 0,
+    history: timedelta | None = None,
+    scale: int | None = None,
+    prometheus_bin: str | None = None,
+    port: int = 0,
+) -> SandboxInfo:
+    """Start the simulator and Prometheus; return where they listen. Raises when one already runs."""
+    state_dir = Path(state_dir)
+    if not 1 <= scrape_interval_seconds <= 300:
+        raise BadInputError("scrape interval must be 1..300 seconds")
+    if history is not None and history.total_seconds() <= 0:
+        raise BadInputError("history must be a positive duration like 7d")
+    if not 0 <= port <= 65535:
+        raise BadInputError("port must be 0..65535 (0: any free port)")
+    running = sandbox_status(state_dir)
+    if running is not None and all(running.alive().values()):
+        raise SandboxAlreadyUpError(running)
+    prometheus, promtool = find_prometheus(prometheus_bin)
+    if running is not None:
+        stop_sandbox(state_dir)  # half-dead leftovers of a crashed run
+    box = _sandbox_dir(state_dir)
+    box.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=box))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        fleet, fleet_file = _load(fleet_path, scale, seed, work)
+        storage = work / "tsdb"
+        storage.mkdir()
+        backfilled = _backfill(fleet, promtool, storage, work, seed=seed, history=history) if history else None
+        ready = work / "simulator.port"
+        sim_log = work / "simulator.log"
+        argv = [sys.executable, "-m", "xzctl.simulator", "--fleet", str(fleet_file), "--port", str(port)]
+        procs.append(_spawn([*argv, "--seed", str(seed), "--ready-file", str(ready)], sim_log))
+        sim_port = int(_wait("simulator", lambda: ready.is_file() and ready.read_text(), procs[0], sim_log))
+        simulator_url = f"http://127.0.0.1:{sim_port}"
+        config = work / "prometheus.yml"
+        config.write_text(yaml.safe_dump(scrape_config(fleet, sim_port, scrape_interval_seconds), sort_keys=False))
+        prom_port = _free_port()
+        prom_log = work / "prometheus.log"
+        retention_days = max(15, int((history or timedelta()).total_seconds() // 86400) + 2)
+        procs.append(
+            _spawn(
+                [
+                    prometheus,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={storage}",
+                    f"--storage.tsdb.retention.time={retention_days}d",
+                    f"--web.listen-address=127.0.0.1:{prom_port}",
+                    "--log.level=warn",
+                ],
+                prom_log,
+            )
+        )
+        prometheus_url = f"http://127.0.0.1:{prom_port}"
+        _wait("prometheus", lambda: _http_ok(f"{prometheus_url}/-/ready"), procs[1], prom_log)
+        info = SandboxInfo(
+            prometheus_url=prometheus_url,
+            simulator_url=simulator_url,
+            state_dir=state_dir,
+            pids={"simulator": procs[0].pid, "prometheus": procs[1].pid},
+            fleet_path=str(fleet_file),
+            nodes=len(fleet.edge_nodes()),
+            seed=seed,
+            scrape_interval_seconds=scrape_interval_seconds,
+            started_at=time.time(),
+            work_dir=str(work),
+            start_times={"simulator": _start_time(procs[0].pid) or 0, "prometheus": _start_time(procs[1].pid) or 0},
+            history=backfilled,
+        )
+        tmp = box / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(info.to_json(), indent=2), encoding="utf-8")
+        os.replace(tmp, box / STATE_FILE)
+        return info
+    except BaseException:
+        # fail closed: nothing keeps running, nothing is left behind
+        for proc in procs:
+            _stop_group(proc.pid, None)
+            proc.wait(timeout=STOP_TIMEOUT_SECONDS)
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def sandbox_status(state_dir: str | Path) -> SandboxInfo | None:
+    """The recorded sandbox (whether or not its processes still run), or None when there is none."""
+    return _read_state(Path(state_dir))
+
+
+def stop_sandbox(state_dir: str | Path) -> None:
+    """Stop both processes (their whole process groups) and remove the sandbox's temp dirs."""
+    state_dir = Path(state_dir)
+    info = _read_state(state_dir)
+    if info is None:
+        return
+    for name, pid in info.pids.items():
+        _stop_group(pid, info.start_times.get(name))
+    if info.work_dir:
+        shutil.rmtree(info.work_dir, ignore_errors=True)
+    (_sandbox_dir(state_dir) / STATE_FILE).unlink(missing_ok=True)
+
+
+def current_prometheus_url(state_dir: str | Path | None = None) -> str | None:
+    """The running sandbox's Prometheus URL, for commands that default to it; None when not running."""
+    try:
+        info = _read_state(Path(state_dir) if state_dir is not None else default_state_dir())
+    except UnknownStateError:
+        return None
+    if info is None or not info.alive().get("prometheus", False):
+        return None
+    return info.prometheus_url
+
+
+def target_health(info: SandboxInfo) -> dict[str, Any]:
+    """Scrape health per edge node from Prometheus' targets API: {node: {health, last_error, ...}}."""
+    try:
+        response = requests.get(f"{info.prometheus_url}/api/v1/targets", timeout=HTTP_TIMEOUT_SECONDS)
+        response.raise_for_status()
+        active = response.json()["data"]["activeTargets"]
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        raise UnknownStateError(f"cannot read targets from {info.prometheus_url}: {exc}") from exc
+    return {
+        t["labels"].get(c.NODE, t["labels"].get("instance", "?")): {
+            "region": t["labels"].get(c.REGION, ""),
+            "health": t.get("health", "unknown"),
+            "last_error": t.get("lastError", ""),
+            "last_scrape": t.get("lastScrape", ""),
+        }
+        for t in active
+    }
