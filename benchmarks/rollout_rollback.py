@@ -2,8 +2,9 @@
 
 A real sandbox (the simulator scraped by Prometheus every second) runs a healthy asr canary on its first
 edge node; after a few successful measurements the canary image regresses in the simulator (errors or
-latency). The figure is (decision time - onset time) / interval, and how many measurements that took.
-Goal: <= 2 intervals for every scenario. Run: python benchmarks/rollout_rollback.py [--interval 2]
+latency). The figure is the number of analysis intervals (measurements) from the onset to the rollback
+decision; the wall-clock time is shown too (each interval also pays a few ms of PromQL).
+Goal: <= 2 intervals for every scenario. Run: python benchmarks/rollout_rollback.py [--interval 2] [--runs 3]
 """
 
 from __future__ import annotations
@@ -34,10 +35,15 @@ SCENARIOS: dict[str, dict[str, float]] = {
 }
 
 
-def wait_up(box: SandboxInfo) -> None:
+def peak_load_and_wait_up(box: SandboxInfo) -> None:
+    # Peak-hour load: the simulator prints counters with 3 decimals, so at the night trough a 10% canary's
+    # error ratio is dominated by rounding; real integer counters do not have that problem.
+    client = SimulatorClient(box.simulator_url)
+    for region in load_fleet(box.fleet_path).fleet.regions:
+        client.control({"action": "set_devices", "region": region, "utilization": 0.95})
     with PrometheusClient(box.prometheus_url, timeout=5, retries=0) as prom:
         for _ in range(120):
-            samples = prom.query(f"count({q.node_up()} == 1)")
+            samples = prom.query(q.nodes_up_count())
             if samples and samples[0].value == box.nodes:
                 return
             time.sleep(0.5)
@@ -45,7 +51,7 @@ def wait_up(box: SandboxInfo) -> None:
 
 
 def one_run(box: SandboxInfo, interval: float, profile: dict[str, float]) -> tuple[float, int, str]:
-    """(intervals from onset to the rollback decision, measurements after onset, final phase)."""
+    """(seconds from onset to the rollback decision, measurements after onset, final phase)."""
     client = SimulatorClient(box.simulator_url)
     client.control({"action": "image_profile", "image": NEW, "latency_factor": 1.0, "error_rate": 0.0})
     for node in client.state()["nodes"]:  # every node back on the old image, no canary
@@ -81,8 +87,8 @@ def one_run(box: SandboxInfo, interval: float, profile: dict[str, float]) -> tup
     engine = RolloutEngine(StateStore(box.state_dir), state, deployer, analyzer_for(state, prom), on_event=on_event)
     final = engine.start()
     if marks["onset"] is None or marks["decision"] is None:
-        return float("inf"), marks["after"], f"{final.phase}: {final.reason}"
-    return (marks["decision"] - marks["onset"]) / interval, marks["after"], final.phase
+        return float("inf"), 0, f"{final.phase}: {final.reason}"
+    return marks["decision"] - marks["onset"], marks["after"], final.phase
 
 
 def main() -> None:
@@ -93,22 +99,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         box = start_sandbox(None, Path(tmp) / "state", scrape_interval_seconds=1)
         try:
-            wait_up(box)
+            peak_load_and_wait_up(box)
             print(f"sandbox: {box.nodes} edge nodes, scrape 1 s, analysis interval {args.interval:g} s")
-            print(f"{'scenario':<16} {'intervals to rollback (each run)':<36} {'measurements':<14} phase")
-            worst = 0.0
+            print(f"{'scenario':<16} {'intervals to rollback (each run)':<34} {'seconds':<22} phase")
+            worst, early = 0, 0
             for name, profile in SCENARIOS.items():
                 results = [one_run(box, args.interval, profile) for _ in range(args.runs)]
-                figures = [r[0] for r in results]
-                worst = max(worst, *figures)
-                shown = ", ".join(f"{f:.2f}" for f in figures)
+                failed = [r for r in results if r[0] == float("inf")]
+                worst = max(worst, *(r[1] for r in results if r not in failed), 0)
+                early += len(failed)
                 counts = ", ".join(str(r[1]) for r in results)
-                print(f"{name:<16} {shown:<36} {counts:<14} {results[-1][2]}")
-                for r in results:
-                    if r[0] == float("inf"):
-                        print(f"  a run ended before the regression started: {r[2]}")
-            verdict = "OK" if worst <= GOAL_INTERVALS else "MISSED"
-            print(f"worst case: {worst:.2f} intervals; goal <= {GOAL_INTERVALS:g}: {verdict}")
+                seconds = ", ".join(f"{r[0]:.2f}" for r in results)
+                print(f"{name:<16} {counts:<34} {seconds:<22} {results[-1][2]}")
+                for r in failed:
+                    print(f"  a run ended before the regression started: {r[2]}")
+            verdict = "OK" if worst <= GOAL_INTERVALS and not early else "MISSED"
+            print(f"worst case: {worst} analysis intervals; goal <= {GOAL_INTERVALS:g}: {verdict}")
+            if early:
+                print(f"{early} run(s) rolled back a healthy canary before the regression")
         finally:
             stop_sandbox(box.state_dir)
 

@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--cycles", type=int, default=3)
     args = parser.parse_args()
-    doc = generate_fleet_document(args.nodes, devices_per_node=150)
+    doc = generate_fleet_document(args.nodes, devices_per_node=150, device_jitter=0)  # 1000 x 150 = 150k devices
     devices = sum(n["devices"] for r in doc["regions"].values() for n in r["edge_nodes"])
     nodes = [n["id"] for r in doc["regions"].values() for n in r["edge_nodes"]]
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,7 +18,7 @@ import pulumi_kubernetes as k8s
 from xzctl.manifests.k8s import SECRET_KEY, HelmChart, Obj, Unit
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
-DEPLOYMENT_KINDS = ("Deployment", "StatefulSet")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 
 
 def resource_class(api_version: str, kind: str) -> Any | None:
@@ -82,7 +82,7 @@ class KubernetesUnit(pulumi.ComponentResource):
         ]
         self.objects = pulumi.Output.from_input([_describe(o) for o in unit.objects])
         self.replicas = pulumi.Output.from_input(
-            {o["metadata"]["name"]: int(o["spec"]["replicas"]) for o in unit.objects if o["kind"] in DEPLOYMENT_KINDS}
+            {o["metadata"]["name"]: int(o["spec"]["replicas"]) for o in unit.objects if o["kind"] in WORKLOAD_KINDS}
         )
         outputs = {"objects": self.objects, "replicas": self.replicas}
         outputs.update(self.extra_outputs(unit))
@@ -144,15 +144,20 @@ def unit_resource(
 
 
 class HelmRelease(pulumi.ComponentResource):
-    """A Helm chart of the cloud (monitoring, log stores). Output: `status` of the release."""
+    """A Helm chart (monitoring; the cloud's log stores). Output: `status` of the release."""
 
     status: pulumi.Output[Any]
 
     def __init__(
-        self, chart: HelmChart, *, provider: pulumi.ProviderResource, depends_on: Sequence[pulumi.Resource] = ()
+        self,
+        chart: HelmChart,
+        *,
+        group: str,
+        provider: pulumi.ProviderResource,
+        depends_on: Sequence[pulumi.Resource] = (),
     ) -> None:
         super().__init__(
-            "xzctl:cloud:HelmRelease", chart.name, None, pulumi.ResourceOptions(depends_on=list(depends_on))
+            f"xzctl:{group}:HelmRelease", chart.name, None, pulumi.ResourceOptions(depends_on=list(depends_on))
         )
         release = k8s.helm.v3.Release(
             chart.name,

@@ -67,7 +67,8 @@ def secret_inputs(secrets: Mapping[str, SecretRef], cfg: pulumi.Config) -> dict[
     if missing:
         raise BadInputError(
             "secrets are not set: " + "; ".join(missing),
-            hint=f"export the variables, or `pulumi config set --secret {CONFIG_NAMESPACE}:NAME VALUE` on the stack",
+            hint=f"export the variables; a Pulumi secret fooBar: export XZCTL_SECRET_FOO_BAR for xzctl provision, "
+            f"or `pulumi config set --secret {CONFIG_NAMESPACE}:fooBar VALUE` on the stack",
         )
     return values
 
@@ -96,7 +97,7 @@ def build(fleet: Fleet, target: str, pins: ImagePins | None, cfg: pulumi.Config)
     k8s_provider = provider(f"{group}-{target}", kube, cfg)
     base, *rest = objects.units
     first = unit_resource(base, group=group, provider=k8s_provider, secrets=secrets)
-    releases = [HelmRelease(c, provider=k8s_provider, depends_on=[first]) for c in objects.charts]
+    releases = [HelmRelease(c, group=group, provider=k8s_provider, depends_on=[first]) for c in objects.charts]
     units = [first]
     for unit in rest:
         # Custom resources need the CRDs the charts install, and the log job the Elasticsearch they run.

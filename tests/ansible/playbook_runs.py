@@ -86,7 +86,7 @@ def run_playbook(
             playbook=playbook,
             inventory=str(path),
             extravars=extravars or {},
-            envvars={"XZCTL_K3S_TOKEN": TOKEN, "ANSIBLE_SSH_COMMON_ARGS": ssh.ssh_args()},
+            envvars={"XZCTL_K3S_TOKEN": TOKEN, **ssh.ansible_env()},
             cmdline="--check" if check else None,
             quiet=True,
             timeout=600,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -26,12 +27,27 @@ class SshServer:
     user: str
     key: Path  # the client's private key
     known_hosts: Path
+    control_dir: Path  # Ansible's persistent ssh connections to this server, closed at teardown
     # The system Python, as on an edge node (discovery would find the developer's pyenv shims here).
     python: str = "/usr/bin/python3"
 
-    def ssh_args(self) -> str:
-        """ssh options for Ansible (ANSIBLE_SSH_COMMON_ARGS): trust exactly the temporary host key."""
-        return f"-o UserKnownHostsFile={self.known_hosts} -o IdentitiesOnly=yes"
+    def ansible_env(self) -> dict[str, str]:
+        """Environment for Ansible: trust exactly the temporary host key; keep its ssh masters where teardown finds them."""
+        return {
+            "ANSIBLE_SSH_COMMON_ARGS": f"-o UserKnownHostsFile={self.known_hosts} -o IdentitiesOnly=yes",
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.control_dir),
+        }
+
+
+def close_ssh_masters(control_dir: Path) -> None:
+    """End the ControlPersist ssh masters Ansible left (they would linger for a minute with their sshd sessions)."""
+    for socket_path in control_dir.iterdir():
+        subprocess.run(
+            ["ssh", "-O", "exit", "-o", f"ControlPath={socket_path}", "xzctl-test"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
 
 
 def free_port() -> int:
@@ -72,6 +88,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     (d / "authorized_keys").write_text(_keygen(d / "client_ed25519") + "\n", encoding="ascii")
     port = free_port()
     (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub}\n", encoding="ascii")
+    control_dir = d / "cp"
+    control_dir.mkdir()
     config = d / "sshd_config"
     config.write_text(
         "\n".join(
@@ -97,15 +115,21 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
     )
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
     log = (d / "sshd.log").open("wb")
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    # its own process group: teardown ends the listener and any per-connection sshd left behind
+    proc = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         _wait_listening(port, proc)
-        yield SshServer(port=port, user="root", key=d / "client_ed25519", known_hosts=d / "known_hosts")
+        yield SshServer(
+            port=port, user="root", key=d / "client_ed25519", known_hosts=d / "known_hosts", control_dir=control_dir
+        )
     finally:
-        proc.terminate()
+        close_ssh_masters(control_dir)
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
         log.close()

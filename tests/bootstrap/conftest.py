@@ -47,18 +47,22 @@ def loopback_fleet(example_fleet: Fleet, sshd: SshServer, closed_port: int) -> F
     return _reach(example_fleet, sshd, {"bj-edge-01": sshd.port, "bj-edge-02": closed_port, "bj-edge-03": sshd.port})
 
 
-def ssh_env(ssh: SshServer) -> dict[str, str]:
+TOKEN = "bootstrap-test-token-0123456789"
+
+
+def ssh_env(ssh: SshServer, state_dir: Path) -> dict[str, str]:
     """What an operator's shell has: the join token, and ssh trusting the (temporary) host key."""
     return {
-        "K3S_TOKEN": "bootstrap-test-token-0123456789",
-        "ANSIBLE_SSH_COMMON_ARGS": ssh.ssh_args(),
+        "K3S_TOKEN": TOKEN,
+        "XZCTL_STATE_DIR": str(state_dir),
+        **ssh.ansible_env(),
         "ANSIBLE_PYTHON_INTERPRETER": ssh.python,
     }
 
 
 @pytest.fixture
-def ansible_env(monkeypatch: pytest.MonkeyPatch, sshd: SshServer) -> None:
-    for key, value in ssh_env(sshd).items():
+def ansible_env(monkeypatch: pytest.MonkeyPatch, sshd: SshServer, tmp_path: Path) -> None:
+    for key, value in ssh_env(sshd, tmp_path / "state").items():
         monkeypatch.setenv(key, value)
 
 

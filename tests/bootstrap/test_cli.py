@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from tests.ansible.sshd import close_ssh_masters
 from tests.bootstrap.conftest import write_fleet
 from xzctl.bootstrap import BootstrapResult, HostSummary, Playbook
 from xzctl.cli import run
@@ -47,6 +48,36 @@ def test_check_run_reports_every_node_and_exits_1_on_unreachable(
     assert "bj-edge-02: unreachable: Gathering Facts" in err
 
 
+@pytest.mark.ssh
+def test_new_host_keys_are_refused_unless_accepted(
+    loopback_fleet: Fleet,
+    tmp_path: Path,
+    ansible_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", f"-o UserKnownHostsFile={known_hosts} -o IdentitiesOnly=yes")
+    # fresh ssh masters: a persistent connection from another test would skip host key checking
+    monkeypatch.setenv("ANSIBLE_SSH_CONTROL_PATH_DIR", str(tmp_path / "cp"))
+    fleet = write_fleet(loopback_fleet, tmp_path / "fleet.yaml")
+    # reset needs no token and, with an empty root, changes nothing: a cheap way to log in
+    argv = ["bootstrap", "region", "beijing", "-f", str(fleet), "-p", "reset", "-l", "bj-edge-01", "-o", "json"]
+    argv += ["-e", f"xzctl_root={tmp_path / 'root'}", "-e", "xzctl_manage_services=false"]
+    assert run(argv) == 1
+    refused = json.loads(capsys.readouterr().out)["hosts"][0]
+    assert refused["status"] == "unreachable"
+    assert "Host key verification failed" in refused["message"]
+    try:
+        assert run([*argv, "--accept-new-host-keys"]) == 0
+    finally:
+        close_ssh_masters(tmp_path / "cp")
+    assert json.loads(capsys.readouterr().out)["hosts"][0]["status"] == "ok"
+    port = loopback_fleet.node("bj-edge-01").host.ssh_port
+    assert f"[127.0.0.1]:{port}" in known_hosts.read_text()
+
+
 def test_ansible_missing_exits_4(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -76,7 +107,9 @@ def test_summary_table_golden() -> None:
         False,
         [
             HostSummary("bj-edge-01", ok=31, changed=14, skipped=9),
-            HostSummary("bj-edge-02", unreachable=1, message="Failed to connect to the host via ssh: Connection refused"),
+            HostSummary(
+                "bj-edge-02", unreachable=1, message="Failed to connect to the host via ssh: Connection refused"
+            ),
             HostSummary("bj-edge-03", ok=20, changed=2, failed=1, skipped=3, message="no K3s join token"),
         ],
     )

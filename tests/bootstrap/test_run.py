@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from tests.ansible.sshd import SshServer
-from tests.bootstrap.conftest import ssh_env
+from tests.bootstrap.conftest import TOKEN, ssh_env
 from xzctl.bootstrap import BootstrapResult, HostStatus, Playbook, TaskEvent, bootstrap_region
-from xzctl.errors import BadInputError, ExternalToolError
+from xzctl.bootstrap.run import region_lock, state_folder
+from xzctl.errors import BadInputError, ConflictError, ExternalToolError
 from xzctl.spec import Fleet
 from xzctl.spec.models import SecretRef
 
@@ -29,7 +30,7 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def site_run(loopback_fleet: Fleet, sshd: SshServer, roots: Path) -> tuple[BootstrapResult, list[TaskEvent]]:
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in ssh_env(sshd).items():
+        for key, value in ssh_env(sshd, roots / "state").items():
             mp.setenv(key, value)
         events: list[TaskEvent] = []
         result = bootstrap_region(loopback_fleet, "beijing", extravars=per_host_root(roots), on_event=events.append)
@@ -72,6 +73,20 @@ def test_progress_events_per_host(site_run: tuple[BootstrapResult, list[TaskEven
 
 
 @pytest.mark.ssh
+def test_the_full_output_is_kept_without_the_token(
+    site_run: tuple[BootstrapResult, list[TaskEvent]], roots: Path
+) -> None:
+    result, _ = site_run
+    log = Path(result.log)
+    assert log.parent == roots / "state" / "bootstrap"
+    assert log.name.startswith("beijing-site-")
+    text = log.read_text()
+    assert "PLAY RECAP" in text
+    assert "bj-edge-02" in text
+    assert TOKEN not in text
+
+
+@pytest.mark.ssh
 def test_limit_runs_one_node_and_second_run_is_idempotent(
     site_run: tuple[BootstrapResult, list[TaskEvent]], loopback_fleet: Fleet, roots: Path, ansible_env: None
 ) -> None:
@@ -90,6 +105,23 @@ def test_missing_token_stops_before_anything_runs(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_short_token_is_refused_before_anything_runs(example_fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("K3S_TOKEN", "abc123")
+    with pytest.raises(BadInputError, match="shorter than 16 characters"):
+        bootstrap_region(example_fleet, "beijing")
+
+
+@pytest.mark.ssh
+def test_a_failing_node_is_reported_with_its_error(loopback_fleet: Fleet, roots: Path, ansible_env: None) -> None:
+    # a token given by hand (extra var) bypasses xzctl's check: the role refuses it on the node
+    bad_token = per_host_root(roots) | {"k3s_token": "short"}
+    result = bootstrap_region(loopback_fleet, "beijing", limit=["bj-edge-03"], extravars=bad_token)
+    [host] = result.hosts
+    assert (host.host, host.status, host.failed) == ("bj-edge-03", HostStatus.FAILED, 1)
+    assert "no K3s join token (at least 16 characters)" in host.message
+    assert not result.succeeded
+
+
 def test_token_must_come_from_the_environment(example_fleet: Fleet) -> None:
     fleet = example_fleet.model_copy(
         update={"secrets": example_fleet.secrets.model_copy(update={"k3s_join_token": SecretRef(pulumi_secret="k3s")})}
@@ -104,6 +136,21 @@ def test_reset_needs_no_token_but_unknown_nodes_are_refused(
     monkeypatch.delenv("K3S_TOKEN", raising=False)
     with pytest.raises(BadInputError, match="no edge node 'bj-edge-7'"):
         bootstrap_region(example_fleet, "beijing", playbook=Playbook.RESET, limit=["bj-edge-7"])
+
+
+def test_a_second_run_on_the_same_region_is_refused(
+    example_fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("K3S_TOKEN", TOKEN)
+    monkeypatch.setenv("XZCTL_STATE_DIR", str(tmp_path))
+    with region_lock(state_folder(), "beijing"):
+        with pytest.raises(ConflictError) as exc:
+            bootstrap_region(example_fleet, "beijing")
+        assert exc.value.exit_code == 5
+        assert exc.value.message == "another xzctl bootstrap is running on region 'beijing'"
+        with region_lock(state_folder(), "shanghai"):  # other regions are independent
+            pass
+    assert sorted(p.name for p in (tmp_path / "bootstrap").iterdir()) == ["beijing.lock", "shanghai.lock"]
 
 
 def test_missing_ansible_playbook_is_an_external_tool_error(

@@ -66,12 +66,29 @@ def test_exit_codes_follow_the_verdicts(sandbox_factory, tmp_path: Path, capsys:
 
 
 def test_cost_passes_and_table_renders(sandbox_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    box = pinned_sandbox(sandbox_factory, ALL_95)
-    code, out, err = xzctl(capsys, "check", "cost", "--prometheus", box.prometheus_url, "--scrape-interval", "1")
+    path, _ = relaxed_fleet(tmp_path)
+    box = pinned_sandbox(sandbox_factory, ALL_95, path)
+    where = ["--prometheus", box.prometheus_url, "--scrape-interval", "1", "--fleet", str(path)]
+    code, out, err = xzctl(capsys, "check", "cost", *where)
     assert code == 0, err
     # 173,888.89 a month over 994 devices; payback 1,610,000 / (2,982,000 - 1,550,000).
     assert "cost ok (CNY)" in out
     assert "174.94" in out and "1.12" in out
+
+    # --watch with a bound: two reports, one JSON document each, then the exit code of the last one.
+    code, out, err = xzctl(
+        capsys, "capacity", "report", *where, "--window", "5s", "--watch", "--interval", "1", "--count", "2",
+        "-o", "json",
+    )  # fmt: skip
+    decoder, documents, at = json.JSONDecoder(), [], 0
+    while at < len(out.strip()):
+        document, at = decoder.raw_decode(out, at)
+        documents.append(document)
+        at += 1
+    assert code == 0, err  # warn: 8 devices of headroom per node
+    assert [d["status"] for d in documents] == ["warn", "warn"]
+    assert len(documents) == 2 and documents[1]["taken_at"] > documents[0]["taken_at"]
+    assert all(d["fleet"]["devices"] == 994 for d in documents)
 
 
 def test_drill_from_the_cli(sandbox_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,6 +104,13 @@ def test_drill_from_the_cli(sandbox_factory, tmp_path: Path, capsys: pytest.Capt
     assert drill["kpi_seconds"] == 30
     assert code == {"ok": 0, "warn": 0, "crit": 1, "unknown": 3}[data["status"]]
     assert SimulatorClient(box.simulator_url).state()["nodes"]["sh-edge-02"]["up"] is True
+
+
+@pytest.mark.parametrize(("group", "commands"), [("capacity", ["report"]), ("check", ["failover", "cost", "all"])])
+def test_every_command_help_has_an_example(group: str, commands: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    for command in commands:
+        code, out, _ = xzctl(capsys, group, command, "--help")
+        assert code == 0 and f"Example: xzctl {group} {command}" in out
 
 
 def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

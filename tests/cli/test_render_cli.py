@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,11 @@ def test_out_refuses_a_folder_it_did_not_write(tmp_path: Path, capsys: pytest.Ca
     assert run(["render", "region", "beijing", "--out", str(tmp_path)]) == 2
     assert "was not written by xzctl render" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_node_config_json_carries_the_same_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["render", "node-config", "bj-edge-02", "-o", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["node"] == "bj-edge-02"
+    assert set(data["files"]) == {"node.yaml", "data/.config.yaml"}
+    assert yaml.safe_load(data["files"]["node.yaml"])["edge_node"]["id"] == "bj-edge-02"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rollout._live import NEW_ASR, OLD_ASR, asr_images, wait_all_up
+from tests.rollout._live import NEW_ASR, OLD_ASR, asr_images, ready
 from xzctl.cli import run
 from xzctl.rollout.state import StateStore
 from xzctl.sandbox import SandboxInfo, SimulatorClient
@@ -28,21 +28,28 @@ def _cli_env(box: SandboxInfo) -> dict[str, str]:
     return {**os.environ, "XZCTL_STATE_DIR": str(box.state_dir)}
 
 
+def _spawn_rollout(box: SandboxInfo, checks: int) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", NEW_ASR, "--interval", "1s"]
+    argv += ["--checks", str(checks), "--window", "4s"]
+    return subprocess.Popen(argv, cwd=REPO, env=_cli_env(box), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_first_step(store: StateStore, status: str, proc: subprocess.Popen[bytes]) -> str:
+    """The rollout id once its first step reached `status` (bounded: 60 s)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        states = store.all()
+        if states and states[0].steps[0].status == status:
+            return states[0].id
+        time.sleep(0.2)
+    pytest.fail(f"the rollout's first step never became {status}")
+
+
 def _start_and_kill_between_steps(box: SandboxInfo) -> str:
     """Run a rollout in a subprocess, kill -9 it once step 1 passed; return the rollout id."""
-    store = StateStore(box.state_dir)
-    argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", NEW_ASR, "--interval", "1s", "--checks", "2"]
-    proc = subprocess.Popen(argv, cwd=REPO, env=_cli_env(box), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _spawn_rollout(box, checks=2)
     try:
-        deadline = time.monotonic() + 60
-        rollout_id = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            states = store.all()
-            if states and states[0].steps[0].status == "passed":
-                rollout_id = states[0].id
-                break
-            time.sleep(0.2)
-        assert rollout_id is not None, "the rollout never passed its first step"
+        rollout_id = _wait_first_step(StateStore(box.state_dir), "passed", proc)
         # a second rollout on the same region is refused while this one runs
         assert run(["rollout", "canary", "tts", NEW_TTS, "--state-dir", str(box.state_dir)]) == 5
     finally:
@@ -53,7 +60,7 @@ def _start_and_kill_between_steps(box: SandboxInfo) -> str:
 
 def test_kill_between_steps_then_resume_finishes(sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]) -> None:
     box = sandbox_factory()
-    wait_all_up(box)
+    ready(box)
     rollout_id = _start_and_kill_between_steps(box)
     capsys.readouterr()
     assert run(["rollout", "status", rollout_id, "--state-dir", str(box.state_dir), "-o", "json"]) == 0
@@ -73,7 +80,7 @@ def test_kill_between_steps_then_abort_restores_stable_everywhere(
     sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     box = sandbox_factory()
-    wait_all_up(box)
+    ready(box)
     rollout_id = _start_and_kill_between_steps(box)
     assert any(pin["canary"] == NEW_ASR for pin in asr_images(box).values())
     capsys.readouterr()
@@ -88,9 +95,9 @@ def test_regressed_canary_exits_1_and_json_names_the_failure(
     sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     box = sandbox_factory()
-    wait_all_up(box)
+    ready(box)
     SimulatorClient(box.simulator_url).control({"action": "image_profile", "image": NEW_ASR, "error_rate": 0.05})
-    argv = ["rollout", "canary", "asr", NEW_ASR, "--interval", "1s", "--checks", "2", "-o", "json"]
+    argv = ["rollout", "canary", "asr", NEW_ASR, "--interval", "1s", "--checks", "2", "--window", "4s", "-o", "json"]
     assert run([*argv, "--state-dir", str(box.state_dir)]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["phase"] == "rolled_back" and data["analysis"][-1]["result"] == "failure"
@@ -100,20 +107,16 @@ def test_abort_of_a_running_rollout_is_done_by_its_own_process(
     sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     box = sandbox_factory()
-    wait_all_up(box)
-    store = StateStore(box.state_dir)
-    argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", NEW_ASR, "--interval", "1s", "--checks", "50"]
-    with subprocess.Popen(argv, cwd=REPO, env=_cli_env(box), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not (store.all() and store.all()[0].steps[0].status == "analyzing"):
-                time.sleep(0.2)
-            assert run(["rollout", "abort", "--state-dir", str(box.state_dir), "-o", "json"]) == 0
-            assert proc.wait(timeout=60) == 1  # the rollout process reports it did not promote
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=30)
+    ready(box)
+    proc = _spawn_rollout(box, checks=50)
+    try:
+        _wait_first_step(StateStore(box.state_dir), "analyzing", proc)
+        assert run(["rollout", "abort", "--state-dir", str(box.state_dir), "-o", "json"]) == 0
+        assert proc.wait(timeout=60) == 1  # the rollout process reports it did not promote
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
     final = json.loads(capsys.readouterr().out)
     assert final["phase"] == "aborted" and final["cause"] == "operator"
     assert all(pin == {"stable": OLD_ASR, "canary": None} for pin in asr_images(box).values())

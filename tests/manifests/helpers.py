@@ -25,3 +25,16 @@ def variant(tmp_path: Path, *edits: tuple[str, str]) -> Fleet:
     path = tmp_path / "fleet.yaml"
     path.write_text(text, encoding="utf-8")
     return load_fleet(path).fleet
+
+
+DIGEST = "@sha256:" + "a" * 64
+
+
+def production_variant(tmp_path: Path) -> Fleet:
+    """The bundled fleet as a production fleet: every spec image pinned by DIGEST."""
+    return variant(
+        tmp_path,
+        (r"environment: staging", "environment: production"),
+        (r"(image: [a-z0-9./-]+(?:-[a-z0-9]+)*)(:[\w.-]+)", rf"\1{DIGEST}"),
+        (r'target: "s3://xiaozhi-backups"', f'target: "s3://xiaozhi-backups", image: "restic/restic{DIGEST}"'),
+    )

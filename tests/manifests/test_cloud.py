@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.manifests.helpers import find, variant
+from tests.manifests.helpers import find, production_variant, variant
 from xzctl.errors import BadInputError
-from xzctl.manifests.cloud import cloud_helm_charts, restic_repository
+from xzctl.manifests.cloud import cloud_helm_charts, cloud_objects, restic_repository
 from xzctl.provision.objects import target_objects
 from xzctl.spec import Fleet
 
@@ -19,7 +19,9 @@ Obj = dict[str, Any]
 
 @pytest.fixture(scope="module")
 def cloud(example_fleet: Fleet) -> list[Obj]:
-    return target_objects(example_fleet, "cloud").objects()
+    objects = cloud_objects(example_fleet)
+    assert objects == target_objects(example_fleet, "cloud").objects()
+    return objects
 
 
 def _main(obj: Obj) -> Obj:
@@ -106,12 +108,13 @@ def test_helm_values_come_from_the_spec(example_fleet: Fleet, tmp_path: Path) ->
 
 def test_production_cloud_fails_closed_on_images_the_spec_cannot_pin(tmp_path: Path) -> None:
     """MinIO and the log job's curl image have no spec field yet: production refuses their tags."""
-    digest = "@sha256:" + "b" * 64
-    fleet = variant(
-        tmp_path,
-        (r"environment: staging", "environment: production"),
-        (r"(image: [a-z0-9./-]+(?:-[a-z0-9]+)*)(:[\w.-]+)", rf"\1{digest}"),
-        (r'target: "s3://xiaozhi-backups"', f'target: "s3://xiaozhi-backups", image: "restic/restic{digest}"'),
-    )
+    fleet = production_variant(tmp_path)
     with pytest.raises(BadInputError, match=r"object store: image 'quay\.io/minio/minio"):
         target_objects(fleet, "cloud")
+
+
+def test_backup_without_credentials_is_refused(tmp_path: Path) -> None:
+    fleet = variant(tmp_path, (r"  backup_credentials: \{pulumi_secret: backupCredentials\}\n", ""))
+    with pytest.raises(BadInputError, match=r"secrets\.backup_credentials is not set"):
+        target_objects(fleet, "cloud")
+    assert target_objects(fleet, "beijing").units  # the edge regions do not need it

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.manifests.helpers import find, variant
+from tests.manifests.helpers import DIGEST, find, production_variant, variant
 from xzctl.errors import BadInputError, NotFoundError
-from xzctl.manifests.edge import edge_region_units
+from xzctl.manifests.edge import edge_region_objects, edge_region_units
 from xzctl.manifests.pins import ServicePin, spec_pins
 from xzctl.provision.objects import region_inputs, target_objects
 from xzctl.render.node import SERVICE_PORTS
@@ -149,19 +149,13 @@ def test_pins_missing_a_node_are_refused(example_fleet: Fleet) -> None:
 
 
 def test_production_refuses_a_canary_image_without_digest(tmp_path: Path) -> None:
-    digest = "@sha256:" + "a" * 64
-    fleet = variant(
-        tmp_path,
-        (r"environment: staging", "environment: production"),
-        (r"(image: [a-z0-9./-]+(?:-[a-z0-9]+)*)(:[\w.-]+)", rf"\1{digest}"),
-        (r'target: "s3://xiaozhi-backups"', f'target: "s3://xiaozhi-backups", image: "restic/restic{digest}"'),
-    )
+    fleet = production_variant(tmp_path)
     inputs = region_inputs(fleet, "beijing")
-    objs = [o for u in edge_region_units(fleet, "beijing", inputs) for o in u.objects]
+    objs = edge_region_objects(fleet, "beijing", inputs)
     images = {
         c["image"] for o in objs if o["kind"] == "Deployment" for c in o["spec"]["template"]["spec"]["containers"]
     }
-    assert images and all(i.endswith(digest) for i in images)
+    assert images and all(i.endswith(DIGEST) for i in images)
     assert all(
         c["imagePullPolicy"] == "IfNotPresent"
         for o in objs
@@ -172,7 +166,7 @@ def test_production_refuses_a_canary_image_without_digest(tmp_path: Path) -> Non
         "bj-edge-01",
         "asr",
         ServicePin(
-            stable=f"registry.xiaozhi.example/inference/asr{digest}",
+            stable=f"registry.xiaozhi.example/inference/asr{DIGEST}",
             canary="registry.xiaozhi.example/inference/asr:9.9.9",
         ),
     )
@@ -201,10 +195,59 @@ def test_unknown_region_is_refused(example_fleet: Fleet) -> None:
 
 
 def test_time_slicing_config_is_the_device_plugin_format(beijing: list[Obj]) -> None:
-    cm = find(beijing, "ConfigMap", "xiaozhi-time-slicing")
+    """The same ConfigMap, key and content as the ansible role k3s_server installs with the plugin."""
+    cm = find(beijing, "ConfigMap", "nvidia-device-plugin-config")
     assert cm["metadata"]["namespace"] == "kube-system"
-    config = yaml.safe_load(cm["data"]["bj-edge-01"])
-    assert config == {
-        "version": "v1",
-        "sharing": {"timeSlicing": {"resources": [{"name": "nvidia.com/gpu", "replicas": 8}]}},
+    assert cm["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
+    config = yaml.safe_load(cm["data"]["time-slicing-8"])
+    sharing = {"renameByDefault": False, "failRequestsGreaterThanOne": False}
+    sharing["resources"] = [{"name": "nvidia.com/gpu", "replicas": 8}]
+    assert config == {"version": "v1", "sharing": {"timeSlicing": sharing}}
+    template = Path(__file__).resolve().parents[2] / "ansible/roles/k3s_server/templates/nvidia-device-plugin.yaml.j2"
+    rendered = template.read_text(encoding="utf-8").replace("{{ replicas }}", "8")
+    assert "name: nvidia-device-plugin-config" in rendered and "time-slicing-8: |" in rendered
+    assert "failRequestsGreaterThanOne: false" in rendered
+
+
+def test_the_init_step_fills_the_auth_key_as_the_pod_would(beijing: list[Obj], tmp_path: Path) -> None:
+    """Run the init container's command on the ConfigMap's file, with the env its secretKeyRefs give."""
+    import subprocess
+    import sys
+
+    pod = find(beijing, "Deployment", "bj-edge-02-xiaozhi-server")["spec"]["template"]["spec"]
+    init = pod["initContainers"][0]
+    config = find(beijing, "ConfigMap", "bj-edge-02-config")["data"]
+    secrets = {("xzctl-auth-key", "value"): 'k3y: with "quotes" and 中文'}
+    env = {
+        e["name"]: secrets[(e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])]
+        for e in init["env"]
     }
+    (tmp_path / "config").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "config" / "server.config.yaml").write_text(config["server.config.yaml"], encoding="utf-8")
+    # The container paths, mapped into tmp_path: /config -> config, the server's data dir -> data.
+    args = [
+        a.replace("/config", str(tmp_path / "config")).replace("/opt/xiaozhi-esp32-server/data", str(tmp_path / "data"))
+        for a in init["command"][3:]
+    ]
+    assert init["command"][0] == "python3"
+    done = subprocess.run(
+        [sys.executable, "-c", init["command"][2], *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    filled = yaml.safe_load((tmp_path / "data" / ".config.yaml").read_text(encoding="utf-8"))
+    assert filled["server"]["auth_key"] == secrets[("xzctl-auth-key", "value")]
+    failed = subprocess.run(
+        [sys.executable, "-c", init["command"][2], *args],
+        env={},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert failed.returncode != 0 and "XIAOZHI_AUTH_KEY" in failed.stderr

@@ -93,8 +93,9 @@ def test_gpu_slots_count_every_replica_and_canary(beijing: list[Obj]) -> None:
     assert [v.render() for v in policy.gpu_slots(objs)] == [
         "gpu-slots: Node/bj-edge-03: pods request 17 GPU slots but the node has 2 GPUs x 8 time-slicing replicas = 16"
     ]
-    without_sharing = [o for o in objs if o["metadata"]["name"] != "xiaozhi-time-slicing"]
-    assert "= 2" in policy.gpu_slots(without_sharing)[0].message
+    config = find(objs, "ConfigMap", "bj-edge-03-config")
+    config["metadata"]["annotations"]["xiaozhi.io/gpu-time-slicing-replicas"] = "1"
+    assert policy.gpu_slots(objs)[0].message.endswith("2 GPUs x 1 time-slicing replicas = 2")
 
 
 def _load_pack() -> ModuleType:

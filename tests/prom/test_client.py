@@ -204,3 +204,16 @@ def test_basic_auth_is_sent(proxy: Proxy) -> None:
     with PrometheusClient(proxy.url, basic_auth=("ops", "pw")) as client:
         (s,) = client.query("vector(2)")
     assert s.value == 2.0
+
+
+def test_query_many_keeps_order_and_counts_each_query(prometheus_url: str) -> None:
+    with PrometheusClient(prometheus_url) as client:
+        answers = client.query_many([f"vector({i})" for i in range(7)], at=1_700_000_000, parallel=3)
+    assert [a[0].value for a in answers] == [float(i) for i in range(7)]
+    assert all(a[0].timestamp == 1_700_000_000 for a in answers)
+    assert client.query_count == 7
+
+
+def test_query_many_raises_the_first_failure(proxy: Proxy) -> None:
+    with PrometheusClient(proxy.url) as client, pytest.raises(BadInputError, match="bad_data"):
+        client.query_many(["vector(1)", "sum(", "vector(2)"])

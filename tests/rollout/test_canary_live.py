@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.sandbox import wait_for_query
-from tests.rollout._live import NEW_ASR, OLD_ASR, asr_images, make_engine, wait_all_up
+from tests.rollout._live import NEW_ASR, OLD_ASR, WINDOW, asr_images, make_engine, ready, wait_all_up
 from xzctl.metrics import queries as q
 from xzctl.rollout.analysis import Thresholds
 from xzctl.rollout.deploy import SimulatorDeployer
@@ -22,7 +22,7 @@ Factory = Callable[..., SandboxInfo]
 
 def test_healthy_canary_goes_through_every_step(sandbox_factory: Factory) -> None:
     box = sandbox_factory()
-    wait_all_up(box)
+    ready(box)
     engine, events = make_engine(box)
     state = engine.start()
     assert state.phase == "promoted", state.reason
@@ -42,7 +42,7 @@ def test_regressed_canary_is_rolled_back_within_two_intervals(
 ) -> None:
     box = sandbox_factory()
     SimulatorClient(box.simulator_url).control({"action": "image_profile", "image": NEW_ASR, **profile})
-    wait_all_up(box)
+    ready(box)
     engine, _ = make_engine(box)
     state = engine.start()
     assert state.phase == "rolled_back" and state.cause == "analysis_failed"
@@ -54,7 +54,7 @@ def test_regressed_canary_is_rolled_back_within_two_intervals(
 
 def test_metrics_gap_aborts_and_never_promotes(sandbox_factory: Factory) -> None:
     box = sandbox_factory()
-    wait_all_up(box)
+    ready(box)
     client = SimulatorClient(box.simulator_url)
 
     def gap_after_first_deploy(kind: str, state: RolloutState, detail: dict[str, Any]) -> None:
@@ -72,10 +72,10 @@ def test_metrics_gap_aborts_and_never_promotes(sandbox_factory: Factory) -> None
 
 def test_unreachable_node_is_skipped_and_keeps_its_image(sandbox_factory: Factory) -> None:
     box = sandbox_factory()
-    wait_all_up(box)
+    ready(box)
     SimulatorClient(box.simulator_url).control({"action": "node_down", "node": "sh-edge-01"})
     wait_all_up(box, up=box.nodes - 1)
-    engine, events = make_engine(box, settings=Settings(interval_seconds=1.0, checks=1))
+    engine, events = make_engine(box, settings=Settings(interval_seconds=1.0, checks=1, window_seconds=WINDOW))
     state = engine.start()
     assert state.phase == "promoted", state.reason
     assert list(state.skipped_nodes) == ["sh-edge-01"]
@@ -87,11 +87,13 @@ def test_unreachable_node_is_skipped_and_keeps_its_image(sandbox_factory: Factor
 
 def test_hold_policy_pauses_before_deploying_then_resumes(sandbox_factory: Factory) -> None:
     box = sandbox_factory()
-    wait_all_up(box)
+    ready(box)
     client = SimulatorClient(box.simulator_url)
     client.control({"action": "node_down", "node": "bj-edge-01"})
     wait_for_query(box.prometheus_url, q.node_up(filters={"node": "bj-edge-01"}), lambda s: s[0].value == 0, 30)
-    engine, _ = make_engine(box, settings=Settings(interval_seconds=1.0, checks=1, on_unreachable="hold"))
+    engine, _ = make_engine(
+        box, settings=Settings(interval_seconds=1.0, checks=1, on_unreachable="hold", window_seconds=WINDOW)
+    )
     state = engine.start()
     assert state.phase == "paused" and state.cause == "hold" and "bj-edge-01" in state.reason
     assert all(pin["canary"] is None for pin in asr_images(box).values())  # nothing was deployed
@@ -102,10 +104,12 @@ def test_hold_policy_pauses_before_deploying_then_resumes(sandbox_factory: Facto
 
 def test_inconclusive_pauses_for_promote_then_abort_restores(sandbox_factory: Factory) -> None:
     box = sandbox_factory()
-    wait_all_up(box)
+    ready(box)
     # a KPI both tracks miss (asr p95 is about 290 ms): the canary is not to blame, but cannot be passed
     strict = Thresholds(error_ratio=0.001, p95_seconds=0.1, inference_error_ratio=0.001)
-    engine, _ = make_engine(box, settings=Settings(interval_seconds=1.0, checks=1), thresholds=strict)
+    engine, _ = make_engine(
+        box, settings=Settings(interval_seconds=1.0, checks=1, window_seconds=WINDOW), thresholds=strict
+    )
     state = engine.start()
     assert state.phase == "paused" and state.cause == "inconclusive" and state.step == 0
     assert "stable breaches the KPI too" in state.reason
@@ -124,7 +128,7 @@ class _Killed(BaseException):
 
 def test_crash_in_the_middle_of_a_deploy_is_reapplied_on_resume(sandbox_factory: Factory) -> None:
     box = sandbox_factory()
-    wait_all_up(box)
+    ready(box)
     client = SimulatorClient(box.simulator_url)
     calls: list[dict[str, Any]] = []
 
@@ -134,7 +138,7 @@ def test_crash_in_the_middle_of_a_deploy_is_reapplied_on_resume(sandbox_factory:
         calls.append(action)
         return client.control(action)
 
-    engine, _ = make_engine(box, settings=Settings(interval_seconds=1.0, checks=1))
+    engine, _ = make_engine(box, settings=Settings(interval_seconds=1.0, checks=1, window_seconds=WINDOW))
     crashing = SimulatorDeployer(dies_on_third_call, client.state, box.simulator_url)
     engine.deployer = crashing
     with pytest.raises(_Killed):

@@ -9,6 +9,7 @@ import pytest
 
 from tests.fixtures.sandbox import _pid_gone
 from xzctl.cli import run
+from xzctl.sandbox import SimulatorClient
 
 pytestmark = pytest.mark.prometheus
 
@@ -16,6 +17,8 @@ pytestmark = pytest.mark.prometheus
 def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("XZCTL_STATE_DIR", str(tmp_path))
     assert run(["sandbox", "status"]) == 3
+    assert "no sandbox is running" in capsys.readouterr().err
+    assert run(["sandbox", "scenario", "reset"]) == 3
     assert "no sandbox is running" in capsys.readouterr().err
     try:
         assert run(["sandbox", "up", "--scrape-interval", "1", "-o", "json"]) == 0
@@ -33,6 +36,14 @@ def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
             time.sleep(0.5)
         assert status["running"] == {"simulator": True, "prometheus": True}
         assert set(status["targets"]) == nodes
+        assert run(["sandbox", "scenario", "node-down", "--node", "bj-edge-02"]) == 0
+        assert json.loads(capsys.readouterr().out)["action"] == "node_down"
+        assert SimulatorClient(info["simulator_url"]).state()["nodes"]["bj-edge-02"]["up"] is False
+        assert (
+            run(["sandbox", "scenario", "deploy", "--node", "bj-edge-01", "--service", "asr", "--track", "canary"]) == 0
+        )
+        assert run(["sandbox", "scenario", "set-devices", "--node", "bj-edge-01"]) == 2
+        assert '"devices" must be an integer' in capsys.readouterr().err
     finally:
         assert run(["sandbox", "down"]) == 0
     assert all(_pid_gone(pid) for pid in info["pids"].values())

@@ -112,3 +112,24 @@ def test_ctrl_c_during_up_leaves_no_process_and_no_state(tmp_path, monkeypatch) 
     assert len(spawned) == 2 and all(_pid_gone(pid) for pid in spawned)
     assert sandbox_status(tmp_path / "state") is None
     assert list((tmp_path / "state" / "sandbox").iterdir()) == []
+
+
+def test_a_port_taken_between_pick_and_bind_is_retried(sandbox_factory, monkeypatch) -> None:
+    import socket
+
+    import xzctl.sandbox.run as run_module
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    taken_port = taken.getsockname()[1]
+    ports = iter([taken_port])
+    real_free_port = run_module._free_port
+    monkeypatch.setattr(run_module, "_free_port", lambda: next(ports, None) or real_free_port())
+    try:
+        box = sandbox_factory()
+    finally:
+        taken.close()
+    assert box.prometheus_url != f"http://127.0.0.1:{taken_port}"
+    wait_for_query(box.prometheus_url, "count(up)", lambda s: bool(s) and s[0].value == 7, 30)
+    assert "address already in use" in (Path(box.work_dir) / "prometheus.log").read_text()

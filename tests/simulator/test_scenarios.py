@@ -34,6 +34,8 @@ def test_node_down_moves_its_sessions_to_the_region_and_node_up_brings_them_back
     moving = sim.control({"action": "node_down", "node": NODE, "reconnect_seconds": [0.5, 2]})["moving"]
     assert moving == 75
     wait_for_query(box.prometheus_url, q.node_up(filters={"node": NODE}), lambda s: s and s[0].value == 0, 15)
+    # the sandbox's Prometheus runs the fleet's alert rules: EdgeNodeDown is pending (its `for` is 1m)
+    wait_for_query(box.prometheus_url, f'ALERTS{{alertname="EdgeNodeDown",node="{NODE}"}}', bool, 15)
     # 75 sessions fit in the two other Beijing nodes (75 + 38 each is under 150): none leave the region.
     region = wait_for_query(
         box.prometheus_url,
@@ -58,6 +60,8 @@ def test_overload_past_capacity_builds_a_queue_and_latency(box) -> None:
         box.prometheus_url, q.active_devices(filters={"node": NODE}), lambda s: s and s[0].value == 400, 15
     )
     assert devices[0].value == 400
+    overload = wait_for_query(box.prometheus_url, f'ALERTS{{alertname="DeviceOverload",node="{NODE}"}}', bool, 15)
+    assert overload[0].labels["alertstate"] == "pending" and overload[0].labels["severity"] == "warning"
     queue = wait_for_query(
         box.prometheus_url, q.queue_size("llm", filters={"node": NODE}), lambda s: s and s[0].value > 20, 20
     )
@@ -69,6 +73,10 @@ def test_overload_past_capacity_builds_a_queue_and_latency(box) -> None:
         20,
     )
     assert _value(p95, node=NODE) > 2.0
+    pair = {"node": [NODE, "bj-edge-02"]}
+    for busy in (q.cpu_utilization(window="30s", filters=pair), q.gpu_utilization(filters=pair)):
+        shares = wait_for_query(box.prometheus_url, busy, lambda s: len(s) == 2, 10)
+        assert _value(shares, node=NODE) > _value(shares, node="bj-edge-02") > 0
 
 
 def test_canary_image_with_worse_latency_and_errors_shows_on_its_track(box) -> None:

@@ -218,7 +218,8 @@ def test_malformed_spec_is_refused_clearly_and_nothing_is_written(
     problems = [line for line in captured.err.splitlines() if line.startswith("error: ")]
     matching = [p for p in problems if all(fragment in p for fragment in case.expect)]
     assert matching, f"no problem line has all of {case.expect}:\n{captured.err}"
-    assert f"error: {spec}" in matching[0]
+    assert matching[0].startswith(f"error: {spec}")
+    assert "; fix: " in matching[0]
     assert "Traceback" not in captured.err
     if case.name == "literal secret value":
         assert "hunter2" not in captured.err + captured.out  # a secret given by mistake is never echoed

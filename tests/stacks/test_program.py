@@ -41,6 +41,10 @@ def test_every_target_runs_and_registers_its_units(stack_runs: dict[str, StackRu
         assert {rec.name for rec in run.of_type("xzctl:edge:EdgeCache")} == nodes
         assert len(run.of_type("xzctl:edge:NetworkPolicies")) == 1
         assert len(run.of_type("xzctl:edge:RegionMonitoring")) == 1
+        # The region's Prometheus (and the CRDs of its ServiceMonitor) comes from its own Helm release.
+        release = run.named("kubernetes:helm.sh/v3:Release", "monitoring").inputs
+        assert release["values"]["prometheus"]["prometheusSpec"]["externalLabels"] == {"region": region}
+        assert release["values"]["grafana"]["enabled"] is False
     cloud = stack_runs["cloud"]
     assert {rec.name for rec in cloud.of_type("xzctl:cloud:CloudLlm")} == {"qwen-72b", "qwen-14b"}
     assert {rec.name for rec in cloud.of_type("xzctl:cloud:HelmRelease")} == {"monitoring", "elasticsearch", "kibana"}
@@ -61,9 +65,9 @@ def test_edge_replicas_gpus_and_node_pinning(stack_runs: dict[str, StackRun], ex
         }
         assert batch["BATCH_SIZE"] == "8"
         assert batch["MODEL"] == "sensevoice-small-fp16"
-    slicing = run.named(CONFIGMAP, "kube-system/xiaozhi-time-slicing").inputs
-    assert set(slicing["data"]) == {"bj-edge-01", "bj-edge-02", "bj-edge-03"}
-    assert "replicas: 8" in slicing["data"]["bj-edge-01"]
+    slicing = run.named(CONFIGMAP, "kube-system/nvidia-device-plugin-config").inputs
+    assert set(slicing["data"]) == {"time-slicing-8"}  # the entry bootstrap labels each node with
+    assert "replicas: 8" in slicing["data"]["time-slicing-8"]
 
 
 def test_server_gets_the_auth_key_only_from_a_pulumi_secret(stack_runs: dict[str, StackRun]) -> None:
@@ -78,12 +82,7 @@ def test_server_gets_the_auth_key_only_from_a_pulumi_secret(stack_runs: dict[str
         secret = run.named(SECRET, "xiaozhi/xzctl-auth-key").inputs
         assert secret["stringData"][SECRET_SIG]  # marked secret on the wire
         assert secret["stringData"]["value"] == {"value": AUTH_KEY}
-        server = run.named(
-            DEPLOYMENT,
-            "xiaozhi/bj-edge-01-xiaozhi-server"
-            if target == "beijing"
-            else next(r.name for r in run.of_type(DEPLOYMENT) if r.name.endswith("-xiaozhi-server")),
-        ).inputs
+        server = next(r.inputs for r in run.of_type(DEPLOYMENT) if r.name.endswith("-xiaozhi-server"))
         init = server["spec"]["template"]["spec"]["initContainers"][0]
         assert init["env"] == [
             {"name": "XIAOZHI_AUTH_KEY", "valueFrom": {"secretKeyRef": {"name": "xzctl-auth-key", "key": "value"}}}
@@ -209,3 +208,40 @@ def test_an_unknown_region_is_refused(pulumi_mocks: RecordingMocks, monkeypatch:
     monkeypatch.setenv("XIAOZHI_AUTH_KEY", AUTH_KEY)
     with pytest.raises(BadInputError, match="chengdu"):
         pulumi_mocks.run(stack_config("chengdu"), list(CONFIG_SECRETS))
+
+
+def test_components_expose_typed_outputs(
+    pulumi_mocks: RecordingMocks, example_fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pulumi
+
+    from stacks.components import CloudOrchestrator, EdgeNode
+    from stacks.program import build
+
+    monkeypatch.setenv("XIAOZHI_AUTH_KEY", AUTH_KEY)
+    seen: dict[str, object] = {}
+
+    def edge() -> pulumi.Output[None]:
+        units = build(example_fleet, "guangzhou", None, pulumi.Config("xzctl"))
+        node = next(u for u in units if isinstance(u, EdgeNode))
+        return pulumi.Output.all(node.gpu_requests, node.replicas).apply(
+            lambda v: seen.update(gpus=v[0], replicas=v[1])
+        )
+
+    def cloud() -> pulumi.Output[None]:
+        units = build(example_fleet, "cloud", None, pulumi.Config("xzctl"))
+        orchestrator = next(u for u in units if isinstance(u, CloudOrchestrator))
+        return orchestrator.endpoint.apply(lambda v: seen.update(endpoint=v))
+
+    pulumi_mocks.run(stack_config("guangzhou"), list(CONFIG_SECRETS), edge)
+    pulumi_mocks.run(stack_config("cloud"), list(CONFIG_SECRETS), cloud)
+    assert seen["gpus"] == 6 * 1 + 4 * 1 + 1 * 2  # asr + tts + llm slots on gz-edge-01
+    assert seen["replicas"] == {
+        "gz-edge-01-xiaozhi-server": 1,
+        "gz-edge-01-vad": 4,
+        "gz-edge-01-asr": 6,
+        "gz-edge-01-tts": 4,
+        "gz-edge-01-llm": 1,
+        "gz-edge-01-coordinator": 1,
+    }
+    assert seen["endpoint"] == "https://cloud.xiaozhi.example/v1"

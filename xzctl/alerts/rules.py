@@ -143,7 +143,7 @@ def node_alerts(fleet: Fleet) -> list[dict[str, Any]]:
             for_=a.cache_hit_rate_low.for_,
             severity="warning",
             summary=f"Cache hit ratio below {cache_floor:.0%} on {where}",
-            description=f"Only {{{{ $value | humanizePercentage }}}} of lookups are answered from L1/L2/L3 (KPI {cache_floor:.0%}).",
+            description=f"Only {{{{ $value | humanizePercentage }}}} of lookups are answered from L1/L2/L3 (floor {cache_floor:.0%}).",
         ),
         _alert(
             fleet,

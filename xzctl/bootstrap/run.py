@@ -8,21 +8,26 @@ that does not parse).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from xzctl.bootstrap.inventory import check_limit, inventory_yaml, region_of
-from xzctl.errors import BadInputError, ExternalToolError
+from xzctl.errors import BadInputError, ConflictError, ExternalToolError
 from xzctl.spec.models import Fleet
 
 ANSIBLE_DIR_ENV = "XZCTL_ANSIBLE_DIR"
 TOKEN_ENV = "XZCTL_K3S_TOKEN"  # read by the k3s role (lookup env); never written to a file by xzctl
+STATE_ENV = "XZCTL_STATE_DIR"
+MIN_TOKEN_LENGTH = 16  # the k3s role asserts the same, for runs by hand
 
 
 class Playbook(StrEnum):
@@ -80,6 +85,7 @@ class BootstrapResult:
     playbook: Playbook
     check: bool
     hosts: list[HostSummary] = field(default_factory=list)
+    log: str = ""  # the full ansible-playbook output, kept for the post-mortem
 
     @property
     def succeeded(self) -> bool:
@@ -93,6 +99,7 @@ class BootstrapResult:
             "check": self.check,
             "succeeded": self.succeeded,
             "hosts": [{**asdict(h), "status": str(h.status)} for h in self.hosts],
+            "log": self.log,
         }
 
 
@@ -102,6 +109,32 @@ def ansible_dir() -> Path:
     if not (path / "site.yml").is_file():
         raise BadInputError(f"no playbooks in {path}", hint=f"set {ANSIBLE_DIR_ENV} to the ansible/ folder of xzctl")
     return path
+
+
+def state_folder() -> Path:
+    """$XZCTL_STATE_DIR/bootstrap: run logs and per-region locks."""
+    folder = Path(os.environ.get(STATE_ENV) or ".xzctl") / "bootstrap"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"cannot write to {folder}: {exc.strerror}", hint=f"set {STATE_ENV}") from None
+    return folder
+
+
+@contextlib.contextmanager
+def region_lock(folder: Path, region: str) -> Iterator[None]:
+    """One playbook run per region at a time: two would restart the same nodes under each other."""
+    with (folder / f"{region}.lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConflictError(
+                f"another xzctl bootstrap is running on region {region!r}", hint=f"lock: {folder / region}.lock"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def join_token(fleet: Fleet) -> str:
@@ -115,10 +148,15 @@ def join_token(fleet: Fleet) -> str:
             f"secrets.k3s_join_token is {ref.describe()}; bootstrap reads the token from an environment variable",
             hint="use `k3s_join_token: {env: K3S_TOKEN}`",
         )
-    value = os.environ.get(ref.env, "")
-    if not value.strip():
+    value = os.environ.get(ref.env, "").strip()
+    if not value:
         raise BadInputError(f"the K3s join token is not set: ${ref.env} is empty", hint=f"export {ref.env}=...")
-    return value.strip()
+    if len(value) < MIN_TOKEN_LENGTH:
+        raise BadInputError(
+            f"the K3s join token in ${ref.env} is shorter than {MIN_TOKEN_LENGTH} characters",
+            hint="generate one: openssl rand -hex 32",
+        )
+    return value
 
 
 _EVENT_STATUS = {
@@ -175,8 +213,13 @@ def bootstrap_region(
     extravars: Mapping[str, Any] | None = None,
     on_event: Callable[[TaskEvent], None] | None = None,
     timeout_seconds: int = 3600,
+    accept_new_host_keys: bool = False,
 ) -> BootstrapResult:
-    """Run `playbook` on the edge nodes of `region` (or the `limit` ones) and summarise per host."""
+    """Run `playbook` on the edge nodes of `region` (or the `limit` ones) and summarise per host.
+
+    `accept_new_host_keys`: trust the SSH host key of a server seen for the first time (fresh
+    bare metal), still refusing a key that changed; otherwise known_hosts must already have it.
+    """
     nodes = [n.id for n in region_of(fleet, region).edge_nodes]
     limit = limit or []
     check_limit(fleet, region, limit)
@@ -189,6 +232,8 @@ def bootstrap_region(
     except ImportError as exc:
         raise ExternalToolError("ansible-runner is not installed", hint="pip install 'xzctl[ansible]'") from exc
 
+    folder = state_folder()
+    log = folder / f"{region}-{playbook}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.log"
     targets = [n for n in nodes if not limit or n in limit]
     last_error: dict[str, str] = {}
 
@@ -201,8 +246,11 @@ def bootstrap_region(
                 on_event(task)
         return True
 
+    variables = dict(extravars or {})
+    if accept_new_host_keys:
+        variables["ansible_ssh_extra_args"] = "-o StrictHostKeyChecking=accept-new"
     cmdline = "--check --diff" if check else ""
-    with tempfile.TemporaryDirectory(prefix="xzctl-bootstrap-") as tmp:
+    with region_lock(folder, region), tempfile.TemporaryDirectory(prefix="xzctl-bootstrap-") as tmp:
         inventory = Path(tmp) / "inventory" / "hosts.yml"
         inventory.parent.mkdir()
         inventory.write_text(inventory_yaml(fleet, region), encoding="utf-8")
@@ -213,18 +261,25 @@ def bootstrap_region(
             inventory=str(inventory),
             limit=",".join(limit) or None,
             cmdline=cmdline or None,
-            extravars=dict(extravars or {}),
+            extravars=variables,
             envvars=envvars,
-            suppress_env_files=True,  # the join token lives in envvars: keep it off the disk
+            # The join token is in envvars: no env/ files; runner's own 0600 artifacts go with the 0700 temp dir.
+            suppress_env_files=True,
             event_handler=handle,
             quiet=True,
             timeout=timeout_seconds,
         )
+        output = runner.stdout.read()
+        log.write_text(output, encoding="utf-8")
         if runner.status == "timeout":
-            raise ExternalToolError(f"{playbook}.yml did not finish within {timeout_seconds}s on region {region!r}")
+            raise ExternalToolError(
+                f"{playbook}.yml did not finish within {timeout_seconds}s on region {region!r}", hint=f"log: {log}"
+            )
         stats = runner.stats
         if stats is None:
             # No play recap: ansible-playbook stopped before running any task (syntax, options).
-            tail = "\n".join(runner.stdout.read().strip().splitlines()[-5:])
-            raise ExternalToolError(f"ansible-playbook {playbook}.yml failed (rc {runner.rc}): {tail}")
-    return BootstrapResult(region, playbook, check, _summaries(stats, targets, last_error))
+            tail = "\n".join(output.strip().splitlines()[-5:])
+            raise ExternalToolError(
+                f"ansible-playbook {playbook}.yml failed (rc {runner.rc}): {tail}", hint=f"log: {log}"
+            )
+    return BootstrapResult(region, playbook, check, _summaries(stats, targets, last_error), log=str(log))

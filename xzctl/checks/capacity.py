@@ -86,6 +86,7 @@ class Capacity:
             "cache_hit": _r(self.cache_hit),
             "growth_per_day": _r(self.growth_per_day, 2),
             "days_until_full": _r(self.days_until_full, 1),
+            "devices_at_limit": {lim.name: lim.devices_at_cap for lim in self.limits},
         }
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from functools import partial
 
 from xzctl.metrics import contract as c
 from xzctl.metrics import queries as q
@@ -62,7 +61,7 @@ class FleetSnapshot:
 @dataclass(frozen=True)
 class SnapshotOptions:
     window: str = "5m"  # rate window of latency, errors and cache ratios
-    history_seconds: float = 7 * 86400  # how far back the forecast looks
+    history_seconds: float = 7 * 86400  # how far back the forecast looks; 0: no forecast
     history_points: int = 120  # points per series of the history range query
     scrape_interval_seconds: float | None = None  # default: each node's monitoring.metrics_interval_seconds
 
@@ -82,30 +81,37 @@ def take_snapshot(
     """Query the fleet's metrics (12 queries whatever its size) and attach every trust problem per node."""
     at = time.time() if now is None else now
     before = client.query_count
-    instant = partial(client.query, at=at)
     w = options.window
-    up = _by_node(instant(q.node_up(by=NODE_BY)))
-    age = _by_node(instant(q.scrape_age_seconds(by=NODE_BY)))
-    devices = _by_node(instant(q.active_devices(by=NODE_BY)))
-    cpu = _by_node(instant(q.cpu_utilization(window=w, by=NODE_BY)))
-    memory = _by_node(instant(q.memory_utilization(by=NODE_BY)))
-    gpu = _by_node(instant(q.gpu_utilization(by=NODE_BY)))
-    errors = _by_node(instant(q.error_ratio(window=w, by=NODE_BY)))
-    queue = _by_node(instant(q.queue_size(by=NODE_BY)))
-    cache = _by_node(instant(q.cache_hit_ratio(window=w, by=NODE_BY)))
-    latency: dict[str, dict[str, float]] = {}
-    for s in instant(q.p95_latency(window=w, by=LATENCY_BY)):
-        latency.setdefault(s.labels.get(c.NODE, ""), {})[s.labels.get(c.SERVICE, "")] = s.value
     intervals = {
         n.id: options.scrape_interval_seconds or n.monitoring.metrics_interval_seconds for n in fleet.edge_nodes()
     }
     # Three scrapes of a live node's CPU counters always change; none changing means a frozen exporter.
     frozen_window = f"{math.ceil(3 * max(intervals.values(), default=10))}s"
-    changes = _by_node(instant(q.counter_changes(window=frozen_window, by=NODE_BY)))
-    step = max(options.history_seconds / options.history_points, 1.0)
+    answers = client.query_many(
+        [
+            q.node_up(by=NODE_BY),
+            q.scrape_age_seconds(by=NODE_BY),
+            q.active_devices(by=NODE_BY),
+            q.cpu_utilization(window=w, by=NODE_BY),
+            q.memory_utilization(by=NODE_BY),
+            q.gpu_utilization(by=NODE_BY),
+            q.error_ratio(window=w, by=NODE_BY),
+            q.queue_size(by=NODE_BY),
+            q.cache_hit_ratio(window=w, by=NODE_BY),
+            q.counter_changes(window=frozen_window, by=NODE_BY),
+            q.p95_latency(window=w, by=LATENCY_BY),
+        ],
+        at,
+    )
+    up, age, devices, cpu, memory, gpu, errors, queue, cache, changes = (_by_node(a) for a in answers[:10])
+    latency: dict[str, dict[str, float]] = {}
+    for s in answers[10]:
+        latency.setdefault(s.labels.get(c.NODE, ""), {})[s.labels.get(c.SERVICE, "")] = s.value
     history: dict[str, list[tuple[float, float]]] = {}
-    for series in client.query_range(q.active_devices(by=NODE_BY), at - options.history_seconds, at, step):
-        history[series.labels.get(c.NODE, "")] = [(t, v) for t, v in series.points if not math.isnan(v)]
+    if options.history_seconds > 0:  # 0: no forecast wanted (failover, cost), one query fewer
+        step = max(options.history_seconds / options.history_points, 1.0)
+        for series in client.query_range(q.active_devices(by=NODE_BY), at - options.history_seconds, at, step):
+            history[series.labels.get(c.NODE, "")] = [(t, v) for t, v in series.points if not math.isnan(v)]
 
     nodes: dict[str, NodeMetrics] = {}
     for node in fleet.edge_nodes():

@@ -83,24 +83,19 @@ class _Progress:
 
 def _summary_table(result: BootstrapResult, console: Console) -> None:
     mode = " (check mode: nothing changed)" if result.check else ""
-    table = Table(title=f"{result.playbook}.yml on region {result.region}{mode}")
-    for col in ("edge node", "status", "ok", "changed", "failed", "unreachable", "skipped", "message"):
-        table.add_column(
-            col, justify="right" if col in ("ok", "changed", "failed", "unreachable", "skipped") else "left"
-        )
+    counts = ("ok", "changed", "failed", "unreachable", "skipped")
+    table = Table("edge node", "status", *counts, title=f"{result.playbook}.yml on region {result.region}{mode}")
+    for col in table.columns[2:]:
+        col.justify = "right"
     for h in result.hosts:
-        style = _STATUS_STYLE[h.status]
-        table.add_row(
-            h.host,
-            f"[{style}]{h.status}[/]",
-            str(h.ok),
-            str(h.changed),
-            str(h.failed),
-            str(h.unreachable),
-            str(h.skipped),
-            escape(h.message[:120]),
-        )
+        table.add_row(h.host, f"[{_STATUS_STYLE[h.status]}]{h.status}[/]", *(str(getattr(h, c)) for c in counts))
     console.print(table)
+    # Errors below the table, whole: a narrow column would chop the one line an operator needs.
+    for h in result.hosts:
+        if h.message:
+            console.print(f"[red]{escape(h.host)}[/]: {escape(' '.join(h.message.split())[:400])}")
+    if result.log:
+        console.print(f"full output: {escape(result.log)}")
 
 
 @app.command()
@@ -115,6 +110,11 @@ def region(  # noqa: PLR0917 (each Typer option is a parameter)
         [], "--extra-var", "-e", help="Role variable KEY=VALUE (YAML value), as ansible-playbook -e."
     ),
     timeout: int = typer.Option(3600, "--timeout", min=1, help="Give up on the whole run after this many seconds."),
+    accept_new_host_keys: bool = typer.Option(
+        False,
+        "--accept-new-host-keys",
+        help="Trust SSH host keys of servers seen for the first time (never changed ones).",
+    ),
     fleet: Path | None = FleetOption,
     output: Output = OutputOption,
 ) -> None:
@@ -139,6 +139,7 @@ def region(  # noqa: PLR0917 (each Typer option is a parameter)
             extravars=variables,
             on_event=progress,
             timeout_seconds=timeout,
+            accept_new_host_keys=accept_new_host_keys,
         )
     emit(result.to_json(), output, lambda console: _summary_table(result, console))
     if not result.succeeded:

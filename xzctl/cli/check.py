@@ -45,7 +45,11 @@ from xzctl.spec import Fleet, load_fleet
 URL_ENV = "XZCTL_PROMETHEUS_URL"
 STATUS_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.UNKNOWN: "magenta", Status.CRIT: "red"}
 
-app = typer.Typer(help="Live verdicts for people and CI: failover, cost, all of them.", no_args_is_help=True)
+app = typer.Typer(
+    help="Live verdicts for people and CI: failover, cost, all of them. "
+    "Exit codes: 0 ok or warn, 1 crit, 2 bad input, 3 unknown (metrics missing, stale or unreachable).",
+    no_args_is_help=True,
+)
 
 PrometheusUrlOption = typer.Option(
     None,
@@ -120,7 +124,7 @@ def live(
     timeout: float,
     retries: int,
     window: str,
-    history: str,
+    history: str | None,
     scrape_interval: int | None,
     state_dir: Path | None,
 ) -> Iterator[Live]:
@@ -144,7 +148,9 @@ def live(
     in_sandbox = sandbox is not None and url == sandbox_url
     interval = scrape_interval or (sandbox.scrape_interval_seconds if sandbox and in_sandbox else None)
     options = SnapshotOptions(
-        window=window, history_seconds=_seconds(history, "--history"), scrape_interval_seconds=interval
+        window=window,
+        history_seconds=_seconds(history, "--history") if history else 0,
+        scrape_interval_seconds=interval,
     )
     client = PrometheusClient(
         url, bearer_token=bearer_token, basic_auth=auth, headers=_headers(header), timeout=timeout, retries=retries
@@ -163,11 +169,11 @@ def raise_for(status: Status, summary: str) -> None:
         raise err
 
 
-def _failover_table(console: Console, report: FailoverReport, result: DrillResult | None) -> None:
+def failover_table(console: Console, report: FailoverReport, result: DrillResult | None) -> None:
     bad = [f for f in report.failures if f.status is not Status.OK]
     console.print(
         f"failover {status_text(report.status)}: {len(report.failures) - len(bad)}/{len(report.failures)} "
-        f"single node and region failures survive (simulated in {report.seconds * 1000:.0f} ms)"
+        "single node and region failures survive"
     )
     if bad:
         table = Table("lost", "kind", "devices", "status", "outcome", "same region", "other regions", "unserved", "why")
@@ -188,13 +194,15 @@ def _failover_table(console: Console, report: FailoverReport, result: DrillResul
         console.print(f"drill {result.node}: {status_text(result.status)}: {escape(result.reason)}")
 
 
-def _cost_table(console: Console, report: CostReport) -> None:
+def cost_table(console: Console, report: CostReport) -> None:
     table = Table("cost", "value", title=f"cost {status_text(report.status)} ({report.currency})")
     rows = report.to_dict()
     for key in ("active_devices", "run_rate_revenue_year", "cost_month", "cost_per_device_month"):
-        table.add_row(key.replace("_", " "), str(rows[key]))
+        table.add_row(key.replace("_", " "), "n/a" if rows[key] is None else str(rows[key]))
+    known = report.active_devices is not None
     table.add_row("idle share of hardware", "n/a" if report.idle_share is None else f"{report.idle_share:.1%}")
-    table.add_row("payback years", "never" if report.payback_years is None else f"{report.payback_years:.2f}")
+    payback = "n/a" if not known else "never" if report.payback_years is None else f"{report.payback_years:.2f}"
+    table.add_row("payback years", payback)
     console.print(table)
     for reason in report.reasons:
         console.print(f"  - {escape(reason)}")
@@ -233,7 +241,7 @@ def failover(
         timeout=timeout,
         retries=retries,
         window=window,
-        history="1h",
+        history=None,
         scrape_interval=scrape_interval,
         state_dir=state_dir,
     ) as ctx:
@@ -270,7 +278,7 @@ def failover(
         data["drill"] = result.to_dict()
         status = worst([status, result.status])
         data["status"] = str(status)
-    emit(data, output, lambda console: _failover_table(console, report, result))
+    emit(data, output, lambda console: failover_table(console, report, result))
     raise_for(status, report.summary() + (f"; drill: {result.reason}" if result else ""))
 
 
@@ -284,6 +292,7 @@ def cost(
     header: list[str] | None = HeaderOption,
     timeout: float = TimeoutOption,
     retries: int = RetriesOption,
+    window: str = WindowOption,
     scrape_interval: int | None = ScrapeIntervalOption,
     state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
@@ -300,13 +309,13 @@ def cost(
         header=header,
         timeout=timeout,
         retries=retries,
-        window="5m",
-        history="1h",
+        window=window,
+        history=None,
         scrape_interval=scrape_interval,
         state_dir=state_dir,
     ) as ctx:
         report = cost_check(take_snapshot(ctx.client, ctx.fleet, ctx.options))
-    emit(report.to_dict(), output, lambda console: _cost_table(console, report))
+    emit(report.to_dict(), output, lambda console: cost_table(console, report))
     raise_for(report.status, report.summary())
 
 
@@ -349,8 +358,8 @@ def all_checks(
 
     def table(console: Console) -> None:
         capacity_table(console, result.capacity)
-        _failover_table(console, result.failover, None)
-        _cost_table(console, result.cost)
+        failover_table(console, result.failover, None)
+        cost_table(console, result.cost)
 
     emit(result.to_dict(), output, table)
     raise_for(result.status, result.summary())

@@ -24,6 +24,7 @@ PreviewOption = typer.Option(False, "--preview", help="Only show what would chan
 YesOption = typer.Option(False, "--yes", "-y", help="Apply without asking (required when stdin is not a terminal).")
 DiffOption = typer.Option(False, "--diff", help="Also print Pulumi's full property diff.")
 ContextOption = typer.Option(None, "--context", help="Kubeconfig context; default: the one the fleet spec names.")
+KubeconfigOption = typer.Option(None, "--kubeconfig", help="Kubeconfig file; default: the spec's, else ~/.kube/config.")
 PinsOption = typer.Option(
     None, "--pins", help="Image pins JSON file (what a rollout step deploys); default: the spec's images."
 )
@@ -75,27 +76,39 @@ def _summary(data: dict[str, Any], console: Console) -> None:
 
 
 def _provision(
-    stack: str,
     *,
+    region: str = "cloud",
+    pins: Path | None = None,
     fleet: Path | None,
     preview: bool,
     yes: bool,
     diff: bool,
     context: str | None,
-    pins_file: Path | None,
-    state: Path | None,
+    kubeconfig: Path | None,
+    state_dir: Path | None,
     output: Output,
 ) -> None:
+    """What `region` and `cloud` share; they pass their options as they are (the cloud has no region, no pins)."""
     if not preview and not yes and not sys.stdin.isatty():
         raise BadInputError(
             "applying changes needs --yes when stdin is not a terminal", hint="add --yes, or --preview to only look"
         )
     from xzctl.provision import up
 
-    pins = _pins(pins_file)
+    image_pins = _pins(pins)
 
     def run(only_preview: bool) -> dict[str, Any]:
-        result = up(stack, fleet, pins, only_preview, _progress, diff=diff, kube_context=context, state=state)
+        result = up(
+            region,
+            fleet,
+            image_pins,
+            only_preview,
+            _progress,
+            diff=diff,
+            kube_context=context,
+            kubeconfig=kubeconfig,
+            state=state_dir,
+        )
         return result.to_dict()
 
     if not preview and not yes:
@@ -114,6 +127,7 @@ def region(
     yes: bool = YesOption,
     diff: bool = DiffOption,
     context: str | None = ContextOption,
+    kubeconfig: Path | None = KubeconfigOption,
     pins: Path | None = PinsOption,
     fleet: Path | None = FleetOption,
     state_dir: Path | None = StateOption,
@@ -123,20 +137,12 @@ def region(
 
     Reads the cloud endpoint from the `cloud` stack, so provision the cloud first. Needs the pulumi
     CLI and PULUMI_CONFIG_PASSPHRASE; state lives in $XZCTL_STATE_DIR/pulumi (a local file backend).
+    Secrets the spec names as `env:` must be exported; a `pulumi_secret: fooBar` is stored as a stack
+    config secret from XZCTL_SECRET_FOO_BAR when that is set (kept from the last run otherwise).
 
     Example: xzctl provision region beijing --preview
     """
-    _provision(
-        region,
-        fleet=fleet,
-        preview=preview,
-        yes=yes,
-        diff=diff,
-        context=context,
-        pins_file=pins,
-        state=state_dir,
-        output=output,
-    )
+    _provision(**locals())
 
 
 @app.command()
@@ -146,6 +152,7 @@ def cloud(
     yes: bool = YesOption,
     diff: bool = DiffOption,
     context: str | None = ContextOption,
+    kubeconfig: Path | None = KubeconfigOption,
     fleet: Path | None = FleetOption,
     state_dir: Path | None = StateOption,
     output: Output = OutputOption,
@@ -154,17 +161,7 @@ def cloud(
 
     Example: xzctl provision cloud --yes
     """
-    _provision(
-        "cloud",
-        fleet=fleet,
-        preview=preview,
-        yes=yes,
-        diff=diff,
-        context=context,
-        pins_file=None,
-        state=state_dir,
-        output=output,
-    )
+    _provision(**locals())
 
 
 @app.command()
@@ -187,19 +184,21 @@ def status(state_dir: Path | None = StateOption, output: Output = OutputOption) 
                 f"no stacks in {escape(str(where / 'pulumi'))} yet; start with: xzctl provision cloud --preview"
             )
             return
-        t = Table("stack", "resources", "last update", "result", "finished", "changes", "locked by")
+        t = Table("stack", "resources", "last update", "finished (UTC)", "changes", "locked by", box=None)
+        t.columns[0].no_wrap = True
         for s in stacks:
-            changes = ", ".join(f"{n} {op}" for op, n in sorted(s["changes"].items()))
+            changes = ", ".join(f"{n} {op}" for op, n in sorted(s["changes"].items()) if op != "same")
             result = s["result"] or "-"
             style = "green" if result == "succeeded" else "red"
+            last = f"{s['last_update'] or '-'} [{style}]{escape(result)}[/]"
+            holder = (s["locked_by"] or "").split(" (pid")[0]  # the full lock is in -o json
             t.add_row(
                 s["stack"],
                 str(s["resources"]),
-                s["last_update"] or "-",
-                f"[{style}]{escape(result)}[/]",
-                s["finished"] or "-",
+                last,
+                (s["finished"] or "-").replace("T", " ").rstrip("Z"),
                 changes,
-                escape(s["locked_by"] or ""),
+                escape(holder),
             )
         console.print(t)
 

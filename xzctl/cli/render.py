@@ -1,4 +1,4 @@
-"""`xzctl render ...`: write the files the fleet runs on (node configs, manifests, alert rules)."""
+"""`xzctl render node-config|region|manifests|alerts`: the files the fleet runs on, written all or nothing."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.console import Console
 
-from xzctl.cli._common import FleetOption, stderr
+from xzctl.cli._common import FleetOption, Output, OutputOption, emit, stderr
 from xzctl.errors import BadInputError
 from xzctl.render import region_documents, render_node_documents, write_tree
 from xzctl.render.node import find_node
@@ -48,11 +49,13 @@ def node_config(
     out: Path | None = typer.Option(
         None, "--out", help="Write DIR/node.yaml and DIR/data/.config.yaml (atomically) instead of printing them."
     ),
+    output: Output = OutputOption,
 ) -> None:
     """Render one edge node's node.yaml and its xiaozhi server override (data/.config.yaml).
 
-    Without --out both are printed as one YAML stream. The shared auth key is never written: the override
-    holds a placeholder the pod fills from the secret at start-up.
+    Without --out both are printed: as one YAML stream (table, the default), or with -o json|yaml as
+    {"node": ID, "files": {path: text}}. The shared auth key is never written: the override holds a
+    placeholder the pod fills from the secret at start-up.
 
     Example: xzctl render node-config bj-edge-01 --out ./out/bj-edge-01
     """
@@ -60,8 +63,12 @@ def node_config(
     spec = _load(fleet)
     docs = render_node_documents(spec, find_node(spec, node))
     if out is None:
-        for path, text in docs.files().items():
-            sys.stdout.write(f"--- # {path}\n{text}")
+
+        def stream(_: Console) -> None:
+            for path, text in docs.files().items():
+                sys.stdout.write(f"--- # {path}\n{text}")
+
+        emit({"node": docs.node_id, "files": docs.files()}, output, stream)
         return
     _written(write_tree(out, docs.files(), what=f"node-config {docs.node_id}"), out)
 

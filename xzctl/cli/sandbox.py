@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +15,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from xzctl.cli._common import FleetOption, Output, OutputOption, emit, stderr
+from xzctl.cli._common import FleetOption, Output, OutputOption, emit, stderr, stdout
 from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.sandbox import (
     SandboxAlreadyUpError,
     SandboxInfo,
+    SimulatorClient,
     default_state_dir,
     sandbox_status,
     start_sandbox,
@@ -59,14 +62,19 @@ def _summary(info: SandboxInfo) -> dict[str, Any]:
 
 
 def _print_summary(console: Console, data: dict[str, Any]) -> None:
-    console.print(f"Prometheus  [bold]{escape(data['prometheus_url'])}[/]")
+    console.print(
+        f"Prometheus  [bold]{escape(data['prometheus_url'])}[/]  (alerts: {escape(data['prometheus_url'])}/alerts)"
+    )
     console.print(
         f"Simulator   {escape(data['simulator_url'])}  ({data['edge_nodes']} edge nodes, seed {data['seed']})"
     )
     console.print(f"Fleet       {escape(data['fleet'])}")
     if data["history"]:
         h = data["history"]
-        console.print(f"History     {h['samples']:,} samples backfilled, step {h['step_seconds']} s")
+        console.print(
+            f"History     {h['samples']:,} samples backfilled, one every {h['step_seconds']} s "
+            f"(rate() over it needs windows of {2 * h['step_seconds'] // 60}m or more)"
+        )
 
 
 @app.command()
@@ -151,3 +159,64 @@ def down(state_dir: Path | None = StateDirOption) -> None:
         return
     stop_sandbox(where)
     stderr.print("sandbox stopped")
+
+
+class Action(StrEnum):
+    NODE_DOWN = "node-down"
+    NODE_UP = "node-up"
+    SET_DEVICES = "set-devices"
+    IMAGE_PROFILE = "image-profile"
+    DEPLOY = "deploy"
+    METRICS_GAP = "metrics-gap"
+    STALE = "stale"
+    RESET = "reset"
+
+
+@app.command()
+def scenario(
+    action: Action = typer.Argument(..., help="What to do to the simulated fleet."),
+    *,
+    node: str | None = typer.Option(None, "--node", help="Edge node id."),
+    region: str | None = typer.Option(None, "--region", help="Region (set-devices with --utilization)."),
+    devices: int | None = typer.Option(None, "--devices", help="Active devices (set-devices)."),
+    utilization: float | None = typer.Option(None, "--utilization", help="Share of max_devices (set-devices)."),
+    image: str | None = typer.Option(None, "--image", help="Image reference (image-profile, deploy)."),
+    latency_factor: float | None = typer.Option(None, "--latency-factor", help="image-profile: latency x."),
+    error_rate: float | None = typer.Option(None, "--error-rate", help="image-profile: share of failed requests."),
+    service: str | None = typer.Option(None, "--service", help="deploy: vad, asr, llm, tts, coordinator, ..."),
+    track: str | None = typer.Option(None, "--track", help="deploy: stable or canary."),
+    seconds: float | None = typer.Option(None, "--seconds", help="metrics-gap: how long the endpoint fails."),
+    enabled: bool = typer.Option(True, "--enabled/--disabled", help="stale: freeze or unfreeze the exporter."),
+    state_dir: Path | None = StateDirOption,
+) -> None:
+    """Play a scenario on the running sandbox: lose a node, overload a region, ship a bad canary.
+
+    Example: xzctl sandbox scenario node-down --node bj-edge-01
+    Example: xzctl sandbox scenario set-devices --region beijing --utilization 0.95
+    Example: xzctl sandbox scenario image-profile --image reg/asr:1.1 --latency-factor 2 --error-rate 0.05
+    """
+    info = sandbox_status(state_dir or default_state_dir())
+    if info is None or not all(info.alive().values()):
+        raise UnknownStateError("no sandbox is running", hint="start one with: xzctl sandbox up")
+    given = {
+        "node": node,
+        "region": region,
+        "devices": devices,
+        "utilization": utilization,
+        "image": image,
+        "latency_factor": latency_factor,
+        "error_rate": error_rate,
+        "service": service,
+        "track": track,
+        "seconds": seconds,
+    }
+    body: dict[str, Any] = {
+        "action": action.value.replace("-", "_"),
+        **{k: v for k, v in given.items() if v is not None},
+    }
+    if action is Action.STALE:
+        body["enabled"] = enabled
+    if action is Action.DEPLOY and image is None:
+        body["image"] = None  # removes the canary track
+    result = SimulatorClient(info.simulator_url).control(body)
+    stdout.print(json.dumps(result), markup=False, highlight=False)

@@ -10,22 +10,21 @@ stores are Helm charts (`cloud_helm_charts`): Pulumi installs them as Helm relea
 from __future__ import annotations
 
 import json
-from typing import Any
 from urllib.parse import urlsplit
 
+from xzctl.errors import BadInputError
 from xzctl.manifests import k8s
-from xzctl.manifests.k8s import SECRET_KEY, HelmChart, Obj, Unit
+from xzctl.manifests.k8s import MONITORING_NAMESPACE, SECRET_KEY, HelmChart, Obj, Unit
 from xzctl.spec.models import Fleet, LlmModel, Resources, SecretRef
 
 LLM_PORT = 8000
 ORCHESTRATOR_PORTS = [("http", 8080), ("metrics", 9090)]
 OBJECT_STORE_PORT = 9000
-MONITORING_NAMESPACE = "monitoring"
 LOGGING_NAMESPACE = "logging"
 # MinIO's root password has no field in the fleet spec; it comes from this Pulumi config secret.
 OBJECT_STORE_SECRET_REF = SecretRef(pulumi_secret="objectStoreRootPassword")
+OBJECT_STORE_SECRET = "xzctl-object-store"
 OBJECT_STORE_SIZE = "500Gi"
-KUBE_PROMETHEUS_STACK = ("kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts", "65.1.1")
 ELASTIC_REPO = "https://helm.elastic.co"
 ELASTIC_VERSION = "8.5.1"
 MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2024-10-13T13-34-11Z"
@@ -34,11 +33,11 @@ CURL_IMAGE = "curlimages/curl:8.10.1"
 
 def cloud_secrets(fleet: Fleet) -> dict[str, SecretRef]:
     """Secret name -> reference, for every secret the cloud's pods read."""
-    out = {"xzctl-object-store": OBJECT_STORE_SECRET_REF}
+    out = {OBJECT_STORE_SECRET: OBJECT_STORE_SECRET_REF}
     for field in ("llm_router_key", "backup_credentials"):
         ref = getattr(fleet.secrets, field)
         if ref is not None:
-            out["xzctl-" + field.replace("_", "-")] = ref
+            out[k8s.secret_name(field)] = ref
     return out
 
 
@@ -55,8 +54,7 @@ def cloud_units(fleet: Fleet) -> list[Unit]:
     units += [Unit("CloudLlm", m.name, _llm(fleet, m, ns)) for m in c.llm_models]
     units.append(Unit("CloudOrchestrator", "cloud-orchestrator", _orchestrator(fleet, ns)))
     units.append(Unit("ObjectStore", "l3", _object_store(fleet, ns)))
-    if "xzctl-backup-credentials" in cloud_secrets(fleet):
-        units.append(Unit("CloudBackup", "backup", _backup(fleet, ns)))
+    units.append(Unit("CloudBackup", "backup", _backup(fleet, ns)))
     if c.logging.elasticsearch:
         units.append(Unit("CloudLogging", "logging", _log_retention(fleet)))
     units.append(Unit("NetworkPolicies", "cloud", _network_policies(fleet, ns)))
@@ -157,7 +155,7 @@ def _orchestrator(fleet: Fleet, ns: str) -> list[Obj]:
         {"name": "ROUTER_CONFIG", "value": "/etc/router/router.yaml"},
     ]
     if fleet.secrets.llm_router_key is not None:
-        env.append(k8s.secret_env("LLM_ROUTER_KEY", "xzctl-llm-router-key", SECRET_KEY))
+        env.append(k8s.secret_env("LLM_ROUTER_KEY", k8s.secret_name("llm_router_key"), SECRET_KEY))
     main = k8s.container(
         "orchestrator",
         k8s.check_image(fleet, o.image, "cloud orchestrator"),
@@ -236,7 +234,7 @@ def _object_store(fleet: Fleet, ns: str) -> list[Obj]:
         command=["minio", "server", "/data"],
         env=[
             {"name": "MINIO_ROOT_USER", "value": "xzctl"},
-            k8s.secret_env("MINIO_ROOT_PASSWORD", "xzctl-object-store", SECRET_KEY),
+            k8s.secret_env("MINIO_ROOT_PASSWORD", OBJECT_STORE_SECRET, SECRET_KEY),
         ],
         mounts=[{"name": "data", "mountPath": "/data"}, {"name": "tmp", "mountPath": "/tmp"}],
     )
@@ -264,6 +262,12 @@ def restic_repository(target: str) -> str:
 def _backup(fleet: Fleet, ns: str) -> list[Obj]:
     """Nightly restic snapshot of the object store's volume, pruned to the spec's retention."""
     b, name = fleet.cloud.backup, "backup"
+    if fleet.secrets.backup_credentials is None:
+        # restic needs a repository password and S3 keys: a backup job without them would fail every night.
+        raise BadInputError(
+            f"cloud.backup targets {b.target} but secrets.backup_credentials is not set",
+            hint="add secrets.backup_credentials (an env file: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, RESTIC_PASSWORD)",
+        )
     days = b.retention_days
     script = (
         "set -eu; set -a; . /credentials/value; set +a; "
@@ -296,7 +300,7 @@ def _backup(fleet: Fleet, ns: str) -> list[Obj]:
     }
     volumes = [
         {"name": "data", "persistentVolumeClaim": {"claimName": "data-object-store-0", "readOnly": True}},
-        {"name": "credentials", "secret": {"secretName": "xzctl-backup-credentials", "defaultMode": 0o400}},
+        {"name": "credentials", "secret": {"secretName": k8s.secret_name("backup_credentials"), "defaultMode": 0o400}},
         k8s.empty_dir("tmp", "10Gi"),
     ]
     pod = k8s.pod_spec([main], volumes=volumes, extra={"restartPolicy": "OnFailure", "affinity": affinity})
@@ -408,22 +412,14 @@ def _network_policies(fleet: Fleet, ns: str) -> list[Obj]:
 def cloud_helm_charts(fleet: Fleet) -> list[HelmChart]:
     """kube-prometheus-stack (and Elasticsearch/Kibana when the spec enables them), values from the spec."""
     mon, log = fleet.cloud.monitoring, fleet.cloud.logging
-    chart, repo, version = KUBE_PROMETHEUS_STACK
-    values: dict[str, Any] = {
-        "prometheus": {
-            "enabled": mon.prometheus,
-            "prometheusSpec": {
-                "retention": f"{mon.retention_days}d",
-                # Select every ServiceMonitor/PrometheusRule, not only the chart's own (ours carry no release label).
-                "serviceMonitorSelectorNilUsesHelmValues": False,
-                "ruleSelectorNilUsesHelmValues": False,
-                "podMonitorSelectorNilUsesHelmValues": False,
-            },
-        },
-        "alertmanager": {"enabled": mon.alertmanager},
-        "grafana": {"enabled": mon.grafana},
-    }
-    charts = [HelmChart("monitoring", chart, repo, version, MONITORING_NAMESPACE, values)]
+    charts = [
+        k8s.monitoring_chart(
+            retention_days=mon.retention_days,
+            prometheus=mon.prometheus,
+            alertmanager=mon.alertmanager,
+            grafana=mon.grafana,
+        )
+    ]
     if log.elasticsearch:
         charts.append(
             HelmChart(

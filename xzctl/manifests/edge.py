@@ -19,15 +19,27 @@ import yaml
 
 from xzctl.errors import NotFoundError
 from xzctl.manifests import k8s
-from xzctl.manifests.k8s import GPU_COUNT_ANNOTATION, NODE_LABEL, REGION_LABEL, SECRET_KEY, TRACK_LABEL, Obj, Unit
+from xzctl.manifests.k8s import (
+    GPU_COUNT_ANNOTATION,
+    GPU_SHARING_ANNOTATION,
+    MONITORING_NAMESPACE,
+    NODE_LABEL,
+    REGION_LABEL,
+    SECRET_KEY,
+    TRACK_LABEL,
+    HelmChart,
+    Obj,
+    Unit,
+    secret_name,
+)
 from xzctl.manifests.pins import ImagePins, spec_pins
-from xzctl.manifests.policy import TIME_SLICING_CONFIG
 from xzctl.metrics.contract import EDGE_JOB
 from xzctl.spec.models import EdgeNode, Fleet, InferenceService, Region, Resources, SecretRef
 
 SERVICE_LABEL = "xiaozhi.io/service"
 JOB_LABEL = "xiaozhi.io/job"
 DEVICE_PLUGIN_NAMESPACE = "kube-system"
+DEVICE_PLUGIN_CONFIG = "nvidia-device-plugin-config"
 SERVER_HOME = "/opt/xiaozhi-esp32-server"
 SENSEVOICE_MODEL = "models/SenseVoiceSmall/model.pt"
 METRICS_PORT = 9090
@@ -46,11 +58,6 @@ class RegionInputs:
     fill_secrets_script: str  # python -c SCRIPT SRC DEST: fills the placeholders from the env
     service_ports: Mapping[str, int]  # service -> in-cluster port (vad, asr, tts, llm, cache, coordinator)
     rule_groups: list[Obj]
-
-
-def secret_name(field: str) -> str:
-    """The Secret holding one spec secret (secrets.<field>), e.g. xzctl-auth-key."""
-    return "xzctl-" + field.replace("_", "-")
 
 
 def region_of(fleet: Fleet, name: str) -> Region:
@@ -91,6 +98,24 @@ def edge_region_objects(
     return [o for u in edge_region_units(fleet, region_name, inputs, pins, cloud_endpoint) for o in u.objects]
 
 
+def edge_helm_charts(fleet: Fleet, region_name: str) -> list[HelmChart]:
+    """The region's own Prometheus (kube-prometheus-stack): it runs the ServiceMonitor and PrometheusRule.
+
+    Series carry the region as an external label; dashboards stay in the cloud's Grafana.
+    """
+    region = region_of(fleet, region_name)
+    interval = min(n.monitoring.metrics_interval_seconds for n in region.edge_nodes)
+    return [
+        k8s.monitoring_chart(
+            retention_days=fleet.cloud.monitoring.retention_days,
+            prometheus=True,
+            alertmanager=any(n.monitoring.alerts_enabled for n in region.edge_nodes),
+            grafana=False,
+            extra={"externalLabels": {"region": region.name}, "scrapeInterval": f"{interval}s"},
+        )
+    ]
+
+
 def region_secrets(fleet: Fleet, inputs: RegionInputs) -> dict[str, SecretRef]:
     """Spec secret field -> reference, for every secret an edge region's pods read."""
     wanted = {*inputs.secret_envs, "redis_password"}
@@ -98,7 +123,7 @@ def region_secrets(fleet: Fleet, inputs: RegionInputs) -> dict[str, SecretRef]:
 
 
 def _region_base(fleet: Fleet, ns: str, inputs: RegionInputs) -> list[Obj]:
-    out = [k8s.namespace(ns)]
+    out = [k8s.namespace(ns), k8s.namespace(MONITORING_NAMESPACE, "privileged")]
     for field, ref in region_secrets(fleet, inputs).items():
         out.append(k8s.secret_ref_object(secret_name(field), ns, SECRET_KEY, ref.describe(), f"secrets.{field}"))
     return out
@@ -121,8 +146,7 @@ def _selector(node: EdgeNode, service: str, track: str | None = None) -> dict[st
 def _common_env(node: EdgeNode, service: str, track: str, image: str) -> list[Obj]:
     # The metrics contract labels every series with region, node, track and image.
     values = {"XIAOZHI_REGION": node.region, "XIAOZHI_NODE": node.id, "XIAOZHI_SERVICE": service}
-    values |= {"XIAOZHI_TRACK": track, "XIAOZHI_IMAGE": image}
-    return [{"name": k, "value": v} for k, v in values.items()]
+    return _env(values | {"XIAOZHI_TRACK": track, "XIAOZHI_IMAGE": image})
 
 
 def _env(values: Mapping[str, Any]) -> list[Obj]:
@@ -153,7 +177,10 @@ class _NodeBuilder:
                 self.ns,
                 _labels(node, "config"),
                 {NODE_CONFIG_KEY: node_yaml, SERVER_CONFIG_KEY: server_config},
-                {GPU_COUNT_ANNOTATION: str(node.capacity.gpu.count)},
+                {
+                    GPU_COUNT_ANNOTATION: str(node.capacity.gpu.count),
+                    GPU_SHARING_ANNOTATION: str(node.capacity.gpu.time_slicing_replicas),
+                },
             ),
             # The SenseVoice model file is not in the server image; `xzctl bootstrap` copies it here.
             k8s.pvc(self.name("models"), self.ns, _labels(node, "models"), "5Gi"),
@@ -417,23 +444,38 @@ class _NodeBuilder:
 
 
 def _time_slicing(region: Region) -> list[Obj]:
-    """One device-plugin config per edge node that shares GPUs; each node picks its own by label.
+    """The NVIDIA device plugin's config, one `time-slicing-N` entry per sharing factor the region's nodes use.
 
-    The NVIDIA device plugin runs with `config.name=xiaozhi-time-slicing` and each node labelled
-    `nvidia.com/device-plugin.config=<edge node id>` (set by `xzctl bootstrap`).
+    The same ConfigMap, names and format `xzctl bootstrap` installs with the plugin (ansible role
+    k3s_server): each GPU node picks its entry by its `nvidia.com/device-plugin.config` label. The stack
+    keeps it sized from the spec, so raising time_slicing_replicas needs no re-bootstrap.
     """
     from xzctl.spec.validate import node_gpu_demand
 
-    data = {}
-    for node in region.edge_nodes:
-        gpu = node.capacity.gpu
-        if gpu.count and node_gpu_demand(node) > gpu.count and gpu.time_slicing_replicas > 1:
-            sharing = {"resources": [{"name": "nvidia.com/gpu", "replicas": gpu.time_slicing_replicas}]}
-            data[node.id] = yaml.safe_dump({"version": "v1", "sharing": {"timeSlicing": sharing}}, sort_keys=False)
-    if not data:
+    factors = sorted(
+        {
+            n.capacity.gpu.time_slicing_replicas
+            for n in region.edge_nodes
+            if n.capacity.gpu.count and node_gpu_demand(n) > n.capacity.gpu.count
+        }
+    )
+    if not factors or factors == [1]:
         return []
+    data = {}
+    for replicas in factors:
+        sharing = {
+            "renameByDefault": False,
+            # A service may ask for several slots (the edge LLM's gpu_per_replica 2).
+            "failRequestsGreaterThanOne": False,
+            "resources": [{"name": "nvidia.com/gpu", "replicas": replicas}],
+        }
+        data[f"time-slicing-{replicas}"] = yaml.safe_dump(
+            {"version": "v1", "sharing": {"timeSlicing": sharing}}, sort_keys=False
+        )
     lbls = k8s.labels("gpu-sharing", extra={REGION_LABEL: region.name})
-    return [k8s.config_map(TIME_SLICING_CONFIG, DEVICE_PLUGIN_NAMESPACE, lbls, data)]
+    # Bootstrap created it first: server-side apply takes the fields over instead of failing on "already exists".
+    annotations = {"pulumi.com/patchForce": "true"}
+    return [k8s.config_map(DEVICE_PLUGIN_CONFIG, DEVICE_PLUGIN_NAMESPACE, lbls, data, annotations)]
 
 
 def _services(*names: str) -> Obj:
@@ -444,7 +486,7 @@ def _network_policies(ns: str, service_ports: Mapping[str, int]) -> list[Obj]:
     """Default deny, then one allow per flow the fleet needs."""
     inference = sorted(s for s in ("vad", "asr", "tts", "llm") if s in service_ports)
     callers = [{"podSelector": _services("xiaozhi_server", "coordinator")}]
-    monitoring = k8s.from_namespace("monitoring")
+    monitoring = k8s.from_namespace(MONITORING_NAMESPACE)
     return [
         k8s.network_policy(ns, "default-deny", {}, ingress=[], egress=[]),
         k8s.network_policy(ns, "allow-dns", {}, egress=[k8s.DNS_EGRESS]),

@@ -24,7 +24,9 @@ TRACK_LABEL = "track"
 SECRET_SOURCE_ANNOTATION = "xzctl.io/secret-source"
 SECRET_HOWTO_ANNOTATION = "xzctl.io/how-to-create"
 NON_ROOT_UID = 10001
-GPU_COUNT_ANNOTATION = "xiaozhi.io/gpu-count"  # on a node's ConfigMap: what the GPU-slot policy checks against
+# On a node's ConfigMap: the GPUs and time-slicing factor the GPU-slot policy checks requests against.
+GPU_COUNT_ANNOTATION = "xiaozhi.io/gpu-count"
+GPU_SHARING_ANNOTATION = "xiaozhi.io/gpu-time-slicing-replicas"
 SECRET_KEY = "value"  # the one key of every Secret xzctl manages
 
 
@@ -49,6 +51,31 @@ class HelmChart:
     values: Obj
 
 
+MONITORING_NAMESPACE = "monitoring"
+KUBE_PROMETHEUS_STACK = ("kube-prometheus-stack", "https://prometheus-community.github.io/helm-charts", "65.1.1")
+
+
+def monitoring_chart(
+    *, retention_days: int, prometheus: bool, alertmanager: bool, grafana: bool, extra: Obj | None = None
+) -> HelmChart:
+    """kube-prometheus-stack in namespace monitoring: the CRDs our ServiceMonitors and PrometheusRules need."""
+    chart, repo, version = KUBE_PROMETHEUS_STACK
+    spec: Obj = {
+        "retention": f"{retention_days}d",
+        # Select every ServiceMonitor/PrometheusRule, not only the chart's own (ours carry no release label).
+        "serviceMonitorSelectorNilUsesHelmValues": False,
+        "ruleSelectorNilUsesHelmValues": False,
+        "podMonitorSelectorNilUsesHelmValues": False,
+        **(extra or {}),
+    }
+    values = {
+        "prometheus": {"enabled": prometheus, "prometheusSpec": spec},
+        "alertmanager": {"enabled": alertmanager},
+        "grafana": {"enabled": grafana},
+    }
+    return HelmChart("monitoring", chart, repo, version, MONITORING_NAMESPACE, values)
+
+
 def labels(component: str, *, extra: dict[str, str] | None = None) -> dict[str, str]:
     base = {
         "app.kubernetes.io/name": component,
@@ -60,9 +87,10 @@ def labels(component: str, *, extra: dict[str, str] | None = None) -> dict[str, 
 
 
 def meta(name: str, namespace: str | None, lbls: dict[str, str], annotations: dict[str, str] | None = None) -> Obj:
-    out: Obj = {"name": name, "labels": dict(lbls)}
+    out: Obj = {"name": name}
     if namespace is not None:
         out["namespace"] = namespace
+    out["labels"] = dict(lbls)
     if annotations:
         out["annotations"] = dict(annotations)
     return out
@@ -221,6 +249,11 @@ def config_map(
     name: str, ns: str, lbls: dict[str, str], data: dict[str, str], annotations: dict[str, str] | None = None
 ) -> Obj:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(name, ns, lbls, annotations), "data": dict(data)}
+
+
+def secret_name(field: str) -> str:
+    """The Secret holding one spec secret (secrets.<field>), e.g. xzctl-auth-key."""
+    return "xzctl-" + field.replace("_", "-")
 
 
 def secret_ref_object(name: str, ns: str, key: str, source: str, what: str) -> Obj:

@@ -11,13 +11,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-from xzctl.manifests.k8s import GPU_COUNT_ANNOTATION, NODE_LABEL, Obj
+from xzctl.manifests.k8s import GPU_COUNT_ANNOTATION, GPU_SHARING_ANNOTATION, NODE_LABEL, Obj
 
 GPU = "nvidia.com/gpu"
 BATCH_KINDS = ("Job", "CronJob")
-TIME_SLICING_CONFIG = "xiaozhi-time-slicing"
 _SECRET_NAME = re.compile(r"(PASSWORD|SECRET|TOKEN|AUTH_KEY|API_KEY|ACCESS_KEY|PRIVATE_KEY)", re.IGNORECASE)
 _SECRET_LINE = re.compile(r"^\s*[\"']?(auth_key|api_key|password|secret|token|access_key)[\"']?\s*:\s*(.*?)\s*$", re.I)
 # Values that are not a secret: an unfilled placeholder ("你的..." is upstream's own marker), none, empty.
@@ -161,11 +158,9 @@ def gpu_slots(objects: Sequence[Obj]) -> list[Violation]:
                 demand[node] = demand.get(node, 0) + per_pod * _replicas(obj)
         annotations = (obj.get("metadata") or {}).get("annotations") or {}
         if obj.get("kind") == "ConfigMap" and GPU_COUNT_ANNOTATION in annotations:
-            gpus[(obj["metadata"].get("labels") or {})[NODE_LABEL]] = int(annotations[GPU_COUNT_ANNOTATION])
-        if obj.get("kind") == "ConfigMap" and _name(obj) == TIME_SLICING_CONFIG:
-            for node, text in (obj.get("data") or {}).items():
-                resources = yaml.safe_load(text)["sharing"]["timeSlicing"]["resources"]
-                sharing[node] = next(int(r["replicas"]) for r in resources if r["name"] == GPU)
+            node = (obj["metadata"].get("labels") or {})[NODE_LABEL]
+            gpus[node] = int(annotations[GPU_COUNT_ANNOTATION])
+            sharing[node] = int(annotations.get(GPU_SHARING_ANNOTATION, 1))
     out = []
     for node, wanted in sorted(demand.items()):
         count = gpus.get(node)

@@ -28,6 +28,15 @@ NODE_BY: tuple[str, ...] = (c.REGION, c.NODE)
 SERVICE_BY: tuple[str, ...] = (c.REGION, c.NODE, c.SERVICE, c.TRACK)
 
 
+# RE2 metacharacters; node ids and regions are DNS labels, so most values pass unchanged and stay readable.
+_REGEX_META = re.compile(r"[.^$*+?()\[\]{}|\\]")
+
+
+def _literal(value: str) -> str:
+    """`value` as a regex matching exactly itself."""
+    return _REGEX_META.sub(lambda m: "\\" + m.group(0), value)
+
+
 def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -41,7 +50,7 @@ def selector(filters: Filters | None = None, *, job: bool = True) -> str:
         elif isinstance(value, str):
             parts.append(f"{label}={_quote(value)}")
         else:
-            parts.append(f"{label}=~{_quote('|'.join(re.escape(v) for v in value))}")
+            parts.append(f"{label}=~{_quote('|'.join(_literal(v) for v in value))}")
     return "{" + ",".join(parts) + "}"
 
 
@@ -181,6 +190,11 @@ def queue_size(service: str | None = None, *, by: By = (*NODE_BY, c.SERVICE), fi
 def node_up(*, by: By = NODE_BY, filters: Filters | None = None) -> str:
     """1 when Prometheus reached the edge node at the last scrape, 0 when not."""
     return f"max{_by(by)} (up{selector(filters)})"
+
+
+def nodes_up_count(*, filters: Filters | None = None) -> str:
+    """How many edge nodes Prometheus reached at the last scrape (one number for the whole fleet)."""
+    return f"count({node_up(filters=filters)} == 1)"
 
 
 def scrape_age_seconds(*, by: By = NODE_BY, filters: Filters | None = None) -> str:

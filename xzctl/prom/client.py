@@ -9,7 +9,10 @@ Only transient failures are retried (connection errors, 502/503/504), a bounded 
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -73,6 +76,7 @@ class PrometheusClient:
         self.backoff_seconds = backoff_seconds
         self.query_count = 0  # logical queries (query + query_range), not counting retries
         self.request_count = 0  # HTTP requests, retries included
+        self._count_lock = threading.Lock()
         self._session = requests.Session()
         self._session.headers.update(headers or {})
         if bearer_token:
@@ -105,6 +109,16 @@ class PrometheusClient:
             raise UnknownStateError(f"Prometheus {self.url} sent a malformed vector for {promql!r}: {exc}") from exc
         raise UnknownStateError(f"Prometheus {self.url} answered {promql!r} with a {kind}, not an instant vector")
 
+    def query_many(self, promqls: Sequence[str], at: float | None = None, *, parallel: int = 4) -> list[list[Sample]]:
+        """Evaluate several instant queries at one instant, `parallel` at a time (Prometheus runs them concurrently).
+
+        Answers come back in the order of `promqls`; the first failure is raised.
+        """
+        if not promqls:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(promqls)))) as pool:
+            return list(pool.map(lambda promql: self.query(promql, at), promqls))
+
     def query_range(self, promql: str, start: float, end: float, step: float) -> list[Series]:
         """Evaluate `promql` over [start, end] every `step` seconds (a matrix)."""
         if step <= 0 or end < start:
@@ -119,7 +133,8 @@ class PrometheusClient:
             raise UnknownStateError(f"Prometheus {self.url} sent a malformed matrix for {promql!r}: {exc}") from exc
 
     def _call(self, endpoint: str, params: dict[str, str]) -> dict[str, Any]:
-        self.query_count += 1
+        with self._count_lock:
+            self.query_count += 1
         # Prometheus stops evaluating at its own timeout; keep it just under ours so its answer wins.
         form = {**params, "timeout": f"{max(int(self.timeout * 900), 1)}ms"}
         url = f"{self.url}/api/v1/{endpoint}"
@@ -127,7 +142,8 @@ class PrometheusClient:
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self.backoff_seconds * 2 ** (attempt - 1))
-            self.request_count += 1
+            with self._count_lock:
+                self.request_count += 1
             try:
                 # POST: long PromQL (many label values) would overflow a GET URL.
                 resp = self._session.post(url, data=form, timeout=self.timeout)

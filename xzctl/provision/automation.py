@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from xzctl.manifests.pins import ImagePins
 from xzctl.provision.backend import PROJECT, backend_url, ensure_unlocked, stack_for, state_dir
 from xzctl.provision.objects import target_objects
 from xzctl.spec import load_fleet, resolve_fleet_path
+from xzctl.spec.models import SecretRef
 
 PASSPHRASE_ENVS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 INSTALL_HINT = "install the Pulumi CLI: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/install/)"
@@ -74,6 +76,21 @@ def check_passphrase() -> None:
         )
 
 
+def secret_config_from_env(secrets: Mapping[str, SecretRef], environ: Mapping[str, str]) -> dict[str, str]:
+    """Stack config secrets to store from the environment: `pulumi_secret: redisPassword` <- XZCTL_SECRET_REDIS_PASSWORD.
+
+    Lets an operator (or CI) hand every secret to `xzctl provision` the same way; stored encrypted
+    with the passphrase. A variable that is not set leaves the stack's existing config as it is.
+    """
+    out = {}
+    for ref in secrets.values():
+        if ref.pulumi_secret:
+            env = "XZCTL_SECRET_" + re.sub(r"(?<!^)(?=[A-Z])|[.:-]", "_", ref.pulumi_secret).upper()
+            if environ.get(env):
+                out[f"xzctl:{ref.pulumi_secret}"] = environ[env]
+    return out
+
+
 def up(
     stack: str,
     fleet_path: str | Path | None = None,
@@ -83,6 +100,7 @@ def up(
     *,
     diff: bool = False,
     kube_context: str | None = None,
+    kubeconfig: str | Path | None = None,
     state: str | Path | None = None,
 ) -> ProvisionResult:
     """Preview or apply `stack` (a region, edge-<region>, cloud or org/xzctl/<stack>).
@@ -102,7 +120,13 @@ def up(
     where.mkdir(parents=True, exist_ok=True)
     (where / "pulumi").mkdir(exist_ok=True)
     ensure_unlocked(where, stack_name)
-    request = _Request(stack_name, target, path, pins, preview, diff, kube_context, where)
+    kube = {
+        "xzctl:kubeContext": kube_context,
+        "xzctl:kubeconfig": str(Path(kubeconfig).absolute()) if kubeconfig else None,
+    }
+    secrets = secret_config_from_env(objects.secrets, os.environ)
+    overrides = {k: v for k, v in kube.items() if v}
+    request = _Request(stack_name, target, path, pins, preview, diff, overrides, secrets, where)
     return _run(request, on_event)
 
 
@@ -114,7 +138,8 @@ class _Request:
     pins: ImagePins | None
     preview: bool
     diff: bool
-    kube_context: str | None
+    kube: dict[str, str]  # stack config overriding the spec's kubernetes target
+    secrets: dict[str, str]  # stack config secrets to store first
     state: Path
 
 
@@ -144,8 +169,8 @@ def _run(req: _Request, on_event: Callable[[ProvisionEvent], None] | None) -> Pr
     try:
         st = auto.create_or_select_stack(req.stack_name, project_name=PROJECT, program=program, opts=workspace)
         config = {"xzctl:fleet": auto.ConfigValue(str(req.fleet_path)), "xzctl:region": auto.ConfigValue(req.target)}
-        if req.kube_context:
-            config["xzctl:kubeContext"] = auto.ConfigValue(req.kube_context)
+        config |= {key: auto.ConfigValue(value) for key, value in req.kube.items()}
+        config |= {key: auto.ConfigValue(value, secret=True) for key, value in req.secrets.items()}
         if req.pins is not None:
             config["xzctl:imagePins"] = auto.ConfigValue(json.dumps(req.pins.to_json(), sort_keys=True))
         else:

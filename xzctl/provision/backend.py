@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from xzctl.errors import BadInputError, ConflictError
+from xzctl.provision.objects import CLOUD
 from xzctl.spec.models import Fleet
 
 PROJECT = "xzctl"
 ORGANIZATION = "organization"  # the only organization a file backend knows
 STATE_ENV = "XZCTL_STATE_DIR"
-CLOUD = "cloud"
 EDGE_PREFIX = "edge-"
 
 
@@ -72,7 +72,8 @@ def find_lock(state: Path, stack: str) -> StackLock | None:
     locks = backend_dir(state) / ".pulumi" / "locks"
     if not locks.is_dir():
         return None
-    for path in sorted(locks.glob(f"**/{stack}/*.json")):
+    # Project-scoped (<org>/xzctl/<stack>) and the legacy layout (<stack>); another project's stacks never match.
+    for path in sorted([*locks.glob(f"*/{PROJECT}/{stack}/*.json"), *locks.glob(f"{stack}/*.json")]):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from xzctl.alerts.rules import rule_groups
 from xzctl.manifests.cloud import cloud_helm_charts, cloud_secrets, cloud_units
-from xzctl.manifests.edge import RegionInputs, edge_region_units, region_of, region_secrets, secret_name
-from xzctl.manifests.k8s import HelmChart, Obj, Unit
+from xzctl.manifests.edge import RegionInputs, edge_helm_charts, edge_region_units, region_of, region_secrets
+from xzctl.manifests.k8s import HelmChart, Obj, Unit, secret_name
 from xzctl.manifests.pins import ImagePins
 from xzctl.spec.models import Fleet, SecretRef
 
@@ -34,6 +33,7 @@ class TargetObjects:
 
 
 def region_inputs(fleet: Fleet, region: str) -> RegionInputs:
+    from xzctl.alerts.rules import rule_groups
     from xzctl.render.node import SERVICE_PORTS, render_node_documents
     from xzctl.render.secrets import FILL_SECRETS_SCRIPT, PLACEHOLDER_RE, secret_env_name
 
@@ -74,6 +74,7 @@ def target_objects(
         target=target,
         namespace=fleet.regions[target].kubernetes.namespace,
         units=edge_region_units(fleet, target, inputs, pins, cloud_endpoint),
+        charts=edge_helm_charts(fleet, target),
         secrets={secret_name(f): ref for f, ref in region_secrets(fleet, inputs).items()},
     )
 

@@ -25,7 +25,12 @@ def check_relative(path: str) -> PurePosixPath:
     """A relative path that stays inside its folder: no '..', no absolute path, no odd characters."""
     rel = PurePosixPath(path)
     parts = rel.parts
-    if str(rel) != path or rel.is_absolute() or not parts or any(p in (".", "..") or not _SAFE_PART.match(p) for p in parts):
+    if (
+        str(rel) != path
+        or rel.is_absolute()
+        or not parts
+        or any(p in (".", "..") or not _SAFE_PART.match(p) for p in parts)
+    ):
         raise BadInputError(f"refusing to write {path!r}: not a plain relative path inside the output folder")
     return rel
 

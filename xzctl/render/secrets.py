@@ -31,8 +31,8 @@ def secret_placeholder(env_name: str) -> str:
     return f"{PLACEHOLDER_PREFIX}${{{env_name}}}"
 
 
-# Runs as `python -c FILL_SECRETS_SCRIPT SRC DEST` in the server image (it ships Python and PyYAML-free
-# json is enough: each value is written as a JSON string, which YAML reads back verbatim).
+# Runs as `python3 -c FILL_SECRETS_SCRIPT SRC DEST` in the server image, which ships Python; stdlib only.
+# Each value goes in as a JSON string, which YAML reads back verbatim whatever characters the key holds.
 FILL_SECRETS_SCRIPT = r"""
 import json, os, re, sys, tempfile
 src, dest = sys.argv[1], sys.argv[2]

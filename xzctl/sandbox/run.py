@@ -27,17 +27,20 @@ from typing import Any
 import requests
 import yaml
 
+from xzctl.alerts import rules_file
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError, UnknownStateError
 from xzctl.metrics import contract as c
 from xzctl.spec.models import Fleet
 
 STATE_ENV = "XZCTL_STATE_DIR"
 STATE_FILE = "state.json"
+RULES_FILE = "rules.yml"
 INSTALL_HINT = "install it: apt-get install prometheus (Debian/Ubuntu), or pass --prometheus-bin PATH"
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 POLL_SECONDS = 0.1
 HTTP_TIMEOUT_SECONDS = 3.0
+PORT_ATTEMPTS = 3
 
 
 class SandboxAlreadyUpError(ConflictError):
@@ -121,11 +124,18 @@ def _stop_group(pid: int, start_time: int | None) -> None:
         except ProcessLookupError:
             return
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not _alive(pid, start_time):
-                return
+        for _ in range(_polls(wait)):
+            if not _alive(pid, start_time) or time.monotonic() > deadline:
+                break
             time.sleep(POLL_SECONDS)
+        if not _alive(pid, start_time):
+            return
     raise ExternalToolError(f"process {pid} did not stop after SIGKILL")
+
+
+def _polls(seconds: float) -> int:
+    """A count bound beside the time bound: a slow check cannot stretch a loop past either."""
+    return int(seconds / POLL_SECONDS) + 1
 
 
 def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -152,7 +162,9 @@ def _tail(log: Path, lines: int = 5) -> str:
 def _wait(what: str, check: Any, proc: subprocess.Popen[bytes], log: Path) -> Any:
     """Poll `check()` until it returns a value; fail fast when the process died; bounded in time."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
+    for _ in range(_polls(START_TIMEOUT_SECONDS)):
+        if time.monotonic() > deadline:
+            break
         value = check()
         if value:
             return value
@@ -160,6 +172,34 @@ def _wait(what: str, check: Any, proc: subprocess.Popen[bytes], log: Path) -> An
             raise ExternalToolError(f"{what} exited with code {proc.returncode}: {_tail(log)}")
         time.sleep(POLL_SECONDS)
     raise ExternalToolError(f"{what} not ready after {START_TIMEOUT_SECONDS:.0f} s: {_tail(log)}")
+
+
+def _our_prometheus(url: str, storage: Path) -> bool:
+    """Ready, and ours: a port picked a moment ago may meanwhile serve another sandbox's Prometheus."""
+    try:
+        flags = requests.get(f"{url}/api/v1/status/flags", timeout=HTTP_TIMEOUT_SECONDS).json()["data"]
+        return bool(flags.get("storage.tsdb.path") == str(storage) and _http_ok(f"{url}/-/ready"))
+    except (requests.RequestException, ValueError, KeyError):
+        return False
+
+
+def _start_prometheus(argv: list[str], storage: Path, log: Path, procs: list[subprocess.Popen[bytes]]) -> str:
+    """Start Prometheus on a free port; pick another when the port was taken between the pick and the bind."""
+    for attempt in range(PORT_ATTEMPTS):
+        port = _free_port()
+        proc = _spawn([*argv, f"--web.listen-address=127.0.0.1:{port}"], log)
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait("prometheus", lambda u=url: _our_prometheus(u, storage), proc, log)
+            return url
+        except ExternalToolError:
+            if attempt + 1 == PORT_ATTEMPTS or "address already in use" not in _tail(log):
+                raise
+            procs.remove(proc)
+            _stop_group(proc.pid, None)
+            proc.wait(timeout=STOP_TIMEOUT_SECONDS)
+    raise ExternalToolError(f"prometheus found no free port in {PORT_ATTEMPTS} attempts")
 
 
 def _http_ok(url: str) -> bool:
@@ -243,7 +283,16 @@ def _backfill(
     stats = write_openmetrics_history(fleet, source, seed=seed, end=time.time(), span_seconds=history.total_seconds())
     try:
         result = subprocess.run(
-            [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(storage)],
+            # day-long blocks: 5x faster than the 2h default, and a sandbox never compacts them away early
+            [
+                promtool,
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                "--max-block-duration=24h",
+                str(source),
+                str(storage),
+            ],
             capture_output=True,
             text=True,
             timeout=900,
@@ -265,7 +314,7 @@ def _read_state(state_dir: Path) -> SandboxInfo | None:
     path = _sandbox_dir(state_dir) / STATE_FILE
     try:
         return SandboxInfo.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, ValueError, TypeError, KeyError) as exc:
         raise UnknownStateError(f"unreadable sandbox state {path}: {exc}", hint=f"remove {path}") from exc
@@ -297,8 +346,14 @@ def start_sandbox(
     if running is not None:
         stop_sandbox(state_dir)  # half-dead leftovers of a crashed run
     box = _sandbox_dir(state_dir)
-    box.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="run-", dir=box))
+    try:
+        box.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="run-", dir=box))
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot write the sandbox state dir {box}: {exc.strerror}",
+            hint="pick another with --state-dir DIR or $XZCTL_STATE_DIR",
+        ) from exc
     procs: list[subprocess.Popen[bytes]] = []
     try:
         fleet, fleet_file = _load(fleet_path, scale, seed, work)
@@ -311,38 +366,32 @@ def start_sandbox(
         procs.append(_spawn([*argv, "--seed", str(seed), "--ready-file", str(ready)], sim_log))
         sim_port = int(_wait("simulator", lambda: ready.is_file() and ready.read_text(), procs[0], sim_log))
         simulator_url = f"http://127.0.0.1:{sim_port}"
+        # The fleet's own alert rules run in the sandbox too: /alerts shows what would page in production.
+        (work / RULES_FILE).write_text(yaml.safe_dump(rules_file(fleet), sort_keys=False))
         config = work / "prometheus.yml"
-        config.write_text(yaml.safe_dump(scrape_config(fleet, sim_port, scrape_interval_seconds), sort_keys=False))
-        prom_port = _free_port()
-        prom_log = work / "prometheus.log"
+        prometheus_config = {**scrape_config(fleet, sim_port, scrape_interval_seconds), "rule_files": [RULES_FILE]}
+        config.write_text(yaml.safe_dump(prometheus_config, sort_keys=False))
         retention_days = max(15, int((history or timedelta()).total_seconds() // 86400) + 2)
-        procs.append(
-            _spawn(
-                [
-                    prometheus,
-                    f"--config.file={config}",
-                    f"--storage.tsdb.path={storage}",
-                    f"--storage.tsdb.retention.time={retention_days}d",
-                    f"--web.listen-address=127.0.0.1:{prom_port}",
-                    "--log.level=warn",
-                ],
-                prom_log,
-            )
-        )
-        prometheus_url = f"http://127.0.0.1:{prom_port}"
-        _wait("prometheus", lambda: _http_ok(f"{prometheus_url}/-/ready"), procs[1], prom_log)
+        argv = [
+            prometheus,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={storage}",
+            f"--storage.tsdb.retention.time={retention_days}d",
+            "--log.level=warn",
+        ]
+        prometheus_url = _start_prometheus(argv, storage, work / "prometheus.log", procs)
         info = SandboxInfo(
             prometheus_url=prometheus_url,
             simulator_url=simulator_url,
             state_dir=state_dir,
-            pids={"simulator": procs[0].pid, "prometheus": procs[1].pid},
+            pids={"simulator": procs[0].pid, "prometheus": procs[-1].pid},
             fleet_path=str(fleet_file),
             nodes=len(fleet.edge_nodes()),
             seed=seed,
             scrape_interval_seconds=scrape_interval_seconds,
             started_at=time.time(),
             work_dir=str(work),
-            start_times={"simulator": _start_time(procs[0].pid) or 0, "prometheus": _start_time(procs[1].pid) or 0},
+            start_times={"simulator": _start_time(procs[0].pid) or 0, "prometheus": _start_time(procs[-1].pid) or 0},
             history=backfilled,
         )
         tmp = box / (STATE_FILE + ".tmp")

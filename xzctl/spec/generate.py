@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from xzctl.errors import BadInputError
+from xzctl.errors import BadInputError, XzctlError
 from xzctl.spec.load import bundled_example_path
 
 # Regions of the bundled example first, then more Chinese cities; past these, numbered regions.
@@ -38,7 +38,8 @@ MAX_GENERATED_NODES = 10_000
 @cache
 def _example() -> dict[str, Any]:
     loaded = yaml.safe_load(bundled_example_path().read_text(encoding="utf-8"))
-    assert isinstance(loaded, dict)
+    if not isinstance(loaded, dict):
+        raise XzctlError(f"bundled example {bundled_example_path()} is not a mapping", hint="reinstall xzctl")
     return loaded
 
 

@@ -73,7 +73,8 @@ class Secrets(Strict):
     backup_credentials: SecretRef | None = None
     k3s_join_token: SecretRef | None = None
     llm_router_key: SecretRef | None = Field(
-        default=None, description="API key edge servers send to the cloud LLM router; omit for an open in-cluster router"
+        default=None,
+        description="API key edge servers send to the cloud LLM router; omit for an open in-cluster router",
     )
 
 

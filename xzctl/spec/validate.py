@@ -15,7 +15,6 @@ from xzctl.spec.load import Path_, format_path
 from xzctl.spec.models import CapexKind, EdgeNode, Environment, Fleet
 from xzctl.spec.quantity import parse_cpu, parse_memory
 
-
 # Kubernetes object names are DNS labels (<= 63); the longest name derived from a node id is
 # "<id>-xiaozhi-server-canary" (22 more characters).
 MAX_NODE_ID = 40
@@ -75,8 +74,8 @@ def cross_checks(fleet: Fleet, *, file: str, lines: dict[Path_, int]) -> list[Sp
     seen_ids: set[str] = set()
     seen_hosts: set[str] = set()
     for region_name, region in fleet.regions.items():
-        for node in region.edge_nodes:
-            path = node_path(fleet, node)
+        for index, node in enumerate(region.edge_nodes):
+            path: Path_ = ("regions", region_name, "edge_nodes", index)  # by position: ids may be duplicated
             if node.region != region_name:
                 add(
                     (*path, "region"),

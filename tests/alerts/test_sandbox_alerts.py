@@ -1,0 +1,36 @@
+"""The generated rules, evaluated by the sandbox's real Prometheus on simulator data: quiet when the fleet
+is healthy, pending as soon as a bad canary ships."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.fixtures.sandbox import wait_for_query
+from xzctl.alerts.rules import P95_BY_TRACK
+from xzctl.sandbox import SimulatorClient
+
+pytestmark = pytest.mark.prometheus
+NODE = "sh-edge-02"
+BAD = "registry.xiaozhi.example/inference/tts:2.0.0-rc1"
+
+
+def test_healthy_fleet_raises_no_alert_and_a_bad_canary_does(sandbox_factory) -> None:
+    box = sandbox_factory(seed=11)
+    # recording rules have data once two scrapes of every node are in
+    wait_for_query(box.prometheus_url, f"count({P95_BY_TRACK})", lambda s: bool(s) and s[0].value >= 7 * 5, 30)
+    time.sleep(3)  # a few more evaluations on healthy data
+    quiet = wait_for_query(box.prometheus_url, "count(ALERTS) or vector(0)", bool, 10)
+    assert quiet[0].value == 0, "a healthy simulated fleet must not raise alerts"
+
+    sim = SimulatorClient(box.simulator_url)
+    sim.control({"action": "image_profile", "image": BAD, "latency_factor": 4.0, "error_rate": 0.3})
+    sim.control({"action": "deploy", "node": NODE, "service": "tts", "track": "canary", "image": BAD})
+    alerts = wait_for_query(
+        box.prometheus_url,
+        f'ALERTS{{node="{NODE}",service="tts"}}',
+        lambda s: {a.labels["alertname"] for a in s} >= {"CanaryDegraded", "ModelInferenceFailure"},
+        30,
+    )
+    assert {a.labels["node"] for a in alerts} == {NODE}

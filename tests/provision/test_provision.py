@@ -1,0 +1,236 @@
+"""`xzctl provision`: every check that runs before Pulumi, and `status` read from the file backend.
+
+The pulumi CLI cannot be installed on development machines, so the Automation API run itself is
+not exercised here; what comes before it is, with the CLI forced absent or (for the later checks)
+a stand-in `pulumi` file on PATH that only `shutil.which` sees and nothing executes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from xzctl.cli import run
+from xzctl.errors import BadInputError
+from xzctl.provision import ProvisionEvent
+from xzctl.provision.backend import find_lock, stack_for, stack_statuses
+from xzctl.spec import Fleet
+
+
+@pytest.fixture
+def no_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    return empty
+
+
+@pytest.fixture
+def pulumi_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "pulumi"
+    stand_in.write_text("#!/bin/sh\necho 'not the real pulumi' >&2\nexit 99\n", encoding="utf-8")
+    stand_in.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
+    monkeypatch.setenv("XIAOZHI_AUTH_KEY", "test-key")
+    return bin_dir
+
+
+def test_missing_pulumi_cli_exits_4_with_the_install_hint(
+    no_pulumi: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    assert run(["provision", "region", "beijing", "--preview", "--state-dir", str(state)]) == 4
+    err = capsys.readouterr().err
+    assert "the pulumi CLI is not installed" in err
+    assert "https://get.pulumi.com" in err
+    assert not state.exists()  # nothing written
+
+
+def test_applying_without_a_terminal_needs_yes(no_pulumi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["provision", "cloud"]) == 2
+    assert "needs --yes when stdin is not a terminal" in capsys.readouterr().err
+
+
+def test_unknown_region_is_bad_input_before_any_tool(no_pulumi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["provision", "region", "chengdu", "--preview"]) == 2
+    assert "no region or stack 'chengdu'" in capsys.readouterr().err
+
+
+def test_passphrase_is_required(
+    pulumi_on_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
+    assert run(["provision", "region", "beijing", "--preview", "--state-dir", str(tmp_path / "s")]) == 2
+    assert "PULUMI_CONFIG_PASSPHRASE is not set" in capsys.readouterr().err
+
+
+def test_a_missing_secret_env_is_named(
+    pulumi_on_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("XIAOZHI_AUTH_KEY")
+    assert run(["provision", "region", "shanghai", "--yes", "--state-dir", str(tmp_path / "s")]) == 2
+    assert "stack edge-shanghai needs the secret(s) in XIAOZHI_AUTH_KEY" in capsys.readouterr().err
+
+
+def _write_lock(state: Path, stack: str) -> Path:
+    lock = state / "pulumi" / ".pulumi" / "locks" / "organization" / "xzctl" / stack / "6f1c.json"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(
+        json.dumps({"pid": 4242, "username": "ops", "hostname": "jump-1", "timestamp": "2026-11-24T21:00:00Z"}),
+        encoding="utf-8",
+    )
+    return lock
+
+
+def test_a_locked_stack_exits_5_naming_the_lock(
+    pulumi_on_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    lock = _write_lock(state, "edge-beijing")
+    assert run(["provision", "region", "beijing", "--yes", "--state-dir", str(state)]) == 5
+    err = capsys.readouterr().err
+    assert "stack edge-beijing is locked by another update: ops@jump-1 (pid 4242) since 2026-11-24T21:00:00Z" in err
+    assert str(lock) in err
+    assert not (state / "pulumi-workspace").exists()
+    # Another stack is not blocked by that lock.
+    assert find_lock(state, "cloud") is None
+
+
+def test_stack_names(example_fleet: Fleet) -> None:
+    assert stack_for(example_fleet, "beijing") == ("beijing", "edge-beijing")
+    assert stack_for(example_fleet, "edge-beijing") == ("beijing", "edge-beijing")
+    assert stack_for(example_fleet, "organization/xzctl/guangzhou") == ("guangzhou", "edge-guangzhou")
+    assert stack_for(example_fleet, "cloud") == ("cloud", "cloud")
+    for bad in ("org/other/beijing", "a/b", "edge-chengdu", ""):
+        with pytest.raises(BadInputError):
+            stack_for(example_fleet, bad)
+
+
+def _write_stack(state: Path, stack: str, resources: int, history: list[dict]) -> None:
+    root = state / "pulumi" / ".pulumi"
+    checkpoint = {
+        "version": 3,
+        "checkpoint": {"stack": f"organization/xzctl/{stack}", "latest": {"resources": [{}] * resources}},
+    }
+    (root / "stacks" / "xzctl").mkdir(parents=True, exist_ok=True)
+    (root / "stacks" / "xzctl" / f"{stack}.json").write_text(json.dumps(checkpoint), encoding="utf-8")
+    folder = root / "history" / "xzctl" / stack
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, update in enumerate(history):
+        (folder / f"{stack}-{1764000000000000000 + i}.history.json").write_text(json.dumps(update), encoding="utf-8")
+
+
+def test_status_lists_stacks_with_last_update_and_lock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state"
+    assert run(["provision", "status", "--state-dir", str(state)]) == 0
+    assert "no stacks in" in capsys.readouterr().out
+    _write_stack(
+        state,
+        "cloud",
+        42,
+        [{"kind": "update", "result": "succeeded", "endTime": 1764017000, "resourceChanges": {"create": 42}}],
+    )
+    _write_stack(
+        state,
+        "edge-beijing",
+        87,
+        [
+            {"kind": "update", "result": "succeeded", "endTime": 1764010000, "resourceChanges": {"create": 87}},
+            {"kind": "update", "result": "failed", "endTime": 1764018000, "resourceChanges": {"update": 2, "same": 85}},
+        ],
+    )
+    _write_lock(state, "edge-beijing")
+    assert run(["provision", "status", "--state-dir", str(state), "-o", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    stacks = {s["stack"]: s for s in data["stacks"]}
+    assert stacks["cloud"] == {
+        "stack": "cloud",
+        "resources": 42,
+        "last_update": "update",
+        "result": "succeeded",
+        "finished": "2025-11-24T20:43:20Z",
+        "changes": {"create": 42},
+        "locked_by": None,
+    }
+    assert stacks["edge-beijing"]["result"] == "failed"
+    assert stacks["edge-beijing"]["changes"] == {"update": 2, "same": 85}
+    assert stacks["edge-beijing"]["locked_by"].startswith("ops@jump-1 (pid 4242)")
+    assert [s.stack for s in stack_statuses(state)] == ["cloud", "edge-beijing"]
+    assert run(["provision", "status", "--state-dir", str(state)]) == 0
+    table = capsys.readouterr().out
+    assert "edge-beijing" in table and "failed" in table and "succeeded" in table
+
+
+def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "state"
+    path = state / "pulumi" / ".pulumi" / "stacks" / "xzctl" / "cloud.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json", encoding="utf-8")
+    assert run(["provision", "status", "--state-dir", str(state)]) == 2
+    assert "cannot read the state of stack cloud" in capsys.readouterr().err
+
+
+def test_engine_events_become_progress_events() -> None:
+    from pulumi.automation import events
+
+    from xzctl.provision.automation import _simplify
+
+    urn = "urn:pulumi:edge-beijing::xzctl::xzctl:edge:EdgeNode$kubernetes:apps/v1:Deployment::xiaozhi/bj-edge-01-asr"
+    meta = events.StepEventMetadata(op=events.OpType.CREATE, urn=urn, type="kubernetes:apps/v1:Deployment", provider="")
+    pre = events.EngineEvent(sequence=1, timestamp=0, resource_pre_event=events.ResourcePreEvent(metadata=meta))
+    assert _simplify(pre) == ProvisionEvent(
+        phase="start", op="create", type="kubernetes:apps/v1:Deployment", name="xiaozhi/bj-edge-01-asr"
+    )
+    diag = events.DiagnosticEvent(message="boom\n", color="never", severity="error")
+    assert _simplify(events.EngineEvent(sequence=2, timestamp=0, diagnostic_event=diag)) == ProvisionEvent(
+        phase="diagnostic", op="error", message="boom"
+    )
+    info = events.DiagnosticEvent(message="fyi", color="never", severity="info")
+    assert _simplify(events.EngineEvent(sequence=3, timestamp=0, diagnostic_event=info)) is None
+
+
+def test_rollout_api_up_names_the_missing_cli(no_pulumi: Path, tmp_path: Path, example_fleet: Fleet) -> None:
+    """What a rollout step calls: up(stack, fleet, pins=...) fails closed, before any state is written."""
+    from xzctl.errors import ExternalToolError
+    from xzctl.manifests.pins import spec_pins
+    from xzctl.provision import up
+    from xzctl.spec import bundled_example_path
+
+    with pytest.raises(ExternalToolError) as caught:
+        up("organization/xzctl/beijing", bundled_example_path(), pins=spec_pins(example_fleet), state=tmp_path / "s")
+    assert caught.value.exit_code == 4
+    assert "get.pulumi.com" in (caught.value.hint or "")
+    assert not (tmp_path / "s").exists()
+
+
+def test_pulumi_secrets_can_come_from_the_environment(example_fleet: Fleet) -> None:
+    from xzctl.provision.automation import secret_config_from_env
+    from xzctl.provision.objects import target_objects
+
+    secrets = target_objects(example_fleet, "cloud").secrets
+    environ = {"XZCTL_SECRET_BACKUP_CREDENTIALS": "RESTIC_PASSWORD=x", "XZCTL_SECRET_OBJECT_STORE_ROOT_PASSWORD": ""}
+    # An empty variable is not a secret: the stack keeps what it has.
+    assert secret_config_from_env(secrets, environ) == {"xzctl:backupCredentials": "RESTIC_PASSWORD=x"}
+    edge = target_objects(example_fleet, "beijing").secrets
+    assert secret_config_from_env(edge, {"XZCTL_SECRET_REDIS_PASSWORD": "r", "XIAOZHI_AUTH_KEY": "k"}) == {
+        "xzctl:redisPassword": "r"
+    }
+
+
+def test_a_lock_of_another_project_does_not_block(tmp_path: Path) -> None:
+    lock = tmp_path / "pulumi" / ".pulumi" / "locks" / "organization" / "other" / "cloud" / "1.json"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("{}", encoding="utf-8")
+    assert find_lock(tmp_path, "cloud") is None
+    legacy = tmp_path / "pulumi" / ".pulumi" / "locks" / "cloud" / "2.json"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_text("not json", encoding="utf-8")  # unreadable still locks
+    found = find_lock(tmp_path, "cloud")
+    assert found is not None and found.path == legacy and found.user == "?"
