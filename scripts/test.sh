@@ -15,6 +15,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+# checkov pins protobuf/packaging versions that pulumi cannot live with: it gets a virtualenv of its own.
+export XZCTL_CHECKOV="${XZCTL_CHECKOV:-/opt/checkov-venv/bin/checkov}"
+if [ ! -x "$XZCTL_CHECKOV" ]; then
+  echo "installing checkov into $(dirname "$(dirname "$XZCTL_CHECKOV")")"
+  python3 -m venv "$(dirname "$(dirname "$XZCTL_CHECKOV")")"
+  "$(dirname "$XZCTL_CHECKOV")/pip" install -q --disable-pip-version-check 'checkov>=3.2'
+fi
 
 echo "== ruff";         ruff check .
 echo "== mypy";         mypy

@@ -34,6 +34,7 @@ class SshServer:
     def ansible_env(self) -> dict[str, str]:
         """Environment for Ansible: trust exactly the temporary host key; keep its ssh masters where teardown finds them."""
         return {
+            "ANSIBLE_HOST_KEY_CHECKING": "True",  # ansible-runner's default is off; xzctl turns it on
             "ANSIBLE_SSH_COMMON_ARGS": f"-o UserKnownHostsFile={self.known_hosts} -o IdentitiesOnly=yes",
             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(self.control_dir),
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.ansible.playbook_runs import FILES_ONLY, Run, loopback_inventory, run_playbook
 from tests.ansible.sshd import SshServer
@@ -23,6 +24,8 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def inventory(sshd: SshServer, roots: Path) -> dict[str, object]:
     inventory = loopback_inventory("shanghai", sshd, roots)
+    agents = inventory["all"]["children"]["k3s_cluster"]["children"]["agent"]["hosts"]  # type: ignore[index]
+    agents["sh-edge-02"]["xzctl_gpu_count"] = 0  # a CPU-only edge node
     installed = run_playbook("site.yml", inventory, sshd, extravars=FILES_ONLY)
     assert installed.rc == 0, installed.output
     return inventory
@@ -37,6 +40,14 @@ def upgraded(sshd: SshServer, inventory: dict[str, object]) -> Run:
 def resets(sshd: SshServer, inventory: dict[str, object], upgraded: Run) -> tuple[Run, Run]:
     first = run_playbook("reset.yml", inventory, sshd, extravars=FILES_ONLY)
     return first, run_playbook("reset.yml", inventory, sshd, extravars=FILES_ONLY)
+
+
+def test_a_node_without_gpus_gets_no_gpu_setup(inventory: dict[str, object], roots: Path) -> None:
+    config = yaml.safe_load((roots / "sh-edge-02" / "etc/rancher/k3s/config.yaml").read_text())
+    assert config["node-label"] == ["xiaozhi.io/edge-node=sh-edge-02", "xiaozhi.io/region=shanghai"]
+    assert not (roots / "sh-edge-02" / "etc/apt/sources.list.d/nvidia.sources").exists()
+    server = yaml.safe_load((roots / "sh-edge-01" / "etc/rancher/k3s/config.yaml").read_text())
+    assert "nvidia.com/gpu.present=true" in server["node-label"]
 
 
 def test_upgrade_changes_only_the_k3s_unit(upgraded: Run, roots: Path) -> None:

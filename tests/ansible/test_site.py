@@ -57,6 +57,7 @@ def test_server_config_labels_and_token(site_runs: tuple[Run, Run], roots: Path)
     assert "xiaozhi.io/region=beijing" in config["node-label"]
     assert "xiaozhi.io/edge-node=bj-edge-01" in config["node-label"]
     assert "nvidia.com/device-plugin.config=time-slicing-8" in config["node-label"]
+    assert "xiaozhi.io/gpu-model=RTX-4090" in config["node-label"]
     assert "server" not in config  # the server does not join anyone
     token = etc / "token"
     assert token.read_text() == TOKEN + "\n"

@@ -113,7 +113,8 @@ def test_every_command_help_has_an_example(group: str, commands: list[str], caps
         assert code == 0 and f"Example: xzctl {group} {command}" in out
 
 
-def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XZCTL_STATE_DIR", str(tmp_path))  # no sandbox there
     url = f"http://127.0.0.1:{free_port()}"
     code, _, err = xzctl(capsys, "capacity", "report", "--prometheus", url, "--window", "five minutes")
     assert code == 2 and "--window 'five minutes' is not a duration" in err
@@ -121,6 +122,8 @@ def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 2 and "is not 'Name: value'" in err
     code, _, err = xzctl(capsys, "check", "cost", "--prometheus", "localhost:9090")
     assert code == 2 and "not an http(s) URL" in err
+    code, _, err = xzctl(capsys, "check", "failover", "--drill", "bj-edge-01", "--prometheus", url)
+    assert code == 2 and "--drill stops a simulated node: it needs the running sandbox" in err
 
 
 def test_unreachable_prometheus_exits_3(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

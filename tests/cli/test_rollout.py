@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.render._golden import assert_golden
 from tests.rollout._live import NEW_ASR, OLD_ASR, asr_images, ready
+from tests.rollout.test_state import make_state
 from xzctl.cli import run
-from xzctl.rollout.state import StateStore
+from xzctl.rollout.state import Measurement, StateStore
 from xzctl.sandbox import SandboxInfo, SimulatorClient
+from xzctl.spec import Fleet
 
 pytestmark = pytest.mark.prometheus
 Factory = Callable[..., SandboxInfo]
@@ -103,6 +107,22 @@ def test_regressed_canary_exits_1_and_json_names_the_failure(
     assert data["phase"] == "rolled_back" and data["analysis"][-1]["result"] == "failure"
 
 
+def test_frozen_exporter_aborts_with_exit_3_and_never_promotes(
+    sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    box = sandbox_factory()
+    ready(box)
+    # bj-edge-01 answers scrapes (up == 1) but its counters no longer move: no data, not a healthy canary
+    SimulatorClient(box.simulator_url).control({"action": "stale", "node": "bj-edge-01", "enabled": True})
+    argv = ["rollout", "canary", "asr", NEW_ASR, "--interval", "1s", "--checks", "2", "--window", "4s", "-o", "json"]
+    assert run([*argv, "--state-dir", str(box.state_dir)]) == 3
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert (data["phase"], data["cause"]) == ("aborted", "missing_data")
+    assert "no asr requests" in data["reason"] and "bj-edge-01" in data["reason"]
+    assert all(pin == {"stable": OLD_ASR, "canary": None} for pin in asr_images(box).values())
+
+
 def test_abort_of_a_running_rollout_is_done_by_its_own_process(
     sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -131,4 +151,50 @@ def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path, capsys:
     assert run([*argv, "--state-dir", state_dir, "--prometheus", "http://127.0.0.1:9"]) == 2
     assert "was yanked" in capsys.readouterr().err
     assert run(["rollout", "canary", "asr", NEW_ASR, "--interval", "soon", "--state-dir", state_dir]) == 2
+    if shutil.which("pulumi") is None:
+        # production goes through the Pulumi stacks: without the pulumi CLI it fails before anything is recorded
+        assert run(["rollout", "canary", "asr", NEW_ASR, "--deployer", "pulumi", "--state-dir", state_dir]) == 4
+        assert "pulumi CLI is not installed" in capsys.readouterr().err
     assert not (tmp_path / "state" / "rollouts").exists()
+
+
+def test_dry_run_shows_the_steps_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["rollout", "canary", "asr", NEW_ASR, "--region", "shanghai", "--dry-run", "--deployer", "pulumi"]
+    assert run([*argv, "--state-dir", str(tmp_path), "-o", "json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert [(s["name"], s["nodes"]) for s in plan["steps"]] == [
+        ("canary node sh-edge-01", ["sh-edge-01"]),
+        ("rest of shanghai", ["sh-edge-02"]),
+        ("region beijing", ["bj-edge-01", "bj-edge-02", "bj-edge-03"]),
+        ("region guangzhou", ["gz-edge-01", "gz-edge-02"]),
+    ]
+    assert plan["settings"]["window_seconds"] == 120.0
+    assert not any(tmp_path.iterdir())
+
+
+def test_status_of_an_interrupted_rollout_matches_golden(
+    tmp_path: Path, example_fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = StateStore(tmp_path)
+    state = make_state(example_fleet, "asr-20261124t220000z-0001", ["beijing"])
+    state.created = state.updated = 1795557600.0
+    state.steps[0].status, state.steps[0].successes = "analyzing", 1
+    state.pending = {"purpose": "step", "step": 0, "pins": state.baseline}
+    state.skipped_nodes = {"bj-edge-02": "unreachable at step 2"}
+    state.analysis = [
+        Measurement(0, 1795557601.0, "success", "p95 canary 287 ms vs stable 287 ms", {}),
+        Measurement(0, 1795557602.0, "error", "missing data: no asr requests in the last 4s", {}),
+    ]
+    store.save(state)
+    assert run(["rollout", "status", state.id, "--state-dir", str(tmp_path), "-o", "json"]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    assert data["interrupted"] is True and data["pending_deploy"] == "step"
+    assert_golden(Path(__file__).parent / "golden" / "rollout-status.json", out)
+    assert run(["rollout", "status", state.id, "--state-dir", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    for needle in ("interrupted", "half-applied", "skipped", "bj-edge-02", "missing data"):
+        assert needle in table
+    assert run(["rollout", "status", "--state-dir", str(tmp_path), "-o", "json"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [state.id]
+    assert run(["rollout", "status", "../etc", "--state-dir", str(tmp_path)]) == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,24 @@ def test_a_folder_xzctl_did_not_write_is_never_replaced(tmp_path: Path) -> None:
     assert (
         run(["render", "manifests", "shanghai", "--out", str(tmp_path / "gitops")]) == 0
     )  # re-render replaces its own
+
+
+def test_pins_render_a_rollout_step(example_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from xzctl.manifests.pins import ServicePin, spec_pins
+
+    pins = spec_pins(example_fleet).with_pin(
+        "gz-edge-02",
+        "vad",
+        ServicePin("registry.xiaozhi.example/inference/vad:1.0.0", "registry.xiaozhi.example/inference/vad:1.1.0"),
+    )
+    pins_file = tmp_path / "pins.json"
+    pins_file.write_text(json.dumps(pins.to_json()), encoding="utf-8")
+    out = tmp_path / "gz"
+    assert run(["render", "manifests", "guangzhou", "--out", str(out), "--pins", str(pins_file)]) == 0
+    docs = list(yaml.safe_load_all((out / "04-edgenode-gz-edge-02.yaml").read_text(encoding="utf-8")))
+    canary = [d for d in docs if d["metadata"]["name"] == "gz-edge-02-vad-canary"]
+    assert len(canary) == 1 and canary[0]["spec"]["template"]["spec"]["containers"][0]["image"].endswith("vad:1.1.0")
+    pins_file.write_text("{not json", encoding="utf-8")
+    assert run(["render", "manifests", "guangzhou", "--out", str(tmp_path / "bad"), "--pins", str(pins_file)]) == 2
+    assert "is not image pins JSON" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

@@ -9,6 +9,7 @@ import pytest
 
 from tests.fixtures.sandbox import wait_for_query
 from tests.rollout._live import NEW_ASR, OLD_ASR, WINDOW, asr_images, make_engine, ready, wait_all_up
+from xzctl.errors import ExternalToolError
 from xzctl.metrics import queries as q
 from xzctl.rollout.analysis import Thresholds
 from xzctl.rollout.deploy import SimulatorDeployer
@@ -126,21 +127,26 @@ class _Killed(BaseException):
     """Stands for kill -9: not an error the engine handles, it just stops mid-deploy."""
 
 
-def test_crash_in_the_middle_of_a_deploy_is_reapplied_on_resume(sandbox_factory: Factory) -> None:
-    box = sandbox_factory()
-    ready(box)
+def _engine_whose_third_deploy_fails(box: SandboxInfo, failure: BaseException) -> RolloutEngine:
+    """Step 1 sends one deploy action, step 2 two: the third (bj-edge-03's canary) raises `failure`."""
     client = SimulatorClient(box.simulator_url)
     calls: list[dict[str, Any]] = []
 
-    def dies_on_third_call(action: dict[str, Any]) -> dict[str, Any]:
-        if len(calls) == 2:  # step 1 sent its canary, step 2 sent one of its two nodes
-            raise _Killed
+    def control(action: dict[str, Any]) -> dict[str, Any]:
         calls.append(action)
+        if len(calls) == 3:
+            raise failure
         return client.control(action)
 
     engine, _ = make_engine(box, settings=Settings(interval_seconds=1.0, checks=1, window_seconds=WINDOW))
-    crashing = SimulatorDeployer(dies_on_third_call, client.state, box.simulator_url)
-    engine.deployer = crashing
+    engine.deployer = SimulatorDeployer(control, client.state, box.simulator_url)
+    return engine
+
+
+def test_crash_in_the_middle_of_a_deploy_is_reapplied_on_resume(sandbox_factory: Factory) -> None:
+    box = sandbox_factory()
+    ready(box)
+    engine = _engine_whose_third_deploy_fails(box, _Killed())
     with pytest.raises(_Killed):
         engine.start()
     store = StateStore(box.state_dir)
@@ -148,7 +154,18 @@ def test_crash_in_the_middle_of_a_deploy_is_reapplied_on_resume(sandbox_factory:
     assert saved.pending is not None and saved.pending["purpose"] == "step" and saved.step == 1
     half = asr_images(box)
     assert (half["bj-edge-02"]["canary"], half["bj-edge-03"]["canary"]) == (NEW_ASR, None)
+    client = SimulatorClient(box.simulator_url)
     real = SimulatorDeployer(client.control, client.state, box.simulator_url)
     state = RolloutEngine(store, saved, real, engine.analyzer).resume()
     assert state.phase == "promoted", state.reason
     assert all(pin == {"stable": NEW_ASR, "canary": None} for pin in asr_images(box).values())
+
+
+def test_failed_deploy_rolls_back_every_node_it_may_have_reached(sandbox_factory: Factory) -> None:
+    box = sandbox_factory()
+    ready(box)
+    engine = _engine_whose_third_deploy_fails(box, ExternalToolError("connection reset by peer"))
+    state = engine.start()
+    assert (state.phase, state.cause) == ("rolled_back", "deploy_failed")
+    assert "connection reset by peer" in state.reason
+    assert all(pin == {"stable": OLD_ASR, "canary": None} for pin in asr_images(box).values())

@@ -223,7 +223,11 @@ def bootstrap_region(
     nodes = [n.id for n in region_of(fleet, region).edge_nodes]
     limit = limit or []
     check_limit(fleet, region, limit)
-    envvars = {TOKEN_ENV: join_token(fleet)} if playbook.needs_token else {}
+    # ansible-runner turns host key checking off unless told otherwise; a bootstrap hands the server
+    # a cluster token, so keep ssh's check on (the operator's own setting still wins).
+    envvars = {"ANSIBLE_HOST_KEY_CHECKING": os.environ.get("ANSIBLE_HOST_KEY_CHECKING", "True")}
+    if playbook.needs_token:
+        envvars[TOKEN_ENV] = join_token(fleet)
     project = ansible_dir()
     if shutil.which("ansible-playbook") is None:
         raise ExternalToolError("ansible-playbook is not installed", hint="pip install 'xzctl[ansible]'")

@@ -142,7 +142,8 @@ def node_limits(node: EdgeNode, m: NodeMetrics, fleet: Fleet) -> list[Limit]:
         if used is not None and used > 0 and devices > 0:
             limits.append(Limit(name, used, cap, math.floor(devices * cap / used + 1e-9)))
     # Latency: base = p95 x (1 - rho) at the busiest compute resource; the KPI is hit at rho* = 1 - base/KPI.
-    rho = max(m.cpu or 0.0, m.gpu or 0.0 if node.capacity.gpu.count > 0 else 0.0)
+    gpu = (m.gpu or 0.0) if node.capacity.gpu.count > 0 else 0.0
+    rho = max(m.cpu or 0.0, gpu)
     if devices > 0 and rho > 0:
         rho_now = min(rho, 0.99)
         for service, kpi_ms in fleet.kpis.latency.by_service().items():

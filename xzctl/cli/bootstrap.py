@@ -61,9 +61,8 @@ class _Progress:
 
     def __call__(self, event: TaskEvent) -> None:
         row = self.rows.setdefault(event.host, HostSummary(event.host))
-        counts = {"ok": "ok", "changed": "changed", "failed": "failed", "unreachable": "unreachable"}
-        if event.status in counts:
-            setattr(row, counts[event.status], getattr(row, counts[event.status]) + 1)
+        if event.status in ("ok", "changed", "failed", "unreachable"):  # the HostSummary counters
+            setattr(row, event.status, getattr(row, event.status) + 1)
         self.last_task[event.host] = event.task
         if self.live is not None:
             self.live.update(self._table())

@@ -128,12 +128,12 @@ def live(
     scrape_interval: int | None,
     state_dir: Path | None,
 ) -> Iterator[Live]:
-    from xzctl.sandbox import default_state_dir, sandbox_status
+    from xzctl.sandbox import current_prometheus_url, default_state_dir, sandbox_status
 
     fleet = load_fleet(fleet_path).fleet
     _seconds(window, "--window")
-    sandbox = sandbox_status(state_dir or default_state_dir())
-    sandbox_url = sandbox.prometheus_url if sandbox and sandbox.alive().get("prometheus") else None
+    where = state_dir or default_state_dir()
+    sandbox_url = current_prometheus_url(where)
     url = prometheus or sandbox_url or os.environ.get(URL_ENV)
     if not url:
         raise BadInputError(
@@ -145,8 +145,9 @@ def live(
         if not sep:
             raise BadInputError("--basic-auth must be USER:PASSWORD")
         auth = (user, password)
-    in_sandbox = sandbox is not None and url == sandbox_url
-    interval = scrape_interval or (sandbox.scrape_interval_seconds if sandbox and in_sandbox else None)
+    # Talking to the running sandbox: its scrape interval is known, and its simulator can run a drill.
+    sandbox = sandbox_status(where) if sandbox_url is not None and url == sandbox_url else None
+    interval = scrape_interval or (sandbox.scrape_interval_seconds if sandbox else None)
     options = SnapshotOptions(
         window=window,
         history_seconds=_seconds(history, "--history") if history else 0,
@@ -156,7 +157,7 @@ def live(
         url, bearer_token=bearer_token, basic_auth=auth, headers=_headers(header), timeout=timeout, retries=retries
     )
     with client:
-        yield Live(fleet, client, options, sandbox.simulator_url if sandbox and in_sandbox else None)
+        yield Live(fleet, client, options, sandbox.simulator_url if sandbox else None)
 
 
 def status_text(status: Status) -> str:

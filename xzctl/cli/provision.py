@@ -35,19 +35,6 @@ StateOption = typer.Option(
 _OP_STYLE = {"create": "green", "update": "yellow", "delete": "red", "replace": "magenta", "same": "dim"}
 
 
-def _pins(path: Path | None) -> Any:
-    if path is None:
-        return None
-    from xzctl.manifests.pins import ImagePins
-
-    try:
-        return ImagePins.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except OSError as exc:
-        raise BadInputError(f"--pins {path}: {exc.strerror or exc}") from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BadInputError(f"--pins {path} is not image pins JSON: {exc}") from None
-
-
 def _progress(event: Any) -> None:
     if event.phase == "diagnostic":
         stderr.print(f"[{'red' if event.op == 'error' else 'yellow'}]{event.op}:[/] {escape(event.message)}")
@@ -93,9 +80,10 @@ def _provision(
         raise BadInputError(
             "applying changes needs --yes when stdin is not a terminal", hint="add --yes, or --preview to only look"
         )
+    from xzctl.manifests.pins import load_pins
     from xzctl.provision import up
 
-    image_pins = _pins(pins)
+    image_pins = load_pins(pins) if pins else None
 
     def run(only_preview: bool) -> dict[str, Any]:
         result = up(

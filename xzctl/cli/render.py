@@ -95,21 +95,25 @@ def region(
 def manifests(
     target: str = typer.Argument(..., help="A region (e.g. beijing) or 'cloud'."),
     out: Path = typer.Option(..., "--out", help="Folder to write: one YAML file per unit, helm/*.values.yaml."),
+    pins: Path | None = typer.Option(
+        None, "--pins", help="Image pins JSON (a rollout step); default: the spec's images."
+    ),
     fleet: Path | None = FleetOption,
 ) -> None:
     """Render the Kubernetes objects of an edge region or of the cloud as plain YAML (GitOps, review).
 
     The same objects `xzctl provision` applies. Secrets are written without data; each says in its
-    annotations how to create it. The cloud's Helm charts are written as values files. DIR is
-    replaced as a whole, all or nothing, as for `xzctl render region`.
+    annotations how to create it. Helm charts are written as values files. DIR is replaced as a
+    whole, all or nothing, as for `xzctl render region`.
 
     Example: xzctl render manifests beijing --out ./gitops/beijing
     """
     from xzctl.manifests.files import manifest_files
+    from xzctl.manifests.pins import load_pins
     from xzctl.provision.objects import target_objects
 
     target = _label(target, "target")
-    objects = target_objects(_load(fleet), target)
+    objects = target_objects(_load(fleet), target, load_pins(pins) if pins else None)
     files = manifest_files(objects.units, objects.charts)
     _written(write_tree(out, files, what=f"manifests {target}"), out)
 

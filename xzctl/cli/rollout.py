@@ -6,7 +6,6 @@ Exit codes: 0 promoted (or the asked action done), 1 rolled back, 3 aborted for 
 
 from __future__ import annotations
 
-import importlib
 import re
 import time
 from pathlib import Path
@@ -18,14 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, emit, stderr
-from xzctl.errors import BadInputError, CheckFailedError, ConflictError, ExternalToolError, UnknownStateError
+from xzctl.errors import BadInputError, CheckFailedError, ConflictError, UnknownStateError
 from xzctl.images import check_reference, load_catalog
 from xzctl.manifests.pins import ImagePins, spec_pins
 from xzctl.prom import PrometheusClient
 from xzctl.rollout.analysis import Analyzer
 from xzctl.rollout.deploy import Deployer, SimulatorDeployer, StackDeployer
 from xzctl.rollout.engine import RolloutEngine, Settings, analyzer_for, new_rollout, summarize
-from xzctl.rollout.plan import normalise_service
+from xzctl.rollout.plan import normalise_service, plan_steps
 from xzctl.rollout.state import RolloutState, StateStore, default_state_dir
 from xzctl.sandbox import SimulatorClient, current_prometheus_url, sandbox_status
 from xzctl.spec import load_fleet
@@ -74,14 +73,6 @@ def _store(state_dir: Path | None) -> StateStore:
     return StateStore(state_dir if state_dir is not None else default_state_dir())
 
 
-def _load_module_function(module: str, name: str) -> Any:
-    # The Pulumi driver is imported only when a production rollout runs: it pulls in pulumi.
-    found = getattr(importlib.import_module(module), name, None)
-    if found is None:
-        raise ExternalToolError(f"{module}.{name} is not available in this xzctl build")
-    return found
-
-
 def build_deployer(config: dict[str, Any]) -> Deployer:
     """The deployer a rollout state names (so `resume` drives the same target as `canary` did)."""
     if config.get("kind") == "sandbox":
@@ -96,12 +87,18 @@ def build_deployer(config: dict[str, Any]) -> Deployer:
                 f"--stack {template!r} names one stack but the fleet has {len(regions)} regions",
                 hint="use a template like org/xzctl/{region}",
             )
-        up = _load_module_function("xzctl.provision", "up")
+        # Imported only when a production rollout runs; checked before anything is recorded or deployed.
+        from xzctl.provision import check_pulumi_cli, up
+        from xzctl.provision.automation import check_passphrase
+
+        check_pulumi_cli()
+        check_passphrase()
+        state_dir = config.get("state_dir")
 
         def update(region: str, pins: ImagePins) -> None:
-            up(template.replace("{region}", region), fleet_path, pins=pins)
+            up(template.replace("{region}", region), fleet_path, pins=pins, state=state_dir)
 
-        return StackDeployer(update, regions, {"stack": template, "fleet": fleet_path})
+        return StackDeployer(update, regions, {"stack": template, "fleet": fleet_path, "state_dir": state_dir})
     raise BadInputError(f"unknown deployer {config!r} in the rollout state")
 
 
@@ -113,6 +110,11 @@ def _finish(state: RolloutState, store: StateStore, output: Output) -> None:
     data = summarize(store, state)
     emit(data, output, lambda console: _draw(console, data))
     if state.phase == "promoted":
+        if state.deployer.get("kind") == "pulumi":
+            stderr.print(
+                f"next: set the {state.service} image to {escape(state.image)} in {escape(state.fleet)}; "
+                "a provision from the spec would otherwise put the previous image back"
+            )
         return
     if state.phase == "rolled_back" or (state.phase == "aborted" and state.cause != "missing_data"):
         raise CheckFailedError(f"rollout {state.id} {state.phase.replace('_', ' ')}: {state.reason}")
@@ -170,6 +172,7 @@ def canary(
     catalog: Path | None = typer.Option(None, "--catalog", envvar="XZCTL_CATALOG", help="Image catalog directory."),
     prometheus: str | None = PrometheusOption,
     state_dir: Path | None = StateDirOption,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the steps and stop: nothing is deployed or recorded."),
     output: Output = OutputOption,
 ) -> None:
     """Roll IMAGE out for SERVICE: one edge node, then the rest of its region, then the other regions, each step
@@ -197,11 +200,29 @@ def canary(
         on_unreachable=on_unreachable,
         window_seconds=parse_duration(window) if window else None,
     ).validated()
+    if dry_run:
+        steps = plan_steps(loaded.fleet, name, region)
+        plan: dict[str, Any] = {
+            "service": name,
+            "image": image,
+            "settings": {**vars(settings), "window_seconds": settings.window},
+            "steps": [{"name": s.name, "region": s.region, "nodes": s.nodes} for s in steps],
+        }
+
+        def table(console: Console) -> None:
+            console.print(f"{name} -> {escape(image)}: {len(steps)} steps, {settings.checks} checks each")
+            for i, s in enumerate(steps, 1):
+                console.print(f"  {i}. {s.name}: canary on {', '.join(s.nodes)}")
+            console.print("  then promote: the new image becomes stable on every node that took the canary")
+
+        emit(plan, output, table)
+        return
     if kind == "sandbox":
         assert sandbox is not None
         target: Deployer = build_deployer({"kind": "sandbox", "simulator_url": sandbox.simulator_url})
     elif kind == "pulumi":
-        target = build_deployer({"kind": "pulumi", "stack": stack, "fleet": loaded.source})
+        pulumi = {"kind": "pulumi", "stack": stack, "fleet": loaded.source, "state_dir": str(store.root)}
+        target = build_deployer(pulumi)
     else:
         raise BadInputError(f"--deployer must be auto, sandbox or pulumi, not {deployer!r}")
     url = prometheus or current_prometheus_url(store.root)
@@ -220,7 +241,15 @@ def canary(
         first_region=region,
     )
     engine = RolloutEngine(store, state, target, _analyzer(state), on_event=_live)
-    _finish(engine.start(), store, output)
+    try:
+        final = engine.start()
+    except KeyboardInterrupt:
+        stderr.print(
+            f"rollout {state.id} interrupted; its canary stays as recorded: "
+            f"xzctl rollout resume {state.id}  or  xzctl rollout abort {state.id}"
+        )
+        raise
+    _finish(final, store, output)
 
 
 def _engine(store: StateStore, rollout_id: str | None) -> RolloutEngine:

@@ -9,9 +9,12 @@ Serialised as JSON (Pulumi stack config `xzctl:imagePins`, rollout state files).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from xzctl.errors import BadInputError
 from xzctl.spec.models import Fleet
 
 # Services a rollout may change on an edge node (the keys of EdgeServices with an image).
@@ -71,3 +74,13 @@ def spec_pins(fleet: Fleet) -> ImagePins:
             images["llm"] = services.llm.image
         nodes[node.id] = {svc: ServicePin(stable=img) for svc, img in images.items()}
     return ImagePins(nodes)
+
+
+def load_pins(path: Path) -> ImagePins:
+    """Image pins from a JSON file (`ImagePins.to_json` shape), or BadInputError saying what is wrong."""
+    try:
+        return ImagePins.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise BadInputError(f"pins file {path}: {exc.strerror or exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BadInputError(f"pins file {path} is not image pins JSON ({type(exc).__name__}: {exc})") from None

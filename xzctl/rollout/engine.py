@@ -215,7 +215,8 @@ class RolloutEngine:
                 self.event("deploy-failed", f"restoring the previous images failed: {exc.message}")
                 self.save()
                 raise  # nothing safer to do than to stop: resume retries the restore
-            s.pending = None
+            # some nodes may already run the new pins: forget what is applied, so the restore sends everything
+            s.pending, s.applied = None, {}
             self._back("rolling_back", "deploy_failed", f"deploy failed ({purpose}): {exc.message}")
             return
         s.applied = pins.to_json()
