@@ -64,7 +64,20 @@ def test_new_host_keys_are_refused_unless_accepted(
     monkeypatch.setenv("ANSIBLE_SSH_CONTROL_PATH_DIR", str(tmp_path / "cp"))
     fleet = write_fleet(loopback_fleet, tmp_path / "fleet.yaml")
     # reset needs no token and, with an empty root, changes nothing: a cheap way to log in
-    argv = ["bootstrap", "region", "beijing", "-f", str(fleet), "-p", "reset", "-l", "bj-edge-01", "-o", "json"]
+    argv = [
+        "bootstrap",
+        "region",
+        "beijing",
+        "-f",
+        str(fleet),
+        "-p",
+        "reset",
+        "--yes",
+        "-l",
+        "bj-edge-01",
+        "-o",
+        "json",
+    ]
     argv += ["-e", f"xzctl_root={tmp_path / 'root'}", "-e", "xzctl_manage_services=false"]
     assert run(argv) == 1
     refused = json.loads(capsys.readouterr().out)["hosts"][0]
@@ -95,6 +108,10 @@ def test_ansible_missing_exits_4(
         (["-e", "novalue"], "--extra-var 'novalue' is not KEY=VALUE"),
         (["--limit", "sh-edge-01"], "no edge node 'sh-edge-01' in region 'beijing'"),
         (["--playbook", "destroy"], "Invalid value for '--playbook'"),
+        (
+            ["--playbook", "reset", "-l", "bj-edge-02"],
+            "reset.yml stops K3s and removes it from 1 edge node(s) of region beijing: bj-edge-02 (add --yes",
+        ),
     ],
 )
 def test_bad_input_exits_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,3 +132,51 @@ def test_nan_is_unknown(sandbox_factory, example_fleet: Fleet) -> None:
     # Once the whole 5 s window is frozen, no request increased: histogram_quantile answers NaN.
     report = report_when(box, example_fleet, "sh-edge-02", "is NaN")
     assert_unknown(report, "sh-edge-02", "p95 latency of end_to_end is NaN")
+
+
+@pytest.fixture
+def old_samples_exporter() -> Iterator[str]:
+    """An exporter whose samples carry explicit timestamps a minute old, as a stuck federation or push path does."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            stamp = int((time.time() - 60) * 1000)
+            body = f'xiaozhi_active_devices 42 {stamp}\nnode_cpu_seconds_total{{cpu="0",mode="idle"}} 7 {stamp}\n'
+            payload = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_old_samples_are_stale_by_their_timestamp(
+    tmp_path: Path, example_fleet: Fleet, old_samples_exporter: str
+) -> None:
+    job = (
+        "  - job_name: xiaozhi-edge\n"
+        f"    static_configs: [{{targets: ['{old_samples_exporter}'], labels: {{region: beijing, node: bj-edge-01}}}}]\n"
+    )
+    with bare_prometheus(tmp_path, job) as url:
+        wait_for_query(url, 'up{job="xiaozhi-edge"}', lambda s: bool(s) and s[0].value == 1)
+        with PrometheusClient(url) as client:
+            report = capacity_report(take_snapshot(client, example_fleet, OPTIONS))
+    node = report.nodes["bj-edge-01"]
+    assert node.status is Status.UNKNOWN
+    # up == 1 and the series is there, but time() - timestamp() is about 60 s, more than 2 x 1 s.
+    assert any(
+        r.startswith("stale metrics: newest sample") and "old (> 2 x 1 s scrape interval)" in r for r in node.reasons
+    )

@@ -25,8 +25,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def bare_prometheus(tmp: Path) -> Iterator[str]:
-    """Start Prometheus (temp config and storage), wait for its first self-scrape, yield its URL, stop it."""
+def bare_prometheus(tmp: Path, extra_scrape_configs: str = "") -> Iterator[str]:
+    """Start Prometheus (temp config and storage), wait for its first self-scrape, yield its URL, stop it.
+
+    `extra_scrape_configs`: more YAML list items under scrape_configs (indented by two spaces).
+    """
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("prometheus binary not installed (Debian package prometheus)")
@@ -36,6 +39,7 @@ def bare_prometheus(tmp: Path) -> Iterator[str]:
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         "scrape_configs:\n"
         f"  - job_name: self\n    static_configs: [{{targets: ['127.0.0.1:{port}'], labels: {{region: lab}}}}]\n"
+        + extra_scrape_configs
     )
     args = [binary, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}"]
     proc = subprocess.Popen(

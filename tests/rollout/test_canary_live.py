@@ -123,6 +123,19 @@ def test_inconclusive_pauses_for_promote_then_abort_restores(sandbox_factory: Fa
     assert all(pin == {"stable": OLD_ASR, "canary": None} for pin in asr_images(box).values())
 
 
+def test_full_promote_skips_the_remaining_steps(sandbox_factory: Factory) -> None:
+    box = sandbox_factory()
+    ready(box)
+    strict = Thresholds(error_ratio=0.001, p95_seconds=0.1, inference_error_ratio=0.001)
+    settings = Settings(interval_seconds=1.0, checks=1, window_seconds=WINDOW)
+    engine, events = make_engine(box, settings=settings, thresholds=strict)
+    assert engine.start().cause == "inconclusive"
+    state = engine.promote(full=True)
+    assert state.phase == "promoted" and [s.status for s in state.steps] == ["passed"] * 4
+    assert len([k for k, _ in events if k == "applied"]) == 1  # no further canary step was deployed
+    assert all(pin == {"stable": NEW_ASR, "canary": None} for pin in asr_images(box).values())
+
+
 class _Killed(BaseException):
     """Stands for kill -9: not an error the engine handles, it just stops mid-deploy."""
 

@@ -114,6 +114,7 @@ def region(  # noqa: PLR0917 (each Typer option is a parameter)
         "--accept-new-host-keys",
         help="Trust SSH host keys of servers seen for the first time (never changed ones).",
     ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm --playbook reset (it removes K3s from the nodes)."),
     fleet: Path | None = FleetOption,
     output: Output = OutputOption,
 ) -> None:
@@ -128,6 +129,11 @@ def region(  # noqa: PLR0917 (each Typer option is a parameter)
     print_warnings(loaded.warnings)
     variables = _extra_vars(extra_vars)
     hosts = limit or [n.id for n in region_of(loaded.fleet, name).edge_nodes]
+    if playbook is Playbook.RESET and not (check or yes):
+        raise BadInputError(
+            f"reset.yml stops K3s and removes it from {len(hosts)} edge node(s) of region {name}: {', '.join(hosts)}",
+            hint="add --yes, or --check to see what it would remove",
+        )
     with _Progress(hosts) as progress:
         result = bootstrap_region(
             loaded.fleet,

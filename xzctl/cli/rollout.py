@@ -299,15 +299,18 @@ def resume(
 
 @app.command()
 def promote(
-    rollout_id: str | None = IdArgument, state_dir: Path | None = StateDirOption, output: Output = OutputOption
+    rollout_id: str | None = IdArgument,
+    full: bool = typer.Option(False, "--full", help="Skip the remaining steps: promote on every planned node now."),
+    state_dir: Path | None = StateDirOption,
+    output: Output = OutputOption,
 ) -> None:
     """Accept the step an inconclusive analysis paused on and carry on with the next steps.
 
-    Example: xzctl rollout promote asr-20261124t214500z-1a2b
+    Example: xzctl rollout promote asr-20261124t214500z-1a2b --full
     """
     store = _store(state_dir)
     engine = _engine(store, rollout_id)
-    _finish(engine.promote(), store, output)
+    _finish(engine.promote(full=full), store, output)
 
 
 @app.command()

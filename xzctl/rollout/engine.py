@@ -354,8 +354,9 @@ class RolloutEngine:
         self.save()
         return self.run()
 
-    def promote(self) -> RolloutState:
-        """Accept the step an inconclusive analysis paused on, and carry on with the next steps."""
+    def promote(self, *, full: bool = False) -> RolloutState:
+        """Accept the step an inconclusive analysis paused on and carry on with the next steps; `full` skips
+        the remaining steps' analysis and promotes the image on every planned node now."""
         s = self.state
         if s.phase != "paused" or s.cause != "inconclusive":
             raise BadInputError(
@@ -363,10 +364,12 @@ class RolloutEngine:
                 hint="promote accepts an inconclusive step; a held rollout resumes with: xzctl rollout resume",
             )
         self.store.take_over(s)
-        step = s.steps[s.step]
-        step.status = "passed"
+        accepted = s.steps[s.step :] if full else [s.steps[s.step]]
+        for step in accepted:
+            step.status = "passed"
         s.phase, s.cause, s.reason = "progressing", "", ""
-        self.event("promoted-step", f"step {s.step + 1} {step.name} accepted by the operator")
+        names = ", ".join(step.name for step in accepted)
+        self.event("promoted-step", f"accepted by the operator without analysis: {names}")
         self.save()
         return self.run()
 
