@@ -36,8 +36,15 @@ def test_show_unknown_image_is_bad_input(capsys: pytest.CaptureFixture[str]) -> 
     assert "no image 'whisper' in the catalog" in capsys.readouterr().err
 
 
-def test_verify_fails_on_the_example_and_names_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["images", "verify", "--fleet", str(bundled_example_path()), "-o", "json"]) == 1
+def _example_with_upstream_server(tmp_path: Path) -> Path:
+    """The bundled example, but running the upstream image tag straight from ghcr.io."""
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(bundled_example_path().read_text().replace(CATALOG_SERVER, UPSTREAM))
+    return fleet
+
+
+def test_verify_fails_on_an_upstream_tag_and_names_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["images", "verify", "--fleet", str(_example_with_upstream_server(tmp_path)), "-o", "json"]) == 1
     captured = capsys.readouterr()
     data = json.loads(captured.out)
     assert data["valid"] is False
@@ -47,10 +54,9 @@ def test_verify_fails_on_the_example_and_names_the_fix(capsys: pytest.CaptureFix
     assert f"use {CATALOG_SERVER}@sha256:" in captured.err
 
 
-def test_verify_passes_once_the_spec_uses_the_catalog_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fleet = tmp_path / "fleet.yaml"
-    fleet.write_text(bundled_example_path().read_text().replace(UPSTREAM, CATALOG_SERVER))
-    assert run(["images", "verify", "--fleet", str(fleet), "-o", "json"]) == 0
+def test_verify_passes_on_the_bundled_example(capsys: pytest.CaptureFixture[str]) -> None:
+    assert CATALOG_SERVER in bundled_example_path().read_text()
+    assert run(["images", "verify", "--fleet", str(bundled_example_path()), "-o", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["valid"] is True
     assert {i["status"] for i in data["images"]} == {"ok", "external"}

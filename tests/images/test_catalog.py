@@ -100,8 +100,19 @@ def test_production_requires_digests_and_matching_models(catalog: Catalog) -> No
         check_reference(catalog, pinned, "tts", production=False)
 
 
-def test_verify_bundled_example_flags_the_upstream_latest_tag(catalog: Catalog, example_fleet: Fleet) -> None:
-    report = verify_fleet(example_fleet, catalog)
+def test_verify_flags_the_upstream_latest_tag(catalog: Catalog, example_fleet: Fleet) -> None:
+    upstream = "ghcr.io/xinnan-tech/xiaozhi-esp32-server:server_latest"
+    profile = example_fleet.node_profiles["edge-standard"]
+    services = profile.services.model_copy(
+        update={"xiaozhi_server": profile.services.xiaozhi_server.model_copy(update={"image": upstream})}
+    )
+    regions = {
+        name: region.model_copy(
+            update={"edge_nodes": [n.model_copy(update={"services": services}) for n in region.edge_nodes]}
+        )
+        for name, region in example_fleet.regions.items()
+    }
+    report = verify_fleet(example_fleet.model_copy(update={"regions": regions}), catalog)
     by_service = {f.service: f for f in report.findings}
     server = by_service["xiaozhi_server"]
     assert server.status == "error" and "server_latest" in server.image

@@ -44,7 +44,7 @@ def test_xiaozhi_server_matches_upstream_deployment_facts(beijing: list[Obj], ex
     server = find(beijing, "Deployment", "bj-edge-01-xiaozhi-server")
     pod = server["spec"]["template"]["spec"]
     main = pod["containers"][0]
-    assert main["image"] == "ghcr.io/xinnan-tech/xiaozhi-esp32-server:server_latest"
+    assert main["image"] == "registry.xiaozhi.example/inference/xiaozhi-server:0.9.6"
     assert [(p["name"], p["containerPort"]) for p in main["ports"]] == [("ws", 8000), ("http", 8003)]
     assert main["readinessProbe"]["httpGet"] == {"path": "/", "port": "ws"}
     mounts = {m["mountPath"]: m for m in main["volumeMounts"]}

@@ -73,10 +73,10 @@ def node_families(model: FleetModel, node: NodeState, base: str = "") -> list[Fa
         histogram.extend(f"{prefix}{value:.3f}" for prefix, value in zip(buckets, (*s.buckets, s.count), strict=True))
         histogram.append(f"{sum_prefix}{s.total:.3f}")
         histogram.append(f"{count_prefix}{s.count:.3f}")
-        requests.append(f"{ok}{s.count - s.errors:.3f}")
-        requests.append(f"{error}{s.errors:.3f}")
+        requests.append(f"{ok}{s.count - s.errors:.6f}")
+        requests.append(f"{error}{s.errors:.6f}")
         if service != "end_to_end":
-            inference.append(f"{failed}{s.inference_errors:.3f}")
+            inference.append(f"{failed}{s.inference_errors:.6f}")
     build = [
         f"{c.BUILD_INFO.name}{lab(base, service=svc, track=track, image=image)} 1"
         for svc, tracks in sorted(node.images.items())
