@@ -19,3 +19,27 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "xzctl fleet validate";            xzctl fleet validate
 step "xzctl fleet plan";                xzctl fleet plan
 step "xzctl render region beijing";     xzctl render region beijing --out "$out/beijing"
+step "xzctl render manifests beijing";  xzctl render manifests beijing --out "$out/manifests-beijing"
+step "xzctl render alerts";             xzctl render alerts --out "$out/alerts"
+step "xzctl images verify";             xzctl images verify
+
+# The live half: a real Prometheus on 127.0.0.1 scraping the fleet simulator, with a day of history.
+trap 'xzctl sandbox down >/dev/null 2>&1 || true' EXIT
+step "xzctl sandbox up --history 1d";   xzctl sandbox up --history 1d --scrape-interval 5
+printf 'waiting for Prometheus to scrape every edge node'
+for _ in $(seq 1 30); do   # bounded: 30 x 2 s
+  up=$(xzctl sandbox status -o json | python3 -c \
+    'import json,sys; t=json.load(sys.stdin)["targets"]; print(sum(v["health"]=="up" for v in t.values()) if t else 0)')
+  [ "$up" -ge 7 ] && break
+  printf '.'; sleep 2
+done
+printf ' %s targets up\n' "$up"
+sleep 12   # two scrapes, so rate() has points to work with
+
+# Verdicts exit 1 (crit) or 3 (unknown) by design; the demo shows them and goes on.
+verdict() { local rc=0; "$@" || rc=$?; echo "exit code $rc (0 ok, 1 a check failed, 3 unknown: see README)"; }
+step "xzctl capacity report";           verdict xzctl capacity report
+step "xzctl check failover";            verdict xzctl check failover
+step "xzctl check cost";                verdict xzctl check cost
+step "xzctl sandbox down";              xzctl sandbox down
+trap - EXIT

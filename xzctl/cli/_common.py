@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -13,8 +14,16 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
-stdout = Console(highlight=False, soft_wrap=False)
-stderr = Console(stderr=True, highlight=False)
+
+def _console(*, stderr: bool) -> Console:
+    # Off a terminal (CI logs, pipes) rich would squeeze wide tables into 80 columns; COLUMNS still wins.
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
+
+
+stdout = _console(stderr=False)
+stderr = _console(stderr=True)
 
 
 class Output(StrEnum):
