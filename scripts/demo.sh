@@ -13,7 +13,7 @@ python3 -m pip install -q --disable-pip-version-check -e '.[all]'
 
 export XZCTL_STATE_DIR="${XZCTL_STATE_DIR:-$PWD/.xzctl}"
 out="${XZCTL_DEMO_OUT:-$PWD/out}"
-rm -rf "$out"
+rm -rf "$out" && mkdir -p "$out"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "xzctl fleet validate";            xzctl fleet validate
