@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.ansible.sshd import SshServer, free_port, sshd
+from tests.ansible.sshd import SshServer, sshd
 from xzctl.spec import Fleet
 
 __all__ = ["ansible_env", "closed_port", "loopback_fleet", "sshd"]
 
 
 @pytest.fixture(scope="session")
-def closed_port() -> int:
-    """A loopback port nothing listens on: SSH to it is refused at once."""
-    return free_port()
+def closed_port() -> Iterator[int]:
+    """A loopback port nothing listens on: SSH to it is refused at once.
+
+    The port stays bound (never listening) for the whole session, so no server another test starts on an
+    ephemeral port can take it and turn "refused" into a half-open connection.
+    """
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield int(held.getsockname()[1])
 
 
 def _reach(fleet: Fleet, ssh: SshServer, ports: dict[str, int]) -> Fleet:
