@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.fixtures.sandbox import wait_for_query
-from tests.prom.bare import bare_prometheus, free_port
+from tests.prom.bare import bare_prometheus, refused_url
 from xzctl.checks import SnapshotOptions, Status, capacity_report, check_all, take_snapshot
 from xzctl.checks.capacity import CapacityReport
 from xzctl.errors import UnknownStateError
@@ -56,7 +56,8 @@ def assert_unknown(report: CapacityReport, node: str, fragment: str) -> None:
 
 def test_prometheus_unreachable_is_unknown(example_fleet: Fleet) -> None:
     with (
-        PrometheusClient(f"http://127.0.0.1:{free_port()}", retries=1, backoff_seconds=0.01) as client,
+        refused_url() as url,
+        PrometheusClient(url, retries=1, backoff_seconds=0.01) as client,
         pytest.raises(UnknownStateError, match="cannot reach Prometheus") as err,
     ):
         check_all(client, example_fleet, OPTIONS)

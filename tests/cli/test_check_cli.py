@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tests.checks.scenarios import ALL_95, pinned_sandbox, relaxed_fleet
-from tests.prom.bare import free_port
+from tests.prom.bare import free_port, refused_url
 from xzctl.cli import run
 from xzctl.sandbox import SimulatorClient
 
@@ -129,15 +129,17 @@ def test_bad_input_exits_2(capsys: pytest.CaptureFixture[str], monkeypatch: pyte
 def test_unreachable_prometheus_exits_3(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-    code, out, err = xzctl(capsys, "check", "all", "--prometheus", url, "--retries", "0", "--state-dir", str(tmp_path))
-    assert code == 3
-    assert out == ""  # no half document
-    assert f"cannot reach Prometheus at {url}" in err
-    # Without --prometheus and without a sandbox, $XZCTL_PROMETHEUS_URL is the one asked.
-    monkeypatch.setenv("XZCTL_PROMETHEUS_URL", url)
-    code, _, err = xzctl(capsys, "capacity", "report", "--retries", "0", "--state-dir", str(tmp_path))
-    assert code == 3 and f"cannot reach Prometheus at {url}" in err
-    monkeypatch.delenv("XZCTL_PROMETHEUS_URL")
-    code, _, err = xzctl(capsys, "check", "cost", "--state-dir", str(tmp_path))
-    assert code == 2 and "no Prometheus to ask" in err
+    with refused_url() as url:
+        code, out, err = xzctl(
+            capsys, "check", "all", "--prometheus", url, "--retries", "0", "--state-dir", str(tmp_path)
+        )
+        assert code == 3
+        assert out == ""  # no half document
+        assert f"cannot reach Prometheus at {url}" in err
+        # Without --prometheus and without a sandbox, $XZCTL_PROMETHEUS_URL is the one asked.
+        monkeypatch.setenv("XZCTL_PROMETHEUS_URL", url)
+        code, _, err = xzctl(capsys, "capacity", "report", "--retries", "0", "--state-dir", str(tmp_path))
+        assert code == 3 and f"cannot reach Prometheus at {url}" in err
+        monkeypatch.delenv("XZCTL_PROMETHEUS_URL")
+        code, _, err = xzctl(capsys, "check", "cost", "--state-dir", str(tmp_path))
+        assert code == 2 and "no Prometheus to ask" in err

@@ -25,6 +25,14 @@ def free_port() -> int:
 
 
 @contextmanager
+def refused_url() -> Iterator[str]:
+    """A loopback URL that refuses connections: its port stays bound, never listening, so nothing can take it."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
+
+
+@contextmanager
 def bare_prometheus(tmp: Path, extra_scrape_configs: str = "") -> Iterator[str]:
     """Start Prometheus (temp config and storage), wait for its first self-scrape, yield its URL, stop it.
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.prom.bare import bare_prometheus, free_port
+from tests.prom.bare import bare_prometheus, refused_url
 from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.prom import PrometheusClient
 
@@ -142,11 +142,11 @@ def test_bad_range_and_bad_url_are_bad_input() -> None:
 
 
 def test_unreachable_is_unknown_after_bounded_retries() -> None:
-    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    client = PrometheusClient(url, retries=2, backoff_seconds=0.01)
-    started = time.monotonic()
-    with pytest.raises(UnknownStateError, match="cannot reach Prometheus") as err:
-        client.query("up")
+    with refused_url() as url:
+        client = PrometheusClient(url, retries=2, backoff_seconds=0.01)
+        started = time.monotonic()
+        with pytest.raises(UnknownStateError, match="cannot reach Prometheus") as err:
+            client.query("up")
     assert time.monotonic() - started < 5
     assert client.request_count == 3
     assert err.value.exit_code == 3
