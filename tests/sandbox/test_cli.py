@@ -48,4 +48,4 @@ def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
         assert run(["sandbox", "down"]) == 0
     assert all(_pid_gone(pid) for pid in info["pids"].values())
     assert run(["sandbox", "up", "--history", "soon"]) == 2
-    assert "bad duration" in capsys.readouterr().err
+    assert "--history 'soon' is not a duration" in capsys.readouterr().err

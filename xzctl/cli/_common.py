@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -13,6 +14,8 @@ import typer
 import yaml
 from rich.console import Console
 from rich.markup import escape
+
+from xzctl.errors import BadInputError
 
 
 def _console(*, stderr: bool) -> Console:
@@ -40,6 +43,24 @@ FleetOption = typer.Option(
     help="Fleet spec file. Default: ./fleet.yaml, else the bundled example.",
     show_default=False,
 )
+StateDirOption = typer.Option(
+    None,
+    "--state-dir",
+    envvar="XZCTL_STATE_DIR",
+    help="State directory: sandbox, Pulumi file backend, rollouts. Default: ./.xzctl",
+    show_default=False,
+)
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """Seconds from a duration flag in PromQL's own form (500ms, 30s, 5m, 6h, 7d), so it also fits a rate window."""
+    match = re.fullmatch(r"(\d+)(ms|s|m|h|d)", text.strip())
+    if not match:
+        raise BadInputError(f"{flag} {text!r} is not a duration", hint="e.g. 500ms, 30s, 5m, 6h, 7d")
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
 OutputOption = typer.Option(Output.TABLE, "--output", "-o", help="Output format.", case_sensitive=False)
 
 

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from xzctl.checks import CapacityReport, capacity_report, take_snapshot
 from xzctl.checks.capacity import Capacity
-from xzctl.cli._common import FleetOption, Output, OutputOption, emit, stdout
+from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, stdout
 from xzctl.cli.check import (
     BasicAuthOption,
     BearerTokenOption,
@@ -25,7 +25,6 @@ from xzctl.cli.check import (
     PrometheusUrlOption,
     RetriesOption,
     ScrapeIntervalOption,
-    StateDirOption,
     TimeoutOption,
     WindowOption,
     live,

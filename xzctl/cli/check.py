@@ -10,7 +10,6 @@ The Prometheus options here are shared with `xzctl capacity report`.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from xzctl.checks import (
     take_snapshot,
     worst,
 )
-from xzctl.cli._common import FleetOption, Output, OutputOption, emit
+from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, parse_duration
 from xzctl.errors import BadInputError
 from xzctl.prom import PrometheusClient
 from xzctl.spec import Fleet, load_fleet
@@ -81,9 +80,6 @@ ScrapeIntervalOption = typer.Option(
     help="Scrape interval in seconds (series older than 2x are stale). Default: the sandbox's, else the spec's.",
     show_default=False,
 )
-StateDirOption = typer.Option(
-    None, "--state-dir", envvar="XZCTL_STATE_DIR", help="Where the sandbox state lives.", show_default=False
-)
 
 
 @dataclass
@@ -94,13 +90,6 @@ class Live:
     client: PrometheusClient
     options: SnapshotOptions
     simulator_url: str | None  # set when the Prometheus is the running sandbox's
-
-
-def _seconds(text: str, flag: str) -> float:
-    match = re.fullmatch(r"(\d+)([smhd])", text)
-    if not match:
-        raise BadInputError(f"{flag} {text!r} is not a duration", hint="e.g. 30s, 5m, 6h, 7d")
-    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
 def _headers(values: list[str] | None) -> dict[str, str]:
@@ -131,7 +120,7 @@ def live(
     from xzctl.sandbox import current_prometheus_url, default_state_dir, sandbox_status
 
     fleet = load_fleet(fleet_path).fleet
-    _seconds(window, "--window")
+    parse_duration(window, "--window")
     where = state_dir or default_state_dir()
     sandbox_url = current_prometheus_url(where)
     url = prometheus or sandbox_url or os.environ.get(URL_ENV)
@@ -150,7 +139,7 @@ def live(
     interval = scrape_interval or (sandbox.scrape_interval_seconds if sandbox else None)
     options = SnapshotOptions(
         window=window,
-        history_seconds=_seconds(history, "--history") if history else 0,
+        history_seconds=parse_duration(history, "--history") if history else 0,
         scrape_interval_seconds=interval,
     )
     client = PrometheusClient(

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from xzctl.cli._common import FleetOption, Output, OutputOption, emit, stderr
+from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, stderr
 from xzctl.errors import BadInputError
 
 app = typer.Typer(
@@ -27,9 +27,6 @@ ContextOption = typer.Option(None, "--context", help="Kubeconfig context; defaul
 KubeconfigOption = typer.Option(None, "--kubeconfig", help="Kubeconfig file; default: the spec's, else ~/.kube/config.")
 PinsOption = typer.Option(
     None, "--pins", help="Image pins JSON file (what a rollout step deploys); default: the spec's images."
-)
-StateOption = typer.Option(
-    None, "--state-dir", envvar="XZCTL_STATE_DIR", help="State directory (default ./.xzctl).", show_default=False
 )
 
 _OP_STYLE = {"create": "green", "update": "yellow", "delete": "red", "replace": "magenta", "same": "dim"}
@@ -118,7 +115,7 @@ def region(
     kubeconfig: Path | None = KubeconfigOption,
     pins: Path | None = PinsOption,
     fleet: Path | None = FleetOption,
-    state_dir: Path | None = StateOption,
+    state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
     """Create or update an edge region's K3s objects (stack edge-<region>) from the fleet spec.
@@ -142,7 +139,7 @@ def cloud(
     context: str | None = ContextOption,
     kubeconfig: Path | None = KubeconfigOption,
     fleet: Path | None = FleetOption,
-    state_dir: Path | None = StateOption,
+    state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
     """Create or update the cloud cluster: LLMs, router, monitoring, logs, L3 object store, backups.
@@ -153,7 +150,7 @@ def cloud(
 
 
 @app.command()
-def status(state_dir: Path | None = StateOption, output: Output = OutputOption) -> None:
+def status(state_dir: Path | None = StateDirOption, output: Output = OutputOption) -> None:
     """List the stacks in the local backend with their resources, last update and lock.
 
     Works without the pulumi CLI (it reads the backend's files).

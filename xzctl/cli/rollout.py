@@ -6,7 +6,6 @@ Exit codes: 0 promoted (or the asked action done), 1 rolled back, 3 aborted for 
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from xzctl.cli._common import FleetOption, Output, OutputOption, emit, stderr
+from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, parse_duration, stderr
 from xzctl.errors import BadInputError, CheckFailedError, ConflictError, UnknownStateError
 from xzctl.images import check_reference, load_catalog
 from xzctl.manifests.pins import ImagePins, spec_pins
@@ -32,9 +31,6 @@ from xzctl.spec.models import Environment
 
 app = typer.Typer(help="Node-by-node canary rollouts of catalog images, judged on live metrics.", no_args_is_help=True)
 
-StateDirOption = typer.Option(
-    None, "--state-dir", envvar="XZCTL_STATE_DIR", help="State directory (default ./.xzctl).", show_default=False
-)
 PrometheusOption = typer.Option(
     None,
     "--prometheus",
@@ -45,14 +41,6 @@ PrometheusOption = typer.Option(
 IdArgument = typer.Argument(None, help="Rollout id (default: the latest unfinished one).", show_default=False)
 ABORT_WAIT_SECONDS = 120.0  # how long `abort` waits for a running rollout to restore the previous images
 COLOURS = {"success": "green", "failure": "red", "inconclusive": "yellow", "error": "magenta"}
-
-
-def parse_duration(text: str) -> float:
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text.strip())
-    if not match:
-        raise BadInputError(f"duration {text!r} is not like 500ms, 2s, 60s, 5m or 1h")
-    value, unit = float(match.group(1)), match.group(2)
-    return value * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
 
 
 def _live(kind: str, state: RolloutState, detail: dict[str, Any]) -> None:
@@ -195,10 +183,10 @@ def canary(
     model = loaded.fleet.edge_nodes()[0].services.inference().get(name)
     check_reference(load_catalog(catalog), image, name, production=production, model=model.model if model else None)
     settings = Settings(
-        interval_seconds=parse_duration(interval),
+        interval_seconds=parse_duration(interval, "--interval"),
         checks=checks,
         on_unreachable=on_unreachable,
-        window_seconds=parse_duration(window) if window else None,
+        window_seconds=parse_duration(window, "--window") if window else None,
     ).validated()
     if dry_run:
         steps = plan_steps(loaded.fleet, name, region)

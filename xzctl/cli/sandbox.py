@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -15,8 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from xzctl.cli._common import FleetOption, Output, OutputOption, emit, stderr, stdout
-from xzctl.errors import BadInputError, UnknownStateError
+from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, parse_duration, stderr, stdout
+from xzctl.errors import UnknownStateError
 from xzctl.sandbox import (
     SandboxAlreadyUpError,
     SandboxInfo,
@@ -29,22 +28,6 @@ from xzctl.sandbox import (
 )
 
 app = typer.Typer(help="Run a local sandbox: the fleet simulator and a real Prometheus.", no_args_is_help=True)
-
-StateDirOption = typer.Option(
-    None,
-    "--state-dir",
-    envvar="XZCTL_STATE_DIR",
-    help="Where the sandbox keeps pids, URLs and temp dirs. Default: ./.xzctl",
-    show_default=False,
-)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
-    if not match or int(match.group(1)) == 0:
-        raise BadInputError(f"bad duration {text!r}", hint="like 90m, 12h or 7d")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
 def _summary(info: SandboxInfo) -> dict[str, Any]:
@@ -96,7 +79,7 @@ def up(
 
     Example: xzctl sandbox up --scale 1000 --history 7d
     """
-    span = parse_duration(history) if history else None
+    span = timedelta(seconds=parse_duration(history, "--history")) if history else None
     where = state_dir or default_state_dir()
     try:
         info = start_sandbox(
