@@ -7,9 +7,12 @@ import pytest
 from xzctl.errors import BadInputError, NotFoundError
 from xzctl.manifests.pins import ServicePin, spec_pins
 from xzctl.prom import PrometheusClient
-from xzctl.rollout.analysis import FAILURE, INCONCLUSIVE, SUCCESS, Analyzer, Thresholds
+from xzctl.rollout.analysis import Analyzer
 from xzctl.rollout.plan import canary_nodes, normalise_service, plan_steps, promoted_pins, step_pins
+from xzctl.rollout.state import Result, Thresholds
 from xzctl.spec import Fleet
+
+SUCCESS, FAILURE, INCONCLUSIVE = Result.SUCCESS, Result.FAILURE, Result.INCONCLUSIVE
 
 NEW = "registry.xiaozhi.example/inference/asr:1.2.0"
 OLD = "registry.xiaozhi.example/inference/asr:1.0.0"
@@ -54,7 +57,6 @@ def _judge(canary: dict[str, float], stable: dict[str, float]) -> tuple[str, str
         PrometheusClient("http://127.0.0.1:9"),  # never contacted: judge() is pure
         "asr",
         Thresholds(error_ratio=0.001, p95_seconds=0.5, inference_error_ratio=0.001),
-        window_seconds=2,
     )
     metrics = {name: {"canary": canary[name], "stable": stable[name]} for name in canary}
     return analyzer.judge(metrics)

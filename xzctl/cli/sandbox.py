@@ -70,6 +70,7 @@ def up(
     scrape_interval: int = typer.Option(10, "--scrape-interval", min=1, max=300, help="Seconds between scrapes."),
     prometheus_bin: str | None = typer.Option(None, "--prometheus-bin", help="Prometheus binary. Default: PATH."),
     port: int = typer.Option(0, "--port", help="Simulator port on 127.0.0.1 (0: any free port)."),
+    force: bool = typer.Option(False, "--force", help="Start although an unfinished rollout used the last sandbox."),
     state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
@@ -91,6 +92,7 @@ def up(
             scale=scale,
             prometheus_bin=prometheus_bin,
             port=port,
+            force=force,
         )
     except SandboxAlreadyUpError as exc:
         stderr.print(f"sandbox already up; stop it first with: xzctl sandbox down (state in {escape(str(where))})")

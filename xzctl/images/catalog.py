@@ -80,6 +80,8 @@ class ImageInfo(_Strict):
     readiness: Readiness
     throughput: Throughput
     metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    # after a deploy, a rollout's analysis ignores this long (caches filling, first batches compiling)
+    warmup_seconds: Annotated[int, Field(ge=0, le=3600)] = 0
 
 
 class Release(_Strict):

@@ -1,13 +1,17 @@
 """Node-by-node canary rollouts of inference images, gated on live metrics."""
 
-from xzctl.rollout.analysis import Analyzer, Thresholds
+from xzctl.rollout.analysis import CHECKS, Analyzer, Check
 from xzctl.rollout.deploy import Deployer, SimulatorDeployer, StackDeployer
-from xzctl.rollout.engine import RolloutEngine, Settings, analyzer_for, new_rollout, summarize
-from xzctl.rollout.state import RolloutState, StateStore
+from xzctl.rollout.engine import RolloutEngine, new_rollout, summarize
+from xzctl.rollout.state import EXIT_CODES, Phase, RolloutState, Settings, StateStore, Thresholds
 
 __all__ = [
+    "CHECKS",
+    "EXIT_CODES",
     "Analyzer",
+    "Check",
     "Deployer",
+    "Phase",
     "RolloutEngine",
     "RolloutState",
     "Settings",
@@ -15,7 +19,6 @@ __all__ = [
     "StackDeployer",
     "StateStore",
     "Thresholds",
-    "analyzer_for",
     "new_rollout",
     "summarize",
 ]

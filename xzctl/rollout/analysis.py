@@ -1,45 +1,76 @@
 """One analysis measurement of a canary: PromQL on the canary track against the KPI and the stable track.
 
 Both tracks are read on the same edge nodes (the canary nodes), so the stable track is the control group
-under the same hardware and load. Four queries per measurement whatever the number of nodes (they
-aggregate by track, or by node and track): request rate, error ratio, inference error ratio, p95 latency.
+under the same hardware and load. A few queries per measurement whatever the number of nodes (they
+aggregate by track, or by node and track).
 
-Fail closed: a missing series, NaN, a canary node that was not scraped or serves no canary traffic, or an
-unreachable Prometheus is an `error` (no verdict), never a success.
+Fail closed: a node not scraped (up missing, NaN or 0), a missing series, NaN, a node that serves no
+traffic on a track, or an unreachable Prometheus is an `error` (no verdict), never a success nor a skip.
+
+The checks are a registry (`CHECKS`): a new check (e.g. word error rate for ASR images) is one entry
+plus its KPI in `Thresholds.extra[name]`; the engine never names a metric.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.metrics import contract as c
 from xzctl.metrics import queries as q
 from xzctl.prom import PrometheusClient, Sample
-from xzctl.rollout.state import Measurement
+from xzctl.rollout.state import Measurement, Result, Thresholds
 from xzctl.spec.models import Fleet
 
-SUCCESS, FAILURE, INCONCLUSIVE, ERROR = "success", "failure", "inconclusive", "error"
+Query = Callable[[str, str, q.Filters], str]  # (metric service, window, filters) -> PromQL by track
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    error_ratio: float  # the error-rate KPI (0..1)
-    p95_seconds: float  # the service's latency KPI
-    inference_error_ratio: float
-    latency_vs_stable: float = 1.5  # canary p95 this many times the stable p95 fails even within the KPI
-    errors_vs_stable: float = 2.0  # canary error ratios must breach the KPI and be this many times stable's
+class Check:
+    """A metric judged canary vs KPI and vs stable. `kpi` None: the check does not apply."""
 
-    @classmethod
-    def from_fleet(cls, fleet: Fleet, metric_service: str) -> Thresholds:
-        error_kpi = fleet.kpis.reliability.error_rate_percent / 100
-        return cls(
-            error_ratio=error_kpi,
-            p95_seconds=fleet.kpis.latency.by_service()[metric_service] / 1000,
-            inference_error_ratio=fleet.alerts.model_inference_failure.error_ratio or error_kpi,
-        )
+    name: str
+    query: Query
+    kpi: Callable[[Thresholds], float | None]
+    vs_stable: Callable[[Thresholds], float]
+    latency: bool = False  # latency fails over `vs_stable` even within the KPI; error ratios need both
+
+
+_BY_TRACK = (c.TRACK,)
+CHECKS: dict[str, Check] = {
+    "error_ratio": Check(
+        "error_ratio",
+        lambda s, w, f: q.error_ratio(s, window=w, by=_BY_TRACK, filters=f),
+        lambda t: t.error_ratio,
+        lambda t: t.errors_vs_stable,
+    ),
+    "inference_error_ratio": Check(
+        "inference_error_ratio",
+        lambda s, w, f: q.inference_error_ratio(s, window=w, by=_BY_TRACK, filters=f),
+        lambda t: t.inference_error_ratio,
+        lambda t: t.errors_vs_stable,
+    ),
+    "p95_seconds": Check(
+        "p95_seconds",
+        lambda s, w, f: q.p95_latency(s, window=w, by=_BY_TRACK, filters=f),
+        lambda t: t.p95_seconds,
+        lambda t: t.latency_vs_stable,
+        latency=True,
+    ),
+}
+
+
+def thresholds_from_fleet(fleet: Fleet, metric_service: str) -> Thresholds:
+    error_kpi = fleet.kpis.reliability.error_rate_percent / 100
+    return Thresholds(
+        error_ratio=error_kpi,
+        p95_seconds=fleet.kpis.latency.by_service()[metric_service] / 1000,
+        inference_error_ratio=fleet.alerts.model_inference_failure.error_ratio or error_kpi,
+    )
 
 
 def _by_track(samples: list[Sample], what: str) -> dict[str, float]:
@@ -56,90 +87,93 @@ def _by_track(samples: list[Sample], what: str) -> dict[str, float]:
 
 
 class Analyzer:
-    def __init__(
-        self,
-        prom: PrometheusClient,
-        metric_service: str,
-        thresholds: Thresholds,
-        *,
-        window_seconds: float,
-    ) -> None:
-        if window_seconds < 1:
-            raise BadInputError("the analysis window must be at least 1s")
+    def __init__(self, prom: PrometheusClient, metric_service: str, thresholds: Thresholds) -> None:
         self.prom = prom
         self.service = metric_service
         self.thresholds = thresholds
-        self.window = f"{math.ceil(window_seconds)}s"
 
     def unreachable(self, nodes: list[str]) -> list[str]:
-        """Nodes Prometheus could not scrape at its last attempt (up == 0), or never heard of."""
+        """Nodes Prometheus could not scrape at its last attempt (up missing, NaN or not 1)."""
         samples = self.prom.query(q.node_up(by=(c.NODE,), filters={c.NODE: nodes}))
         up = {s.labels.get(c.NODE): s.value for s in samples}
         return [n for n in nodes if up.get(n) != 1.0]
 
-    def measure(self, step: int, nodes: list[str]) -> Measurement:
+    def measure(self, step: int, nodes: list[str], window_seconds: float) -> Measurement:
+        """Judge the last `window_seconds` (the engine keeps it after the step's deploy and warm-up)."""
+        if window_seconds < 1:
+            raise BadInputError("the analysis window must be at least 1s")
         at = time.time()
+        window = f"{math.floor(window_seconds)}s"
         try:
-            metrics = self._read(nodes)
+            metrics = self._read(nodes, window)
         except UnknownStateError as exc:
-            return Measurement(step, at, ERROR, f"missing data: {exc.message}")
+            return Measurement(
+                step=step,
+                at=at,
+                result=Result.ERROR,
+                reason=f"missing data: {exc.message}",
+                window_seconds=window_seconds,
+            )
         result, reason = self.judge(metrics)
-        return Measurement(step, at, result, reason, metrics)
+        return Measurement(
+            step=step, at=at, result=result, reason=reason, metrics=metrics, window_seconds=window_seconds
+        )
 
-    def _read(self, nodes: list[str]) -> dict[str, dict[str, float]]:
+    def _read(self, nodes: list[str], window: str) -> dict[str, dict[str, float]]:
+        if not nodes:
+            raise UnknownStateError("no canary node to measure")
         filters: q.Filters = {c.NODE: nodes}
         down = self.unreachable(nodes)
         if down:
-            raise UnknownStateError(f"canary node(s) {', '.join(down)} not scraped (up != 1)")
-        per_node = self.prom.query(
-            q.request_rate(self.service, window=self.window, by=(c.NODE, c.TRACK), filters=filters)
-        )
+            raise UnknownStateError(f"canary node(s) {', '.join(down)} not scraped (up missing or != 1)")
+        per_node = self.prom.query(q.request_rate(self.service, window=window, by=(c.NODE, c.TRACK), filters=filters))
         serving = {(s.labels.get(c.NODE), s.labels.get(c.TRACK)) for s in per_node if s.value > 0}
         silent = [f"{n}/{t}" for n in nodes for t in c.TRACKS if (n, t) not in serving]
         if silent:
             # a frozen exporter or a canary that takes no traffic looks healthy to a ratio: refuse it
-            raise UnknownStateError(f"no {self.service} requests in the last {self.window} from {', '.join(silent)}")
-        by = (c.TRACK,)
+            raise UnknownStateError(f"no {self.service} requests in the last {window} from {', '.join(silent)}")
         return {
-            "error_ratio": _by_track(
-                self.prom.query(q.error_ratio(self.service, window=self.window, by=by, filters=filters)), "error ratio"
-            ),
-            "inference_error_ratio": _by_track(
-                self.prom.query(q.inference_error_ratio(self.service, window=self.window, by=by, filters=filters)),
-                "inference error ratio",
-            ),
-            "p95_seconds": _by_track(
-                self.prom.query(q.p95_latency(self.service, window=self.window, by=by, filters=filters)),
-                "p95 latency",
-            ),
+            name: _by_track(self.prom.query(check.query(self.service, window, filters)), name.replace("_", " "))
+            for name, check in CHECKS.items()
+            if check.kpi(self.thresholds) is not None
         }
 
-    def judge(self, metrics: dict[str, dict[str, float]]) -> tuple[str, str]:
+    def judge(self, metrics: dict[str, dict[str, float]]) -> tuple[Result, str]:
         """success, failure (the canary is worse), or inconclusive (the KPI is breached on both tracks)."""
-        t = self.thresholds
         failures: list[str] = []
         inconclusive: list[str] = []
-        limits = {
-            "error_ratio": (t.error_ratio, t.errors_vs_stable),
-            "inference_error_ratio": (t.inference_error_ratio, t.errors_vs_stable),
-            "p95_seconds": (t.p95_seconds, t.latency_vs_stable),
-        }
-        for name, (kpi, factor) in limits.items():
-            canary, stable = metrics[name]["canary"], metrics[name]["stable"]
+        for name, values in metrics.items():
+            check = CHECKS[name]
+            kpi, factor = check.kpi(self.thresholds), check.vs_stable(self.thresholds)
+            assert kpi is not None  # only checks with a KPI were read
+            canary, stable = values["canary"], values["stable"]
             text = f"{name} canary {canary:.4g} vs stable {stable:.4g} (KPI {kpi:.4g})"
             worse = canary > stable * factor
             if canary > kpi and (worse or stable <= kpi):
                 failures.append(text)
-            elif name == "p95_seconds" and worse:
+            elif check.latency and worse:
                 failures.append(f"{text}: over {factor:g}x stable")
             elif canary > kpi:
                 inconclusive.append(f"{text}: stable breaches the KPI too")
         if failures:
-            return FAILURE, "; ".join(failures)
+            return Result.FAILURE, "; ".join(failures)
         if inconclusive:
-            return INCONCLUSIVE, "; ".join(inconclusive)
-        p95 = metrics["p95_seconds"]
-        return SUCCESS, (
-            f"p95 canary {p95['canary'] * 1000:.0f} ms vs stable {p95['stable'] * 1000:.0f} ms, "
-            f"errors canary {metrics['error_ratio']['canary']:.3%} vs stable {metrics['error_ratio']['stable']:.3%}"
-        )
+            return Result.INCONCLUSIVE, "; ".join(inconclusive)
+        p95, errors = metrics.get("p95_seconds"), metrics.get("error_ratio")
+        parts = [f"p95 canary {p95['canary'] * 1000:.0f} ms vs stable {p95['stable'] * 1000:.0f} ms"] if p95 else []
+        if errors:
+            parts.append(f"errors canary {errors['canary']:.3%} vs stable {errors['stable']:.3%}")
+        return Result.SUCCESS, ", ".join(parts) or "every check within its KPI"
+
+
+def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
+    """The URL without user:password (what messages and the state file may show), and those credentials."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(parts.username or ""), unquote(parts.password or ""))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from xzctl.errors import ExternalToolError, XzctlError
+from xzctl.errors import BadInputError, ExternalToolError, XzctlError
 from xzctl.manifests.pins import ImagePins
 
 
@@ -66,10 +66,12 @@ class SimulatorDeployer:
         control: Callable[[dict[str, Any]], Any],
         read_state: Callable[[], dict[str, Any]],
         simulator_url: str,
+        instance: str = "",
     ) -> None:
         self._control = control
         self._read_state = read_state
         self.url = simulator_url
+        self.instance = instance  # which sandbox run: a resume must not deploy to a newer one
 
     def current(self) -> ImagePins:
         """The images the simulator runs now (its /state), per node, service and track."""
@@ -77,7 +79,7 @@ class SimulatorDeployer:
         return ImagePins.from_json({node: data["images"] for node, data in nodes.items()})
 
     def config(self) -> dict[str, Any]:
-        return {"kind": "sandbox", "simulator_url": self.url}
+        return {"kind": "sandbox", "simulator_url": self.url, "instance": self.instance}
 
     def apply(self, pins: ImagePins, previous: ImagePins | None) -> None:
         for node, services in sorted(pins.nodes.items()):
@@ -94,3 +96,15 @@ class SimulatorDeployer:
                             f"simulator at {self.url} refused to deploy {image} on {node}/{service}/{track}: "
                             f"{exc.message}"
                         ) from exc
+
+
+def choose_deployer(explicit: str | None, environment: str, sandbox_up: bool) -> str:
+    """`--deployer`, else the spec's environment: production rolls out with Pulumi, anything else in the
+    sandbox. Never silently the other one: a staging spec with no sandbox is an error, not a Pulumi run."""
+    if explicit not in (None, "sandbox", "pulumi"):
+        raise BadInputError(f"--deployer must be sandbox or pulumi, not {explicit!r}")
+    kind = explicit or ("pulumi" if environment == "production" else "sandbox")
+    if kind == "sandbox" and not sandbox_up:
+        why = "--deployer sandbox" if explicit else f"a {environment} fleet spec rolls out in the sandbox by default"
+        raise BadInputError(f"{why}, but no sandbox runs", hint="xzctl sandbox up, or pass --deployer pulumi")
+    return kind

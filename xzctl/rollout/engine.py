@@ -1,60 +1,70 @@
-"""The canary state machine: apply a step, analyse it, go on, pause, or roll back. Crash-safe.
+"""The canary state machine: apply a step, analyse it, go on, pause, or go back. Crash-safe, fail closed.
 
 Every deploy is a transition written as intent (`pending`) before it is applied and confirmed after; the
-effect of the transition (a step now under analysis, promoted, rolled back) is recorded in the same write
-as the confirmation. `run` may therefore be called on a state loaded after a kill -9 at any moment: it
-re-applies a pending deploy, then carries on from the recorded phase.
+effect of the transition (a step now under analysis, promoted, restored) is recorded in the same write
+as the confirmation. `run` may therefore be called on a state loaded after a kill -9 at any moment.
+
+Rules that make "promoted" mean "analysed and healthy everywhere":
+- a step passes only on `checks` successful measurements, each over samples taken after that step's
+  deploy plus the image's warm-up; no sample, NaN or an unscraped node is an error, never a pass or a skip,
+  and more than `error_limit` errors in a row abort the rollout;
+- nodes are left out only on the operator's word (recorded at start); a rollout that leaves any planned
+  node behind ends `partial`, never `promoted`;
+- abort means backward: once a rollout goes back, a pending forward deploy (step or promote) is dropped,
+  never applied, and the only deploys are towards the baseline.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
-import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
-from xzctl.errors import BadInputError, ConflictError, UnknownStateError, XzctlError
+from xzctl.errors import BadInputError, ConflictError, ExternalToolError, UnknownStateError, XzctlError
 from xzctl.manifests.pins import ImagePins
-from xzctl.prom import PrometheusClient
-from xzctl.rollout.analysis import ERROR, FAILURE, INCONCLUSIVE, SUCCESS, Analyzer, Thresholds
 from xzctl.rollout.deploy import Deployer
-from xzctl.rollout.plan import METRIC_SERVICE, canary_nodes, plan_steps, promoted_pins, step_pins
-from xzctl.rollout.state import Measurement, RolloutState, StateStore
-from xzctl.spec import load_fleet
+from xzctl.rollout.plan import canary_nodes, plan_steps, promoted_pins, step_pins
+from xzctl.rollout.state import (
+    BACKWARD,
+    Cause,
+    Measurement,
+    Pending,
+    Phase,
+    Purpose,
+    Result,
+    RolloutState,
+    Settings,
+    StateStore,
+    StepStatus,
+    Thresholds,
+)
 from xzctl.spec.models import Fleet
 
-ERROR_LIMIT = 4  # consecutive analysis errors tolerated, as Argo Rollouts' consecutiveErrorLimit
 MAX_EVENTS = 500
+MAX_TICKS = 1_000_000  # a bound on transitions; a real rollout needs steps x (checks + errors) of them
 WAIT_SLICE_SECONDS = 0.2  # how often a waiting rollout looks for an abort request
+MIN_WINDOW_SECONDS = 2.0  # a rate needs two scrapes inside its window; the sandbox scrapes every second
+SANDBOX = "sandbox"  # the claim a sandbox rollout holds on its sandbox while unfinished
 
 EventSink = Callable[[str, RolloutState, dict[str, Any]], None]
 
 
-@dataclass(frozen=True)
-class Settings:
-    interval_seconds: float = 60.0
-    checks: int = 5
-    on_unreachable: str = "skip"  # skip | hold
-    error_limit: int = ERROR_LIMIT
-    window_seconds: float | None = None  # default: two intervals
+class Analysis(Protocol):
+    """What the engine asks of an analysis (xzctl.rollout.analysis.Analyzer, or a scripted one in tests)."""
 
-    def validated(self) -> Settings:
-        if not 0.1 <= self.interval_seconds <= 3600:
-            raise BadInputError(f"--interval {self.interval_seconds:g}s is out of range (0.1s..1h)")
-        if not 1 <= self.checks <= 1000:
-            raise BadInputError(f"--checks {self.checks} is out of range (1..1000)")
-        if self.on_unreachable not in ("skip", "hold"):
-            raise BadInputError(f"--on-unreachable must be skip or hold, not {self.on_unreachable!r}")
-        if self.error_limit < 0:
-            raise BadInputError("the error limit must be >= 0")
-        return self
+    def unreachable(self, nodes: list[str]) -> list[str]: ...
 
-    @property
-    def window(self) -> float:
-        return self.window_seconds or max(2 * self.interval_seconds, 1.0)
+    def measure(self, step: int, nodes: list[str], window_seconds: float) -> Measurement: ...
+
+
+def file_hash(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
 
 
 def new_rollout(
@@ -63,14 +73,19 @@ def new_rollout(
     service: str,
     image: str,
     *,
+    rollout_id: str,
     baseline: ImagePins,
     settings: Settings,
+    thresholds: Thresholds,
     deployer: Deployer,
     prometheus_url: str,
     first_region: str | None = None,
+    only_nodes: list[str] | None = None,
+    skip_nodes: dict[str, str] | None = None,
 ) -> RolloutState:
-    """A rollout ready to run (not yet saved nor locked)."""
-    steps = plan_steps(fleet, service, first_region)
+    """A rollout ready to run (not yet saved nor locked). `skip_nodes`: node -> why the operator left it out."""
+    skip = dict(skip_nodes or {})
+    steps = plan_steps(fleet, service, first_region, only=only_nodes, skip=list(skip))
     nodes = [n for s in steps for n in s.nodes]
     missing = [n for n in nodes if service not in baseline.nodes.get(n, {})]
     if missing:
@@ -84,39 +99,24 @@ def new_rollout(
     if all(baseline.get(n, service).stable == image for n in nodes):
         raise BadInputError(f"{image} already runs as the stable {service} on every node; nothing to roll out")
     now = time.time()
-    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dt%H%M%Sz")
-    rollout_id = f"{service.replace('_', '-')}-{stamp}-{secrets.token_hex(2)}"
     return RolloutState(
         id=rollout_id,
         service=service,
         image=image,
         fleet=fleet_path,
-        settings={**vars(settings), "window_seconds": settings.window},
+        spec_hash=file_hash(fleet_path),
+        settings=settings,
+        thresholds=thresholds,
         deployer=deployer.config(),
         prometheus_url=prometheus_url,
-        regions=list(dict.fromkeys(s.region for s in steps)),
+        nodes=nodes,
         steps=steps,
         baseline=baseline.to_json(),
         applied=baseline.to_json(),
+        skipped_nodes=skip,
         created=now,
         updated=now,
     )
-
-
-def analyzer_for(state: RolloutState, prom: PrometheusClient) -> Analyzer:
-    """The analysis of a rollout: its service's metrics against the KPIs of the fleet it was started with."""
-    fleet = load_fleet(state.fleet).fleet
-    metric_service = METRIC_SERVICE[state.service]
-    return Analyzer(
-        prom,
-        metric_service,
-        Thresholds.from_fleet(fleet, metric_service),
-        window_seconds=float(state.settings["window_seconds"]),
-    )
-
-
-def settings_of(state: RolloutState) -> Settings:
-    return Settings(**state.settings)
 
 
 class RolloutEngine:
@@ -125,124 +125,180 @@ class RolloutEngine:
         store: StateStore,
         state: RolloutState,
         deployer: Deployer,
-        analyzer: Analyzer,
+        analyzer: Analysis,
         *,
         on_event: EventSink | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.state = state
         self.deployer = deployer
         self.analyzer = analyzer
-        self.settings = settings_of(state)
         self._on_event = on_event
         self._sleep = sleep
+        self._clock = clock
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
 
     # --- bookkeeping -------------------------------------------------------------------------
 
     def event(self, kind: str, message: str, **detail: Any) -> None:
         s = self.state
-        s.events = [*s.events[-(MAX_EVENTS - 1) :], {"at": time.time(), "kind": kind, "message": message, **detail}]
+        entry = {"at": self._clock(), "kind": kind, "message": message, **detail}
+        s.events = [*s.events[-(MAX_EVENTS - 1) :], entry]
         if self._on_event is not None:
             self._on_event(kind, s, {"message": message, **detail})
 
     def save(self) -> None:
-        self.state.updated = time.time()
+        self.state.updated = self._clock()
         self.store.save(self.state)
 
-    # --- transitions -------------------------------------------------------------------------
+    # --- the loop ----------------------------------------------------------------------------
 
     def start(self) -> RolloutState:
-        """Lock the regions, record the rollout, run it."""
-        self.store.acquire(self.state.id, self.state.regions)
+        """Lock the nodes, record the rollout, run it."""
+        s = self.state
+        self.store.acquire(s.id, s.nodes)
         try:
-            self.event("started", f"rollout {self.state.id}: {self.state.service} -> {self.state.image}")
+            if s.deployer.get("kind") == SANDBOX:
+                self.store.claims(SANDBOX).add(s.id, f"rollout {s.id} ({s.service} -> {s.image}) is unfinished")
+            self.event("started", f"{s.service} -> {s.image} on {len(s.nodes)} node(s) in {len(s.steps)} step(s)")
             self.save()
         except BaseException:
-            self.store.release(self.state)
+            self.store.release(s)
             raise
         return self.run()
 
     def run(self) -> RolloutState:
         s = self.state
-        while not s.terminal and s.phase != "paused":
+        for _ in range(MAX_TICKS):
+            if s.terminal or s.phase == Phase.PAUSED:
+                break
             self._tick()
+        else:
+            raise UnknownStateError(f"rollout {s.id} did not settle in {MAX_TICKS} transitions")
         if s.terminal:
-            self.store.release(s)
-            self.store.clear_abort(s.id)
+            self._finished()
         return s
+
+    def _finished(self) -> None:
+        s = self.state
+        self.store.release(s)
+        self.store.clear_abort(s.id)
+        self.store.claims(SANDBOX).drop(s.id)
 
     def _tick(self) -> None:
         s = self.state
+        if s.phase == Phase.PROGRESSING and self.store.abort_requested(s.id):
+            self._back(Phase.ABORTING, Cause.OPERATOR, "aborted by the operator")
+            return
         if s.pending is not None:
+            backward = s.phase in BACKWARD
+            if backward and s.pending.purpose != Purpose.RESTORE:
+                # abort means backward: drop the forward deploy; it may be half-applied, so the restore
+                # sends every pin (applied unknown)
+                self.event("dropped", f"the pending {s.pending.purpose.value} deploy is dropped, not applied")
+                s.pending, s.applied = None, None
+                self.save()
+                return
+            if not backward and s.pending.purpose == Purpose.RESTORE:
+                raise UnknownStateError(f"rollout {s.id} records a restore while {s.phase.value}: state is corrupt")
             self._apply_pending()
             return
-        if s.phase == "progressing" and self.store.abort_requested(s.id):
-            self._back("aborting", "operator", "aborted by the operator")
-            return
-        if s.phase in ("rolling_back", "aborting"):
-            self._transition(ImagePins.from_json(s.baseline), s.phase)
-            return
-        if s.step >= len(s.steps):
-            nodes = canary_nodes(s.steps, len(s.steps) - 1)
-            final = promoted_pins(ImagePins.from_json(s.baseline), s.service, s.image, nodes)
-            self._transition(final, "promote")
-            return
-        step = s.steps[s.step]
-        if step.status == "pending":
+        if s.phase in BACKWARD:
+            self._transition(ImagePins.from_json(s.baseline), Purpose.RESTORE)
+        elif s.step >= len(s.steps):
+            self._promote()
+        elif s.steps[s.step].status == StepStatus.PENDING:
             self._start_step()
-        elif step.status == "analyzing":
+        elif s.steps[s.step].status == StepStatus.ANALYZING:
             self._analyze_once()
-        else:  # passed or skipped
+        else:  # passed
             s.step += 1
             self.save()
 
-    def _transition(self, pins: ImagePins, purpose: str) -> None:
-        self.state.pending = {"purpose": purpose, "step": self.state.step, "pins": pins.to_json()}
-        self.save()  # intent first: a crash from here on re-applies these pins on resume
+    # --- transitions -------------------------------------------------------------------------
+
+    def _transition(self, pins: ImagePins, purpose: Purpose) -> None:
+        self.state.pending = Pending(purpose=purpose, step=self.state.step, pins=pins.to_json())
+        self.save()  # intent first: a crash from here on finds it on resume
         self._apply_pending()
 
     def _apply_pending(self) -> None:
         s = self.state
         assert s.pending is not None
-        purpose = s.pending["purpose"]
-        pins = ImagePins.from_json(s.pending["pins"])
-        previous = ImagePins.from_json(s.applied)
+        purpose = s.pending.purpose
+        pins = ImagePins.from_json(s.pending.pins)
+        previous = ImagePins.from_json(s.applied) if s.applied is not None else None
         try:
             self.deployer.apply(pins, previous)
         except XzctlError as exc:
-            if purpose in ("rolling_back", "aborting"):
+            if purpose == Purpose.RESTORE:
                 self.event("deploy-failed", f"restoring the previous images failed: {exc.message}")
                 self.save()
-                raise  # nothing safer to do than to stop: resume retries the restore
+                raise ExternalToolError(
+                    f"rollout {s.id}: restoring the previous images failed: {exc.message}",
+                    hint=f"retry: xzctl rollout abort {s.id}; if the deploy target is gone: "
+                    f"xzctl rollout abort {s.id} --force",
+                ) from exc
             # some nodes may already run the new pins: forget what is applied, so the restore sends everything
-            s.pending, s.applied = None, {}
-            self._back("rolling_back", "deploy_failed", f"deploy failed ({purpose}): {exc.message}")
+            s.pending, s.applied = None, None
+            self._back(Phase.ROLLING_BACK, Cause.DEPLOY_FAILED, f"deploy failed ({purpose.value}): {exc.message}")
             return
         s.applied = pins.to_json()
         s.pending = None
-        if purpose == "step":
+        if purpose == Purpose.STEP:
             step = s.steps[s.step]
-            step.status, step.successes = "analyzing", 0
+            step.status, step.successes, step.deployed_at = StepStatus.ANALYZING, 0, self._clock()
             self.event("applied", f"step {s.step + 1}/{len(s.steps)} {step.name}: canary on {', '.join(step.nodes)}")
-        elif purpose == "promote":
-            s.phase = "promoted"
-            self.event("promoted", f"{s.image} is stable on {', '.join(canary_nodes(s.steps, len(s.steps) - 1))}")
+        elif purpose == Purpose.PROMOTE:
+            self._promoted()
         else:
-            s.phase = "rolled_back" if purpose == "rolling_back" else "aborted"
-            self.event(s.phase, f"previous images restored on every node: {s.reason}")
+            s.phase = Phase.ROLLED_BACK if s.phase == Phase.ROLLING_BACK else Phase.ABORTED
+            self.event(s.phase.value, f"previous images restored on every node: {s.reason}")
         self.save()
 
-    def _back(self, phase: str, cause: str, reason: str) -> None:
+    def _promote(self) -> None:
+        s = self.state
+        unproven = [st.name for st in s.steps if st.status != StepStatus.PASSED]
+        nodes = canary_nodes(s.steps, len(s.steps) - 1)
+        if unproven or not nodes:  # unreachable by construction; a promote must never rest on less
+            raise UnknownStateError(f"rollout {s.id} cannot promote: steps not passed: {', '.join(unproven) or '-'}")
+        final = promoted_pins(ImagePins.from_json(s.baseline), s.service, s.image, nodes)
+        self._transition(final, Purpose.PROMOTE)
+
+    def _promoted(self) -> None:
+        s = self.state
+        nodes = canary_nodes(s.steps, len(s.steps) - 1)
+        if s.skipped_nodes:
+            s.phase = Phase.PARTIAL
+            behind = sorted(s.skipped_nodes)
+            s.reason = (
+                f"{s.image} is stable on {len(nodes)} node(s); left behind on the previous image: "
+                f"{', '.join(behind)}; converge them with: xzctl rollout canary {s.service.replace('_', '-')} "
+                f"{s.image} {' '.join(f'--node {n}' for n in behind)}"
+            )
+        else:
+            s.phase = Phase.PROMOTED
+            s.reason = f"{s.image} is stable on every planned node ({len(nodes)})"
+        self.event(s.phase.value, s.reason)
+
+    def _back(self, phase: Phase, cause: Cause, reason: str) -> None:
         """Decide to restore the baseline (recorded before it is applied)."""
         s = self.state
         s.phase, s.cause, s.reason = phase, cause, reason
-        self.event(phase.replace("_", "-"), reason)
+        for step in s.steps:
+            if step.status == StepStatus.ANALYZING:
+                step.status = StepStatus.FAILED if cause == Cause.ANALYSIS_FAILED else StepStatus.STOPPED
+        self.event(phase.value, reason)
         self.save()
 
-    def _pause(self, cause: str, reason: str) -> None:
+    def _pause(self, cause: Cause, reason: str) -> None:
         s = self.state
-        s.phase, s.cause, s.reason = "paused", cause, reason
+        s.phase, s.cause, s.reason = Phase.PAUSED, cause, reason
         self.event("paused", reason)
         self.save()
 
@@ -251,46 +307,29 @@ class RolloutEngine:
     def _start_step(self) -> None:
         s = self.state
         step = s.steps[s.step]
-        try:
-            down = self.analyzer.unreachable(step.nodes)
-        except UnknownStateError as exc:
-            self._record(Measurement(s.step, time.time(), ERROR, f"cannot tell which nodes are reachable: {exc}"))
-            if s.phase == "progressing":
-                self._wait()
-            return
-        if down and self.settings.on_unreachable == "hold":
-            self._pause("hold", f"edge node(s) {', '.join(down)} unreachable; holding (resume when back, or abort)")
-            return
-        for node in down:
-            s.skipped_nodes[node] = f"unreachable at step {s.step + 1}"
-            self.event("skipped", f"edge node {node} is unreachable: skipped, it keeps its current image", node=node)
-        step.nodes = [n for n in step.nodes if n not in down]
-        if not step.nodes and s.step == 0 and len(s.steps) > 1 and s.steps[1].region == step.region:
-            # the single-node canary must stay a single node: take the next node of the region instead
-            nxt = s.steps[1]
-            live = [n for n in nxt.nodes if n not in s.skipped_nodes]
-            if live:
-                nxt.nodes.remove(live[0])
-                step.nodes = [live[0]]
-                step.name = f"canary node {live[0]}"
-                if not nxt.nodes:
-                    nxt.status = "skipped"
-                self.save()
-                return  # re-check the replacement's reachability on the next tick
-        if not step.nodes:
-            step.status = "skipped"
-            self.save()
-            return
+        if self.settings.on_unreachable == "hold":
+            try:
+                down = self.analyzer.unreachable(step.nodes)
+            except UnknownStateError as exc:
+                self._record(Measurement(step=s.step, at=self._clock(), result=Result.ERROR, reason=exc.message))
+                if s.phase == Phase.PROGRESSING:
+                    self._wait(self.settings.interval_seconds)
+                return
+            if down:
+                self._pause(
+                    Cause.HOLD, f"edge node(s) {', '.join(down)} unreachable; holding (resume when back, or abort)"
+                )
+                return
         pins = step_pins(ImagePins.from_json(s.baseline), s.service, s.image, canary_nodes(s.steps, s.step))
-        self._transition(pins, "step")
+        self._transition(pins, Purpose.STEP)
 
-    def _wait(self) -> bool:
-        """Sleep one interval; False when an abort was requested meanwhile."""
-        deadline = time.monotonic() + self.settings.interval_seconds
-        for _ in range(int(self.settings.interval_seconds / WAIT_SLICE_SECONDS) + 2):
+    def _wait(self, seconds: float) -> bool:
+        """Sleep `seconds`; False when an abort was requested meanwhile."""
+        deadline = self._clock() + seconds
+        for _ in range(int(seconds / WAIT_SLICE_SECONDS) + 2):
             if self.store.abort_requested(self.state.id):
                 return False
-            left = deadline - time.monotonic()
+            left = deadline - self._clock()
             if left <= 0:
                 break
             self._sleep(min(WAIT_SLICE_SECONDS, left))
@@ -298,76 +337,100 @@ class RolloutEngine:
 
     def _record(self, m: Measurement) -> None:
         s = self.state
-        s.analysis.append(m)
-        if m.result == ERROR:
+        s.analysis = [*s.analysis[-(MAX_EVENTS - 1) :], m]
+        self.event("analysis", m.reason, result=m.result.value, step=m.step, metrics=m.metrics)
+        if m.result != Result.ERROR:
+            s.consecutive_errors = 0
+        else:
             s.consecutive_errors += 1
             if s.consecutive_errors > self.settings.error_limit:
-                self.event("analysis", m.reason, result=m.result, step=m.step, metrics=m.metrics)
                 self._back(
-                    "aborting",
-                    "missing_data",
+                    Phase.ABORTING,
+                    Cause.MISSING_DATA,
                     f"no verdict for {s.consecutive_errors} consecutive measurements ({m.reason})",
                 )
                 return
-        else:
-            s.consecutive_errors = 0
-        self.event("analysis", m.reason, result=m.result, step=m.step, metrics=m.metrics)
         self.save()
 
     def _analyze_once(self) -> None:
         s = self.state
-        if not self._wait():
-            return  # the next tick sees the abort request
         step = s.steps[s.step]
-        m = self.analyzer.measure(s.step, canary_nodes(s.steps, s.step))
+        # judge only samples taken after this step's deploy and the image's warm-up, over at least a
+        # window a rate can be computed on
+        start = (step.deployed_at if step.deployed_at is not None else self._clock()) + self.settings.warmup_seconds
+        first = start + min(self.settings.window, MIN_WINDOW_SECONDS)
+        if not self._wait(max(self.settings.interval_seconds, first - self._clock())):
+            return  # the next tick sees the abort request
+        window = min(self.settings.window, self._clock() - start)
+        m = self.analyzer.measure(s.step, canary_nodes(s.steps, s.step), window)
         self._record(m)
-        if m.result == SUCCESS:
+        if s.phase != Phase.PROGRESSING:
+            return
+        if m.result == Result.SUCCESS:
             step.successes += 1
             if step.successes >= self.settings.checks:
-                step.status = "passed"
+                step.status = StepStatus.PASSED
                 self.event("passed", f"step {s.step + 1}/{len(s.steps)} {step.name} passed {step.successes} checks")
             self.save()
-        elif m.result == FAILURE:
-            self._back("rolling_back", "analysis_failed", f"analysis failed at step {s.step + 1}: {m.reason}")
-        elif m.result == INCONCLUSIVE:
-            self._pause("inconclusive", f"inconclusive at step {s.step + 1}: {m.reason}; promote or abort")
+        elif m.result == Result.FAILURE:
+            self._back(Phase.ROLLING_BACK, Cause.ANALYSIS_FAILED, f"analysis failed at step {s.step + 1}: {m.reason}")
+        elif m.result == Result.INCONCLUSIVE:
+            self._pause(Cause.INCONCLUSIVE, f"inconclusive at step {s.step + 1}: {m.reason}; promote or abort")
 
     # --- operator actions --------------------------------------------------------------------
 
-    def resume(self) -> RolloutState:
+    def _check_spec(self, accept_spec_change: bool) -> None:
+        s = self.state
+        now = file_hash(s.fleet)
+        if now == s.spec_hash:
+            return
+        if not accept_spec_change:
+            raise BadInputError(
+                f"the fleet spec {s.fleet} changed since rollout {s.id} started",
+                hint=f"check the change, then: xzctl rollout resume {s.id} --accept-spec-change "
+                f"(or xzctl rollout abort {s.id})",
+            )
+        s.spec_hash = now
+        self.event("spec-changed", f"the operator accepted a changed fleet spec {s.fleet}")
+
+    def resume(self, *, accept_spec_change: bool = False) -> RolloutState:
         """Carry on after a crash or a hold. Analysis of the current step starts over (old results are stale)."""
         s = self.state
         if s.terminal:
-            raise BadInputError(f"rollout {s.id} is already {s.phase}")
-        if s.phase == "paused" and s.cause == "inconclusive":
+            raise BadInputError(f"rollout {s.id} is already {s.phase.value}")
+        if s.phase == Phase.PAUSED and s.cause == Cause.INCONCLUSIVE:
             raise BadInputError(
                 f"rollout {s.id} paused on an inconclusive analysis: {s.reason}",
                 hint=f"xzctl rollout promote {s.id} or xzctl rollout abort {s.id}",
             )
+        if s.phase not in BACKWARD:
+            self._check_spec(accept_spec_change)  # going back restores the recorded baseline: no spec needed
         self.store.take_over(s)
-        if s.phase == "paused":
-            s.phase, s.cause, s.reason = "progressing", "", ""
-        if s.step < len(s.steps) and s.steps[s.step].status == "analyzing":
+        if s.phase == Phase.PAUSED:
+            s.phase, s.cause, s.reason = Phase.PROGRESSING, Cause.NONE, ""
+        if s.step < len(s.steps) and s.steps[s.step].status == StepStatus.ANALYZING:
             s.steps[s.step].successes = 0
         s.consecutive_errors = 0
-        self.event("resumed", f"resumed by pid {os.getpid()}")
+        self.event("resumed", f"by pid {os.getpid()}")
         self.save()
         return self.run()
 
-    def promote(self, *, full: bool = False) -> RolloutState:
+    def promote(self, *, full: bool = False, accept_spec_change: bool = False) -> RolloutState:
         """Accept the step an inconclusive analysis paused on and carry on with the next steps; `full` skips
         the remaining steps' analysis and promotes the image on every planned node now."""
         s = self.state
-        if s.phase != "paused" or s.cause != "inconclusive":
+        if s.phase != Phase.PAUSED or s.cause != Cause.INCONCLUSIVE:
+            cause = f" ({s.cause.value})" if s.cause else ""
             raise BadInputError(
-                f"rollout {s.id} is {s.phase}{f' ({s.cause})' if s.cause else ''}, not paused on an inconclusive analysis",
-                hint="promote accepts an inconclusive step; a held rollout resumes with: xzctl rollout resume",
+                f"rollout {s.id} is {s.phase.value}{cause}, not paused on an inconclusive analysis",
+                hint=f"promote accepts an inconclusive step; a held rollout resumes with: xzctl rollout resume {s.id}",
             )
+        self._check_spec(accept_spec_change)
         self.store.take_over(s)
         accepted = s.steps[s.step :] if full else [s.steps[s.step]]
         for step in accepted:
-            step.status = "passed"
-        s.phase, s.cause, s.reason = "progressing", "", ""
+            step.status = StepStatus.PASSED
+        s.phase, s.cause, s.reason = Phase.PROGRESSING, Cause.NONE, ""
         names = ", ".join(step.name for step in accepted)
         self.event("promoted-step", f"accepted by the operator without analysis: {names}")
         self.save()
@@ -377,37 +440,69 @@ class RolloutEngine:
         """Restore the previous images everywhere (the caller made sure no live process drives it)."""
         s = self.state
         if s.terminal:
-            raise BadInputError(f"rollout {s.id} is already {s.phase}")
+            raise BadInputError(f"rollout {s.id} is already {s.phase.value}")
         self.store.take_over(s)
-        if s.phase not in ("rolling_back", "aborting"):
-            self._back("aborting", "operator", reason)
+        if s.phase not in BACKWARD:
+            self._back(Phase.ABORTING, Cause.OPERATOR, reason)
         return self.run()
 
 
-def summarize(store: StateStore, state: RolloutState, *, analyses: int = 10) -> dict[str, Any]:
+def force_abort(store: StateStore, state: RolloutState, reason: str = "aborted by the operator") -> RolloutState:
+    """The deployer's target is gone (a sandbox replaced, a cluster deleted): mark the rollout aborted without
+    deploying anything and release its locks; the reason says what the operator must check by hand."""
+    s = state
+    if s.terminal:
+        raise BadInputError(f"rollout {s.id} is already {s.phase.value}")
+    store.take_over(s)
+    s.pending = None
+    s.phase, s.cause = Phase.ABORTED, Cause.FORCED
+    s.reason = (
+        f"{reason} with --force: nothing was deployed. Check that {', '.join(s.nodes)} run the previous "
+        f"{s.service} image and no canary"
+    )
+    for step in s.steps:
+        if step.status == StepStatus.ANALYZING:
+            step.status = StepStatus.STOPPED
+    s.events = [*s.events[-(MAX_EVENTS - 1) :], {"at": time.time(), "kind": "aborted", "message": s.reason}]
+    s.updated = time.time()
+    store.save(s)
+    store.release(s)
+    store.clear_abort(s.id)
+    store.claims(SANDBOX).drop(s.id)
+    return s
+
+
+def summarize(
+    store: StateStore, state: RolloutState, *, analyses: int = 10, now: float | None = None
+) -> dict[str, Any]:
     """The rollout as status shows it (and `--output json` prints): phase, steps, last analysis results."""
     driver = store.driver(state) if not state.terminal else None
-    data: dict[str, Any] = {
+    done = sum(s.status == StepStatus.PASSED for s in state.steps)
+    return {
         "id": state.id,
         "service": state.service,
         "image": state.image,
-        "phase": state.phase,
-        "cause": state.cause,
+        "phase": state.phase.value,
+        "cause": state.cause.value,
         "reason": state.reason,
+        "exit_code": state.exit_code,
         "step": min(state.step + 1, len(state.steps)),
+        "progress": f"{done}/{len(state.steps)}",
+        "age_seconds": round((now if now is not None else time.time()) - state.created, 1),
         "steps": [
-            {"name": s.name, "region": s.region, "nodes": s.nodes, "status": s.status, "successes": s.successes}
+            {"name": s.name, "region": s.region, "nodes": s.nodes, "status": s.status.value, "successes": s.successes}
             for s in state.steps
         ],
         "skipped_nodes": state.skipped_nodes,
         "canary_nodes": canary_nodes(state.steps, min(state.step, len(state.steps) - 1)),
         "driver_pid": driver.pid if driver else None,
-        "interrupted": not state.terminal and state.phase != "paused" and driver is None,
-        "pending_deploy": state.pending["purpose"] if state.pending else None,
-        "settings": state.settings,
+        "interrupted": not state.terminal and state.phase != Phase.PAUSED and driver is None,
+        "pending_deploy": state.pending.purpose.value if state.pending else None,
+        "settings": state.settings.model_dump(),
+        "thresholds": state.thresholds.model_dump(),
         "deployer": state.deployer,
-        "analysis": [vars(m) for m in state.analysis[-analyses:]],
+        "prometheus": state.prometheus_url,
+        "analysis": [m.model_dump(mode="json") for m in state.analysis[-analyses:]],
         "created": state.created,
         "updated": state.updated,
     }
-    return data

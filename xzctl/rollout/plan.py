@@ -35,16 +35,29 @@ def normalise_service(service: str) -> str:
     return name
 
 
-def plan_steps(fleet: Fleet, service: str, first_region: str | None = None) -> list[Step]:
+def plan_steps(
+    fleet: Fleet,
+    service: str,
+    first_region: str | None = None,
+    *,
+    only: list[str] | None = None,
+    skip: list[str] | None = None,
+) -> list[Step]:
+    """The steps over every node running `service`, or only the `only` nodes; `skip` nodes are left out."""
     if first_region is not None and first_region not in fleet.regions:
         raise NotFoundError(f"no region {first_region!r} in the fleet", hint=f"one of: {', '.join(fleet.regions)}")
+    known = {n.id for n in fleet.edge_nodes()}
+    unknown = [n for n in [*(only or []), *(skip or [])] if n not in known]
+    if unknown:
+        raise NotFoundError(f"no edge node {', '.join(unknown)} in the fleet", hint="see: xzctl fleet plan")
     order = list(fleet.regions)
     if first_region is not None:
         order.remove(first_region)
         order.insert(0, first_region)
     carriers = {n.id for n in fleet.edge_nodes() if service != "llm" or n.services.llm is not None}
+    carriers = {n for n in carriers if (only is None or n in only) and n not in (skip or [])}
     if not carriers:
-        raise BadInputError(f"no edge node runs {service}")
+        raise BadInputError(f"no edge node left to roll {service} out to")
     steps: list[Step] = []
     for region in order:
         nodes = [n.id for n in fleet.regions[region].edge_nodes if n.id in carriers]
@@ -63,7 +76,7 @@ def plan_steps(fleet: Fleet, service: str, first_region: str | None = None) -> l
 
 def canary_nodes(steps: list[Step], upto: int) -> list[str]:
     """Nodes carrying the canary once step `upto` is applied."""
-    return [n for s in steps[: upto + 1] if s.status != "skipped" for n in s.nodes]
+    return [n for s in steps[: upto + 1] for n in s.nodes]
 
 
 def step_pins(baseline: ImagePins, service: str, image: str, nodes: list[str]) -> ImagePins:

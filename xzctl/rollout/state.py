@@ -1,84 +1,175 @@
-"""Durable rollout state: one JSON file per rollout, written atomically, and per-region locks.
+"""Durable rollout state: one typed JSON file per rollout, written atomically, and per-node locks.
 
-A rollout may be killed at any moment (kill -9, a lost SSH session, a node reboot). Every transition is
-written BEFORE it is applied (`pending`: the pins about to be deployed) and confirmed after (`applied`),
-so `resume` knows whether the last deploy may be half-done and must be re-applied (deploys are desired
-state, so applying twice is harmless). Files are replaced atomically (write a temp file, fsync, rename,
-fsync the directory): a reader sees the old state or the new one, never half of each.
+A rollout may be killed at any moment (kill -9, a lost SSH session, a node reboot). Every deploy is
+written BEFORE it is applied (`pending`: the pins about to be deployed and why) and confirmed after
+(`applied`), so `resume` knows whether the last deploy may be half-done. The file carries a schema
+version; a file of another version is refused with a clear error rather than half-understood.
 
-Locks: a rollout holds `locks/<region>.lock` for every region it touches, recording its id, pid and the
-pid's start time (so a recycled pid is not mistaken for the owner). A lock whose rollout is finished is
-stale and removed; a lock whose process died while its rollout is unfinished still refuses a new rollout:
-the pins are mid-change, so the operator must `resume` or `abort` that rollout first.
+What a rollout needs to carry on is recorded at start (thresholds, node order, baseline pins, the
+spec's hash), so a resume does not depend on the fleet spec file staying the same.
+
+Locks: a rollout holds `locks/<node>.lock` for every edge node it may change, recording its id, pid and
+the pid's start time. Two rollouts never act on the same node; rollouts on disjoint nodes proceed. A lock
+whose rollout finished is stale and taken over; a lock whose process died while its rollout is unfinished
+still refuses: the pins are mid-change, so the operator must `resume` or `abort` that rollout first.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-import re
-import socket
-import tempfile
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+import secrets
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from xzctl.errors import BadInputError, ConflictError, NotFoundError, UnknownStateError
+from xzctl.state import Claims, Holder, atomic_write, guard, state_dir
 
-STATE_ENV = "XZCTL_STATE_DIR"
-TERMINAL = ("promoted", "rolled_back", "aborted")
-ROLLOUT_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
-
-
-def default_state_dir() -> Path:
-    return Path(os.environ.get(STATE_ENV) or ".xzctl")
+SCHEMA_VERSION = 2
+ID_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kubectl's generated-name alphabet: no vowels, no look-alikes
+ID_SUFFIX = 5
 
 
-@dataclass
-class Step:
+class Phase(StrEnum):
+    PROGRESSING = "progressing"
+    PAUSED = "paused"
+    ROLLING_BACK = "rolling_back"
+    ABORTING = "aborting"
+    PROMOTED = "promoted"
+    PARTIAL = "partial"
+    ROLLED_BACK = "rolled_back"
+    ABORTED = "aborted"
+
+
+TERMINAL = frozenset({Phase.PROMOTED, Phase.PARTIAL, Phase.ROLLED_BACK, Phase.ABORTED})
+BACKWARD = frozenset({Phase.ROLLING_BACK, Phase.ABORTING})
+
+# The exit code of a command that leaves a rollout in this phase (README's table is tested against it):
+# 0 only when the image was analysed and is stable on every planned node.
+EXIT_CODES: dict[Phase, int] = {
+    Phase.PROMOTED: 0,
+    Phase.ROLLED_BACK: 1,
+    Phase.ABORTED: 3,
+    Phase.PARTIAL: 3,
+    Phase.PAUSED: 3,
+    Phase.PROGRESSING: 3,
+    Phase.ROLLING_BACK: 3,
+    Phase.ABORTING: 3,
+}
+LOCKED_EXIT_CODE = 5
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    ANALYZING = "analyzing"
+    PASSED = "passed"
+    FAILED = "failed"  # its analysis failed: the rollout rolled back
+    STOPPED = "stopped"  # the rollout went back (abort, missing data, deploy error) while it ran
+
+
+class Cause(StrEnum):
+    NONE = ""
+    INCONCLUSIVE = "inconclusive"
+    HOLD = "hold"
+    ANALYSIS_FAILED = "analysis_failed"
+    MISSING_DATA = "missing_data"
+    OPERATOR = "operator"
+    DEPLOY_FAILED = "deploy_failed"
+    FORCED = "forced"  # aborted without deploying: the deployer's target is gone
+
+
+class Result(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    INCONCLUSIVE = "inconclusive"
+    ERROR = "error"
+
+
+class Purpose(StrEnum):
+    STEP = "step"
+    PROMOTE = "promote"
+    RESTORE = "restore"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Thresholds(_Model):
+    """What the analysis judges against, recorded at start."""
+
+    error_ratio: float = Field(ge=0)  # the error-rate KPI (0..1)
+    p95_seconds: float = Field(gt=0)  # the service's latency KPI
+    inference_error_ratio: float = Field(ge=0)
+    latency_vs_stable: float = 1.5  # canary p95 this many times the stable p95 fails even within the KPI
+    errors_vs_stable: float = 2.0  # canary error ratios must breach the KPI and be this many times stable's
+    extra: dict[str, float] = Field(default_factory=dict)  # KPIs of checks registered by name (analysis.CHECKS)
+
+
+class Settings(_Model):
+    interval_seconds: float = Field(60.0, ge=0.1, le=3600)
+    checks: int = Field(5, ge=1, le=1000)
+    on_unreachable: str = Field("wait", pattern="^(wait|hold)$")  # wait: count as errors; hold: pause
+    error_limit: int = Field(4, ge=0, le=100)  # consecutive errors tolerated, as Argo's consecutiveErrorLimit
+    window_seconds: float = Field(0.0, ge=0)  # 0: two intervals
+    warmup_seconds: float = Field(0.0, ge=0, le=3600)  # after a deploy, samples before this are not judged
+
+    @property
+    def window(self) -> float:
+        return self.window_seconds or max(2 * self.interval_seconds, 1.0)
+
+
+class Step(_Model):
     name: str
     region: str
     nodes: list[str]
-    status: str = "pending"  # pending | analyzing | passed | skipped
+    status: StepStatus = StepStatus.PENDING
     successes: int = 0
+    deployed_at: float | None = None  # when its deploy was confirmed: analysis reads only later samples
 
 
-@dataclass
-class Measurement:
+class Measurement(_Model):
     step: int
     at: float
-    result: str  # success | failure | inconclusive | error
+    result: Result
     reason: str
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # track -> name -> value
+    metrics: dict[str, dict[str, float]] = Field(default_factory=dict)  # name -> track -> value
+    window_seconds: float = 0.0
 
 
-@dataclass
-class RolloutState:
+class Pending(_Model):
+    purpose: Purpose
+    step: int
+    pins: dict[str, Any]
+
+
+class RolloutState(_Model):
+    schema_version: int = SCHEMA_VERSION
     id: str
     service: str
     image: str
     fleet: str
-    settings: dict[str, Any]
-    deployer: dict[str, Any]  # how to rebuild the Deployer on resume (kind + parameters)
-    prometheus_url: str
-    regions: list[str]
+    spec_hash: str
+    settings: Settings
+    thresholds: Thresholds
+    deployer: dict[str, Any]  # how to rebuild the Deployer on resume (kind + parameters, never secrets)
+    prometheus_url: str  # credentials redacted; auth comes from flags or the environment on resume
+    nodes: list[str]  # every node it may change, in rollout order: the set it locks
     steps: list[Step]
     baseline: dict[str, Any]  # ImagePins JSON before the rollout: what a rollback restores
-    applied: dict[str, Any]  # ImagePins JSON confirmed deployed
-    pending: dict[str, Any] | None = None  # {"purpose", "pins"}: written before a deploy, cleared after
-    phase: str = "progressing"  # progressing | paused | rolling_back | aborting | promoted | rolled_back | aborted
+    applied: dict[str, Any] | None  # ImagePins JSON confirmed deployed; None: unknown (send everything)
+    pending: Pending | None = None
+    phase: Phase = Phase.PROGRESSING
+    cause: Cause = Cause.NONE
     reason: str = ""
-    cause: str = (
-        ""  # why it paused or ended: inconclusive | hold | analysis_failed | missing_data | operator | deploy_failed
-    )
     step: int = 0
     consecutive_errors: int = 0
-    skipped_nodes: dict[str, str] = field(default_factory=dict)
-    analysis: list[Measurement] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    skipped_nodes: dict[str, str] = Field(default_factory=dict)
+    analysis: list[Measurement] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
     created: float = 0.0
     updated: float = 0.0
 
@@ -86,84 +177,67 @@ class RolloutState:
     def terminal(self) -> bool:
         return self.phase in TERMINAL
 
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.phase]
+
+    @property
+    def regions(self) -> list[str]:
+        return list(dict.fromkeys(s.region for s in self.steps))
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump(mode="json")
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RolloutState:
-        fields = dict(data)
-        fields["steps"] = [Step(**s) for s in data["steps"]]
-        fields["analysis"] = [Measurement(**m) for m in data["analysis"]]
-        return cls(**fields)
-
-
-def _proc_start(pid: int) -> str | None:
-    """The process start time in clock ticks (Linux), which tells a recycled pid from the original."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2 :].split()
-    if fields and fields[0] == "Z":  # a zombie has exited; only its parent has not reaped it yet
-        return None
-    return fields[19] if len(fields) > 19 else None
-
-
-def pid_alive(pid: int, start: str | None = None) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    now = _proc_start(pid)
-    if Path("/proc").is_dir() and now is None:
-        return False
-    return start is None or now is None or now == start
-
-
-@dataclass(frozen=True)
-class LockHolder:
-    rollout: str
-    pid: int
-    host: str
-    start: str | None
-
-    def alive(self) -> bool:
-        # another host's pid cannot be checked from here: assume it runs (fail closed)
-        return self.host != socket.gethostname() or pid_alive(self.pid, self.start)
+    def from_json(cls, data: dict[str, Any], where: str = "rollout state") -> RolloutState:
+        version = data.get("schema_version", 1) if isinstance(data, dict) else None
+        if version != SCHEMA_VERSION:
+            raise UnknownStateError(
+                f"{where}: schema version {version} is not the {SCHEMA_VERSION} this xzctl reads",
+                hint="drive it with the xzctl that started it, or: xzctl rollout abort ID --force",
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise UnknownStateError(f"{where}: rollout state is unreadable: {exc.errors()[0]['msg']}") from None
 
 
 class StateStore:
-    """Rollout state files and region locks under <state dir>/rollouts/."""
+    """Rollout state files and node locks under <state dir>/rollouts/."""
 
-    def __init__(self, state_dir: str | Path | None = None) -> None:
-        self.root = Path(state_dir) if state_dir is not None else default_state_dir()
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = state_dir(root)
         self.dir = self.root / "rollouts"
         self.locks = self.dir / "locks"
 
     # --- state files -------------------------------------------------------------------------
 
     def path(self, rollout_id: str) -> Path:
-        if not ROLLOUT_ID.match(rollout_id):
+        if not rollout_id or not all(ch.isalnum() or ch in "-_." for ch in rollout_id) or len(rollout_id) > 128:
             raise BadInputError(f"{rollout_id!r} is not a rollout id", hint="see: xzctl rollout status")
         return self.dir / f"{rollout_id}.json"
 
+    def new_id(self, service: str) -> str:
+        """`<service>-<5 chars>`, like kubectl's generated names, unique in this state dir."""
+        prefix = service.replace("_", "-")
+        for _ in range(100):
+            candidate = f"{prefix}-{''.join(secrets.choice(ID_ALPHABET) for _ in range(ID_SUFFIX))}"
+            if not self.path(candidate).exists():
+                return candidate
+        raise ConflictError(f"no free rollout id for {prefix} in {self.dir} after 100 tries")
+
     def save(self, state: RolloutState) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.path(state.id), json.dumps(state.to_json(), indent=1, sort_keys=True))
+        atomic_write(self.path(state.id), json.dumps(state.to_json(), indent=1, sort_keys=True))
 
     def load(self, rollout_id: str) -> RolloutState:
         path = self.path(rollout_id)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return RolloutState.from_json(data)
         except FileNotFoundError:
             raise NotFoundError(f"no rollout {rollout_id!r} in {self.dir}", hint="see: xzctl rollout status") from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except ValueError as exc:
             raise UnknownStateError(f"{path}: rollout state is unreadable: {exc}") from None
+        return RolloutState.from_json(data, str(path))
 
     def all(self) -> list[RolloutState]:
         states = [self.load(p.stem) for p in self.dir.glob("*.json")] if self.dir.is_dir() else []
@@ -180,40 +254,21 @@ class StateStore:
         return (self.dir / f"{rollout_id}.abort").exists()
 
     def request_abort(self, rollout_id: str, reason: str) -> None:
-        _atomic_write(self.dir / f"{rollout_id}.abort", reason)
+        atomic_write(self.dir / f"{rollout_id}.abort", reason)
 
     def clear_abort(self, rollout_id: str) -> None:
         (self.dir / f"{rollout_id}.abort").unlink(missing_ok=True)
 
+    def claims(self, resource: str) -> Claims:
+        return Claims(self.root, resource)
+
     # --- locks -------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _guard(self) -> Iterator[None]:
-        """Serialise lock changes between xzctl processes on this machine."""
-        self.locks.mkdir(parents=True, exist_ok=True)
-        with open(self.locks / ".guard", "a") as guard:
-            fcntl.flock(guard, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(guard, fcntl.LOCK_UN)
+    def _lock(self, node: str) -> Path:
+        return self.locks / f"{node}.lock"
 
-    def holder(self, region: str) -> LockHolder | None:
-        try:
-            data = json.loads((self.locks / f"{region}.lock").read_text(encoding="utf-8"))
-            return LockHolder(str(data["rollout"]), int(data["pid"]), str(data["host"]), data.get("start"))
-        except FileNotFoundError:
-            return None
-        except (ValueError, KeyError, TypeError):
-            # an unreadable lock cannot prove it is free: refuse, name the file
-            raise ConflictError(
-                f"lock {self.locks / f'{region}.lock'} is unreadable", hint="inspect it; remove it if no rollout runs"
-            ) from None
-
-    def _write_lock(self, region: str, rollout_id: str) -> None:
-        me = os.getpid()
-        data = {"rollout": rollout_id, "pid": me, "host": socket.gethostname(), "start": _proc_start(me)}
-        _atomic_write(self.locks / f"{region}.lock", json.dumps(data))
+    def holder(self, node: str) -> Holder | None:
+        return Holder.read(self._lock(node))
 
     def _finished(self, rollout_id: str) -> bool:
         try:
@@ -221,72 +276,54 @@ class StateStore:
         except NotFoundError:
             return True  # its state file is gone: nothing to resume, the lock protects nothing
 
-    def acquire(self, rollout_id: str, regions: list[str]) -> None:
-        """Take every region's lock for a new rollout, or none of them (ConflictError)."""
-        with self._guard():
-            for region in regions:
-                held = self.holder(region)
-                if held is None or held.rollout == rollout_id:
-                    continue
-                if self._finished(held.rollout):
-                    continue  # stale: its rollout ended but the lock survived a crash
+    def acquire(self, rollout_id: str, nodes: list[str]) -> None:
+        """Take every node's lock for a new rollout, or none of them (ConflictError)."""
+        with guard(self.locks):
+            for node in nodes:
+                held = self.holder(node)
+                if held is None or held.owner == rollout_id or self._finished(held.owner):
+                    continue  # free, ours, or stale (its rollout ended but the lock survived a crash)
                 if held.alive():
                     raise ConflictError(
-                        f"rollout {held.rollout} is running on region {region} (pid {held.pid} on {held.host})",
-                        hint=f"wait for it or: xzctl rollout abort {held.rollout}",
+                        f"rollout {held.owner} is running on edge node {node} (pid {held.pid} on {held.host})",
+                        hint=f"wait for it, or: xzctl rollout abort {held.owner}",
                     )
                 raise ConflictError(
-                    f"rollout {held.rollout} on region {region} was interrupted (pid {held.pid} is gone) "
-                    "and left the region mid-change",
-                    hint=f"xzctl rollout resume {held.rollout} or xzctl rollout abort {held.rollout}",
+                    f"rollout {held.owner} on edge node {node} was interrupted (pid {held.pid} is gone) "
+                    "and left it mid-change",
+                    hint=f"xzctl rollout resume {held.owner} or xzctl rollout abort {held.owner}",
                 )
-            for region in regions:
-                self._write_lock(region, rollout_id)
+            me = Holder.me(rollout_id).to_json()
+            for node in nodes:
+                atomic_write(self._lock(node), me)
 
     def take_over(self, state: RolloutState) -> None:
         """Become the process driving an existing rollout (resume, promote, abort after a crash)."""
-        with self._guard():
-            for region in state.regions:
-                held = self.holder(region)
-                if held is not None and held.rollout != state.id and not self._finished(held.rollout):
-                    raise ConflictError(f"region {region} is locked by another rollout, {held.rollout}")
-                if held is not None and held.rollout == state.id and held.pid != os.getpid() and held.alive():
+        with guard(self.locks):
+            for node in state.nodes:
+                held = self.holder(node)
+                if held is not None and held.owner != state.id and not self._finished(held.owner):
+                    raise ConflictError(f"edge node {node} is locked by another rollout, {held.owner}")
+                if held is not None and held.owner == state.id and held.pid != os.getpid() and held.alive():
                     raise ConflictError(
                         f"rollout {state.id} is being driven by pid {held.pid} on {held.host}",
                         hint=f"stop that process, or: xzctl rollout abort {state.id}",
                     )
-            for region in state.regions:
-                self._write_lock(region, state.id)
+            me = Holder.me(state.id).to_json()
+            for node in state.nodes:
+                atomic_write(self._lock(node), me)
 
-    def driver(self, state: RolloutState) -> LockHolder | None:
+    def driver(self, state: RolloutState) -> Holder | None:
         """The live process driving this rollout, if any."""
-        for region in state.regions:
-            held = self.holder(region)
-            if held is not None and held.rollout == state.id and held.alive():
+        for node in state.nodes:
+            held = self.holder(node)
+            if held is not None and held.owner == state.id and held.alive():
                 return held
         return None
 
     def release(self, state: RolloutState) -> None:
-        with self._guard():
-            for region in state.regions:
-                held = self.holder(region)
-                if held is not None and held.rollout == state.id:
-                    (self.locks / f"{region}.lock").unlink(missing_ok=True)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # the rename itself must survive a power cut
-    finally:
-        os.close(dir_fd)
+        with guard(self.locks):
+            for node in state.nodes:
+                held = self.holder(node)
+                if held is not None and held.owner == state.id:
+                    self._lock(node).unlink(missing_ok=True)

@@ -31,6 +31,7 @@ from xzctl.alerts import rules_file
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError, UnknownStateError
 from xzctl.metrics import contract as c
 from xzctl.spec.models import Fleet
+from xzctl.state import Claims
 
 STATE_ENV = "XZCTL_STATE_DIR"
 STATE_FILE = "state.json"
@@ -330,9 +331,18 @@ def start_sandbox(
     scale: int | None = None,
     prometheus_bin: str | None = None,
     port: int = 0,
+    force: bool = False,
 ) -> SandboxInfo:
-    """Start the simulator and Prometheus; return where they listen. Raises when one already runs."""
+    """Start the simulator and Prometheus; return where they listen. Raises when one already runs, or when an
+    unfinished rollout deploys to the previous sandbox (unless `force`): its nodes could never be restored."""
     state_dir = Path(state_dir)
+    users = Claims(state_dir, "sandbox").all()
+    if users and not force:
+        first = next(iter(users))
+        raise ConflictError(
+            f"{len(users)} unfinished rollout(s) deploy to the previous sandbox: {'; '.join(users.values())}",
+            hint=f"xzctl rollout resume|abort {first} first, or start anyway with --force",
+        )
     if not 1 <= scrape_interval_seconds <= 300:
         raise BadInputError("scrape interval must be 1..300 seconds")
     if history is not None and history.total_seconds() <= 0:
