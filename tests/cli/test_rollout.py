@@ -1,4 +1,5 @@
-"""`xzctl rollout ...` as a process: kill -9 between steps, then resume or abort; locks; exit codes."""
+"""`xzctl rollout ...` as a process: kill -9 between steps then resume (live); status, dry run, abort --force,
+exit codes, IDs at 80 columns, --watch, --write-spec (no Prometheus needed)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.rollout_fakes import make_state
 from tests.render._golden import assert_golden
 from tests.rollout._live import NEW_ASR, OLD_ASR, asr_images, ready
-from tests.rollout.test_state import make_state
 from xzctl.cli import run
-from xzctl.rollout.state import Measurement, StateStore
-from xzctl.sandbox import SandboxInfo, SimulatorClient
-from xzctl.spec import Fleet
+from xzctl.rollout.specpin import write_pin
+from xzctl.rollout.state import Measurement, Pending, Phase, Purpose, Result, StateStore, StepStatus
+from xzctl.sandbox import SandboxInfo
+from xzctl.spec import Fleet, bundled_example_path
 
-pytestmark = pytest.mark.prometheus
 Factory = Callable[..., SandboxInfo]
 REPO = Path(__file__).resolve().parents[2]
 NEW_TTS = "registry.xiaozhi.example/inference/tts:1.1.0"
@@ -34,7 +35,7 @@ def _cli_env(box: SandboxInfo) -> dict[str, str]:
 
 def _spawn_rollout(box: SandboxInfo, checks: int) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", NEW_ASR, "--interval", "1s"]
-    argv += ["--checks", str(checks), "--window", "4s"]
+    argv += ["--checks", str(checks), "--window", "4s", "--deployer", "sandbox"]
     return subprocess.Popen(argv, cwd=REPO, env=_cli_env(box), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -55,13 +56,16 @@ def _start_and_kill_between_steps(box: SandboxInfo) -> str:
     try:
         rollout_id = _wait_first_step(StateStore(box.state_dir), "passed", proc)
         # a second rollout on the same region is refused while this one runs
-        assert run(["rollout", "canary", "tts", NEW_TTS, "--state-dir", str(box.state_dir)]) == 5
+        assert (
+            run(["rollout", "canary", "tts", NEW_TTS, "--state-dir", str(box.state_dir), "--deployer", "sandbox"]) == 5
+        )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     return rollout_id
 
 
+@pytest.mark.prometheus
 def test_kill_between_steps_then_resume_finishes(sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]) -> None:
     box = sandbox_factory()
     ready(box)
@@ -70,131 +74,140 @@ def test_kill_between_steps_then_resume_finishes(sandbox_factory: Factory, capsy
     assert run(["rollout", "status", rollout_id, "--state-dir", str(box.state_dir), "-o", "json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["interrupted"] is True and status["phase"] == "progressing"
-    # the dead rollout still owns its regions: a new one must not trample its half-changed pins
-    assert run(["rollout", "canary", "tts", NEW_TTS, "--state-dir", str(box.state_dir)]) == 5
+    # the dead rollout still owns its nodes: a new one must not trample its half-changed pins
+    assert run(["rollout", "canary", "tts", NEW_TTS, "--state-dir", str(box.state_dir), "--deployer", "sandbox"]) == 5
     assert "was interrupted" in capsys.readouterr().err
+    # nor may a new sandbox replace the one it deploys to
+    assert run(["sandbox", "up", "--state-dir", str(box.state_dir)]) == 5
+    assert "unfinished rollout" in capsys.readouterr().err
     assert run(["rollout", "resume", rollout_id, "--state-dir", str(box.state_dir), "-o", "json"]) == 0
     final = json.loads(capsys.readouterr().out)
-    assert final["phase"] == "promoted"
+    assert final["phase"] == "promoted" and final["exit_code"] == 0
     assert [s["status"] for s in final["steps"]] == ["passed"] * 4
     assert all(pin == {"stable": NEW_ASR, "canary": None} for pin in asr_images(box).values())
-
-
-def test_kill_between_steps_then_abort_restores_stable_everywhere(
-    sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]
-) -> None:
-    box = sandbox_factory()
-    ready(box)
-    rollout_id = _start_and_kill_between_steps(box)
-    assert any(pin["canary"] == NEW_ASR for pin in asr_images(box).values())
-    capsys.readouterr()
-    assert run(["rollout", "abort", "--state-dir", str(box.state_dir), "-o", "json"]) == 0
-    final = json.loads(capsys.readouterr().out)
-    assert (final["id"], final["phase"], final["cause"]) == (rollout_id, "aborted", "operator")
-    assert all(pin == {"stable": OLD_ASR, "canary": None} for pin in asr_images(box).values())
     assert run(["rollout", "resume", rollout_id, "--state-dir", str(box.state_dir)]) == 2  # already finished
-
-
-def test_regressed_canary_exits_1_and_json_names_the_failure(
-    sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]
-) -> None:
-    box = sandbox_factory()
-    ready(box)
-    SimulatorClient(box.simulator_url).control({"action": "image_profile", "image": NEW_ASR, "error_rate": 0.05})
-    argv = ["rollout", "canary", "asr", NEW_ASR, "--interval", "1s", "--checks", "2", "--window", "4s", "-o", "json"]
-    assert run([*argv, "--state-dir", str(box.state_dir)]) == 1
-    data = json.loads(capsys.readouterr().out)
-    assert data["phase"] == "rolled_back" and data["analysis"][-1]["result"] == "failure"
-
-
-def test_frozen_exporter_aborts_with_exit_3_and_never_promotes(
-    sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]
-) -> None:
-    box = sandbox_factory()
-    ready(box)
-    # bj-edge-01 answers scrapes (up == 1) but its counters no longer move: no data, not a healthy canary
-    SimulatorClient(box.simulator_url).control({"action": "stale", "node": "bj-edge-01", "enabled": True})
-    argv = ["rollout", "canary", "asr", NEW_ASR, "--interval", "1s", "--checks", "2", "--window", "4s", "-o", "json"]
-    assert run([*argv, "--state-dir", str(box.state_dir)]) == 3
-    captured = capsys.readouterr()
-    data = json.loads(captured.out)
-    assert (data["phase"], data["cause"]) == ("aborted", "missing_data")
-    assert "no asr requests" in data["reason"] and "bj-edge-01" in data["reason"]
-    assert all(pin == {"stable": OLD_ASR, "canary": None} for pin in asr_images(box).values())
-
-
-def test_abort_of_a_running_rollout_is_done_by_its_own_process(
-    sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]
-) -> None:
-    box = sandbox_factory()
-    ready(box)
-    proc = _spawn_rollout(box, checks=50)
-    try:
-        _wait_first_step(StateStore(box.state_dir), "analyzing", proc)
-        assert run(["rollout", "abort", "--state-dir", str(box.state_dir), "-o", "json"]) == 0
-        assert proc.wait(timeout=60) == 1  # the rollout process reports it did not promote
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-    final = json.loads(capsys.readouterr().out)
-    assert final["phase"] == "aborted" and final["cause"] == "operator"
-    assert all(pin == {"stable": OLD_ASR, "canary": None} for pin in asr_images(box).values())
 
 
 def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state_dir = str(tmp_path / "state")
     yanked = "registry.xiaozhi.example/inference/asr:0.9.0"
-    assert run(["rollout", "canary", "asr", yanked, "--deployer", "sandbox", "--state-dir", state_dir]) == 2
-    assert "no sandbox runs" in capsys.readouterr().err
+    assert run(["rollout", "canary", "asr", yanked, "--state-dir", state_dir]) == 2
+    assert "rolls out in the sandbox by default, but no sandbox runs" in capsys.readouterr().err
     argv = ["rollout", "canary", "asr", yanked, "--deployer", "pulumi"]
     assert run([*argv, "--state-dir", state_dir, "--prometheus", "http://127.0.0.1:9"]) == 2
     assert "was yanked" in capsys.readouterr().err
     assert run(["rollout", "canary", "asr", NEW_ASR, "--interval", "soon", "--state-dir", state_dir]) == 2
+    argv = ["rollout", "canary", "asr", NEW_ASR, "--deployer", "pulumi", "--state-dir", state_dir]
+    assert run([*argv, "--on-unreachable", "skip", "--dry-run"]) == 2
+    assert run([*argv, "--skip-node", "bj-edge-99", "--dry-run"]) == 2
     if shutil.which("pulumi") is None:
         # production goes through the Pulumi stacks: without the pulumi CLI it fails before anything is recorded
-        assert run(["rollout", "canary", "asr", NEW_ASR, "--deployer", "pulumi", "--state-dir", state_dir]) == 4
+        assert run([*argv, "--prometheus", "http://127.0.0.1:9"]) == 4
         assert "pulumi CLI is not installed" in capsys.readouterr().err
     assert not (tmp_path / "state" / "rollouts").exists()
 
 
 def test_dry_run_shows_the_steps_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["rollout", "canary", "asr", NEW_ASR, "--region", "shanghai", "--dry-run", "--deployer", "pulumi"]
-    assert run([*argv, "--state-dir", str(tmp_path), "-o", "json"]) == 0
+    assert run([*argv, "--skip-node", "gz-edge-02=disk repair", "--state-dir", str(tmp_path), "-o", "json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert [(s["name"], s["nodes"]) for s in plan["steps"]] == [
         ("canary node sh-edge-01", ["sh-edge-01"]),
         ("rest of shanghai", ["sh-edge-02"]),
         ("region beijing", ["bj-edge-01", "bj-edge-02", "bj-edge-03"]),
-        ("region guangzhou", ["gz-edge-01", "gz-edge-02"]),
+        ("region guangzhou", ["gz-edge-01"]),
     ]
-    assert plan["settings"]["window_seconds"] == 120.0
+    assert plan["skipped_nodes"] == {"gz-edge-02": "disk repair"}
+    assert plan["settings"]["window_seconds"] == 0.0 and plan["settings"]["interval_seconds"] == 60.0
     assert not any(tmp_path.iterdir())
+
+
+def _interrupted(store: StateStore, fleet: Fleet, rollout_id: str = "asr-7xk2p") -> None:
+    state = make_state(fleet, rollout_id)
+    state.created = state.updated = 1795557600.0
+    state.steps[0].status, state.steps[0].successes = StepStatus.ANALYZING, 1
+    state.pending = Pending(purpose=Purpose.STEP, step=0, pins=state.baseline)
+    state.skipped_nodes = {"bj-edge-03": "disk repair"}
+    state.analysis = [
+        Measurement(step=0, at=1795557601.0, result=Result.SUCCESS, reason="p95 canary 287 ms vs stable 287 ms"),
+        Measurement(step=0, at=1795557602.0, result=Result.ERROR, reason="missing data: no asr requests in 4s"),
+    ]
+    store.save(state)
 
 
 def test_status_of_an_interrupted_rollout_matches_golden(
     tmp_path: Path, example_fleet: Fleet, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store = StateStore(tmp_path)
-    state = make_state(example_fleet, "asr-20261124t220000z-0001", ["beijing"])
-    state.created = state.updated = 1795557600.0
-    state.steps[0].status, state.steps[0].successes = "analyzing", 1
-    state.pending = {"purpose": "step", "step": 0, "pins": state.baseline}
-    state.skipped_nodes = {"bj-edge-02": "unreachable at step 2"}
-    state.analysis = [
-        Measurement(0, 1795557601.0, "success", "p95 canary 287 ms vs stable 287 ms", {}),
-        Measurement(0, 1795557602.0, "error", "missing data: no asr requests in the last 4s", {}),
-    ]
-    store.save(state)
-    assert run(["rollout", "status", state.id, "--state-dir", str(tmp_path), "-o", "json"]) == 0
-    out = capsys.readouterr().out
-    data = json.loads(out)
-    assert data["interrupted"] is True and data["pending_deploy"] == "step"
-    assert_golden(Path(__file__).parent / "golden" / "rollout-status.json", out)
-    assert run(["rollout", "status", state.id, "--state-dir", str(tmp_path)]) == 0
+    _interrupted(store, example_fleet)
+    assert run(["rollout", "status", "asr-7xk2p", "--state-dir", str(tmp_path), "-o", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["interrupted"] is True and data["pending_deploy"] == "step" and data["exit_code"] == 3
+    data.pop("age_seconds")
+    assert_golden(Path(__file__).parent / "golden" / "rollout-status.json", json.dumps(data, indent=2) + "\n")
+    assert run(["rollout", "status", "asr-7xk2p", "--state-dir", str(tmp_path)]) == 0
     table = capsys.readouterr().out
-    for needle in ("interrupted", "half-applied", "skipped", "bj-edge-02", "missing data"):
+    for needle in ("interrupted", "half-applied", "left out", "bj-edge-03", "missing data", "age"):
         assert needle in table
-    assert run(["rollout", "status", "--state-dir", str(tmp_path), "-o", "json"]) == 0
-    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [state.id]
     assert run(["rollout", "status", "../etc", "--state-dir", str(tmp_path)]) == 2
+
+
+def test_status_list_never_cuts_ids_at_80_columns(
+    tmp_path: Path, example_fleet: Fleet, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = StateStore(tmp_path)
+    ids = [store.new_id("xiaozhi_server") for _ in range(3)]
+    for rollout_id in ids:
+        _interrupted(store, example_fleet, rollout_id)
+    from xzctl.cli import _common
+
+    monkeypatch.setattr(_common.stdout, "_width", 80)
+    assert run(["rollout", "status", "--state-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert all(len(line) <= 80 for line in out.splitlines())
+    for rollout_id in ids:
+        assert rollout_id in out
+    assert "3 steps" not in out and "0/1" in out  # progress column
+
+
+def test_watch_emits_ndjson_and_ends_when_settled(
+    tmp_path: Path, example_fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = StateStore(tmp_path)
+    state = make_state(example_fleet, "asr-d0ne2")
+    state.phase = Phase.ROLLED_BACK
+    store.save(state)
+    assert run(["rollout", "status", "--watch", "--every", "100ms", "--state-dir", str(tmp_path), "-o", "json"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    first = json.loads(lines[0])
+    assert first["rollouts"][0]["id"] == "asr-d0ne2" and first["at"] > 0
+
+
+def test_abort_force_marks_aborted_releases_locks_and_exits_3(
+    tmp_path: Path, example_fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = StateStore(tmp_path)
+    _interrupted(store, example_fleet)
+    assert run(["rollout", "abort", "asr-7xk2p", "--state-dir", str(tmp_path)]) == 3  # its sandbox is gone
+    err = capsys.readouterr().err
+    assert "xzctl rollout abort asr-7xk2p --force" in err
+    assert run(["rollout", "abort", "asr-7xk2p", "--force", "--state-dir", str(tmp_path), "-o", "json"]) == 3
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert (data["phase"], data["cause"]) == ("aborted", "forced")
+    assert "check by hand" in captured.err
+    assert store.holder("bj-edge-01") is None
+    assert run(["rollout", "abort", "asr-7xk2p", "--state-dir", str(tmp_path)]) == 2  # already finished
+
+
+def test_write_spec_changes_only_the_image_lines(tmp_path: Path) -> None:
+    spec = tmp_path / "fleet.yaml"
+    original = bundled_example_path().read_text()
+    spec.write_text(original)
+    changed = write_pin(spec, "asr", {OLD_ASR}, NEW_ASR)
+    assert changed == ["node_profiles.edge-standard.services.asr.image"]
+    before, after = original.splitlines(), spec.read_text().splitlines()
+    assert len(before) == len(after)
+    diff = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert diff == [(f"        image: {OLD_ASR}", f"        image: {NEW_ASR}")]

@@ -8,10 +8,10 @@ from typing import Any
 from tests.fixtures.sandbox import wait_for_query
 from xzctl.metrics import queries as q
 from xzctl.prom import PrometheusClient
-from xzctl.rollout.analysis import Thresholds
+from xzctl.rollout.analysis import Analyzer, thresholds_from_fleet
 from xzctl.rollout.deploy import SimulatorDeployer
-from xzctl.rollout.engine import RolloutEngine, Settings, analyzer_for, new_rollout
-from xzctl.rollout.state import RolloutState, StateStore
+from xzctl.rollout.engine import RolloutEngine, new_rollout
+from xzctl.rollout.state import RolloutState, Settings, StateStore
 from xzctl.sandbox import SandboxInfo, SimulatorClient
 from xzctl.spec import load_fleet
 
@@ -49,27 +49,26 @@ def make_engine(
     box: SandboxInfo,
     image: str = NEW_ASR,
     *,
-    service: str = "asr",
     settings: Settings | None = None,
-    thresholds: Thresholds | None = None,
     on_event: Callable[[str, RolloutState, dict[str, Any]], None] | None = None,
 ) -> tuple[RolloutEngine, Events]:
     fleet = load_fleet(box.fleet_path).fleet
     client = SimulatorClient(box.simulator_url)
     deployer = SimulatorDeployer(client.control, client.state, box.simulator_url)
+    store = StateStore(box.state_dir)
     state = new_rollout(
         fleet,
         box.fleet_path,
-        service,
+        "asr",
         image,
+        rollout_id=store.new_id("asr"),
         baseline=deployer.current(),
         settings=settings or Settings(interval_seconds=1.0, checks=2, window_seconds=WINDOW),
+        thresholds=thresholds_from_fleet(fleet, "asr"),
         deployer=deployer,
         prometheus_url=box.prometheus_url,
     )
-    analyzer = analyzer_for(state, PrometheusClient(box.prometheus_url, timeout=5))
-    if thresholds is not None:
-        analyzer.thresholds = thresholds
+    analyzer = Analyzer(PrometheusClient(box.prometheus_url, timeout=5), "asr", state.thresholds)
     events: Events = []
 
     def sink(kind: str, s: RolloutState, detail: dict[str, Any]) -> None:
@@ -77,4 +76,4 @@ def make_engine(
         if on_event is not None:
             on_event(kind, s, detail)
 
-    return RolloutEngine(StateStore(box.state_dir), state, deployer, analyzer, on_event=sink), events
+    return RolloutEngine(store, state, deployer, analyzer, on_event=sink), events

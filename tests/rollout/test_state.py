@@ -11,43 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.rollout_fakes import make_state
 from xzctl.errors import ConflictError, NotFoundError, UnknownStateError
-from xzctl.manifests.pins import spec_pins
 from xzctl.rollout.state import (
     Measurement,
     Pending,
     Phase,
     Purpose,
     Result,
-    RolloutState,
-    Settings,
     StateStore,
-    Step,
-    Thresholds,
 )
 from xzctl.spec import Fleet
-
-NODES = ["bj-edge-01", "bj-edge-02"]
-
-
-def make_state(fleet: Fleet, rollout_id: str = "asr-t3st1", nodes: list[str] | None = None) -> RolloutState:
-    pins = spec_pins(fleet).to_json()
-    nodes = nodes or NODES
-    return RolloutState(
-        id=rollout_id,
-        service="asr",
-        image="registry.xiaozhi.example/inference/asr:1.2.0",
-        fleet="fleet.yaml",
-        spec_hash="0" * 64,
-        settings=Settings(interval_seconds=1.0, checks=1),
-        thresholds=Thresholds(error_ratio=0.001, p95_seconds=0.5, inference_error_ratio=0.001),
-        deployer={"kind": "sandbox", "simulator_url": "http://127.0.0.1:9", "instance": "1.000/1"},
-        prometheus_url="http://127.0.0.1:9",
-        nodes=nodes,
-        steps=[Step(name=f"canary node {nodes[0]}", region="beijing", nodes=nodes)],
-        baseline=pins,
-        applied=pins,
-    )
 
 
 def dead_pid() -> int:

@@ -95,11 +95,15 @@ def crash_world(fleet: Fleet, tmp: Path, situation: str, point: str) -> World:
         thresholds=THRESHOLDS, deployer=deployer, prometheus_url="http://127.0.0.1:9",
     )  # fmt: skip
     world = World(store, deployer, clock, baseline, state.id, state)
-    script = {"restore_fail": ["pass", "pass", "fail"], "paused_inconclusive": ["inconclusive"]}.get(situation, ["pass"])
+    script = {"restore_fail": ["pass", "pass", "fail"], "paused_inconclusive": ["inconclusive"]}.get(
+        situation, ["pass"]
+    )
     engine = _engine(world, state, script, down=["bj-edge-01"] if hold else None)
     deployer.phase = lambda: engine.state.phase
     if situation == "restore_abort":
-        engine._on_event = lambda kind, s, _: store.request_abort(s.id, "x") if kind == "applied" and s.step == 1 else None
+        engine._on_event = lambda kind, s, _: (
+            store.request_abort(s.id, "x") if kind == "applied" and s.step == 1 else None
+        )
     target = _target(situation, baseline, state)
     armed = {"confirm": False, "done": False}
 
@@ -117,10 +121,10 @@ def crash_world(fleet: Fleet, tmp: Path, situation: str, point: str) -> World:
     def store_crash(s: RolloutState) -> str | None:
         if armed["done"]:
             return None
-        if point == "before_intent" and s.pending is not None and ImagePins.from_json(s.pending.pins) == target:
-            if not situation.startswith("restore") or s.phase in BACKWARD:
-                armed["done"] = True
-                return "before"
+        intent = s.pending is not None and ImagePins.from_json(s.pending.pins) == target
+        if point == "before_intent" and intent and (not situation.startswith("restore") or s.phase in BACKWARD):
+            armed["done"] = True
+            return "before"
         if point == "after_confirm" and armed["confirm"]:
             armed["done"] = True
             return "after"
@@ -190,12 +194,12 @@ def test_the_table_has_at_least_200_cases() -> None:
     assert len(CASES) >= 200
 
 
-@pytest.mark.parametrize(("situation", "point", "action", "outcome"), CASES)
-def test_transition(fleet: Fleet, state_root: Path, situation: str, point: str, action: str, outcome: str) -> None:
+@pytest.mark.parametrize("case", CASES, ids=["-".join(c) for c in CASES])
+def test_transition(fleet: Fleet, state_root: Path, case: tuple[str, str, str, str]) -> None:
+    situation, point, action, outcome = case
     world = crash_world(fleet, state_root, situation, point)
     before = world.state.model_copy(deep=True)
     running_before = world.deployer.running
-    applies_before = len(world.deployer.applies)
     engine = _engine(world, world.state, [outcome])
     world.deployer.phase = lambda: engine.state.phase
     code = _act(engine, action)

@@ -94,6 +94,9 @@ class Analyzer:
 
     def unreachable(self, nodes: list[str]) -> list[str]:
         """Nodes Prometheus could not scrape at its last attempt (up missing, NaN or not 1)."""
+        return self._not_up(nodes)
+
+    def _not_up(self, nodes: list[str]) -> list[str]:
         samples = self.prom.query(q.node_up(by=(c.NODE,), filters={c.NODE: nodes}))
         up = {s.labels.get(c.NODE): s.value for s in samples}
         return [n for n in nodes if up.get(n) != 1.0]
@@ -123,7 +126,7 @@ class Analyzer:
         if not nodes:
             raise UnknownStateError("no canary node to measure")
         filters: q.Filters = {c.NODE: nodes}
-        down = self.unreachable(nodes)
+        down = self._not_up(nodes)
         if down:
             raise UnknownStateError(f"canary node(s) {', '.join(down)} not scraped (up missing or != 1)")
         per_node = self.prom.query(q.request_rate(self.service, window=window, by=(c.NODE, c.TRACK), filters=filters))

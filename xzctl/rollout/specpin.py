@@ -1,12 +1,12 @@
 """Write a promoted image back into the fleet spec, so the next provision keeps it.
 
-A minimal, comment-preserving edit (ruamel.yaml round trip): only the `image:` values of the rolled-out
-service that name a replaced image change; comments, order and every other line stay as they were.
+A minimal, comment-preserving edit: ruamel.yaml's round-trip parser says where (line, column) each
+`image:` value of the rolled-out service is, and only those characters of the original text change.
+Re-dumping the document would reflow flow mappings and indentation; this keeps every other byte.
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,9 @@ from xzctl.state import atomic_write
 MAX_SPEC_BYTES = 10_000_000
 
 
-def _repin(document: Any, service: str, old: set[str], new: str) -> list[str]:
-    """Set `services.<service>.image` to `new` wherever it is one of `old`, at any depth; the paths changed."""
-    changed: list[str] = []
+def _pins(document: Any, service: str, old: set[str]) -> list[tuple[str, int, int, str]]:
+    """(path, line, column, value) of every `services.<service>.image` that is one of `old`, at any depth."""
+    changed: list[tuple[str, int, int, str]] = []
     todo: list[tuple[str, Any]] = [("", document)]
     while todo:  # bounded by the document's size: every node is visited once
         path, node = todo.pop()
@@ -26,10 +26,12 @@ def _repin(document: Any, service: str, old: set[str], new: str) -> list[str]:
             todo.extend((f"{path}[{i}]", item) for i, item in enumerate(node))
         if not isinstance(node, dict):
             continue
-        pinned = node.get("services", {}).get(service) if isinstance(node.get("services"), dict) else None
+        services = node.get("services")
+        pinned = services.get(service) if isinstance(services, dict) else None
         if isinstance(pinned, dict) and pinned.get("image") in old:
-            pinned["image"] = new
-            changed.append(f"{path}.services.{service}.image".lstrip("."))
+            located: Any = pinned  # a ruamel CommentedMap: it knows the line and column of each value
+            line, column = located.lc.value("image")
+            changed.append((f"{path}.services.{service}.image".lstrip("."), line, column, pinned["image"]))
         todo.extend((f"{path}.{key}", value) for key, value in node.items())
     return sorted(changed)
 
@@ -44,14 +46,15 @@ def write_pin(spec: Path, service: str, old_images: set[str], new_image: str) ->
         text = spec.read_text(encoding="utf-8")
     except OSError as exc:
         raise BadInputError(f"cannot read the fleet spec {spec}: {exc.strerror or exc}") from None
-    yaml = YAML()  # round-trip mode: keeps comments, order, quotes
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never re-wrap long lines
-    document = yaml.load(text)
-    changed = _repin(document, service, old_images, new_image)
-    if not changed:
+    found = _pins(YAML().load(text), service, old_images)  # round-trip mode: it knows where each value is
+    if not found:
         raise BadInputError(f"{spec} pins {service} to none of {', '.join(sorted(old_images))}: nothing to write")
-    out = io.StringIO()
-    yaml.dump(document, out)
-    atomic_write(spec, out.getvalue())
-    return changed
+    lines = text.splitlines(keepends=True)
+    for path, line, column, value in found:
+        quote = lines[line][column : column + 1]
+        start = column + 1 if quote in ("'", '"') else column
+        if lines[line][start : start + len(value)] != value:
+            raise BadInputError(f"{spec}:{line + 1}: cannot edit {path} in place; pin {new_image} by hand")
+        lines[line] = lines[line][:start] + new_image + lines[line][start + len(value) :]
+    atomic_write(spec, "".join(lines))
+    return [path for path, *_ in found]

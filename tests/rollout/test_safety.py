@@ -1,0 +1,225 @@
+"""The rollout safety bugs of issue 10, one test each (fakes, no real time): fail closed, abort backward."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.rollout_fakes import (
+    NEW,
+    THRESHOLDS,
+    Crash,
+    FakeClock,
+    FakeDeployer,
+    MemoryStore,
+    ScriptedAnalyzer,
+)
+from xzctl.cli import run
+from xzctl.errors import BadInputError, ConflictError, UnknownStateError
+from xzctl.manifests.pins import spec_pins
+from xzctl.prom import Sample
+from xzctl.rollout.analysis import split_credentials
+from xzctl.rollout.deploy import choose_deployer
+from xzctl.rollout.engine import RolloutEngine, force_abort, new_rollout
+from xzctl.rollout.plan import canary_nodes, promoted_pins
+from xzctl.rollout.state import EXIT_CODES, Cause, Phase, Purpose, Result, Settings, StateStore, StepStatus
+from xzctl.sandbox import start_sandbox
+from xzctl.spec import Fleet, bundled_example_path
+from xzctl.state import Claims
+
+EXAMPLE = str(bundled_example_path())
+
+
+def _rig(
+    fleet: Fleet, root: Path, script: list[str], settings: Settings | None = None, **kw: object
+) -> tuple[RolloutEngine, FakeDeployer, MemoryStore, ScriptedAnalyzer]:
+    clock = FakeClock()
+    baseline = spec_pins(fleet)
+    deployer = FakeDeployer(baseline)
+    store = MemoryStore(root)
+    state = new_rollout(
+        fleet, EXAMPLE, "asr", NEW, rollout_id="asr-s4fe1", baseline=baseline,
+        settings=settings or Settings(interval_seconds=5.0, checks=3), thresholds=THRESHOLDS, deployer=deployer,
+        prometheus_url="http://127.0.0.1:9", **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+    analyzer = ScriptedAnalyzer(script, clock)
+    engine = RolloutEngine(store, state, deployer, analyzer, sleep=clock.sleep, clock=clock.time)
+    deployer.phase = lambda: engine.state.phase
+    return engine, deployer, store, analyzer
+
+
+class ForeignProm:
+    """A Prometheus whose answers name no fleet node (another fleet, a huge body of unrelated series)."""
+
+    def query(self, promql: str, at: float | None = None) -> list[Sample]:
+        return [Sample({"node": f"other-{i}", "track": "canary"}, 1.0, 0.0) for i in range(1000)]
+
+
+@pytest.mark.parametrize("outcome", ["empty", "nan", "error", "foreign"])
+def test_bug1_never_promoted_without_measurements(example_fleet: Fleet, tmp_path: Path, outcome: str) -> None:
+    engine, deployer, _, analyzer = _rig(example_fleet, tmp_path, [outcome])
+    if outcome == "foreign":
+        analyzer.prom = ForeignProm()  # type: ignore[assignment]
+    state = engine.start()
+    assert (state.phase, state.cause) == (Phase.ABORTED, Cause.MISSING_DATA)
+    assert EXIT_CODES[state.phase] == 3
+    assert not any(m.result == Result.SUCCESS for m in state.analysis)
+    assert len(state.analysis) == state.settings.error_limit + 1
+    assert deployer.running == spec_pins(example_fleet)  # the canary node is back on the old image
+
+
+def test_bug2_abort_with_a_pending_promote_restores_never_promotes(example_fleet: Fleet, tmp_path: Path) -> None:
+    engine, deployer, store, _ = _rig(example_fleet, tmp_path, ["pass"])
+    final = promoted_pins(spec_pins(example_fleet), "asr", NEW, canary_nodes(engine.state.steps, 3))
+
+    def killed_at_promote(pins: object) -> str | None:
+        return "before" if pins == final else None
+
+    deployer.crash = killed_at_promote  # type: ignore[assignment]
+    with pytest.raises(Crash):
+        engine.start()
+    saved = store.load("asr-s4fe1")
+    assert saved.pending is not None and saved.pending.purpose == Purpose.PROMOTE
+    deployer.crash = lambda pins: None
+    forward = len(deployer.applies)
+    state = RolloutEngine(store, saved, deployer, engine.analyzer, sleep=lambda s: None).abort()
+    assert (state.phase, EXIT_CODES[state.phase]) == (Phase.ABORTED, 3)
+    assert [pins for _, pins in deployer.applies[forward:]] == [spec_pins(example_fleet)]  # only the restore
+    assert any(e["kind"] == "dropped" for e in state.events)
+
+
+def test_bug3_a_short_gap_does_not_drop_a_node(example_fleet: Fleet, tmp_path: Path) -> None:
+    # step 2 starts in a 25 s gap: two measurements without data, then data again
+    script = ["pass"] * 3 + ["empty", "empty"] + ["pass"] * 20
+    engine, deployer, _, _ = _rig(example_fleet, tmp_path, script)
+    state = engine.start()
+    assert state.phase == Phase.PROMOTED and EXIT_CODES[state.phase] == 0
+    assert state.skipped_nodes == {}
+    assert deployer.running == promoted_pins(spec_pins(example_fleet), "asr", NEW, state.nodes)
+    assert len(state.nodes) == 7
+
+
+def test_a_node_left_out_by_the_operator_ends_partial_with_the_converge_command(
+    example_fleet: Fleet, tmp_path: Path
+) -> None:
+    engine, deployer, _, _ = _rig(example_fleet, tmp_path, ["pass"], skip_nodes={"bj-edge-02": "disk repair"})
+    state = engine.start()
+    assert (state.phase, EXIT_CODES[state.phase]) == (Phase.PARTIAL, 3)
+    assert "bj-edge-02" in state.reason and "--node bj-edge-02" in state.reason
+    assert deployer.running.get("bj-edge-02", "asr").stable != NEW
+    assert deployer.running.get("bj-edge-03", "asr").stable == NEW
+
+
+def test_bug4_analysis_reads_only_samples_after_the_deploy_and_warm_up(example_fleet: Fleet, tmp_path: Path) -> None:
+    settings = Settings(interval_seconds=60.0, checks=2, window_seconds=120.0, warmup_seconds=30.0)
+    engine, _, _, analyzer = _rig(example_fleet, tmp_path, ["pass"], settings=settings)
+    state = engine.start()
+    assert state.phase == Phase.PROMOTED
+    assert len(analyzer.windows) == len(state.analysis) == 8
+    for m, (at, window) in zip(state.analysis, analyzer.windows, strict=True):
+        deployed = state.steps[m.step].deployed_at
+        assert deployed is not None
+        assert at - window >= deployed + 30.0 - 1e-6, (m.step, at - deployed, window)
+    assert any(w < 120.0 for _, w in analyzer.windows)  # the first window of a step is cut at the deploy
+
+
+def test_bug5_gone_target_has_a_way_out(example_fleet: Fleet, tmp_path: Path) -> None:
+    store = StateStore(tmp_path)
+    engine, deployer, _, _ = _rig(example_fleet, tmp_path, ["pass"])
+    state = engine.state
+    state.deployer = {"kind": "sandbox", "simulator_url": "http://127.0.0.1:9", "instance": "1.000/42"}
+    state.phase = Phase.ABORTING
+    store.save(state)
+    store.acquire(state.id, state.nodes)
+    Claims(tmp_path, "sandbox").add(state.id, f"rollout {state.id} is unfinished")
+    from xzctl.cli.rollout import build_deployer
+
+    with pytest.raises(UnknownStateError, match="is gone") as info:
+        build_deployer(state.deployer, store, state.id)
+    assert info.value.hint is not None and f"xzctl rollout abort {state.id} --force" in info.value.hint
+    with pytest.raises(ConflictError, match="unfinished rollout"):
+        start_sandbox(None, tmp_path)  # a new sandbox refuses while the old one's rollout is unfinished
+    done = force_abort(store, store.load(state.id))
+    assert (done.phase, done.cause, EXIT_CODES[done.phase]) == (Phase.ABORTED, Cause.FORCED, 3)
+    assert "Check that bj-edge-01" in done.reason
+    assert all(store.holder(n) is None for n in state.nodes)
+    assert Claims(tmp_path, "sandbox").all() == {}
+    assert deployer.applies == []  # nothing was deployed
+    assert all(s.status != StepStatus.ANALYZING for s in done.steps)
+
+
+@pytest.mark.parametrize(
+    ("explicit", "environment", "sandbox_up", "expected"),
+    [
+        (None, "production", True, "pulumi"),  # a production spec never defaults to the sandbox
+        (None, "staging", True, "sandbox"),
+        (None, "staging", False, None),  # ... and a staging one never silently to Pulumi
+        (None, "development", False, None),
+        ("pulumi", "staging", False, "pulumi"),
+        ("sandbox", "production", True, "sandbox"),
+        ("sandbox", "staging", False, None),
+        ("auto", "staging", True, None),
+    ],
+)
+def test_bug6_the_deployer_is_explicit_or_from_the_spec(
+    explicit: str | None, environment: str, sandbox_up: bool, expected: str | None
+) -> None:
+    if expected is None:
+        with pytest.raises(BadInputError):
+            choose_deployer(explicit, environment, sandbox_up)
+    else:
+        assert choose_deployer(explicit, environment, sandbox_up) == expected
+
+
+def test_bug6_dry_run_names_deployer_prometheus_order_thresholds_and_hides_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["rollout", "canary", "asr", NEW, "--fleet", EXAMPLE, "--deployer", "pulumi", "--dry-run", "-o", "json"]
+    argv += ["--prometheus", "http://ops:s3cr3t@127.0.0.1:9/prom", "--state-dir", str(tmp_path)]
+    assert run(argv) == 0
+    captured = capsys.readouterr()
+    plan = json.loads(captured.out)
+    assert plan["deployer"] == "pulumi" and plan["prometheus"] == "http://127.0.0.1:9/prom"
+    assert plan["node_order"][:3] == ["bj-edge-01", "bj-edge-02", "bj-edge-03"] and len(plan["node_order"]) == 7
+    assert plan["thresholds"]["p95_seconds"] > 0
+    assert "deployer pulumi" in captured.err and "node order bj-edge-01" in captured.err
+    assert "s3cr3t" not in captured.out + captured.err
+    assert not (tmp_path / "rollouts").exists()  # nothing recorded
+
+
+@pytest.mark.parametrize(
+    ("url", "clean", "auth"),
+    [
+        ("http://127.0.0.1:9090", "http://127.0.0.1:9090", None),
+        ("https://ops:p%40ss@prom.example:443/x?y=1", "https://prom.example:443/x?y=1", ("ops", "p@ss")),
+        ("http://token@[::1]:9090/", "http://[::1]:9090/", ("token", "")),
+    ],
+)
+def test_bug7_credentials_in_a_url_are_split_off(url: str, clean: str, auth: tuple[str, str] | None) -> None:
+    assert split_credentials(url) == (clean, auth)
+
+
+def test_bug7_an_operator_abort_exits_3(example_fleet: Fleet, tmp_path: Path) -> None:
+    engine, deployer, store, _ = _rig(example_fleet, tmp_path, ["pass"])
+    store.request_abort("asr-s4fe1", "operator")
+    state = engine.start()
+    assert (state.phase, state.cause, EXIT_CODES[state.phase]) == (Phase.ABORTED, Cause.OPERATOR, 3)
+    assert deployer.running == spec_pins(example_fleet)
+
+
+def test_exit_code_table_in_the_readme_matches_the_code() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Rollout phases and exit codes", 1)[1]
+    rows = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\| `(\w+)` \| (\d+) \|", section, re.M)}
+    assert rows == {p.value: code for p, code in EXIT_CODES.items()}
+
+
+def test_nan_up_is_not_reachable(example_fleet: Fleet, tmp_path: Path) -> None:
+    _, _, _, analyzer = _rig(example_fleet, tmp_path, ["nan"])
+    m = analyzer.measure(0, ["bj-edge-01"], 10.0)
+    assert m.result == Result.ERROR and "not scraped" in m.reason
+    assert math.isfinite(m.window_seconds)
