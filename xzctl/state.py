@@ -31,7 +31,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def state_dir(explicit: str | Path | None = None) -> Path:
-    return Path(explicit) if explicit is not None else Path(os.environ.get(STATE_ENV) or ".xzctl")
+    return Path(explicit or os.environ.get(STATE_ENV) or ".xzctl")
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -23,10 +23,11 @@ from typing import Any
 from xzctl.bootstrap.inventory import check_limit, inventory_yaml, region_of
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError
 from xzctl.spec.models import Fleet
+from xzctl.state import state_dir
 
 ANSIBLE_DIR_ENV = "XZCTL_ANSIBLE_DIR"
 TOKEN_ENV = "XZCTL_K3S_TOKEN"  # read by the k3s role (lookup env); never written to a file by xzctl
-STATE_ENV = "XZCTL_STATE_DIR"
+STATE_ENV = "XZCTL_STATE_DIR"  # named in the hint when the state dir is not writable
 MIN_TOKEN_LENGTH = 16  # the k3s role asserts the same, for runs by hand
 
 
@@ -113,7 +114,7 @@ def ansible_dir() -> Path:
 
 def state_folder() -> Path:
     """$XZCTL_STATE_DIR/bootstrap: run logs and per-region locks."""
-    folder = Path(os.environ.get(STATE_ENV) or ".xzctl") / "bootstrap"
+    folder = state_dir() / "bootstrap"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

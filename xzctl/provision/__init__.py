@@ -4,7 +4,8 @@
 """
 
 from xzctl.provision.automation import ProvisionEvent, ProvisionResult, check_pulumi_cli, up
-from xzctl.provision.backend import StackStatus, stack_statuses, state_dir
+from xzctl.provision.backend import StackStatus, stack_statuses
+from xzctl.state import state_dir
 
 __all__ = [
     "ProvisionEvent",

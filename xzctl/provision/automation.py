@@ -18,10 +18,11 @@ from typing import Any
 
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError
 from xzctl.manifests.pins import ImagePins
-from xzctl.provision.backend import PROJECT, backend_url, ensure_unlocked, stack_for, state_dir
+from xzctl.provision.backend import PROJECT, backend_url, ensure_unlocked, stack_for
 from xzctl.provision.objects import target_objects
 from xzctl.spec import load_fleet, resolve_fleet_path
 from xzctl.spec.models import SecretRef
+from xzctl.state import state_dir
 
 PASSPHRASE_ENVS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 INSTALL_HINT = "install the Pulumi CLI: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/install/)"

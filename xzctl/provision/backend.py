@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,12 +22,7 @@ from xzctl.spec.models import Fleet
 
 PROJECT = "xzctl"
 ORGANIZATION = "organization"  # the only organization a file backend knows
-STATE_ENV = "XZCTL_STATE_DIR"
 EDGE_PREFIX = "edge-"
-
-
-def state_dir(explicit: str | Path | None = None) -> Path:
-    return Path(explicit or os.environ.get(STATE_ENV) or ".xzctl")
 
 
 def backend_dir(state: Path) -> Path:

@@ -138,6 +138,7 @@ class RolloutEngine:
         self._on_event = on_event
         self._sleep = sleep
         self._clock = clock
+        self._measured: float | None = None  # when this process last began a measurement
 
     @property
     def settings(self) -> Settings:
@@ -359,9 +360,12 @@ class RolloutEngine:
         # window a rate can be computed on
         start = (step.deployed_at if step.deployed_at is not None else self._clock()) + self.settings.warmup_seconds
         first = start + min(self.settings.window, MIN_WINDOW_SECONDS)
-        if not self._wait(max(self.settings.interval_seconds, first - self._clock())):
+        # one interval after the previous measurement began (a fixed cadence: query time does not add up)
+        due = max(first, (self._measured or self._clock()) + self.settings.interval_seconds)
+        if not self._wait(due - self._clock()):
             return  # the next tick sees the abort request
-        window = min(self.settings.window, self._clock() - start)
+        self._measured = self._clock()
+        window = min(self.settings.window, self._measured - start)
         m = self.analyzer.measure(s.step, canary_nodes(s.steps, s.step), window)
         self._record(m)
         if s.phase != Phase.PROGRESSING:

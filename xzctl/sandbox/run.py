@@ -32,8 +32,9 @@ from xzctl.errors import BadInputError, ConflictError, ExternalToolError, Unknow
 from xzctl.metrics import contract as c
 from xzctl.spec.models import Fleet
 from xzctl.state import Claims
+from xzctl.state import proc_start as _start_time
+from xzctl.state import state_dir as default_state_dir
 
-STATE_ENV = "XZCTL_STATE_DIR"
 STATE_FILE = "state.json"
 RULES_FILE = "rules.yml"
 INSTALL_HINT = "install it: apt-get install prometheus (Debian/Ubuntu), or pass --prometheus-bin PATH"
@@ -80,27 +81,11 @@ class SandboxInfo:
         return {name: _alive(pid, self.start_times.get(name)) for name, pid in self.pids.items()}
 
 
-def default_state_dir() -> Path:
-    return Path(os.environ.get(STATE_ENV) or ".xzctl")
-
-
 def _sandbox_dir(state_dir: Path) -> Path:
     return Path(state_dir) / "sandbox"
 
 
 # --- processes -------------------------------------------------------------------------------
-
-
-def _start_time(pid: int) -> int | None:
-    """The process start time in clock ticks (field 22 of /proc/PID/stat), None when gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] == "Z":
-        return None
-    return int(fields[19])
 
 
 def _reap(pid: int) -> None:
