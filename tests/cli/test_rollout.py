@@ -27,6 +27,7 @@ from xzctl.spec import Fleet, bundled_example_path
 Factory = Callable[..., SandboxInfo]
 REPO = Path(__file__).resolve().parents[2]
 NEW_TTS = "registry.xiaozhi.example/inference/tts:1.1.0"
+SECRET = "s3cr3t-pw"
 
 
 def _cli_env(box: SandboxInfo) -> dict[str, str]:
@@ -36,6 +37,8 @@ def _cli_env(box: SandboxInfo) -> dict[str, str]:
 def _spawn_rollout(box: SandboxInfo, checks: int) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", NEW_ASR, "--interval", "1s"]
     argv += ["--checks", str(checks), "--window", "4s", "--deployer", "sandbox"]
+    # credentials in the URL are used (Prometheus without auth ignores them) but never shown or recorded
+    argv += ["--prometheus", box.prometheus_url.replace("http://", f"http://ops:{SECRET}@")]
     return subprocess.Popen(argv, cwd=REPO, env=_cli_env(box), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -74,6 +77,8 @@ def test_kill_between_steps_then_resume_finishes(sandbox_factory: Factory, capsy
     assert run(["rollout", "status", rollout_id, "--state-dir", str(box.state_dir), "-o", "json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["interrupted"] is True and status["phase"] == "progressing"
+    assert status["prometheus"] == box.prometheus_url
+    assert SECRET not in (box.state_dir / "rollouts" / f"{rollout_id}.json").read_text()
     # the dead rollout still owns its nodes: a new one must not trample its half-changed pins
     assert run(["rollout", "canary", "tts", NEW_TTS, "--state-dir", str(box.state_dir), "--deployer", "sandbox"]) == 5
     assert "was interrupted" in capsys.readouterr().err

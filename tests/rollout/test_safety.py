@@ -35,14 +35,14 @@ EXAMPLE = str(bundled_example_path())
 
 
 def _rig(
-    fleet: Fleet, root: Path, script: list[str], settings: Settings | None = None, **kw: object
+    fleet: Fleet, root: Path, script: list[str], settings: Settings | None = None, spec: str = EXAMPLE, **kw: object
 ) -> tuple[RolloutEngine, FakeDeployer, MemoryStore, ScriptedAnalyzer]:
     clock = FakeClock()
     baseline = spec_pins(fleet)
     deployer = FakeDeployer(baseline)
     store = MemoryStore(root)
     state = new_rollout(
-        fleet, EXAMPLE, "asr", NEW, rollout_id="asr-s4fe1", baseline=baseline,
+        fleet, spec, "asr", NEW, rollout_id="asr-s4fe1", baseline=baseline,
         settings=settings or Settings(interval_seconds=5.0, checks=3), thresholds=THRESHOLDS, deployer=deployer,
         prometheus_url="http://127.0.0.1:9", **kw,  # type: ignore[arg-type]
     )  # fmt: skip
@@ -223,3 +223,20 @@ def test_nan_up_is_not_reachable(example_fleet: Fleet, tmp_path: Path) -> None:
     m = analyzer.measure(0, ["bj-edge-01"], 10.0)
     assert m.result == Result.ERROR and "not scraped" in m.reason
     assert math.isfinite(m.window_seconds)
+
+
+def test_a_resume_on_a_changed_spec_asks_for_accept_spec_change(example_fleet: Fleet, tmp_path: Path) -> None:
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(Path(EXAMPLE).read_text())
+    held = Settings(interval_seconds=5.0, checks=1, on_unreachable="hold")
+    engine, deployer, _, analyzer = _rig(example_fleet, tmp_path, ["pass"], settings=held, spec=str(spec))
+    analyzer.down = ["bj-edge-01"]
+    assert (engine.start().phase, engine.state.cause) == (Phase.PAUSED, Cause.HOLD)
+    spec.write_text(spec.read_text() + "# edited while the rollout was held\n")
+    analyzer.down = []
+    with pytest.raises(BadInputError, match="changed since rollout asr-s4fe1 started") as info:
+        engine.resume()
+    assert info.value.hint is not None and "--accept-spec-change" in info.value.hint
+    assert deployer.applies == []
+    assert engine.resume(accept_spec_change=True).phase == Phase.PROMOTED
+    assert any(e["kind"] == "spec-changed" for e in engine.state.events)

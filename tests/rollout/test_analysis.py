@@ -1,0 +1,45 @@
+"""The analysis check registry: a new check (e.g. word error rate for ASR images) without touching the engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from xzctl.prom import Sample
+from xzctl.rollout import analysis
+from xzctl.rollout.analysis import CHECKS, Analyzer, Check
+from xzctl.rollout.state import Result, Thresholds
+
+WER_QUERY = 'sum by (track) (xiaozhi_asr_word_error_rate{node=~"bj-edge-01"})'
+
+
+class WerProm:
+    """Every node up and serving, healthy ratios, and a canary word error rate of `canary_wer`."""
+
+    def __init__(self, canary_wer: float) -> None:
+        self.canary_wer = canary_wer
+
+    def query(self, promql: str, at: float | None = None) -> list[Sample]:
+        if promql.startswith("max by (node) (up"):
+            return [Sample({"node": "bj-edge-01"}, 1.0, 0.0)]
+        if promql.startswith("sum by (node, track)"):
+            return [Sample({"node": "bj-edge-01", "track": t}, 5.0, 0.0) for t in ("stable", "canary")]
+        if promql == WER_QUERY:
+            return [Sample({"track": "stable"}, 0.05, 0.0), Sample({"track": "canary"}, self.canary_wer, 0.0)]
+        value = 0.2 if promql.startswith("histogram_quantile") else 0.0
+        return [Sample({"track": t}, value, 0.0) for t in ("stable", "canary")]
+
+
+@pytest.mark.parametrize(("canary_wer", "result"), [(0.05, Result.SUCCESS), (0.2, Result.FAILURE)])
+def test_a_registered_check_is_judged_from_its_threshold(
+    monkeypatch: pytest.MonkeyPatch, canary_wer: float, result: Result
+) -> None:
+    wer = Check("wer", lambda service, window, filters: WER_QUERY, lambda t: t.extra.get("wer"), lambda t: 1.5)
+    monkeypatch.setitem(CHECKS, "wer", wer)
+    thresholds = Thresholds(error_ratio=0.001, p95_seconds=0.5, inference_error_ratio=0.001, extra={"wer": 0.08})
+    m = Analyzer(WerProm(canary_wer), "asr", thresholds).measure(0, ["bj-edge-01"], 10.0)  # type: ignore[arg-type]
+    assert m.result == result, m.reason
+    assert m.metrics["wer"] == {"stable": 0.05, "canary": canary_wer}
+    # without a KPI for it the check does not apply (images whose catalog states no WER)
+    plain = Thresholds(error_ratio=0.001, p95_seconds=0.5, inference_error_ratio=0.001)
+    assert "wer" not in Analyzer(WerProm(0.9), "asr", plain).measure(0, ["bj-edge-01"], 10.0).metrics  # type: ignore[arg-type]
+    assert analysis.CHECKS is CHECKS
