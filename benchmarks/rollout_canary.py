@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
-from rollout_rollback import OLD, make_engine, peak_load_and_wait_up
+from rollout_rollback import OLD, make_engine, peak_sandbox
 
 from xzctl.rollout.state import Settings
-from xzctl.sandbox import SimulatorClient, start_sandbox, stop_sandbox
+from xzctl.sandbox import SimulatorClient
 
 GOAL_FACTOR = 1.5
 INTERVAL, CHECKS = 1.0, 2
@@ -28,34 +26,27 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3, help="rollouts to time")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        box = start_sandbox(None, Path(tmp) / "state", scrape_interval_seconds=1)
-        try:
-            peak_load_and_wait_up(box)
-            client = SimulatorClient(box.simulator_url)
-            times: list[float] = []
-            for run in range(args.runs):
-                for node in client.state()["nodes"]:  # every node back on the old image
-                    client.control(
-                        {"action": "deploy", "node": node, "service": "asr", "track": "stable", "image": OLD}
-                    )
-                engine = make_engine(box, Settings(interval_seconds=INTERVAL, checks=CHECKS, window_seconds=4.0))
-                began = time.monotonic()
-                final = engine.start()
-                took = time.monotonic() - began
-                budget = len(final.steps) * CHECKS * INTERVAL
-                errors = sum(m.result == "error" for m in final.analysis)
-                print(
-                    f"run {run + 1}: {final.phase} on {len(final.nodes)} nodes in {took:.2f} s "
-                    f"({took / budget:.2f}x the {budget:g} s of analysis intervals; {errors} measurement errors)"
-                )
-                if final.phase == "promoted":
-                    times.append(took / budget)
-            median = statistics.median(times) if times else float("inf")
-            verdict = "OK" if median <= GOAL_FACTOR and len(times) == args.runs else "MISSED"
-            print(f"median {median:.2f}x the sum of analysis intervals; goal <= {GOAL_FACTOR:g}x: {verdict}")
-        finally:
-            stop_sandbox(box.state_dir)
+    with peak_sandbox() as box:
+        client = SimulatorClient(box.simulator_url)
+        times: list[float] = []
+        for run in range(args.runs):
+            for node in client.state()["nodes"]:  # every node back on the old image
+                client.control({"action": "deploy", "node": node, "service": "asr", "track": "stable", "image": OLD})
+            engine = make_engine(box, Settings(interval_seconds=INTERVAL, checks=CHECKS, window_seconds=4.0))
+            began = time.monotonic()
+            final = engine.start()
+            took = time.monotonic() - began
+            budget = len(final.steps) * CHECKS * INTERVAL
+            errors = sum(m.result == "error" for m in final.analysis)
+            print(
+                f"run {run + 1}: {final.phase} on {len(final.nodes)} nodes in {took:.2f} s "
+                f"({took / budget:.2f}x the {budget:g} s of analysis intervals; {errors} measurement errors)"
+            )
+            if final.phase == "promoted":
+                times.append(took / budget)
+        median = statistics.median(times) if times else float("inf")
+        verdict = "OK" if median <= GOAL_FACTOR and len(times) == args.runs else "MISSED"
+        print(f"median {median:.2f}x the sum of analysis intervals; goal <= {GOAL_FACTOR:g}x: {verdict}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,18 @@ def peak_load_and_wait_up(box: SandboxInfo) -> None:
                 return
             time.sleep(0.5)
     raise SystemExit("Prometheus never saw every edge node up")
+
+
+@contextmanager
+def peak_sandbox() -> Iterator[SandboxInfo]:
+    """A sandbox of the example fleet scraped every second, at peak load, stopped afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        box = start_sandbox(None, Path(tmp) / "state", scrape_interval_seconds=1)
+        try:
+            peak_load_and_wait_up(box)
+            yield box
+        finally:
+            stop_sandbox(box.state_dir)
 
 
 def make_engine(box: SandboxInfo, settings: Settings, on_event: EventSink | None = None) -> RolloutEngine:
@@ -101,34 +115,29 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=2.0, help="analysis interval, seconds")
     parser.add_argument("--runs", type=int, default=2, help="runs per scenario")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        box = start_sandbox(None, Path(tmp) / "state", scrape_interval_seconds=1)
-        try:
-            peak_load_and_wait_up(box)
-            print(f"sandbox: {box.nodes} edge nodes, scrape 1 s, analysis interval {args.interval:g} s")
-            print(f"{'scenario':<16} {'intervals to rollback (each run)':<34} {'seconds':<22} phase")
-            counted: list[int] = []
-            early = 0
-            for name, profile in SCENARIOS.items():
-                results = [one_run(box, args.interval, profile) for _ in range(args.runs)]
-                failed = [r for r in results if r[0] == float("inf")]
-                counted += [r[1] for r in results if r not in failed]
-                early += len(failed)
-                counts = ", ".join(str(r[1]) for r in results)
-                seconds = ", ".join(f"{r[0]:.2f}" for r in results)
-                print(f"{name:<16} {counts:<34} {seconds:<22} {results[-1][2]}")
-                for r in failed:
-                    print(f"  a run ended before the regression started: {r[2]}")
-            median = statistics.median(counted) if counted else float("inf")
-            verdict = "OK" if median <= GOAL_INTERVALS and not early else "MISSED"
-            print(
-                f"median of {len(counted)} runs: {median:g} analysis intervals (worst {max(counted, default=0)}); "
-                f"goal <= {GOAL_INTERVALS:g}: {verdict}"
-            )
-            if early:
-                print(f"{early} run(s) rolled back a healthy canary before the regression")
-        finally:
-            stop_sandbox(box.state_dir)
+    with peak_sandbox() as box:
+        print(f"sandbox: {box.nodes} edge nodes, scrape 1 s, analysis interval {args.interval:g} s")
+        print(f"{'scenario':<16} {'intervals to rollback (each run)':<34} {'seconds':<22} phase")
+        counted: list[int] = []
+        early = 0
+        for name, profile in SCENARIOS.items():
+            results = [one_run(box, args.interval, profile) for _ in range(args.runs)]
+            failed = [r for r in results if r[0] == float("inf")]
+            counted += [r[1] for r in results if r not in failed]
+            early += len(failed)
+            counts = ", ".join(str(r[1]) for r in results)
+            seconds = ", ".join(f"{r[0]:.2f}" for r in results)
+            print(f"{name:<16} {counts:<34} {seconds:<22} {results[-1][2]}")
+            for r in failed:
+                print(f"  a run ended before the regression started: {r[2]}")
+        median = statistics.median(counted) if counted else float("inf")
+        verdict = "OK" if median <= GOAL_INTERVALS and not early else "MISSED"
+        print(
+            f"median of {len(counted)} runs: {median:g} analysis intervals (worst {max(counted, default=0)}); "
+            f"goal <= {GOAL_INTERVALS:g}: {verdict}"
+        )
+        if early:
+            print(f"{early} run(s) rolled back a healthy canary before the regression")
 
 
 if __name__ == "__main__":

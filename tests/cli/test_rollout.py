@@ -216,3 +216,10 @@ def test_write_spec_changes_only_the_image_lines(tmp_path: Path) -> None:
     assert len(before) == len(after)
     diff = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
     assert diff == [(f"        image: {OLD_ASR}", f"        image: {NEW_ASR}")]
+
+
+def test_help_explains_phases_exit_codes_locks_force_and_partial(capsys: pytest.CaptureFixture[str]) -> None:
+    run(["rollout", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for needle in ("Phases:", "partial", "Exit codes: 0 promoted", "Locks:", "--force", "disjoint nodes"):
+        assert needle in text

@@ -31,23 +31,15 @@ from xzctl.spec import load_fleet
 
 HELP = """Node-by-node canary rollouts of catalog images, judged on live metrics.
 
-\b
-Phases: progressing -> promoted | partial | rolled_back | aborted; paused (inconclusive analysis or a
-held node: promote, resume or abort); rolling_back / aborting while the previous images go back.
-\b
-Exit codes: 0 promoted on every planned node; 1 rolled back (the canary was worse, or a deploy failed);
-3 aborted (operator, or missing data), paused, or partial (some nodes left on the previous image, named
-with the command that converges them); 5 an edge node is locked by another rollout.
-\b
-Fail closed: a step passes only on --checks successful measurements, each over samples taken after its
-deploy and the image's warm-up; no data, NaN or an unscraped node counts as an error, and more errors in
-a row than the limit abort the rollout. Nodes are left out only with --skip-node.
-\b
-Locks: a rollout locks every edge node it may change; a second rollout on any of them is refused (exit
-5) until the first ends, even if its process died: resume or abort it. Rollouts on disjoint nodes run.
-\b
---force (abort): when the deploy target is gone (a replaced sandbox, a deleted cluster), mark the rollout
-aborted without deploying and release its locks; then check the nodes by hand.
+Phases: progressing -> promoted | partial | rolled_back | aborted; paused (inconclusive analysis or a held node: promote, resume or abort); rolling_back / aborting while the previous images go back.
+
+Exit codes: 0 promoted on every planned node; 1 rolled back (the canary was worse, or a deploy failed); 3 aborted (operator, or missing data), paused, or partial (some nodes left on the previous image, named with the command that converges them); 5 an edge node is locked by another rollout.
+
+Fail closed: a step passes only on --checks successful measurements, each over samples taken after its deploy and the image's warm-up; no data, NaN or an unscraped node counts as an error, and more errors in a row than the limit abort the rollout. Nodes are left out only with --skip-node.
+
+Locks: a rollout locks every edge node it may change; a second rollout on any of them is refused (exit 5) until the first ends, even if its process died: resume or abort it. Rollouts on disjoint nodes run.
+
+--force (abort): when the deploy target is gone (a replaced sandbox, a deleted cluster), mark the rollout aborted without deploying and release its locks; then check the nodes by hand.
 """
 
 app = typer.Typer(help=HELP, no_args_is_help=True)
@@ -131,9 +123,8 @@ def build_deployer(config: dict[str, Any], store: StateStore, rollout_id: str = 
 
 def _client(url: str, bearer_token: str | None, basic_auth: str | None, header: list[str] | None) -> PrometheusClient:
     """A client whose URL carries no credentials: they go in headers, so no message can show them."""
-    clean, from_url = split_credentials(url)
-    auth = from_url
-    if basic_auth:
+    clean, auth = split_credentials(url)
+    if basic_auth:  # the flag wins over credentials in the URL
         user, sep, password = basic_auth.partition(":")
         if not sep:
             raise BadInputError("--basic-auth must be USER:PASSWORD")
@@ -467,8 +458,9 @@ def resume(
     write_spec: bool | None = WriteSpecOption,
     output: Output = OutputOption,
 ) -> None:
-    """Carry on an interrupted (killed) or held rollout from its recorded step; a half-done deploy is re-applied
-    only when the phase allows it (a rollout going back only ever restores).
+    """Carry on an interrupted (killed) or held rollout from its recorded step.
+
+    A half-done deploy is re-applied only when the phase allows it: a rollout going back only ever restores.
 
     Example: xzctl rollout resume asr-7xk2p
     """
@@ -490,8 +482,9 @@ def promote(
     write_spec: bool | None = WriteSpecOption,
     output: Output = OutputOption,
 ) -> None:
-    """Accept the step an inconclusive analysis paused on and carry on with the next steps; once promoted,
-    offer to pin the image in the fleet spec so the next provision keeps it.
+    """Accept the step an inconclusive analysis paused on and carry on with the next steps.
+
+    Once promoted, offers to pin the image in the fleet spec so the next provision keeps it.
 
     Example: xzctl rollout promote asr-7xk2p --full --write-spec
     """
