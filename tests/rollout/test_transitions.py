@@ -198,7 +198,7 @@ def test_the_table_has_at_least_200_cases() -> None:
 def test_transition(fleet: Fleet, state_root: Path, case: tuple[str, str, str, str]) -> None:
     situation, point, action, outcome = case
     world = crash_world(fleet, state_root, situation, point)
-    before = world.state.model_copy(deep=True)
+    before = world.store.load(world.rollout_id)  # a copy: the engine changes world.state in place
     running_before = world.deployer.running
     engine = _engine(world, world.state, [outcome])
     world.deployer.phase = lambda: engine.state.phase

@@ -31,7 +31,7 @@ from xzctl.alerts import rules_file
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError, UnknownStateError
 from xzctl.metrics import contract as c
 from xzctl.spec.models import Fleet
-from xzctl.state import Claims
+from xzctl.state import Claims, atomic_write
 from xzctl.state import proc_start as _start_time
 from xzctl.state import state_dir as default_state_dir
 
@@ -389,9 +389,7 @@ def start_sandbox(
             start_times={"simulator": _start_time(procs[0].pid) or 0, "prometheus": _start_time(procs[-1].pid) or 0},
             history=backfilled,
         )
-        tmp = box / (STATE_FILE + ".tmp")
-        tmp.write_text(json.dumps(info.to_json(), indent=2), encoding="utf-8")
-        os.replace(tmp, box / STATE_FILE)
+        atomic_write(box / STATE_FILE, json.dumps(info.to_json(), indent=2))
         return info
     except BaseException:
         # fail closed: nothing keeps running, nothing is left behind
