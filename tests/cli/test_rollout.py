@@ -36,7 +36,7 @@ def _cli_env(box: SandboxInfo) -> dict[str, str]:
 
 def _spawn_rollout(box: SandboxInfo, checks: int) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", NEW_ASR, "--interval", "1s"]
-    argv += ["--checks", str(checks), "--window", "4s", "--deployer", "sandbox"]
+    argv += ["--checks", str(checks), "--window", "4s", "--warmup", "0s", "--deployer", "sandbox"]
     # credentials in the URL are used (Prometheus without auth ignores them) but never shown or recorded
     argv += ["--prometheus", box.prometheus_url.replace("http://", f"http://ops:{SECRET}@")]
     return subprocess.Popen(argv, cwd=REPO, env=_cli_env(box), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -124,6 +124,7 @@ def test_dry_run_shows_the_steps_and_writes_nothing(tmp_path: Path, capsys: pyte
     ]
     assert plan["skipped_nodes"] == {"gz-edge-02": "disk repair"}
     assert plan["settings"]["window_seconds"] == 0.0 and plan["settings"]["interval_seconds"] == 60.0
+    assert plan["settings"]["warmup_seconds"] == 30.0  # the asr image's, from the catalog
     assert not any(tmp_path.iterdir())
 
 
