@@ -85,7 +85,10 @@ def test_kill_between_steps_then_resume_finishes(sandbox_factory: Factory, capsy
     # nor may a new sandbox replace the one it deploys to
     assert run(["sandbox", "up", "--state-dir", str(box.state_dir)]) == 5
     assert "unfinished rollout" in capsys.readouterr().err
-    assert run(["rollout", "resume", rollout_id, "--state-dir", str(box.state_dir), "-o", "json"]) == 0
+    assert run(["rollout", "resume", rollout_id, "--state-dir", str(box.state_dir)]) == 2
+    assert "credentials in the URL" in capsys.readouterr().err  # never recorded: they must be given again
+    argv = ["rollout", "resume", rollout_id, "--basic-auth", f"ops:{SECRET}", "--state-dir", str(box.state_dir)]
+    assert run([*argv, "-o", "json"]) == 0
     final = json.loads(capsys.readouterr().out)
     assert final["phase"] == "promoted" and final["exit_code"] == 0
     assert [s["status"] for s in final["steps"]] == ["passed"] * 4

@@ -240,3 +240,46 @@ def test_a_resume_on_a_changed_spec_asks_for_accept_spec_change(example_fleet: F
     assert deployer.applies == []
     assert engine.resume(accept_spec_change=True).phase == Phase.PROMOTED
     assert any(e["kind"] == "spec-changed" for e in engine.state.events)
+
+
+def test_bug8_rollouts_on_disjoint_nodes_share_a_target_without_undoing_each_other(
+    example_fleet: Fleet, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    deployer = FakeDeployer(spec_pins(example_fleet))
+    store = MemoryStore(tmp_path)
+    engines = []
+    for rollout_id, nodes, script in (("asr-b3jng", ["bj-edge-01", "bj-edge-02"], ["inconclusive"]),
+                                      ("asr-sh4ng", ["sh-edge-01", "sh-edge-02"], ["pass"])):  # fmt: skip
+        state = new_rollout(
+            example_fleet, EXAMPLE, "asr", NEW, rollout_id=rollout_id, baseline=deployer.current(),
+            settings=Settings(interval_seconds=5.0, checks=1), thresholds=THRESHOLDS, deployer=deployer,
+            prometheus_url="http://127.0.0.1:9", only_nodes=nodes,
+        )  # fmt: skip
+        assert state.nodes == nodes  # a per-node deployer locks only the rollout's own nodes
+        analyzer = ScriptedAnalyzer(script, clock)
+        engines.append(RolloutEngine(store, state, deployer, analyzer, sleep=clock.sleep, clock=clock.time))
+    beijing, shanghai = engines
+    assert beijing.start().phase == Phase.PAUSED  # its canary stays on bj-edge-01
+    assert shanghai.start().phase == Phase.PROMOTED
+    beijing.state.applied = None  # the worst case: what runs is unknown, so the restore sends every pin it has
+    assert beijing.abort().phase == Phase.ABORTED
+    running = deployer.running
+    assert running.get("sh-edge-01", "asr").stable == NEW and running.get("sh-edge-02", "asr").stable == NEW
+    assert running.get("bj-edge-01", "asr") == spec_pins(example_fleet).get("bj-edge-01", "asr")
+    assert all(set(pins.nodes) <= {"bj-edge-01", "bj-edge-02"} for _, pins in deployer.applies[:1])
+
+
+def test_a_pulumi_rollout_locks_whole_regions(example_fleet: Fleet) -> None:
+    class Stacks(FakeDeployer):
+        def config(self) -> dict[str, object]:
+            return {"kind": "pulumi"}
+
+    state = new_rollout(
+        example_fleet, EXAMPLE, "asr", NEW, rollout_id="asr-p4lm1", baseline=spec_pins(example_fleet),
+        settings=Settings(), thresholds=THRESHOLDS, deployer=Stacks(spec_pins(example_fleet)),
+        prometheus_url="http://127.0.0.1:9", only_nodes=["bj-edge-01"],
+    )  # fmt: skip
+    # one stack update rewrites every node of the region: a second rollout there would be undone
+    assert state.nodes == ["bj-edge-01", "bj-edge-02", "bj-edge-03"]
+    assert [n for s in state.steps for n in s.nodes] == ["bj-edge-01"]

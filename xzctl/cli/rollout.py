@@ -350,11 +350,14 @@ def canary(
     target = build_deployer(config, store)
     client = _client(url, bearer_token, basic_auth, header)
     baseline = target.current() or spec_pins(loaded.fleet)
+    used = [kind for kind, given in (("credentials in the URL", split_credentials(url)[1]), ("--bearer-token",
+            bearer_token), ("--basic-auth", basic_auth), ("--header", header)) if given]  # fmt: skip
     state = new_rollout(
         loaded.fleet, loaded.source, name, image, rollout_id=store.new_id(name), baseline=baseline, settings=settings,
         thresholds=thresholds, deployer=target, prometheus_url=split_credentials(url)[0], first_region=region,
         only_nodes=node, skip_nodes=skips,
     )  # fmt: skip
+    state.prometheus_auth = used
     engine = RolloutEngine(store, state, target, _analyzer(state, client), on_event=_live)
     try:
         final = engine.start()
@@ -372,8 +375,17 @@ def _engine(
     rollout_id: str | None,
     auth: tuple[str | None, str | None, list[str] | None],
     state: RolloutState | None = None,
+    *,
+    analysis: bool = True,
 ) -> RolloutEngine:
+    """The engine of a recorded rollout; `analysis` False (abort) needs no Prometheus credentials."""
     state = state or (store.load(rollout_id) if rollout_id else store.latest())
+    if analysis and state.prometheus_auth and not any(auth) and not state.terminal:
+        raise BadInputError(
+            f"rollout {state.id} was started with Prometheus credentials ({', '.join(state.prometheus_auth)}), "
+            "which are never recorded",
+            hint="pass them again: --bearer-token / --basic-auth / --header, or $XZCTL_PROMETHEUS_TOKEN",
+        )
     deployer = build_deployer(state.deployer, store, state.id)
     return RolloutEngine(store, state, deployer, _analyzer(state, _client(state.prometheus_url, *auth)), on_event=_live)
 
@@ -537,5 +549,5 @@ def abort(
             state = force_abort(store, state)
             stderr.print(f"[yellow]check by hand[/]: {escape(state.reason)}", soft_wrap=True)
         else:
-            state = _engine(store, None, (bearer_token, basic_auth, header), state).abort()
+            state = _engine(store, None, (bearer_token, basic_auth, header), state, analysis=False).abort()
     _finish(state, store, output)

@@ -56,6 +56,8 @@ class StackDeployer:
 
     def apply(self, pins: ImagePins, previous: ImagePins | None) -> None:
         for region, nodes in self._regions.items():
+            if not any(n in pins.nodes for n in nodes):
+                continue  # not this rollout's region: another rollout may be changing it
             if previous is None or any(pins.nodes.get(n) != previous.nodes.get(n) for n in nodes):
                 self._update(region, pins)
 

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError, UnknownStateError, XzctlError
 from xzctl.manifests.pins import ImagePins
 from xzctl.rollout.deploy import Deployer
-from xzctl.rollout.plan import canary_nodes, plan_steps, promoted_pins, step_pins
+from xzctl.rollout.plan import canary_nodes, lock_set, plan_steps, promoted_pins, scoped, step_pins
 from xzctl.rollout.state import (
     BACKWARD,
     Cause,
@@ -98,6 +98,8 @@ def new_rollout(
         )
     if all(baseline.get(n, service).stable == image for n in nodes):
         raise BadInputError(f"{image} already runs as the stable {service} on every node; nothing to roll out")
+    locked = lock_set(fleet, steps, per_region=deployer.config().get("kind") == "pulumi")
+    baseline = scoped(baseline, locked)
     now = time.time()
     return RolloutState(
         id=rollout_id,
@@ -109,7 +111,7 @@ def new_rollout(
         thresholds=thresholds,
         deployer=deployer.config(),
         prometheus_url=prometheus_url,
-        nodes=nodes,
+        nodes=locked,
         steps=steps,
         baseline=baseline.to_json(),
         applied=baseline.to_json(),
@@ -166,7 +168,8 @@ class RolloutEngine:
         try:
             if s.deployer.get("kind") == SANDBOX:
                 self.store.claims(SANDBOX).add(s.id, f"rollout {s.id} ({s.service} -> {s.image}) is unfinished")
-            self.event("started", f"{s.service} -> {s.image} on {len(s.nodes)} node(s) in {len(s.steps)} step(s)")
+            planned = canary_nodes(s.steps, len(s.steps) - 1)
+            self.event("started", f"{s.service} -> {s.image} on {len(planned)} node(s) in {len(s.steps)} step(s)")
             self.save()
         except BaseException:
             self.store.release(s)
@@ -461,7 +464,8 @@ def force_abort(store: StateStore, state: RolloutState, reason: str = "aborted b
     s.pending = None
     s.phase, s.cause = Phase.ABORTED, Cause.FORCED
     s.reason = (
-        f"{reason} with --force: nothing was deployed. Check that {', '.join(s.nodes)} run the previous "
+        f"{reason} with --force: nothing was deployed. Check that "
+        f"{', '.join(canary_nodes(s.steps, len(s.steps) - 1))} run the previous "
         f"{s.service} image and no canary"
     )
     for step in s.steps:

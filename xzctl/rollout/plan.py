@@ -91,3 +91,18 @@ def promoted_pins(baseline: ImagePins, service: str, image: str, nodes: list[str
     for node in nodes:
         pins = pins.with_pin(node, service, ServicePin(stable=image, canary=None))
     return pins
+
+
+def scoped(pins: ImagePins, nodes: list[str]) -> ImagePins:
+    """Only the pins of `nodes`: a rollout deploys nothing outside the nodes it locks."""
+    return ImagePins({n: pins.nodes[n] for n in nodes if n in pins.nodes})
+
+
+def lock_set(fleet: Fleet, steps: list[Step], per_region: bool) -> list[str]:
+    """The nodes a rollout locks: its own, or every node of its regions when one deploy rewrites a whole
+    region (a Pulumi stack update sets every node's pins, so two rollouts in one region would undo each other)."""
+    own = [n for s in steps for n in s.nodes]
+    if not per_region:
+        return own
+    regions = list(dict.fromkeys(s.region for s in steps))
+    return own + [n.id for r in regions for n in fleet.regions[r].edge_nodes if n.id not in own]

@@ -157,7 +157,8 @@ class RolloutState(_Model):
     thresholds: Thresholds
     deployer: dict[str, Any]  # how to rebuild the Deployer on resume (kind + parameters, never secrets)
     prometheus_url: str  # credentials redacted; auth comes from flags or the environment on resume
-    nodes: list[str]  # every node it may change, in rollout order: the set it locks
+    prometheus_auth: list[str] = Field(default_factory=list)  # which kinds of credentials it used, never values
+    nodes: list[str]  # the nodes it locks: its own (in rollout order), plus the rest of its regions under Pulumi
     steps: list[Step]
     baseline: dict[str, Any]  # ImagePins JSON before the rollout: what a rollback restores
     applied: dict[str, Any] | None  # ImagePins JSON confirmed deployed; None: unknown (send everything)
