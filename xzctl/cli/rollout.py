@@ -222,7 +222,7 @@ def _skips(values: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for value in values or []:
         node, _, why = value.partition("=")
-        out[node.strip()] = why.strip() or "left out by the operator (--skip-node)"
+        out[node.strip()] = why.strip() or "--skip-node"
     return out
 
 
