@@ -173,6 +173,7 @@ class RolloutEngine:
             self.save()
         except BaseException:
             self.store.release(s)
+            self.store.claims(SANDBOX).drop(s.id)
             raise
         return self.run()
 
