@@ -126,7 +126,7 @@ def test_dry_run_shows_the_steps_and_writes_nothing(tmp_path: Path, capsys: pyte
         ("region guangzhou", ["gz-edge-01"]),
     ]
     assert plan["skipped_nodes"] == {"gz-edge-02": "disk repair"}
-    assert plan["settings"]["window_seconds"] == 0.0 and plan["settings"]["interval_seconds"] == 60.0
+    assert plan["settings"]["window_seconds"] == 120.0 and plan["settings"]["interval_seconds"] == 60.0
     assert plan["settings"]["warmup_seconds"] == 30.0  # the asr image's, from the catalog
     assert not any(tmp_path.iterdir())
 

@@ -211,10 +211,13 @@ def _draw(console: Console, data: dict[str, Any]) -> None:
 
 def _settings(**values: Any) -> Settings:
     try:
-        return Settings(**values)
+        settings = Settings(**values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise BadInputError(f"--{str(first['loc'][0]).split('_')[0]}: {first['msg']}") from None
+        field = str(exc.errors()[0]["loc"][0])
+        unit = " (in seconds)" if field.endswith("_seconds") else ""
+        flag = field.removesuffix("_seconds").replace("_", "-")
+        raise BadInputError(f"--{flag}: {exc.errors()[0]['msg']}{unit}") from None
+    return settings.model_copy(update={"window_seconds": settings.window})  # recorded resolved, not as "default"
 
 
 def _skips(values: list[str] | None) -> dict[str, str]:
