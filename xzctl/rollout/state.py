@@ -59,7 +59,6 @@ EXIT_CODES: dict[Phase, int] = {
     Phase.ROLLING_BACK: 3,
     Phase.ABORTING: 3,
 }
-LOCKED_EXIT_CODE = 5
 
 
 class StepStatus(StrEnum):
