@@ -10,21 +10,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.rollout_fakes import make_state
+from tests.fixtures.rollout_sandbox import NEW_ASR, OLD_ASR, asr_images
 from tests.render._golden import assert_golden
-from tests.rollout._live import NEW_ASR, OLD_ASR, asr_images, ready
 from xzctl.cli import run
 from xzctl.rollout.specpin import write_pin
 from xzctl.rollout.state import Measurement, Pending, Phase, Purpose, Result, StateStore, StepStatus
 from xzctl.sandbox import SandboxInfo
 from xzctl.spec import Fleet, bundled_example_path
 
-Factory = Callable[..., SandboxInfo]
 REPO = Path(__file__).resolve().parents[2]
 NEW_TTS = "registry.xiaozhi.example/inference/tts:1.1.0"
 SECRET = "s3cr3t-pw"
@@ -42,11 +40,11 @@ def _spawn_rollout(box: SandboxInfo, checks: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, cwd=REPO, env=_cli_env(box), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _wait_first_step(store: StateStore, status: str, proc: subprocess.Popen[bytes]) -> str:
-    """The rollout id once its first step reached `status` (bounded: 60 s)."""
+def _wait_first_step(store: StateStore, status: str, proc: subprocess.Popen[bytes], before: set[str]) -> str:
+    """The id of the rollout `proc` started (not one of `before`) once its first step is `status` (bounded: 60 s)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
-        states = store.all()
+        states = [s for s in store.all() if s.id not in before]
         if states and states[0].steps[0].status == status:
             return states[0].id
         time.sleep(0.2)
@@ -55,23 +53,26 @@ def _wait_first_step(store: StateStore, status: str, proc: subprocess.Popen[byte
 
 def _start_and_kill_between_steps(box: SandboxInfo) -> str:
     """Run a rollout in a subprocess, kill -9 it once step 1 passed; return the rollout id."""
+    store = StateStore(box.state_dir)
+    before = {s.id for s in store.all()}  # the session's sandbox keeps earlier tests' finished rollouts
     proc = _spawn_rollout(box, checks=2)
     try:
-        rollout_id = _wait_first_step(StateStore(box.state_dir), "passed", proc)
-        # a second rollout on the same region is refused while this one runs
-        assert (
-            run(["rollout", "canary", "tts", NEW_TTS, "--state-dir", str(box.state_dir), "--deployer", "sandbox"]) == 5
-        )
+        rollout_id = _wait_first_step(store, "passed", proc, before)
+        # a second rollout on the same nodes is refused while this one runs (short settings: it must not run)
+        assert run([*_tts(box), "--interval", "1s", "--checks", "1"]) == 5
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     return rollout_id
 
 
+def _tts(box: SandboxInfo) -> list[str]:
+    return ["rollout", "canary", "tts", NEW_TTS, "--state-dir", str(box.state_dir), "--deployer", "sandbox"]
+
+
 @pytest.mark.prometheus
-def test_kill_between_steps_then_resume_finishes(sandbox_factory: Factory, capsys: pytest.CaptureFixture[str]) -> None:
-    box = sandbox_factory()
-    ready(box)
+def test_kill_between_steps_then_resume_finishes(rollout_box: SandboxInfo, capsys: pytest.CaptureFixture[str]) -> None:
+    box = rollout_box
     rollout_id = _start_and_kill_between_steps(box)
     capsys.readouterr()
     assert run(["rollout", "status", rollout_id, "--state-dir", str(box.state_dir), "-o", "json"]) == 0
@@ -80,7 +81,7 @@ def test_kill_between_steps_then_resume_finishes(sandbox_factory: Factory, capsy
     assert status["prometheus"] == box.prometheus_url
     assert SECRET not in (box.state_dir / "rollouts" / f"{rollout_id}.json").read_text()
     # the dead rollout still owns its nodes: a new one must not trample its half-changed pins
-    assert run(["rollout", "canary", "tts", NEW_TTS, "--state-dir", str(box.state_dir), "--deployer", "sandbox"]) == 5
+    assert run([*_tts(box), "--interval", "1s", "--checks", "1"]) == 5
     assert "was interrupted" in capsys.readouterr().err
     # nor may a new sandbox replace the one it deploys to
     assert run(["sandbox", "up", "--state-dir", str(box.state_dir)]) == 5

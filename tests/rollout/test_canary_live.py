@@ -6,21 +6,17 @@ metric outcome is covered with fakes in test_transitions.py and test_safety.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
-from tests.rollout._live import NEW_ASR, OLD_ASR, asr_images, make_engine, ready
+from tests.fixtures.rollout_sandbox import NEW_ASR, OLD_ASR, asr_images, make_engine
 from xzctl.rollout.state import StateStore
 from xzctl.sandbox import SandboxInfo, SimulatorClient
 
 pytestmark = pytest.mark.prometheus
-Factory = Callable[..., SandboxInfo]
 
 
-def test_healthy_canary_goes_through_every_step(sandbox_factory: Factory) -> None:
-    box = sandbox_factory()
-    ready(box)
+def test_healthy_canary_goes_through_every_step(rollout_box: SandboxInfo) -> None:
+    box = rollout_box
     engine, events = make_engine(box)
     state = engine.start()
     assert state.phase == "promoted", state.reason
@@ -32,10 +28,9 @@ def test_healthy_canary_goes_through_every_step(sandbox_factory: Factory) -> Non
     assert StateStore(box.state_dir).holder("bj-edge-01") is None  # locks released
 
 
-def test_regressed_canary_is_rolled_back_within_two_intervals(sandbox_factory: Factory) -> None:
-    box = sandbox_factory()
+def test_regressed_canary_is_rolled_back_within_two_intervals(rollout_box: SandboxInfo) -> None:
+    box = rollout_box
     SimulatorClient(box.simulator_url).control({"action": "image_profile", "image": NEW_ASR, "error_rate": 0.05})
-    ready(box)
     engine, _ = make_engine(box)
     state = engine.start()
     assert state.phase == "rolled_back" and state.cause == "analysis_failed"
