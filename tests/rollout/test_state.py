@@ -149,3 +149,13 @@ def test_unreadable_lock_fails_closed(tmp_path: Path) -> None:
     (store.locks / "bj-edge-01.lock").write_text("garbage")
     with pytest.raises(ConflictError, match="unreadable"):
         store.acquire("asr-x", ["bj-edge-01"])
+
+
+def test_a_file_of_another_version_does_not_hide_the_other_rollouts(tmp_path: Path, example_fleet: Fleet) -> None:
+    store = StateStore(tmp_path)
+    store.save(make_state(example_fleet, "asr-g00d1"))
+    (store.dir / "asr-20261124t220000z-0001.json").write_text('{"id": "asr-20261124t220000z-0001"}')  # schema 1
+    assert [s.id for s in store.all()] == ["asr-g00d1"]
+    [(path, why)] = store.unreadable().items()
+    assert path.endswith("asr-20261124t220000z-0001.json") and "schema version 1 is not the 2" in why
+    assert store.latest().id == "asr-g00d1"

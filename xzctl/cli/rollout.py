@@ -431,6 +431,9 @@ def status(
     if period < 0.1:
         raise BadInputError("--every must be at least 100ms")
     deadline = time.monotonic() + WATCH_MAX_SECONDS
+    if not rollout_id:
+        for path, why in store.unreadable().items():
+            stderr.print(f"[yellow]warning:[/] skipped {escape(path)}: {escape(why)}", soft_wrap=True)
     for _ in range(int(WATCH_MAX_SECONDS / period) + 1):
         rows = _status_rows(store, rollout_id)
         _show(rows, rollout_id, store, output, watch=watch)

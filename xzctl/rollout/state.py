@@ -240,8 +240,22 @@ class StateStore:
         return RolloutState.from_json(data, str(path))
 
     def all(self) -> list[RolloutState]:
-        states = [self.load(p.stem) for p in self.dir.glob("*.json")] if self.dir.is_dir() else []
-        return sorted(states, key=lambda s: s.created)
+        """Every readable rollout, oldest first (`unreadable()` names the others)."""
+        return sorted(self._scan()[0], key=lambda s: s.created)
+
+    def unreadable(self) -> dict[str, str]:
+        """Rollout files that cannot be read (half written, another xzctl version): file -> why."""
+        return self._scan()[1]
+
+    def _scan(self) -> tuple[list[RolloutState], dict[str, str]]:
+        states: list[RolloutState] = []
+        bad: dict[str, str] = {}
+        for path in sorted(self.dir.glob("*.json")) if self.dir.is_dir() else []:
+            try:
+                states.append(self.load(path.stem))
+            except (UnknownStateError, BadInputError) as exc:  # one bad file must not hide every other rollout
+                bad[str(path)] = exc.message
+        return states, bad
 
     def latest(self) -> RolloutState:
         states = self.all()
