@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from xzctl.errors import BadInputError
+from xzctl.errors import BadInputError, ConflictError
 from xzctl.state import Claims, Holder, atomic_write, pid_alive, proc_start, state_dir
 
 
@@ -59,8 +59,13 @@ def test_claims(tmp_path: Path) -> None:
     assert claims.all() == {}
     claims.add("asr-abcde", "rollout asr-abcde is unfinished")
     assert claims.all() == {"asr-abcde": "rollout asr-abcde is unfinished"}
+    with pytest.raises(ConflictError, match="1 unfinished operation") as info:
+        claims.refuse_unless(False, "the sandbox")
+    assert info.value.exit_code == 5 and "asr-abcde" in (info.value.hint or "")
+    claims.refuse_unless(True, "the sandbox")  # --force
     claims.drop("asr-abcde")
     claims.drop("asr-abcde")  # idempotent
+    claims.refuse_unless(False, "the sandbox")
     assert claims.all() == {}
     with pytest.raises(BadInputError):
         claims.add("../escape", "x")

@@ -142,3 +142,12 @@ class Claims:
         if not self.dir.is_dir():
             return {}
         return {p.name: p.read_text(encoding="utf-8") for p in sorted(self.dir.iterdir()) if _NAME.match(p.name)}
+
+    def refuse_unless(self, force: bool, what: str) -> None:
+        """ConflictError while an unfinished operation depends on `what`, unless `force`."""
+        users = self.all()
+        if users and not force:
+            raise ConflictError(
+                f"{len(users)} unfinished operation(s) depend on {what}: {'; '.join(users.values())}",
+                hint=f"finish them first (xzctl rollout resume|abort {next(iter(users))}), or pass --force",
+            )

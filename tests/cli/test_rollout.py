@@ -85,7 +85,7 @@ def test_kill_between_steps_then_resume_finishes(rollout_box: SandboxInfo, capsy
     assert "was interrupted" in capsys.readouterr().err
     # nor may a new sandbox replace the one it deploys to
     assert run(["sandbox", "up", "--state-dir", str(box.state_dir)]) == 5
-    assert "unfinished rollout" in capsys.readouterr().err
+    assert "depend on the previous sandbox" in capsys.readouterr().err
     assert run(["rollout", "resume", rollout_id, "--state-dir", str(box.state_dir)]) == 2
     assert "credentials in the URL" in capsys.readouterr().err  # never recorded: they must be given again
     argv = ["rollout", "resume", rollout_id, "--basic-auth", f"ops:{SECRET}", "--state-dir", str(box.state_dir)]

@@ -141,7 +141,7 @@ def test_bug5_gone_target_has_a_way_out(example_fleet: Fleet, tmp_path: Path) ->
     with pytest.raises(UnknownStateError, match="is gone") as info:
         build_deployer(state.deployer, store, state.id)
     assert info.value.hint is not None and f"xzctl rollout abort {state.id} --force" in info.value.hint
-    with pytest.raises(ConflictError, match="unfinished rollout"):
+    with pytest.raises(ConflictError, match="depend on the previous sandbox"):
         start_sandbox(None, tmp_path)  # a new sandbox refuses while the old one's rollout is unfinished
     done = force_abort(store, store.load(state.id))
     assert (done.phase, done.cause, EXIT_CODES[done.phase]) == (Phase.ABORTED, Cause.FORCED, 3)

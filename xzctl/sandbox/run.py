@@ -316,18 +316,11 @@ def start_sandbox(
     scale: int | None = None,
     prometheus_bin: str | None = None,
     port: int = 0,
-    force: bool = False,
+    force: bool = False,  # start although an unfinished rollout deploys to the previous sandbox
 ) -> SandboxInfo:
-    """Start the simulator and Prometheus; return where they listen. Raises when one already runs, or when an
-    unfinished rollout deploys to the previous sandbox (unless `force`): its nodes could never be restored."""
+    """Start the simulator and Prometheus; return where they listen. Raises when one already runs."""
     state_dir = Path(state_dir)
-    users = Claims(state_dir, "sandbox").all()
-    if users and not force:
-        first = next(iter(users))
-        raise ConflictError(
-            f"{len(users)} unfinished rollout(s) deploy to the previous sandbox: {'; '.join(users.values())}",
-            hint=f"xzctl rollout resume|abort {first} first, or start anyway with --force",
-        )
+    Claims(state_dir, "sandbox").refuse_unless(force, "the previous sandbox")
     if not 1 <= scrape_interval_seconds <= 300:
         raise BadInputError("scrape interval must be 1..300 seconds")
     if history is not None and history.total_seconds() <= 0:
