@@ -77,7 +77,7 @@ def test_prometheus_timing_out_is_unknown(example_fleet: Fleet, silent_server: s
     started = time.monotonic()
     with (
         PrometheusClient(silent_server, timeout=0.5) as client,
-        pytest.raises(UnknownStateError, match=r"did not answer within 0\.5s"),
+        pytest.raises(UnknownStateError, match=r"did not answer .* within 0\.5s"),
     ):
         check_all(client, example_fleet, OPTIONS)
     assert time.monotonic() - started < 5
