@@ -38,6 +38,7 @@ _TRANSIENT_STATUS = frozenset({502, 503, 504})
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 _CHUNK = 64 * 1024
 _T = TypeVar("_T")
+_S = TypeVar("_S", "Sample", "Series")
 
 
 @dataclass(frozen=True)
@@ -175,16 +176,7 @@ class PrometheusClient:
         params: dict[str, str] = {"query": promql}
         if at is not None:
             params["time"] = _fmt(at)
-        data = self._call("query", params, deadline)
-        kind, result = data.get("resultType"), data.get("result", [])
-        try:
-            if kind == "vector":
-                return [Sample(_labels(r["metric"]), _value(r["value"][1]), _time(r["value"][0])) for r in result]
-            if kind == "scalar":
-                return [Sample({}, _value(result[1]), _time(result[0]))]
-        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:
-            raise UnknownStateError(f"Prometheus {self.url} sent a malformed vector for {promql!r}: {exc}") from exc
-        raise UnknownStateError(f"Prometheus {self.url} answered {promql!r} with a {kind}, not an instant vector")
+        return parse_vector(self._call("query", params, deadline), f"Prometheus {self.url} answering {promql!r}")
 
     def query_many(self, promqls: Sequence[str], at: float | None = None, *, parallel: int = 4) -> list[list[Sample]]:
         """Evaluate several instant queries at one instant, `parallel` at a time, within ONE `timeout`.
@@ -221,15 +213,7 @@ class PrometheusClient:
         if not (math.isfinite(start) and math.isfinite(end) and step > 0 and end >= start):
             raise BadInputError(f"bad range for {promql!r}: start {start}, end {end}, step {step}")
         params = {"query": promql, "start": _fmt(start), "end": _fmt(end), "step": _fmt(step)}
-        data = self._call("query_range", params, None)
-        if data.get("resultType") != "matrix":
-            raise UnknownStateError(f"Prometheus {self.url} answered a range query with {data.get('resultType')}")
-        try:
-            return [
-                Series(_labels(r["metric"]), [(_time(t), _value(v)) for t, v in r["values"]]) for r in data["result"]
-            ]
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
-            raise UnknownStateError(f"Prometheus {self.url} sent a malformed matrix for {promql!r}: {exc}") from exc
+        return parse_matrix(self._call("query_range", params, None), f"Prometheus {self.url} answering {promql!r}")
 
     def _call(self, endpoint: str, params: dict[str, str], shared: Deadline | None) -> dict[str, Any]:
         with self._count_lock:
@@ -350,6 +334,42 @@ class PrometheusClient:
             )
         data: dict[str, Any] = parsed["data"]
         return data
+
+
+_MALFORMED = (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError)
+
+
+def parse_vector(data: dict[str, Any], who: str) -> list[Sample]:
+    """The `data` of an instant query as samples; anything else than a vector or scalar is UnknownStateError."""
+    kind, result = data.get("resultType"), data.get("result")
+    try:
+        if kind == "vector" and isinstance(result, list):
+            samples = [Sample(_labels(r["metric"]), _value(r["value"][1]), _time(r["value"][0])) for r in result]
+            return _unique(samples, who)
+        if kind == "scalar" and isinstance(result, list) and len(result) == 2:
+            return [Sample({}, _value(result[1]), _time(result[0]))]
+    except _MALFORMED as exc:
+        raise UnknownStateError(f"{who}: malformed vector ({type(exc).__name__})") from exc
+    raise UnknownStateError(f"{who}: a {str(kind)[:40]!r} answer, not an instant vector")
+
+
+def parse_matrix(data: dict[str, Any], who: str) -> list[Series]:
+    """The `data` of a range query as series; anything else than a matrix is UnknownStateError."""
+    kind, result = data.get("resultType"), data.get("result")
+    if kind != "matrix" or not isinstance(result, list):
+        raise UnknownStateError(f"{who}: a {str(kind)[:40]!r} answer, not a matrix")
+    try:
+        series = [Series(_labels(r["metric"]), [(_time(t), _value(v)) for t, v in r["values"]]) for r in result]
+    except _MALFORMED as exc:
+        raise UnknownStateError(f"{who}: malformed matrix ({type(exc).__name__})") from exc
+    return _unique(series, who)
+
+
+def _unique(items: list[_S], who: str) -> list[_S]:
+    # Prometheus never answers one series twice: a duplicate means the answer is not what was asked.
+    if len({frozenset(i.labels.items()) for i in items}) != len(items):
+        raise UnknownStateError(f"{who}: the same series twice")
+    return items
 
 
 def _fmt(seconds: float) -> str:
