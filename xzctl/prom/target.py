@@ -85,7 +85,7 @@ def parse_headers(values: Sequence[str] | None) -> dict[str, str]:
     for value in values or []:
         name, sep, content = value.partition(":")
         if not sep or not name.strip() or any(c in value for c in "\r\n\0"):
-            raise BadInputError(f"--header {name.strip()!r} is not one 'Name: value' line")
+            raise BadInputError(f"--header {name.strip()!r} is not 'Name: value' (one line)")
         headers[name.strip()] = content.strip()
         if name.strip().lower() in ("authorization", "proxy-authorization", "x-api-key", "cookie"):
             register(content.strip(), content.strip().partition(" ")[2])
