@@ -41,7 +41,7 @@ _T = TypeVar("_T")
 _S = TypeVar("_S", "Sample", "Series")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sample:
     """One element of an instant vector (or the single value of a scalar answer, with no labels)."""
 
@@ -54,7 +54,7 @@ class Sample:
         return math.isnan(self.value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Series:
     """One series of a range query: its labels and (timestamp, value) points in time order."""
 
@@ -146,6 +146,9 @@ class PrometheusClient:
         self.query_count = 0  # logical queries (query + query_range), not counting retries
         self.request_count = 0  # HTTP requests, retries included
         self._count_lock = threading.Lock()
+        # One answer decoded at a time: a decoded answer takes ~20x its bytes, so parallel queries must
+        # not multiply that peak (the bytes themselves are capped per answer).
+        self._decode_lock = threading.Lock()
         self._parts = parts
         self._headers = {
             **(headers or {}),
@@ -176,7 +179,7 @@ class PrometheusClient:
         params: dict[str, str] = {"query": promql}
         if at is not None:
             params["time"] = _fmt(at)
-        return parse_vector(self._call("query", params, deadline), f"Prometheus {self.url} answering {promql!r}")
+        return self._call("query", params, deadline, parse_vector)
 
     def query_many(self, promqls: Sequence[str], at: float | None = None, *, parallel: int = 4) -> list[list[Sample]]:
         """Evaluate several instant queries at one instant, `parallel` at a time, within ONE `timeout`.
@@ -213,19 +216,23 @@ class PrometheusClient:
         if not (math.isfinite(start) and math.isfinite(end) and step > 0 and end >= start):
             raise BadInputError(f"bad range for {promql!r}: start {start}, end {end}, step {step}")
         params = {"query": promql, "start": _fmt(start), "end": _fmt(end), "step": _fmt(step)}
-        return parse_matrix(self._call("query_range", params, None), f"Prometheus {self.url} answering {promql!r}")
+        return self._call("query_range", params, None, parse_matrix)
 
-    def _call(self, endpoint: str, params: dict[str, str], shared: Deadline | None) -> dict[str, Any]:
+    def _call(
+        self, endpoint: str, params: dict[str, str], shared: Deadline | None, parse: Callable[[dict[str, Any], str], _T]
+    ) -> _T:
         with self._count_lock:
             self.query_count += 1
         deadline = shared or Deadline(self.timeout)
         try:
-            return self._attempts(endpoint, params, deadline)
+            return self._attempts(endpoint, params, deadline, parse)
         finally:
             if shared is None:
                 deadline.stop()
 
-    def _attempts(self, endpoint: str, params: dict[str, str], deadline: Deadline) -> dict[str, Any]:
+    def _attempts(
+        self, endpoint: str, params: dict[str, str], deadline: Deadline, parse: Callable[[dict[str, Any], str], _T]
+    ) -> _T:
         promql = params["query"]
         # Prometheus stops evaluating at its own timeout; keep it just under ours so its answer wins.
         form = urlencode({**params, "timeout": f"{max(int(deadline.remaining() * 900), 1)}ms"}).encode()
@@ -248,7 +255,8 @@ class PrometheusClient:
             if status in _TRANSIENT_STATUS:
                 last_problem = f"Prometheus {self.url} answered HTTP {status}: {_api_error(body)}"
                 continue
-            return self._decode(status, body, promql)
+            with self._decode_lock:
+                return parse(self._decode(status, body, promql), f"Prometheus {self.url} answering {promql!r}")
         if deadline.expired:
             raise UnknownStateError(
                 f"Prometheus {self.url} did not answer {promql!r} within {deadline.seconds:g}s"
@@ -379,7 +387,7 @@ def _fmt(seconds: float) -> str:
 def _labels(metric: Any) -> dict[str, str]:
     if not isinstance(metric, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metric.items()):
         raise TypeError("labels are not a map of strings")
-    return dict(metric)
+    return metric  # a fresh dict from the JSON decoder: no copy needed
 
 
 def _value(raw: Any) -> float:
