@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
@@ -33,6 +34,11 @@ def register_environment(environ: dict[str, str] | None = None) -> None:
     """Register the values of environment variables named like secrets (K3S_TOKEN, ..._PASSWORD)."""
     env = os.environ if environ is None else environ
     register(*(value for name, value in env.items() if _SECRET_NAME.search(name)))
+
+
+def register_env(names: Iterable[str | None]) -> None:
+    """Register the values of the named environment variables (the spec's secret references)."""
+    register(*(os.environ.get(name) for name in names if name))
 
 
 def redact(text: str) -> str:

@@ -8,10 +8,12 @@ from base64 import b64encode
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.fixtures.fault_server import Fault, fault_server, response
 from xzctl.cli import run
 from xzctl.redact import redact, register
+from xzctl.spec import bundled_example_path, load_fleet
 
 TOKEN = "tok-4f9c1e7a-RECOGNISABLE"
 PASSWORD = "pw-83b1d2-RECOGNISABLE"
@@ -76,3 +78,15 @@ def test_no_secret_in_messages_tracebacks_or_state(
 def test_redact(text: str, expected: str) -> None:
     register("swordfish-7")
     assert redact(text) == expected
+
+
+def test_values_the_spec_names_as_secrets_are_masked_once_it_is_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doc = yaml.safe_load(bundled_example_path().read_text(encoding="utf-8"))
+    doc["secrets"]["redis_password"] = {"env": "CACHE_PW_VAR"}  # a name no heuristic would call secret
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    monkeypatch.setenv("CACHE_PW_VAR", "cache-pw-RECOGNISABLE-2")
+    load_fleet(spec)
+    assert redact("redis said cache-pw-RECOGNISABLE-2") == "redis said ***"

@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from xzctl.errors import FleetSpecError, SpecProblem
+from xzctl.redact import register_env
 from xzctl.spec.models import Fleet
 
 MAX_SPEC_BYTES = 8 * 1024 * 1024  # a generated 10,000-node fleet is about 6 MiB
@@ -76,6 +77,8 @@ def load_fleet(path: str | Path | None = None) -> LoadedFleet:
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise FleetSpecError(problems)
+    # Whatever the spec names as a secret is masked in every message from here on.
+    register_env(getattr(getattr(fleet.secrets, name), "env", None) for name in type(fleet.secrets).model_fields)
     return LoadedFleet(fleet=fleet, source=str(spec_path), warnings=problems)
 
 
