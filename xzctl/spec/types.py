@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -50,14 +51,6 @@ def host_address(value: str) -> str:
     return value
 
 
-def local_path(value: str) -> str:
-    """A file path on the operator's machine (~ allowed): letters, digits and _.~/+@:=,- only."""
-    _plain(value)
-    if not _PATH.match(value):
-        raise ValueError("not a plain file path: use letters, digits and _ . ~ / + @ : = , - (no spaces or quotes)")
-    return value
-
-
 def http_url(value: str) -> str:
     """An absolute http(s) URL with a host and no credentials, spaces or template delimiters."""
     _plain(value)
@@ -76,12 +69,22 @@ def http_url(value: str) -> str:
     return value
 
 
-def label_text(value: str) -> str:
-    """A short single-line name: letters, digits, spaces and . : / + @ ( ) - _."""
-    _plain(value)
-    if not _LABEL.match(value):
-        raise ValueError("a name of at most 128 letters, digits, spaces and . : / + @ ( ) - _ characters")
-    return value
+def _plain_matching(pattern: re.Pattern[str], message: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        _plain(value)
+        if not pattern.match(value):
+            raise ValueError(message)
+        return value
+
+    return check
+
+
+# A file path on the operator's machine (~ allowed).
+local_path = _plain_matching(
+    _PATH, "not a plain file path: use letters, digits and _ . ~ / + @ : = , - (no spaces or quotes)"
+)
+# A short single-line name for people.
+label_text = _plain_matching(_LABEL, "a name of at most 128 letters, digits, spaces and . : / + @ ( ) - _ characters")
 
 
 HostAddress = Annotated[
