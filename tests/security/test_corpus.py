@@ -10,6 +10,7 @@ baseline, with the value arriving as data: equal, inside a leaf, never as code.
 from __future__ import annotations
 
 import copy
+import os
 import types
 import typing
 from collections.abc import Iterator
@@ -273,6 +274,7 @@ def test_hostile_values_are_refused_with_their_path_or_inert(field: str) -> None
         except AssertionError as exc:
             failures[value[:40]] = str(exc)[:300]
     assert not failures
+    assert not os.path.exists(PWNED)  # nothing ran
 
 
 def _check(case: Case) -> None:
