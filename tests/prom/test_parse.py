@@ -14,7 +14,7 @@ from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.prom import PrometheusClient
 from xzctl.prom.client import parse_matrix, parse_vector
 
-SETTINGS = settings(max_examples=300, deadline=None, derandomize=True)
+SETTINGS = settings(max_examples=150, deadline=None, derandomize=True)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
