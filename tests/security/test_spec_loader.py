@@ -79,7 +79,7 @@ def test_cli_refuses_with_exit_2_one_line_and_writes_nothing(
 
 
 @settings(
-    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     text=st.text(max_size=400)
