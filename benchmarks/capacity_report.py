@@ -14,14 +14,17 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from xzctl.checks import SnapshotOptions, capacity_report, take_snapshot
 from xzctl.prom import PrometheusClient
+from xzctl.prom.client import Deadline
 from xzctl.sandbox import SimulatorClient, start_sandbox, stop_sandbox
 from xzctl.spec import load_fleet
 
+T = TypeVar("T")
 GOAL_QUERIES = 12
 GOAL_RATIO = 1.5
 UTILIZATION = 0.97  # of each node's 150 max_devices: 145.5k active devices at 1000 nodes
@@ -37,11 +40,13 @@ class RecordingClient(PrometheusClient):
         self.sent: list[tuple[str, dict[str, str]]] = []
         self.seconds: list[float] = []
 
-    def _call(self, endpoint: str, params: dict[str, str]) -> dict[str, Any]:
+    def _call(
+        self, endpoint: str, params: dict[str, str], shared: Deadline | None, parse: Callable[[dict[str, Any], str], T]
+    ) -> T:
         self.sent.append((endpoint, dict(params)))
         started = time.perf_counter()
         try:
-            return super()._call(endpoint, params)
+            return super()._call(endpoint, params, shared, parse)
         finally:
             self.seconds.append(time.perf_counter() - started)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
-import yaml
 
 from tests.ansible.sshd import SshServer
+from xzctl.spec.sinks import ansible_yaml, read_ansible_yaml
 
 ANSIBLE_DIR = Path(__file__).resolve().parents[2] / "ansible"
 TOKEN = "xzctl-test-join-token-0123456789abcdef"
@@ -20,7 +20,7 @@ FILES_ONLY = {"xzctl_manage_system": False, "xzctl_manage_services": False}
 
 def loopback_inventory(region: str, ssh: SshServer, roots: Path, *, port: int | None = None) -> dict[str, Any]:
     """The sample inventory of `region`, every host reached at the test sshd, each with its own root."""
-    inventory = yaml.safe_load((ANSIBLE_DIR / "inventory" / f"{region}.yml").read_text(encoding="utf-8"))
+    inventory = read_ansible_yaml((ANSIBLE_DIR / "inventory" / f"{region}.yml").read_text(encoding="utf-8"))
     for group in inventory["all"]["children"]["k3s_cluster"]["children"].values():
         for host, hostvars in (group.get("hosts") or {}).items():
             hostvars.update(
@@ -79,7 +79,7 @@ def run_playbook(
 ) -> Run:
     with tempfile.TemporaryDirectory(prefix="xzctl-ansible-test-") as tmp:
         path = Path(tmp) / "hosts.yml"
-        path.write_text(yaml.safe_dump(inventory), encoding="utf-8")
+        path.write_text(ansible_yaml(inventory), encoding="utf-8")
         runner = ansible_runner.run(
             private_data_dir=tmp,
             project_dir=str(ANSIBLE_DIR),

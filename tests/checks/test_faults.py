@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fixtures.fault_server import serving
 from tests.fixtures.sandbox import wait_for_query
 from tests.prom.bare import bare_prometheus, refused_url
 from xzctl.checks import SnapshotOptions, Status, capacity_report, check_all, take_snapshot
@@ -77,7 +77,7 @@ def test_prometheus_timing_out_is_unknown(example_fleet: Fleet, silent_server: s
     started = time.monotonic()
     with (
         PrometheusClient(silent_server, timeout=0.5) as client,
-        pytest.raises(UnknownStateError, match=r"did not answer within 0\.5s"),
+        pytest.raises(UnknownStateError, match=r"did not answer .* within 0\.5s"),
     ):
         check_all(client, example_fleet, OPTIONS)
     assert time.monotonic() - started < 5
@@ -153,15 +153,8 @@ def old_samples_exporter() -> Iterator[str]:
             self.end_headers()
             self.wfile.write(payload)
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)) as port:
+        yield f"127.0.0.1:{port}"
 
 
 def test_old_samples_are_stale_by_their_timestamp(

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from xzctl.errors import BadInputError
-from xzctl.render.output import MARKER, write_tree
+from xzctl.render.output import FAULT_ENV, MARKER, STEPS, _recover, write_tree
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -97,3 +102,91 @@ def test_missing_parent_and_file_targets_are_clear_errors(tmp_path: Path) -> Non
     with pytest.raises(BadInputError, match="is a symlink"):
         write_tree(link, {"n/node.yaml": "x\n"}, what="test")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "link"]
+
+
+OLD = {"old-node/node.yaml": "old\n", "shared.yaml": "old\n"}
+NEW = {f"new-{i}/node.yaml": f"new {i}\n" for i in range(20)} | {"shared.yaml": "new\n"}
+# A child process that renders NEW over `out` and, via the fault hook, SIGKILLs itself at one step.
+CHILD = """
+import json, sys
+from pathlib import Path
+import xzctl.render.output as output
+if sys.argv[3] == "fallback":
+    output._exchange = lambda a, b: False
+output.write_tree(Path(sys.argv[1]), json.loads(sys.argv[2]), what="test")
+"""
+
+
+def _render_killed_at(out: Path, step: str, mode: str) -> int:
+    env = {**os.environ, FAULT_ENV: step}
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(out), json.dumps(NEW), mode], env=env, timeout=60, check=False
+    )
+    return child.returncode
+
+
+@pytest.mark.parametrize("mode", ["exchange", "fallback"])
+@pytest.mark.parametrize("step", STEPS)
+def test_sigkill_at_any_step_leaves_the_old_or_the_new_render(tmp_path: Path, step: str, mode: str) -> None:
+    out = tmp_path / "out"
+    write_tree(out, OLD, what="test")
+    code = _render_killed_at(out, step, mode)
+    if step == "old-parked" and mode == "exchange":
+        assert code == 0  # the exchange never parks the old folder: the step does not happen
+    else:
+        assert code == -signal.SIGKILL
+    if step == "old-parked" and mode == "fallback":
+        # The one instant of the fallback without a folder: the parked old render is complete and the
+        # next run puts it back before anything else.
+        (parked,) = tmp_path.glob(".out.xzctl-old-*/previous")
+        assert _tree(parked) == _tree_of(OLD)
+        _recover(out, tmp_path)
+        assert _tree(out) == _tree_of(OLD)
+    else:
+        assert _tree(out) in (_tree_of(OLD), _tree_of(NEW))
+        swapped = code == 0 or STEPS.index(step) >= STEPS.index("swapped")
+        assert _tree(out) == _tree_of(NEW if swapped else OLD)
+    # The next render cleans whatever the killed one left and writes the new folder.
+    write_tree(out, NEW, what="test")
+    assert _tree(out) == _tree_of(NEW)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def _tree_of(files: dict[str, str]) -> dict[str, str]:
+    manifest = {"rendered": "test", "files": sorted(files)}
+    return {**files, MARKER: json.dumps(manifest, indent=2) + "\n"}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_parent_is_bad_input_with_the_path(tmp_path: Path) -> None:
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        with pytest.raises(BadInputError, match=r"cannot write .*ro.*Permission denied") as err:
+            write_tree(parent / "out", {"n/node.yaml": "x\n"}, what="test")
+        assert err.value.exit_code == 2
+    finally:
+        parent.chmod(0o755)
+
+
+def test_a_refused_temporary_folder_is_bad_input_with_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied(*args: object, dir: str, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", dir)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", denied)
+    with pytest.raises(BadInputError, match=f"cannot write {tmp_path}: Permission denied") as err:
+        write_tree(tmp_path / "out", {"n/node.yaml": "x\n"}, what="test")
+    assert err.value.exit_code == 2
+
+
+def test_an_unwritable_file_is_bad_input_with_the_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied(self: Path, *args: object, **kwargs: object) -> int:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "write_text", denied)
+    with pytest.raises(BadInputError, match=r"cannot write .*node.yaml: Permission denied") as err:
+        write_tree(tmp_path / "out", {"n/node.yaml": "x\n"}, what="test")
+    assert err.value.exit_code == 2
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

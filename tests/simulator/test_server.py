@@ -4,27 +4,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 
 import pytest
 import requests
 
+from tests.fixtures.fault_server import serving
 from xzctl.simulator.server import Simulator, make_handler
 
 
 @pytest.fixture
 def url(example_fleet) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Simulator(example_fleet, seed=2)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Simulator(example_fleet, seed=2)))) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_routes(url) -> None:

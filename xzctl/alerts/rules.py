@@ -15,6 +15,7 @@ from typing import Any
 from xzctl.metrics import contract as c
 from xzctl.metrics import queries as q
 from xzctl.spec.models import Fleet
+from xzctl.spec.sinks import go_template_text
 
 NODE_LABELS = (c.REGION, c.NODE)
 NODE_SERVICE = (c.REGION, c.NODE, c.SERVICE)
@@ -83,7 +84,8 @@ def latency_slo_threshold(fleet: Fleet) -> float:
 def _alert(
     fleet: Fleet, name: str, expr: str, *, for_: str, severity: str, summary: str, description: str, **labels: str
 ) -> dict[str, Any]:
-    base = fleet.alerts.runbook_base_url.rstrip("/")
+    # Annotations are Go templates: the spec's URL goes in as a literal, never as template code.
+    base = go_template_text(fleet.alerts.runbook_base_url.rstrip("/"))
     rule: dict[str, Any] = {"alert": name, "expr": expr}
     if for_:
         rule["for"] = for_

@@ -22,6 +22,7 @@ from typing import Any
 
 from xzctl.bootstrap.inventory import check_limit, inventory_yaml, region_of
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError
+from xzctl.redact import redact
 from xzctl.spec.models import Fleet
 from xzctl.state import state_dir
 
@@ -275,7 +276,7 @@ def bootstrap_region(
             timeout=timeout_seconds,
         )
         output = runner.stdout.read()
-        log.write_text(output, encoding="utf-8")
+        log.write_text(redact(output), encoding="utf-8")
         if runner.status == "timeout":
             raise ExternalToolError(
                 f"{playbook}.yml did not finish within {timeout_seconds}s on region {region!r}", hint=f"log: {log}"

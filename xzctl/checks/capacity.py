@@ -125,7 +125,7 @@ class CapacityReport:
 
 
 def _r(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None or math.isnan(value) else round(value, digits)
+    return None if value is None or not math.isfinite(value) else round(value, digits)
 
 
 def node_limits(node: EdgeNode, m: NodeMetrics, fleet: Fleet) -> list[Limit]:
@@ -148,7 +148,7 @@ def node_limits(node: EdgeNode, m: NodeMetrics, fleet: Fleet) -> list[Limit]:
         rho_now = min(rho, 0.99)
         for service, kpi_ms in fleet.kpis.latency.by_service().items():
             p95 = m.latency_p95.get(service)
-            if p95 is None or math.isnan(p95):
+            if p95 is None or not math.isfinite(p95):
                 continue
             kpi = kpi_ms / 1000
             rho_at_kpi = max(0.0, 1 - p95 * (1 - rho_now) / kpi)
@@ -255,7 +255,7 @@ def _group(
     latency: dict[str, float] = {}
     for m in known:
         for service, p95 in m.latency_p95.items():
-            if not math.isnan(p95):
+            if math.isfinite(p95):
                 latency[service] = max(p95, latency.get(service, 0.0))
 
     def mean(values: list[float | None]) -> float | None:

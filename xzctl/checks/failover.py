@@ -374,6 +374,6 @@ def drill(
 
 def _fleet_devices(client: PrometheusClient, promql: str) -> int:
     samples = client.query(promql)
-    if not samples or math.isnan(samples[0].value):
+    if not samples or not math.isfinite(samples[0].value):
         raise UnknownStateError(f"no fleet active devices from {client.url} ({promql})")
     return round(samples[0].value)

@@ -111,7 +111,7 @@ def take_snapshot(
     if options.history_seconds > 0:  # 0: no forecast wanted (failover, cost), one query fewer
         step = max(options.history_seconds / options.history_points, 1.0)
         for series in client.query_range(q.active_devices(by=NODE_BY), at - options.history_seconds, at, step):
-            history[series.labels.get(c.NODE, "")] = [(t, v) for t, v in series.points if not math.isnan(v)]
+            history[series.labels.get(c.NODE, "")] = [(t, v) for t, v in series.points if math.isfinite(v)]
 
     nodes: dict[str, NodeMetrics] = {}
     for node in fleet.edge_nodes():
@@ -142,6 +142,8 @@ def take_snapshot(
 
 
 def _problems(node: EdgeNode, m: NodeMetrics, up: float | None, age: float | None, interval: float) -> list[str]:
+    # NaN/±Inf are missing data: a NaN age would otherwise pass `age > 2 * interval` as fresh.
+    up, age = (v if v is not None and math.isfinite(v) else None for v in (up, age))
     if up is None:
         return [f"no scrape target for this node in job {c.EDGE_JOB} (no metrics)"]
     if up < 1:
@@ -168,6 +170,8 @@ def _problems(node: EdgeNode, m: NodeMetrics, up: float | None, age: float | Non
     for name, value in values.items():
         if value is None:
             problems.append(f"no {name} series")
-        elif math.isnan(value):
-            problems.append(f"{name} is NaN (no samples in the window: exporter frozen or idle?)")
+        elif not math.isfinite(value):
+            problems.append(
+                f"{name} is {'NaN' if math.isnan(value) else value} (no samples in the window: exporter frozen or idle?)"
+            )
     return problems

@@ -20,6 +20,7 @@ from typer._click.exceptions import NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from xzctl.errors import ExitCode, XzctlError
+from xzctl.redact import redact, register_environment
 
 _state = {"debug": False}
 _DOCSTRING = re.compile(r'\A\s*(?:#[^\n]*\n\s*)*[rRuU]?("""|\'\'\')\s*(.*?)\s*(?:\n|\1)', re.S)
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code; every error becomes one line on stderr."""
+    """Run the CLI and return its exit code; every error becomes one line on stderr, secrets masked."""
+    register_environment()
     try:
         result = app(args=argv, standalone_mode=False, prog_name="xzctl")
     except typer.Abort:
@@ -121,19 +123,22 @@ def run(argv: list[str] | None = None) -> int:
         exc.show()
         return ExitCode.BAD_INPUT
     except typer.TyperException as exc:  # usage errors (typer >= 0.26 carries its own copy of click)
-        print(f"xzctl: error: {exc.format_message()}", file=sys.stderr)
+        _error(f"xzctl: error: {exc.format_message()}")
         return ExitCode.BAD_INPUT if exc.exit_code == 2 else exc.exit_code
     except XzctlError as exc:
-        if _state["debug"]:
-            traceback.print_exc()
-        print(f"xzctl: error: {exc.one_line()}", file=sys.stderr)
+        _error(f"xzctl: error: {exc.one_line()}")
         return exc.exit_code
     except KeyboardInterrupt:
         print("xzctl: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except Exception as exc:  # a bug: still one line, with the way to see more
-        if _state["debug"]:
-            traceback.print_exc()
-        print(f"xzctl: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
+        _error(f"xzctl: internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
         return 70
     return result if isinstance(result, int) else ExitCode.OK
+
+
+def _error(line: str) -> None:
+    """The error line (after the traceback with --debug), with every known secret masked."""
+    if _state["debug"]:
+        sys.stderr.write(redact(traceback.format_exc()))
+    print(redact(line), file=sys.stderr)

@@ -16,16 +16,10 @@ from rich.table import Table
 
 from xzctl.checks import CapacityReport, capacity_report, take_snapshot
 from xzctl.checks.capacity import Capacity
-from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, stdout
+from xzctl.cli._common import FleetOption, Output, OutputOption, PrometheusOptions, emit, option_set, stdout
 from xzctl.cli.check import (
-    BasicAuthOption,
-    BearerTokenOption,
-    HeaderOption,
     HistoryOption,
-    PrometheusUrlOption,
-    RetriesOption,
     ScrapeIntervalOption,
-    TimeoutOption,
     WindowOption,
     live,
     raise_for,
@@ -74,22 +68,17 @@ def capacity_table(console: Console, report: CapacityReport) -> None:
 
 
 @app.command()
+@option_set(PrometheusOptions, "prom")
 def report(
     *,
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh until Ctrl-C (or --count reports)."),
     interval: float = typer.Option(10.0, "--interval", min=1, help="Seconds between reports with --watch."),
     count: int = typer.Option(0, "--count", min=0, help="With --watch: stop after this many reports (0: no limit)."),
     fleet: Path | None = FleetOption,
-    prometheus: str | None = PrometheusUrlOption,
-    bearer_token: str | None = BearerTokenOption,
-    basic_auth: str | None = BasicAuthOption,
-    header: list[str] | None = HeaderOption,
-    timeout: float = TimeoutOption,
-    retries: int = RetriesOption,
+    prom: PrometheusOptions,
     window: str = WindowOption,
     history: str = HistoryOption,
     scrape_interval: int | None = ScrapeIntervalOption,
-    state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
     """Devices vs max, CPU/memory/GPU vs KPI caps, p95 per service, headroom in devices and its limit.
@@ -97,19 +86,7 @@ def report(
     Example: xzctl capacity report --prometheus http://127.0.0.1:9090 -o json
     Example: xzctl capacity report --watch --interval 30
     """
-    with live(
-        fleet,
-        prometheus=prometheus,
-        bearer_token=bearer_token,
-        basic_auth=basic_auth,
-        header=header,
-        timeout=timeout,
-        retries=retries,
-        window=window,
-        history=history,
-        scrape_interval=scrape_interval,
-        state_dir=state_dir,
-    ) as ctx:
+    with live(fleet, prom, window=window, history=history, scrape_interval=scrape_interval) as ctx:
         rounds = 0
         while True:
             result = capacity_report(take_snapshot(ctx.client, ctx.fleet, ctx.options))

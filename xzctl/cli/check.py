@@ -9,7 +9,6 @@ The Prometheus options here are shared with `xzctl capacity report`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,12 +35,11 @@ from xzctl.checks import (
     take_snapshot,
     worst,
 )
-from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, parse_duration
+from xzctl.cli._common import FleetOption, Output, OutputOption, PrometheusOptions, emit, option_set, parse_duration
 from xzctl.errors import BadInputError
 from xzctl.prom import PrometheusClient
 from xzctl.spec import Fleet, load_fleet
 
-URL_ENV = "XZCTL_PROMETHEUS_URL"
 STATUS_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.UNKNOWN: "magenta", Status.CRIT: "red"}
 
 app = typer.Typer(
@@ -50,27 +48,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-PrometheusUrlOption = typer.Option(
-    None,
-    "--prometheus",
-    help=f"Prometheus URL. Default: the running sandbox's, else ${URL_ENV}.",
-    show_default=False,
-)
-BearerTokenOption = typer.Option(
-    None, "--bearer-token", envvar="XZCTL_PROMETHEUS_TOKEN", help="Bearer token for Prometheus.", show_default=False
-)
-BasicAuthOption = typer.Option(
-    None,
-    "--basic-auth",
-    envvar="XZCTL_PROMETHEUS_BASIC_AUTH",
-    help="USER:PASSWORD for Prometheus.",
-    show_default=False,
-)
-HeaderOption = typer.Option(
-    None, "--header", "-H", help="Extra HTTP header 'Name: value' (repeatable), e.g. X-Scope-OrgID: fleet-a."
-)
-TimeoutOption = typer.Option(10.0, "--timeout", min=0.001, help="Seconds per Prometheus request.")
-RetriesOption = typer.Option(2, "--retries", min=0, max=10, help="Retries of transient errors (reset, 502/503/504).")
 WindowOption = typer.Option("5m", "--window", help="Rate window for latency, errors and cache ratios.")
 HistoryOption = typer.Option("7d", "--history", help="How far back the days-until-full forecast looks.")
 ScrapeIntervalOption = typer.Option(
@@ -92,60 +69,30 @@ class Live:
     simulator_url: str | None  # set when the Prometheus is the running sandbox's
 
 
-def _headers(values: list[str] | None) -> dict[str, str]:
-    headers = {}
-    for value in values or []:
-        name, sep, content = value.partition(":")
-        if not sep or not name.strip():
-            raise BadInputError(f"--header {value!r} is not 'Name: value'")
-        headers[name.strip()] = content.strip()
-    return headers
-
-
 @contextmanager
 def live(
     fleet_path: Path | None,
+    prom: PrometheusOptions,
     *,
-    prometheus: str | None,
-    bearer_token: str | None,
-    basic_auth: str | None,
-    header: list[str] | None,
-    timeout: float,
-    retries: int,
     window: str,
     history: str | None,
     scrape_interval: int | None,
-    state_dir: Path | None,
 ) -> Iterator[Live]:
     from xzctl.sandbox import current_prometheus_url, default_state_dir, sandbox_status
 
     fleet = load_fleet(fleet_path).fleet
     parse_duration(window, "--window")
-    where = state_dir or default_state_dir()
-    sandbox_url = current_prometheus_url(where)
-    url = prometheus or sandbox_url or os.environ.get(URL_ENV)
-    if not url:
-        raise BadInputError(
-            "no Prometheus to ask", hint=f"pass --prometheus URL, set ${URL_ENV}, or `xzctl sandbox up`"
-        )
-    auth = None
-    if basic_auth:
-        user, sep, password = basic_auth.partition(":")
-        if not sep:
-            raise BadInputError("--basic-auth must be USER:PASSWORD")
-        auth = (user, password)
+    target = prom.target()
+    where = prom.state_dir or default_state_dir()
     # Talking to the running sandbox: its scrape interval is known, and its simulator can run a drill.
-    sandbox = sandbox_status(where) if sandbox_url is not None and url == sandbox_url else None
+    sandbox = sandbox_status(where) if target.url == current_prometheus_url(where) else None
     interval = scrape_interval or (sandbox.scrape_interval_seconds if sandbox else None)
     options = SnapshotOptions(
         window=window,
         history_seconds=parse_duration(history, "--history") if history else 0,
         scrape_interval_seconds=interval,
     )
-    client = PrometheusClient(
-        url, bearer_token=bearer_token, basic_auth=auth, headers=_headers(header), timeout=timeout, retries=retries
-    )
-    with client:
+    with target.client() as client:
         yield Live(fleet, client, options, sandbox.simulator_url if sandbox else None)
 
 
@@ -199,6 +146,7 @@ def cost_table(console: Console, report: CostReport) -> None:
 
 
 @app.command()
+@option_set(PrometheusOptions, "prom")
 def failover(
     *,
     drill_node: str | None = typer.Option(
@@ -206,15 +154,9 @@ def failover(
     ),
     drill_timeout: float = typer.Option(90.0, "--drill-timeout", min=1, help="Give up the drill after this long."),
     fleet: Path | None = FleetOption,
-    prometheus: str | None = PrometheusUrlOption,
-    bearer_token: str | None = BearerTokenOption,
-    basic_auth: str | None = BasicAuthOption,
-    header: list[str] | None = HeaderOption,
-    timeout: float = TimeoutOption,
-    retries: int = RetriesOption,
+    prom: PrometheusOptions,
     window: str = WindowOption,
     scrape_interval: int | None = ScrapeIntervalOption,
-    state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
     """Simulate losing every edge node and every region: survives, overloads, or drops devices.
@@ -222,19 +164,7 @@ def failover(
     Example: xzctl check failover --prometheus http://prometheus:9090 -o json
     Example (sandbox): xzctl check failover --drill bj-edge-01
     """
-    with live(
-        fleet,
-        prometheus=prometheus,
-        bearer_token=bearer_token,
-        basic_auth=basic_auth,
-        header=header,
-        timeout=timeout,
-        retries=retries,
-        window=window,
-        history=None,
-        scrape_interval=scrape_interval,
-        state_dir=state_dir,
-    ) as ctx:
+    with live(fleet, prom, window=window, history=None, scrape_interval=scrape_interval) as ctx:
         if drill_node is not None and ctx.simulator_url is None:
             raise BadInputError("--drill stops a simulated node: it needs the running sandbox's Prometheus")
         snapshot = take_snapshot(ctx.client, ctx.fleet, ctx.options)
@@ -273,56 +203,34 @@ def failover(
 
 
 @app.command()
+@option_set(PrometheusOptions, "prom")
 def cost(
     *,
     fleet: Path | None = FleetOption,
-    prometheus: str | None = PrometheusUrlOption,
-    bearer_token: str | None = BearerTokenOption,
-    basic_auth: str | None = BasicAuthOption,
-    header: list[str] | None = HeaderOption,
-    timeout: float = TimeoutOption,
-    retries: int = RetriesOption,
+    prom: PrometheusOptions,
     window: str = WindowOption,
     scrape_interval: int | None = ScrapeIntervalOption,
-    state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
     """Cost per active device per month, idle share, payback: the seed's cost model on live numbers.
 
     Example: xzctl check cost --fleet fleet.yaml -o yaml
     """
-    with live(
-        fleet,
-        prometheus=prometheus,
-        bearer_token=bearer_token,
-        basic_auth=basic_auth,
-        header=header,
-        timeout=timeout,
-        retries=retries,
-        window=window,
-        history=None,
-        scrape_interval=scrape_interval,
-        state_dir=state_dir,
-    ) as ctx:
+    with live(fleet, prom, window=window, history=None, scrape_interval=scrape_interval) as ctx:
         report = cost_check(take_snapshot(ctx.client, ctx.fleet, ctx.options))
     emit(report.to_dict(), output, lambda console: cost_table(console, report))
     raise_for(report.status, report.summary())
 
 
 @app.command("all")
+@option_set(PrometheusOptions, "prom")
 def all_checks(
     *,
     fleet: Path | None = FleetOption,
-    prometheus: str | None = PrometheusUrlOption,
-    bearer_token: str | None = BearerTokenOption,
-    basic_auth: str | None = BasicAuthOption,
-    header: list[str] | None = HeaderOption,
-    timeout: float = TimeoutOption,
-    retries: int = RetriesOption,
+    prom: PrometheusOptions,
     window: str = WindowOption,
     history: str = HistoryOption,
     scrape_interval: int | None = ScrapeIntervalOption,
-    state_dir: Path | None = StateDirOption,
     output: Output = typer.Option(Output.JSON, "--output", "-o", help="Output format.", case_sensitive=False),
 ) -> None:
     """Every verdict (capacity, failover, cost) in one JSON document, for CI. Exit 0 ok, 1 crit, 3 unknown.
@@ -331,19 +239,7 @@ def all_checks(
     """
     from xzctl.cli.capacity import capacity_table
 
-    with live(
-        fleet,
-        prometheus=prometheus,
-        bearer_token=bearer_token,
-        basic_auth=basic_auth,
-        header=header,
-        timeout=timeout,
-        retries=retries,
-        window=window,
-        history=history,
-        scrape_interval=scrape_interval,
-        state_dir=state_dir,
-    ) as ctx:
+    with live(fleet, prom, window=window, history=history, scrape_interval=scrape_interval) as ctx:
         result: AllChecks = check_all(ctx.client, ctx.fleet, ctx.options)
 
     def table(console: Console) -> None:

@@ -17,6 +17,7 @@ import yaml
 from pydantic import ValidationError
 
 from xzctl.errors import FleetSpecError, SpecProblem
+from xzctl.redact import register_env
 from xzctl.spec.models import Fleet
 
 MAX_SPEC_BYTES = 8 * 1024 * 1024  # a generated 10,000-node fleet is about 6 MiB
@@ -32,6 +33,8 @@ def format_path(path: Path_) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not part.isprintable() or len(part) > 64:  # a hostile key must not break or flood the error line
+            out += f"[{(part[:64] + '...') if len(part) > 64 else part!r}]"
         else:
             out += f".{part}" if out else str(part)
     return out
@@ -74,6 +77,8 @@ def load_fleet(path: str | Path | None = None) -> LoadedFleet:
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise FleetSpecError(problems)
+    # Whatever the spec names as a secret is masked in every message from here on.
+    register_env(getattr(getattr(fleet.secrets, name), "env", None) for name in type(fleet.secrets).model_fields)
     return LoadedFleet(fleet=fleet, source=str(spec_path), warnings=problems)
 
 
@@ -81,8 +86,9 @@ def read_spec_document(spec_path: Path) -> tuple[dict[str, Any], dict[Path_, int
     """The YAML document as plain data, and the line of each path in it."""
     file = str(spec_path)
 
-    def fail(message: str, fix: str, line: int | None = None) -> FleetSpecError:
-        return FleetSpecError([SpecProblem(file=file, path="", message=message, fix=fix, line=line)])
+    def fail(message: str, fix: str, line: int | None = None, path: Path_ = ()) -> FleetSpecError:
+        message = "".join(c if c.isprintable() else " " for c in message)  # YAML errors span lines
+        return FleetSpecError([SpecProblem(file=file, path=format_path(path), message=message, fix=fix, line=line)])
 
     try:
         size = spec_path.stat().st_size
@@ -132,6 +138,15 @@ def read_spec_document(spec_path: Path) -> tuple[dict[str, Any], dict[Path_, int
         raw = yaml.SafeLoader(text).get_single_data()
     except yaml.YAMLError as exc:  # constructor errors, e.g. unhashable keys
         raise fail(f"YAML error: {exc}".replace("\n", " "), "fix the YAML at that place") from None
+    odd = _first_non_plain(raw, ())
+    if odd is not None:
+        where, kind = odd
+        raise fail(
+            f"a {kind} value (YAML tag or implicit type) where the spec only has text, numbers and booleans",
+            "quote the value as text",
+            _nearest_line(where, lines),
+            where,
+        )
     if not isinstance(raw, dict):
         raise fail(
             f"top level is a {type(raw).__name__}, expected a mapping (apiVersion, kind, metadata, ...)",
@@ -139,6 +154,21 @@ def read_spec_document(spec_path: Path) -> tuple[dict[str, Any], dict[Path_, int
             1,
         )
     return raw, lines
+
+
+def _first_non_plain(data: Any, path: Path_) -> tuple[Path_, str] | None:
+    """The first value that is not JSON-like data (!!binary bytes, !!set, dates): where and what."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found = _first_non_plain(value, (*path, str(key)))
+            if found is not None:
+                return found
+        return None
+    if isinstance(data, list):
+        return next((f for i, v in enumerate(data) if (f := _first_non_plain(v, (*path, i))) is not None), None)
+    if data is None or isinstance(data, str | int | float | bool):
+        return None
+    return path, type(data).__name__
 
 
 def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], budget: int) -> int:
@@ -264,6 +294,8 @@ def _problem_from_error(err: Any, loc: Path_, lines: dict[Path_, int], file: str
     msg = str(err.get("msg", "invalid value"))
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
+    if len(msg) > 300:  # a validator quoting a 100k-character value must not flood the error line
+        msg = msg[:300] + "..."
     if etype == "missing":
         msg = "required field is missing"
     elif etype == "extra_forbidden":

@@ -14,9 +14,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from xzctl.spec.quantity import parse_cpu, parse_memory
+from xzctl.spec.types import S3_URL, HostAddress, HttpUrl, LabelText, LocalPath
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 HOSTNAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+FILLED_KEY = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?$"  # empty in YAML, then the DNS-label key it sits under
 NodeId = Annotated[str, Field(pattern=DNS_LABEL, description="DNS-1123 label, e.g. bj-edge-01")]
 Percent = Annotated[float, Field(gt=0, le=100)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -82,15 +84,15 @@ class Secrets(Strict):
 
 
 class Host(Strict):
-    address: str = Field(min_length=1, description="IP or DNS name the operator reaches over SSH")
+    address: HostAddress
     ssh_user: str = Field(default="root", pattern=r"^[a-z_][a-z0-9_-]*$")
     ssh_port: Annotated[int, Field(ge=1, le=65535)] = 22
-    ssh_key: str | None = Field(default=None, description="path of the private key; default: ssh-agent")
+    ssh_key: LocalPath | None = Field(default=None, description="path of the private key; default: ssh-agent")
 
 
 class GpuSpec(Strict):
     count: Annotated[int, Field(ge=0, le=16)]
-    model: str = "none"
+    model: LabelText = "none"
     memory_gb: Annotated[int, Field(ge=0)] = 0
     time_slicing_replicas: Annotated[int, Field(ge=1, le=48)] = Field(
         default=1,
@@ -145,7 +147,7 @@ class InferenceService(Strict):
 
     replicas: Annotated[int, Field(ge=0, le=64)]
     image: ImageRef
-    model: str = Field(min_length=1)
+    model: LabelText
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 1
     gpu_per_replica: Annotated[int, Field(ge=0, le=8)] = Field(
         default=0, description="GPU slots per replica (time-sliced slots when the node enables time-slicing)"
@@ -172,7 +174,7 @@ class AsrService(InferenceService):
 
 class TtsService(InferenceService):
     cache_size: str = "10Gi"
-    fallback_voice: str = "local"
+    fallback_voice: LabelText = "local"
 
     @field_validator("cache_size")
     @classmethod
@@ -261,7 +263,9 @@ class NodeProfile(Strict):
 
 class EdgeNode(NodeProfile):
     id: NodeId
-    region: str = Field(default="", description="filled from the enclosing region; optional in YAML")
+    region: Annotated[str, Field(pattern=FILLED_KEY)] = Field(
+        default="", description="filled from the enclosing region; optional in YAML"
+    )
     host: Host
     public_hostname: str = Field(pattern=HOSTNAME, max_length=253, description="DNS name devices connect to")
     devices: Annotated[int, Field(ge=0)] = Field(description="devices assigned to this node")
@@ -276,13 +280,13 @@ class EdgeNode(NodeProfile):
 
 
 class KubernetesTarget(Strict):
-    context: str | None = None
-    kubeconfig: str | None = None
+    context: LabelText | None = None
+    kubeconfig: LocalPath | None = None
     namespace: Annotated[str, Field(pattern=DNS_LABEL)] = "xiaozhi"
 
 
 class Region(Strict):
-    name: str = Field(default="", description="filled from the key in 'regions'")
+    name: Annotated[str, Field(pattern=FILLED_KEY)] = Field(default="", description="filled from the key in 'regions'")
     kubernetes: KubernetesTarget = KubernetesTarget()
     cross_region_failover: bool = Field(
         default=True, description="devices of a lost node may move to other regions when this one is full"
@@ -317,15 +321,15 @@ class LoadBalancing(Strict):
 
 
 class HierarchicalRouting(Strict):
-    edge_model: str = "Qwen-1.8B-Chat"
-    cloud_model: str = "Qwen-72B-Chat"
+    edge_model: LabelText = "Qwen-1.8B-Chat"
+    cloud_model: LabelText = "Qwen-72B-Chat"
     complexity_threshold: Annotated[float, Field(ge=0, le=1)] = 0.7
 
 
 class GpuServers(Strict):
     count: Annotated[int, Field(ge=0)]
     gpus_per_server: Annotated[int, Field(ge=0, le=16)]
-    model: str = "A100"
+    model: LabelText = "A100"
 
     @property
     def gpus(self) -> int:
@@ -354,7 +358,7 @@ class CloudLogging(Strict):
 class Backup(Strict):
     schedule: str = "0 2 * * *"
     retention_days: PositiveInt = 7
-    target: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")]
+    target: Annotated[str, Field(pattern=S3_URL)]
     image: ImageRef = "restic/restic:0.16.4"
 
     @field_validator("schedule")
@@ -368,9 +372,7 @@ class Backup(Strict):
 
 class Cloud(Strict):
     kubernetes: KubernetesTarget = KubernetesTarget(namespace="xiaozhi-cloud")
-    endpoint: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/.*)?$")] = Field(
-        description="the LLM router URL edge nodes call (OpenAI-compatible, /v1)"
-    )
+    endpoint: HttpUrl = Field(description="the LLM router URL edge nodes call (OpenAI-compatible, /v1)")
     gpu_servers: GpuServers
     llm_models: list[LlmModel] = Field(min_length=1)
     load_balancing: LoadBalancing = LoadBalancing()
@@ -398,7 +400,7 @@ class L2Tier(Strict):
 
 class L3Tier(Strict):
     ttl_seconds: PositiveInt = 86400
-    bucket: Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")] = "s3://xiaozhi-cache"
+    bucket: Annotated[str, Field(pattern=S3_URL)] = "s3://xiaozhi-cache"
 
 
 class CacheTiers(Strict):
@@ -515,7 +517,7 @@ class Alerts(Strict):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    runbook_base_url: str = "https://github.com/xzctl/xzctl/blob/main/runbooks"
+    runbook_base_url: HttpUrl = "https://github.com/xzctl/xzctl/blob/main/runbooks"
     high_latency: HighLatencyAlert = HighLatencyAlert()
     device_overload: DeviceOverloadAlert = DeviceOverloadAlert()
     model_inference_failure: InferenceFailureAlert = InferenceFailureAlert()
@@ -535,7 +537,7 @@ class CapexKind(StrEnum):
 
 
 class CapexItem(Strict):
-    item: str = Field(min_length=1)
+    item: LabelText
     kind: CapexKind = CapexKind.OTHER
     quantity: PositiveInt
     unit_price: Money
@@ -546,7 +548,7 @@ class CapexItem(Strict):
 
 
 class OpexItem(Strict):
-    item: str = Field(min_length=1)
+    item: LabelText
     yearly: Money
 
 
