@@ -85,6 +85,13 @@ class UnknownStateError(XzctlError):
     exit_code = ExitCode.UNKNOWN
 
 
+class NoSandboxError(UnknownStateError):
+    """A command needs the local sandbox and none runs: one message and one exit code everywhere."""
+
+    def __init__(self, state_dir: object, hint: str = "start one with: xzctl sandbox up") -> None:
+        super().__init__(f"no sandbox is running (state dir {state_dir})", hint=hint)
+
+
 class ExternalToolError(XzctlError):
     """A tool xzctl drives (prometheus, promtool, pulumi, ansible) is missing or failed."""
 

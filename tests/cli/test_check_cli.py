@@ -142,4 +142,4 @@ def test_unreachable_prometheus_exits_3(
         assert code == 3 and f"cannot reach Prometheus at {url}" in err
         monkeypatch.delenv("XZCTL_PROMETHEUS_URL")
         code, _, err = xzctl(capsys, "check", "cost", "--state-dir", str(tmp_path))
-        assert code == 2 and "no Prometheus to ask" in err
+        assert code == 3 and "no sandbox is running" in err and "--prometheus URL" in err  # as `sandbox status`

@@ -21,12 +21,15 @@ def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
     assert run(["sandbox", "scenario", "reset"]) == 3
     assert "no sandbox is running" in capsys.readouterr().err
     try:
-        assert run(["sandbox", "up", "--scrape-interval", "1", "-o", "json"]) == 0
+        assert run(["--example", "sandbox", "up", "--scrape-interval", "1", "-o", "json"]) == 0
         info = json.loads(capsys.readouterr().out)
         assert info["prometheus_url"].startswith("http://127.0.0.1:") and info["edge_nodes"] == 7
-        assert run(["sandbox", "up"]) == 0
+        assert run(["--example", "sandbox", "up", "--scrape-interval", "1"]) == 0
         again = capsys.readouterr()
         assert "already up" in again.err and info["prometheus_url"] in again.out
+        assert run(["sandbox", "up", "--scale", "20", "--seed", "5"]) == 5  # other options: an error, not the old one
+        err = capsys.readouterr().err
+        assert "not --scale 20" in err and "seed 0, not 5" in err and "scrape interval 1 s, not 10 s" in err
         nodes = {"bj-edge-01", "bj-edge-02", "bj-edge-03", "sh-edge-01", "sh-edge-02", "gz-edge-01", "gz-edge-02"}
         for _ in range(30):  # Prometheus adds static targets on its first discovery tick, within ~5 s
             assert run(["sandbox", "status", "-o", "json"]) == 0
@@ -47,5 +50,5 @@ def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
     finally:
         assert run(["sandbox", "down"]) == 0
     assert all(_pid_gone(pid) for pid in info["pids"].values())
-    assert run(["sandbox", "up", "--history", "soon"]) == 2
+    assert run(["--example", "sandbox", "up", "--history", "soon"]) == 2
     assert "--history 'soon' is not a duration" in capsys.readouterr().err

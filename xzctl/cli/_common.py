@@ -15,14 +15,21 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from xzctl.cli._fleet import fleet_option
 from xzctl.errors import BadInputError
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich would exit 1 as for a failed check; `xzctl.cli.run` makes a closed pipe exit 0.
+        raise BrokenPipeError
 
 
 def _console(*, stderr: bool) -> Console:
     # Off a terminal (CI logs, pipes) rich would squeeze wide tables into 80 columns; COLUMNS still wins.
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
-    return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
+    return _Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
 
 
 stdout = _console(stderr=False)
@@ -40,8 +47,9 @@ FleetOption = typer.Option(
     "--fleet",
     "-f",
     envvar="XZCTL_FLEET",
-    help="Fleet spec file. Default: ./fleet.yaml, else the bundled example.",
+    help="Fleet spec file. Default: the context's, else ./fleet.yaml, else the bundled example (read commands only).",
     show_default=False,
+    callback=fleet_option,
 )
 StateDirOption = typer.Option(
     None,

@@ -16,8 +16,8 @@ from rich.table import Table
 from xzctl.bootstrap import BootstrapResult, HostStatus, HostSummary, Playbook, TaskEvent, bootstrap_region
 from xzctl.bootstrap.inventory import inventory_yaml, region_of
 from xzctl.cli._common import FleetOption, Output, OutputOption, emit, print_warnings, stderr
+from xzctl.cli._fleet import load
 from xzctl.errors import BadInputError, CheckFailedError
-from xzctl.spec import load_fleet
 
 app = typer.Typer(help="Bootstrap bare-metal edge servers into K3s nodes with Ansible.", no_args_is_help=True)
 
@@ -125,7 +125,7 @@ def region(  # noqa: PLR0917 (each Typer option is a parameter)
 
     Example: K3S_TOKEN=... xzctl bootstrap region beijing --check --limit bj-edge-02 -o json
     """
-    loaded = load_fleet(fleet)
+    loaded = load(fleet)
     print_warnings(loaded.warnings)
     variables = _extra_vars(extra_vars)
     hosts = limit or [n.id for n in region_of(loaded.fleet, name).edge_nodes]
@@ -161,4 +161,4 @@ def inventory(
 
     Example: xzctl bootstrap inventory beijing > ansible/inventory/beijing.yml
     """
-    sys.stdout.write(inventory_yaml(load_fleet(fleet).fleet, name))
+    sys.stdout.write(inventory_yaml(load(fleet).fleet, name))

@@ -37,9 +37,10 @@ from xzctl.checks import (
     worst,
 )
 from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, parse_duration
-from xzctl.errors import BadInputError
+from xzctl.cli._fleet import load
+from xzctl.errors import BadInputError, NoSandboxError
 from xzctl.prom import PrometheusClient
-from xzctl.spec import Fleet, load_fleet
+from xzctl.spec import Fleet
 
 URL_ENV = "XZCTL_PROMETHEUS_URL"
 STATUS_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.UNKNOWN: "magenta", Status.CRIT: "red"}
@@ -119,15 +120,12 @@ def live(
 ) -> Iterator[Live]:
     from xzctl.sandbox import current_prometheus_url, default_state_dir, sandbox_status
 
-    fleet = load_fleet(fleet_path).fleet
     parse_duration(window, "--window")
     where = state_dir or default_state_dir()
     sandbox_url = current_prometheus_url(where)
     url = prometheus or sandbox_url or os.environ.get(URL_ENV)
     if not url:
-        raise BadInputError(
-            "no Prometheus to ask", hint=f"pass --prometheus URL, set ${URL_ENV}, or `xzctl sandbox up`"
-        )
+        raise NoSandboxError(where, hint=f"pass --prometheus URL, set ${URL_ENV}, or start one with: xzctl sandbox up")
     auth = None
     if basic_auth:
         user, sep, password = basic_auth.partition(":")
@@ -136,6 +134,8 @@ def live(
         auth = (user, password)
     # Talking to the running sandbox: its scrape interval is known, and its simulator can run a drill.
     sandbox = sandbox_status(where) if sandbox_url is not None and url == sandbox_url else None
+    # The sandbox's Prometheus scrapes the sandbox's fleet (perhaps a generated --scale one): judge that fleet.
+    fleet = load(fleet_path, sandbox_fleet=sandbox.fleet_path if sandbox else None).fleet
     interval = scrape_interval or (sandbox.scrape_interval_seconds if sandbox else None)
     options = SnapshotOptions(
         window=window,

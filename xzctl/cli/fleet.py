@@ -14,10 +14,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, emit, print_warnings
-from xzctl.errors import CheckFailedError, FleetSpecError
+from xzctl.cli._fleet import load
+from xzctl.errors import BadInputError, CheckFailedError, FleetSpecError
 from xzctl.plan import Plan, PlanRow, Verdict, build_plan
 from xzctl.plan.static import money
-from xzctl.spec import bundled_example_path, load_fleet
+from xzctl.spec import bundled_example_path
 
 app = typer.Typer(help="Validate and inspect the fleet spec.", no_args_is_help=True)
 
@@ -33,13 +34,15 @@ def validate(
     Example: xzctl fleet validate --fleet fleet.yaml --strict
     """
     try:
-        loaded = load_fleet(fleet)
+        loaded = load(fleet)
     except FleetSpecError as exc:
         if output is not Output.TABLE:
             emit({"valid": False, "problems": [vars(p) for p in exc.problems]}, output, lambda c: None)
-        else:
+        elif len(exc.problems) > 1:  # one problem is the error line itself; more are listed before it
             for p in exc.problems:
                 print(f"{p.severity}: {p.render()}", file=sys.stderr)
+            errors = sum(p.severity == "error" for p in exc.problems)
+            raise BadInputError(f"invalid fleet spec: {errors} error(s), listed above") from None
         raise
     warnings = loaded.warnings
     data = {
@@ -136,7 +139,7 @@ def plan(
 
     Example: xzctl fleet plan --fleet fleet.yaml --check -o json
     """
-    loaded = load_fleet(fleet)
+    loaded = load(fleet)
     result = build_plan(loaded.fleet)
     emit(result.to_dict(), output, lambda console: _plan_table(result, console))
     failed = result.failed()

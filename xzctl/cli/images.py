@@ -11,9 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, emit, print_warnings
+from xzctl.cli._fleet import load
 from xzctl.errors import CheckFailedError
 from xzctl.images import CatalogImage, load_catalog, verify_fleet
-from xzctl.spec import load_fleet
 
 app = typer.Typer(help="The inference image catalog (inference_images/) and its digest lock.", no_args_is_help=True)
 
@@ -116,7 +116,7 @@ def verify(
 
     Example: xzctl images verify --fleet fleet.yaml
     """
-    loaded = load_fleet(fleet)
+    loaded = load(fleet)
     report = verify_fleet(loaded.fleet, load_catalog(catalog))
     data = {
         "valid": not report.errors,

@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, emit, stderr
+from xzctl.cli._fleet import load
 from xzctl.errors import BadInputError
 from xzctl.render import region_documents, render_node_documents, write_tree
 from xzctl.render.node import find_node
-from xzctl.spec import load_fleet
 from xzctl.spec.models import DNS_LABEL, Fleet
 
 app = typer.Typer(help="Render node configs, manifests and alert rules from the fleet spec.", no_args_is_help=True)
@@ -29,7 +29,7 @@ def _label(value: str, what: str) -> str:
 
 
 def _load(fleet: Path | None) -> Fleet:
-    loaded = load_fleet(fleet)
+    loaded = load(fleet)
     if loaded.warnings:  # the details belong to `fleet validate`; here they would bury the result
         stderr.print(
             f"[yellow]warning:[/] the fleet spec has {len(loaded.warnings)} warning(s); see: xzctl fleet validate",

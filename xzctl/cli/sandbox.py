@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, parse_duration, stderr, stdout
-from xzctl.errors import UnknownStateError
+from xzctl.errors import ConflictError, NoSandboxError, UnknownStateError
 from xzctl.sandbox import (
     SandboxAlreadyUpError,
     SandboxInfo,
@@ -60,6 +60,24 @@ def _print_summary(console: Console, data: dict[str, Any]) -> None:
         )
 
 
+def _differences(
+    info: SandboxInfo, *, fleet: Path | None, scale: int | None, seed: int, interval: int, history: timedelta | None
+) -> list[str]:
+    """What `up` asks for that the running sandbox does not have."""
+    differs = []
+    if scale is not None and (info.nodes != scale or Path(info.fleet_path).name != f"fleet-{scale}.yaml"):
+        differs.append(f"it simulates {info.nodes} edge nodes of {info.fleet_path}, not --scale {scale}")
+    if scale is None and fleet is not None and Path(info.fleet_path) != fleet.resolve():
+        differs.append(f"its fleet is {info.fleet_path}")
+    if info.seed != seed:
+        differs.append(f"seed {info.seed}, not {seed}")
+    if info.scrape_interval_seconds != interval:
+        differs.append(f"scrape interval {info.scrape_interval_seconds} s, not {interval} s")
+    if (history is None) != (info.history is None):
+        differs.append("history " + ("backfilled" if info.history else "none"))
+    return differs
+
+
 @app.command()
 def up(
     *,
@@ -93,8 +111,14 @@ def up(
             port=port,
         )
     except SandboxAlreadyUpError as exc:
-        stderr.print(f"sandbox already up; stop it first with: xzctl sandbox down (state in {escape(str(where))})")
         info = exc.info
+        differs = _differences(info, fleet=fleet, scale=scale, seed=seed, interval=scrape_interval, history=span)
+        if differs:
+            raise ConflictError(
+                f"a sandbox with other options is up ({'; '.join(differs)})",
+                hint=f"xzctl sandbox down first (state in {where})",
+            ) from None
+        stderr.print(f"sandbox already up with these options (state in {escape(str(where))})")
     emit(_summary(info), output, lambda console: _print_summary(console, _summary(info)))
 
 
@@ -104,9 +128,10 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
 
     Example: xzctl sandbox status -o json
     """
-    info = sandbox_status(state_dir or default_state_dir())
+    where = state_dir or default_state_dir()
+    info = sandbox_status(where)
     if info is None:
-        raise UnknownStateError("no sandbox is running", hint="start one with: xzctl sandbox up")
+        raise NoSandboxError(where)
     data = _summary(info)
     running = all(data["running"].values())
     data["targets"] = target_health(info) if running else {}
@@ -178,9 +203,10 @@ def scenario(
     Example: xzctl sandbox scenario set-devices --region beijing --utilization 0.95
     Example: xzctl sandbox scenario image-profile --image reg/asr:1.1 --latency-factor 2 --error-rate 0.05
     """
-    info = sandbox_status(state_dir or default_state_dir())
+    where = state_dir or default_state_dir()
+    info = sandbox_status(where)
     if info is None or not all(info.alive().values()):
-        raise UnknownStateError("no sandbox is running", hint="start one with: xzctl sandbox up")
+        raise NoSandboxError(where)
     given = {
         "node": node,
         "region": region,
