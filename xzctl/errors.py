@@ -85,11 +85,12 @@ class UnknownStateError(XzctlError):
     exit_code = ExitCode.UNKNOWN
 
 
-class NoSandboxError(UnknownStateError):
-    """A command needs the local sandbox and none runs: one message and one exit code everywhere."""
+class NoSandboxError(BadInputError):
+    """A command needs the local sandbox and none runs: bad input (nothing to ask), as for live commands given
+    no Prometheus at all; one message and one exit code everywhere."""
 
-    def __init__(self, state_dir: object, hint: str = "start one with: xzctl sandbox up") -> None:
-        super().__init__(f"no sandbox is running (state dir {state_dir})", hint=hint)
+    def __init__(self, state_dir: object) -> None:
+        super().__init__(f"no sandbox is running (state dir {state_dir})", hint="start one with: xzctl sandbox up")
 
 
 class ExternalToolError(XzctlError):

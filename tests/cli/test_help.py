@@ -59,5 +59,5 @@ def test_installed_script_runs_the_plan() -> None:
     )
     assert done.returncode == 1
     assert json.loads(done.stdout)["summary"] == {"ok": 15, "warn": 4, "fail": 5}
-    assert done.stderr.startswith("xzctl: error: plan has 5 failing row(s)")
+    assert "xzctl: error" not in done.stderr  # a verdict, not an error
     assert "Traceback" not in done.stderr

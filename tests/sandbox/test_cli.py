@@ -16,9 +16,10 @@ pytestmark = pytest.mark.prometheus
 
 def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("XZCTL_STATE_DIR", str(tmp_path))
-    assert run(["sandbox", "status"]) == 3
+    # No sandbox: exit 2 like a live command with no Prometheus to ask (one code for one situation).
+    assert run(["sandbox", "status"]) == 2
     assert "no sandbox is running" in capsys.readouterr().err
-    assert run(["sandbox", "scenario", "reset"]) == 3
+    assert run(["sandbox", "scenario", "reset"]) == 2
     assert "no sandbox is running" in capsys.readouterr().err
     try:
         assert run(["--example", "sandbox", "up", "--scrape-interval", "1", "-o", "json"]) == 0

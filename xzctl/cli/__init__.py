@@ -20,7 +20,6 @@ import typer
 from typer._click.exceptions import NoArgsIsHelpError
 from typer.core import TyperGroup
 
-from xzctl.cli._fleet import flags as fleet_flags
 from xzctl.errors import ExitCode, XzctlError
 
 _state = {"debug": False}
@@ -120,8 +119,7 @@ def _root(
 
     Example: xzctl fleet plan --fleet fleet.yaml
     """
-    _state["debug"] = debug
-    fleet_flags["example"] = example
+    _state["debug"] = debug  # --example is read by the --fleet option of the command that runs
 
 
 # Flags of the root accepted anywhere before `--`, as kubectl does; options every command has, before it.
@@ -155,7 +153,6 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; every error becomes one line on stderr."""
     args = _global_flags_first(sys.argv[1:] if argv is None else argv)
-    fleet_flags["example"] = False  # tests run several commands in one process
     try:
         result = app(args=args, standalone_mode=False, prog_name="xzctl")
     except typer.Abort:

@@ -15,6 +15,7 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
+from xzctl.cli._context import state_dir_option
 from xzctl.cli._fleet import fleet_option
 from xzctl.errors import BadInputError
 
@@ -55,8 +56,9 @@ StateDirOption = typer.Option(
     None,
     "--state-dir",
     envvar="XZCTL_STATE_DIR",
-    help="State directory: sandbox, Pulumi file backend, rollouts. Default: ./.xzctl",
+    help="State directory: sandbox, Pulumi file backend, rollouts. Default: the context's, else ./.xzctl",
     show_default=False,
+    callback=state_dir_option,
 )
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from xzctl.config import current_context
 from xzctl.errors import BadInputError
-from xzctl.spec import LoadedFleet, bundled_example_path, load_fleet
-from xzctl.spec.load import resolve_fleet_path
+
+if TYPE_CHECKING:
+    from xzctl.spec import LoadedFleet
 
 # Command paths (after "xzctl") that deploy, SSH or start processes from the spec.
 WORLD_COMMANDS = ("provision", "bootstrap region", "rollout", "sandbox")
-# Set from the global --example flag by the CLI root.
-flags = {"example": False}
 
 
 def touches_world(command_path: str) -> bool:
@@ -30,13 +29,17 @@ def touches_world(command_path: str) -> bool:
 
 def fleet_option(ctx: typer.Context, value: Path | None) -> Path | None:
     """Callback of --fleet: the explicit choice, or None when only implicit fallbacks are left."""
+    from xzctl.cli._context import active
+    from xzctl.spec import bundled_example_path
+
+    example = bool(ctx.find_root().params.get("example"))  # the global --example flag
     if value is not None:
-        if flags["example"]:
+        if example:
             raise BadInputError("--example and --fleet name two fleets", hint="pass one of them")
         return value
-    if flags["example"]:
+    if example:
         return bundled_example_path()
-    context = current_context()
+    context = active()
     if context is not None and context[1].fleet:
         return context[1].fleet_path()
     generated = bool(ctx.params.get("scale"))  # sandbox up --scale N simulates a generated fleet
@@ -50,6 +53,9 @@ def fleet_option(ctx: typer.Context, value: Path | None) -> Path | None:
 
 def load(path: Path | None, *, sandbox_fleet: str | None = None) -> LoadedFleet:
     """Load the fleet the rule picks; say on stderr when that is the bundled example."""
+    from xzctl.spec import bundled_example_path, load_fleet
+    from xzctl.spec.load import resolve_fleet_path
+
     if path is None and sandbox_fleet:
         path = Path(sandbox_fleet)
     resolved = resolve_fleet_path(path)

@@ -27,9 +27,11 @@ from xzctl.cli.check import (
     ScrapeIntervalOption,
     TimeoutOption,
     WindowOption,
+    capacity_reasons,
     live,
     raise_for,
     status_text,
+    titled,
 )
 
 app = typer.Typer(help="Capacity of the fleet from live metrics: headroom in devices and days until full.")
@@ -116,8 +118,8 @@ def report(
             rounds += 1
             if watch and output is Output.TABLE:
                 stdout.clear()
-            emit(result.to_dict(), output, partial(capacity_table, report=result))
+            emit(result.to_dict(), output, titled(ctx.header, partial(capacity_table, report=result)))
             if not watch or rounds == count:
                 break
             time.sleep(interval)
-    raise_for(result.status, result.summary())
+    raise_for(result.status, capacity_reasons(result), output)

@@ -10,7 +10,7 @@ The Prometheus options here are shared with `xzctl capacity report`.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ from rich.table import Table
 
 from xzctl.checks import (
     AllChecks,
+    CapacityReport,
     CostReport,
     DrillResult,
     FailoverReport,
@@ -36,13 +37,15 @@ from xzctl.checks import (
     take_snapshot,
     worst,
 )
-from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, parse_duration
+from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, parse_duration, stdout
+from xzctl.cli._context import active, context_heading, context_url
 from xzctl.cli._fleet import load
-from xzctl.errors import BadInputError, NoSandboxError
+from xzctl.errors import BadInputError
 from xzctl.prom import PrometheusClient
 from xzctl.spec import Fleet
 
 URL_ENV = "XZCTL_PROMETHEUS_URL"
+BAD = (Status.CRIT, Status.UNKNOWN)
 STATUS_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.UNKNOWN: "magenta", Status.CRIT: "red"}
 
 app = typer.Typer(
@@ -91,6 +94,7 @@ class Live:
     client: PrometheusClient
     options: SnapshotOptions
     simulator_url: str | None  # set when the Prometheus is the running sandbox's
+    header: str = ""  # context, Prometheus and fleet: the first line of every live table
 
 
 def _headers(values: list[str] | None) -> dict[str, str]:
@@ -123,9 +127,14 @@ def live(
     parse_duration(window, "--window")
     where = state_dir or default_state_dir()
     sandbox_url = current_prometheus_url(where)
-    url = prometheus or sandbox_url or os.environ.get(URL_ENV)
+    context = active()  # flags > environment > context > sandbox
+    url = prometheus or os.environ.get(URL_ENV) or context_url() or sandbox_url
+    if context is not None and not (bearer_token or basic_auth):
+        bearer_token, basic_auth = context[1].bearer_token(), context[1].basic_auth()
     if not url:
-        raise NoSandboxError(where, hint=f"pass --prometheus URL, set ${URL_ENV}, or start one with: xzctl sandbox up")
+        raise BadInputError(
+            "no Prometheus to ask", hint=f"pass --prometheus URL, set ${URL_ENV}, or `xzctl sandbox up`"
+        )
     auth = None
     if basic_auth:
         user, sep, password = basic_auth.partition(":")
@@ -145,18 +154,51 @@ def live(
     client = PrometheusClient(
         url, bearer_token=bearer_token, basic_auth=auth, headers=_headers(header), timeout=timeout, retries=retries
     )
+    where_from = "sandbox" if sandbox else f"context {context[0]}" if url == context_url() and context else "given"
+    heading = f"{context_heading()} · prometheus {url} ({where_from}) · fleet {fleet.metadata.name}"
     with client:
-        yield Live(fleet, client, options, sandbox.simulator_url if sandbox else None)
+        yield Live(fleet, client, options, sandbox.simulator_url if sandbox else None, heading)
+
+
+def titled(heading: str, draw: Callable[[Console], None]) -> Callable[[Console], None]:
+    """A table drawer that first says which context, Prometheus and fleet the numbers come from."""
+
+    def both(console: Console) -> None:
+        console.print(heading, style="dim", markup=False)
+        draw(console)
+
+    return both
 
 
 def status_text(status: Status) -> str:
     return f"[{STATUS_STYLE[status]}]{status}[/]"
 
 
-def raise_for(status: Status, summary: str) -> None:
-    err = failure(status, summary)
-    if err is not None:
-        raise err
+def raise_for(status: Status, reasons: list[str], output: Output) -> None:
+    """A verdict is a result, not an error: with table output its reasons go to stdout, one per line; the
+    exit code says crit (1) or unknown (3). JSON and YAML documents already hold the reasons."""
+    err = failure(status, "")
+    if err is None:
+        return
+    if output is Output.TABLE:
+        stdout.print(f"verdict {status_text(status)} (exit {err.exit_code}):")
+        for reason in reasons:
+            stdout.print(f"  {escape(reason)}")
+    raise typer.Exit(err.exit_code)
+
+
+def capacity_reasons(report: CapacityReport) -> list[str]:
+    rows = [*report.nodes.values(), *report.regions.values(), report.fleet]
+    return [f"{c.name} {c.status}: {reason}" for c in rows if c.status in BAD for reason in c.reasons]
+
+
+def failover_reasons(report: FailoverReport, result: DrillResult | None) -> list[str]:
+    lines = [f"{f.kind} {f.lost} {f.status}: {f.reason}" for f in report.failures if f.status in BAD]
+    return lines + ([f"drill {result.node} {result.status}: {result.reason}"] if result is not None else [])
+
+
+def cost_reasons(report: CostReport) -> list[str]:
+    return [f"cost {report.status}: {reason}" for reason in report.reasons]
 
 
 def failover_table(console: Console, report: FailoverReport, result: DrillResult | None) -> None:
@@ -268,8 +310,8 @@ def failover(
         data["drill"] = result.to_dict()
         status = worst([status, result.status])
         data["status"] = str(status)
-    emit(data, output, lambda console: failover_table(console, report, result))
-    raise_for(status, report.summary() + (f"; drill: {result.reason}" if result else ""))
+    emit(data, output, titled(ctx.header, lambda console: failover_table(console, report, result)))
+    raise_for(status, failover_reasons(report, result), output)
 
 
 @app.command()
@@ -305,8 +347,8 @@ def cost(
         state_dir=state_dir,
     ) as ctx:
         report = cost_check(take_snapshot(ctx.client, ctx.fleet, ctx.options))
-    emit(report.to_dict(), output, lambda console: cost_table(console, report))
-    raise_for(report.status, report.summary())
+    emit(report.to_dict(), output, titled(ctx.header, lambda console: cost_table(console, report)))
+    raise_for(report.status, cost_reasons(report), output)
 
 
 @app.command("all")
@@ -351,5 +393,6 @@ def all_checks(
         failover_table(console, result.failover, None)
         cost_table(console, result.cost)
 
-    emit(result.to_dict(), output, table)
-    raise_for(result.status, result.summary())
+    emit(result.to_dict(), output, titled(ctx.header, table))
+    reasons = capacity_reasons(result.capacity) + failover_reasons(result.failover, None) + cost_reasons(result.cost)
+    raise_for(result.status, reasons, output)

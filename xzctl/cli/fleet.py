@@ -143,9 +143,11 @@ def plan(
     result = build_plan(loaded.fleet)
     emit(result.to_dict(), output, lambda console: _plan_table(result, console))
     failed = result.failed()
-    if check and failed:
-        names = ", ".join(f"{r.section} {r.subject}" for r in failed)
-        raise CheckFailedError(f"plan has {len(failed)} failing row(s): {names}")
+    if check and failed:  # a verdict, not an error: reasons on stdout (the JSON document holds them), exit 1
+        if output is Output.TABLE:
+            for r in failed:
+                print(f"fail: {r.section} {r.subject}: {r.reason}")
+        raise typer.Exit(CheckFailedError.exit_code)
 
 
 @app.command()
