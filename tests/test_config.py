@@ -48,7 +48,7 @@ def test_use_context_switches_and_keeps_the_rest(config: Path) -> None:
     use_context("prod", config)
     assert load_config(config).current_context == "prod"
     assert set(load_config(config).contexts) == {"staging", "prod"}
-    with pytest.raises(BadInputError, match="context .qa. is not in "):
+    with pytest.raises(BadInputError, match=r"context 'qa' is not in "):
         use_context("qa", config)
     with pytest.raises(BadInputError) as raised:
         use_context("qa", config)

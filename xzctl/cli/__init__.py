@@ -153,6 +153,10 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; every error becomes one line on stderr."""
     args = _global_flags_first(sys.argv[1:] if argv is None else argv)
+    if "_XZCTL_COMPLETE" in os.environ:  # the shell asks for completions (see `xzctl completion`)
+        from typer.completion import completion_init
+
+        completion_init()
     try:
         result = app(args=args, standalone_mode=False, prog_name="xzctl")
     except typer.Abort:
@@ -179,5 +183,5 @@ def run(argv: list[str] | None = None) -> int:
         if _state["debug"]:
             traceback.print_exc()
         print(f"xzctl: internal error: {type(exc).__name__}: {exc} (rerun with --debug)", file=sys.stderr)
-        return 70
+        return ExitCode.INTERNAL
     return result if isinstance(result, int) else ExitCode.OK
