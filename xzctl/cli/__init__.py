@@ -154,7 +154,7 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; every error becomes one line on stderr."""
     args = _global_flags_first(sys.argv[1:] if argv is None else argv)
     if "_XZCTL_COMPLETE" in os.environ:  # the shell asks for completions (see `xzctl completion`)
-        from typer.completion import completion_init
+        from typer._completion_classes import completion_init
 
         completion_init()
     try:
