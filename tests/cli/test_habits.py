@@ -69,3 +69,21 @@ def test_completion_scripts_and_answers(shell: str, capsys: pytest.CaptureFixtur
     argv = [sys.executable, "-m", "xzctl"]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0 and done.stdout.split() == ["plan"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30", 30.0), ("1.5", 1.5), ("500ms", 0.5), ("30s", 30.0), ("5m", 300.0), ("7d", 604800.0)]
+)
+def test_one_duration_type(text: str, seconds: float) -> None:
+    from xzctl.cli._common import duration, promql_duration
+
+    assert duration(text) == seconds
+    assert promql_duration(text, "--window") == (text if text[-1].isalpha() else f"{round(seconds)}s")
+
+
+@pytest.mark.parametrize(
+    "argv", [["capacity", "report", "--interval", "soon"], ["sandbox", "scenario", "stale", "--for", "x"]]
+)
+def test_a_bad_duration_names_the_flag(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(argv) == 2
+    assert "is not a duration: e.g. 30 (seconds)" in capsys.readouterr().err

@@ -64,11 +64,29 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(text: str, flag: str) -> float:
-    """Seconds from a duration flag in PromQL's own form (500ms, 30s, 5m, 6h, 7d), so it also fits a rate window."""
-    match = re.fullmatch(r"(\d+)(ms|s|m|h|d)", text.strip())
+    """Seconds from a duration flag: PromQL's own form (500ms, 30s, 5m, 6h, 7d) or a bare number of seconds.
+
+    The one duration type of every flag."""
+    match = re.fullmatch(r"(\d+)(ms|s|m|h|d)|(\d+(?:\.\d+)?)", text.strip())
     if not match:
-        raise BadInputError(f"{flag} {text!r} is not a duration", hint="e.g. 500ms, 30s, 5m, 6h, 7d")
+        raise BadInputError(f"{flag} {text!r} is not a duration", hint="e.g. 30 (seconds), 500ms, 30s, 5m, 6h, 7d")
+    if match.group(3) is not None:
+        return float(match.group(3))
     return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def promql_duration(text: str, flag: str) -> str:
+    """The flag as a PromQL range: a bare number of seconds gets its unit (`30` -> `30s`)."""
+    seconds = parse_duration(text, flag)
+    return text.strip() if not re.fullmatch(r"[\d.]+", text.strip()) else f"{max(1, round(seconds))}s"
+
+
+def duration(text: str) -> float:
+    """Typer parser of duration options (`--interval 30s`, `--interval 30`)."""
+    try:
+        return parse_duration(text, "")
+    except BadInputError:
+        raise typer.BadParameter(f"{text!r} is not a duration: e.g. 30 (seconds), 500ms, 30s, 5m, 6h, 7d") from None
 
 
 OutputOption = typer.Option(Output.TABLE, "--output", "-o", help="Output format.", case_sensitive=False)

@@ -18,7 +18,9 @@ BLOCK = re.compile(r"(<!-- generated: (?P<name>[a-z-]+) -->\n)(.*?)(<!-- end gen
 
 def _usage(command: Any, ctx: Any) -> str:
     pieces = [p for p in command.collect_usage_pieces(ctx) if p != "[OPTIONS]"]
-    return re.sub(r"[{\[]?(\w+)[}\]]?", lambda m: m.group(0).upper().replace("{", "").replace("}", ""), " ".join(pieces))
+    return re.sub(
+        r"[{\[]?(\w+)[}\]]?", lambda m: m.group(0).upper().replace("{", "").replace("}", ""), " ".join(pieces)
+    )
 
 
 def _rows(command: Any, ctx: Any, path: str) -> list[tuple[str, str]]:

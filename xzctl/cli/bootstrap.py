@@ -15,7 +15,7 @@ from rich.table import Table
 
 from xzctl.bootstrap import BootstrapResult, HostStatus, HostSummary, Playbook, TaskEvent, bootstrap_region
 from xzctl.bootstrap.inventory import inventory_yaml, region_of
-from xzctl.cli._common import FleetOption, Output, OutputOption, emit, print_warnings, stderr
+from xzctl.cli._common import FleetOption, Output, OutputOption, duration, emit, print_warnings, stderr
 from xzctl.cli._fleet import load
 from xzctl.errors import BadInputError, CheckFailedError
 
@@ -108,7 +108,9 @@ def region(  # noqa: PLR0917 (each Typer option is a parameter)
     extra_vars: list[str] = typer.Option(
         [], "--extra-var", "-e", help="Role variable KEY=VALUE (YAML value), as ansible-playbook -e."
     ),
-    timeout: int = typer.Option(3600, "--timeout", min=1, help="Give up on the whole run after this many seconds."),
+    timeout: float = typer.Option(
+        "1h", "--timeout", parser=duration, metavar="DURATION", help="Give up on the whole run after this long."
+    ),
     accept_new_host_keys: bool = typer.Option(
         False,
         "--accept-new-host-keys",
@@ -143,7 +145,7 @@ def region(  # noqa: PLR0917 (each Typer option is a parameter)
             limit=limit,
             extravars=variables,
             on_event=progress,
-            timeout_seconds=timeout,
+            timeout_seconds=max(1, round(timeout)),
             accept_new_host_keys=accept_new_host_keys,
         )
     emit(result.to_json(), output, lambda console: _summary_table(result, console))

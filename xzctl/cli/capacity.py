@@ -16,7 +16,7 @@ from rich.table import Table
 
 from xzctl.checks import CapacityReport, capacity_report, take_snapshot
 from xzctl.checks.capacity import Capacity
-from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, stdout
+from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, duration, emit, stdout
 from xzctl.cli.check import (
     BasicAuthOption,
     BearerTokenOption,
@@ -79,7 +79,9 @@ def capacity_table(console: Console, report: CapacityReport) -> None:
 def report(
     *,
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh until Ctrl-C (or --count reports)."),
-    interval: float = typer.Option(10.0, "--interval", min=1, help="Seconds between reports with --watch."),
+    interval: float = typer.Option(
+        "10s", "--interval", parser=duration, metavar="DURATION", help="Time between reports with --watch."
+    ),
     count: int = typer.Option(0, "--count", min=0, help="With --watch: stop after this many reports (0: no limit)."),
     fleet: Path | None = FleetOption,
     prometheus: str | None = PrometheusUrlOption,
@@ -97,7 +99,7 @@ def report(
     """Devices vs max, CPU/memory/GPU vs KPI caps, p95 per service, headroom in devices and its limit.
 
     Example: xzctl capacity report --prometheus http://127.0.0.1:9090 -o json
-    Example: xzctl capacity report --watch --interval 30
+    Example: xzctl capacity report --watch --interval 30s
     """
     with live(
         fleet,

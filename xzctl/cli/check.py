@@ -37,7 +37,17 @@ from xzctl.checks import (
     take_snapshot,
     worst,
 )
-from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, parse_duration, stdout
+from xzctl.cli._common import (
+    FleetOption,
+    Output,
+    OutputOption,
+    StateDirOption,
+    duration,
+    emit,
+    parse_duration,
+    promql_duration,
+    stdout,
+)
 from xzctl.cli._context import active, context_heading, context_url
 from xzctl.cli._fleet import load
 from xzctl.errors import BadInputError
@@ -124,7 +134,7 @@ def live(
 ) -> Iterator[Live]:
     from xzctl.sandbox import current_prometheus_url, default_state_dir, sandbox_status
 
-    parse_duration(window, "--window")
+    window = promql_duration(window, "--window")
     where = state_dir or default_state_dir()
     sandbox_url = current_prometheus_url(where)
     context = active()  # flags > environment > context > sandbox
@@ -246,7 +256,9 @@ def failover(
     drill_node: str | None = typer.Option(
         None, "--drill", help="Sandbox only: stop this simulated node for real and time the failover."
     ),
-    drill_timeout: float = typer.Option(90.0, "--drill-timeout", min=1, help="Give up the drill after this long."),
+    drill_timeout: float = typer.Option(
+        "90s", "--drill-timeout", parser=duration, metavar="DURATION", help="Give up the drill after this long."
+    ),
     fleet: Path | None = FleetOption,
     prometheus: str | None = PrometheusUrlOption,
     bearer_token: str | None = BearerTokenOption,

@@ -14,7 +14,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, parse_duration, stderr, stdout
+from xzctl.cli._common import (
+    FleetOption,
+    Output,
+    OutputOption,
+    StateDirOption,
+    duration,
+    emit,
+    parse_duration,
+    stderr,
+    stdout,
+)
 from xzctl.errors import ConflictError, NoSandboxError, UnknownStateError
 from xzctl.sandbox import (
     SandboxAlreadyUpError,
@@ -193,7 +203,14 @@ def scenario(
     error_rate: float | None = typer.Option(None, "--error-rate", help="image-profile: share of failed requests."),
     service: str | None = typer.Option(None, "--service", help="deploy: vad, asr, llm, tts, coordinator, ..."),
     track: str | None = typer.Option(None, "--track", help="deploy: stable or canary."),
-    seconds: float | None = typer.Option(None, "--seconds", help="metrics-gap: how long the endpoint fails."),
+    seconds: float | None = typer.Option(
+        None,
+        "--seconds",
+        "--for",
+        parser=duration,
+        metavar="DURATION",
+        help="metrics-gap: how long the endpoint fails (30s, 2m).",
+    ),
     enabled: bool = typer.Option(True, "--enabled/--disabled", help="stale: freeze or unfreeze the exporter."),
     state_dir: Path | None = StateDirOption,
 ) -> None:
