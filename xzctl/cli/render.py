@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, emit, stderr
 from xzctl.cli._fleet import load
@@ -135,6 +136,17 @@ def alerts(
     Example: xzctl render alerts --out ./out/alerts
     """
     from xzctl.alerts import alert_bundle
+    from xzctl.alerts.alertmanager import SECRET_NAME, receiver_secrets, unrouted_severities
 
     namespace = _label(namespace, "namespace")
-    _written(write_tree(out, alert_bundle(_load(fleet), namespace=namespace), what="alerts"), out)
+    spec = _load(fleet)
+    _written(write_tree(out, alert_bundle(spec, namespace=namespace), what="alerts"), out)
+    for severity in unrouted_severities(spec):
+        stderr.print(
+            f"[yellow]warning:[/] no receiver for {severity} alerts: they reach nobody; "
+            f"add alerts.receivers.{severity} to the spec",
+            highlight=False,
+        )
+    needed = ", ".join(f"{key} ({ref.env or ref.pulumi_secret})" for key, ref in receiver_secrets(spec).items())
+    if needed:
+        stderr.print(f"Secret {SECRET_NAME} in namespace {escape(namespace)} needs: {escape(needed)}", highlight=False)
