@@ -50,8 +50,10 @@ def test_verify_fails_on_an_upstream_tag_and_names_the_fix(tmp_path: Path, capsy
     assert data["valid"] is False
     errors = [i for i in data["images"] if i["status"] == "error"]
     assert [e["service"] for e in errors] == ["xiaozhi_server"]
-    assert "regions.beijing.edge_nodes[0].services.xiaozhi_server.image" in captured.err
-    assert f"use {CATALOG_SERVER}@sha256:" in captured.err
+    # A verdict: the document says which and why, on stdout; nothing is an error line.
+    assert "regions.beijing.edge_nodes[0].services.xiaozhi_server.image" in errors[0]["places"]
+    assert f"use {CATALOG_SERVER}@sha256:" in errors[0]["fix"]
+    assert captured.err == ""
 
 
 def test_verify_passes_on_the_bundled_example(capsys: pytest.CaptureFixture[str]) -> None:

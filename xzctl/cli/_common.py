@@ -39,6 +39,7 @@ stderr = _console(stderr=True)
 
 class Output(StrEnum):
     TABLE = "table"
+    WIDE = "wide"  # the table with every column, whatever the terminal's width
     JSON = "json"
     YAML = "yaml"
 

@@ -50,6 +50,7 @@ from xzctl.cli._common import (
 )
 from xzctl.cli._context import active, context_heading, context_url
 from xzctl.cli._fleet import load
+from xzctl.cli._layout import Column, print_table
 from xzctl.errors import BadInputError
 from xzctl.prom import PrometheusClient
 from xzctl.spec import Fleet
@@ -211,16 +212,28 @@ def cost_reasons(report: CostReport) -> list[str]:
     return [f"cost {report.status}: {reason}" for reason in report.reasons]
 
 
-def failover_table(console: Console, report: FailoverReport, result: DrillResult | None) -> None:
+FAILOVER_COLUMNS = [
+    Column("lost"),
+    Column("kind"),
+    Column("devices", 1, "right"),
+    Column("status"),
+    Column("outcome", 2),
+    Column("same region", 3, "right"),
+    Column("other regions", 3, "right"),
+    Column("unserved", 1, "right"),
+    Column("why", text=True),
+]
+
+
+def failover_table(console: Console, report: FailoverReport, result: DrillResult | None, *, wide: bool = False) -> None:
     bad = [f for f in report.failures if f.status is not Status.OK]
     console.print(
         f"failover {status_text(report.status)}: {len(report.failures) - len(bad)}/{len(report.failures)} "
         "single node and region failures survive"
     )
     if bad:
-        table = Table("lost", "kind", "devices", "status", "outcome", "same region", "other regions", "unserved", "why")
-        for f in bad:
-            table.add_row(
+        rows = [
+            [
                 f.lost,
                 f.kind,
                 str(f.devices),
@@ -229,9 +242,11 @@ def failover_table(console: Console, report: FailoverReport, result: DrillResult
                 str(f.placed_same_region),
                 str(f.placed_other_regions),
                 str(f.unserved),
-                escape(f.reason),
-            )
-        console.print(table)
+                escape(f.reason or "-"),
+            ]
+            for f in bad
+        ]
+        print_table(console, FAILOVER_COLUMNS, rows, wide=wide)
     if result is not None:
         console.print(f"drill {result.node}: {status_text(result.status)}: {escape(result.reason)}")
 
@@ -322,7 +337,8 @@ def failover(
         data["drill"] = result.to_dict()
         status = worst([status, result.status])
         data["status"] = str(status)
-    emit(data, output, titled(ctx.header, lambda console: failover_table(console, report, result)))
+    wide = output is Output.WIDE
+    emit(data, output, titled(ctx.header, lambda console: failover_table(console, report, result, wide=wide)))
     raise_for(status, failover_reasons(report, result), output)
 
 
@@ -401,8 +417,8 @@ def all_checks(
         result: AllChecks = check_all(ctx.client, ctx.fleet, ctx.options)
 
     def table(console: Console) -> None:
-        capacity_table(console, result.capacity)
-        failover_table(console, result.failover, None)
+        capacity_table(console, result.capacity, wide=output is Output.WIDE)
+        failover_table(console, result.failover, None, wide=output is Output.WIDE)
         cost_table(console, result.cost)
 
     emit(result.to_dict(), output, titled(ctx.header, table))

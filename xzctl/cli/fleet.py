@@ -38,7 +38,7 @@ def validate(
     except FleetSpecError as exc:
         if output is not Output.TABLE:
             emit({"valid": False, "problems": [vars(p) for p in exc.problems]}, output, lambda c: None)
-        elif len(exc.problems) > 1:  # one problem is the error line itself; more are listed before it
+        else:  # every problem on its own line, then a count: the first one is not said twice
             for p in exc.problems:
                 print(f"{p.severity}: {p.render()}", file=sys.stderr)
             errors = sum(p.severity == "error" for p in exc.problems)

@@ -8,10 +8,10 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, emit, print_warnings
 from xzctl.cli._fleet import load
+from xzctl.cli._layout import Column, print_table
 from xzctl.errors import CheckFailedError
 from xzctl.images import CatalogImage, load_catalog, verify_fleet
 
@@ -50,14 +50,21 @@ def list_(catalog: Path | None = CatalogOption, output: Output = OutputOption) -
     images = load_catalog(catalog).images
     rows = [_summary(images[name]) for name in sorted(images)]
 
+    columns = [
+        Column("IMAGE"),
+        Column("SERVICE", 1),
+        Column("LATEST"),
+        Column("DIGEST", 3),
+        Column("MODEL", 2),
+        Column("PRECISION", 4),
+        Column("BATCH", 5, "right"),
+    ]
+
     def table(console: Console) -> None:
-        t = Table("IMAGE", "SERVICE", "LATEST", "DIGEST", "MODEL", "PRECISION", "BATCH", title="inference images")
-        for r in rows:
-            digest = (r["digest"] or "-")[:19]
-            t.add_row(
-                r["name"], r["service"], r["latest"] or "-", digest, r["model"], r["precision"], str(r["batch_size"])
-            )
-        console.print(t)
+        # The short digest identifies a release at a glance; the full one is in `images show` and -o json.
+        keys = ("name", "service", "latest", "digest", "model", "precision", "batch_size")
+        cells = [[str(r[k] or "-")[:19] if k == "digest" else str(r[k] or "-") for k in keys] for r in rows]
+        print_table(console, columns, cells, wide=output is Output.WIDE, title="inference images")
 
     emit(rows, output, table)
 
@@ -98,11 +105,11 @@ def show(
         )
         tp = info.throughput
         console.print(f"throughput  {tp.requests_per_second:g} req/s per {tp.per}, p95 {tp.p95_ms} ms")
-        t = Table("VERSION", "RELEASED", "STATUS", "REFERENCE")
+        # Stacked, one release per block: the full pinned reference is the line to copy, never cut.
         for rel in sorted(image.releases, key=lambda x: x.released, reverse=True):
             status = f"[red]yanked[/]: {escape(rel.yanked)}" if rel.yanked else "[green]released[/]"
-            t.add_row(rel.version, rel.released, status, image.pinned(rel))
-        console.print(t)
+            console.print(f"[bold]{escape(rel.version)}[/]  {rel.released}  {status}")
+            console.print(f"  {escape(image.pinned(rel))}", soft_wrap=True)
 
     emit(data, output, table)
 
@@ -124,21 +131,26 @@ def verify(
         "images": [vars(f) for f in report.findings],
     }
 
+    columns = [Column("IMAGE"), Column("SERVICE", 1), Column("STATUS"), Column("USED", 2), Column("DETAIL", text=True)]
+
     def table(console: Console) -> None:
         print_warnings(loaded.warnings)
-        t = Table("IMAGE", "SERVICE", "STATUS", "USED", "DETAIL")
         colour = {"ok": "green", "error": "red", "external": "yellow"}
-        for f in report.findings:
-            detail = f.message + (f"; fix: {f.fix}" if f.fix else "")
-            t.add_row(
-                escape(f.image), f.service, f"[{colour[f.status]}]{f.status}[/]", str(len(f.places)), escape(detail)
-            )
-        console.print(t)
+        detail = {id(f): f.message + (f"; fix: {f.fix}" if f.fix else "") for f in report.findings}
+        rows = [
+            [
+                escape(f.image),
+                f.service,
+                f"[{colour[f.status]}]{f.status}[/]",
+                str(len(f.places)),
+                escape(detail[id(f)]),
+            ]
+            for f in report.findings
+        ]
+        print_table(console, columns, rows, wide=output is Output.WIDE)
+        if report.errors:
+            console.print(f"verdict: {len(report.errors)} image reference(s) fail (exit 1)")
 
     emit(data, output, table)
-    if report.errors:
-        first = report.errors[0]
-        more = len(report.errors) - 1
-        raise CheckFailedError(
-            f"{first.places[0]}: {first.message}" + (f" (and {more} more)" if more else ""), hint=first.fix or None
-        )
+    if report.errors:  # a verdict, not an error: the table and the JSON document say which and why
+        raise typer.Exit(CheckFailedError.exit_code)
