@@ -58,7 +58,7 @@ def print_table(
             keep.remove(i)
     console.print(_table(columns, rows, keep, title))
     for name, text in notes:
-        console.print(f"[bold]{name}[/]: {text}", soft_wrap=True)
+        console.print(f"[bold]{name}[/]: {text}")  # wrapped at spaces: no ID is split
     hidden = len(columns) - len(keep) - (1 if notes else 0)
     if hidden > 0:
         console.print(f"[dim]{hidden} more column(s) with -o wide[/]")

@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from xzctl.cli._common import (
     FleetOption,
@@ -25,6 +23,7 @@ from xzctl.cli._common import (
     stderr,
     stdout,
 )
+from xzctl.cli._layout import Column, print_table
 from xzctl.errors import ConflictError, NoSandboxError, UnknownStateError
 from xzctl.sandbox import (
     SandboxAlreadyUpError,
@@ -61,7 +60,7 @@ def _print_summary(console: Console, data: dict[str, Any]) -> None:
     console.print(
         f"Simulator   {escape(data['simulator_url'])}  ({data['edge_nodes']} edge nodes, seed {data['seed']})"
     )
-    console.print(f"Fleet       {escape(data['fleet'])}")
+    console.print(f"Fleet       {escape(data['fleet'])}", soft_wrap=True)  # a path to copy: never split
     if data["history"]:
         h = data["history"]
         console.print(
@@ -132,6 +131,10 @@ def up(
     emit(_summary(info), output, lambda console: _print_summary(console, _summary(info)))
 
 
+_TARGET_COLUMNS = [Column("edge node"), Column("region"), Column("health"), Column("last error", text=True)]
+_HEALTH_STYLE = {"up": "green", "down": "red"}
+
+
 @app.command()
 def status(state_dir: Path | None = StateDirOption, output: Output = OutputOption) -> None:
     """Show the sandbox's URLs, processes and the scrape health of every edge node.
@@ -151,14 +154,17 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
         for name, alive in data["running"].items():
             state = "[green]running[/]" if alive else "[red]not running[/]"
             console.print(f"{name:<11} pid {data['pids'][name]} {state}")
-        targets = Table(box=box.SIMPLE_HEAD, title="Scrape targets")
-        for col in ("edge node", "region", "health", "last error"):
-            targets.add_column(col)
-        for node, t in sorted(data["targets"].items()):
-            style = {"up": "green", "down": "red"}.get(t["health"], "yellow")
-            targets.add_row(node, t["region"], f"[{style}]{t['health']}[/]", escape(t["last_error"]))
-        if data["targets"]:
-            console.print(targets)
+        rows = [
+            [
+                node,
+                t["region"],
+                f"[{_HEALTH_STYLE.get(t['health'], 'yellow')}]{t['health']}[/]",
+                escape(t["last_error"] or "-"),
+            ]
+            for node, t in sorted(data["targets"].items())
+        ]
+        if rows:
+            print_table(console, _TARGET_COLUMNS, rows, wide=output is Output.WIDE, title="Scrape targets")
 
     emit(data, output, table)
     if not running:
