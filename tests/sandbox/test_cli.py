@@ -19,6 +19,8 @@ def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
     # No sandbox: exit 2 like a live command with no Prometheus to ask (one code for one situation).
     assert run(["sandbox", "status"]) == 2
     assert "no sandbox is running" in capsys.readouterr().err
+    assert run(["sandbox", "scenario", "node-down"]) == 2
+    assert "scenario node-down needs --node" in capsys.readouterr().err  # not "unknown edge node None"
     assert run(["sandbox", "scenario", "reset"]) == 2
     assert "no sandbox is running" in capsys.readouterr().err
     try:
@@ -40,14 +42,19 @@ def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
             time.sleep(0.5)
         assert status["running"] == {"simulator": True, "prometheus": True}
         assert set(status["targets"]) == nodes
-        assert run(["sandbox", "scenario", "node-down", "--node", "bj-edge-02"]) == 0
+        assert run(["sandbox", "scenario", "node-down", "--node", "bj-edge-02", "-o", "json"]) == 0
         assert json.loads(capsys.readouterr().out)["action"] == "node_down"
+        assert run(["sandbox", "scenario", "set-devices", "--node", "bj-edge-01", "--devices", "140"]) == 0
+        assert capsys.readouterr().out.strip() == "set-devices: done (nodes bj-edge-01 140)"  # for people, not JSON
         assert SimulatorClient(info["simulator_url"]).state()["nodes"]["bj-edge-02"]["up"] is False
         assert (
             run(["sandbox", "scenario", "deploy", "--node", "bj-edge-01", "--service", "asr", "--track", "canary"]) == 0
         )
         assert run(["sandbox", "scenario", "set-devices", "--node", "bj-edge-01"]) == 2
-        assert '"devices" must be an integer' in capsys.readouterr().err
+        assert "scenario set-devices needs --devices or --utilization" in capsys.readouterr().err
+        assert run(["sandbox", "scenario", "set-devices", "--node", "bj-edge-01", "--devices", "-1"]) == 2
+        err = capsys.readouterr().err  # the simulator's refusal names the action, never a Python dict
+        assert "simulator refused set_devices: " in err and "{" not in err
     finally:
         assert run(["sandbox", "down"]) == 0
     assert all(_pid_gone(pid) for pid in info["pids"].values())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -21,10 +20,9 @@ from xzctl.cli._common import (
     emit,
     parse_duration,
     stderr,
-    stdout,
 )
 from xzctl.cli._layout import Column, print_table
-from xzctl.errors import ConflictError, NoSandboxError, UnknownStateError
+from xzctl.errors import BadInputError, ConflictError, NoSandboxError, UnknownStateError
 from xzctl.sandbox import (
     SandboxAlreadyUpError,
     SandboxInfo,
@@ -219,6 +217,7 @@ def scenario(
     ),
     enabled: bool = typer.Option(True, "--enabled/--disabled", help="stale: freeze or unfreeze the exporter."),
     state_dir: Path | None = StateDirOption,
+    output: Output = OutputOption,
 ) -> None:
     """Play a scenario on the running sandbox: lose a node, overload a region, ship a bad canary.
 
@@ -226,10 +225,6 @@ def scenario(
     Example: xzctl sandbox scenario set-devices --region beijing --utilization 0.95
     Example: xzctl sandbox scenario image-profile --image reg/asr:1.1 --latency-factor 2 --error-rate 0.05
     """
-    where = state_dir or default_state_dir()
-    info = sandbox_status(where)
-    if info is None or not all(info.alive().values()):
-        raise NoSandboxError(where)
     given = {
         "node": node,
         "region": region,
@@ -242,6 +237,11 @@ def scenario(
         "track": track,
         "seconds": seconds,
     }
+    _require(action, given)
+    where = state_dir or default_state_dir()
+    info = sandbox_status(where)
+    if info is None or not all(info.alive().values()):
+        raise NoSandboxError(where)
     body: dict[str, Any] = {
         "action": action.value.replace("-", "_"),
         **{k: v for k, v in given.items() if v is not None},
@@ -251,4 +251,39 @@ def scenario(
     if action is Action.DEPLOY and image is None:
         body["image"] = None  # removes the canary track
     result = SimulatorClient(info.simulator_url).control(body)
-    stdout.print(json.dumps(result), markup=False, highlight=False)
+    details = {k: v for k, v in result.items() if k not in ("ok", "action")}
+
+    def line(console: Console) -> None:
+        said = ", ".join(f"{k} {_plain(v)}" for k, v in details.items())
+        console.print(f"{action.value}: done" + (f" ({said})" if said else ""), markup=False)
+
+    emit(result, output, line)
+
+
+def _plain(value: Any) -> str:
+    """A scenario result value for people: `bj-edge-01 140, bj-edge-02 138` rather than a Python dict."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items())
+    return "none" if value is None else str(value)
+
+
+# The options each scenario needs, checked before the simulator is asked (it would say "edge node None").
+_NEEDS: dict[Action, tuple[str, ...]] = {
+    Action.NODE_DOWN: ("node",),
+    Action.NODE_UP: ("node",),
+    Action.IMAGE_PROFILE: ("image",),
+    Action.DEPLOY: ("node", "service"),
+    Action.METRICS_GAP: ("node", "seconds"),
+    Action.STALE: ("node",),
+}
+
+
+def _require(action: Action, given: dict[str, Any]) -> None:
+    missing = [f"--{name}" for name in _NEEDS.get(action, ()) if given[name] is None]
+    if action is Action.SET_DEVICES:
+        if given["node"] is None and given["region"] is None:
+            missing.append("--node or --region")
+        if given["devices"] is None and given["utilization"] is None:
+            missing.append("--devices or --utilization")
+    if missing:
+        raise BadInputError(f"scenario {action.value} needs {' and '.join(missing)}")
