@@ -87,3 +87,56 @@ def test_one_duration_type(text: str, seconds: float) -> None:
 def test_a_bad_duration_names_the_flag(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert run(argv) == 2
     assert "is not a duration: e.g. 30 (seconds)" in capsys.readouterr().err
+
+
+# Commands whose product is files or an action, not a report to read.
+NO_OUTPUT = {
+    "bootstrap inventory",  # its output is the Ansible inventory YAML itself
+    "completion",
+    "config use-context",
+    "render alerts",
+    "render manifests",
+    "render node-config",
+    "render region",
+    "sandbox down",
+}
+
+
+def _leaves(command, ctx, path: str):
+    import typer
+
+    if hasattr(command, "list_commands"):
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            yield from _leaves(sub, typer.Context(sub, info_name=name, parent=ctx), f"{path} {name}".strip())
+    else:
+        yield path, command
+
+
+def test_every_read_command_takes_output() -> None:
+    import typer
+
+    from xzctl.cli import app
+
+    root = typer.main.get_command(app)
+    lacking = [
+        path
+        for path, command in _leaves(root, typer.Context(root, info_name="xzctl"), "")
+        if path not in NO_OUTPUT and "output" not in {p.name for p in command.params}
+    ]
+    assert lacking == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["runbook", "EdgeNodeDown", "-o", "json"],
+        ["runbook", "--list", "-o", "json"],
+        ["fleet", "example", "-o", "json"],
+        ["fleet", "example", "--nodes", "3", "-o", "json"],
+        ["config", "get-contexts", "-o", "json"],
+    ],
+)
+def test_json_documents(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(argv) == 0
+    assert json.loads(capsys.readouterr().out)

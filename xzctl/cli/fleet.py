@@ -156,6 +156,9 @@ def example(
         None, "--nodes", min=1, help="Generate a fleet of this many edge nodes from the example (for scale tests)."
     ),
     seed: int = typer.Option(0, "--seed", help="With --nodes: seed of the device counts per node."),
+    output: Output = typer.Option(
+        Output.YAML, "--output", "-o", help="yaml keeps the comments (the file as shipped); json for tools."
+    ),
 ) -> None:
     """Print the bundled example fleet (1000 devices, 7 edge nodes, 3 regions) to start from.
 
@@ -163,9 +166,16 @@ def example(
 
     Example: xzctl fleet example > fleet.yaml
     """
-    if nodes is None:
+    if nodes is None and output in (Output.YAML, Output.TABLE):
         sys.stdout.write(bundled_example_path().read_text(encoding="utf-8"))
         return
     from xzctl.spec.generate import generate_fleet_document
 
-    sys.stdout.write(yaml.safe_dump(generate_fleet_document(nodes, seed=seed), sort_keys=False, allow_unicode=True))
+    if nodes is None:
+        document = yaml.safe_load(bundled_example_path().read_text(encoding="utf-8"))
+    else:
+        document = generate_fleet_document(nodes, seed=seed)
+    if output is Output.JSON:
+        emit(document, output, lambda console: None)
+    else:
+        sys.stdout.write(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
