@@ -61,7 +61,8 @@ STATUS_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.UNKNOWN: "mage
 
 app = typer.Typer(
     help="Live verdicts for people and CI: failover, cost, all of them. "
-    "Exit codes: 0 ok or warn, 1 crit, 2 bad input, 3 unknown (metrics missing, stale or unreachable).",
+    "Exit codes: 0 ok or warn, 1 crit, 2 bad input, 3 unknown (metrics missing, stale or unreachable).\n\n"
+    "Example: xzctl check all --prometheus http://127.0.0.1:9090 > verdicts.json",
     no_args_is_help=True,
 )
 

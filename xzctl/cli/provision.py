@@ -16,7 +16,8 @@ from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption,
 from xzctl.errors import BadInputError
 
 app = typer.Typer(
-    help="Create and update the Kubernetes objects of edge regions and the cloud (Pulumi, local file backend).",
+    help="Create and update the Kubernetes objects of edge regions and the cloud (Pulumi, local file backend).\n\n"
+    "Example: xzctl provision region beijing --fleet fleet.yaml --preview",
     no_args_is_help=True,
 )
 
