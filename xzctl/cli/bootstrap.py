@@ -19,7 +19,10 @@ from xzctl.cli._common import FleetOption, Output, OutputOption, duration, emit,
 from xzctl.cli._fleet import load
 from xzctl.errors import BadInputError, CheckFailedError
 
-app = typer.Typer(help="Bootstrap bare-metal edge servers into K3s nodes with Ansible.\n\nExample: xzctl bootstrap region beijing --check", no_args_is_help=True)
+app = typer.Typer(
+    help="Bootstrap bare-metal edge servers into K3s nodes with Ansible.\n\nExample: xzctl bootstrap region beijing --check",
+    no_args_is_help=True,
+)
 
 _STATUS_STYLE = {
     HostStatus.OK: "green",

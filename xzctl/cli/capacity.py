@@ -39,8 +39,10 @@ from xzctl.cli.check import (
 )
 from xzctl.errors import NotFoundError
 
-app = typer.Typer(help="Capacity of the fleet from live metrics: headroom in devices and days until full.\n\n"
-    "Example: xzctl capacity report --region beijing --sort-by headroom")
+app = typer.Typer(
+    help="Capacity of the fleet from live metrics: headroom in devices and days until full.\n\n"
+    "Example: xzctl capacity report --region beijing --sort-by headroom"
+)
 
 
 def _pct(value: float | None) -> str:

@@ -20,7 +20,10 @@ from xzctl.plan import Plan, PlanRow, Verdict, build_plan
 from xzctl.plan.static import money
 from xzctl.spec import bundled_example_path
 
-app = typer.Typer(help="Validate and inspect the fleet spec.\n\nExample: xzctl fleet plan --fleet fleet.yaml --check", no_args_is_help=True)
+app = typer.Typer(
+    help="Validate and inspect the fleet spec.\n\nExample: xzctl fleet plan --fleet fleet.yaml --check",
+    no_args_is_help=True,
+)
 
 
 @app.command()

@@ -15,7 +15,10 @@ from xzctl.cli._layout import Column, print_table
 from xzctl.errors import CheckFailedError
 from xzctl.images import CatalogImage, load_catalog, verify_fleet
 
-app = typer.Typer(help="The inference image catalog (inference_images/) and its digest lock.\n\nExample: xzctl images show asr", no_args_is_help=True)
+app = typer.Typer(
+    help="The inference image catalog (inference_images/) and its digest lock.\n\nExample: xzctl images show asr",
+    no_args_is_help=True,
+)
 
 CatalogOption = typer.Option(
     None,

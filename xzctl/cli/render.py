@@ -17,8 +17,11 @@ from xzctl.render import region_documents, render_node_documents, write_tree
 from xzctl.render.node import find_node
 from xzctl.spec.models import DNS_LABEL, Fleet
 
-app = typer.Typer(help="Render node configs, manifests and alert rules from the fleet spec.\n\n"
-    "Example: xzctl render region beijing --out ./out/beijing", no_args_is_help=True)
+app = typer.Typer(
+    help="Render node configs, manifests and alert rules from the fleet spec.\n\n"
+    "Example: xzctl render region beijing --out ./out/beijing",
+    no_args_is_help=True,
+)
 
 
 def _label(value: str, what: str) -> str:

@@ -34,8 +34,11 @@ from xzctl.sandbox import (
     target_health,
 )
 
-app = typer.Typer(help="Run a local sandbox: the fleet simulator and a real Prometheus.\n\n"
-    "Example: xzctl sandbox up --example --history 1d", no_args_is_help=True)
+app = typer.Typer(
+    help="Run a local sandbox: the fleet simulator and a real Prometheus.\n\n"
+    "Example: xzctl sandbox up --example --history 1d",
+    no_args_is_help=True,
+)
 
 
 def _summary(info: SandboxInfo) -> dict[str, Any]:
