@@ -10,6 +10,8 @@ The Prometheus options here are shared with `xzctl capacity report`.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from xzctl.checks import (
     take_snapshot,
     worst,
 )
+from xzctl.checks.window import plan_window
 from xzctl.cli._common import (
     FleetOption,
     Output,
@@ -133,7 +136,9 @@ def live(
     history: str | None,
     scrape_interval: int | None,
     state_dir: Path | None,
+    rates: bool = True,
 ) -> Iterator[Live]:
+    """The fleet, Prometheus and options of a live command; `rates=False` for one that reads no rate window."""
     from xzctl.sandbox import current_prometheus_url, default_state_dir, sandbox_status
 
     window = promql_duration(window, "--window")
@@ -158,6 +163,13 @@ def live(
     # The sandbox's Prometheus scrapes the sandbox's fleet (perhaps a generated --scale one): judge that fleet.
     fleet = load(fleet_path, sandbox_fleet=sandbox.fleet_path if sandbox else None).fleet
     interval = scrape_interval or (sandbox.scrape_interval_seconds if sandbox else None)
+    # A sandbox without history holds only the samples since it started: the window must fit in them.
+    age = time.time() - sandbox.started_at if sandbox is not None and not sandbox.history else None
+    slowest = interval or max(n.monitoring.metrics_interval_seconds for n in fleet.edge_nodes())
+    planned = plan_window(window, parse_duration(window, "--window"), slowest, age if rates else None)
+    window = planned.window
+    if planned.note:
+        print(f"xzctl: {planned.note}", file=sys.stderr)
     options = SnapshotOptions(
         window=window,
         history_seconds=parse_duration(history, "--history") if history else 0,
@@ -168,6 +180,7 @@ def live(
     )
     where_from = "sandbox" if sandbox else f"context {context[0]}" if url == context_url() and context else "given"
     heading = f"{context_heading()} · prometheus {url} ({where_from}) · fleet {fleet.metadata.name}"
+    heading += f" · {planned.note}" if planned.note else ""
     with client:
         yield Live(fleet, client, options, sandbox.simulator_url if sandbox else None, heading)
 

@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from xzctl.cli._common import FleetOption, Output, OutputOption, emit, print_warnings
+from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, print_warnings
 from xzctl.cli._fleet import load
 from xzctl.cli._layout import Column, print_table
-from xzctl.errors import CheckFailedError
+from xzctl.errors import CheckFailedError, UnknownStateError
 from xzctl.images import CatalogImage, load_catalog, verify_fleet
 
 app = typer.Typer(
@@ -157,3 +157,58 @@ def verify(
     emit(data, output, table)
     if report.errors:  # a verdict, not an error: the table and the JSON document say which and why
         raise typer.Exit(CheckFailedError.exit_code)
+
+
+@app.command()
+def diff(
+    fleet: Path | None = FleetOption,
+    prometheus: str | None = typer.Option(
+        None, "--prometheus", help="Prometheus URL. Default: $XZCTL_PROMETHEUS_URL, the context's, the sandbox's."
+    ),
+    all_rows: bool = typer.Option(False, "--all", "-a", help="Show the images that match the spec too."),
+    state_dir: Path | None = StateDirOption,
+    output: Output = OutputOption,
+) -> None:
+    """Compare the images the spec pins with what runs on each node, from the services' build-info metrics.
+
+    Exit 1 when a node runs another image than its pin (drift), 3 when a node reports nothing.
+
+    Example: xzctl images diff --fleet fleet.yaml
+    """
+    from xzctl.checks.drift import image_drift
+    from xzctl.cli.check import live
+
+    with live(
+        fleet,
+        prometheus=prometheus,
+        bearer_token=None,
+        basic_auth=None,
+        header=None,
+        timeout=10.0,
+        retries=2,
+        window="5m",
+        history=None,
+        scrape_interval=None,
+        state_dir=state_dir,
+        rates=False,
+    ) as ctx:
+        rows = image_drift(ctx.client, ctx.fleet)
+    shown = [r for r in rows if all_rows or r.status != "same"]
+    columns = [Column("NODE"), Column("SERVICE"), Column("TRACK", 1), Column("STATUS"), Column("DIFF", text=True)]
+    colour = {"same": "green", "drift": "red", "unknown": "magenta", "canary": "yellow", "extra": "yellow"}
+
+    def table(console: Console) -> None:
+        change = {id(r): f"{r.pinned or '(not pinned)'} -> {r.running or '(nothing reported)'}" for r in shown}
+        cells = [
+            [r.node, r.service, r.track, f"[{colour[r.status]}]{r.status}[/]", escape(change[id(r)])] for r in shown
+        ]
+        if cells:
+            print_table(console, columns, cells, wide=output is Output.WIDE)
+        drifted, unknown = sum(r.status == "drift" for r in rows), sum(r.status == "unknown" for r in rows)
+        console.print(f"{len(rows)} node images: {drifted} drifted from the spec, {unknown} unknown")
+
+    emit({"images": [r.to_dict() for r in shown]}, output, table)
+    if any(r.status == "drift" for r in rows):
+        raise typer.Exit(CheckFailedError.exit_code)
+    if any(r.status == "unknown" for r in rows):
+        raise typer.Exit(UnknownStateError.exit_code)
