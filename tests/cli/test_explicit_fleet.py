@@ -3,6 +3,8 @@ when they use it, a fleet path that is no file is bad input, and the context's f
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +90,21 @@ def test_the_context_fleet_is_used_and_the_flag_wins(
     monkeypatch.setenv("XZCTL_CONTEXT", "other")  # a context without a fleet: back to the fallbacks
     assert run(["fleet", "validate"]) == 0
     assert NOTE in capsys.readouterr().err
+
+
+@pytest.mark.prometheus
+def test_live_commands_on_the_sandbox_judge_its_fleet(
+    sandbox_factory, empty_cwd: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `sandbox up --scale 4` simulates a generated fleet: its nodes, not the example's 7, are what is judged.
+    box = sandbox_factory(scale=4)
+    for _ in range(50):  # no verdict (and no document) before three scrapes: "warming up"
+        run(["capacity", "report", "--state-dir", str(box.state_dir), "--window", "5s", "-o", "json"])
+        out, err = capsys.readouterr()
+        if out:
+            break
+        assert "warming up" in err
+        time.sleep(0.2)
+    names = {n["name"] for n in json.loads(out)["nodes"]}
+    assert names == {"beijing-edge-0001", "beijing-edge-0002", "shanghai-edge-0001", "guangzhou-edge-0001"}
+    assert NOTE not in err
