@@ -108,3 +108,10 @@ def test_live_commands_on_the_sandbox_judge_its_fleet(
     names = {n["name"] for n in json.loads(out)["nodes"]}
     assert names == {"beijing-edge-0001", "beijing-edge-0002", "shanghai-edge-0001", "guangzhou-edge-0001"}
     assert NOTE not in err
+
+    # --watch -o json: one document per line (NDJSON), each with its time.
+    argv = ["capacity", "report", "--state-dir", str(box.state_dir), "--window", "5s", "-o", "json"]
+    run([*argv, "--watch", "--count", "2", "--interval", "0.2"])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert all(json.loads(line)["time"].endswith("+00:00") for line in lines)

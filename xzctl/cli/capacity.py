@@ -37,7 +37,7 @@ from xzctl.cli.check import (
     status_text,
     titled,
 )
-from xzctl.errors import NotFoundError
+from xzctl.errors import BadInputError, NotFoundError
 
 app = typer.Typer(
     help="Capacity of the fleet from live metrics: headroom in devices and days until full.\n\n"
@@ -207,6 +207,8 @@ def report(
         scrape_interval=scrape_interval,
         state_dir=state_dir,
     ) as ctx:
+        if watch and interval <= 0:
+            raise BadInputError(f"--interval {interval:g} s: a watch needs a pause between reports")
         view = View(tuple(region), tuple(node), sort_by)
         rounds = 0
         while True:
