@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from xzctl.cli._common import Output, OutputOption, emit, stderr
+from xzctl.cli._layout import Column, print_table
 from xzctl.config import config_path, current_context_name, load_config, use_context
 
 app = typer.Typer(
@@ -38,13 +37,18 @@ def get_contexts(output: Output = OutputOption) -> None:
     """
     data = _document()
 
+    columns = [Column("current"), Column("name"), Column("fleet", 1), Column("prometheus", 2), Column("state dir", 3)]
+
     def table(console: Console) -> None:
-        t = Table("current", "name", "fleet", "prometheus", "state dir", box=box.SIMPLE_HEAD)
-        for name, c in data["contexts"].items():
-            mark = "*" if name == data["current_context"] else ""
-            t.add_row(mark, escape(name), *(escape(str(c.get(k, "-"))) for k in ("fleet", "prometheus", "state_dir")))
-        console.print(t)
-        if not data["contexts"]:
+        keys = ("fleet", "prometheus", "state_dir")
+        current = data["current_context"]
+        rows = [
+            ["*" if name == current else "", escape(name), *(escape(str(c.get(k, "-"))) for k in keys)]
+            for name, c in data["contexts"].items()
+        ]
+        if rows:
+            print_table(console, columns, rows, wide=output is Output.WIDE)
+        else:
             console.print(f"no contexts in {escape(data['path'])}")
 
     emit(data, output, table)
@@ -67,4 +71,4 @@ def view(output: Output = typer.Option(Output.YAML, "--output", "-o", help="Outp
     Example: xzctl config view -o json
     """
     data = _document()
-    emit(data, output, lambda console: console.print(data))
+    emit(data, Output.JSON if output is Output.JSON else Output.YAML, lambda console: None)
