@@ -62,3 +62,16 @@ def test_verify_passes_on_the_bundled_example(capsys: pytest.CaptureFixture[str]
     data = json.loads(capsys.readouterr().out)
     assert data["valid"] is True
     assert {i["status"] for i in data["images"]} == {"ok", "external"}
+
+
+def test_verify_reports_a_production_spec_instead_of_stopping_at_its_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Production requires digests: `fleet validate` refuses tags, and `images verify` says which and how to pin them.
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(bundled_example_path().read_text().replace("environment: staging", "environment: production"))
+    assert run(["fleet", "validate", "--fleet", str(spec)]) == 2
+    capsys.readouterr()
+    assert run(["images", "verify", "--fleet", str(spec), "-o", "json"]) == 1
+    errors = [i for i in json.loads(capsys.readouterr().out)["images"] if i["status"] == "error"]
+    assert len(errors) == 11 and all("not pinned by digest" in e["message"] and e["fix"] for e in errors)

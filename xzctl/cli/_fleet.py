@@ -51,10 +51,13 @@ def fleet_option(ctx: typer.Context, value: Path | None) -> Path | None:
     return None
 
 
-def load(path: Path | None, *, sandbox_fleet: str | None = None) -> LoadedFleet:
-    """Load the fleet the rule picks; say on stderr when that is the bundled example."""
-    from xzctl.spec import bundled_example_path, load_fleet
-    from xzctl.spec.load import resolve_fleet_path
+def load(path: Path | None, *, sandbox_fleet: str | None = None, schema_only: bool = False) -> LoadedFleet:
+    """Load the fleet the rule picks; say on stderr when that is the bundled example.
+
+    `schema_only`: skip the cross-field rules, for a command that judges some of them itself (`images verify`
+    reports unpinned production images as its findings instead of stopping at them)."""
+    from xzctl.spec import LoadedFleet, bundled_example_path, load_fleet
+    from xzctl.spec.load import build_fleet, read_spec_document, resolve_fleet_path
 
     if path is None and sandbox_fleet:
         path = Path(sandbox_fleet)
@@ -64,4 +67,7 @@ def load(path: Path | None, *, sandbox_fleet: str | None = None) -> LoadedFleet:
             f"xzctl: fleet: the bundled example ({resolved}); pass --fleet FILE to use yours",
             file=sys.stderr,
         )
+    if schema_only:
+        raw, lines = read_spec_document(resolved)
+        return LoadedFleet(build_fleet(raw, lines, str(resolved)), str(resolved))
     return load_fleet(resolved)

@@ -126,7 +126,7 @@ def verify(
 
     Example: xzctl images verify --fleet fleet.yaml
     """
-    loaded = load(fleet)
+    loaded = load(fleet, schema_only=True)
     report = verify_fleet(loaded.fleet, load_catalog(catalog))
     data = {
         "valid": not report.errors,
