@@ -56,3 +56,11 @@ def test_the_context_prometheus_is_asked_below_env_and_shown_in_the_header(
         monkeypatch.setenv("XZCTL_PROMETHEUS_URL", env_url)
         assert run(argv) == 3
         assert f"cannot reach Prometheus at {env_url}" in capsys.readouterr().err
+
+
+def test_the_context_kube_context_is_the_provision_default(config: Path) -> None:
+    from xzctl.cli._context import kube_context_option
+
+    config.write_text("current_context: bj\ncontexts:\n  bj: {kube_context: k3s-beijing-prod}\n", encoding="utf-8")
+    assert kube_context_option(None) == "k3s-beijing-prod"
+    assert kube_context_option("from-the-flag") == "from-the-flag"

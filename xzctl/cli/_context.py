@@ -19,6 +19,14 @@ def state_dir_option(value: Path | None) -> Path | None:
     return context[1].state_path() if context else None
 
 
+def kube_context_option(value: str | None) -> str | None:
+    """Callback of provision --context: the flag, else the xzctl context's kube_context, else None (the spec's)."""
+    if value is not None:
+        return value
+    context = active()
+    return context[1].kube_context if context else None
+
+
 def context_url() -> str | None:
     """The context's Prometheus URL: the `context_url` of the Prometheus target resolution."""
     context = active()
