@@ -25,7 +25,7 @@ step "xzctl images verify";             xzctl images verify
 
 # The live half: a real Prometheus on 127.0.0.1 scraping the fleet simulator, with a day of history.
 trap 'xzctl sandbox down >/dev/null 2>&1 || true' EXIT
-step "xzctl sandbox up --history 1d";   xzctl sandbox up --history 1d --scrape-interval 5
+step "xzctl sandbox up --example --history 1d"; xzctl sandbox up --example --history 1d --scrape-interval 5
 printf 'waiting for Prometheus to scrape every edge node'
 for _ in $(seq 1 30); do   # bounded: 30 x 2 s
   up=$(xzctl sandbox status -o json | python3 -c \

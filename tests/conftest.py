@@ -11,3 +11,10 @@ pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.pulumi_mocks", "test
 def example_fleet() -> Fleet:
     """The bundled example fleet (1000 devices, 7 edge nodes, 3 regions)."""
     return load_fleet(bundled_example_path()).fleet
+
+
+@pytest.fixture(autouse=True)
+def _no_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator's own ~/.config/xzctl/config.yaml (contexts) must not steer the tests."""
+    monkeypatch.setenv("XZCTL_CONFIG", str(tmp_path_factory.getbasetemp() / "no-xzctl-config.yaml"))
+    monkeypatch.delenv("XZCTL_CONTEXT", raising=False)

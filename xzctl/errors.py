@@ -1,13 +1,6 @@
 """Typed errors of the core. The CLI turns each into one line on stderr and its exit code.
 
-Exit codes (documented in the README):
-  0  ok
-  1  a check failed (a verdict is crit / a rollout was rolled back)
-  2  bad input (fleet spec, flags, files)
-  3  unknown: metrics missing, stale or unreadable, so no verdict could be made
-  4  an external tool or service failed (prometheus, pulumi, ansible, ssh)
-  5  a conflicting operation holds a lock (another rollout, a locked stack)
-  130 interrupted
+`EXIT_CODES` is the one table of exit codes; the README's table is generated from it (scripts/readme.py).
 """
 
 from __future__ import annotations
@@ -22,7 +15,24 @@ class ExitCode:
     UNKNOWN = 3
     EXTERNAL = 4
     CONFLICT = 5
+    INTERNAL = 70
     INTERRUPTED = 130
+
+
+EXIT_CODES: dict[int, str] = {
+    ExitCode.OK: "ok (warnings do not fail); also when the reader of a pipe closes it (`xzctl fleet plan | head -1`)",
+    ExitCode.CHECK_FAILED: "a check failed: a crit verdict, a plan row failing under `--check`, a rollout rolled "
+    "back, a host failed. A verdict is a result: its reasons are on stdout",
+    ExitCode.BAD_INPUT: "bad input: fleet spec, flags, files, config; a name that does not exist; no sandbox "
+    "running or no Prometheus to ask; the bundled example refused by a command that touches the world",
+    ExitCode.UNKNOWN: "unknown: metrics missing, stale, NaN or Prometheus unreachable, so no verdict; never "
+    "reported as ok",
+    ExitCode.EXTERNAL: "an external tool failed or is missing (prometheus, pulumi, ansible-playbook)",
+    ExitCode.CONFLICT: "conflict: another rollout holds an edge node (locks are per node), the Pulumi stack is locked, a sandbox with "
+    "other options is up",
+    ExitCode.INTERNAL: "internal error (a bug): one line; rerun with `--debug` for the traceback",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}
 
 
 class XzctlError(Exception):
@@ -83,6 +93,14 @@ class UnknownStateError(XzctlError):
     """Metrics are missing, stale, NaN or unreachable: no verdict can be made."""
 
     exit_code = ExitCode.UNKNOWN
+
+
+class NoSandboxError(BadInputError):
+    """A command needs the local sandbox and none runs: bad input (nothing to ask), as for live commands given
+    no Prometheus at all; one message and one exit code everywhere."""
+
+    def __init__(self, state_dir: object) -> None:
+        super().__init__(f"no sandbox is running (state dir {state_dir})", hint="start one with: xzctl sandbox up")
 
 
 class ExternalToolError(XzctlError):

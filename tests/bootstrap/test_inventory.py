@@ -36,7 +36,7 @@ def test_first_node_is_the_server_and_the_others_agents(example_fleet: Fleet) ->
 def test_host_vars_come_from_the_spec(example_fleet: Fleet) -> None:
     node = example_fleet.node("gz-edge-02")
     assert host_vars(node) == {
-        "ansible_host": "10.30.1.12",
+        "ansible_host": "gz-edge-02.mgmt.xiaozhi.example",
         "ansible_user": "xzops",
         "ansible_port": 22,
         "ansible_become": True,

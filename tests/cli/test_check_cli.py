@@ -37,7 +37,7 @@ def test_exit_codes_follow_the_verdicts(sandbox_factory, tmp_path: Path, capsys:
     assert report["fleet"]["devices"] == 994 and report["fleet"]["headroom"] == 56
     assert {n["name"]: n["headroom"] for n in report["nodes"]}["gz-edge-02"] == 8
 
-    # Losing any node leaves devices without service: crit, exit 1, with the reason on stderr.
+    # Losing any node leaves devices without service: crit, exit 1, one line per reason on stdout.
     code, out, err = xzctl(capsys, "check", "failover", *common, "-o", "yaml")
     failover = yaml.safe_load(out)
     assert code == 1
@@ -45,7 +45,10 @@ def test_exit_codes_follow_the_verdicts(sandbox_factory, tmp_path: Path, capsys:
     lost = next(f for f in failover["failures"] if f["lost"] == "sh-edge-01")
     # sh-edge-01's 142: sh-edge-02 takes 8, the 5 nodes of the other regions 8 each: 48 placed, 94 dropped.
     assert (lost["placed_same_region"], lost["placed_other_regions"], lost["unserved"]) == (8, 40, 94)
-    assert "xzctl: error: failover crit" in err
+    assert "error" not in err  # a verdict is a result: stdout and the exit code
+    code, out, err = xzctl(capsys, "check", "failover", *common)
+    assert code == 1 and "error" not in err
+    assert "verdict crit (exit 1):" in out and "  node sh-edge-01 crit: " in out
 
     # check all: one JSON document with the three verdicts; the worst one sets the exit code.
     code, out, _ = xzctl(capsys, "check", "all", *common)

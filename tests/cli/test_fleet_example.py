@@ -30,3 +30,17 @@ def test_generated_example_is_a_valid_spec(tmp_path: Path, capsys: pytest.Captur
 def test_zero_nodes_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["fleet", "example", "--nodes", "0"]) == 2
     assert "--nodes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args", [[], ["--nodes", "30"]])
+def test_every_host_is_an_unresolvable_documentation_name(
+    args: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A mistaken run on the example must send nothing anywhere: no address, only names under .example (RFC 2606).
+    assert run(["fleet", "example", *args]) == 0
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(capsys.readouterr().out, encoding="utf-8")
+    hosts = [(n.host.address, n.public_hostname) for n in load_fleet(spec).fleet.edge_nodes()]
+    assert hosts
+    for address, public in hosts:
+        assert address.endswith(".xiaozhi.example") and public.endswith(".xiaozhi.example"), (address, public)

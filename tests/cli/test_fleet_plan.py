@@ -52,7 +52,10 @@ def test_check_exits_1_when_a_row_fails(capsys: pytest.CaptureFixture[str]) -> N
     assert run(["fleet", "plan", "--check", "-o", "json"]) == 1
     captured = capsys.readouterr()
     assert json.loads(captured.out)["summary"]["fail"] == 5  # the report is still printed for the CI log
-    assert captured.err.strip().startswith("xzctl: error: plan has 5 failing row(s): n+1 beijing")
+    assert "error" not in captured.err  # a failing plan is a result, not an error
+    assert run(["fleet", "plan", "--check"]) == 1
+    reasons = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fail: ")]
+    assert len(reasons) == 5 and reasons[0].startswith("fail: n+1 beijing: ")
 
 
 def test_check_exits_0_when_the_plan_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -50,8 +50,10 @@ def test_verify_fails_on_an_upstream_tag_and_names_the_fix(tmp_path: Path, capsy
     assert data["valid"] is False
     errors = [i for i in data["images"] if i["status"] == "error"]
     assert [e["service"] for e in errors] == ["xiaozhi_server"]
-    assert "regions.beijing.edge_nodes[0].services.xiaozhi_server.image" in captured.err
-    assert f"use {CATALOG_SERVER}@sha256:" in captured.err
+    # A verdict: the document says which and why, on stdout; nothing is an error line.
+    assert "regions.beijing.edge_nodes[0].services.xiaozhi_server.image" in errors[0]["places"]
+    assert f"use {CATALOG_SERVER}@sha256:" in errors[0]["fix"]
+    assert captured.err == ""
 
 
 def test_verify_passes_on_the_bundled_example(capsys: pytest.CaptureFixture[str]) -> None:
@@ -60,3 +62,16 @@ def test_verify_passes_on_the_bundled_example(capsys: pytest.CaptureFixture[str]
     data = json.loads(capsys.readouterr().out)
     assert data["valid"] is True
     assert {i["status"] for i in data["images"]} == {"ok", "external"}
+
+
+def test_verify_reports_a_production_spec_instead_of_stopping_at_its_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Production requires digests: `fleet validate` refuses tags, and `images verify` says which and how to pin them.
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(bundled_example_path().read_text().replace("environment: staging", "environment: production"))
+    assert run(["fleet", "validate", "--fleet", str(spec)]) == 2
+    capsys.readouterr()
+    assert run(["images", "verify", "--fleet", str(spec), "-o", "json"]) == 1
+    errors = [i for i in json.loads(capsys.readouterr().out)["images"] if i["status"] == "error"]
+    assert len(errors) == 11 and all("not pinned by digest" in e["message"] and e["fix"] for e in errors)

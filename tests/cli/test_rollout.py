@@ -20,12 +20,18 @@ from tests.render._golden import assert_golden
 from xzctl.cli import run
 from xzctl.rollout.specpin import write_pin
 from xzctl.rollout.state import Measurement, Pending, Phase, Purpose, Result, StateStore, StepStatus
-from xzctl.sandbox import SandboxInfo
+from xzctl.sandbox import SandboxInfo, SimulatorClient
 from xzctl.spec import Fleet, bundled_example_path
 
 REPO = Path(__file__).resolve().parents[2]
 NEW_TTS = "registry.xiaozhi.example/inference/tts:1.1.0"
 SECRET = "s3cr3t-pw"
+
+
+@pytest.fixture(autouse=True)
+def _example_fleet(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A rollout refuses the bundled example unless it is named; these tests roll out on it (subprocesses too).
+    monkeypatch.setenv("XZCTL_FLEET", str(bundled_example_path()))
 
 
 def _cli_env(box: SandboxInfo) -> dict[str, str]:

@@ -33,7 +33,7 @@ def _node(node_id: str, devices: int, **extra: Any) -> dict[str, Any]:
         "profile": "edge-standard",
         "devices": devices,
         "public_hostname": f"{node_id}.example",
-        "host": {"address": "10.0.0.1"},
+        "host": {"address": f"{node_id}.mgmt.xiaozhi.example"},
         **extra,
     }
 

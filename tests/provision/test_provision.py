@@ -45,7 +45,7 @@ def test_missing_pulumi_cli_exits_4_with_the_install_hint(
     no_pulumi: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = tmp_path / "state"
-    assert run(["provision", "region", "beijing", "--preview", "--state-dir", str(state)]) == 4
+    assert run(["--example", "provision", "region", "beijing", "--preview", "--state-dir", str(state)]) == 4
     err = capsys.readouterr().err
     assert "the pulumi CLI is not installed" in err
     assert "https://get.pulumi.com" in err
@@ -53,12 +53,12 @@ def test_missing_pulumi_cli_exits_4_with_the_install_hint(
 
 
 def test_applying_without_a_terminal_needs_yes(no_pulumi: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["provision", "cloud"]) == 2
+    assert run(["--example", "provision", "cloud"]) == 2
     assert "needs --yes when stdin is not a terminal" in capsys.readouterr().err
 
 
 def test_unknown_region_is_bad_input_before_any_tool(no_pulumi: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["provision", "region", "chengdu", "--preview"]) == 2
+    assert run(["--example", "provision", "region", "chengdu", "--preview"]) == 2
     assert "no region or stack 'chengdu'" in capsys.readouterr().err
 
 
@@ -67,7 +67,7 @@ def test_passphrase_is_required(
 ) -> None:
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
-    assert run(["provision", "region", "beijing", "--preview", "--state-dir", str(tmp_path / "s")]) == 2
+    assert run(["--example", "provision", "region", "beijing", "--preview", "--state-dir", str(tmp_path / "s")]) == 2
     assert "PULUMI_CONFIG_PASSPHRASE is not set" in capsys.readouterr().err
 
 
@@ -75,7 +75,7 @@ def test_a_missing_secret_env_is_named(
     pulumi_on_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("XIAOZHI_AUTH_KEY")
-    assert run(["provision", "region", "shanghai", "--yes", "--state-dir", str(tmp_path / "s")]) == 2
+    assert run(["--example", "provision", "region", "shanghai", "--yes", "--state-dir", str(tmp_path / "s")]) == 2
     assert "stack edge-shanghai needs the secret(s) in XIAOZHI_AUTH_KEY" in capsys.readouterr().err
 
 
@@ -94,7 +94,7 @@ def test_a_locked_stack_exits_5_naming_the_lock(
 ) -> None:
     state = tmp_path / "state"
     lock = _write_lock(state, "edge-beijing")
-    assert run(["provision", "region", "beijing", "--yes", "--state-dir", str(state)]) == 5
+    assert run(["--example", "provision", "region", "beijing", "--yes", "--state-dir", str(state)]) == 5
     err = capsys.readouterr().err
     assert "stack edge-beijing is locked by another update: ops@jump-1 (pid 4242) since 2026-11-24T21:00:00Z" in err
     assert str(lock) in err
@@ -129,7 +129,7 @@ def _write_stack(state: Path, stack: str, resources: int, history: list[dict]) -
 
 def test_status_lists_stacks_with_last_update_and_lock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = tmp_path / "state"
-    assert run(["provision", "status", "--state-dir", str(state)]) == 0
+    assert run(["--example", "provision", "status", "--state-dir", str(state)]) == 0
     assert "no stacks in" in capsys.readouterr().out
     _write_stack(
         state,
@@ -147,7 +147,7 @@ def test_status_lists_stacks_with_last_update_and_lock(tmp_path: Path, capsys: p
         ],
     )
     _write_lock(state, "edge-beijing")
-    assert run(["provision", "status", "--state-dir", str(state), "-o", "json"]) == 0
+    assert run(["--example", "provision", "status", "--state-dir", str(state), "-o", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     stacks = {s["stack"]: s for s in data["stacks"]}
     assert stacks["cloud"] == {
@@ -163,7 +163,7 @@ def test_status_lists_stacks_with_last_update_and_lock(tmp_path: Path, capsys: p
     assert stacks["edge-beijing"]["changes"] == {"update": 2, "same": 85}
     assert stacks["edge-beijing"]["locked_by"].startswith("ops@jump-1 (pid 4242)")
     assert [s.stack for s in stack_statuses(state)] == ["cloud", "edge-beijing"]
-    assert run(["provision", "status", "--state-dir", str(state)]) == 0
+    assert run(["--example", "provision", "status", "--state-dir", str(state)]) == 0
     table = capsys.readouterr().out
     assert "edge-beijing" in table and "failed" in table and "succeeded" in table
 
@@ -173,7 +173,7 @@ def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path: Path, capsys: pytest.Ca
     path = state / "pulumi" / ".pulumi" / "stacks" / "xzctl" / "cloud.json"
     path.parent.mkdir(parents=True)
     path.write_text("{not json", encoding="utf-8")
-    assert run(["provision", "status", "--state-dir", str(state)]) == 2
+    assert run(["--example", "provision", "status", "--state-dir", str(state)]) == 2
     assert "cannot read the state of stack cloud" in capsys.readouterr().err
 
 

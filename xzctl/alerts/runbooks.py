@@ -37,3 +37,9 @@ def missing_sections(text: str) -> list[str]:
     """The required `## Section` headings a runbook lacks."""
     present = set(re.findall(r"^##\s+(.+?)\s*$", text, flags=re.MULTILINE))
     return [s for s in SECTIONS if s not in present]
+
+
+def sections(text: str) -> dict[str, str]:
+    """`## Heading` -> its text, for machines (`xzctl runbook ALERT -o json`)."""
+    parts = re.split(r"^##\s+(.+?)\s*$", text, flags=re.MULTILINE)
+    return {heading: body.strip() for heading, body in zip(parts[1::2], parts[2::2], strict=True)}

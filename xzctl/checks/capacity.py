@@ -102,7 +102,9 @@ class CapacityReport:
 
     def summary(self) -> str:
         bad = [n for n in self.nodes.values() if n.status in (Status.CRIT, Status.UNKNOWN)]
-        head = f"capacity {self.status}: {self.fleet.devices} devices, headroom {self.fleet.headroom}"
+        known = self.fleet.devices is not None and self.fleet.headroom is not None
+        numbers = f"{self.fleet.devices} devices, headroom {self.fleet.headroom}" if known else "devices not known"
+        head = f"capacity {self.status}: {numbers}"
         if not bad:
             return head
         worst_first = sorted(bad, key=lambda n: n.status is not Status.CRIT)
@@ -285,10 +287,12 @@ def _group(
                 summed[t] = summed.get(t, 0.0) + v
         group.growth_per_day = fit_growth(sorted(summed.items()), th.min_history_seconds)
         group.days_until_full = _days_until_full(group.growth_per_day, group.devices or 0, group.capacity_devices)
-    bad = [m for m in members if m.status in (Status.CRIT, Status.UNKNOWN)]
+    # Every member that is not ok, worst first: a region that is warn says which node makes it so.
+    order = [Status.CRIT, Status.UNKNOWN, Status.WARN]
+    bad = sorted((m for m in members if m.status in order), key=lambda m: order.index(m.status))
     group.reasons = [f"{m.name} {m.status}: {m.reasons[0]}" for m in bad[:5] if m.reasons]
     if len(bad) > 5:
-        group.reasons.append(f"and {len(bad) - 5} more edge nodes crit or unknown")
+        group.reasons.append(f"and {len(bad) - 5} more edge nodes not ok")
     if unknown:
         group.reasons.append(f"{len(unknown)} edge node(s) without trustworthy metrics")
     status = worst(m.status for m in members)

@@ -8,6 +8,7 @@ help is shown, so `xzctl --help` costs no more than Typer itself, whatever the m
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import re
 import sys
@@ -85,6 +86,7 @@ class _LazyGroup(TyperGroup):
 app = typer.Typer(
     name="xzctl",
     cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Control plane for a Xiaozhi ESP32 voice-assistant fleet: spec, stacks, canaries, live checks.\n\n"
     "Example: xzctl fleet plan --fleet fleet.yaml",
     no_args_is_help=True,
@@ -96,15 +98,53 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"xzctl {version('xzctl')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    example: bool = typer.Option(
+        False, "--example", help="Use the bundled example fleet, also for commands that touch the world."
+    ),
+    _show_version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_version, help="Print the version and exit."
+    ),
 ) -> None:
     """xzctl: build, run and check a 1000-device Xiaozhi fleet from one fleet spec.
 
     Example: xzctl fleet plan --fleet fleet.yaml
     """
-    _state["debug"] = debug
+    _state["debug"] = debug  # --example is read by the --fleet option of the command that runs
+
+
+# Flags of the root accepted anywhere before `--`, as kubectl does; options every command has, before it.
+_ROOT_FLAGS = ("--debug", "--example")
+_COMMAND_OPTIONS = ("-o", "--output", "-f", "--fleet")
+
+
+def _global_flags_first(argv: list[str]) -> list[str]:
+    """`xzctl fleet plan --debug` -> `xzctl --debug fleet plan`; `xzctl -o json fleet plan` -> `... -o json`."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    head, tail = argv[:end], argv[end:]
+    moved = [a for a in head if a in _ROOT_FLAGS]
+    rest = [a for a in head if a not in _ROOT_FLAGS]
+    trailing: list[str] = []
+    while len(rest) >= 2 and rest[0] in _COMMAND_OPTIONS:
+        trailing += rest[:2]
+        rest = rest[2:]
+    return moved + rest + trailing + tail
+
+
+def _silence_stdout() -> None:
+    # Python would report the same broken pipe again when it flushes stdout at exit.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,8 +154,13 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; every error becomes one line on stderr, secrets masked."""
     register_environment()
+    args = _global_flags_first(sys.argv[1:] if argv is None else argv)
+    if "_XZCTL_COMPLETE" in os.environ:  # the shell asks for completions (see `xzctl completion`)
+        from typer._completion_classes import completion_init
+
+        completion_init()
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="xzctl")
+        result = app(args=args, standalone_mode=False, prog_name="xzctl")
     except typer.Abort:
         print("xzctl: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
@@ -131,9 +176,12 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xzctl: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except BrokenPipeError:  # `xzctl fleet plan | head -1`: the reader has what it wanted
+        _silence_stdout()
+        return ExitCode.OK
     except Exception as exc:  # a bug: still one line, with the way to see more
         _error(f"xzctl: internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
-        return 70
+        return ExitCode.INTERNAL
     return result if isinstance(result, int) else ExitCode.OK
 
 

@@ -15,11 +15,14 @@ from rich.table import Table
 
 from xzctl.bootstrap import BootstrapResult, HostStatus, HostSummary, Playbook, TaskEvent, bootstrap_region
 from xzctl.bootstrap.inventory import inventory_yaml, region_of
-from xzctl.cli._common import FleetOption, Output, OutputOption, emit, print_warnings, stderr
+from xzctl.cli._common import FleetOption, Output, OutputOption, duration, emit, print_warnings, stderr
+from xzctl.cli._fleet import load
 from xzctl.errors import BadInputError, CheckFailedError
-from xzctl.spec import load_fleet
 
-app = typer.Typer(help="Bootstrap bare-metal edge servers into K3s nodes with Ansible.", no_args_is_help=True)
+app = typer.Typer(
+    help="Bootstrap bare-metal edge servers into K3s nodes with Ansible.\n\nExample: xzctl bootstrap region beijing --check",
+    no_args_is_help=True,
+)
 
 _STATUS_STYLE = {
     HostStatus.OK: "green",
@@ -108,7 +111,9 @@ def region(  # noqa: PLR0917 (each Typer option is a parameter)
     extra_vars: list[str] = typer.Option(
         [], "--extra-var", "-e", help="Role variable KEY=VALUE (YAML value), as ansible-playbook -e."
     ),
-    timeout: int = typer.Option(3600, "--timeout", min=1, help="Give up on the whole run after this many seconds."),
+    timeout: float = typer.Option(
+        "1h", "--timeout", parser=duration, metavar="DURATION", help="Give up on the whole run after this long."
+    ),
     accept_new_host_keys: bool = typer.Option(
         False,
         "--accept-new-host-keys",
@@ -125,7 +130,7 @@ def region(  # noqa: PLR0917 (each Typer option is a parameter)
 
     Example: K3S_TOKEN=... xzctl bootstrap region beijing --check --limit bj-edge-02 -o json
     """
-    loaded = load_fleet(fleet)
+    loaded = load(fleet)
     print_warnings(loaded.warnings)
     variables = _extra_vars(extra_vars)
     hosts = limit or [n.id for n in region_of(loaded.fleet, name).edge_nodes]
@@ -143,7 +148,7 @@ def region(  # noqa: PLR0917 (each Typer option is a parameter)
             limit=limit,
             extravars=variables,
             on_event=progress,
-            timeout_seconds=timeout,
+            timeout_seconds=max(1, round(timeout)),
             accept_new_host_keys=accept_new_host_keys,
         )
     emit(result.to_json(), output, lambda console: _summary_table(result, console))
@@ -161,4 +166,4 @@ def inventory(
 
     Example: xzctl bootstrap inventory beijing > ansible/inventory/beijing.yml
     """
-    sys.stdout.write(inventory_yaml(load_fleet(fleet).fleet, name))
+    sys.stdout.write(inventory_yaml(load(fleet).fleet, name))

@@ -9,9 +9,11 @@ The Prometheus options here are shared with `xzctl capacity report`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import typer
@@ -21,6 +23,7 @@ from rich.table import Table
 
 from xzctl.checks import (
     AllChecks,
+    CapacityReport,
     CostReport,
     DrillResult,
     FailoverReport,
@@ -35,16 +38,34 @@ from xzctl.checks import (
     take_snapshot,
     worst,
 )
-from xzctl.cli._common import FleetOption, Output, OutputOption, PrometheusOptions, emit, option_set, parse_duration
+from xzctl.checks.window import plan_window
+from xzctl.cli._common import (
+    FleetOption,
+    Output,
+    OutputOption,
+    PrometheusOptions,
+    duration,
+    emit,
+    option_set,
+    parse_duration,
+    promql_duration,
+    stdout,
+)
+from xzctl.cli._context import active, context_heading, context_url
+from xzctl.cli._fleet import load
+from xzctl.cli._layout import Column, print_table
 from xzctl.errors import BadInputError
 from xzctl.prom import PrometheusClient
-from xzctl.spec import Fleet, load_fleet
+from xzctl.prom.target import parse_basic_auth
+from xzctl.spec import Fleet
 
+BAD = (Status.CRIT, Status.UNKNOWN)
 STATUS_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.UNKNOWN: "magenta", Status.CRIT: "red"}
 
 app = typer.Typer(
     help="Live verdicts for people and CI: failover, cost, all of them. "
-    "Exit codes: 0 ok or warn, 1 crit, 2 bad input, 3 unknown (metrics missing, stale or unreachable).",
+    "Exit codes: 0 ok or warn, 1 crit, 2 bad input, 3 unknown (metrics missing, stale or unreachable).\n\n"
+    "Example: xzctl check all --prometheus http://127.0.0.1:9090 > verdicts.json",
     no_args_is_help=True,
 )
 
@@ -67,6 +88,7 @@ class Live:
     client: PrometheusClient
     options: SnapshotOptions
     simulator_url: str | None  # set when the Prometheus is the running sandbox's
+    header: str = ""  # context, Prometheus and fleet: the first line of every live table
 
 
 @contextmanager
@@ -77,45 +99,110 @@ def live(
     window: str,
     history: str | None,
     scrape_interval: int | None,
+    rates: bool = True,
 ) -> Iterator[Live]:
+    """The fleet, Prometheus and options of a live command; `rates=False` for one that reads no rate window."""
     from xzctl.sandbox import current_prometheus_url, default_state_dir, sandbox_status
 
-    fleet = load_fleet(fleet_path).fleet
-    parse_duration(window, "--window")
-    target = prom.target()
+    window = promql_duration(window, "--window")
     where = prom.state_dir or default_state_dir()
+    context = active()  # flags > environment > context > sandbox
+    target = prom.target(context_url=context_url())
+    if context is not None and target.source == "context" and not (target.bearer_token or target.basic_auth):
+        target = replace(
+            target, bearer_token=context[1].bearer_token(), basic_auth=parse_basic_auth(context[1].basic_auth())
+        )
     # Talking to the running sandbox: its scrape interval is known, and its simulator can run a drill.
-    sandbox = sandbox_status(where) if target.url == current_prometheus_url(where) else None
+    sandbox = (
+        sandbox_status(where) if target.source == "sandbox" or target.url == current_prometheus_url(where) else None
+    )
+    # The sandbox's Prometheus scrapes the sandbox's fleet (perhaps a generated --scale one): judge that fleet.
+    fleet = load(fleet_path, sandbox_fleet=sandbox.fleet_path if sandbox else None).fleet
     interval = scrape_interval or (sandbox.scrape_interval_seconds if sandbox else None)
+    # A sandbox without history holds only the samples since it started: the window must fit in them.
+    age = time.time() - sandbox.started_at if sandbox is not None and not sandbox.history else None
+    slowest = interval or max(n.monitoring.metrics_interval_seconds for n in fleet.edge_nodes())
+    planned = plan_window(window, parse_duration(window, "--window"), slowest, age if rates else None)
+    window = planned.window
+    if planned.note:
+        print(f"xzctl: {planned.note}", file=sys.stderr)
     options = SnapshotOptions(
         window=window,
         history_seconds=parse_duration(history, "--history") if history else 0,
         scrape_interval_seconds=interval,
     )
+    where_from = (
+        "sandbox" if sandbox else f"context {context[0]}" if target.source == "context" and context else target.source
+    )
+    heading = f"{context_heading()} · prometheus {target.url} ({where_from}) · fleet {fleet.metadata.name}"
+    heading += f" · {planned.note}" if planned.note else ""
     with target.client() as client:
-        yield Live(fleet, client, options, sandbox.simulator_url if sandbox else None)
+        yield Live(fleet, client, options, sandbox.simulator_url if sandbox else None, heading)
+
+
+def titled(heading: str, draw: Callable[[Console], None]) -> Callable[[Console], None]:
+    """A table drawer that first says which context, Prometheus and fleet the numbers come from."""
+
+    def both(console: Console) -> None:
+        console.print(heading, style="dim", markup=False)
+        draw(console)
+
+    return both
 
 
 def status_text(status: Status) -> str:
     return f"[{STATUS_STYLE[status]}]{status}[/]"
 
 
-def raise_for(status: Status, summary: str) -> None:
-    err = failure(status, summary)
-    if err is not None:
-        raise err
+def raise_for(status: Status, reasons: list[str], output: Output) -> None:
+    """A verdict is a result, not an error: with table output its reasons go to stdout, one per line; the
+    exit code says crit (1) or unknown (3). JSON and YAML documents already hold the reasons."""
+    err = failure(status, "")
+    if err is None:
+        return
+    if output is Output.TABLE:
+        stdout.print(f"verdict {status_text(status)} (exit {err.exit_code}):")
+        for reason in reasons:
+            stdout.print(f"  {escape(reason)}")
+    raise typer.Exit(err.exit_code)
 
 
-def failover_table(console: Console, report: FailoverReport, result: DrillResult | None) -> None:
+def capacity_reasons(report: CapacityReport) -> list[str]:
+    rows = [*report.nodes.values(), *report.regions.values(), report.fleet]
+    return [f"{c.name} {c.status}: {reason}" for c in rows if c.status in BAD for reason in c.reasons]
+
+
+def failover_reasons(report: FailoverReport, result: DrillResult | None) -> list[str]:
+    lines = [f"{f.kind} {f.lost} {f.status}: {f.reason}" for f in report.failures if f.status in BAD]
+    return lines + ([f"drill {result.node} {result.status}: {result.reason}"] if result is not None else [])
+
+
+def cost_reasons(report: CostReport) -> list[str]:
+    return [f"cost {report.status}: {reason}" for reason in report.reasons]
+
+
+FAILOVER_COLUMNS = [
+    Column("lost"),
+    Column("kind"),
+    Column("devices", 1, "right"),
+    Column("status"),
+    Column("outcome", 2),
+    Column("same region", 3, "right"),
+    Column("other regions", 3, "right"),
+    Column("unserved", 1, "right"),
+    Column("why", text=True),
+]
+
+
+def failover_table(console: Console, report: FailoverReport, result: DrillResult | None, *, wide: bool = False) -> None:
     bad = [f for f in report.failures if f.status is not Status.OK]
     console.print(
         f"failover {status_text(report.status)}: {len(report.failures) - len(bad)}/{len(report.failures)} "
         "single node and region failures survive"
     )
     if bad:
-        table = Table("lost", "kind", "devices", "status", "outcome", "same region", "other regions", "unserved", "why")
-        for f in bad:
-            table.add_row(
+        rows = [
+            [
                 f.lost,
                 f.kind,
                 str(f.devices),
@@ -124,9 +211,11 @@ def failover_table(console: Console, report: FailoverReport, result: DrillResult
                 str(f.placed_same_region),
                 str(f.placed_other_regions),
                 str(f.unserved),
-                escape(f.reason),
-            )
-        console.print(table)
+                escape(f.reason or "-"),
+            ]
+            for f in bad
+        ]
+        print_table(console, FAILOVER_COLUMNS, rows, wide=wide)
     if result is not None:
         console.print(f"drill {result.node}: {status_text(result.status)}: {escape(result.reason)}")
 
@@ -152,7 +241,9 @@ def failover(
     drill_node: str | None = typer.Option(
         None, "--drill", help="Sandbox only: stop this simulated node for real and time the failover."
     ),
-    drill_timeout: float = typer.Option(90.0, "--drill-timeout", min=1, help="Give up the drill after this long."),
+    drill_timeout: float = typer.Option(
+        "90s", "--drill-timeout", parser=duration, metavar="DURATION", help="Give up the drill after this long."
+    ),
     fleet: Path | None = FleetOption,
     prom: PrometheusOptions,
     window: str = WindowOption,
@@ -198,8 +289,9 @@ def failover(
         data["drill"] = result.to_dict()
         status = worst([status, result.status])
         data["status"] = str(status)
-    emit(data, output, lambda console: failover_table(console, report, result))
-    raise_for(status, report.summary() + (f"; drill: {result.reason}" if result else ""))
+    wide = output is Output.WIDE
+    emit(data, output, titled(ctx.header, lambda console: failover_table(console, report, result, wide=wide)))
+    raise_for(status, failover_reasons(report, result), output)
 
 
 @app.command()
@@ -218,8 +310,8 @@ def cost(
     """
     with live(fleet, prom, window=window, history=None, scrape_interval=scrape_interval) as ctx:
         report = cost_check(take_snapshot(ctx.client, ctx.fleet, ctx.options))
-    emit(report.to_dict(), output, lambda console: cost_table(console, report))
-    raise_for(report.status, report.summary())
+    emit(report.to_dict(), output, titled(ctx.header, lambda console: cost_table(console, report)))
+    raise_for(report.status, cost_reasons(report), output)
 
 
 @app.command("all")
@@ -243,9 +335,10 @@ def all_checks(
         result: AllChecks = check_all(ctx.client, ctx.fleet, ctx.options)
 
     def table(console: Console) -> None:
-        capacity_table(console, result.capacity)
-        failover_table(console, result.failover, None)
+        capacity_table(console, result.capacity, wide=output is Output.WIDE)
+        failover_table(console, result.failover, None, wide=output is Output.WIDE)
         cost_table(console, result.cost)
 
-    emit(result.to_dict(), output, table)
-    raise_for(result.status, result.summary())
+    emit(result.to_dict(), output, titled(ctx.header, table))
+    reasons = capacity_reasons(result.capacity) + failover_reasons(result.failover, None) + cost_reasons(result.cost)
+    raise_for(result.status, reasons, output)

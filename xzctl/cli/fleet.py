@@ -14,12 +14,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, emit, print_warnings
-from xzctl.errors import CheckFailedError, FleetSpecError
+from xzctl.cli._fleet import load
+from xzctl.errors import BadInputError, CheckFailedError, FleetSpecError
 from xzctl.plan import Plan, PlanRow, Verdict, build_plan
 from xzctl.plan.static import money
-from xzctl.spec import bundled_example_path, load_fleet
+from xzctl.spec import bundled_example_path
 
-app = typer.Typer(help="Validate and inspect the fleet spec.", no_args_is_help=True)
+app = typer.Typer(
+    help="Validate and inspect the fleet spec.\n\nExample: xzctl fleet plan --fleet fleet.yaml --check",
+    no_args_is_help=True,
+)
 
 
 @app.command()
@@ -33,13 +37,15 @@ def validate(
     Example: xzctl fleet validate --fleet fleet.yaml --strict
     """
     try:
-        loaded = load_fleet(fleet)
+        loaded = load(fleet)
     except FleetSpecError as exc:
         if output is not Output.TABLE:
             emit({"valid": False, "problems": [vars(p) for p in exc.problems]}, output, lambda c: None)
-        else:
+        else:  # every problem on its own line, then a count: the first one is not said twice
             for p in exc.problems:
                 print(f"{p.severity}: {p.render()}", file=sys.stderr)
+            errors = sum(p.severity == "error" for p in exc.problems)
+            raise BadInputError(f"invalid fleet spec: {errors} error(s), listed above") from None
         raise
     warnings = loaded.warnings
     data = {
@@ -136,13 +142,15 @@ def plan(
 
     Example: xzctl fleet plan --fleet fleet.yaml --check -o json
     """
-    loaded = load_fleet(fleet)
+    loaded = load(fleet)
     result = build_plan(loaded.fleet)
     emit(result.to_dict(), output, lambda console: _plan_table(result, console))
     failed = result.failed()
-    if check and failed:
-        names = ", ".join(f"{r.section} {r.subject}" for r in failed)
-        raise CheckFailedError(f"plan has {len(failed)} failing row(s): {names}")
+    if check and failed:  # a verdict, not an error: reasons on stdout (the JSON document holds them), exit 1
+        if output is Output.TABLE:
+            for r in failed:
+                print(f"fail: {r.section} {r.subject}: {r.reason}")
+        raise typer.Exit(CheckFailedError.exit_code)
 
 
 @app.command()
@@ -151,6 +159,9 @@ def example(
         None, "--nodes", min=1, help="Generate a fleet of this many edge nodes from the example (for scale tests)."
     ),
     seed: int = typer.Option(0, "--seed", help="With --nodes: seed of the device counts per node."),
+    output: Output = typer.Option(
+        Output.YAML, "--output", "-o", help="yaml keeps the comments (the file as shipped); json for tools."
+    ),
 ) -> None:
     """Print the bundled example fleet (1000 devices, 7 edge nodes, 3 regions) to start from.
 
@@ -158,9 +169,16 @@ def example(
 
     Example: xzctl fleet example > fleet.yaml
     """
-    if nodes is None:
+    if nodes is None and output in (Output.YAML, Output.TABLE):
         sys.stdout.write(bundled_example_path().read_text(encoding="utf-8"))
         return
     from xzctl.spec.generate import generate_fleet_document
 
-    sys.stdout.write(yaml.safe_dump(generate_fleet_document(nodes, seed=seed), sort_keys=False, allow_unicode=True))
+    if nodes is None:
+        document = yaml.safe_load(bundled_example_path().read_text(encoding="utf-8"))
+    else:
+        document = generate_fleet_document(nodes, seed=seed)
+    if output is Output.JSON:
+        emit(document, output, lambda console: None)
+    else:
+        sys.stdout.write(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))

@@ -13,17 +13,24 @@ from rich.markup import escape
 from rich.table import Table
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, stderr
+from xzctl.cli._context import kube_context_option
 from xzctl.errors import BadInputError
 
 app = typer.Typer(
-    help="Create and update the Kubernetes objects of edge regions and the cloud (Pulumi, local file backend).",
+    help="Create and update the Kubernetes objects of edge regions and the cloud (Pulumi, local file backend).\n\n"
+    "Example: xzctl provision region beijing --fleet fleet.yaml --preview",
     no_args_is_help=True,
 )
 
 PreviewOption = typer.Option(False, "--preview", help="Only show what would change; change nothing.")
 YesOption = typer.Option(False, "--yes", "-y", help="Apply without asking (required when stdin is not a terminal).")
 DiffOption = typer.Option(False, "--diff", help="Also print Pulumi's full property diff.")
-ContextOption = typer.Option(None, "--context", help="Kubeconfig context; default: the one the fleet spec names.")
+ContextOption = typer.Option(
+    None,
+    "--context",
+    help="Kubeconfig context; default: the xzctl context's kube_context, else the one the fleet spec names.",
+    callback=kube_context_option,
+)
 KubeconfigOption = typer.Option(None, "--kubeconfig", help="Kubeconfig file; default: the spec's, else ~/.kube/config.")
 PinsOption = typer.Option(
     None, "--pins", help="Image pins JSON file (what a rollout step deploys); default: the spec's images."

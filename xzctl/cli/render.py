@@ -8,15 +8,20 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, emit, stderr
+from xzctl.cli._fleet import load
 from xzctl.errors import BadInputError
 from xzctl.render import region_documents, render_node_documents, write_tree
 from xzctl.render.node import find_node
-from xzctl.spec import load_fleet
 from xzctl.spec.models import DNS_LABEL, Fleet
 
-app = typer.Typer(help="Render node configs, manifests and alert rules from the fleet spec.", no_args_is_help=True)
+app = typer.Typer(
+    help="Render node configs, manifests and alert rules from the fleet spec.\n\n"
+    "Example: xzctl render region beijing --out ./out/beijing",
+    no_args_is_help=True,
+)
 
 
 def _label(value: str, what: str) -> str:
@@ -29,7 +34,7 @@ def _label(value: str, what: str) -> str:
 
 
 def _load(fleet: Path | None) -> Fleet:
-    loaded = load_fleet(fleet)
+    loaded = load(fleet)
     if loaded.warnings:  # the details belong to `fleet validate`; here they would bury the result
         stderr.print(
             f"[yellow]warning:[/] the fleet spec has {len(loaded.warnings)} warning(s); see: xzctl fleet validate",
@@ -135,6 +140,17 @@ def alerts(
     Example: xzctl render alerts --out ./out/alerts
     """
     from xzctl.alerts import alert_bundle
+    from xzctl.alerts.alertmanager import SECRET_NAME, receiver_secrets, unrouted_severities
 
     namespace = _label(namespace, "namespace")
-    _written(write_tree(out, alert_bundle(_load(fleet), namespace=namespace), what="alerts"), out)
+    spec = _load(fleet)
+    _written(write_tree(out, alert_bundle(spec, namespace=namespace), what="alerts"), out)
+    for severity in unrouted_severities(spec):
+        stderr.print(
+            f"[yellow]warning:[/] no receiver for {severity} alerts: they reach nobody; "
+            f"add alerts.receivers.{severity} to the spec",
+            highlight=False,
+        )
+    needed = ", ".join(f"{key} ({ref.env or ref.pulumi_secret})" for key, ref in receiver_secrets(spec).items())
+    if needed:
+        stderr.print(f"Secret {SECRET_NAME} in namespace {escape(namespace)} needs: {escape(needed)}", highlight=False)

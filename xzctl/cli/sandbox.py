@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, parse_duration, stderr, stdout
-from xzctl.errors import UnknownStateError
+from xzctl.cli._common import (
+    FleetOption,
+    Output,
+    OutputOption,
+    StateDirOption,
+    duration,
+    emit,
+    parse_duration,
+    stderr,
+)
+from xzctl.cli._layout import Column, print_table
+from xzctl.errors import BadInputError, ConflictError, NoSandboxError, UnknownStateError
 from xzctl.sandbox import (
     SandboxAlreadyUpError,
     SandboxInfo,
@@ -27,7 +34,11 @@ from xzctl.sandbox import (
     target_health,
 )
 
-app = typer.Typer(help="Run a local sandbox: the fleet simulator and a real Prometheus.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run a local sandbox: the fleet simulator and a real Prometheus.\n\n"
+    "Example: xzctl sandbox up --example --history 1d",
+    no_args_is_help=True,
+)
 
 
 def _summary(info: SandboxInfo) -> dict[str, Any]:
@@ -51,13 +62,31 @@ def _print_summary(console: Console, data: dict[str, Any]) -> None:
     console.print(
         f"Simulator   {escape(data['simulator_url'])}  ({data['edge_nodes']} edge nodes, seed {data['seed']})"
     )
-    console.print(f"Fleet       {escape(data['fleet'])}")
+    console.print(f"Fleet       {escape(data['fleet'])}", soft_wrap=True)  # a path to copy: never split
     if data["history"]:
         h = data["history"]
         console.print(
             f"History     {h['samples']:,} samples backfilled, one every {h['step_seconds']} s "
             f"(rate() over it needs windows of {2 * h['step_seconds'] // 60}m or more)"
         )
+
+
+def _differences(
+    info: SandboxInfo, *, fleet: Path | None, scale: int | None, seed: int, interval: int, history: timedelta | None
+) -> list[str]:
+    """What `up` asks for that the running sandbox does not have."""
+    differs = []
+    if scale is not None and (info.nodes != scale or Path(info.fleet_path).name != f"fleet-{scale}.yaml"):
+        differs.append(f"it simulates {info.nodes} edge nodes of {info.fleet_path}, not --scale {scale}")
+    if scale is None and fleet is not None and Path(info.fleet_path) != fleet.resolve():
+        differs.append(f"its fleet is {info.fleet_path}")
+    if info.seed != seed:
+        differs.append(f"seed {info.seed}, not {seed}")
+    if info.scrape_interval_seconds != interval:
+        differs.append(f"scrape interval {info.scrape_interval_seconds} s, not {interval} s")
+    if (history is None) != (info.history is None):
+        differs.append("history " + ("backfilled" if info.history else "none"))
+    return differs
 
 
 @app.command()
@@ -95,9 +124,19 @@ def up(
             force=force,
         )
     except SandboxAlreadyUpError as exc:
-        stderr.print(f"sandbox already up; stop it first with: xzctl sandbox down (state in {escape(str(where))})")
         info = exc.info
+        differs = _differences(info, fleet=fleet, scale=scale, seed=seed, interval=scrape_interval, history=span)
+        if differs:
+            raise ConflictError(
+                f"a sandbox with other options is up ({'; '.join(differs)})",
+                hint=f"xzctl sandbox down first (state in {where})",
+            ) from None
+        stderr.print(f"sandbox already up with these options (state in {escape(str(where))})")
     emit(_summary(info), output, lambda console: _print_summary(console, _summary(info)))
+
+
+_TARGET_COLUMNS = [Column("edge node"), Column("region"), Column("health"), Column("last error", text=True)]
+_HEALTH_STYLE = {"up": "green", "down": "red"}
 
 
 @app.command()
@@ -106,9 +145,10 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
 
     Example: xzctl sandbox status -o json
     """
-    info = sandbox_status(state_dir or default_state_dir())
+    where = state_dir or default_state_dir()
+    info = sandbox_status(where)
     if info is None:
-        raise UnknownStateError("no sandbox is running", hint="start one with: xzctl sandbox up")
+        raise NoSandboxError(where)
     data = _summary(info)
     running = all(data["running"].values())
     data["targets"] = target_health(info) if running else {}
@@ -118,14 +158,17 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
         for name, alive in data["running"].items():
             state = "[green]running[/]" if alive else "[red]not running[/]"
             console.print(f"{name:<11} pid {data['pids'][name]} {state}")
-        targets = Table(box=box.SIMPLE_HEAD, title="Scrape targets")
-        for col in ("edge node", "region", "health", "last error"):
-            targets.add_column(col)
-        for node, t in sorted(data["targets"].items()):
-            style = {"up": "green", "down": "red"}.get(t["health"], "yellow")
-            targets.add_row(node, t["region"], f"[{style}]{t['health']}[/]", escape(t["last_error"]))
-        if data["targets"]:
-            console.print(targets)
+        rows = [
+            [
+                node,
+                t["region"],
+                f"[{_HEALTH_STYLE.get(t['health'], 'yellow')}]{t['health']}[/]",
+                escape(t["last_error"] or "-"),
+            ]
+            for node, t in sorted(data["targets"].items())
+        ]
+        if rows:
+            print_table(console, _TARGET_COLUMNS, rows, wide=output is Output.WIDE, title="Scrape targets")
 
     emit(data, output, table)
     if not running:
@@ -170,9 +213,17 @@ def scenario(
     error_rate: float | None = typer.Option(None, "--error-rate", help="image-profile: share of failed requests."),
     service: str | None = typer.Option(None, "--service", help="deploy: vad, asr, llm, tts, coordinator, ..."),
     track: str | None = typer.Option(None, "--track", help="deploy: stable or canary."),
-    seconds: float | None = typer.Option(None, "--seconds", help="metrics-gap: how long the endpoint fails."),
+    seconds: float | None = typer.Option(
+        None,
+        "--seconds",
+        "--for",
+        parser=duration,
+        metavar="DURATION",
+        help="metrics-gap: how long the endpoint fails (30s, 2m).",
+    ),
     enabled: bool = typer.Option(True, "--enabled/--disabled", help="stale: freeze or unfreeze the exporter."),
     state_dir: Path | None = StateDirOption,
+    output: Output = OutputOption,
 ) -> None:
     """Play a scenario on the running sandbox: lose a node, overload a region, ship a bad canary.
 
@@ -180,9 +231,6 @@ def scenario(
     Example: xzctl sandbox scenario set-devices --region beijing --utilization 0.95
     Example: xzctl sandbox scenario image-profile --image reg/asr:1.1 --latency-factor 2 --error-rate 0.05
     """
-    info = sandbox_status(state_dir or default_state_dir())
-    if info is None or not all(info.alive().values()):
-        raise UnknownStateError("no sandbox is running", hint="start one with: xzctl sandbox up")
     given = {
         "node": node,
         "region": region,
@@ -195,6 +243,11 @@ def scenario(
         "track": track,
         "seconds": seconds,
     }
+    _require(action, given)
+    where = state_dir or default_state_dir()
+    info = sandbox_status(where)
+    if info is None or not all(info.alive().values()):
+        raise NoSandboxError(where)
     body: dict[str, Any] = {
         "action": action.value.replace("-", "_"),
         **{k: v for k, v in given.items() if v is not None},
@@ -204,4 +257,39 @@ def scenario(
     if action is Action.DEPLOY and image is None:
         body["image"] = None  # removes the canary track
     result = SimulatorClient(info.simulator_url).control(body)
-    stdout.print(json.dumps(result), markup=False, highlight=False)
+    details = {k: v for k, v in result.items() if k not in ("ok", "action")}
+
+    def line(console: Console) -> None:
+        said = ", ".join(f"{k} {_plain(v)}" for k, v in details.items())
+        console.print(f"{action.value}: done" + (f" ({said})" if said else ""), markup=False)
+
+    emit(result, output, line)
+
+
+def _plain(value: Any) -> str:
+    """A scenario result value for people: `bj-edge-01 140, bj-edge-02 138` rather than a Python dict."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in value.items())
+    return "none" if value is None else str(value)
+
+
+# The options each scenario needs, checked before the simulator is asked (it would say "edge node None").
+_NEEDS: dict[Action, tuple[str, ...]] = {
+    Action.NODE_DOWN: ("node",),
+    Action.NODE_UP: ("node",),
+    Action.IMAGE_PROFILE: ("image",),
+    Action.DEPLOY: ("node", "service"),
+    Action.METRICS_GAP: ("node", "seconds"),
+    Action.STALE: ("node",),
+}
+
+
+def _require(action: Action, given: dict[str, Any]) -> None:
+    missing = [f"--{name}" for name in _NEEDS.get(action, ()) if given[name] is None]
+    if action is Action.SET_DEVICES:
+        if given["node"] is None and given["region"] is None:
+            missing.append("--node or --region")
+        if given["devices"] is None and given["utilization"] is None:
+            missing.append("--devices or --utilization")
+    if missing:
+        raise BadInputError(f"scenario {action.value} needs {' and '.join(missing)}")

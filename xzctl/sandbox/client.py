@@ -20,7 +20,8 @@ class SimulatorClient:
         except requests.RequestException as exc:
             raise ExternalToolError(f"simulator at {self.url} unreachable: {exc}") from exc
         if response.status_code == 400:
-            raise BadInputError(f"simulator refused {body}: {response.json().get('error', response.text)}")
+            what = (body or {}).get("action", path)  # the action's name, not the request as a Python dict
+            raise BadInputError(f"simulator refused {what}: {response.json().get('error', response.text)}")
         if response.status_code != 200:
             raise ExternalToolError(f"simulator {method} {path}: HTTP {response.status_code}: {response.text[:200]}")
         return response.json()

@@ -7,7 +7,6 @@ through the same loader as a hand-written spec: `build_fleet(generate_fleet_docu
 from __future__ import annotations
 
 import copy
-import ipaddress
 import math
 import random
 from functools import cache
@@ -96,7 +95,7 @@ def generate_fleet_document(
                 "profile": PROFILE,
                 "devices": devices,
                 "public_hostname": f"{node_id}.xiaozhi.example",
-                "host": {"address": str(ipaddress.IPv4Address("10.0.0.1") + i), "ssh_user": "xzops"},
+                "host": {"address": f"{node_id}.mgmt.xiaozhi.example", "ssh_user": "xzops"},
             }
         )
     doc["regions"] = out_regions

@@ -61,7 +61,7 @@ def resolve_fleet_path(explicit: str | Path | None, cwd: Path | None = None) -> 
     if env:
         return Path(env)
     local = (cwd or Path.cwd()) / "fleet.yaml"
-    if local.is_file():
+    if local.exists():  # a directory or unreadable file there is an error to report, not a reason to fall back
         return local
     return bundled_example_path()
 

@@ -512,8 +512,57 @@ class QueueBacklogAlert(Strict):
     for_: Duration = Field(default="5m", alias="for")
 
 
+AlertUrl = Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
+
+
+class SlackReceiver(Strict):
+    api_url: SecretRef = Field(description="the incoming-webhook URL (it carries the token)")
+    channel: Annotated[str, Field(pattern=r"^[#@]?[\w.-]{1,80}$")] | None = None
+
+
+class BridgeReceiver(Strict):
+    """WeChat Work and DingTalk robots take their own message format: Alertmanager posts to a bridge
+    (e.g. prometheus-webhook-dingtalk) that holds the robot's URL and token."""
+
+    bridge_url: AlertUrl
+    robot_url: SecretRef = Field(description="the robot webhook with its token; given to the bridge only")
+
+
+class EmailReceiver(Strict):
+    to: EmailAddress
+    from_: EmailAddress = Field(alias="from")
+    smarthost: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$")]
+    auth_username: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    auth_password: SecretRef | None = None
+
+
+class Receiver(Strict):
+    """One place a notification goes: exactly one of webhook, slack, wechat_work, dingtalk, email."""
+
+    webhook: AlertUrl | None = None  # a URL without a token, e.g. the operator's own alert router
+    slack: SlackReceiver | None = None
+    wechat_work: BridgeReceiver | None = None
+    dingtalk: BridgeReceiver | None = None
+    email: EmailReceiver | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Receiver:
+        given = [k for k in ("webhook", "slack", "wechat_work", "dingtalk", "email") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a receiver is exactly one of webhook, slack, wechat_work, dingtalk, email (got {given})")
+        return self
+
+
+class AlertReceivers(Strict):
+    """Where alerts go, per severity: critical pages, warning makes tickets."""
+
+    critical: list[Receiver] = Field(default_factory=list, max_length=20)
+    warning: list[Receiver] = Field(default_factory=list, max_length=20)
+
+
 class Alerts(Strict):
-    """Alert thresholds. Omitted thresholds are derived from the KPIs, which keeps them coherent."""
+    """Alert thresholds and receivers. Omitted thresholds are derived from the KPIs, which keeps them coherent."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -523,6 +572,7 @@ class Alerts(Strict):
     model_inference_failure: InferenceFailureAlert = InferenceFailureAlert()
     cache_hit_rate_low: CacheHitAlert = CacheHitAlert()
     queue_backlog: QueueBacklogAlert = QueueBacklogAlert()
+    receivers: AlertReceivers = AlertReceivers()
 
 
 # --- cost ------------------------------------------------------------------------------------

@@ -1,0 +1,42 @@
+"""The rate window of live checks, table-driven: clipped to the data, never shorter than two scrapes."""
+
+from __future__ import annotations
+
+import pytest
+
+from xzctl.checks.window import WindowPlan, plan_window
+from xzctl.errors import BadInputError, UnknownStateError
+
+
+@pytest.mark.parametrize(
+    ("window", "seconds", "interval", "age", "expected"),
+    [
+        ("5m", 300, 10, None, WindowPlan("5m")),  # no idea of the data's age: trust the window
+        ("5m", 300, 10, 3600, WindowPlan("5m")),
+        (
+            "5m",
+            300,
+            10,
+            40.7,
+            WindowPlan(
+                "40s",
+                "warming up: 41 s of history, the 5m window needs 5 m: judged over 40s "
+                "(use `xzctl sandbox up --history 1h`)",
+            ),
+        ),
+        ("20s", 20, 10, 25, WindowPlan("20s")),
+    ],
+)
+def test_plans(window: str, seconds: float, interval: float, age: float | None, expected: WindowPlan) -> None:
+    assert plan_window(window, seconds, interval, age) == expected
+
+
+def test_too_short_a_window_names_the_scrape_interval() -> None:
+    with pytest.raises(BadInputError, match=r"--window 1s is shorter than two scrape intervals \(10 s each\)") as e:
+        plan_window("1s", 1, 10, None)
+    assert e.value.hint == "use --window 20s or more"
+
+
+def test_before_three_scrapes_there_is_no_verdict() -> None:
+    with pytest.raises(UnknownStateError, match="warming up: 12 s of history, the 5m window needs 5 m; no verdict"):
+        plan_window("5m", 300, 10, 12)

@@ -1,0 +1,135 @@
+"""Named contexts, like kubectl's: which fleet, Prometheus, state dir, kube context and deployer a command uses.
+
+The file is `$XZCTL_CONFIG`, else `$XDG_CONFIG_HOME/xzctl/config.yaml` (default `~/.config/xzctl/config.yaml`):
+
+    current_context: staging
+    contexts:
+      staging:
+        fleet: ~/fleets/staging.yaml
+        prometheus: https://prometheus.staging.example:9090
+        prometheus_auth: {bearer_token_env: STAGING_PROM_TOKEN}
+        state_dir: ~/.local/state/xzctl/staging
+        kube_context: k3s-beijing
+        deployer: pulumi
+
+`$XZCTL_CONTEXT` picks another context for one command. Every value is a default: flags > environment >
+context > sandbox, the same rule for every command. Secrets never live here: auth names the variable holding them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from xzctl.errors import BadInputError
+
+CONFIG_ENV = "XZCTL_CONFIG"
+CONTEXT_ENV = "XZCTL_CONTEXT"
+MAX_CONFIG_BYTES = 256 * 1024
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrometheusAuth(_Strict):
+    """Where the Prometheus credentials are, never the credentials themselves."""
+
+    bearer_token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    basic_auth_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="USER:PASSWORD")
+
+
+class Context(_Strict):
+    fleet: str | None = None
+    prometheus: str | None = None
+    prometheus_auth: PrometheusAuth | None = None
+    state_dir: str | None = None
+    kube_context: str | None = None
+    deployer: str | None = Field(default=None, pattern=r"^(auto|sandbox|pulumi)$")
+
+    def fleet_path(self) -> Path | None:
+        return Path(self.fleet).expanduser() if self.fleet else None
+
+    def state_path(self) -> Path | None:
+        return Path(self.state_dir).expanduser() if self.state_dir else None
+
+    def bearer_token(self) -> str | None:
+        """The token from the variable the context names (None when it names none or it is unset)."""
+        name = self.prometheus_auth.bearer_token_env if self.prometheus_auth else None
+        return os.environ.get(name) if name else None
+
+    def basic_auth(self) -> str | None:
+        name = self.prometheus_auth.basic_auth_env if self.prometheus_auth else None
+        return os.environ.get(name) if name else None
+
+
+class Config(_Strict):
+    current_context: str | None = None
+    contexts: dict[str, Context] = Field(default_factory=dict)
+
+
+def config_path() -> Path:
+    explicit = os.environ.get(CONFIG_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "xzctl" / "config.yaml"
+
+
+def load_config(path: Path | None = None) -> Config:
+    """The config file, or an empty config when there is none."""
+    where = path or config_path()
+    try:
+        if where.stat().st_size > MAX_CONFIG_BYTES:
+            raise BadInputError(f"{where}: more than {MAX_CONFIG_BYTES:,} bytes, not an xzctl config")
+        text = where.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Config()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{where}: cannot read the xzctl config: {exc}") from None
+    try:
+        raw: Any = yaml.safe_load(text) or {}
+        return Config.model_validate(raw)
+    except yaml.YAMLError as exc:
+        raise BadInputError(f"{where}: not YAML: {str(exc).splitlines()[0]}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where_in = ".".join(str(p) for p in first["loc"])
+        raise BadInputError(
+            f"{where}: {where_in}: {first['msg']}", hint="see `xzctl config view` and the README's Contexts"
+        ) from None
+
+
+def current_context_name(config: Config) -> str | None:
+    return os.environ.get(CONTEXT_ENV) or config.current_context
+
+
+def current_context(path: Path | None = None) -> tuple[str, Context] | None:
+    """The context in use (name and values), or None when no config or no current context."""
+    config = load_config(path)
+    name = current_context_name(config)
+    if name is None:
+        return None
+    if name not in config.contexts:
+        known = ", ".join(sorted(config.contexts)) or "none"
+        raise BadInputError(f"context {name!r} is not in {path or config_path()}", hint=f"known contexts: {known}")
+    return name, config.contexts[name]
+
+
+def use_context(name: str, path: Path | None = None) -> Path:
+    """Make `name` the current context; rewrites only that key, atomically."""
+    where = path or config_path()
+    config = load_config(where)
+    if name not in config.contexts:
+        known = ", ".join(sorted(config.contexts)) or "none"
+        raise BadInputError(f"context {name!r} is not in {where}", hint=f"known contexts: {known}")
+    raw: Any = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
+    raw["current_context"] = name
+    tmp = where.with_name(where.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    os.replace(tmp, where)
+    return where
