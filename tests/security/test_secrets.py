@@ -54,7 +54,7 @@ def test_no_secret_in_messages_tracebacks_or_state(
         else:
             how = ["--prometheus", url, *how]
         for debug in ([], ["--debug"]):
-            code = run([*debug, "check", "all", "--retries", "0", "--timeout", "5", *how])
+            code = run([*debug, "check", "all", "--example", "--retries", "0", "--timeout", "5", *how])
             out, err = capsys.readouterr()
             assert code == 3
             assert "HTTP 500" in err and "POST /api/v1/query" in err  # the echoed request was shown, masked
