@@ -210,3 +210,31 @@ def counter_changes(*, window: str, by: By = NODE_BY, filters: Filters | None = 
 def running_images(*, by: By = (*SERVICE_BY, c.IMAGE), filters: Filters | None = None) -> str:
     """Which image serves which service and track where (from the build-info gauge)."""
     return f"max{_by(by)} ({c.BUILD_INFO.name}{selector(filters)})"
+
+
+# prometheus-adapter external-metric rules: the adapter fills <<.LabelMatchers>> (the HPA's selector) and
+# <<.GroupBy>>. One rule per autoscaling signal; HPAs read them as external metrics by these names.
+ADAPTER_SIGNALS = {
+    "queue_depth": ("xiaozhi_queue_depth", c.QUEUE_SIZE.name),
+    "requests": ("xiaozhi_requests_per_second", c.REQUESTS.name),
+    "p95_latency": ("xiaozhi_p95_latency_seconds", f"{c.REQUEST_DURATION.name}_bucket"),
+}
+
+
+def adapter_rule(signal: str, *, window: str = "2m") -> dict[str, object]:
+    """The prometheus-adapter `rules.external` entry serving `signal` (a spec ScalingSignal value)."""
+    name, series = ADAPTER_SIGNALS[signal]
+    matchers, group = "<<.LabelMatchers>>", "<<.GroupBy>>"
+    if signal == "queue_depth":
+        query = f"sum({series}{{{matchers}}}) by ({group})"
+    elif signal == "requests":
+        query = f"sum(rate({series}{{{matchers}}}[{window}])) by ({group})"
+    else:
+        query = f"histogram_quantile(0.95, sum(rate({series}{{{matchers}}}[{window}])) by (le, {group}))"
+    return {
+        "seriesQuery": f"{series}{selector()}",
+        # Edge series carry region/node, not a namespace: the metric is cluster-wide, the HPA's selector narrows it.
+        "resources": {"namespaced": False},
+        "name": {"as": name},
+        "metricsQuery": query,
+    }
