@@ -16,6 +16,7 @@ from rich.table import Table
 
 from xzctl.checks import CapacityReport, capacity_report, take_snapshot
 from xzctl.checks.capacity import Capacity
+from xzctl.checks.forecast import Forecast, SeriesForecast
 from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, stdout
 from xzctl.cli.check import (
     BasicAuthOption,
@@ -31,6 +32,7 @@ from xzctl.cli.check import (
     raise_for,
     status_text,
 )
+from xzctl.errors import BadInputError, CheckFailedError
 
 app = typer.Typer(help="Capacity of the fleet from live metrics: headroom in devices and days until full.")
 
@@ -121,3 +123,80 @@ def report(
                 break
             time.sleep(interval)
     raise_for(result.status, result.summary())
+
+
+def _band(s: SeriesForecast, hours: slice) -> str:
+    peak = max(range(len(s.values))[hours], key=lambda i: s.values[i])
+    return f"{s.values[peak]:.0f} ({s.lower[peak]:.0f}-{s.upper[peak]:.0f})"
+
+
+def forecast_table(console: Console, result: Forecast) -> None:
+    columns = ["region", "devices now", "peak 24h (band)", "peak 7d (band)", "backtest MAPE", "naive MAPE"]
+    columns += ["replicas needed/max", "nodes needed/have"]
+    table = Table(*columns, title=f"forecast, {result.horizon_hours} h ahead (devices in a session, 95 % band)")
+    for r in result.regions.values():
+        replicas = ", ".join(f"{s} {n}/{r.replicas_max[s]}" for s, n in r.replicas_needed.items()) or "-"
+        table.add_row(
+            r.region,
+            f"{r.devices_now:.0f}",
+            _band(r.devices, slice(0, 24)),
+            _band(r.devices, slice(0, None)),
+            f"{r.devices.mape:.1%}",
+            f"{r.devices.naive_mape:.1%}",
+            replicas,
+            f"{r.nodes_needed}/{r.nodes}",
+        )
+    console.print(table)
+    for warning in result.warnings:
+        console.print(f"[yellow]warn[/]: {escape(warning)}")
+
+
+@app.command()
+def forecast(
+    *,
+    days: int = typer.Option(14, "--days", min=3, max=35, help="Days of hourly history the model learns from."),
+    horizon: str = typer.Option("7d", "--horizon", help="How far ahead to forecast (hours: 24h, days: 7d)."),
+    schedule_out: Path | None = typer.Option(
+        None, "--schedule-out", help="Write the pre-scaling CronJobs (min replicas per hour) to this folder."
+    ),
+    check: bool = typer.Option(False, "--check", help="Exit 1 when a region will need more than it has."),
+    fleet: Path | None = FleetOption,
+    prometheus: str | None = PrometheusUrlOption,
+    bearer_token: str | None = BearerTokenOption,
+    basic_auth: str | None = BasicAuthOption,
+    header: list[str] | None = HeaderOption,
+    timeout: float = TimeoutOption,
+    retries: int = RetriesOption,
+    state_dir: Path | None = StateDirOption,
+    output: Output = OutputOption,
+) -> None:
+    """Devices per region 24 h and 7 days ahead (Holt-Winters), what that needs, and a pre-scaling schedule.
+
+    Example: xzctl capacity forecast --days 14 --schedule-out ./gitops/prescale
+    """
+    from xzctl.checks.forecast import capacity_forecast, prescale_files
+    from xzctl.cli._common import parse_duration
+    from xzctl.render import write_tree
+
+    hours = round(parse_duration(horizon, "--horizon") / 3600)
+    if not 1 <= hours <= 14 * 24:
+        raise BadInputError("--horizon must be between 1h and 14d")
+    with live(
+        fleet,
+        prometheus=prometheus,
+        bearer_token=bearer_token,
+        basic_auth=basic_auth,
+        header=header,
+        timeout=timeout,
+        retries=retries,
+        window="5m",
+        history=None,
+        scrape_interval=None,
+        state_dir=state_dir,
+    ) as ctx:
+        result = capacity_forecast(ctx.client, ctx.fleet, history_hours=days * 24, horizon=hours, end=time.time())
+        if schedule_out is not None:
+            write_tree(schedule_out, prescale_files(ctx.fleet, result), what="pre-scaling schedule")
+    emit(result.to_dict(), output, partial(forecast_table, result=result))
+    if check and result.warnings:
+        raise CheckFailedError(f"{len(result.warnings)} region forecast(s) need more than the fleet has")

@@ -12,6 +12,7 @@ Behaviour for voice traffic: a conversation waits on every queued turn, so scale
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from xzctl.manifests import k8s
@@ -19,7 +20,7 @@ from xzctl.manifests.k8s import MONITORING_NAMESPACE, HelmChart, Obj
 from xzctl.metrics import contract as c
 from xzctl.metrics.queries import ADAPTER_SIGNALS, adapter_rule
 from xzctl.spec.autoscaling import scaler
-from xzctl.spec.models import Autoscaling, EdgeNode, Fleet, InferenceService, LlmModel, ScalingSignal
+from xzctl.spec.models import Autoscaling, EdgeNode, Fleet, InferenceService, LlmModel, Resources, ScalingSignal
 
 ADAPTER_CHART = ("prometheus-adapter", "https://prometheus-community.github.io/helm-charts", "4.11.0")
 # kube-prometheus-stack's Prometheus Service for the release "monitoring" (k8s.monitoring_chart).
@@ -111,3 +112,76 @@ def adapter_chart(fleet: Fleet) -> list[HelmChart]:
         "rules": {"default": False, "external": [adapter_rule(s) for s in signals]},
     }
     return [HelmChart("autoscaling-metrics", chart, repo, version, MONITORING_NAMESPACE, values)]
+
+
+# The official kubectl image of the Kubernetes release team; the pre-scaler only patches HPAs.
+KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.30.6"
+PRESCALER = "xzctl-prescaler"
+
+
+def prescale_objects(fleet: Fleet, ns: str, schedule: dict[str, list[int]], prefix: str) -> list[Obj]:
+    """CronJobs that set each HPA's minReplicas per hour of day (UTC) from `capacity forecast`'s schedule.
+
+    One CronJob per hour at which some minimum changes, one container per HPA it patches (no shell: the
+    names and numbers are arguments). A ServiceAccount allowed to get and patch HPAs, and nothing else.
+    """
+    lbls = k8s.labels(PRESCALER)
+    out: list[Obj] = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": k8s.meta(PRESCALER, ns, lbls)},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": k8s.meta(PRESCALER, ns, lbls),
+            "rules": [
+                {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "patch"]}
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": k8s.meta(PRESCALER, ns, lbls),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": PRESCALER},
+            "subjects": [{"kind": "ServiceAccount", "name": PRESCALER, "namespace": ns}],
+        },
+    ]
+    image = k8s.check_image(fleet, KUBECTL_IMAGE, "pre-scaler")
+    res = k8s.resources(Resources(cpu_request="10m", cpu_limit="100m", memory_request="32Mi", memory_limit="64Mi"))
+    for hour in range(24):
+        changes = {name: mins[hour] for name, mins in sorted(schedule.items()) if mins[hour] != mins[hour - 1]}
+        if not changes:
+            continue
+        containers = [
+            k8s.container(
+                f"patch-{i}",
+                image,
+                res,
+                command=["kubectl", "patch", "hpa", name, "-n", ns, "--type", "merge"],
+                args=["-p", json.dumps({"spec": {"minReplicas": count}})],
+            )
+            for i, (name, count) in enumerate(changes.items())
+        ]
+        extra = {"restartPolicy": "OnFailure", "serviceAccountName": PRESCALER, "automountServiceAccountToken": True}
+        pod = k8s.pod_spec(containers, extra=extra)
+        name = f"{prefix}-prescale-{hour:02d}"
+        out.append(
+            {
+                "apiVersion": "batch/v1",
+                "kind": "CronJob",
+                "metadata": k8s.meta(name, ns, lbls),
+                "spec": {
+                    "schedule": f"0 {hour} * * *",
+                    "timeZone": "Etc/UTC",
+                    "concurrencyPolicy": "Replace",
+                    "successfulJobsHistoryLimit": 1,
+                    "failedJobsHistoryLimit": 3,
+                    "jobTemplate": {
+                        "spec": {
+                            "backoffLimit": 2,
+                            "activeDeadlineSeconds": 600,
+                            "template": {"metadata": {"labels": lbls}, "spec": pod},
+                        }
+                    },
+                },
+            }
+        )
+    return out

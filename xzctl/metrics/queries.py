@@ -238,3 +238,13 @@ def adapter_rule(signal: str, *, window: str = "2m") -> dict[str, object]:
         "name": {"as": name},
         "metricsQuery": query,
     }
+
+
+def hourly_active_devices(*, by: By = (c.REGION,), filters: Filters | None = None) -> str:
+    """Devices in a session, averaged over the hour (the forecast's input; robust to a backfill's coarse step)."""
+    return f"sum{_by(by)} (avg_over_time({c.ACTIVE_DEVICES.name}{selector(filters)}[1h]))"
+
+
+def hourly_request_rate(service: str = "end_to_end", *, by: By = (c.REGION,), filters: Filters | None = None) -> str:
+    """Requests per second over the hour: the load the forecast follows beside the devices."""
+    return _sum_rate(c.REQUESTS.name, _narrowed(filters, c.SERVICE, service), "1h", by)
