@@ -248,3 +248,8 @@ def hourly_active_devices(*, by: By = (c.REGION,), filters: Filters | None = Non
 def hourly_request_rate(service: str = "end_to_end", *, by: By = (c.REGION,), filters: Filters | None = None) -> str:
     """Requests per second over the hour: the load the forecast follows beside the devices."""
     return _sum_rate(c.REQUESTS.name, _narrowed(filters, c.SERVICE, service), "1h", by)
+
+
+def service_replicas(*, by: By = (*NODE_BY, c.SERVICE), filters: Filters | None = None) -> str:
+    """Replicas running per node and service (what the autoscalers decided)."""
+    return f"max{_by(by)} ({c.SERVICE_REPLICAS.name}{selector(filters)})"
