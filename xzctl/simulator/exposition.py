@@ -115,6 +115,7 @@ def node_families(model: FleetModel, node: NodeState, base: str = "") -> list[Fa
             [
                 f"{c.SERVICE_REPLICAS.name}{lab(base, service=name)} {model.autoscaler.count(node.spec, name, svc)}"
                 for name, svc in sorted(node.spec.services.inference().items())
+                if model.autoscaler.enabled  # like kube-state-metrics for HPAs: no autoscaler, no series
             ],
         ),
         Family(c.BUILD_INFO, build),

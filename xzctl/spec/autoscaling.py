@@ -83,8 +83,9 @@ def loss_shortfalls(
 ) -> list[PeakShortfall]:
     """The autoscalers of the other nodes of the region whose max is below their need when `lost` goes down.
 
-    `running` (node, service) -> replicas and `devices` node -> devices are the live values; without them the
-    spec's replicas and devices (the peak sizing) are used. The GPUs are not checked here: every autoscaler
+    `running` (node, service) -> replicas and `devices` node -> devices are the live values (only the services
+    in `running` are judged: a count no autoscaler set says nothing about the load); without them the spec's
+    replicas and devices (the peak sizing) are used. The GPUs are not checked here: every autoscaler
     stops at its max, and `node_gpu_demand_at_max` already bounds that.
     """
     adjusted = region
@@ -101,7 +102,9 @@ def loss_shortfalls(
             auto = scaler(svc)
             if auto is None:  # a fixed count is the operator's sizing; the device N+1 rows judge it
                 continue
-            count = (running or {}).get((node.id, name), svc.replicas)
+            count = svc.replicas if running is None else running.get((node.id, name))
+            if count is None:  # live, and no autoscaler reports this service: nothing to judge
+                continue
             need = needed_replicas(count, node.devices, after[node.id])
             if need > auto.max:
                 reason = (
