@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
@@ -19,6 +21,7 @@ from xzctl.checks.forecast import (
     prescale_files,
     region_forecast,
 )
+from xzctl.cli import run
 from xzctl.errors import UnknownStateError
 from xzctl.prom.client import PrometheusClient
 from xzctl.simulator.daily import hourly_active_devices
@@ -109,7 +112,9 @@ def test_mape_and_history_gaps() -> None:
         forecast_series([1.0] * 48, 24)
 
 
-def test_forecast_from_the_sandbox_history(example_fleet: Fleet, sandbox_factory) -> None:  # type: ignore[no-untyped-def]
+def test_forecast_from_the_sandbox_history(  # type: ignore[no-untyped-def]
+    example_fleet: Fleet, sandbox_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Live: 4 days backfilled into a real Prometheus, two range queries, a forecast per region."""
     box = sandbox_factory(history=timedelta(days=4), seed=5)
     assert box.history is not None
@@ -121,3 +126,10 @@ def test_forecast_from_the_sandbox_history(example_fleet: Fleet, sandbox_factory
     for region in result.regions.values():
         assert region.devices.mape <= 0.10
         assert 0 < region.peak_24h < region.device_slots
+    # The command: JSON out, the schedule written as CronJobs per region.
+    out = tmp_path / "prescale"
+    argv = ["capacity", "forecast", "--prometheus", box.prometheus_url, "--days", "3", "--horizon", "24h"]
+    assert run([*argv, "--schedule-out", str(out), "-o", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["horizon_hours"] == 24 and set(data["prescale_schedule"]) == set(example_fleet.regions)
+    assert sorted(p.name for p in out.glob("*.yaml")) == [f"{r}-prescale.yaml" for r in sorted(example_fleet.regions)]
