@@ -133,3 +133,14 @@ def test_forecast_from_the_sandbox_history(  # type: ignore[no-untyped-def]
     data = json.loads(capsys.readouterr().out)
     assert data["horizon_hours"] == 24 and set(data["prescale_schedule"]) == set(example_fleet.regions)
     assert sorted(p.name for p in out.glob("*.yaml")) == [f"{r}-prescale.yaml" for r in sorted(example_fleet.regions)]
+
+
+def test_production_needs_a_pinned_kubectl_image(tmp_path: Path, next_day: Forecast) -> None:
+    from tests.manifests.helpers import DIGEST, production_variant
+    from xzctl.errors import BadInputError
+
+    fleet = production_variant(tmp_path)
+    with pytest.raises(BadInputError, match=r"pre-scaler: image .+ is not pinned by digest"):
+        prescale_files(fleet, next_day)
+    pinned = f"registry.k8s.io/kubectl{DIGEST}"
+    assert pinned in prescale_files(fleet, next_day, pinned)["beijing-prescale.yaml"]

@@ -287,15 +287,15 @@ def capacity_forecast(
     return build_forecast(fleet, devices, load, horizon=horizon, start=start)
 
 
-def prescale_files(fleet: Fleet, forecast: Forecast) -> dict[str, str]:
+def prescale_files(fleet: Fleet, forecast: Forecast, image: str | None = None) -> dict[str, str]:
     """One YAML file per region of pre-scaling CronJobs (kubectl apply -f, or commit it to the GitOps tree)."""
     import yaml
 
-    from xzctl.manifests.autoscaling import prescale_objects
+    from xzctl.manifests.autoscaling import KUBECTL_IMAGE, prescale_objects
 
     files = {}
     for name, schedule in forecast.schedule.items():
         ns = fleet.regions[name].kubernetes.namespace
-        objs = prescale_objects(fleet, ns, schedule, name)
+        objs = prescale_objects(fleet, ns, schedule, name, image or KUBECTL_IMAGE)
         files[f"{name}-prescale.yaml"] = yaml.safe_dump_all(objs, sort_keys=False)
     return files

@@ -159,6 +159,9 @@ def forecast(
     schedule_out: Path | None = typer.Option(
         None, "--schedule-out", help="Write the pre-scaling CronJobs (min replicas per hour) to this folder."
     ),
+    kubectl_image: str | None = typer.Option(
+        None, "--kubectl-image", help="Image of the pre-scaling CronJobs (production: pinned by digest)."
+    ),
     check: bool = typer.Option(False, "--check", help="Exit 1 when a region will need more than it has."),
     fleet: Path | None = FleetOption,
     prometheus: str | None = PrometheusUrlOption,
@@ -196,7 +199,7 @@ def forecast(
     ) as ctx:
         result = capacity_forecast(ctx.client, ctx.fleet, history_hours=days * 24, horizon=hours, end=time.time())
         if schedule_out is not None:
-            write_tree(schedule_out, prescale_files(ctx.fleet, result), what="pre-scaling schedule")
+            write_tree(schedule_out, prescale_files(ctx.fleet, result, kubectl_image), what="pre-scaling schedule")
     emit(result.to_dict(), output, partial(forecast_table, result=result))
     if check and result.warnings:
         raise CheckFailedError(f"{len(result.warnings)} region forecast(s) need more than the fleet has")

@@ -114,12 +114,15 @@ def adapter_chart(fleet: Fleet) -> list[HelmChart]:
     return [HelmChart("autoscaling-metrics", chart, repo, version, MONITORING_NAMESPACE, values)]
 
 
-# The official kubectl image of the Kubernetes release team; the pre-scaler only patches HPAs.
+# The official kubectl image of the Kubernetes release team; the pre-scaler only patches HPAs. A production
+# fleet passes it pinned by digest (`capacity forecast --kubectl-image ...@sha256:...`).
 KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.30.6"
 PRESCALER = "xzctl-prescaler"
 
 
-def prescale_objects(fleet: Fleet, ns: str, schedule: dict[str, list[int]], prefix: str) -> list[Obj]:
+def prescale_objects(
+    fleet: Fleet, ns: str, schedule: dict[str, list[int]], prefix: str, image: str = KUBECTL_IMAGE
+) -> list[Obj]:
     """CronJobs that set each HPA's minReplicas per hour of day (UTC) from `capacity forecast`'s schedule.
 
     One CronJob per hour at which some minimum changes, one container per HPA it patches (no shell: the
@@ -144,7 +147,7 @@ def prescale_objects(fleet: Fleet, ns: str, schedule: dict[str, list[int]], pref
             "subjects": [{"kind": "ServiceAccount", "name": PRESCALER, "namespace": ns}],
         },
     ]
-    image = k8s.check_image(fleet, KUBECTL_IMAGE, "pre-scaler")
+    image = k8s.check_image(fleet, image, "pre-scaler")
     res = k8s.resources(Resources(cpu_request="10m", cpu_limit="100m", memory_request="32Mi", memory_limit="64Mi"))
     for hour in range(24):
         changes = {name: mins[hour] for name, mins in sorted(schedule.items()) if mins[hour] != mins[hour - 1]}
