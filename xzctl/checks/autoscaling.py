@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from xzctl.checks.capacity import CapacityReport
 from xzctl.checks.failover import FailoverReport
 from xzctl.checks.verdict import Status, worst
 from xzctl.metrics import contract as c
@@ -46,3 +47,9 @@ def add_autoscaler_limits(
         why = "; ".join(f"{s.node}: {s.reason}" for s in shorts[:3])
         verdict.reason = f"{verdict.reason}; autoscalers: {why}" if verdict.reason else f"autoscalers: {why}"
     report.status = worst(f.status for f in report.failures)
+
+
+def check_autoscalers(client: PrometheusClient, fleet: Fleet, report: FailoverReport, capacity: CapacityReport) -> None:
+    """`add_autoscaler_limits` with the live replicas and the devices in session now (one more query)."""
+    devices = {n: cap.devices for n, cap in capacity.nodes.items() if cap.devices is not None}
+    add_autoscaler_limits(fleet, report, running_replicas(client), devices)

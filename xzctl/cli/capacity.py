@@ -132,7 +132,7 @@ def _band(s: SeriesForecast, hours: slice) -> str:
 
 def forecast_table(console: Console, result: Forecast) -> None:
     columns = ["region", "devices now", "peak 24h (band)", "peak 7d (band)", "backtest MAPE", "naive MAPE"]
-    columns += ["replicas needed/max", "nodes needed/have"]
+    columns += ["load peak 24h (req/s)", "replicas needed/max", "nodes needed/have"]
     table = Table(*columns, title=f"forecast, {result.horizon_hours} h ahead (devices in a session, 95 % band)")
     for r in result.regions.values():
         replicas = ", ".join(f"{s} {n}/{r.replicas_max[s]}" for s, n in r.replicas_needed.items()) or "-"
@@ -143,6 +143,7 @@ def forecast_table(console: Console, result: Forecast) -> None:
             _band(r.devices, slice(0, None)),
             f"{r.devices.mape:.1%}",
             f"{r.devices.naive_mape:.1%}",
+            "-" if r.load is None else _band(r.load, slice(0, 24)),
             replicas,
             f"{r.nodes_needed}/{r.nodes}",
         )

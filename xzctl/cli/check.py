@@ -36,7 +36,7 @@ from xzctl.checks import (
     take_snapshot,
     worst,
 )
-from xzctl.checks.autoscaling import add_autoscaler_limits, running_replicas
+from xzctl.checks.autoscaling import check_autoscalers
 from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, parse_duration
 from xzctl.errors import BadInputError
 from xzctl.prom import PrometheusClient
@@ -241,8 +241,7 @@ def failover(
         snapshot = take_snapshot(ctx.client, ctx.fleet, ctx.options)
         capacity = capacity_report(snapshot)
         report = failover_check(ctx.fleet, capacity, snapshot)
-        devices = {n: cap.devices for n, cap in capacity.nodes.items() if cap.devices is not None}
-        add_autoscaler_limits(ctx.fleet, report, running_replicas(ctx.client), devices)
+        check_autoscalers(ctx.client, ctx.fleet, report, capacity)
         result = None
         if drill_node is not None and ctx.simulator_url is not None:
             from xzctl.sandbox import SimulatorClient
