@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import kubernetes_validate
 
+from tests.fixtures.sandbox import wait_for_query
 from tests.manifests.helpers import find
 from xzctl.manifests.autoscaling import BEHAVIOR, adapter_chart
 from xzctl.metrics.queries import ADAPTER_SIGNALS
@@ -85,3 +88,13 @@ def test_no_autoscaling_no_hpa_and_no_adapter(example_fleet: Fleet) -> None:
     )
     assert adapter_chart(fleet) == []
     assert [o for o in target_objects(fleet, "beijing").objects() if o["kind"] == HPA] == []
+
+
+def test_adapter_queries_answer_one_number_from_a_real_prometheus(example_fleet: Fleet, sandbox_factory) -> None:  # type: ignore[no-untyped-def]
+    """What the adapter sends for an HPA's selector (its <<.LabelMatchers>>), asked of the sandbox's Prometheus."""
+    box = sandbox_factory()
+    (chart,) = adapter_chart(example_fleet)
+    for rule in chart.values["rules"]["external"]:
+        promql = rule["metricsQuery"].replace("<<.LabelMatchers>>", 'node="bj-edge-01",service="asr"')
+        samples = wait_for_query(box.prometheus_url, promql, lambda s: len(s) == 1 and math.isfinite(s[0].value), 60)
+        assert samples[0].value >= 0, rule["name"]["as"]

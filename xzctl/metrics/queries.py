@@ -212,8 +212,9 @@ def running_images(*, by: By = (*SERVICE_BY, c.IMAGE), filters: Filters | None =
     return f"max{_by(by)} ({c.BUILD_INFO.name}{selector(filters)})"
 
 
-# prometheus-adapter external-metric rules: the adapter fills <<.LabelMatchers>> (the HPA's selector) and
-# <<.GroupBy>>. One rule per autoscaling signal; HPAs read them as external metrics by these names.
+# prometheus-adapter external-metric rules: the adapter fills <<.LabelMatchers>> with the HPA's selector (a node
+# and service), and the query answers one number for it. One rule per autoscaling signal; HPAs read them as
+# external metrics by these names.
 ADAPTER_SIGNALS = {
     "queue_depth": ("xiaozhi_queue_depth", c.QUEUE_SIZE.name),
     "requests": ("xiaozhi_requests_per_second", c.REQUESTS.name),
@@ -224,13 +225,13 @@ ADAPTER_SIGNALS = {
 def adapter_rule(signal: str, *, window: str = "2m") -> dict[str, object]:
     """The prometheus-adapter `rules.external` entry serving `signal` (a spec ScalingSignal value)."""
     name, series = ADAPTER_SIGNALS[signal]
-    matchers, group = "<<.LabelMatchers>>", "<<.GroupBy>>"
+    matchers = "<<.LabelMatchers>>"
     if signal == "queue_depth":
-        query = f"sum({series}{{{matchers}}}) by ({group})"
+        query = f"sum({series}{{{matchers}}})"
     elif signal == "requests":
-        query = f"sum(rate({series}{{{matchers}}}[{window}])) by ({group})"
+        query = f"sum(rate({series}{{{matchers}}}[{window}]))"
     else:
-        query = f"histogram_quantile(0.95, sum(rate({series}{{{matchers}}}[{window}])) by (le, {group}))"
+        query = f"histogram_quantile(0.95, sum by (le) (rate({series}{{{matchers}}}[{window}])))"
     return {
         "seriesQuery": f"{series}{selector()}",
         # Edge series carry region/node, not a namespace: the metric is cluster-wide, the HPA's selector narrows it.
