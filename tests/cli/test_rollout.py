@@ -20,7 +20,7 @@ from tests.render._golden import assert_golden
 from xzctl.cli import run
 from xzctl.rollout.specpin import write_pin
 from xzctl.rollout.state import Measurement, Pending, Phase, Purpose, Result, StateStore, StepStatus
-from xzctl.sandbox import SandboxInfo, SimulatorClient
+from xzctl.sandbox import SandboxInfo
 from xzctl.spec import Fleet, bundled_example_path
 
 REPO = Path(__file__).resolve().parents[2]

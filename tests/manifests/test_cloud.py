@@ -91,7 +91,7 @@ def test_object_store_and_log_retention(cloud: list[Obj]) -> None:
 
 def test_helm_values_come_from_the_spec(example_fleet: Fleet, tmp_path: Path) -> None:
     charts = {c.name: c for c in cloud_helm_charts(example_fleet)}
-    assert set(charts) == {"monitoring", "elasticsearch", "kibana"}
+    assert set(charts) == {"monitoring", "elasticsearch", "kibana", "autoscaling-metrics"}
     values = charts["monitoring"].values
     assert values["prometheus"]["prometheusSpec"]["retention"] == "15d"
     assert values["grafana"]["enabled"] and values["alertmanager"]["enabled"]
@@ -101,7 +101,7 @@ def test_helm_values_come_from_the_spec(example_fleet: Fleet, tmp_path: Path) ->
         (r"logging: \{elasticsearch: true", "logging: {elasticsearch: false"),
     )
     charts = {c.name: c for c in cloud_helm_charts(fleet)}
-    assert set(charts) == {"monitoring"}
+    assert set(charts) == {"monitoring", "autoscaling-metrics"}
     assert charts["monitoring"].values["grafana"]["enabled"] is False
     assert "CloudLogging" not in [u.kind for u in target_objects(fleet, "cloud").units]
 

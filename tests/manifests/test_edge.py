@@ -37,6 +37,7 @@ def test_units_of_a_region(example_fleet: Fleet) -> None:
         ("EdgeCache", "bj-edge-03"),
         ("NetworkPolicies", "beijing"),
         ("RegionMonitoring", "beijing"),
+        ("Autoscaling", "beijing"),
     ]
 
 

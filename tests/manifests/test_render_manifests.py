@@ -21,10 +21,10 @@ def test_region_files_hold_exactly_the_builder_objects(
 ) -> None:
     out = tmp_path / "beijing"
     assert run(["render", "manifests", "beijing", "--out", str(out)]) == 0
-    assert f"wrote 11 file(s) to {out}" in capsys.readouterr().out
+    assert f"wrote 13 file(s) to {out}" in capsys.readouterr().out
     assert (out / "helm" / "monitoring.values.yaml").is_file()
     files = sorted(p.name for p in out.glob("*.yaml"))
-    assert files[0] == "00-regionbase-beijing.yaml" and files[-1] == "09-regionmonitoring-beijing.yaml"
+    assert files[0] == "00-regionbase-beijing.yaml" and files[-1] == "10-autoscaling-beijing.yaml"
     written = [doc for name in files for doc in yaml.safe_load_all((out / name).read_text(encoding="utf-8"))]
     assert written == target_objects(example_fleet, "beijing").objects()
     assert_golden(

@@ -78,9 +78,7 @@ def test_cli_refuses_with_exit_2_one_line_and_writes_nothing(
     assert not out.exists() and sorted(os.listdir(tmp_path)) == ["fleet.yaml"]
 
 
-@settings(
-    max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     text=st.text(max_size=400)
     | st.sampled_from(EXAMPLE.splitlines(keepends=True)).map(lambda line: EXAMPLE.replace(line, "", 1))

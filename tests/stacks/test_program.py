@@ -41,13 +41,19 @@ def test_every_target_runs_and_registers_its_units(stack_runs: dict[str, StackRu
         assert {rec.name for rec in run.of_type("xzctl:edge:EdgeCache")} == nodes
         assert len(run.of_type("xzctl:edge:NetworkPolicies")) == 1
         assert len(run.of_type("xzctl:edge:RegionMonitoring")) == 1
+        assert len(run.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")) == 3 * len(r.edge_nodes)
         # The region's Prometheus (and the CRDs of its ServiceMonitor) comes from its own Helm release.
         release = run.named("kubernetes:helm.sh/v3:Release", "monitoring").inputs
         assert release["values"]["prometheus"]["prometheusSpec"]["externalLabels"] == {"region": region}
         assert release["values"]["grafana"]["enabled"] is False
     cloud = stack_runs["cloud"]
     assert {rec.name for rec in cloud.of_type("xzctl:cloud:CloudLlm")} == {"qwen-72b", "qwen-14b"}
-    assert {rec.name for rec in cloud.of_type("xzctl:cloud:HelmRelease")} == {"monitoring", "elasticsearch", "kibana"}
+    assert {rec.name for rec in cloud.of_type("xzctl:cloud:HelmRelease")} == {
+        "monitoring",
+        "elasticsearch",
+        "kibana",
+        "autoscaling-metrics",
+    }
 
 
 def test_edge_replicas_gpus_and_node_pinning(stack_runs: dict[str, StackRun], example_fleet: Fleet) -> None:

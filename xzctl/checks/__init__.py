@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from xzctl.checks.autoscaling import check_autoscalers
 from xzctl.checks.capacity import CapacityReport, CapacityThresholds, capacity_report
 from xzctl.checks.cost import CostReport, cost_check
 from xzctl.checks.failover import DrillResult, FailoverReport, drill, failover_check
@@ -50,6 +51,7 @@ def check_all(
     snapshot = take_snapshot(client, fleet, options)
     capacity = capacity_report(snapshot, thresholds)
     failover = failover_check(fleet, capacity, snapshot)
+    check_autoscalers(client, fleet, failover, capacity)
     cost = cost_check(snapshot)
     return AllChecks(worst([capacity.status, failover.status, cost.status]), capacity, failover, cost)
 

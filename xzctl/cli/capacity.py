@@ -18,6 +18,7 @@ from rich.markup import escape
 
 from xzctl.checks import CapacityReport, Status, capacity_report, take_snapshot, worst
 from xzctl.checks.capacity import Capacity
+from xzctl.checks.forecast import Forecast, SeriesForecast
 from xzctl.cli._common import FleetOption, Output, OutputOption, PrometheusOptions, duration, emit, option_set
 from xzctl.cli._layout import Column, print_table
 from xzctl.cli._watch import watch_round
@@ -31,7 +32,7 @@ from xzctl.cli.check import (
     status_text,
     titled,
 )
-from xzctl.errors import BadInputError, NotFoundError
+from xzctl.errors import BadInputError, ExitCode, NotFoundError
 
 app = typer.Typer(
     help="Capacity of the fleet from live metrics: headroom in devices and days until full.\n\n"
@@ -204,3 +205,83 @@ def report(
     shown = view.rows(result)
     reasons = [f"{c.name} {c.status}: {reason}" for c in shown if c.status in BAD for reason in c.reasons]
     raise_for(worst(c.status for c in shown), reasons, output)
+
+
+def _band(s: SeriesForecast, hours: slice) -> str:
+    peak = max(range(len(s.values))[hours], key=lambda i: s.values[i])
+    return f"{s.values[peak]:.0f} ({s.lower[peak]:.0f}-{s.upper[peak]:.0f})"
+
+
+FORECAST_COLUMNS = [
+    Column("REGION"),
+    Column("NOW", 0, "right"),
+    Column("PEAK 24H (BAND)", 0, "right"),
+    Column("PEAK HORIZON (BAND)", 1, "right"),
+    Column("MAPE", 2, "right"),
+    Column("NAIVE", 2, "right"),
+    Column("LOAD 24H REQ/S", 3, "right"),
+    Column("REPLICAS NEEDED/MAX", 4),
+    Column("NODES NEEDED/HAVE", 1, "right"),
+]
+
+
+def forecast_table(console: Console, result: Forecast, *, wide: bool = False) -> None:
+    rows = []
+    for r in result.regions.values():
+        replicas = ", ".join(f"{s} {n}/{r.replicas_max[s]}" for s, n in r.replicas_needed.items()) or "-"
+        rows.append(
+            [
+                escape(r.region),
+                f"{r.devices_now:.0f}",
+                _band(r.devices, slice(0, 24)),
+                _band(r.devices, slice(0, None)),
+                f"{r.devices.mape:.1%}",
+                f"{r.devices.naive_mape:.1%}",
+                "-" if r.load is None else _band(r.load, slice(0, 24)),
+                replicas,
+                f"{r.nodes_needed}/{r.nodes}",
+            ]
+        )
+    title = f"forecast, {result.horizon_hours} h ahead (devices in a session, 95 % band)"
+    print_table(console, FORECAST_COLUMNS, rows, wide=wide, title=title)
+    for warning in result.warnings:
+        console.print(f"[yellow]warn[/]: {escape(warning)}")
+
+
+@app.command()
+@option_set(PrometheusOptions, "prom")
+def forecast(
+    *,
+    days: int = typer.Option(14, "--days", min=3, max=35, help="Days of hourly history the model learns from."),
+    horizon: str = typer.Option("7d", "--horizon", help="How far ahead to forecast (hours: 24h, days: 7d)."),
+    schedule_out: Path | None = typer.Option(
+        None, "--schedule-out", help="Write the pre-scaling CronJobs (min replicas per hour) to this folder."
+    ),
+    kubectl_image: str | None = typer.Option(
+        None, "--kubectl-image", help="Image of the pre-scaling CronJobs (production: pinned by digest)."
+    ),
+    check: bool = typer.Option(False, "--check", help="Exit 1 when a region will need more than it has."),
+    fleet: Path | None = FleetOption,
+    prom: PrometheusOptions,
+    output: Output = OutputOption,
+) -> None:
+    """Devices per region 24 h and 7 days ahead (Holt-Winters), what that needs, and a pre-scaling schedule.
+
+    Example: xzctl capacity forecast --days 14 --schedule-out ./gitops/prescale
+    """
+    from xzctl.checks.forecast import capacity_forecast, prescale_files
+    from xzctl.cli._common import parse_duration
+    from xzctl.render import write_tree
+
+    hours = round(parse_duration(horizon, "--horizon") / 3600)
+    if not 1 <= hours <= 14 * 24:
+        raise BadInputError("--horizon must be between 1h and 14d")
+    with live(fleet, prom, window="5m", history=None, scrape_interval=None, rates=False) as ctx:
+        result = capacity_forecast(ctx.client, ctx.fleet, history_hours=days * 24, horizon=hours, end=time.time())
+        if schedule_out is not None:
+            write_tree(schedule_out, prescale_files(ctx.fleet, result, kubectl_image), what="pre-scaling schedule")
+    emit(
+        result.to_dict(), output, titled(ctx.header, partial(forecast_table, result=result, wide=output is Output.WIDE))
+    )
+    if check and result.warnings:  # a verdict, not an error: the warnings are already in the output
+        raise typer.Exit(ExitCode.CHECK_FAILED)

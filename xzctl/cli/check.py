@@ -38,6 +38,7 @@ from xzctl.checks import (
     take_snapshot,
     worst,
 )
+from xzctl.checks.autoscaling import check_autoscalers
 from xzctl.checks.window import plan_window
 from xzctl.cli._common import (
     FleetOption,
@@ -261,6 +262,7 @@ def failover(
         snapshot = take_snapshot(ctx.client, ctx.fleet, ctx.options)
         capacity = capacity_report(snapshot)
         report = failover_check(ctx.fleet, capacity, snapshot)
+        check_autoscalers(ctx.client, ctx.fleet, report, capacity)
         result = None
         if drill_node is not None and ctx.simulator_url is not None:
             from xzctl.sandbox import SimulatorClient

@@ -76,6 +76,7 @@ _SECTION_TITLES = {
     "n+1": "N+1: each region (and the fleet) loses its largest edge node",
     "edge-gpu": "Edge GPU budget: slots asked vs GPUs x time-slicing",
     "cloud-gpu": "Cloud GPU budget: LLM replicas x GPUs vs GPU servers",
+    "autoscaling": "Autoscaling budget: GPU slots at max, N+1 at peak",
     "cost": "Cost and ROI",
 }
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from xzctl.errors import BadInputError
 from xzctl.manifests import k8s
+from xzctl.manifests.autoscaling import adapter_chart, cloud_autoscalers
 from xzctl.manifests.k8s import MONITORING_NAMESPACE, SECRET_KEY, HelmChart, Obj, Unit
 from xzctl.spec.models import Fleet, LlmModel, Resources, SecretRef
 
@@ -58,6 +59,8 @@ def cloud_units(fleet: Fleet) -> list[Unit]:
     if c.logging.elasticsearch:
         units.append(Unit("CloudLogging", "logging", _log_retention(fleet)))
     units.append(Unit("NetworkPolicies", "cloud", _network_policies(fleet, ns)))
+    if autoscalers := cloud_autoscalers(fleet, ns):
+        units.append(Unit("Autoscaling", "cloud", autoscalers))
     return units
 
 
@@ -437,4 +440,4 @@ def cloud_helm_charts(fleet: Fleet) -> list[HelmChart]:
                 {"elasticsearchHosts": "https://elasticsearch-master:9200"},
             )
         )
-    return charts
+    return charts + adapter_chart(fleet)

@@ -19,6 +19,7 @@ import yaml
 
 from xzctl.errors import NotFoundError
 from xzctl.manifests import k8s
+from xzctl.manifests.autoscaling import adapter_chart, edge_autoscalers
 from xzctl.manifests.k8s import (
     GPU_COUNT_ANNOTATION,
     GPU_SHARING_ANNOTATION,
@@ -89,6 +90,8 @@ def edge_region_units(
         units.append(Unit("EdgeCache", node.id, builder.cache()))
     units.append(Unit("NetworkPolicies", region.name, _network_policies(ns, inputs.service_ports)))
     units.append(Unit("RegionMonitoring", region.name, _monitoring(region, ns, inputs.rule_groups)))
+    if autoscalers := edge_autoscalers(fleet, region.name, ns, _labels):
+        units.append(Unit("Autoscaling", region.name, autoscalers))
     return units
 
 
@@ -112,7 +115,8 @@ def edge_helm_charts(fleet: Fleet, region_name: str) -> list[HelmChart]:
             alertmanager=any(n.monitoring.alerts_enabled for n in region.edge_nodes),
             grafana=False,
             extra={"externalLabels": {"region": region.name}, "scrapeInterval": f"{interval}s"},
-        )
+        ),
+        *adapter_chart(fleet),
     ]
 
 

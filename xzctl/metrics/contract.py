@@ -98,6 +98,12 @@ QUEUE_SIZE = Metric(
     (REGION, NODE, SERVICE),
     seed_name="processing_queue_size",
 )
+SERVICE_REPLICAS = Metric(
+    "xiaozhi_service_replicas",
+    MetricType.GAUGE,
+    "Replicas of the stage running on the node (the autoscaler's decision, else the spec's count).",
+    (REGION, NODE, SERVICE),
+)
 BUILD_INFO = Metric(
     "xiaozhi_build_info",
     MetricType.GAUGE,
@@ -146,6 +152,7 @@ ALL: tuple[Metric, ...] = (
     INFERENCE_ERRORS,
     CACHE_REQUESTS,
     QUEUE_SIZE,
+    SERVICE_REPLICAS,
     BUILD_INFO,
     NODE_CPU_SECONDS,
     NODE_MEMORY_TOTAL,

@@ -210,3 +210,47 @@ def counter_changes(*, window: str, by: By = NODE_BY, filters: Filters | None = 
 def running_images(*, by: By = (*SERVICE_BY, c.IMAGE), filters: Filters | None = None) -> str:
     """Which image serves which service and track where (from the build-info gauge)."""
     return f"max{_by(by)} ({c.BUILD_INFO.name}{selector(filters)})"
+
+
+# prometheus-adapter external-metric rules: the adapter fills <<.LabelMatchers>> with the HPA's selector (a node
+# and service), and the query answers one number for it. One rule per autoscaling signal; HPAs read them as
+# external metrics by these names.
+ADAPTER_SIGNALS = {
+    "queue_depth": ("xiaozhi_queue_depth", c.QUEUE_SIZE.name),
+    "requests": ("xiaozhi_requests_per_second", c.REQUESTS.name),
+    "p95_latency": ("xiaozhi_p95_latency_seconds", f"{c.REQUEST_DURATION.name}_bucket"),
+}
+
+
+def adapter_rule(signal: str, *, window: str = "2m") -> dict[str, object]:
+    """The prometheus-adapter `rules.external` entry serving `signal` (a spec ScalingSignal value)."""
+    name, series = ADAPTER_SIGNALS[signal]
+    matchers = "<<.LabelMatchers>>"
+    if signal == "queue_depth":
+        query = f"sum({series}{{{matchers}}})"
+    elif signal == "requests":
+        query = f"sum(rate({series}{{{matchers}}}[{window}]))"
+    else:
+        query = f"histogram_quantile(0.95, sum by (le) (rate({series}{{{matchers}}}[{window}])))"
+    return {
+        "seriesQuery": f"{series}{selector()}",
+        # Edge series carry region/node, not a namespace: the metric is cluster-wide, the HPA's selector narrows it.
+        "resources": {"namespaced": False},
+        "name": {"as": name},
+        "metricsQuery": query,
+    }
+
+
+def hourly_active_devices(*, by: By = (c.REGION,), filters: Filters | None = None) -> str:
+    """Devices in a session, averaged over the hour (the forecast's input; robust to a backfill's coarse step)."""
+    return f"sum{_by(by)} (avg_over_time({c.ACTIVE_DEVICES.name}{selector(filters)}[1h]))"
+
+
+def hourly_request_rate(service: str = "end_to_end", *, by: By = (c.REGION,), filters: Filters | None = None) -> str:
+    """Requests per second over the hour: the load the forecast follows beside the devices."""
+    return _sum_rate(c.REQUESTS.name, _narrowed(filters, c.SERVICE, service), "1h", by)
+
+
+def service_replicas(*, by: By = (*NODE_BY, c.SERVICE), filters: Filters | None = None) -> str:
+    """Replicas running per node and service (what the autoscalers decided)."""
+    return f"max{_by(by)} ({c.SERVICE_REPLICAS.name}{selector(filters)})"

@@ -58,13 +58,16 @@ class Plan:
 
 
 def build_plan(fleet: Fleet) -> Plan:
-    """Every plan row for the fleet, in reading order: capacity, N+1, GPUs, cost."""
+    """Every plan row for the fleet, in reading order: capacity, N+1, GPUs, autoscaling budget, cost."""
+    from xzctl.plan.autoscaling import autoscaling_rows  # imports this module's PlanRow
+
     missing_nodes = sum(region_loss(r).nodes_to_add for r in fleet.regions.values())
     rows = [
         *capacity_rows(fleet),
         *n_plus_one_rows(fleet),
         *edge_gpu_rows(fleet),
         *cloud_gpu_rows(fleet),
+        *autoscaling_rows(fleet),
         *cost_rows(fleet, missing_nodes, cloud_gpu_shortfall(fleet)),
     ]
     return Plan(fleet=fleet.metadata.name, rows=rows)

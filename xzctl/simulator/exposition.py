@@ -110,6 +110,14 @@ def node_families(model: FleetModel, node: NodeState, base: str = "") -> list[Fa
             c.QUEUE_SIZE,
             [f"{c.QUEUE_SIZE.name}{lab(base, service=s)} {q:.1f}" for s, q in sorted(node.queue.items())],
         ),
+        Family(
+            c.SERVICE_REPLICAS,
+            [
+                f"{c.SERVICE_REPLICAS.name}{lab(base, service=name)} {model.autoscaler.count(node.spec, name, svc)}"
+                for name, svc in sorted(node.spec.services.inference().items())
+                if model.autoscaler.enabled  # like kube-state-metrics for HPAs: no autoscaler, no series
+            ],
+        ),
         Family(c.BUILD_INFO, build),
         Family(c.NODE_CPU_SECONDS, cpu),
         Family(c.NODE_MEMORY_TOTAL, [f"{c.NODE_MEMORY_TOTAL.name}{lab(base)} {total:.0f}"]),

@@ -27,6 +27,7 @@ from typing import Any
 
 from xzctl.errors import BadInputError
 from xzctl.metrics import contract as c
+from xzctl.simulator.replicas import ReplicaAutoscaler
 from xzctl.spec.models import EdgeNode, Fleet
 
 IDLE_CLOSE_SECONDS = 120.0  # upstream xiaozhi-esp32-server closes an idle WebSocket after 120 s
@@ -212,6 +213,7 @@ class FleetModel:
         self.moved: dict[str, dict[str, int]] = {}  # lost node -> target node -> sessions moved
         self.disconnected: dict[str, int] = {}  # lost node -> sessions that found no room
         self.reconnect_seconds = (2.0, 8.0)
+        self.autoscaler = ReplicaAutoscaler(fleet)
         for i, spec in enumerate(fleet.edge_nodes()):
             self.nodes[spec.id] = self._fresh(spec, i, start)
 
@@ -243,7 +245,7 @@ class FleetModel:
         loads: dict[str, StageLoad] = {}
         for stage, svc in node.spec.services.inference().items():
             profile = STAGE_PROFILES[stage]
-            capacity = svc.replicas * svc.batch_size / profile.work_seconds
+            capacity = self.autoscaler.count(node.spec, stage, svc) * svc.batch_size / profile.work_seconds
             loads[stage] = StageLoad(turns_per_second, capacity, node.backlog.get(stage, 0.0))
         return loads
 
@@ -287,6 +289,7 @@ class FleetModel:
         turns = active * TURNS_PER_CONVERSATION / SESSION_SECONDS * self._noise(node, t0, 2)
         node.sessions_opened += active / SESSION_SECONDS * dt
         loads = self._stage_loads(node, turns)
+        self.autoscaler.sync(node.spec, t0, loads, STAGE_PROFILES)
         for stage, load in loads.items():
             node.backlog[stage] = max(0.0, load.backlog + (load.arrival - load.capacity) * dt)
         requests = turns * dt
@@ -460,6 +463,7 @@ class FleetModel:
             "metrics_gap": self._metrics_gap,
             "stale": self._stale,
             "reset": self._reset,
+            "autoscaling": lambda action, now: self.autoscaler.control(action),
         }
 
     def _node_down(self, action: dict[str, Any], now: float) -> dict[str, Any]:
@@ -601,4 +605,5 @@ class FleetModel:
             "nodes": nodes,
             "pending_reconnects": sum(a.count for a in self.arrivals),
             "disconnected": dict(self.disconnected),
+            "replicas": self.autoscaler.state(),
         }

@@ -142,6 +142,35 @@ IMAGE_REF = r"^[a-z0-9]+([._/:-][a-z0-9]+)*(:[\w][\w.-]{0,127})?(@sha256:[a-f0-9
 ImageRef = Annotated[str, Field(pattern=IMAGE_REF, description="registry/repo:tag or repo@sha256:digest")]
 
 
+class ScalingSignal(StrEnum):
+    """What the autoscaler holds at `target` per replica (metrics of the contract)."""
+
+    QUEUE_DEPTH = "queue_depth"  # requests waiting, per replica
+    P95_LATENCY = "p95_latency"  # p95 latency as a share of the service's latency KPI (0.8 = 80 % of it)
+    REQUESTS = "requests"  # requests per second, per replica
+
+
+class Autoscaling(Strict):
+    """Replicas move between `min` and `max` to hold `signal` at `target`; `replicas` is the peak sizing."""
+
+    min: Annotated[int, Field(ge=1, le=256)]
+    max: Annotated[int, Field(ge=1, le=256)]
+    signal: ScalingSignal = ScalingSignal.QUEUE_DEPTH
+    target: Annotated[float, Field(gt=0)] = 2.0
+
+    @model_validator(mode="after")
+    def _order(self) -> Autoscaling:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+def _replicas_in_range(replicas: int, autoscaling: Autoscaling | None) -> None:
+    # replicas 0 switches the service off, autoscaler included.
+    if autoscaling is not None and replicas and not autoscaling.min <= replicas <= autoscaling.max:
+        raise ValueError(f"replicas {replicas} is outside autoscaling min {autoscaling.min}..max {autoscaling.max}")
+
+
 class InferenceService(Strict):
     """One inference service on an edge node (vad, asr, tts, llm)."""
 
@@ -153,6 +182,12 @@ class InferenceService(Strict):
         default=0, description="GPU slots per replica (time-sliced slots when the node enables time-slicing)"
     )
     resources: Resources = Resources()
+    autoscaling: Autoscaling | None = Field(default=None, description="omit for a fixed replica count")
+
+    @model_validator(mode="after")
+    def _within(self) -> InferenceService:
+        _replicas_in_range(self.replicas, self.autoscaling)
+        return self
 
 
 class Streaming(Strict):
@@ -312,6 +347,12 @@ class LlmModel(Strict):
     gpu_per_replica: Annotated[int, Field(ge=0, le=16)]
     max_batch_size: PositiveInt
     resources: Resources = Resources(cpu_request="8", cpu_limit="16", memory_request="64Gi", memory_limit="128Gi")
+    autoscaling: Autoscaling | None = Field(default=None, description="omit for a fixed replica count")
+
+    @model_validator(mode="after")
+    def _within(self) -> LlmModel:
+        _replicas_in_range(self.replicas, self.autoscaling)
+        return self
 
 
 class LoadBalancing(Strict):

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from xzctl.errors import SpecProblem
+from xzctl.spec.autoscaling import cloud_gpu_demand_at_max, node_gpu_demand_at_max, region_peak_shortfalls
 from xzctl.spec.load import Path_, format_path
 from xzctl.spec.models import CapexKind, EdgeNode, Environment, Fleet
 from xzctl.spec.quantity import parse_cpu, parse_memory
@@ -144,6 +145,7 @@ def cross_checks(fleet: Fleet, *, file: str, lines: dict[Path_, int]) -> list[Sp
 
     _alert_coherence(fleet, add)
     _cost_coherence(fleet, add)
+    _autoscaling_budget(fleet, add)
     gpus = fleet.cloud.gpu_servers.gpus
     if fleet.cloud.llm_gpu_demand > gpus:
         add(
@@ -211,3 +213,34 @@ def _cost_coherence(fleet: Fleet, add: _Add) -> None:
                 "make them match",
                 "warning",
             )
+
+
+def _autoscaling_budget(fleet: Fleet, add: _Add) -> None:
+    """Autoscaler max within the GPUs, and N+1 at peak; warnings (`fleet plan --check` fails on them)."""
+    for node in fleet.edge_nodes():
+        demand, slots = node_gpu_demand_at_max(node), node.capacity.gpu.slots
+        if node_gpu_demand(node) <= slots < demand:
+            add(
+                (*node_path(fleet, node), "services"),
+                f"at their autoscaling max the services need {demand} GPU slots but the node has {slots}: "
+                "the last replicas would stay Pending at peak",
+                "lower autoscaling.max or gpu_per_replica, or raise capacity.gpu.time_slicing_replicas",
+                "warning",
+            )
+    for name, region in fleet.regions.items():
+        for short in region_peak_shortfalls(region):
+            index = [n.id for n in region.edge_nodes].index(short.node)
+            add(
+                ("regions", name, "edge_nodes", index, "services", short.service, "autoscaling", "max"),
+                f"not N+1 at peak: when {short.lost} is lost, {short.node}'s {short.reason}",
+                f"raise services.{short.service}.autoscaling.max to {short.needed} (within the GPU slots)",
+                "warning",
+            )
+    demand, gpus = cloud_gpu_demand_at_max(fleet.cloud), fleet.cloud.gpu_servers.gpus
+    if fleet.cloud.llm_gpu_demand <= gpus < demand:
+        add(
+            ("cloud", "llm_models"),
+            f"at their autoscaling max the LLM models ask for {demand} GPUs but the cloud has {gpus}",
+            "lower autoscaling.max or add cloud GPU servers",
+            "warning",
+        )
