@@ -24,9 +24,10 @@ from xzctl.manifests.pins import spec_pins
 from xzctl.prom import Sample
 from xzctl.rollout.analysis import split_credentials
 from xzctl.rollout.deploy import choose_deployer
-from xzctl.rollout.engine import RolloutEngine, force_abort, new_rollout
+from xzctl.rollout.engine import RolloutEngine, new_rollout
 from xzctl.rollout.plan import canary_nodes, promoted_pins
 from xzctl.rollout.state import EXIT_CODES, Cause, Phase, Purpose, Result, Settings, StateStore, StepStatus
+from xzctl.rollout.transitions import force_abort
 from xzctl.sandbox import start_sandbox
 from xzctl.spec import Fleet, bundled_example_path
 from xzctl.state import Claims
@@ -136,7 +137,7 @@ def test_bug5_gone_target_has_a_way_out(example_fleet: Fleet, tmp_path: Path) ->
     store.save(state)
     store.acquire(state.id, state.nodes)
     Claims(tmp_path, "sandbox").add(state.id, f"rollout {state.id} is unfinished")
-    from xzctl.cli.rollout import build_deployer
+    from xzctl.cli._rollout_setup import build_deployer
 
     with pytest.raises(UnknownStateError, match="is gone") as info:
         build_deployer(state.deployer, store, state.id)
