@@ -145,8 +145,18 @@ def client(url: str, bearer_token: str | None, basic_auth: str | None, header: l
     return PrometheusClient(clean, bearer_token=bearer_token, basic_auth=auth, headers=_headers(header))
 
 
-def analyzer(state: RolloutState, prometheus: PrometheusClient) -> Analyzer:
-    return Analyzer(prometheus, METRIC_SERVICE[state.service], state.thresholds)
+def analyzer(state: RolloutState, prometheus: PrometheusClient, store: StateStore) -> Analyzer:
+    scrape = _scrape_interval(state.deployer, store)
+    return Analyzer(prometheus, METRIC_SERVICE[state.service], state.thresholds, scrape_interval_seconds=scrape)
+
+
+def _scrape_interval(config: dict[str, Any], store: StateStore) -> float:
+    """How often Prometheus scrapes the nodes: the sandbox's setting, else the spec's metrics interval."""
+    if config.get("kind") == "sandbox":
+        info = sandbox_status(store.root)
+        return float(info.scrape_interval_seconds) if info is not None else 1.0
+    fleet = load_fleet(str(config["fleet"])).fleet
+    return float(max(n.monitoring.metrics_interval_seconds for n in fleet.edge_nodes()))
 
 
 def recorded_engine(
@@ -166,7 +176,7 @@ def recorded_engine(
         )
     deployer = build_deployer(state.deployer, store, state.id)
     return RolloutEngine(
-        store, state, deployer, analyzer(state, client(state.prometheus_url, *auth)), on_event=on_event
+        store, state, deployer, analyzer(state, client(state.prometheus_url, *auth), store), on_event=on_event
     )
 
 

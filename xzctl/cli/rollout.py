@@ -160,7 +160,8 @@ def canary(
         only_nodes=node, skip_nodes=skips,
     )  # fmt: skip
     state.prometheus_auth = used
-    _drive(RolloutEngine(store, state, target, setup.analyzer(state, client), on_event=view.live), output, write_spec)
+    engine = RolloutEngine(store, state, target, setup.analyzer(state, client, store), on_event=view.live)
+    _drive(engine, output, write_spec)
 
 
 def _drive(engine: RolloutEngine, output: Output, write_spec: bool | None) -> None:

@@ -44,11 +44,12 @@ from xzctl.spec.models import Fleet
 
 MAX_TICKS = 1_000_000  # a bound on transitions; a real rollout needs steps x (checks + errors) of them
 WAIT_SLICE_SECONDS = 0.2  # how often a waiting rollout looks for an abort request
-MIN_WINDOW_SECONDS = 2.0  # a rate needs two scrapes inside its window; the sandbox scrapes every second
 
 
 class Analysis(Protocol):
     """What the engine asks of an analysis (xzctl.rollout.analysis.Analyzer, or a scripted one in tests)."""
+
+    min_window_seconds: float  # the shortest window a rate is computed on (two scrapes)
 
     def unreachable(self, nodes: list[str]) -> list[str]: ...
 
@@ -258,7 +259,7 @@ class RolloutEngine(Transitions):
         # judge only samples taken after this step's deploy and the image's warm-up, over at least a
         # window a rate can be computed on
         start = (step.deployed_at if step.deployed_at is not None else self._clock()) + self.settings.warmup_seconds
-        first = start + min(self.settings.window, MIN_WINDOW_SECONDS)
+        first = start + min(self.settings.window, self.analyzer.min_window_seconds)
         # one interval after the previous measurement began (a fixed cadence: query time does not add up)
         due = max(first, (self._measured or self._clock()) + self.settings.interval_seconds)
         if not self._wait(due - self._clock()):
