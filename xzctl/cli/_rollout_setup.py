@@ -146,11 +146,11 @@ def client(url: str, bearer_token: str | None, basic_auth: str | None, header: l
 
 
 def analyzer(state: RolloutState, prometheus: PrometheusClient, store: StateStore) -> Analyzer:
-    scrape = _scrape_interval(state.deployer, store)
+    scrape = scrape_interval(state.deployer, store)
     return Analyzer(prometheus, METRIC_SERVICE[state.service], state.thresholds, scrape_interval_seconds=scrape)
 
 
-def _scrape_interval(config: dict[str, Any], store: StateStore) -> float:
+def scrape_interval(config: dict[str, Any], store: StateStore) -> float:
     """How often Prometheus scrapes the nodes: the sandbox's setting, else the spec's metrics interval."""
     if config.get("kind") == "sandbox":
         info = sandbox_status(store.root)
