@@ -1,5 +1,4 @@
-"""The transitions of a rollout: every deploy is written as intent before it is applied, and its effect is
-recorded with the confirmation. `RolloutEngine` (engine.py) decides which transition comes next.
+"""The transitions of a rollout; `RolloutEngine` (engine.py) decides which one comes next.
 
 Every deploy is a transition written as intent (`pending`) before it is applied and confirmed after; the
 effect of the transition (a step now under analysis, promoted, restored) is recorded in the same write
