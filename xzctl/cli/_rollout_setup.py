@@ -1,6 +1,6 @@
 """What a `rollout` command acts on: its deployer, its Prometheus client and analysis, its settings and options.
 
-The options every command on a recorded rollout takes are one object (`Recorded`), declared once: `with_options`
+The options every command on a recorded rollout takes are one object (`Recorded`), declared once: `option_set`
 adds its fields to a command's signature, so the commands list only their own flags.
 """
 
@@ -69,22 +69,23 @@ class CarryOn(Recorded):
     write_spec: bool | None = WriteSpecOption
 
 
-def with_options(group: type[Recorded]) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """A command `f(options: group, **own)` becomes one Typer reads as taking `group`'s fields as its own flags."""
+def option_set(group: type[Recorded], name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command every field of the dataclass `group` as an option, passed to it as one object `name`."""
     hints = get_type_hints(group)
-    shared = [
+    params = [
         inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
         for f in fields(group)
     ]
 
     def decorate(command: Callable[..., None]) -> Callable[..., None]:
-        own = list(inspect.signature(command, eval_str=True).parameters.values())[1:]
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != name]
 
         @functools.wraps(command)
         def wrapper(**values: Any) -> None:
-            command(group(**{f.name: values.pop(f.name) for f in fields(group)}), **values)
+            values_of_group = group(**{f.name: values.pop(f.name) for f in fields(group)})
+            command(**values, **{name: values_of_group})
 
-        wrapper.__signature__ = inspect.Signature([*shared[:1], *own, *shared[1:]])  # type: ignore[attr-defined]
+        wrapper.__signature__ = inspect.Signature([*own, *params])  # type: ignore[attr-defined]
         return wrapper
 
     return decorate

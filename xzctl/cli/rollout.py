@@ -13,7 +13,7 @@ from rich.markup import escape
 from xzctl.cli import _rollout_setup as setup
 from xzctl.cli import _rollout_view as view
 from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, parse_duration, stderr
-from xzctl.cli._rollout_setup import CarryOn, Recorded, WriteSpecOption, with_options
+from xzctl.cli._rollout_setup import CarryOn, Recorded, WriteSpecOption, option_set
 from xzctl.cli.check import URL_ENV, BasicAuthOption, BearerTokenOption, HeaderOption
 from xzctl.errors import BadInputError, ConflictError
 from xzctl.manifests.pins import spec_pins
@@ -215,8 +215,8 @@ def status(
 
 
 @app.command()
-@with_options(CarryOn)
-def resume(options: CarryOn) -> None:
+@option_set(CarryOn, "options")
+def resume(*, options: CarryOn) -> None:
     """Carry on an interrupted (killed) or held rollout from its recorded step.
 
     A half-done deploy is re-applied only when the phase allows it: a rollout going back only ever restores.
@@ -229,10 +229,10 @@ def resume(options: CarryOn) -> None:
 
 
 @app.command()
-@with_options(CarryOn)
+@option_set(CarryOn, "options")
 def promote(
-    options: CarryOn,
     *,
+    options: CarryOn,
     full: bool = typer.Option(False, "--full", help="Skip the remaining steps: promote on every planned node now."),
 ) -> None:
     """Accept the step an inconclusive analysis paused on and carry on with the next steps.
@@ -247,10 +247,10 @@ def promote(
 
 
 @app.command()
-@with_options(Recorded)
+@option_set(Recorded, "options")
 def abort(
-    options: Recorded,
     *,
+    options: Recorded,
     force: bool = typer.Option(
         False, "--force", help="The deploy target is gone: mark aborted without deploying, release the locks."
     ),
