@@ -23,8 +23,9 @@ from xzctl.metrics import queries as q
 from xzctl.prom import PrometheusClient
 from xzctl.rollout.analysis import Analyzer, thresholds_from_fleet
 from xzctl.rollout.deploy import SimulatorDeployer
-from xzctl.rollout.engine import EventSink, RolloutEngine, new_rollout
+from xzctl.rollout.engine import RolloutEngine, new_rollout
 from xzctl.rollout.state import RolloutState, Settings, StateStore
+from xzctl.rollout.transitions import EventSink
 from xzctl.sandbox import SandboxInfo, SimulatorClient, start_sandbox, stop_sandbox
 from xzctl.spec import load_fleet
 
@@ -56,10 +57,10 @@ def peak_load_and_wait_up(box: SandboxInfo) -> None:
 
 
 @contextmanager
-def peak_sandbox() -> Iterator[SandboxInfo]:
-    """A sandbox of the example fleet scraped every second, at peak load, stopped afterwards."""
+def peak_sandbox(scrape_interval_seconds: float = 1.0) -> Iterator[SandboxInfo]:
+    """A sandbox of the example fleet scraped every second (or as given), at peak load, stopped afterwards."""
     with tempfile.TemporaryDirectory() as tmp:
-        box = start_sandbox(None, Path(tmp) / "state", scrape_interval_seconds=1)
+        box = start_sandbox(None, Path(tmp) / "state", scrape_interval_seconds=scrape_interval_seconds)
         try:
             peak_load_and_wait_up(box)
             yield box
@@ -78,7 +79,8 @@ def make_engine(box: SandboxInfo, settings: Settings, on_event: EventSink | None
         settings=settings, thresholds=thresholds_from_fleet(fleet, "asr"), deployer=deployer,
         prometheus_url=box.prometheus_url,
     )  # fmt: skip
-    analyzer = Analyzer(PrometheusClient(box.prometheus_url, timeout=5), "asr", state.thresholds)
+    prom = PrometheusClient(box.prometheus_url, timeout=5)
+    analyzer = Analyzer(prom, "asr", state.thresholds, scrape_interval_seconds=box.scrape_interval_seconds)
     return RolloutEngine(store, state, deployer, analyzer, on_event=on_event)
 
 

@@ -234,3 +234,17 @@ def test_help_explains_phases_exit_codes_locks_force_and_partial(capsys: pytest.
     text = " ".join(capsys.readouterr().out.split())
     for needle in ("Phases:", "partial", "Exit codes: 0 promoted", "Locks:", "--force", "disjoint nodes"):
         assert needle in text
+
+
+def test_the_scrape_interval_a_first_window_waits_for_is_the_sandbox_s_else_the_spec_s(
+    tmp_path: Path, example_fleet: Fleet
+) -> None:
+    from xzctl.cli._rollout_setup import scrape_interval
+
+    store = StateStore(tmp_path)
+    box = SandboxInfo("http://127.0.0.1:9", "http://127.0.0.1:9", tmp_path, {}, scrape_interval_seconds=0.5)
+    (tmp_path / "sandbox").mkdir()
+    (tmp_path / "sandbox" / "state.json").write_text(json.dumps(box.to_json()))
+    assert scrape_interval({"kind": "sandbox"}, store) == 0.5
+    spec = max(n.monitoring.metrics_interval_seconds for n in example_fleet.edge_nodes())
+    assert scrape_interval({"kind": "pulumi", "fleet": str(bundled_example_path())}, store) == spec

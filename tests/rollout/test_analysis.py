@@ -43,3 +43,10 @@ def test_a_registered_check_is_judged_from_its_threshold(
     plain = Thresholds(error_ratio=0.001, p95_seconds=0.5, inference_error_ratio=0.001)
     assert "wer" not in Analyzer(WerProm(0.9), "asr", plain).measure(0, ["bj-edge-01"], 10.0).metrics  # type: ignore[arg-type]
     assert analysis.CHECKS is CHECKS
+
+
+@pytest.mark.parametrize(("scrape", "min_window"), [(0.2, 1.0), (0.5, 1.0), (1.0, 2.0), (15.0, 30.0)])
+def test_the_shortest_window_holds_two_scrapes(scrape: float, min_window: float) -> None:
+    plain = Thresholds(error_ratio=0.001, p95_seconds=0.5, inference_error_ratio=0.001)
+    analyzer = Analyzer(WerProm(0.05), "asr", plain, scrape_interval_seconds=scrape)  # type: ignore[arg-type]
+    assert analyzer.min_window_seconds == min_window  # and never under the 1s a PromQL window can name

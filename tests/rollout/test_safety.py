@@ -24,9 +24,10 @@ from xzctl.manifests.pins import spec_pins
 from xzctl.prom import Sample
 from xzctl.rollout.analysis import split_credentials
 from xzctl.rollout.deploy import choose_deployer
-from xzctl.rollout.engine import RolloutEngine, force_abort, new_rollout
+from xzctl.rollout.engine import RolloutEngine, new_rollout
 from xzctl.rollout.plan import canary_nodes, promoted_pins
 from xzctl.rollout.state import EXIT_CODES, Cause, Phase, Purpose, Result, Settings, StateStore, StepStatus
+from xzctl.rollout.transitions import force_abort
 from xzctl.sandbox import start_sandbox
 from xzctl.spec import Fleet, bundled_example_path
 from xzctl.state import Claims
@@ -136,7 +137,7 @@ def test_bug5_gone_target_has_a_way_out(example_fleet: Fleet, tmp_path: Path) ->
     store.save(state)
     store.acquire(state.id, state.nodes)
     Claims(tmp_path, "sandbox").add(state.id, f"rollout {state.id} is unfinished")
-    from xzctl.cli.rollout import build_deployer
+    from xzctl.cli._rollout_setup import build_deployer
 
     with pytest.raises(UnknownStateError, match="is gone") as info:
         build_deployer(state.deployer, store, state.id)
@@ -283,3 +284,23 @@ def test_a_pulumi_rollout_locks_whole_regions(example_fleet: Fleet) -> None:
     # one stack update rewrites every node of the region: a second rollout there would be undone
     assert state.nodes == ["bj-edge-01", "bj-edge-02", "bj-edge-03"]
     assert [n for s in state.steps for n in s.nodes] == ["bj-edge-01"]
+
+
+@pytest.mark.parametrize(("min_window", "first"), [(1.0, 1.0), (2.0, 2.0), (30.0, 4.0)])
+def test_first_measurement_of_a_step_waits_for_two_scrapes_after_its_deploy(
+    example_fleet: Fleet, tmp_path: Path, min_window: float, first: float
+) -> None:
+    """The first window of a step holds two scrapes (the analyzer's minimum), capped by the configured window."""
+    settings = Settings(interval_seconds=1.0, checks=2, window_seconds=4.0)
+    engine, _, _, analyzer = _rig(example_fleet, tmp_path, ["pass"], settings=settings)
+    analyzer.min_window_seconds = min_window
+    state = engine.start()
+    assert state.phase == Phase.PROMOTED
+    measured = list(zip(state.analysis, analyzer.windows, strict=True))
+    firsts = [(m, at, w) for i, (m, (at, w)) in enumerate(measured) if i == 0 or measured[i - 1][0].step != m.step]
+    assert len(firsts) == len(state.steps)
+    for m, at, window in firsts:
+        deployed = state.steps[m.step].deployed_at
+        assert deployed is not None
+        assert at - deployed == pytest.approx(first, abs=1e-6)
+        assert window == pytest.approx(first, abs=1e-6)  # every sample after the deploy

@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-import json
-import sys
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, parse_duration, stderr
-from xzctl.cli.check import URL_ENV, BasicAuthOption, BearerTokenOption, HeaderOption, _headers
-from xzctl.errors import BadInputError, CheckFailedError, ConflictError, UnknownStateError
-from xzctl.images import check_reference, load_catalog
-from xzctl.manifests.pins import ImagePins, spec_pins
-from xzctl.prom import PrometheusClient
-from xzctl.rollout.analysis import Analyzer, split_credentials, thresholds_from_fleet
-from xzctl.rollout.deploy import Deployer, SimulatorDeployer, StackDeployer, choose_deployer
-from xzctl.rollout.engine import RolloutEngine, force_abort, new_rollout, summarize
+from xzctl.cli import _rollout_setup as setup
+from xzctl.cli import _rollout_view as view
+from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, parse_duration, stderr
+from xzctl.cli._rollout_setup import CarryOn, Recorded, WriteSpecOption, option_set
+from xzctl.cli.check import URL_ENV, BasicAuthOption, BearerTokenOption, HeaderOption
+from xzctl.errors import BadInputError, ConflictError
+from xzctl.manifests.pins import spec_pins
+from xzctl.rollout.analysis import split_credentials, thresholds_from_fleet
+from xzctl.rollout.deploy import choose_deployer
+from xzctl.rollout.engine import RolloutEngine, new_rollout
 from xzctl.rollout.plan import METRIC_SERVICE, normalise_service, plan_steps
-from xzctl.rollout.specpin import write_pin
-from xzctl.rollout.state import EXIT_CODES, TERMINAL, Phase, RolloutState, Settings, StateStore
-from xzctl.sandbox import SandboxInfo, SimulatorClient, current_prometheus_url, sandbox_status
+from xzctl.rollout.state import RolloutState, StateStore
+from xzctl.rollout.transitions import force_abort
+from xzctl.sandbox import current_prometheus_url, sandbox_status
 from xzctl.spec import load_fleet
 
 HELP = """Node-by-node canary rollouts of catalog images, judged on live metrics.
@@ -50,183 +47,8 @@ PrometheusOption = typer.Option(
     help=f"Prometheus URL (credentials in it are used, never shown). Default: the running sandbox's, else ${URL_ENV}.",
     show_default=False,
 )
-IdArgument = typer.Argument(None, help="Rollout id (default: the latest unfinished one).", show_default=False)
-AcceptSpecOption = typer.Option(
-    False, "--accept-spec-change", help="Carry on although the fleet spec changed since the rollout started."
-)
-WriteSpecOption = typer.Option(
-    None,
-    "--write-spec/--no-write-spec",
-    help="Once promoted, pin the image in the fleet spec (comment-preserving). Default: ask on a terminal.",
-    show_default=False,
-)
 ABORT_WAIT_SECONDS = 120.0  # how long `abort` waits for a running rollout to restore the previous images
 WATCH_MAX_SECONDS = 24 * 3600.0
-COLOURS = {"success": "green", "failure": "red", "inconclusive": "yellow", "error": "magenta"}
-SETTLED = {p.value for p in TERMINAL} | {Phase.PAUSED.value}
-PHASE_COLOURS = {"rolled_back": "red", "aborted": "red", "promoted": "green", "paused": "yellow", "partial": "yellow"}
-
-
-def _live(kind: str, state: RolloutState, detail: dict[str, Any]) -> None:
-    """Progress on stderr as it happens, so `--output json` keeps stdout for the final document."""
-    stamp = time.strftime("%H:%M:%S")
-    message = escape(str(detail.get("message", "")))
-    if kind == "analysis":
-        result = str(detail.get("result"))
-        step = int(detail.get("step", 0)) + 1
-        stderr.print(f"{stamp} step {step}/{len(state.steps)} [{COLOURS.get(result, 'white')}]{result}[/]: {message}")
-    else:
-        stderr.print(f"{stamp} [{PHASE_COLOURS.get(kind, 'cyan')}]{kind}[/] {message}")
-
-
-def _sandbox_instance(info: SandboxInfo) -> str:
-    return f"{info.started_at:.3f}/{info.pids.get('simulator', 0)}"
-
-
-def build_deployer(config: dict[str, Any], store: StateStore, rollout_id: str = "") -> Deployer:
-    """The deployer a rollout state names (so `resume` drives the same target as `canary` did)."""
-    force = f"xzctl rollout abort {rollout_id} --force" if rollout_id else "xzctl sandbox up"
-    if config.get("kind") == "sandbox":
-        info = sandbox_status(store.root)
-        now = _sandbox_instance(info) if info is not None and all(info.alive().values()) else None
-        if config.get("instance") and now != config["instance"]:
-            raise UnknownStateError(
-                f"the sandbox this rollout deploys to ({config['simulator_url']}) is gone"
-                + (" (another sandbox runs now)" if now else ""),
-                hint=f"nothing can restore its nodes: {force}",
-            )
-        client = SimulatorClient(str(config["simulator_url"]))
-        return SimulatorDeployer(client.control, client.state, client.url, str(config.get("instance", "")))
-    if config.get("kind") == "pulumi":
-        template, fleet_path = str(config["stack"]), str(config["fleet"])
-        fleet = load_fleet(fleet_path).fleet
-        regions = {name: [n.id for n in region.edge_nodes] for name, region in fleet.regions.items()}
-        if "{region}" not in template and len(regions) > 1:
-            raise BadInputError(
-                f"--stack {template!r} names one stack but the fleet has {len(regions)} regions",
-                hint="use a template like org/xzctl/{region}",
-            )
-        # Imported only when a production rollout runs; checked before anything is recorded or deployed.
-        from xzctl.provision import check_pulumi_cli, up
-        from xzctl.provision.automation import check_passphrase
-
-        check_pulumi_cli()
-        check_passphrase()
-        state_dir = config.get("state_dir")
-
-        def update(region: str, pins: ImagePins) -> None:
-            up(template.replace("{region}", region), fleet_path, pins=pins, state=state_dir)
-
-        return StackDeployer(update, regions, {"stack": template, "fleet": fleet_path, "state_dir": state_dir})
-    raise BadInputError(f"unknown deployer {config!r} in the rollout state", hint=force)
-
-
-def _client(url: str, bearer_token: str | None, basic_auth: str | None, header: list[str] | None) -> PrometheusClient:
-    """A client whose URL carries no credentials: they go in headers, so no message can show them."""
-    clean, auth = split_credentials(url)
-    if basic_auth:  # the flag wins over credentials in the URL
-        user, sep, password = basic_auth.partition(":")
-        if not sep:
-            raise BadInputError("--basic-auth must be USER:PASSWORD")
-        auth = (user, password)
-    return PrometheusClient(clean, bearer_token=bearer_token, basic_auth=auth, headers=_headers(header))
-
-
-def _analyzer(state: RolloutState, client: PrometheusClient) -> Analyzer:
-    return Analyzer(client, METRIC_SERVICE[state.service], state.thresholds)
-
-
-def _offer_spec_pin(state: RolloutState, write_spec: bool | None) -> None:
-    if state.phase != Phase.PROMOTED:
-        return
-    if write_spec is None and sys.stdin.isatty() and sys.stderr.isatty():
-        write_spec = typer.confirm(f"pin {state.image} for {state.service} in {state.fleet}?", default=False, err=True)
-    if not write_spec:
-        stderr.print(
-            f"next: pin {escape(state.image)} for {state.service} in {escape(state.fleet)} "
-            f"(or rerun with --write-spec); a provision from the spec would otherwise put the previous image back"
-        )
-        return
-    old = {pin["stable"] for node, pins in state.baseline.items() if node in state.nodes for s, pin in pins.items()
-           if s == state.service}  # fmt: skip
-    changed = write_pin(Path(state.fleet), state.service, old, state.image)
-    stderr.print(f"pinned {escape(state.image)} in {escape(state.fleet)}: {', '.join(changed)}")
-
-
-def _finish(state: RolloutState, store: StateStore, output: Output, write_spec: bool | None = False) -> None:
-    data = summarize(store, state)
-    emit(data, output, lambda console: _draw(console, data))
-    _offer_spec_pin(state, write_spec)
-    code = EXIT_CODES[state.phase]
-    if code == 0:
-        return
-    if code == CheckFailedError.exit_code:
-        raise CheckFailedError(f"rollout {state.id} rolled back: {state.reason}")
-    hint = f"xzctl rollout abort {state.id}"
-    if state.phase == Phase.PAUSED:
-        verb = "promote" if state.cause == "inconclusive" else "resume"
-        hint = f"xzctl rollout {verb} {state.id} or xzctl rollout abort {state.id}"
-    elif not state.terminal:
-        hint = f"xzctl rollout resume {state.id} or {hint}"
-    elif state.phase == Phase.PARTIAL:
-        hint = "converge the nodes left behind with the command above"
-    else:
-        hint = ""
-    raise UnknownStateError(
-        f"rollout {state.id} {state.phase.value.replace('_', ' ')}: {state.reason}", hint=hint or None
-    )
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.0f}h" if seconds < 172800 else f"{seconds / 86400:.0f}d"
-
-
-def _draw(console: Console, data: dict[str, Any]) -> None:
-    phase = data["phase"] + (" (interrupted: no process drives it)" if data["interrupted"] else "")
-    console.print(f"[bold]{data['id']}[/]: {data['service']} -> {escape(data['image'])}", soft_wrap=True)
-    colour = PHASE_COLOURS.get(data["phase"], "cyan")
-    console.print(f"  [{colour}]{escape(phase)}[/] (exit {data['exit_code']}), age {_age(data['age_seconds'])}")
-    if data["reason"]:
-        console.print(f"  {escape(data['reason'])}", soft_wrap=True)
-    if data["pending_deploy"]:
-        console.print(f"  [yellow]a {data['pending_deploy']} deploy may be half-applied[/]")
-    steps = Table("#", "STEP", "NODES", "STATUS", "CHECKS")
-    for i, s in enumerate(data["steps"], 1):
-        steps.add_row(str(i), s["name"], ", ".join(s["nodes"]) or "-", s["status"], str(s["successes"]))
-    console.print(steps)
-    for node, why in data["skipped_nodes"].items():
-        console.print(f"  [yellow]left out[/] {node}: {escape(why)}")
-    if data["analysis"]:
-        results = Table("STEP", "RESULT", "DETAIL", title="last analysis results")
-        for m in data["analysis"]:
-            results.add_row(
-                str(m["step"] + 1), f"[{COLOURS.get(m['result'], 'white')}]{m['result']}[/]", escape(m["reason"])
-            )
-        console.print(results)
-
-
-def _settings(**values: Any) -> Settings:
-    try:
-        settings = Settings(**values)
-    except ValidationError as exc:
-        field = str(exc.errors()[0]["loc"][0])
-        unit = " (in seconds)" if field.endswith("_seconds") else ""
-        flag = field.removesuffix("_seconds").replace("_", "-")
-        raise BadInputError(f"--{flag}: {exc.errors()[0]['msg']}{unit}") from None
-    return settings.model_copy(update={"window_seconds": settings.window})  # recorded resolved, not as "default"
-
-
-def _skips(values: list[str] | None) -> dict[str, str]:
-    """`NODE` or `NODE=why` -> {node: why}."""
-    out: dict[str, str] = {}
-    for value in values or []:
-        node, _, why = value.partition("=")
-        out[node.strip()] = why.strip() or "--skip-node"
-    return out
 
 
 @app.command()
@@ -276,44 +98,33 @@ def canary(
 
     Example: xzctl rollout canary asr registry.xiaozhi.example/inference/asr:1.2.0 --region beijing --interval 60s --checks 5
     """
-    import os
-
     store = StateStore(state_dir)
     sandbox = sandbox_status(store.root)
     sandbox_up = sandbox is not None and all(sandbox.alive().values())
     if fleet is None and deployer != "pulumi" and sandbox_up and sandbox is not None:
         fleet = Path(sandbox.fleet_path)
     loaded = load_fleet(fleet)
-    kind = choose_deployer(deployer, loaded.fleet.metadata.environment.value, sandbox_up)
+    environment = loaded.fleet.metadata.environment.value
+    kind = choose_deployer(deployer, environment, sandbox_up)
     name = normalise_service(service)
-    production = loaded.fleet.metadata.environment.value == "production"
-    model = loaded.fleet.edge_nodes()[0].services.inference().get(name)
-    known = load_catalog(catalog)
-    check_reference(known, image, name, production=production, model=model.model if model else None)
-    from xzctl.images.catalog import ImageRef
-
-    listed = known.by_repository(ImageRef.parse(image).repository)
-    image_warmup = listed.info.warmup_seconds if listed is not None else 0
-    settings = _settings(
+    image_warmup = setup.catalog_warmup(loaded.fleet, name, image, catalog, production=environment == "production")
+    settings = setup.settings(
         interval_seconds=parse_duration(interval, "--interval"),
         checks=checks,
         on_unreachable=on_unreachable,
         error_limit=error_limit,
         window_seconds=parse_duration(window, "--window") if window else 0.0,
-        warmup_seconds=parse_duration(warmup, "--warmup") if warmup else float(image_warmup),
+        warmup_seconds=parse_duration(warmup, "--warmup") if warmup else image_warmup,
     )
-    skips = _skips(skip_node)
+    skips = setup.skips(skip_node)
     steps = plan_steps(loaded.fleet, name, region, only=node, skip=list(skips))
     thresholds = thresholds_from_fleet(loaded.fleet, METRIC_SERVICE[name])
-    sandbox_url = current_prometheus_url(store.root)
-    url = prometheus or sandbox_url or os.environ.get(URL_ENV) or ""
-    shown_url = split_credentials(url)[0] if url else "(none: pass --prometheus)"
-    target_name = "the sandbox simulator" if kind == "sandbox" else f"Pulumi stacks {stack}"
+    url = prometheus or current_prometheus_url(store.root) or os.environ.get(URL_ENV) or ""
     plan: dict[str, Any] = {
         "service": name,
         "image": image,
         "deployer": kind,
-        "prometheus": shown_url,
+        "prometheus": split_credentials(url)[0] if url else "(none: pass --prometheus)",
         "fleet": loaded.source,
         "settings": settings.model_dump(),
         "thresholds": thresholds.model_dump(),
@@ -321,25 +132,9 @@ def canary(
         "skipped_nodes": skips,
         "steps": [{"name": s.name, "region": s.region, "nodes": s.nodes} for s in steps],
     }
-    t = thresholds
-    stderr.print(
-        f"{name} -> {escape(image)}: deployer {kind} ({target_name}), Prometheus {escape(shown_url)}; "
-        f"{len(steps)} steps x {settings.checks} checks every {settings.interval_seconds:g}s "
-        f"(window {settings.window:g}s, warm-up {settings.warmup_seconds:g}s); thresholds: errors {t.error_ratio:.3%}, "
-        f"p95 {t.p95_seconds * 1000:.0f} ms, inference errors {t.inference_error_ratio:.3%}; "
-        f"node order {', '.join(plan['node_order'])}",
-        soft_wrap=True,
-    )
+    view.say_plan(plan, "the sandbox simulator" if kind == "sandbox" else f"Pulumi stacks {stack}")
     if dry_run:
-
-        def table(console: Console) -> None:
-            for i, s in enumerate(steps, 1):
-                console.print(f"  {i}. {s.name}: canary on {', '.join(s.nodes)}")
-            console.print("  then promote: the new image becomes stable on every node that took the canary")
-            for n, why in skips.items():
-                console.print(f"  left out: {n} ({escape(why)}): the rollout would end partial")
-
-        emit(plan, output, table)
+        view.dry_run(plan, steps, skips, output)
         return
     if not url:
         raise BadInputError(
@@ -347,11 +142,15 @@ def canary(
         )
     if kind == "sandbox":
         assert sandbox is not None
-        config = {"kind": "sandbox", "simulator_url": sandbox.simulator_url, "instance": _sandbox_instance(sandbox)}
+        config = {
+            "kind": "sandbox",
+            "simulator_url": sandbox.simulator_url,
+            "instance": setup.sandbox_instance(sandbox),
+        }
     else:
         config = {"kind": "pulumi", "stack": stack, "fleet": loaded.source, "state_dir": str(store.root)}
-    target = build_deployer(config, store)
-    client = _client(url, bearer_token, basic_auth, header)
+    target = setup.build_deployer(config, store)
+    client = setup.client(url, bearer_token, basic_auth, header)
     baseline = target.current() or spec_pins(loaded.fleet)
     used = [kind for kind, given in (("credentials in the URL", split_credentials(url)[1]), ("--bearer-token",
             bearer_token), ("--basic-auth", basic_auth), ("--header", header)) if given]  # fmt: skip
@@ -361,57 +160,29 @@ def canary(
         only_nodes=node, skip_nodes=skips,
     )  # fmt: skip
     state.prometheus_auth = used
-    engine = RolloutEngine(store, state, target, _analyzer(state, client), on_event=_live)
+    engine = RolloutEngine(store, state, target, setup.analyzer(state, client, store), on_event=view.live)
+    _drive(engine, output, write_spec)
+
+
+def _drive(engine: RolloutEngine, output: Output, write_spec: bool | None) -> None:
+    """Start a new rollout and show how it ended."""
     try:
         final = engine.start()
     except KeyboardInterrupt:
+        rollout_id = engine.state.id
         stderr.print(
-            f"rollout {state.id} interrupted; its canary stays as recorded: "
-            f"xzctl rollout resume {state.id}  or  xzctl rollout abort {state.id}"
+            f"rollout {rollout_id} interrupted; its canary stays as recorded: "
+            f"xzctl rollout resume {rollout_id}  or  xzctl rollout abort {rollout_id}"
         )
         raise
-    _finish(final, store, output, write_spec)
+    view.finish(final, engine.store, output, write_spec)
 
 
-def _engine(
-    store: StateStore,
-    rollout_id: str | None,
-    auth: tuple[str | None, str | None, list[str] | None],
-    state: RolloutState | None = None,
-    *,
-    analysis: bool = True,
-) -> RolloutEngine:
-    """The engine of a recorded rollout; `analysis` False (abort) needs no Prometheus credentials."""
-    state = state or (store.load(rollout_id) if rollout_id else store.latest())
-    if analysis and state.prometheus_auth and not any(auth) and not state.terminal:
-        raise BadInputError(
-            f"rollout {state.id} was started with Prometheus credentials ({', '.join(state.prometheus_auth)}), "
-            "which are never recorded",
-            hint="pass them again: --bearer-token / --basic-auth / --header, or $XZCTL_PROMETHEUS_TOKEN",
-        )
-    deployer = build_deployer(state.deployer, store, state.id)
-    return RolloutEngine(store, state, deployer, _analyzer(state, _client(state.prometheus_url, *auth)), on_event=_live)
-
-
-def _status_rows(store: StateStore, rollout_id: str | None) -> list[dict[str, Any]]:
-    if rollout_id:
-        return [summarize(store, store.load(rollout_id))]
-    return [summarize(store, s, analyses=1) for s in store.all()]
-
-
-def _draw_list(console: Console, rows: list[dict[str, Any]], where: Path) -> None:
-    width = max([len(r["id"]) for r in rows] + [2])
-    table = Table(title=f"rollouts in {where}")
-    table.add_column("ID", no_wrap=True, min_width=width)  # never cut: the operator needs it to act
-    table.add_column("SERVICE", no_wrap=True)
-    table.add_column("PHASE", no_wrap=True)
-    table.add_column("STEPS", no_wrap=True)
-    table.add_column("AGE", no_wrap=True)
-    table.add_column("DRIVER", overflow="fold")
-    for r in rows:
-        driver = f"pid {r['driver_pid']}" if r["driver_pid"] else ("interrupted" if r["interrupted"] else "-")
-        table.add_row(r["id"], r["service"], r["phase"], r["progress"], _age(r["age_seconds"]), driver)
-    console.print(table)
+def _engine(store: StateStore, options: Recorded, state: RolloutState | None = None, *, analysis: bool = True
+            ) -> RolloutEngine:  # fmt: skip
+    """The engine of the rollout `options` name (or of `state`, already loaded)."""
+    state = state or (store.load(options.rollout_id) if options.rollout_id else store.latest())
+    return setup.recorded_engine(store, state, options.auth, view.live, analysis=analysis)
 
 
 @app.command()
@@ -435,70 +206,34 @@ def status(
         for path, why in store.unreadable().items():
             stderr.print(f"[yellow]warning:[/] skipped {escape(path)}: {escape(why)}", soft_wrap=True)
     for _ in range(int(WATCH_MAX_SECONDS / period) + 1):
-        rows = _status_rows(store, rollout_id)
-        _show(rows, rollout_id, store, output, watch=watch)
-        settled = all(r["phase"] in SETTLED for r in rows)  # nothing changes without the operator
+        rows = view.status_rows(store, rollout_id)
+        view.show(rows, rollout_id, store, output, watch=watch)
+        settled = all(r["phase"] in view.SETTLED for r in rows)  # nothing changes without the operator
         if not watch or settled or time.monotonic() > deadline:
             return
         time.sleep(period)
 
 
-def _show(
-    rows: list[dict[str, Any]], rollout_id: str | None, store: StateStore, output: Output, *, watch: bool
-) -> None:
-    """One rendering: a document (or one NDJSON line per redraw under --watch), or tables under a timestamp."""
-    data: Any = rows[0] if rollout_id else rows
-    if watch and output is Output.JSON:
-        sys.stdout.write(json.dumps({"at": time.time(), "rollouts": rows}, default=str) + "\n")
-        sys.stdout.flush()
-        return
-
-    def draw(console: Console) -> None:
-        if watch:
-            console.print(f"[dim]{time.strftime('%Y-%m-%d %H:%M:%S')}[/]")
-        if rollout_id:
-            _draw(console, rows[0])
-        else:
-            _draw_list(console, rows, store.dir)
-
-    emit(data, output, draw)
-
-
 @app.command()
-def resume(
-    rollout_id: str | None = IdArgument,
-    *,
-    accept_spec_change: bool = AcceptSpecOption,
-    bearer_token: str | None = BearerTokenOption,
-    basic_auth: str | None = BasicAuthOption,
-    header: list[str] | None = HeaderOption,
-    state_dir: Path | None = StateDirOption,
-    write_spec: bool | None = WriteSpecOption,
-    output: Output = OutputOption,
-) -> None:
+@option_set(CarryOn, "options")
+def resume(*, options: CarryOn) -> None:
     """Carry on an interrupted (killed) or held rollout from its recorded step.
 
     A half-done deploy is re-applied only when the phase allows it: a rollout going back only ever restores.
 
     Example: xzctl rollout resume asr-7xk2p
     """
-    store = StateStore(state_dir)
-    engine = _engine(store, rollout_id, (bearer_token, basic_auth, header))
-    _finish(engine.resume(accept_spec_change=accept_spec_change), store, output, write_spec)
+    store = StateStore(options.state_dir)
+    final = _engine(store, options).resume(accept_spec_change=options.accept_spec_change)
+    view.finish(final, store, options.output, options.write_spec)
 
 
 @app.command()
+@option_set(CarryOn, "options")
 def promote(
-    rollout_id: str | None = IdArgument,
     *,
+    options: CarryOn,
     full: bool = typer.Option(False, "--full", help="Skip the remaining steps: promote on every planned node now."),
-    accept_spec_change: bool = AcceptSpecOption,
-    bearer_token: str | None = BearerTokenOption,
-    basic_auth: str | None = BasicAuthOption,
-    header: list[str] | None = HeaderOption,
-    state_dir: Path | None = StateDirOption,
-    write_spec: bool | None = WriteSpecOption,
-    output: Output = OutputOption,
 ) -> None:
     """Accept the step an inconclusive analysis paused on and carry on with the next steps.
 
@@ -506,23 +241,19 @@ def promote(
 
     Example: xzctl rollout promote asr-7xk2p --full --write-spec
     """
-    store = StateStore(state_dir)
-    engine = _engine(store, rollout_id, (bearer_token, basic_auth, header))
-    _finish(engine.promote(full=full, accept_spec_change=accept_spec_change), store, output, write_spec)
+    store = StateStore(options.state_dir)
+    final = _engine(store, options).promote(full=full, accept_spec_change=options.accept_spec_change)
+    view.finish(final, store, options.output, options.write_spec)
 
 
 @app.command()
+@option_set(Recorded, "options")
 def abort(
-    rollout_id: str | None = IdArgument,
     *,
+    options: Recorded,
     force: bool = typer.Option(
         False, "--force", help="The deploy target is gone: mark aborted without deploying, release the locks."
     ),
-    bearer_token: str | None = BearerTokenOption,
-    basic_auth: str | None = BasicAuthOption,
-    header: list[str] | None = HeaderOption,
-    state_dir: Path | None = StateDirOption,
-    output: Output = OutputOption,
 ) -> None:
     """Stop a rollout and restore the previous images on every node (a pending forward deploy is dropped).
 
@@ -531,29 +262,36 @@ def abort(
 
     Example: xzctl rollout abort asr-7xk2p    (target gone: xzctl rollout abort asr-7xk2p --force)
     """
-    store = StateStore(state_dir)
-    state = store.load(rollout_id) if rollout_id else store.latest()
+    store = StateStore(options.state_dir)
+    state = store.load(options.rollout_id) if options.rollout_id else store.latest()
     if state.terminal:
         raise BadInputError(f"rollout {state.id} is already {state.phase.value}")
-    driver = store.driver(state)
-    if driver is not None:
-        store.request_abort(state.id, "aborted by the operator")
-        stderr.print(f"asked pid {driver.pid} to abort {state.id}; waiting for it to restore the previous images")
-        deadline = time.monotonic() + ABORT_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            time.sleep(0.5)
-            state = store.load(state.id)
-            if state.terminal or store.driver(state) is None:
-                break
-        if not state.terminal and store.driver(state) is not None:
-            raise ConflictError(
-                f"pid {driver.pid} did not finish aborting {state.id} within {ABORT_WAIT_SECONDS:g}s",
-                hint="check that process; then run abort again",
-            )
+    state = _stop_driver(store, state)
     if not state.terminal:
         if force:
             state = force_abort(store, state)
             stderr.print(f"[yellow]check by hand[/]: {escape(state.reason)}", soft_wrap=True)
         else:
-            state = _engine(store, None, (bearer_token, basic_auth, header), state, analysis=False).abort()
-    _finish(state, store, output)
+            state = _engine(store, options, state, analysis=False).abort()
+    view.finish(state, store, options.output)
+
+
+def _stop_driver(store: StateStore, state: RolloutState) -> RolloutState:
+    """Ask the process driving `state` (if any) to abort, and wait for it to restore the previous images."""
+    driver = store.driver(state)
+    if driver is None:
+        return state
+    store.request_abort(state.id, "aborted by the operator")
+    stderr.print(f"asked pid {driver.pid} to abort {state.id}; waiting for it to restore the previous images")
+    deadline = time.monotonic() + ABORT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        state = store.load(state.id)
+        if state.terminal or store.driver(state) is None:
+            break
+    if not state.terminal and store.driver(state) is not None:
+        raise ConflictError(
+            f"pid {driver.pid} did not finish aborting {state.id} within {ABORT_WAIT_SECONDS:g}s",
+            hint="check that process; then run abort again",
+        )
+    return state

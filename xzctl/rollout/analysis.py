@@ -87,10 +87,19 @@ def _by_track(samples: list[Sample], what: str) -> dict[str, float]:
 
 
 class Analyzer:
-    def __init__(self, prom: PrometheusClient, metric_service: str, thresholds: Thresholds) -> None:
+    def __init__(
+        self,
+        prom: PrometheusClient,
+        metric_service: str,
+        thresholds: Thresholds,
+        *,
+        scrape_interval_seconds: float = 1.0,
+    ) -> None:
         self.prom = prom
         self.service = metric_service
         self.thresholds = thresholds
+        # a rate needs two scrapes inside its window: the shortest window worth a first measurement
+        self.min_window_seconds = max(2 * scrape_interval_seconds, 1.0)
 
     def unreachable(self, nodes: list[str]) -> list[str]:
         """Nodes Prometheus could not scrape at its last attempt (up missing, NaN or not 1)."""

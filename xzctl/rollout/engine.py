@@ -1,8 +1,7 @@
-"""The canary state machine: apply a step, analyse it, go on, pause, or go back. Crash-safe, fail closed.
+"""The canary driver: apply a step, analyse it, go on, pause, or go back. Crash-safe, fail closed.
 
-Every deploy is a transition written as intent (`pending`) before it is applied and confirmed after; the
-effect of the transition (a step now under analysis, promoted, restored) is recorded in the same write
-as the confirmation. `run` may therefore be called on a state loaded after a kill -9 at any moment.
+The deploys themselves are transitions (transitions.py: intent before apply, effect recorded with the
+confirmation), so `run` may be called on a state loaded after a kill -9 at any moment.
 
 Rules that make "promoted" mean "analysed and healthy everywhere":
 - a step passes only on `checks` successful measurements, each over samples taken after that step's
@@ -21,9 +20,9 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from xzctl.errors import BadInputError, ConflictError, ExternalToolError, UnknownStateError, XzctlError
+from xzctl.errors import BadInputError, ConflictError, UnknownStateError
 from xzctl.manifests.pins import ImagePins
 from xzctl.rollout.deploy import Deployer
 from xzctl.rollout.plan import canary_nodes, lock_set, plan_steps, promoted_pins, scoped, step_pins
@@ -31,7 +30,6 @@ from xzctl.rollout.state import (
     BACKWARD,
     Cause,
     Measurement,
-    Pending,
     Phase,
     Purpose,
     Result,
@@ -41,19 +39,17 @@ from xzctl.rollout.state import (
     StepStatus,
     Thresholds,
 )
+from xzctl.rollout.transitions import MAX_EVENTS, SANDBOX, EventSink, Transitions, release
 from xzctl.spec.models import Fleet
 
-MAX_EVENTS = 500
 MAX_TICKS = 1_000_000  # a bound on transitions; a real rollout needs steps x (checks + errors) of them
 WAIT_SLICE_SECONDS = 0.2  # how often a waiting rollout looks for an abort request
-MIN_WINDOW_SECONDS = 2.0  # a rate needs two scrapes inside its window; the sandbox scrapes every second
-SANDBOX = "sandbox"  # the claim a sandbox rollout holds on its sandbox while unfinished
-
-EventSink = Callable[[str, RolloutState, dict[str, Any]], None]
 
 
 class Analysis(Protocol):
     """What the engine asks of an analysis (xzctl.rollout.analysis.Analyzer, or a scripted one in tests)."""
+
+    min_window_seconds: float  # the shortest window a rate is computed on (two scrapes)
 
     def unreachable(self, nodes: list[str]) -> list[str]: ...
 
@@ -121,7 +117,7 @@ def new_rollout(
     )
 
 
-class RolloutEngine:
+class RolloutEngine(Transitions):
     def __init__(
         self,
         store: StateStore,
@@ -133,31 +129,10 @@ class RolloutEngine:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store = store
-        self.state = state
-        self.deployer = deployer
+        super().__init__(store, state, deployer, on_event=on_event, clock=clock)
         self.analyzer = analyzer
-        self._on_event = on_event
         self._sleep = sleep
-        self._clock = clock
         self._measured: float | None = None  # when this process last began a measurement
-
-    @property
-    def settings(self) -> Settings:
-        return self.state.settings
-
-    # --- bookkeeping -------------------------------------------------------------------------
-
-    def event(self, kind: str, message: str, **detail: Any) -> None:
-        s = self.state
-        entry = {"at": self._clock(), "kind": kind, "message": message, **detail}
-        s.events = [*s.events[-(MAX_EVENTS - 1) :], entry]
-        if self._on_event is not None:
-            self._on_event(kind, s, {"message": message, **detail})
-
-    def save(self) -> None:
-        self.state.updated = self._clock()
-        self.store.save(self.state)
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -186,14 +161,8 @@ class RolloutEngine:
         else:
             raise UnknownStateError(f"rollout {s.id} did not settle in {MAX_TICKS} transitions")
         if s.terminal:
-            self._finished()
+            release(self.store, s)
         return s
-
-    def _finished(self) -> None:
-        s = self.state
-        self.store.release(s)
-        self.store.clear_abort(s.id)
-        self.store.claims(SANDBOX).drop(s.id)
 
     def _tick(self) -> None:
         s = self.state
@@ -225,46 +194,7 @@ class RolloutEngine:
             s.step += 1
             self.save()
 
-    # --- transitions -------------------------------------------------------------------------
-
-    def _transition(self, pins: ImagePins, purpose: Purpose) -> None:
-        self.state.pending = Pending(purpose=purpose, step=self.state.step, pins=pins.to_json())
-        self.save()  # intent first: a crash from here on finds it on resume
-        self._apply_pending()
-
-    def _apply_pending(self) -> None:
-        s = self.state
-        assert s.pending is not None
-        purpose = s.pending.purpose
-        pins = ImagePins.from_json(s.pending.pins)
-        previous = ImagePins.from_json(s.applied) if s.applied is not None else None
-        try:
-            self.deployer.apply(pins, previous)
-        except XzctlError as exc:
-            if purpose == Purpose.RESTORE:
-                self.event("deploy-failed", f"restoring the previous images failed: {exc.message}")
-                self.save()
-                raise ExternalToolError(
-                    f"rollout {s.id}: restoring the previous images failed: {exc.message}",
-                    hint=f"retry: xzctl rollout abort {s.id}; if the deploy target is gone: "
-                    f"xzctl rollout abort {s.id} --force",
-                ) from exc
-            # some nodes may already run the new pins: forget what is applied, so the restore sends everything
-            s.pending, s.applied = None, None
-            self._back(Phase.ROLLING_BACK, Cause.DEPLOY_FAILED, f"deploy failed ({purpose.value}): {exc.message}")
-            return
-        s.applied = pins.to_json()
-        s.pending = None
-        if purpose == Purpose.STEP:
-            step = s.steps[s.step]
-            step.status, step.successes, step.deployed_at = StepStatus.ANALYZING, 0, self._clock()
-            self.event("applied", f"step {s.step + 1}/{len(s.steps)} {step.name}: canary on {', '.join(step.nodes)}")
-        elif purpose == Purpose.PROMOTE:
-            self._promoted()
-        else:
-            s.phase = Phase.ROLLED_BACK if s.phase == Phase.ROLLING_BACK else Phase.ABORTED
-            self.event(s.phase.value, f"previous images restored on every node: {s.reason}")
-        self.save()
+    # --- steps -------------------------------------------------------------------------------
 
     def _promote(self) -> None:
         s = self.state
@@ -274,40 +204,6 @@ class RolloutEngine:
             raise UnknownStateError(f"rollout {s.id} cannot promote: steps not passed: {', '.join(unproven) or '-'}")
         final = promoted_pins(ImagePins.from_json(s.baseline), s.service, s.image, nodes)
         self._transition(final, Purpose.PROMOTE)
-
-    def _promoted(self) -> None:
-        s = self.state
-        nodes = canary_nodes(s.steps, len(s.steps) - 1)
-        if s.skipped_nodes:
-            s.phase = Phase.PARTIAL
-            behind = sorted(s.skipped_nodes)
-            s.reason = (
-                f"{s.image} is stable on {len(nodes)} node(s); left behind on the previous image: "
-                f"{', '.join(behind)}; converge them with: xzctl rollout canary {s.service.replace('_', '-')} "
-                f"{s.image} {' '.join(f'--node {n}' for n in behind)}"
-            )
-        else:
-            s.phase = Phase.PROMOTED
-            s.reason = f"{s.image} is stable on every planned node ({len(nodes)})"
-        self.event(s.phase.value, s.reason)
-
-    def _back(self, phase: Phase, cause: Cause, reason: str) -> None:
-        """Decide to restore the baseline (recorded before it is applied)."""
-        s = self.state
-        s.phase, s.cause, s.reason = phase, cause, reason
-        for step in s.steps:
-            if step.status == StepStatus.ANALYZING:
-                step.status = StepStatus.FAILED if cause == Cause.ANALYSIS_FAILED else StepStatus.STOPPED
-        self.event(phase.value, reason)
-        self.save()
-
-    def _pause(self, cause: Cause, reason: str) -> None:
-        s = self.state
-        s.phase, s.cause, s.reason = Phase.PAUSED, cause, reason
-        self.event("paused", reason)
-        self.save()
-
-    # --- steps -------------------------------------------------------------------------------
 
     def _start_step(self) -> None:
         s = self.state
@@ -363,7 +259,7 @@ class RolloutEngine:
         # judge only samples taken after this step's deploy and the image's warm-up, over at least a
         # window a rate can be computed on
         start = (step.deployed_at if step.deployed_at is not None else self._clock()) + self.settings.warmup_seconds
-        first = start + min(self.settings.window, MIN_WINDOW_SECONDS)
+        first = start + min(self.settings.window, self.analyzer.min_window_seconds)
         # one interval after the previous measurement began (a fixed cadence: query time does not add up)
         due = max(first, (self._measured or self._clock()) + self.settings.interval_seconds)
         if not self._wait(due - self._clock()):
@@ -453,65 +349,3 @@ class RolloutEngine:
         if s.phase not in BACKWARD:
             self._back(Phase.ABORTING, Cause.OPERATOR, reason)
         return self.run()
-
-
-def force_abort(store: StateStore, state: RolloutState, reason: str = "aborted by the operator") -> RolloutState:
-    """The deployer's target is gone (a sandbox replaced, a cluster deleted): mark the rollout aborted without
-    deploying anything and release its locks; the reason says what the operator must check by hand."""
-    s = state
-    if s.terminal:
-        raise BadInputError(f"rollout {s.id} is already {s.phase.value}")
-    store.take_over(s)
-    s.pending = None
-    s.phase, s.cause = Phase.ABORTED, Cause.FORCED
-    s.reason = (
-        f"{reason} with --force: nothing was deployed. Check that "
-        f"{', '.join(canary_nodes(s.steps, len(s.steps) - 1))} run the previous "
-        f"{s.service} image and no canary"
-    )
-    for step in s.steps:
-        if step.status == StepStatus.ANALYZING:
-            step.status = StepStatus.STOPPED
-    s.events = [*s.events[-(MAX_EVENTS - 1) :], {"at": time.time(), "kind": "aborted", "message": s.reason}]
-    s.updated = time.time()
-    store.save(s)
-    store.release(s)
-    store.clear_abort(s.id)
-    store.claims(SANDBOX).drop(s.id)
-    return s
-
-
-def summarize(
-    store: StateStore, state: RolloutState, *, analyses: int = 10, now: float | None = None
-) -> dict[str, Any]:
-    """The rollout as status shows it (and `--output json` prints): phase, steps, last analysis results."""
-    driver = store.driver(state) if not state.terminal else None
-    done = sum(s.status == StepStatus.PASSED for s in state.steps)
-    return {
-        "id": state.id,
-        "service": state.service,
-        "image": state.image,
-        "phase": state.phase.value,
-        "cause": state.cause.value,
-        "reason": state.reason,
-        "exit_code": state.exit_code,
-        "step": min(state.step + 1, len(state.steps)),
-        "progress": f"{done}/{len(state.steps)}",
-        "age_seconds": round((now if now is not None else time.time()) - state.created, 1),
-        "steps": [
-            {"name": s.name, "region": s.region, "nodes": s.nodes, "status": s.status.value, "successes": s.successes}
-            for s in state.steps
-        ],
-        "skipped_nodes": state.skipped_nodes,
-        "canary_nodes": canary_nodes(state.steps, min(state.step, len(state.steps) - 1)),
-        "driver_pid": driver.pid if driver else None,
-        "interrupted": not state.terminal and state.phase != Phase.PAUSED and driver is None,
-        "pending_deploy": state.pending.purpose.value if state.pending else None,
-        "settings": state.settings.model_dump(),
-        "thresholds": state.thresholds.model_dump(),
-        "deployer": state.deployer,
-        "prometheus": state.prometheus_url,
-        "analysis": [m.model_dump(mode="json") for m in state.analysis[-analyses:]],
-        "created": state.created,
-        "updated": state.updated,
-    }

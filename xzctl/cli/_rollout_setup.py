@@ -1,0 +1,212 @@
+"""What a `rollout` command acts on: its deployer, its Prometheus client and analysis, its settings and options.
+
+The options every command on a recorded rollout takes are one object (`Recorded`), declared once: `option_set`
+adds its fields to a command's signature, so the commands list only their own flags.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import typer
+from pydantic import ValidationError
+
+from xzctl.cli._common import Output, OutputOption, StateDirOption
+from xzctl.cli.check import BasicAuthOption, BearerTokenOption, HeaderOption, _headers
+from xzctl.errors import BadInputError, UnknownStateError
+from xzctl.images import check_reference, load_catalog
+from xzctl.manifests.pins import ImagePins
+from xzctl.prom import PrometheusClient
+from xzctl.rollout.analysis import Analyzer, split_credentials
+from xzctl.rollout.deploy import Deployer, SimulatorDeployer, StackDeployer
+from xzctl.rollout.engine import RolloutEngine
+from xzctl.rollout.plan import METRIC_SERVICE
+from xzctl.rollout.state import RolloutState, Settings, StateStore
+from xzctl.rollout.transitions import EventSink
+from xzctl.sandbox import SandboxInfo, SimulatorClient, sandbox_status
+from xzctl.spec import Fleet, load_fleet
+
+Auth = tuple[str | None, str | None, list[str] | None]  # bearer token, basic auth, headers
+
+IdArgument = typer.Argument(None, help="Rollout id (default: the latest unfinished one).", show_default=False)
+AcceptSpecOption = typer.Option(
+    False, "--accept-spec-change", help="Carry on although the fleet spec changed since the rollout started."
+)
+WriteSpecOption = typer.Option(
+    None,
+    "--write-spec/--no-write-spec",
+    help="Once promoted, pin the image in the fleet spec (comment-preserving). Default: ask on a terminal.",
+    show_default=False,
+)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The options of resume, promote and abort: which rollout, Prometheus credentials, state dir, output."""
+
+    rollout_id: str | None = IdArgument
+    bearer_token: str | None = BearerTokenOption
+    basic_auth: str | None = BasicAuthOption
+    header: list[str] | None = HeaderOption
+    state_dir: Path | None = StateDirOption
+    output: Output = OutputOption
+
+    @property
+    def auth(self) -> Auth:
+        return self.bearer_token, self.basic_auth, self.header
+
+
+@dataclass(frozen=True)
+class CarryOn(Recorded):
+    """resume and promote: they may meet a changed spec and end promoted."""
+
+    accept_spec_change: bool = AcceptSpecOption
+    write_spec: bool | None = WriteSpecOption
+
+
+def option_set(group: type[Recorded], name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command every field of the dataclass `group` as an option, passed to it as one object `name`."""
+    hints = get_type_hints(group)
+    params = [
+        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
+        for f in fields(group)
+    ]
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != name]
+
+        @functools.wraps(command)
+        def wrapper(**values: Any) -> None:
+            values_of_group = group(**{f.name: values.pop(f.name) for f in fields(group)})
+            command(**values, **{name: values_of_group})
+
+        wrapper.__signature__ = inspect.Signature([*own, *params])  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def sandbox_instance(info: SandboxInfo) -> str:
+    return f"{info.started_at:.3f}/{info.pids.get('simulator', 0)}"
+
+
+def build_deployer(config: dict[str, Any], store: StateStore, rollout_id: str = "") -> Deployer:
+    """The deployer a rollout state names (so `resume` drives the same target as `canary` did)."""
+    force = f"xzctl rollout abort {rollout_id} --force" if rollout_id else "xzctl sandbox up"
+    if config.get("kind") == "sandbox":
+        info = sandbox_status(store.root)
+        now = sandbox_instance(info) if info is not None and all(info.alive().values()) else None
+        if config.get("instance") and now != config["instance"]:
+            raise UnknownStateError(
+                f"the sandbox this rollout deploys to ({config['simulator_url']}) is gone"
+                + (" (another sandbox runs now)" if now else ""),
+                hint=f"nothing can restore its nodes: {force}",
+            )
+        client = SimulatorClient(str(config["simulator_url"]))
+        return SimulatorDeployer(client.control, client.state, client.url, str(config.get("instance", "")))
+    if config.get("kind") == "pulumi":
+        return _stack_deployer(str(config["stack"]), str(config["fleet"]), config.get("state_dir"))
+    raise BadInputError(f"unknown deployer {config!r} in the rollout state", hint=force)
+
+
+def _stack_deployer(template: str, fleet_path: str, state_dir: str | None) -> StackDeployer:
+    fleet = load_fleet(fleet_path).fleet
+    regions = {name: [n.id for n in region.edge_nodes] for name, region in fleet.regions.items()}
+    if "{region}" not in template and len(regions) > 1:
+        raise BadInputError(
+            f"--stack {template!r} names one stack but the fleet has {len(regions)} regions",
+            hint="use a template like org/xzctl/{region}",
+        )
+    # Imported only when a production rollout runs; checked before anything is recorded or deployed.
+    from xzctl.provision import check_pulumi_cli, up
+    from xzctl.provision.automation import check_passphrase
+
+    check_pulumi_cli()
+    check_passphrase()
+
+    def update(region: str, pins: ImagePins) -> None:
+        up(template.replace("{region}", region), fleet_path, pins=pins, state=state_dir)
+
+    return StackDeployer(update, regions, {"stack": template, "fleet": fleet_path, "state_dir": state_dir})
+
+
+def client(url: str, bearer_token: str | None, basic_auth: str | None, header: list[str] | None) -> PrometheusClient:
+    """A client whose URL carries no credentials: they go in headers, so no message can show them."""
+    clean, auth = split_credentials(url)
+    if basic_auth:  # the flag wins over credentials in the URL
+        user, sep, password = basic_auth.partition(":")
+        if not sep:
+            raise BadInputError("--basic-auth must be USER:PASSWORD")
+        auth = (user, password)
+    return PrometheusClient(clean, bearer_token=bearer_token, basic_auth=auth, headers=_headers(header))
+
+
+def analyzer(state: RolloutState, prometheus: PrometheusClient, store: StateStore) -> Analyzer:
+    scrape = scrape_interval(state.deployer, store)
+    return Analyzer(prometheus, METRIC_SERVICE[state.service], state.thresholds, scrape_interval_seconds=scrape)
+
+
+def scrape_interval(config: dict[str, Any], store: StateStore) -> float:
+    """How often Prometheus scrapes the nodes: the sandbox's setting, else the spec's metrics interval."""
+    if config.get("kind") == "sandbox":
+        info = sandbox_status(store.root)
+        return float(info.scrape_interval_seconds) if info is not None else 1.0
+    fleet = load_fleet(str(config["fleet"])).fleet
+    return float(max(n.monitoring.metrics_interval_seconds for n in fleet.edge_nodes()))
+
+
+def recorded_engine(
+    store: StateStore,
+    state: RolloutState,
+    auth: Auth,
+    on_event: EventSink,
+    *,
+    analysis: bool = True,
+) -> RolloutEngine:
+    """The engine of a recorded rollout; `analysis` False (abort) needs no Prometheus credentials."""
+    if analysis and state.prometheus_auth and not any(auth) and not state.terminal:
+        raise BadInputError(
+            f"rollout {state.id} was started with Prometheus credentials ({', '.join(state.prometheus_auth)}), "
+            "which are never recorded",
+            hint="pass them again: --bearer-token / --basic-auth / --header, or $XZCTL_PROMETHEUS_TOKEN",
+        )
+    deployer = build_deployer(state.deployer, store, state.id)
+    return RolloutEngine(
+        store, state, deployer, analyzer(state, client(state.prometheus_url, *auth), store), on_event=on_event
+    )
+
+
+def settings(**values: Any) -> Settings:
+    try:
+        parsed = Settings(**values)
+    except ValidationError as exc:
+        field = str(exc.errors()[0]["loc"][0])
+        unit = " (in seconds)" if field.endswith("_seconds") else ""
+        flag = field.removesuffix("_seconds").replace("_", "-")
+        raise BadInputError(f"--{flag}: {exc.errors()[0]['msg']}{unit}") from None
+    return parsed.model_copy(update={"window_seconds": parsed.window})  # recorded resolved, not as "default"
+
+
+def skips(values: list[str] | None) -> dict[str, str]:
+    """`NODE` or `NODE=why` -> {node: why}."""
+    out: dict[str, str] = {}
+    for value in values or []:
+        node, _, why = value.partition("=")
+        out[node.strip()] = why.strip() or "--skip-node"
+    return out
+
+
+def catalog_warmup(fleet: Fleet, service: str, image: str, catalog: Path | None, *, production: bool) -> float:
+    """Check `image` against the catalog (and the fleet's model for `service`); its warm-up in seconds."""
+    model = fleet.edge_nodes()[0].services.inference().get(service)
+    known = load_catalog(catalog)
+    check_reference(known, image, service, production=production, model=model.model if model else None)
+    from xzctl.images.catalog import ImageRef
+
+    listed = known.by_repository(ImageRef.parse(image).repository)
+    return float(listed.info.warmup_seconds if listed is not None else 0)
