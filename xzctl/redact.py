@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
 MIN_LENGTH = 4  # shorter values would mask ordinary words
@@ -56,6 +56,7 @@ def split_url_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     parts = urlsplit(url)
     if parts.username is None and parts.password is None:
         return url, None
-    register(parts.password)
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    register(parts.password, password)
     host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=host)), (parts.username or "", parts.password or "")
+    return urlunsplit(parts._replace(netloc=host)), (user, password)

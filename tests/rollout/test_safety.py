@@ -22,7 +22,7 @@ from xzctl.cli import run
 from xzctl.errors import BadInputError, ConflictError, UnknownStateError
 from xzctl.manifests.pins import spec_pins
 from xzctl.prom import Sample
-from xzctl.rollout.analysis import split_credentials
+from xzctl.redact import split_url_credentials
 from xzctl.rollout.deploy import choose_deployer
 from xzctl.rollout.engine import RolloutEngine, new_rollout
 from xzctl.rollout.plan import canary_nodes, promoted_pins
@@ -201,7 +201,7 @@ def test_bug6_dry_run_names_deployer_prometheus_order_thresholds_and_hides_crede
     ],
 )
 def test_bug7_credentials_in_a_url_are_split_off(url: str, clean: str, auth: tuple[str, str] | None) -> None:
-    assert split_credentials(url) == (clean, auth)
+    assert split_url_credentials(url) == (clean, auth)
 
 
 def test_bug7_an_operator_abort_exits_3(example_fleet: Fleet, tmp_path: Path) -> None:

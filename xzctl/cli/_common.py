@@ -140,28 +140,50 @@ def option_set(cls: type[Any], name: str) -> Callable[[Callable[..., Any]], Call
     return decorate
 
 
+BearerTokenOption = typer.Option(
+    None, "--bearer-token", envvar="XZCTL_PROMETHEUS_TOKEN", help="Bearer token for Prometheus.", show_default=False
+)
+BasicAuthOption = typer.Option(
+    None, "--basic-auth", envvar="XZCTL_PROMETHEUS_BASIC_AUTH", help="USER:PASSWORD for Prometheus.", show_default=False
+)
+HeaderOption = typer.Option(
+    None, "--header", "-H", help="Extra HTTP header 'Name: value' (repeatable), e.g. X-Scope-OrgID: fleet-a."
+)
+
+
 @dataclasses.dataclass(frozen=True)
-class PrometheusOptions:
-    """The Prometheus options of every live command (check, capacity; rollout after the merge)."""
+class PrometheusAuth:
+    """Credentials and headers for Prometheus, given again to every command that reads it."""
+
+    bearer_token: str | None = BearerTokenOption
+    basic_auth: str | None = BasicAuthOption
+    header: list[str] | None = HeaderOption
+
+    def given(self) -> list[str]:
+        """Which kinds of credentials the flags gave (recorded by name, never by value)."""
+        kinds = (("--bearer-token", self.bearer_token), ("--basic-auth", self.basic_auth), ("--header", self.header))
+        return [kind for kind, value in kinds if value]
+
+    def bind(self, url: str, source: str) -> PrometheusTarget:
+        """A target at `url` with these credentials (a URL's own user:password becomes basic auth)."""
+        return PrometheusTarget(
+            url,
+            source=source,
+            bearer_token=self.bearer_token,
+            basic_auth=parse_basic_auth(self.basic_auth),
+            headers=parse_headers(self.header),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class PrometheusOptions(PrometheusAuth):
+    """The Prometheus options of every live command (check, capacity, images diff, rollout canary)."""
 
     prometheus: str | None = typer.Option(
         None,
         "--prometheus",
-        help="Prometheus URL. Default: $XZCTL_PROMETHEUS_URL, else the running sandbox's.",
+        help="Prometheus URL. Default: $XZCTL_PROMETHEUS_URL, else the context's, else the running sandbox's.",
         show_default=False,
-    )
-    bearer_token: str | None = typer.Option(
-        None, "--bearer-token", envvar="XZCTL_PROMETHEUS_TOKEN", help="Bearer token for Prometheus.", show_default=False
-    )
-    basic_auth: str | None = typer.Option(
-        None,
-        "--basic-auth",
-        envvar="XZCTL_PROMETHEUS_BASIC_AUTH",
-        help="USER:PASSWORD for Prometheus.",
-        show_default=False,
-    )
-    header: list[str] | None = typer.Option(  # noqa: RUF009 - a declaration for typer, not a shared default
-        None, "--header", "-H", help="Extra HTTP header 'Name: value' (repeatable), e.g. X-Scope-OrgID: fleet-a."
     )
     timeout: float = typer.Option(
         10.0, "--timeout", min=0.001, help="Seconds per round of Prometheus queries (connect, answer and retries)."
@@ -172,23 +194,22 @@ class PrometheusOptions:
     )
     state_dir: Path | None = StateDirOption
 
-    def target(self, *, context_url: str | None = None) -> PrometheusTarget:
-        """The target by the one rule (flag > env > context > running sandbox)."""
+    def target(self) -> PrometheusTarget:
+        """The target by the one rule (flag > env > context > running sandbox); a context's URL brings its auth."""
+        from xzctl.cli._context import active
         from xzctl.sandbox import current_prometheus_url, default_state_dir
 
+        context = active()
         url, source = resolve_url(
             self.prometheus,
             os.environ,
-            context_url=context_url,
+            context_url=context[1].prometheus if context else None,
             sandbox_url=current_prometheus_url(self.state_dir or default_state_dir()),
         )
-        return PrometheusTarget(
-            url,
-            source=source,
-            bearer_token=self.bearer_token,
-            basic_auth=parse_basic_auth(self.basic_auth),
-            headers=parse_headers(self.header),
-            timeout=self.timeout,
-            retries=self.retries,
-            max_response_bytes=self.max_response_size,
+        auth: PrometheusAuth = self
+        if context is not None and source == "context" and not (self.bearer_token or self.basic_auth):
+            auth = PrometheusAuth(context[1].bearer_token(), context[1].basic_auth(), self.header)
+        target = auth.bind(url, f"context {context[0]}" if source == "context" and context else source)
+        return dataclasses.replace(
+            target, timeout=self.timeout, retries=self.retries, max_response_bytes=self.max_response_size
         )

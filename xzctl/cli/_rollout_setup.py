@@ -6,23 +6,19 @@ adds its fields to a command's signature, so the commands list only their own fl
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
 import typer
 from pydantic import ValidationError
 
-from xzctl.cli._common import Output, OutputOption, StateDirOption
-from xzctl.cli.check import BasicAuthOption, BearerTokenOption, HeaderOption, _headers
+from xzctl.cli._common import Output, OutputOption, PrometheusAuth, StateDirOption
 from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.images import check_reference, load_catalog
 from xzctl.manifests.pins import ImagePins
 from xzctl.prom import PrometheusClient
-from xzctl.rollout.analysis import Analyzer, split_credentials
+from xzctl.rollout.analysis import Analyzer
 from xzctl.rollout.deploy import Deployer, SimulatorDeployer, StackDeployer
 from xzctl.rollout.engine import RolloutEngine
 from xzctl.rollout.plan import METRIC_SERVICE
@@ -30,8 +26,6 @@ from xzctl.rollout.state import RolloutState, Settings, StateStore
 from xzctl.rollout.transitions import EventSink
 from xzctl.sandbox import SandboxInfo, SimulatorClient, sandbox_status
 from xzctl.spec import Fleet, load_fleet
-
-Auth = tuple[str | None, str | None, list[str] | None]  # bearer token, basic auth, headers
 
 IdArgument = typer.Argument(None, help="Rollout id (default: the latest unfinished one).", show_default=False)
 AcceptSpecOption = typer.Option(
@@ -46,19 +40,12 @@ WriteSpecOption = typer.Option(
 
 
 @dataclass(frozen=True)
-class Recorded:
+class Recorded(PrometheusAuth):
     """The options of resume, promote and abort: which rollout, Prometheus credentials, state dir, output."""
 
     rollout_id: str | None = IdArgument
-    bearer_token: str | None = BearerTokenOption
-    basic_auth: str | None = BasicAuthOption
-    header: list[str] | None = HeaderOption
     state_dir: Path | None = StateDirOption
     output: Output = OutputOption
-
-    @property
-    def auth(self) -> Auth:
-        return self.bearer_token, self.basic_auth, self.header
 
 
 @dataclass(frozen=True)
@@ -67,28 +54,6 @@ class CarryOn(Recorded):
 
     accept_spec_change: bool = AcceptSpecOption
     write_spec: bool | None = WriteSpecOption
-
-
-def option_set(group: type[Recorded], name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Give a command every field of the dataclass `group` as an option, passed to it as one object `name`."""
-    hints = get_type_hints(group)
-    params = [
-        inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=hints[f.name])
-        for f in fields(group)
-    ]
-
-    def decorate(command: Callable[..., None]) -> Callable[..., None]:
-        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != name]
-
-        @functools.wraps(command)
-        def wrapper(**values: Any) -> None:
-            values_of_group = group(**{f.name: values.pop(f.name) for f in fields(group)})
-            command(**values, **{name: values_of_group})
-
-        wrapper.__signature__ = inspect.Signature([*own, *params])  # type: ignore[attr-defined]
-        return wrapper
-
-    return decorate
 
 
 def sandbox_instance(info: SandboxInfo) -> str:
@@ -135,17 +100,6 @@ def _stack_deployer(template: str, fleet_path: str, state_dir: str | None) -> St
     return StackDeployer(update, regions, {"stack": template, "fleet": fleet_path, "state_dir": state_dir})
 
 
-def client(url: str, bearer_token: str | None, basic_auth: str | None, header: list[str] | None) -> PrometheusClient:
-    """A client whose URL carries no credentials: they go in headers, so no message can show them."""
-    clean, auth = split_credentials(url)
-    if basic_auth:  # the flag wins over credentials in the URL
-        user, sep, password = basic_auth.partition(":")
-        if not sep:
-            raise BadInputError("--basic-auth must be USER:PASSWORD")
-        auth = (user, password)
-    return PrometheusClient(clean, bearer_token=bearer_token, basic_auth=auth, headers=_headers(header))
-
-
 def analyzer(state: RolloutState, prometheus: PrometheusClient, store: StateStore) -> Analyzer:
     scrape = scrape_interval(state.deployer, store)
     return Analyzer(prometheus, METRIC_SERVICE[state.service], state.thresholds, scrape_interval_seconds=scrape)
@@ -163,13 +117,13 @@ def scrape_interval(config: dict[str, Any], store: StateStore) -> float:
 def recorded_engine(
     store: StateStore,
     state: RolloutState,
-    auth: Auth,
+    auth: PrometheusAuth,
     on_event: EventSink,
     *,
     analysis: bool = True,
 ) -> RolloutEngine:
     """The engine of a recorded rollout; `analysis` False (abort) needs no Prometheus credentials."""
-    if analysis and state.prometheus_auth and not any(auth) and not state.terminal:
+    if analysis and state.prometheus_auth and not auth.given() and not state.terminal:
         raise BadInputError(
             f"rollout {state.id} was started with Prometheus credentials ({', '.join(state.prometheus_auth)}), "
             "which are never recorded",
@@ -177,7 +131,11 @@ def recorded_engine(
         )
     deployer = build_deployer(state.deployer, store, state.id)
     return RolloutEngine(
-        store, state, deployer, analyzer(state, client(state.prometheus_url, *auth), store), on_event=on_event
+        store,
+        state,
+        deployer,
+        analyzer(state, auth.bind(state.prometheus_url, "recorded").client(), store),
+        on_event=on_event,
     )
 
 

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import typer
@@ -52,12 +52,11 @@ from xzctl.cli._common import (
     promql_duration,
     stdout,
 )
-from xzctl.cli._context import active, context_heading, context_url
+from xzctl.cli._context import context_heading
 from xzctl.cli._fleet import load
 from xzctl.cli._layout import Column, print_table
 from xzctl.errors import BadInputError
 from xzctl.prom import PrometheusClient
-from xzctl.prom.target import parse_basic_auth
 from xzctl.spec import Fleet
 
 BAD = (Status.CRIT, Status.UNKNOWN)
@@ -107,12 +106,7 @@ def live(
 
     window = promql_duration(window, "--window")
     where = prom.state_dir or default_state_dir()
-    context = active()  # flags > environment > context > sandbox
-    target = prom.target(context_url=context_url())
-    if context is not None and target.source == "context" and not (target.bearer_token or target.basic_auth):
-        target = replace(
-            target, bearer_token=context[1].bearer_token(), basic_auth=parse_basic_auth(context[1].basic_auth())
-        )
+    target = prom.target()  # flags > environment > context > sandbox
     # Talking to the running sandbox: its scrape interval is known, and its simulator can run a drill.
     sandbox = (
         sandbox_status(where) if target.source == "sandbox" or target.url == current_prometheus_url(where) else None
@@ -132,10 +126,7 @@ def live(
         history_seconds=parse_duration(history, "--history") if history else 0,
         scrape_interval_seconds=interval,
     )
-    where_from = (
-        "sandbox" if sandbox else f"context {context[0]}" if target.source == "context" and context else target.source
-    )
-    heading = f"{context_heading()} · prometheus {target.url} ({where_from}) · fleet {fleet.metadata.name}"
+    heading = f"{context_heading()} · prometheus {target.url} ({target.source}) · fleet {fleet.metadata.name}"
     heading += f" · {planned.note}" if planned.note else ""
     with target.client() as client:
         yield Live(fleet, client, options, sandbox.simulator_url if sandbox else None, heading)

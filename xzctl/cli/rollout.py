@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,18 +11,26 @@ from rich.markup import escape
 
 from xzctl.cli import _rollout_setup as setup
 from xzctl.cli import _rollout_view as view
-from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, parse_duration, stderr
-from xzctl.cli._rollout_setup import CarryOn, Recorded, WriteSpecOption, option_set
-from xzctl.cli.check import URL_ENV, BasicAuthOption, BearerTokenOption, HeaderOption
+from xzctl.cli._common import (
+    FleetOption,
+    Output,
+    OutputOption,
+    PrometheusOptions,
+    StateDirOption,
+    option_set,
+    parse_duration,
+    stderr,
+)
+from xzctl.cli._rollout_setup import CarryOn, Recorded, WriteSpecOption
 from xzctl.errors import BadInputError, ConflictError
 from xzctl.manifests.pins import spec_pins
-from xzctl.rollout.analysis import split_credentials, thresholds_from_fleet
+from xzctl.rollout.analysis import thresholds_from_fleet
 from xzctl.rollout.deploy import choose_deployer
 from xzctl.rollout.engine import RolloutEngine, new_rollout
 from xzctl.rollout.plan import METRIC_SERVICE, normalise_service, plan_steps
 from xzctl.rollout.state import RolloutState, StateStore
 from xzctl.rollout.transitions import force_abort
-from xzctl.sandbox import current_prometheus_url, sandbox_status
+from xzctl.sandbox import sandbox_status
 from xzctl.spec import load_fleet
 
 HELP = """Node-by-node canary rollouts of catalog images, judged on live metrics.
@@ -37,21 +44,18 @@ Fail closed: a step passes only on --checks successful measurements, each over s
 Locks: a rollout locks every edge node it may change; a second rollout on any of them is refused (exit 5) until the first ends, even if its process died: resume or abort it. Rollouts on disjoint nodes run.
 
 --force (abort): when the deploy target is gone (a replaced sandbox, a deleted cluster), mark the rollout aborted without deploying and release its locks; then check the nodes by hand.
+
+Example: xzctl rollout canary asr registry.xiaozhi.example/inference/asr:1.2.0 --region beijing --deployer sandbox
 """
 
 app = typer.Typer(help=HELP, no_args_is_help=True)
 
-PrometheusOption = typer.Option(
-    None,
-    "--prometheus",
-    help=f"Prometheus URL (credentials in it are used, never shown). Default: the running sandbox's, else ${URL_ENV}.",
-    show_default=False,
-)
 ABORT_WAIT_SECONDS = 120.0  # how long `abort` waits for a running rollout to restore the previous images
 WATCH_MAX_SECONDS = 24 * 3600.0
 
 
 @app.command()
+@option_set(PrometheusOptions, "prom")
 def canary(
     service: str = typer.Argument(..., help="Service: vad, asr, tts, llm, xiaozhi-server, coordinator."),
     image: str = typer.Argument(..., help="Catalog image reference, e.g. registry.xiaozhi.example/inference/asr:1.2.0"),
@@ -81,11 +85,7 @@ def canary(
     ),
     fleet: Path | None = FleetOption,
     catalog: Path | None = typer.Option(None, "--catalog", envvar="XZCTL_CATALOG", help="Image catalog directory."),
-    prometheus: str | None = PrometheusOption,
-    bearer_token: str | None = BearerTokenOption,
-    basic_auth: str | None = BasicAuthOption,
-    header: list[str] | None = HeaderOption,
-    state_dir: Path | None = StateDirOption,
+    prom: PrometheusOptions,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Say what would happen and stop: nothing is deployed or recorded."
     ),
@@ -98,7 +98,7 @@ def canary(
 
     Example: xzctl rollout canary asr registry.xiaozhi.example/inference/asr:1.2.0 --region beijing --interval 60s --checks 5
     """
-    store = StateStore(state_dir)
+    store = StateStore(prom.state_dir)
     sandbox = sandbox_status(store.root)
     sandbox_up = sandbox is not None and all(sandbox.alive().values())
     if fleet is None and deployer != "pulumi" and sandbox_up and sandbox is not None:
@@ -119,12 +119,17 @@ def canary(
     skips = setup.skips(skip_node)
     steps = plan_steps(loaded.fleet, name, region, only=node, skip=list(skips))
     thresholds = thresholds_from_fleet(loaded.fleet, METRIC_SERVICE[name])
-    url = prometheus or current_prometheus_url(store.root) or os.environ.get(URL_ENV) or ""
+    try:
+        prometheus = prom.target()  # flags > environment > context > sandbox, as for every live command
+    except BadInputError:
+        if not dry_run:
+            raise
+        prometheus = None  # a dry run needs no Prometheus: it says there is none
     plan: dict[str, Any] = {
         "service": name,
         "image": image,
         "deployer": kind,
-        "prometheus": split_credentials(url)[0] if url else "(none: pass --prometheus)",
+        "prometheus": prometheus.url if prometheus else "(none: pass --prometheus)",
         "fleet": loaded.source,
         "settings": settings.model_dump(),
         "thresholds": thresholds.model_dump(),
@@ -133,13 +138,9 @@ def canary(
         "steps": [{"name": s.name, "region": s.region, "nodes": s.nodes} for s in steps],
     }
     view.say_plan(plan, "the sandbox simulator" if kind == "sandbox" else f"Pulumi stacks {stack}")
-    if dry_run:
+    if dry_run or prometheus is None:
         view.dry_run(plan, steps, skips, output)
         return
-    if not url:
-        raise BadInputError(
-            "no Prometheus to judge the canary", hint=f"pass --prometheus URL, set ${URL_ENV}, or start a sandbox"
-        )
     if kind == "sandbox":
         assert sandbox is not None
         config = {
@@ -150,17 +151,19 @@ def canary(
     else:
         config = {"kind": "pulumi", "stack": stack, "fleet": loaded.source, "state_dir": str(store.root)}
     target = setup.build_deployer(config, store)
-    client = setup.client(url, bearer_token, basic_auth, header)
     baseline = target.current() or spec_pins(loaded.fleet)
-    used = [kind for kind, given in (("credentials in the URL", split_credentials(url)[1]), ("--bearer-token",
-            bearer_token), ("--basic-auth", basic_auth), ("--header", header)) if given]  # fmt: skip
+    used = prom.given()  # recorded by kind, never by value: resume asks for them again
+    if (prometheus.basic_auth or prometheus.bearer_token) and not used:
+        used.append(
+            "the context's credentials" if prometheus.source.startswith("context") else "credentials in the URL"
+        )
     state = new_rollout(
         loaded.fleet, loaded.source, name, image, rollout_id=store.new_id(name), baseline=baseline, settings=settings,
-        thresholds=thresholds, deployer=target, prometheus_url=split_credentials(url)[0], first_region=region,
+        thresholds=thresholds, deployer=target, prometheus_url=prometheus.url, first_region=region,
         only_nodes=node, skip_nodes=skips,
     )  # fmt: skip
     state.prometheus_auth = used
-    engine = RolloutEngine(store, state, target, setup.analyzer(state, client, store), on_event=view.live)
+    engine = RolloutEngine(store, state, target, setup.analyzer(state, prometheus.client(), store), on_event=view.live)
     _drive(engine, output, write_spec)
 
 
@@ -182,7 +185,7 @@ def _engine(store: StateStore, options: Recorded, state: RolloutState | None = N
             ) -> RolloutEngine:  # fmt: skip
     """The engine of the rollout `options` name (or of `state`, already loaded)."""
     state = state or (store.load(options.rollout_id) if options.rollout_id else store.latest())
-    return setup.recorded_engine(store, state, options.auth, view.live, analysis=analysis)
+    return setup.recorded_engine(store, state, options, view.live, analysis=analysis)
 
 
 @app.command()

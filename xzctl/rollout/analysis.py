@@ -17,7 +17,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.metrics import contract as c
@@ -176,16 +175,3 @@ class Analyzer:
         if errors:
             parts.append(f"errors canary {errors['canary']:.3%} vs stable {errors['stable']:.3%}")
         return Result.SUCCESS, ", ".join(parts) or "every check within its KPI"
-
-
-def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
-    """The URL without user:password (what messages and the state file may show), and those credentials."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url, None
-    host = parts.hostname or ""
-    netloc = f"[{host}]" if ":" in host else host
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return clean, (unquote(parts.username or ""), unquote(parts.password or ""))
