@@ -15,7 +15,6 @@ checks treat them as missing data.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import math
@@ -26,87 +25,34 @@ import time
 from base64 import b64encode
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from xzctl.errors import BadInputError, UnknownStateError
+from xzctl.prom.deadline import Deadline
+from xzctl.prom.results import Sample, Series, parse_matrix, parse_vector
 from xzctl.redact import redact, register, split_url_credentials
+
+# Where callers import them from since before the split.
+__all__ = [
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "Deadline",
+    "PrometheusClient",
+    "Sample",
+    "Series",
+    "parse_matrix",
+    "parse_vector",
+]
 
 _TRANSIENT_STATUS = frozenset({502, 503, 504})
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 _CHUNK = 64 * 1024
 _T = TypeVar("_T")
-_S = TypeVar("_S", "Sample", "Series")
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One element of an instant vector (or the single value of a scalar answer, with no labels)."""
-
-    labels: dict[str, str]
-    value: float
-    timestamp: float
-
-    @property
-    def is_nan(self) -> bool:
-        return math.isnan(self.value)
-
-
-@dataclass(frozen=True, slots=True)
-class Series:
-    """One series of a range query: its labels and (timestamp, value) points in time order."""
-
-    labels: dict[str, str]
-    points: list[tuple[float, float]] = field(default_factory=list)
 
 
 class _ExpiredError(Exception):
     """The deadline passed (or the round was stopped) while a request was in flight."""
-
-
-class Deadline:
-    """One point in time shared by the requests of a query or a round; past it, their sockets are shut."""
-
-    def __init__(self, seconds: float) -> None:
-        self.at = time.monotonic() + seconds
-        self.seconds = seconds
-        self._stopped = threading.Event()
-        self._lock = threading.Lock()
-        self._socks: set[socket.socket] = set()
-        self._timer = threading.Timer(seconds, self.stop)
-        self._timer.daemon = True
-        self._timer.start()
-
-    def remaining(self) -> float:
-        if self._stopped.is_set():
-            return 0.0
-        return max(self.at - time.monotonic(), 0.0)
-
-    @property
-    def expired(self) -> bool:
-        return self.remaining() <= 0
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._socks.add(sock)
-        if self.expired:  # stopped between connect and watch: do not wait for the next read to notice
-            self.stop()
-
-    def unwatch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._socks.discard(sock)
-
-    def stop(self) -> None:
-        """Expire now and unblock every read in flight (shutdown wakes a blocked recv at once)."""
-        self._stopped.set()
-        self._timer.cancel()
-        with self._lock:
-            socks = list(self._socks)
-        for sock in socks:
-            with contextlib.suppress(OSError):  # already closed
-                sock.shutdown(socket.SHUT_RDWR)
 
 
 class PrometheusClient:
@@ -344,64 +290,8 @@ class PrometheusClient:
         return data
 
 
-_MALFORMED = (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError)
-
-
-def parse_vector(data: dict[str, Any], who: str) -> list[Sample]:
-    """The `data` of an instant query as samples; anything else than a vector or scalar is UnknownStateError."""
-    kind, result = data.get("resultType"), data.get("result")
-    try:
-        if kind == "vector" and isinstance(result, list):
-            samples = [Sample(_labels(r["metric"]), _value(r["value"][1]), _time(r["value"][0])) for r in result]
-            return _unique(samples, who)
-        if kind == "scalar" and isinstance(result, list) and len(result) == 2:
-            return [Sample({}, _value(result[1]), _time(result[0]))]
-    except _MALFORMED as exc:
-        raise UnknownStateError(f"{who}: malformed vector ({type(exc).__name__})") from exc
-    raise UnknownStateError(f"{who}: a {str(kind)[:40]!r} answer, not an instant vector")
-
-
-def parse_matrix(data: dict[str, Any], who: str) -> list[Series]:
-    """The `data` of a range query as series; anything else than a matrix is UnknownStateError."""
-    kind, result = data.get("resultType"), data.get("result")
-    if kind != "matrix" or not isinstance(result, list):
-        raise UnknownStateError(f"{who}: a {str(kind)[:40]!r} answer, not a matrix")
-    try:
-        series = [Series(_labels(r["metric"]), [(_time(t), _value(v)) for t, v in r["values"]]) for r in result]
-    except _MALFORMED as exc:
-        raise UnknownStateError(f"{who}: malformed matrix ({type(exc).__name__})") from exc
-    return _unique(series, who)
-
-
-def _unique(items: list[_S], who: str) -> list[_S]:
-    # Prometheus never answers one series twice: a duplicate means the answer is not what was asked.
-    if len({frozenset(i.labels.items()) for i in items}) != len(items):
-        raise UnknownStateError(f"{who}: the same series twice")
-    return items
-
-
 def _fmt(seconds: float) -> str:
     return f"{seconds:.3f}"
-
-
-def _labels(metric: Any) -> dict[str, str]:
-    if not isinstance(metric, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metric.items()):
-        raise TypeError("labels are not a map of strings")
-    return metric  # a fresh dict from the JSON decoder: no copy needed
-
-
-def _value(raw: Any) -> float:
-    # The API sends values as strings ("NaN", "+Inf" included); a bare number is accepted too.
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-        raise TypeError(f"value {raw!r} is not a number")
-    return float(raw)
-
-
-def _time(raw: Any) -> float:
-    value = _value(raw)
-    if not math.isfinite(value):
-        raise ValueError(f"timestamp {raw!r} is not finite")
-    return value
 
 
 def _api_error(body: bytes) -> str:
