@@ -1,0 +1,122 @@
+"""Region-wide edge objects: NVIDIA time-slicing, NetworkPolicies and the monitoring custom resources."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import yaml
+
+from xzctl.manifests import k8s
+from xzctl.manifests.edge_common import DEVICE_PLUGIN_CONFIG, DEVICE_PLUGIN_NAMESPACE, JOB_LABEL, SERVICE_LABEL
+from xzctl.manifests.k8s import MONITORING_NAMESPACE, REGION_LABEL, Obj
+from xzctl.metrics.contract import EDGE_JOB
+from xzctl.spec.models import Region
+
+
+def time_slicing(region: Region) -> list[Obj]:
+    """The NVIDIA device plugin's config, one `time-slicing-N` entry per sharing factor the region's nodes use.
+
+    The same ConfigMap, names and format `xzctl bootstrap` installs with the plugin (ansible role
+    k3s_server): each GPU node picks its entry by its `nvidia.com/device-plugin.config` label. The stack
+    keeps it sized from the spec, so raising time_slicing_replicas needs no re-bootstrap.
+    """
+    from xzctl.spec.validate import node_gpu_demand
+
+    factors = sorted(
+        {
+            n.capacity.gpu.time_slicing_replicas
+            for n in region.edge_nodes
+            if n.capacity.gpu.count and node_gpu_demand(n) > n.capacity.gpu.count
+        }
+    )
+    if not factors or factors == [1]:
+        return []
+    data = {}
+    for replicas in factors:
+        sharing = {
+            "renameByDefault": False,
+            # A service may ask for several slots (the edge LLM's gpu_per_replica 2).
+            "failRequestsGreaterThanOne": False,
+            "resources": [{"name": "nvidia.com/gpu", "replicas": replicas}],
+        }
+        data[f"time-slicing-{replicas}"] = yaml.safe_dump(
+            {"version": "v1", "sharing": {"timeSlicing": sharing}}, sort_keys=False
+        )
+    lbls = k8s.labels("gpu-sharing", extra={REGION_LABEL: region.name})
+    # Bootstrap created it first: server-side apply takes the fields over instead of failing on "already exists".
+    annotations = {"pulumi.com/patchForce": "true"}
+    return [k8s.config_map(DEVICE_PLUGIN_CONFIG, DEVICE_PLUGIN_NAMESPACE, lbls, data, annotations)]
+
+
+def _services(*names: str) -> Obj:
+    return {"matchExpressions": [{"key": SERVICE_LABEL, "operator": "In", "values": list(names)}]}
+
+
+def network_policies(ns: str, service_ports: Mapping[str, int]) -> list[Obj]:
+    """Default deny, then one allow per flow the fleet needs."""
+    inference = sorted(s for s in ("vad", "asr", "tts", "llm") if s in service_ports)
+    callers = [{"podSelector": _services("xiaozhi_server", "coordinator")}]
+    monitoring = k8s.from_namespace(MONITORING_NAMESPACE)
+    return [
+        k8s.network_policy(ns, "default-deny", {}, ingress=[], egress=[]),
+        k8s.network_policy(ns, "allow-dns", {}, egress=[k8s.DNS_EGRESS]),
+        # Devices come through the ingress controller or straight to the node: any source, two ports only.
+        k8s.network_policy(
+            ns,
+            "allow-devices-to-xiaozhi-server",
+            _services("xiaozhi_server"),
+            ingress=[{"ports": k8s.tcp_ports("ws", "http")}],
+        ),
+        k8s.network_policy(
+            ns, "allow-to-inference", _services(*inference), ingress=[{"from": callers, "ports": k8s.tcp_ports("http")}]
+        ),
+        k8s.network_policy(
+            ns, "allow-to-cache", _services("cache"), ingress=[{"from": callers, "ports": k8s.tcp_ports("redis")}]
+        ),
+        k8s.network_policy(
+            ns,
+            "allow-to-coordinator",
+            _services("coordinator"),
+            ingress=[
+                {"from": [{"podSelector": _services("xiaozhi_server")}], "ports": k8s.tcp_ports("http")},
+                {"from": [monitoring], "ports": k8s.tcp_ports("metrics")},
+            ],
+        ),
+        k8s.network_policy(
+            ns,
+            "allow-calls-in-namespace",
+            _services("xiaozhi_server", "coordinator"),
+            egress=[{"to": [{"podSelector": _services(*inference, "cache", "coordinator")}]}],
+        ),
+        # The server calls external LLM/TTS APIs and the coordinator the cloud router: HTTPS out only.
+        k8s.network_policy(
+            ns, "allow-https-out", _services("xiaozhi_server", "coordinator"), egress=[{"ports": k8s.tcp_ports(443)}]
+        ),
+    ]
+
+
+def monitoring(region: Region, ns: str, rule_groups: list[Obj]) -> list[Obj]:
+    interval = min(n.monitoring.metrics_interval_seconds for n in region.edge_nodes)
+    relabel = [
+        {"sourceLabels": ["__meta_kubernetes_service_label_xiaozhi_io_region"], "targetLabel": "region"},
+        {"sourceLabels": ["__meta_kubernetes_service_label_xiaozhi_io_edge_node"], "targetLabel": "node"},
+    ]
+    lbls = k8s.labels("monitoring", extra={REGION_LABEL: region.name})
+    monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": k8s.meta(EDGE_JOB, ns, lbls),
+        "spec": {
+            "jobLabel": JOB_LABEL,
+            "selector": {"matchLabels": {JOB_LABEL: EDGE_JOB}},
+            "namespaceSelector": {"matchNames": [ns]},
+            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": f"{interval}s", "relabelings": relabel}],
+        },
+    }
+    rules = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": k8s.meta(f"{EDGE_JOB}-rules", ns, lbls),
+        "spec": {"groups": rule_groups},
+    }
+    return [monitor, rules]
