@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from pydantic import ValidationError
@@ -82,6 +82,10 @@ def load_fleet(path: str | Path | None = None) -> LoadedFleet:
     return LoadedFleet(fleet=fleet, source=str(spec_path), warnings=problems)
 
 
+class _Fail(Protocol):
+    def __call__(self, message: str, fix: str, line: int | None = None, path: Path_ = ()) -> FleetSpecError: ...
+
+
 def read_spec_document(spec_path: Path) -> tuple[dict[str, Any], dict[Path_, int]]:
     """The YAML document as plain data, and the line of each path in it."""
     file = str(spec_path)
@@ -90,43 +94,8 @@ def read_spec_document(spec_path: Path) -> tuple[dict[str, Any], dict[Path_, int
         message = "".join(c if c.isprintable() else " " for c in message)  # YAML errors span lines
         return FleetSpecError([SpecProblem(file=file, path=format_path(path), message=message, fix=fix, line=line)])
 
-    try:
-        size = spec_path.stat().st_size
-        if size > MAX_SPEC_BYTES:
-            raise fail(
-                f"file is {size:,} bytes, more than the {MAX_SPEC_BYTES:,} a fleet spec may have",
-                "split the fleet or check that this is the right file",
-            )
-        data = spec_path.read_bytes()
-    except FileNotFoundError:
-        raise fail("no such file", "pass --fleet FILE or set XZCTL_FLEET") from None
-    except IsADirectoryError:
-        raise fail("is a directory, not a fleet spec file", "pass the YAML file itself") from None
-    except PermissionError:
-        raise fail("permission denied", "make the file readable") from None
-    if b"\x00" in data:
-        raise fail("file is binary, not YAML", "pass the fleet spec YAML file")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise fail(f"file is not UTF-8 text (byte {exc.start})", "save the spec as UTF-8") from None
-    if not text.strip():
-        raise fail("file is empty", "start from the bundled example: xzctl fleet example > fleet.yaml")
-    try:
-        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark is not None else None
-        what = exc.problem or "YAML syntax error"
-        raise fail(f"YAML syntax error: {what}", "fix the YAML syntax at that line", line) from None
-    except yaml.YAMLError as exc:
-        raise fail(f"YAML error: {exc}", "fix the YAML syntax") from None
-    documents = [d for d in documents if d is not None]
-    if not documents:
-        raise fail("file holds no YAML document", "start from the bundled example")
-    if len(documents) > 1:
-        raise fail("file holds several YAML documents", "keep one fleet per file", documents[1].start_mark.line + 1)
-    root = documents[0]
+    text = _read_text(spec_path, fail)
+    root = _compose(text, fail)
     lines: dict[Path_, int] = {}
     count = _index_lines(root, (), lines, MAX_YAML_NODES)
     if count > MAX_YAML_NODES:
@@ -154,6 +123,53 @@ def read_spec_document(spec_path: Path) -> tuple[dict[str, Any], dict[Path_, int
             1,
         )
     return raw, lines
+
+
+def _read_text(spec_path: Path, fail: _Fail) -> str:
+    """The file as UTF-8 text, refused when too big, missing, binary or empty."""
+    try:
+        size = spec_path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise fail(
+                f"file is {size:,} bytes, more than the {MAX_SPEC_BYTES:,} a fleet spec may have",
+                "split the fleet or check that this is the right file",
+            )
+        data = spec_path.read_bytes()
+    except FileNotFoundError:
+        raise fail("no such file", "pass --fleet FILE or set XZCTL_FLEET") from None
+    except IsADirectoryError:
+        raise fail("is a directory, not a fleet spec file", "pass the YAML file itself") from None
+    except PermissionError:
+        raise fail("permission denied", "make the file readable") from None
+    if b"\x00" in data:
+        raise fail("file is binary, not YAML", "pass the fleet spec YAML file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise fail(f"file is not UTF-8 text (byte {exc.start})", "save the spec as UTF-8") from None
+    if not text.strip():
+        raise fail("file is empty", "start from the bundled example: xzctl fleet example > fleet.yaml")
+    return text
+
+
+def _compose(text: str, fail: _Fail) -> yaml.Node:
+    """The one YAML document of the text, as a node graph (aliases not expanded yet)."""
+    try:
+        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        what = exc.problem or "YAML syntax error"
+        raise fail(f"YAML syntax error: {what}", "fix the YAML syntax at that line", line) from None
+    except yaml.YAMLError as exc:
+        raise fail(f"YAML error: {exc}", "fix the YAML syntax") from None
+    documents = [d for d in documents if d is not None]
+    if not documents:
+        raise fail("file holds no YAML document", "start from the bundled example")
+    if len(documents) > 1:
+        raise fail("file holds several YAML documents", "keep one fleet per file", documents[1].start_mark.line + 1)
+    root: yaml.Node = documents[0]
+    return root
 
 
 def _first_non_plain(data: Any, path: Path_) -> tuple[Path_, str] | None:

@@ -77,18 +77,7 @@ def cross_checks(fleet: Fleet, *, file: str, lines: dict[Path_, int]) -> list[Sp
     for region_name, region in fleet.regions.items():
         for index, node in enumerate(region.edge_nodes):
             path: Path_ = ("regions", region_name, "edge_nodes", index)  # by position: ids may be duplicated
-            if node.region != region_name:
-                add(
-                    (*path, "region"),
-                    f"node says region {node.region!r} but is listed under {region_name!r}",
-                    "drop the field or move the node",
-                )
-            if len(node.id) > MAX_NODE_ID:
-                add(
-                    (*path, "id"),
-                    f"edge node id {node.id!r} has {len(node.id)} characters, more than {MAX_NODE_ID}",
-                    "shorten it: Kubernetes names derived from it (<id>-xiaozhi-server-canary) must fit 63",
-                )
+            _node_naming(node, region_name, path, add)
             if ids[node.id] > 1 and node.id in seen_ids:
                 add((*path, "id"), f"duplicate edge node id {node.id!r}", "give every edge node a unique id")
             seen_ids.add(node.id)
@@ -99,34 +88,7 @@ def cross_checks(fleet: Fleet, *, file: str, lines: dict[Path_, int]) -> list[Sp
                     "each edge node needs its own hostname",
                 )
             seen_hosts.add(node.public_hostname)
-            cap = node.capacity
-            if node.devices > cap.max_devices:
-                add(
-                    (*path, "devices"),
-                    f"{node.devices} devices assigned but max_devices is {cap.max_devices}",
-                    "move devices to another node or raise capacity.max_devices",
-                )
-            demand, slots = node_gpu_demand(node), cap.gpu.slots
-            if demand > slots:
-                add(
-                    (*path, "services"),
-                    f"services need {demand} GPU slots but the node has {cap.gpu.count} GPUs x "
-                    f"{cap.gpu.time_slicing_replicas} time-slicing replicas = {slots} slots",
-                    "lower replicas or gpu_per_replica, or raise capacity.gpu.time_slicing_replicas",
-                )
-            cpu, mem = node_cpu_memory_requests(node)
-            if cpu > cap.cpu_cores:
-                add(
-                    (*path, "services"),
-                    f"pods request {cpu:g} CPU cores but the node has {cap.cpu_cores}",
-                    "lower replicas or resources.cpu_request",
-                )
-            if mem > cap.memory_gb * 2**30:
-                add(
-                    (*path, "services"),
-                    f"pods request {mem / 2**30:.1f} GiB (Redis limit included) but the node has {cap.memory_gb} GB",
-                    "lower replicas, resources.memory_request or cache.memory_limit",
-                )
+            _node_capacity(node, path, add)
         if region.devices > region.max_devices:
             add(
                 ("regions", region_name),
@@ -135,17 +97,71 @@ def cross_checks(fleet: Fleet, *, file: str, lines: dict[Path_, int]) -> list[Sp
             )
 
     if fleet.metadata.environment is Environment.PRODUCTION:
-        for path, image in all_images(fleet):
-            if "@sha256:" not in image:
-                add(
-                    path,
-                    f"image {image!r} is not pinned by digest, which production requires",
-                    "use the digest from the image catalog: xzctl images show NAME",
-                )
-
+        _digest_pins(fleet, add)
     _alert_coherence(fleet, add)
     _cost_coherence(fleet, add)
     _autoscaling_budget(fleet, add)
+    _fleet_totals(fleet, add)
+    return problems
+
+
+def _node_naming(node: EdgeNode, region_name: str, path: Path_, add: _Add) -> None:
+    if node.region != region_name:
+        add(
+            (*path, "region"),
+            f"node says region {node.region!r} but is listed under {region_name!r}",
+            "drop the field or move the node",
+        )
+    if len(node.id) > MAX_NODE_ID:
+        add(
+            (*path, "id"),
+            f"edge node id {node.id!r} has {len(node.id)} characters, more than {MAX_NODE_ID}",
+            "shorten it: Kubernetes names derived from it (<id>-xiaozhi-server-canary) must fit 63",
+        )
+
+
+def _node_capacity(node: EdgeNode, path: Path_, add: _Add) -> None:
+    cap = node.capacity
+    if node.devices > cap.max_devices:
+        add(
+            (*path, "devices"),
+            f"{node.devices} devices assigned but max_devices is {cap.max_devices}",
+            "move devices to another node or raise capacity.max_devices",
+        )
+    demand, slots = node_gpu_demand(node), cap.gpu.slots
+    if demand > slots:
+        add(
+            (*path, "services"),
+            f"services need {demand} GPU slots but the node has {cap.gpu.count} GPUs x "
+            f"{cap.gpu.time_slicing_replicas} time-slicing replicas = {slots} slots",
+            "lower replicas or gpu_per_replica, or raise capacity.gpu.time_slicing_replicas",
+        )
+    cpu, mem = node_cpu_memory_requests(node)
+    if cpu > cap.cpu_cores:
+        add(
+            (*path, "services"),
+            f"pods request {cpu:g} CPU cores but the node has {cap.cpu_cores}",
+            "lower replicas or resources.cpu_request",
+        )
+    if mem > cap.memory_gb * 2**30:
+        add(
+            (*path, "services"),
+            f"pods request {mem / 2**30:.1f} GiB (Redis limit included) but the node has {cap.memory_gb} GB",
+            "lower replicas, resources.memory_request or cache.memory_limit",
+        )
+
+
+def _digest_pins(fleet: Fleet, add: _Add) -> None:
+    for path, image in all_images(fleet):
+        if "@sha256:" not in image:
+            add(
+                path,
+                f"image {image!r} is not pinned by digest, which production requires",
+                "use the digest from the image catalog: xzctl images show NAME",
+            )
+
+
+def _fleet_totals(fleet: Fleet, add: _Add) -> None:
     gpus = fleet.cloud.gpu_servers.gpus
     if fleet.cloud.llm_gpu_demand > gpus:
         add(
@@ -162,7 +178,6 @@ def cross_checks(fleet: Fleet, *, file: str, lines: dict[Path_, int]) -> list[Sp
             "raise the KPI or assign fewer devices",
             "warning",
         )
-    return problems
 
 
 def _alert_coherence(fleet: Fleet, add: _Add) -> None:
