@@ -12,8 +12,6 @@ from xzctl.spec.models import EdgeNode
 
 SERVICE_LABEL = "xiaozhi.io/service"
 JOB_LABEL = "xiaozhi.io/job"
-DEVICE_PLUGIN_NAMESPACE = "kube-system"
-DEVICE_PLUGIN_CONFIG = "nvidia-device-plugin-config"
 SERVER_HOME = "/opt/xiaozhi-esp32-server"
 SENSEVOICE_MODEL = "models/SenseVoiceSmall/model.pt"
 METRICS_PORT = 9090

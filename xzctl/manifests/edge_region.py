@@ -7,10 +7,13 @@ from collections.abc import Mapping
 import yaml
 
 from xzctl.manifests import k8s
-from xzctl.manifests.edge_common import DEVICE_PLUGIN_CONFIG, DEVICE_PLUGIN_NAMESPACE, JOB_LABEL, SERVICE_LABEL
+from xzctl.manifests.edge_common import JOB_LABEL, SERVICE_LABEL
 from xzctl.manifests.k8s import MONITORING_NAMESPACE, REGION_LABEL, Obj
 from xzctl.metrics.contract import EDGE_JOB
 from xzctl.spec.models import Region
+
+DEVICE_PLUGIN_NAMESPACE = "kube-system"
+DEVICE_PLUGIN_CONFIG = "nvidia-device-plugin-config"
 
 
 def time_slicing(region: Region) -> list[Obj]:
