@@ -158,8 +158,9 @@ def instance_paths() -> dict[type[BaseModel], tuple[str | int, ...]]:
         elif isinstance(obj, dict):
             for key, value in obj.items():
                 walk(value, (*path, key))
-        elif isinstance(obj, list) and obj:
-            walk(obj[0], (*path, 0))
+        elif isinstance(obj, list):  # every item: a list may hold several kinds (receivers)
+            for i, item in enumerate(obj):
+                walk(item, (*path, i))
 
     fleet = example()[0]
     # Nodes carry their profile's sections expanded: edit those, not the profile (which only feeds the loader).

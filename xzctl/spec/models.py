@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from xzctl.spec.quantity import parse_cpu, parse_memory
-from xzctl.spec.types import S3_URL, HostAddress, HttpUrl, LabelText, LocalPath
+from xzctl.spec.types import S3_URL, EmailAddress, HostAddress, HttpUrl, LabelText, LocalPath
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 HOSTNAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
@@ -553,10 +553,6 @@ class QueueBacklogAlert(Strict):
     for_: Duration = Field(default="5m", alias="for")
 
 
-AlertUrl = Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")]
-EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
-
-
 class SlackReceiver(Strict):
     api_url: SecretRef = Field(description="the incoming-webhook URL (it carries the token)")
     channel: Annotated[str, Field(pattern=r"^[#@]?[\w.-]{1,80}$")] | None = None
@@ -566,7 +562,7 @@ class BridgeReceiver(Strict):
     """WeChat Work and DingTalk robots take their own message format: Alertmanager posts to a bridge
     (e.g. prometheus-webhook-dingtalk) that holds the robot's URL and token."""
 
-    bridge_url: AlertUrl
+    bridge_url: HttpUrl
     robot_url: SecretRef = Field(description="the robot webhook with its token; given to the bridge only")
 
 
@@ -574,14 +570,14 @@ class EmailReceiver(Strict):
     to: EmailAddress
     from_: EmailAddress = Field(alias="from")
     smarthost: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$")]
-    auth_username: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    auth_username: LabelText | None = None
     auth_password: SecretRef | None = None
 
 
 class Receiver(Strict):
     """One place a notification goes: exactly one of webhook, slack, wechat_work, dingtalk, email."""
 
-    webhook: AlertUrl | None = None  # a URL without a token, e.g. the operator's own alert router
+    webhook: HttpUrl | None = None  # a URL without a token, e.g. the operator's own alert router
     slack: SlackReceiver | None = None
     wechat_work: BridgeReceiver | None = None
     dingtalk: BridgeReceiver | None = None

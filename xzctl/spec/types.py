@@ -83,6 +83,10 @@ def _plain_matching(pattern: re.Pattern[str], message: str) -> Callable[[str], s
 local_path = _plain_matching(
     _PATH, "not a plain file path: use letters, digits and _ . ~ / + @ : = , - (no spaces or quotes)"
 )
+# An e-mail address (Alertmanager templates its to/from fields: no delimiters may reach them).
+email_address = _plain_matching(
+    re.compile(r"^[^@\s\"'<>,;]+@[^@\s\"'<>,;]+$"), "not an e-mail address: write e.g. oncall@example.com"
+)
 # A short single-line name for people.
 label_text = _plain_matching(_LABEL, "a name of at most 128 letters, digits, spaces and . : / + @ ( ) - _ characters")
 
@@ -92,4 +96,5 @@ HostAddress = Annotated[
 ]
 LocalPath = Annotated[str, AfterValidator(local_path), Field(description="file path on the operator's machine")]
 HttpUrl = Annotated[str, AfterValidator(http_url), Field(description="http(s) URL, no credentials or templates")]
+EmailAddress = Annotated[str, AfterValidator(email_address), Field(description="e-mail address")]
 LabelText = Annotated[str, AfterValidator(label_text), Field(description="a short single-line name")]
