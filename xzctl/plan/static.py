@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from xzctl.spec.failover import NodeLoad, Placement, may_leave_region, place, spec_loads
 from xzctl.spec.models import CapexKind, EdgeNode, Fleet, Region
 from xzctl.spec.validate import node_gpu_demand
 
@@ -120,16 +121,35 @@ def region_loss(region: Region) -> RegionLoss:
     return RegionLoss(lost, remaining, short, add)
 
 
-def _spare(region: Region) -> int:
-    return max(0, region.max_devices - region.devices)
+def _loss(fleet: Fleet, loads: list[NodeLoad], lost: EdgeNode) -> Placement:
+    """The shared failover model (xzctl.spec.failover) on spec numbers: where `lost`'s devices go."""
+    index = next(i for i, n in enumerate(loads) if n.node == lost.id)
+    same = [i for i, n in enumerate(loads) if n.region == lost.region and i != index]
+    other = [i for i, n in enumerate(loads) if n.region != lost.region]
+    leavable = lost.devices if may_leave_region(fleet, lost) else 0
+    return place(loads, lost.devices, leavable=leavable, same=same, other=other)
+
+
+def _spare(loads: list[NodeLoad], region: str) -> int:
+    """Free device slots on the nodes outside `region` (a node over its capacity offers none)."""
+    return sum(max(0, n.max_devices - n.devices) for n in loads if n.region != region)
+
+
+def _no_way_out(fleet: Fleet, lost: EdgeNode) -> str:
+    if not fleet.regions[lost.region].cross_region_failover:
+        return " (cross_region_failover off)"
+    return f" (networking.failover_enabled off on {lost.id})"
 
 
 def n_plus_one_rows(fleet: Fleet) -> list[PlanRow]:
     """Lose the largest edge node of each region: does the rest (or the fleet, with failover) hold its devices?"""
+    loads = spec_loads(fleet)
     rows = []
     for name, region in fleet.regions.items():
         loss = region_loss(region)
-        lost, remaining, short = loss.lost, loss.remaining, loss.short
+        lost, remaining = loss.lost, loss.remaining
+        placed = _loss(fleet, loads, lost)
+        short = lost.devices - placed.same_region
         check = f"lose {lost.id}"
         if short <= 0:
             rows.append(
@@ -142,37 +162,38 @@ def n_plus_one_rows(fleet: Fleet) -> list[PlanRow]:
                     "devices",
                     Verdict.OK,
                     f"the other {len(region.edge_nodes) - 1} node(s) hold all {region.devices:,} devices "
-                    f"({-short:,} slots spare)",
+                    f"({remaining - region.devices:,} slots spare)",
                 )
             )
             continue
         fix = f"add {loss.nodes_to_add} edge node(s) of {lost.capacity.max_devices} devices to {name}"
-        elsewhere = sum(_spare(r) for other, r in fleet.regions.items() if other != name)
-        if region.cross_region_failover and short <= elsewhere:
+        if not placed.unserved:
             verdict = Verdict.WARN
             reason = (
-                f"{name} keeps {remaining:,} of {region.devices:,} devices; {short:,} fail over to other regions "
-                f"({elsewhere:,} spare slots there) at higher latency; {fix}"
+                f"{name} keeps {region.devices - short:,} of {region.devices:,} devices; {short:,} fail over to other "
+                f"regions ({_spare(loads, name):,} spare slots there) at higher latency; {fix}"
             )
         else:
             verdict = Verdict.FAIL
-            moved = min(short, elsewhere) if region.cross_region_failover else 0
-            where = (
-                f", {moved:,} fit in other regions" if region.cross_region_failover else " (cross_region_failover off)"
+            moved = placed.other_regions
+            where = f", {moved:,} fit in other regions" if may_leave_region(fleet, lost) else _no_way_out(fleet, lost)
+            reason = (
+                f"{placed.unserved:,} devices left without an edge node: {name} holds {region.devices - short:,} "
+                f"of {region.devices:,}{where}; {fix}"
             )
-            reason = f"{short - moved:,} devices left without an edge node: {name} holds {remaining:,} of {region.devices:,}{where}; {fix}"
         rows.append(PlanRow("n+1", name, check, region.devices, remaining, "devices", verdict, reason))
 
     nodes = fleet.edge_nodes()
     lost = _largest(nodes)
     capacity = sum(n.capacity.max_devices for n in nodes) - lost.capacity.max_devices
-    short = fleet.devices - capacity
-    if short <= 0:
-        verdict, reason = Verdict.OK, f"the fleet holds all {fleet.devices:,} devices ({-short:,} slots spare)"
+    unserved = _loss(fleet, loads, lost).unserved
+    if not unserved:
+        verdict = Verdict.OK
+        reason = f"the fleet holds all {fleet.devices:,} devices ({capacity - fleet.devices:,} slots spare)"
     else:
         verdict = Verdict.FAIL
         reason = (
-            f"{short:,} of {fleet.devices:,} devices left without an edge node when the fleet loses one node "
+            f"{unserved:,} of {fleet.devices:,} devices left without an edge node when the fleet loses one node "
             f"({capacity:,} slots remain)"
         )
     rows.append(PlanRow("n+1", "fleet", f"lose {lost.id}", fleet.devices, capacity, "devices", verdict, reason))
