@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from xzctl.checks.failover import NodeLoad, simulate_all, simulate_loss
+from xzctl.checks.failover import simulate_all, simulate_loss
 from xzctl.checks.verdict import Status
+from xzctl.spec.failover import NodeLoad
 
 
 def _load(
