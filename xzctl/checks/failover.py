@@ -232,10 +232,14 @@ class DrillResult:
     seconds: float | None  # from stop to expected_back served again; None when never reached
     kpi_seconds: int
     reason: str
+    # The failover check's verdict for losing this node: the drill's status is never better than it.
+    simulated_status: Status = Status.OK
+    simulated_unserved: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(vars(self))
         data["status"] = str(self.status)
+        data["simulated_status"] = str(self.simulated_status)
         data["seconds"] = None if self.seconds is None else round(self.seconds, 2)
         return data
 
@@ -292,22 +296,19 @@ def drill(
             time.sleep(poll_seconds)
     finally:
         restore()
+    simulated = (verdict.status, verdict.unserved)
     if seconds is None:
         missing = "the node never disappeared from Prometheus" if back is None else f"{expected - back} devices missing"
-        return DrillResult(
-            node_id,
-            Status.CRIT,
-            before,
-            cap.devices,
-            expected,
-            back,
-            None,
-            kpi,
-            f"not back after {bound:g} s: {missing}",
-        )
-    status = Status.OK if seconds <= kpi else Status.CRIT
-    reason = f"{cap.devices} devices served elsewhere after {seconds:.1f} s ({'<=' if status is Status.OK else '>'} KPI {kpi} s)"
-    return DrillResult(node_id, status, before, cap.devices, expected, back, seconds, kpi, reason)
+        reason = f"not back after {bound:g} s: {missing}"
+        return DrillResult(node_id, Status.CRIT, before, cap.devices, expected, back, None, kpi, reason, *simulated)
+    timely = seconds <= kpi
+    placed = cap.devices - verdict.unserved
+    reason = f"{placed} devices served elsewhere after {seconds:.1f} s ({'<=' if timely else '>'} KPI {kpi} s)"
+    if verdict.status is not Status.OK:
+        # The drill times the devices the simulation could place; it does not make the loss survivable.
+        reason += f"; the simulation of this loss is {verdict.status}: {verdict.reason}"
+    status = worst([Status.OK if timely else Status.CRIT, verdict.status])
+    return DrillResult(node_id, status, before, cap.devices, expected, back, seconds, kpi, reason, *simulated)
 
 
 def _fleet_devices(client: PrometheusClient, promql: str) -> int:
