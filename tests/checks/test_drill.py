@@ -12,10 +12,10 @@ import pytest
 
 from xzctl.checks.capacity import Capacity, CapacityReport
 from xzctl.checks.failover import FailoverReport, FailureVerdict, drill
-from xzctl.checks.verdict import Status
 from xzctl.prom import PrometheusClient
 from xzctl.prom.client import Sample
 from xzctl.spec import Fleet
+from xzctl.status import Status
 
 NODE = "bj-edge-03"
 BEFORE = 994

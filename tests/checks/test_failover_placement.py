@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from xzctl.checks.failover import simulate_all, simulate_loss
-from xzctl.checks.verdict import Status
 from xzctl.spec.failover import NodeLoad
+from xzctl.status import Status
 
 
 def _load(

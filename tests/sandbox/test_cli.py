@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from tests.fixtures.sandbox import _pid_gone
+from tests.fixtures.sandbox import pid_gone
 from xzctl.cli import run
 from xzctl.sandbox import SimulatorClient
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.live
 
 
 def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
@@ -46,6 +46,6 @@ def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
         assert '"devices" must be an integer' in capsys.readouterr().err
     finally:
         assert run(["sandbox", "down"]) == 0
-    assert all(_pid_gone(pid) for pid in info["pids"].values())
+    assert all(pid_gone(pid) for pid in info["pids"].values())
     assert run(["sandbox", "up", "--history", "soon"]) == 2
     assert "--history 'soon' is not a duration" in capsys.readouterr().err

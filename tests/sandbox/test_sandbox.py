@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import stat
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.sandbox import _pid_gone, wait_for_query
+from tests.fixtures.sandbox import pid_gone, wait_for_query
 from xzctl.errors import BadInputError, ExternalToolError
 from xzctl.metrics import queries as q
 from xzctl.sandbox import (
     SandboxAlreadyUpError,
+    SandboxInfo,
     current_prometheus_url,
     sandbox_status,
     start_sandbox,
@@ -21,7 +21,7 @@ from xzctl.sandbox import (
     target_health,
 )
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.live
 
 
 def test_up_scrapes_every_node_then_down_leaves_no_process(sandbox_factory, example_fleet) -> None:
@@ -39,15 +39,16 @@ def test_up_scrapes_every_node_then_down_leaves_no_process(sandbox_factory, exam
         start_sandbox(None, box.state_dir)
 
     stop_sandbox(box.state_dir)
-    assert all(_pid_gone(pid) for pid in box.pids.values())
+    assert all(pid_gone(pid) for pid in box.pids.values())
     assert sandbox_status(box.state_dir) is None
     assert current_prometheus_url(box.state_dir) is None
     assert not Path(box.work_dir).exists()
 
 
-def test_history_is_queryable_from_the_first_minute(sandbox_factory) -> None:
-    box = sandbox_factory(history=timedelta(hours=3), seed=7)
-    assert box.history is not None and box.history["step_seconds"] == 60
+def test_history_is_queryable_from_the_first_minute(sandbox: SandboxInfo) -> None:
+    box = sandbox  # the session's sandbox starts with two days of backfilled history
+    # Whole minutes; two days of 7 nodes fit the sample budget at a 3-minute step.
+    assert box.history is not None and box.history["step_seconds"] % 60 == 0
     # Two hours ago is only in the backfilled blocks; the same series names and labels as live scrapes.
     two_hours_ago = time.time() - 7200
     old = wait_for_query(box.prometheus_url, q.active_devices(), lambda s: len(s) == 7, 20, at=two_hours_ago)
@@ -109,7 +110,7 @@ def test_ctrl_c_during_up_leaves_no_process_and_no_state(tmp_path, monkeypatch) 
     monkeypatch.setattr(run_module, "_http_ok", interrupted)
     with pytest.raises(KeyboardInterrupt):
         start_sandbox(None, tmp_path / "state", scrape_interval_seconds=1)
-    assert len(spawned) == 2 and all(_pid_gone(pid) for pid in spawned)
+    assert len(spawned) == 2 and all(pid_gone(pid) for pid in spawned)
     assert sandbox_status(tmp_path / "state") is None
     assert list((tmp_path / "state" / "sandbox").iterdir()) == []
 

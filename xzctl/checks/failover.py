@@ -18,12 +18,12 @@ from typing import Any
 
 from xzctl.checks.capacity import Capacity, CapacityReport
 from xzctl.checks.snapshot import FleetSnapshot
-from xzctl.checks.verdict import Status, worst
 from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.metrics import queries as q
 from xzctl.prom import PrometheusClient
 from xzctl.spec import Fleet
 from xzctl.spec.failover import NodeLoad, place
+from xzctl.status import Status, worst
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from xzctl.plan.economics import economics, judge
 from xzctl.spec.failover import NodeLoad, Placement, may_leave_region, place, spec_loads
 from xzctl.spec.models import CapexKind, EdgeNode, Fleet, Region
 from xzctl.spec.validate import node_gpu_demand
+from xzctl.status import Status
 
 # Below this share of free device slots a region has no room for a traffic spike or a slow drain.
 MIN_HEADROOM = 0.10
@@ -22,9 +24,16 @@ CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "
 
 
 class Verdict(StrEnum):
+    """The plan's words for xzctl.status.Status: a spec that would fail in production is a "fail" (crit)."""
+
     OK = "ok"
     WARN = "warn"
     FAIL = "fail"
+
+    @classmethod
+    def of(cls, status: Status) -> Verdict:
+        # A static plan has no unknown: every figure is arithmetic on the spec.
+        return {Status.OK: cls.OK, Status.WARN: cls.WARN}.get(status, cls.FAIL)
 
 
 @dataclass(frozen=True)
@@ -269,31 +278,22 @@ def _unit_price(fleet: Fleet, kind: CapexKind) -> float:
     return next((i.unit_price for i in fleet.cost.capex if i.kind is kind), 0.0)
 
 
-def _payback(capex: float, net: float) -> float | None:
-    return capex / net if net > 0 else None
-
-
 def _years(years: float | None) -> str:
     return "never: the fleet loses money" if years is None else f"{years:.1f} years"
 
 
-def _within(value: float | None, limit: float, over: Verdict = Verdict.FAIL) -> Verdict:
-    return Verdict.OK if value is not None and value <= limit else over
-
-
 def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -> list[PlanRow]:
-    """Capex, opex, revenue, net, payback and cost per device, as the seed's ROI table computes them."""
+    """Capex, opex, revenue, net, payback and cost per device: xzctl.plan.economics on the spec's devices."""
     cost, cur = fleet.cost, fleet.cost.currency
-    capex, opex = cost.capex_total, cost.opex_total
-    revenue = fleet.devices * cost.revenue_per_device_year
-    net = revenue - opex
+    e = economics(fleet, fleet.devices)
+    capex, opex, revenue, net = e.capex, e.opex_year, e.revenue_year, e.net_year
     th = cost.thresholds
 
     def row(check: str, value: float | None, limit: float | None, unit: str, outcome: tuple[Verdict, str]) -> PlanRow:
         return PlanRow("cost", "fleet", check, value, limit, unit, *outcome)
 
     ok = Verdict.OK
-    payback = _payback(capex, net)
+    payback = e.payback_years
     rows = [
         row("capex", capex, None, cur, (ok, f"{money(capex, cur)} over {len(cost.capex)} items")),
         row("opex per year", opex, None, cur, (ok, f"{money(opex, cur)} over {len(cost.opex_yearly)} items")),
@@ -320,7 +320,7 @@ def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -
             th.max_payback_years,
             "years",
             (
-                _within(payback, th.max_payback_years),
+                Verdict.of(judge(payback, th.max_payback_years)),
                 f"capex {money(capex, cur)} / net {money(net, cur)} = {_years(payback)}",
             ),
         ),
@@ -330,7 +330,7 @@ def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -
         extra = missing_edge_nodes * _unit_price(fleet, CapexKind.EDGE_SERVER) + missing_gpu_servers * _unit_price(
             fleet, CapexKind.CLOUD_GPU_SERVER
         )
-        fixed = _payback(capex + extra, net)
+        fixed = (capex + extra) / net if net > 0 else None
         reason = (
             f"with the {missing_edge_nodes} edge node(s) N+1 needs and the {missing_gpu_servers} cloud GPU "
             f"server(s) the LLMs need: capex {money(capex + extra, cur)} (+{money(extra, cur)}), "
@@ -342,12 +342,11 @@ def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -
                 fixed,
                 th.max_payback_years,
                 "years",
-                (_within(fixed, th.max_payback_years), reason),
+                (Verdict.of(judge(fixed, th.max_payback_years)), reason),
             )
         )
 
-    yearly = opex + capex / cost.depreciation_years
-    per_device = yearly / fleet.devices / 12 if fleet.devices else None
+    per_device = e.cost_per_device_month
     reason = (
         f"(opex {money(opex, cur)} + capex {money(capex, cur)} / {cost.depreciation_years:g} years) "
         f"/ {fleet.devices:,} devices / 12 = {money(per_device, cur)}"
@@ -360,14 +359,12 @@ def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -
             per_device,
             th.max_cost_per_device_month,
             cur,
-            (_within(per_device, th.max_cost_per_device_month), reason),
+            (Verdict.of(judge(per_device, th.max_cost_per_device_month)), reason),
         )
     )
 
-    capacity = sum(r.max_devices for r in fleet.regions.values())
-    idle = 1 - fleet.devices / capacity
-    reason = f"{capacity - fleet.devices:,} of {capacity:,} device slots paid for and unused ({idle:.1%})"
-    rows.append(
-        row("idle capacity", idle, th.max_idle_share, "share", (_within(idle, th.max_idle_share, Verdict.WARN), reason))
-    )
+    idle = e.idle_share
+    reason = f"{e.slots - fleet.devices:,} of {e.slots:,} device slots paid for and unused ({idle:.1%})"
+    idle_verdict = Verdict.of(judge(idle, th.max_idle_share, over=Status.WARN))
+    rows.append(row("idle capacity", idle, th.max_idle_share, "share", (idle_verdict, reason)))
     return rows
