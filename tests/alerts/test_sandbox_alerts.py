@@ -4,19 +4,20 @@ is healthy, pending as soon as a bad canary ships."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
 from tests.fixtures.sandbox import wait_for_query, wait_scraped_since
 from xzctl.alerts.rules import P95_BY_TRACK
-from xzctl.sandbox import SimulatorClient
+from xzctl.sandbox import SandboxInfo, SimulatorClient
 
 pytestmark = pytest.mark.live
 NODE = "sh-edge-02"
 BAD = "registry.xiaozhi.example/inference/tts:2.0.0-rc1"
 
 
-def test_healthy_fleet_raises_no_alert_and_a_bad_canary_does(sandbox_factory) -> None:
+def test_healthy_fleet_raises_no_alert_and_a_bad_canary_does(sandbox_factory: Callable[..., SandboxInfo]) -> None:
     # A sandbox of its own: the shared one carries the burn-rate windows of earlier overload scenarios.
     box = sandbox_factory(seed=11)
     # recording rules have data once two scrapes of every node are in

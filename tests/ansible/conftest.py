@@ -1,5 +1,5 @@
 """The sshd fixture for the playbook tests (shared with tests/bootstrap)."""
 
-from tests.ansible.sshd import sshd
+from tests.fixtures.sshd import sshd
 
 __all__ = ["sshd"]

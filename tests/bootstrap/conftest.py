@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.ansible.sshd import SshServer, sshd
+from tests.fixtures.sshd import SshServer, sshd
 from xzctl.spec import Fleet
 
 __all__ = ["ansible_env", "closed_port", "loopback_fleet", "sshd"]

@@ -113,7 +113,10 @@ def test_node_of_the_spec_without_metrics_is_unknown(sandbox: SandboxInfo, tmp_p
     path.write_text(yaml.safe_dump(doc))
     fleet = load_fleet(path).fleet
     # On a loaded machine one report can miss a scrape of bj-edge-01 (stale for a moment): wait for a clean one.
-    others_known = lambda r: r.nodes["bj-edge-01"].status is not Status.UNKNOWN  # noqa: E731
+
+    def others_known(report: CapacityReport) -> bool:
+        return report.nodes["bj-edge-01"].status is not Status.UNKNOWN
+
     report = report_when(box, fleet, "bj-edge-04", "no scrape target", also=others_known)
     assert_unknown(report, "bj-edge-04", "no scrape target for this node in job xiaozhi-edge")
     assert others_known(report), report.nodes["bj-edge-01"].reasons  # the others still have their verdicts

@@ -12,6 +12,7 @@ against 135 x 6 turns / 165 s = 4.9 turns/s at 90 %, 67 % busy, and its p95 near
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,10 @@ from xzctl.spec import Fleet
 pytestmark = pytest.mark.live
 
 OPTIONS = SnapshotOptions(window=f"{WINDOW_SECONDS}s", history_seconds=600, scrape_interval_seconds=1)
+
+
+def _control(sim: SimulatorClient, action: dict[str, Any]) -> None:
+    sim.control(action)
 
 
 @pytest.fixture
@@ -42,7 +47,7 @@ def test_capacity_at_90_percent_names_the_edge_llm_latency_as_first_limit(
     for node in report.nodes.values():
         assert node.devices == 135
         assert node.limit == "latency:llm", node.to_dict()
-        assert 0 < node.headroom < 15, node.to_dict()  # hit before max_devices
+        assert node.headroom is not None and 0 < node.headroom < 15, node.to_dict()  # hit before max_devices
         assert 1.0 < node.latency_p95["llm"] < 2.0
     assert report.status in (Status.OK, Status.WARN)
 
@@ -60,6 +65,7 @@ def test_capacity_at_95_percent_names_max_devices_as_first_limit(
         # 8 devices is under 10 % of 150: a warning, never a failure.
         assert node.status is Status.WARN
         assert any(r.startswith("headroom 8 devices") for r in node.reasons)
+        assert node.cpu is not None and node.gpu is not None
         assert 0 < node.cpu < 0.8 and 0 < node.gpu < 0.9
         assert set(node.latency_p95) == {"vad", "asr", "llm", "tts", "end_to_end"}
     beijing = report.regions["beijing"]
@@ -137,10 +143,8 @@ def test_drill_times_the_failover_against_the_kpi(sandbox: SandboxInfo, example_
             capacity,
             failover,
             "bj-edge-01",
-            stop=lambda: (
-                sim.control({"action": "node_down", "node": "bj-edge-01", "reconnect_seconds": [1, 3]}) and None
-            ),
-            restore=lambda: sim.control({"action": "node_up", "node": "bj-edge-01"}) and None,
+            stop=lambda: _control(sim, {"action": "node_down", "node": "bj-edge-01", "reconnect_seconds": [1, 3]}),
+            restore=lambda: _control(sim, {"action": "node_up", "node": "bj-edge-01"}),
             timeout_seconds=40,
             poll_seconds=0.25,
         )

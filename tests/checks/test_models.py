@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.checks.handmade import LATENCY, metrics, snapshot
+from tests.fixtures.handmade import LATENCY, metrics, snapshot
 from xzctl.checks import CapacityThresholds, Status, capacity_report, cost_check
 from xzctl.checks.snapshot import NodeMetrics
 from xzctl.plan import build_plan

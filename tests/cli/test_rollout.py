@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.render._golden import assert_golden
+from tests.fixtures.golden import assert_golden
 from tests.rollout._live import NEW_ASR, OLD_ASR, asr_images, ready
 from tests.rollout.test_state import make_state
 from xzctl.cli import run

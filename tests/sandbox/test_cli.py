@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,7 @@ from xzctl.sandbox import SimulatorClient
 pytestmark = pytest.mark.live
 
 
-def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
+def test_up_status_down(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XZCTL_STATE_DIR", str(tmp_path))
     assert run(["sandbox", "status"]) == 3
     assert "no sandbox is running" in capsys.readouterr().err
