@@ -4,7 +4,14 @@ import pytest
 
 from xzctl.spec import Fleet, bundled_example_path, load_fleet
 
-pytest_plugins = ["pytester", "tests.fixtures.tiers", "tests.fixtures.sandbox", "tests.fixtures.pulumi_mocks"]
+pytest_plugins = [
+    "pytester",
+    "tests.fixtures.tiers",
+    "tests.fixtures.sandbox",
+    "tests.fixtures.pulumi_mocks",
+    "tests.fixtures.sshd",
+    "tests.fixtures.bootstrap",
+]
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tests.bootstrap.conftest import write_fleet
+from tests.fixtures.bootstrap import write_fleet
 from tests.fixtures.sshd import close_ssh_masters
 from xzctl.bootstrap import BootstrapResult, HostSummary, Playbook
 from xzctl.cli import run

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bootstrap.conftest import TOKEN, ssh_env
+from tests.fixtures.bootstrap import TOKEN, ssh_env
 from tests.fixtures.sshd import SshServer
 from xzctl.bootstrap import BootstrapResult, HostStatus, Playbook, TaskEvent, bootstrap_region
 from xzctl.bootstrap.run import region_lock, state_folder
