@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.scenarios import ALL_95, WINDOW_SECONDS, pin, relaxed_fleet
-from xzctl.checks import SnapshotOptions, Status, capacity_report, check_all, drill, failover_check, take_snapshot
+from tests.fixtures.scenarios import ALL_95, WINDOW_SECONDS, known_snapshot, pin, relaxed_fleet
+from xzctl.checks import SnapshotOptions, Status, capacity_report, check_all, drill, failover_check
 from xzctl.prom import PrometheusClient
 from xzctl.sandbox import SandboxInfo, SimulatorClient
 from xzctl.spec import Fleet
@@ -43,7 +43,7 @@ def test_capacity_at_90_percent_names_the_edge_llm_latency_as_first_limit(
     # the 2 s KPI before 150 devices.
     box = pin(sandbox, {"beijing": 0.9, "shanghai": 0.9, "guangzhou": 0.9})
     with PrometheusClient(box.prometheus_url) as client:
-        report = capacity_report(take_snapshot(client, example_fleet, OPTIONS))
+        report = capacity_report(known_snapshot(client, example_fleet, OPTIONS))
     for node in report.nodes.values():
         assert node.devices == 135
         assert node.limit == "latency:llm", node.to_dict()
@@ -58,7 +58,7 @@ def test_capacity_at_95_percent_names_max_devices_as_first_limit(
     _, fleet = relaxed
     box = pin(sandbox, ALL_95)
     with PrometheusClient(box.prometheus_url) as client:
-        report = capacity_report(take_snapshot(client, fleet, OPTIONS))
+        report = capacity_report(known_snapshot(client, fleet, OPTIONS))
     assert report.queries == 12  # whatever the fleet size
     for node in report.nodes.values():
         assert (node.devices, node.headroom, node.limit) == (142, 8, "max_devices"), node.to_dict()
@@ -80,7 +80,7 @@ def test_failover_at_95_percent_drops_the_devices_no_node_can_take(
     _, fleet = relaxed
     box = pin(sandbox, ALL_95)
     with PrometheusClient(box.prometheus_url) as client:
-        snapshot = take_snapshot(client, fleet, OPTIONS)
+        snapshot = known_snapshot(client, fleet, OPTIONS)
     report = failover_check(fleet, capacity_report(snapshot), snapshot)
     by = {(f.kind, f.lost): f for f in report.failures}
     assert len(report.failures) == 7 + 3
@@ -103,7 +103,7 @@ def test_half_loaded_region_survives_losing_a_node(sandbox: SandboxInfo, relaxed
     _, fleet = relaxed
     box = pin(sandbox, {"beijing": 0.5, "shanghai": 0.95, "guangzhou": 0.95})
     with PrometheusClient(box.prometheus_url) as client:
-        snapshot = take_snapshot(client, fleet, OPTIONS)
+        snapshot = known_snapshot(client, fleet, OPTIONS)
     report = failover_check(fleet, capacity_report(snapshot), snapshot)
     lost = next(f for f in report.failures if f.lost == "bj-edge-01")
     assert lost.status is Status.OK and lost.outcome == "survives"
@@ -134,7 +134,7 @@ def test_drill_times_the_failover_against_the_kpi(sandbox: SandboxInfo, example_
     box = pin(sandbox, {"beijing": 0.5, "shanghai": 0.5, "guangzhou": 0.5})
     sim = SimulatorClient(box.simulator_url)
     with PrometheusClient(box.prometheus_url) as client:
-        snapshot = take_snapshot(client, example_fleet, OPTIONS)
+        snapshot = known_snapshot(client, example_fleet, OPTIONS)
         capacity = capacity_report(snapshot)
         failover = failover_check(example_fleet, capacity, snapshot)
         result = drill(
@@ -162,7 +162,7 @@ def test_forecast_reads_days_of_backfilled_history(sandbox: SandboxInfo, example
     box = pin(sandbox, {"beijing": 0.6, "shanghai": 0.6, "guangzhou": 0.6})
     options = SnapshotOptions(window="5s", history_seconds=2 * 86400, history_points=96, scrape_interval_seconds=1)
     with PrometheusClient(box.prometheus_url) as client:
-        snapshot = take_snapshot(client, example_fleet, options)
+        snapshot = known_snapshot(client, example_fleet, options)
         report = capacity_report(snapshot)
     history = snapshot.nodes["bj-edge-01"].history
     # 96 points of half an hour over two days, from the backfill (a few may be missing at the edges).
