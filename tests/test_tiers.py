@@ -45,9 +45,3 @@ def test_a_skipped_tier_test_fails_the_run(suite: pytest.Pytester, monkeypatch: 
 def test_the_opt_out_variable_allows_it(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XZCTL_SKIP_LIVE", "1")
     suite.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, skipped=3)
-
-
-def test_deselecting_a_tier_is_not_a_skip(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("XZCTL_SKIP_LIVE", raising=False)
-    result = suite.runpytest_inprocess("-p", "no:cacheprovider", "-m", "not live")
-    result.assert_outcomes(skipped=1, deselected=3)
