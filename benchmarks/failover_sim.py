@@ -12,7 +12,8 @@ import argparse
 import random
 import statistics
 
-from xzctl.checks.failover import NodeLoad, simulate_all
+from xzctl.checks.failover import simulate_all
+from xzctl.spec.failover import NodeLoad
 from xzctl.spec.generate import generate_fleet_document
 from xzctl.spec.load import build_fleet
 

@@ -4,7 +4,15 @@ import pytest
 
 from xzctl.spec import Fleet, bundled_example_path, load_fleet
 
-pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.pulumi_mocks", "tests.fixtures.rollout_sandbox"]
+pytest_plugins = [
+    "pytester",
+    "tests.fixtures.tiers",
+    "tests.fixtures.sandbox",
+    "tests.fixtures.pulumi_mocks",
+    "tests.fixtures.sshd",
+    "tests.fixtures.bootstrap",
+    "tests.fixtures.rollout_sandbox",
+]
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ def _route(config_file, *labels: str) -> str:
     return result.stdout.strip()
 
 
+@pytest.mark.live
 def test_amtool_check_config_accepts_it(config_file) -> None:
     result = subprocess.run(["amtool", "check-config", str(config_file)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -47,6 +48,7 @@ def test_amtool_check_config_accepts_it(config_file) -> None:
         (("alertname=Unknown",), "tickets-fleet"),
     ],
 )
+@pytest.mark.live
 def test_routes_by_severity_then_region(config_file, labels, receiver) -> None:
     assert _route(config_file, *labels) == receiver
 

@@ -80,6 +80,7 @@ def test_prometheusrule_object_holds_the_same_groups(example_fleet) -> None:
     assert obj["spec"]["groups"] == rules_file(example_fleet)["groups"]
 
 
+@pytest.mark.live
 def test_promtool_check_rules_accepts_the_rule_file(example_fleet, tmp_path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:

@@ -19,7 +19,7 @@ import yaml
 from xzctl.alerts import ALERT_NAMES, rules_file
 from xzctl.spec.models import Fleet
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.live
 NODE = {"job": "xiaozhi-edge", "instance": "bj-edge-01", "region": "beijing", "node": "bj-edge-01"}
 WHERE = {"region": "beijing", "node": "bj-edge-01"}
 POINTS = 240  # four hours of one-minute samples: long enough for the slowest `for` (3h)

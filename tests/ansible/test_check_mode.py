@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ansible.playbook_runs import Run, loopback_inventory, run_playbook
-from tests.ansible.sshd import SshServer
+from tests.fixtures.playbook_runs import Run, loopback_inventory, run_playbook
+from tests.fixtures.sshd import SshServer
 
 pytestmark = pytest.mark.ssh
 

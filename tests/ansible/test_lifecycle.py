@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.ansible.playbook_runs import FILES_ONLY, Run, loopback_inventory, run_playbook
-from tests.ansible.sshd import SshServer
+from tests.fixtures.playbook_runs import FILES_ONLY, Run, loopback_inventory, run_playbook
+from tests.fixtures.sshd import SshServer
 
 pytestmark = pytest.mark.ssh
 

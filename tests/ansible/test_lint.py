@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
     "argv",
     [
         ["yamllint", "--strict", "ansible/", ".yamllint", ".ansible-lint"],
-        ["ansible-lint", "-c", ".ansible-lint", "--offline", "ansible/"],
+        # half a minute of CPU: a slow external linter, in the tools tier beside checkov
+        pytest.param(["ansible-lint", "-c", ".ansible-lint", "--offline", "ansible/"], marks=pytest.mark.tools),
     ],
     ids=["yamllint", "ansible-lint"],
 )

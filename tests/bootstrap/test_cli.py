@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tests.ansible.sshd import close_ssh_masters
-from tests.bootstrap.conftest import write_fleet
+from tests.fixtures.bootstrap import write_fleet
+from tests.fixtures.sshd import close_ssh_masters
 from xzctl.bootstrap import BootstrapResult, HostSummary, Playbook
 from xzctl.cli import run
 from xzctl.cli.bootstrap import _summary_table

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ansible.sshd import SshServer
-from tests.bootstrap.conftest import TOKEN, ssh_env
+from tests.fixtures.bootstrap import TOKEN, ssh_env
+from tests.fixtures.sshd import SshServer
 from xzctl.bootstrap import BootstrapResult, HostStatus, Playbook, TaskEvent, bootstrap_region
 from xzctl.bootstrap.run import region_lock, state_folder
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.ansible.sshd import SshServer
-from tests.bootstrap.conftest import ssh_env
+from tests.fixtures.bootstrap import ssh_env
+from tests.fixtures.sshd import SshServer
 from xzctl.bootstrap import HostStatus, bootstrap_region
 from xzctl.spec import Fleet
 

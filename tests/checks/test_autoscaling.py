@@ -5,10 +5,10 @@ from __future__ import annotations
 from tests.fixtures.sandbox import wait_for_query
 from xzctl.checks.autoscaling import add_autoscaler_limits, running_replicas
 from xzctl.checks.failover import FailoverReport, FailureVerdict
-from xzctl.checks.verdict import Status
 from xzctl.prom.client import PrometheusClient
 from xzctl.sandbox import SimulatorClient
 from xzctl.spec import Fleet
+from xzctl.status import Status
 
 
 def _report() -> FailoverReport:

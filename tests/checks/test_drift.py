@@ -29,7 +29,7 @@ def test_status(track: str, pinned: str | None, running: str | None, reports: bo
     assert _status(track, pinned, running, reports) == status
 
 
-@pytest.mark.prometheus
+@pytest.mark.live
 def test_diff_against_the_sandbox(sandbox_factory, capsys: pytest.CaptureFixture[str]) -> None:
     box = sandbox_factory(scale=3)
     argv = ["images", "diff", "--state-dir", str(box.state_dir), "-o", "json"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from xzctl.checks.failover import NodeLoad, simulate_all, simulate_loss
-from xzctl.checks.verdict import Status
+from xzctl.checks.failover import simulate_all, simulate_loss
+from xzctl.spec.failover import NodeLoad
+from xzctl.status import Status
 
 
 def _load(
@@ -99,8 +100,11 @@ def test_region_loss_goes_to_other_regions_only_when_allowed() -> None:
     assert len(allowed.failures) == 4 + 2
 
 
-def test_failover_disabled_node_drops_its_devices() -> None:
+def test_failover_disabled_node_keeps_its_devices_in_the_region() -> None:
+    # networking.failover_enabled: false means "no cross-region move" (as in the simulator and the plan);
+    # the check used to drop all 140 devices. Region a takes 50 + 50 up to max_devices; b1 gets none.
     loads = _fleet()
     loads[2] = NodeLoad("a3", "a", 140, 150, 150, 0.5, 1 / 256, failover_enabled=False)
     v = simulate_loss(loads, "a3", "node", {2}, cross_region=True, same=[0, 1, 2], other=[3])
-    assert v.placed_on == {} and v.unserved == 140
+    assert v.placed_on == {"a1": 50, "a2": 50}
+    assert (v.placed_same_region, v.placed_other_regions, v.unserved) == (100, 0, 40)

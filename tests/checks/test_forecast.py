@@ -136,7 +136,7 @@ def test_forecast_from_the_sandbox_history(  # type: ignore[no-untyped-def]
 
 
 def test_production_needs_a_pinned_kubectl_image(tmp_path: Path, next_day: Forecast) -> None:
-    from tests.manifests.helpers import DIGEST, production_variant
+    from tests.fixtures.manifests import DIGEST, production_variant
     from xzctl.errors import BadInputError
 
     fleet = production_variant(tmp_path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.checks.handmade import metrics, snapshot
+from tests.fixtures.handmade import metrics, snapshot
 from xzctl.checks import Status, capacity_report
 from xzctl.checks.snapshot import NodeMetrics
 from xzctl.spec import Fleet

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.checks.handmade import LATENCY, metrics, snapshot
+from tests.fixtures.handmade import LATENCY, metrics, snapshot
 from xzctl.checks import CapacityThresholds, Status, capacity_report, cost_check
 from xzctl.checks.snapshot import NodeMetrics
+from xzctl.plan import build_plan
+from xzctl.plan.economics import IDLE_DEFINITION
 from xzctl.spec import Fleet
 
 
@@ -91,12 +93,27 @@ def test_cost_model_by_hand(example_fleet: Fleet) -> None:
     assert cost.cost_month == pytest.approx(173_888.889, abs=1e-3)
     assert cost.active_devices == 994
     assert cost.cost_per_device_month == pytest.approx(174.938, abs=1e-3)
-    # Idle: edge servers 15,555.56/month x (1 - mean(0.5, 0.4, 0.6)) = 7,777.78; the other capex
-    # 29,166.67/month x (1 - 994/1050) = 1,555.56; share = 9,333.33 / 44,722.22 = 20.9 %.
-    assert cost.idle_cost_month == pytest.approx(9_333.333, abs=1e-3)
-    assert cost.idle_share == pytest.approx(0.20870, abs=1e-5)
+    # Idle is the plan's definition, unused device slots: 1 - 994/1050 = 5.33 % (whatever the CPU, memory
+    # and GPU use); of the 44,722.22 capex a month that is 2,385.19. It used to be 20.9 %, split by utilization.
+    assert cost.idle_share == pytest.approx(56 / 1050)
+    assert cost.idle_cost_month == pytest.approx(44_722.222 * 56 / 1050, abs=1e-3)
+    assert cost.to_dict()["idle_definition"] == IDLE_DEFINITION
     assert cost.payback_years == pytest.approx(1_610_000 / (994 * 3000 - 1_550_000))
     assert (cost.status, cost.reasons) == (Status.OK, [])
+
+
+def test_plan_and_cost_check_share_one_cost_model(example_fleet: Fleet) -> None:
+    """With the spec's devices active, the cost check's figures are the plan's rows."""
+    per_node = {
+        n.id.replace("-", "_"): metrics(n.id, n.region, devices=float(n.devices)) for n in example_fleet.edge_nodes()
+    }
+    cost = cost_check(snapshot(example_fleet, **per_node))
+    rows = {r.check: r for r in build_plan(example_fleet).rows if r.section == "cost"}
+    assert cost.active_devices == example_fleet.devices == 1000
+    assert cost.idle_share == pytest.approx(rows["idle capacity"].value)  # 50 of 1,050 slots
+    assert cost.cost_per_device_month == pytest.approx(rows["cost per device per month"].value)
+    assert cost.payback_years == pytest.approx(rows["payback"].value)
+    assert cost.run_rate_revenue_year == rows["revenue per year"].value
 
 
 def test_cost_without_margin_never_pays_back(example_fleet: Fleet) -> None:

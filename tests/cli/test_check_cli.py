@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.checks.scenarios import ALL_95, pinned_sandbox, relaxed_fleet
-from tests.prom.bare import free_port, refused_url
+from tests.fixtures.prometheus import free_port, refused_url
+from tests.fixtures.scenarios import ALL_95, pin, relaxed_fleet
 from xzctl.cli import run
-from xzctl.sandbox import SimulatorClient
+from xzctl.sandbox import SandboxInfo, SimulatorClient
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.live
 
 
 def xzctl(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -22,9 +22,11 @@ def xzctl(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
     return code, out, err
 
 
-def test_exit_codes_follow_the_verdicts(sandbox_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_exit_codes_follow_the_verdicts(
+    sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path, _ = relaxed_fleet(tmp_path)
-    box = pinned_sandbox(sandbox_factory, ALL_95, path)
+    box = pin(sandbox, ALL_95)
     # The sandbox's Prometheus is the default: found through the state dir, no --prometheus.
     common = ["--fleet", str(path), "--state-dir", str(box.state_dir), "--window", "5s"]
 
@@ -68,9 +70,11 @@ def test_exit_codes_follow_the_verdicts(sandbox_factory, tmp_path: Path, capsys:
     assert gz["status"] == "unknown" and "up == 0" in gz["reasons"][0]
 
 
-def test_cost_passes_and_table_renders(sandbox_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cost_passes_and_table_renders(
+    sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path, _ = relaxed_fleet(tmp_path)
-    box = pinned_sandbox(sandbox_factory, ALL_95, path)
+    box = pin(sandbox, ALL_95)
     where = ["--prometheus", box.prometheus_url, "--scrape-interval", "1", "--fleet", str(path)]
     code, out, err = xzctl(capsys, "check", "cost", *where)
     assert code == 0, err
@@ -94,8 +98,8 @@ def test_cost_passes_and_table_renders(sandbox_factory, tmp_path: Path, capsys: 
     assert all(d["fleet"]["devices"] == 994 for d in documents)
 
 
-def test_drill_from_the_cli(sandbox_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    box = pinned_sandbox(sandbox_factory, {"beijing": 0.5, "shanghai": 0.5, "guangzhou": 0.5})
+def test_drill_from_the_cli(sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    box = pin(sandbox, {"beijing": 0.5, "shanghai": 0.5, "guangzhou": 0.5})
     code, out, _ = xzctl(
         capsys, "check", "failover", "--drill", "sh-edge-02", "--state-dir", str(box.state_dir), "--window", "5s",
         "-o", "json",

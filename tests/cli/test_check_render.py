@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tests.checks.handmade import metrics, snapshot
-from tests.render._golden import assert_golden
+from tests.fixtures.golden import assert_golden
+from tests.fixtures.handmade import metrics, snapshot
 from xzctl.checks import capacity_report, cost_check, failover_check
 from xzctl.checks.snapshot import NodeMetrics
 from xzctl.cli.capacity import capacity_table

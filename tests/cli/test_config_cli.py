@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.prom.bare import refused_url
+from tests.fixtures.prometheus import refused_url
 from xzctl.cli import run
 
 

@@ -92,7 +92,7 @@ def test_the_context_fleet_is_used_and_the_flag_wins(
     assert NOTE in capsys.readouterr().err
 
 
-@pytest.mark.prometheus
+@pytest.mark.live
 def test_live_commands_on_the_sandbox_judge_its_fleet(
     sandbox_factory, empty_cwd: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from rich.console import Console
 
-from tests.render._golden import assert_golden
+from tests.fixtures.golden import assert_golden
 from xzctl.cli import run
 from xzctl.cli.fleet import _plan_table
 from xzctl.plan import build_plan

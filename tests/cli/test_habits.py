@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.cli import leaf_commands
 from xzctl.cli import run
 from xzctl.spec import bundled_example_path
 
@@ -102,26 +103,10 @@ NO_OUTPUT = {
 }
 
 
-def _leaves(command, ctx, path: str):
-    import typer
-
-    if hasattr(command, "list_commands"):
-        for name in command.list_commands(ctx):
-            sub = command.get_command(ctx, name)
-            yield from _leaves(sub, typer.Context(sub, info_name=name, parent=ctx), f"{path} {name}".strip())
-    else:
-        yield path, command
-
-
 def test_every_read_command_takes_output() -> None:
-    import typer
-
-    from xzctl.cli import app
-
-    root = typer.main.get_command(app)
     lacking = [
         path
-        for path, command in _leaves(root, typer.Context(root, info_name="xzctl"), "")
+        for path, command in leaf_commands()
         if path not in NO_OUTPUT and "output" not in {p.name for p in command.params}
     ]
     assert lacking == []

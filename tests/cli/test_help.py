@@ -65,16 +65,13 @@ def test_installed_script_runs_the_plan() -> None:
 
 
 def test_every_group_and_command_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
-    import typer
-
-    from tests.cli.test_habits import _leaves
-    from xzctl.cli import _command_modules, app
+    from tests.fixtures.cli import leaf_commands
+    from xzctl.cli import _command_modules
 
     for group in _command_modules():
         assert run([group, "--help"]) == 0
         assert f"Example: xzctl {group}" in capsys.readouterr().out, f"xzctl {group} --help has no example"
-    root = typer.main.get_command(app)
-    for path, _ in _leaves(root, typer.Context(root, info_name="xzctl"), ""):
+    for path, _ in leaf_commands():
         assert run([*path.split(), "--help"]) == 0
         text = " ".join(capsys.readouterr().out.split())
         assert re.search(rf"Example( \([^)]*\))?: \S*\s?xzctl {path.split()[0]}", text), f"xzctl {path} has no example"

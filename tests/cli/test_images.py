@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.render._golden import assert_golden
+from tests.fixtures.golden import assert_golden
 from xzctl.cli import run
 from xzctl.spec import bundled_example_path
 

@@ -15,7 +15,7 @@ from xzctl.cli import _common, run
 from xzctl.images import load_catalog
 from xzctl.spec import bundled_example_path, load_fleet
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.live
 
 
 def _whole(name: str, text: str) -> bool:

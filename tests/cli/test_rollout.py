@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.golden import assert_golden
 from tests.fixtures.rollout_fakes import make_state
 from tests.fixtures.rollout_sandbox import NEW_ASR, OLD_ASR, asr_images
-from tests.render._golden import assert_golden
 from xzctl.cli import run
 from xzctl.rollout.specpin import write_pin
 from xzctl.rollout.state import Measurement, Pending, Phase, Purpose, Result, StateStore, StepStatus
@@ -76,7 +76,7 @@ def _tts(box: SandboxInfo) -> list[str]:
     return ["rollout", "canary", "tts", NEW_TTS, "--state-dir", str(box.state_dir), "--deployer", "sandbox"]
 
 
-@pytest.mark.prometheus
+@pytest.mark.live
 def test_kill_between_steps_then_resume_finishes(rollout_box: SandboxInfo, capsys: pytest.CaptureFixture[str]) -> None:
     box = rollout_box
     rollout_id = _start_and_kill_between_steps(box)

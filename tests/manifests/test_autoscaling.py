@@ -6,8 +6,8 @@ import math
 
 import kubernetes_validate
 
+from tests.fixtures.manifests import find
 from tests.fixtures.sandbox import wait_for_query
-from tests.manifests.helpers import find
 from xzctl.manifests.autoscaling import BEHAVIOR, adapter_chart
 from xzctl.metrics.queries import ADAPTER_SIGNALS
 from xzctl.provision.objects import target_objects

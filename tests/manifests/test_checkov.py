@@ -32,6 +32,7 @@ def _checkov(directory: Path) -> dict:
     return report[0] if isinstance(report, list) else report
 
 
+@pytest.mark.tools
 @pytest.mark.skipif(not Path(CHECKOV).is_file(), reason="checkov is not installed (pip install checkov)")
 def test_rendered_manifests_pass_checkov(example_fleet: Fleet, tmp_path: Path) -> None:
     skips = yaml.safe_load(SKIPS.read_text(encoding="utf-8"))["skips"]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.manifests.helpers import find, production_variant, variant
+from tests.fixtures.manifests import find, production_variant, variant
 from xzctl.errors import BadInputError
 from xzctl.manifests.cloud import cloud_helm_charts, cloud_objects, restic_repository
 from xzctl.provision.objects import target_objects

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.manifests.helpers import DIGEST, find, production_variant, variant
+from tests.fixtures.manifests import DIGEST, find, production_variant, variant
 from xzctl.errors import BadInputError, NotFoundError
 from xzctl.manifests.edge import edge_region_objects, edge_region_units
 from xzctl.manifests.pins import ServicePin, spec_pins

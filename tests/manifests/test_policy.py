@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.manifests import find
 from tests.fixtures.pulumi_mocks import StackRun
-from tests.manifests.helpers import find
 from xzctl.manifests import policy
 from xzctl.provision.objects import target_objects, targets
 from xzctl.spec import Fleet

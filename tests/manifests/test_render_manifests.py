@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.render._golden import assert_golden
+from tests.fixtures.golden import assert_golden
 from xzctl.cli import run
 from xzctl.provision.objects import target_objects
 from xzctl.spec import Fleet

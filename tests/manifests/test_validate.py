@@ -52,6 +52,7 @@ def test_a_broken_object_is_caught_by_the_strict_schema() -> None:
         kubernetes_validate.validate(bad, "1.30.0", strict=True)
 
 
+@pytest.mark.live
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="needs the Debian prometheus package (promtool)")
 def test_prometheus_rules_pass_promtool(example_fleet: Fleet, tmp_path: Path) -> None:
     checked = 0

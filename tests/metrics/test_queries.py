@@ -36,6 +36,7 @@ def test_slow_request_ratio_needs_a_bucket_bound() -> None:
         q.slow_request_ratio("end_to_end", 2.5)
 
 
+@pytest.mark.live
 def test_every_builder_parses_in_promtool(tmp_path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:

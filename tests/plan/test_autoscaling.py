@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.manifests.helpers import variant
+from tests.fixtures.manifests import variant
 from xzctl.errors import FleetSpecError
 from xzctl.plan.autoscaling import autoscaling_rows
 from xzctl.plan.static import Verdict

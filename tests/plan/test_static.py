@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.render._golden import assert_golden
+from tests.fixtures.golden import assert_golden
 from xzctl.plan import Plan, PlanRow, Verdict, build_plan
 from xzctl.spec import Fleet, bundled_example_path
 from xzctl.spec.generate import generate_fleet_document

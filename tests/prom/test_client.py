@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.prom.bare import bare_prometheus, refused_url
+from tests.fixtures.prometheus import bare_prometheus, refused_url
 from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.prom import PrometheusClient
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.live
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.render._golden import assert_golden
+from tests.fixtures.golden import assert_golden
 from xzctl.errors import NotFoundError
 from xzctl.render import region_documents, render_node_documents
 from xzctl.render.node import PROVIDER_BLOCKS, SERVER_CONFIG_FILE, find_node

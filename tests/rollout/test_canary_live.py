@@ -12,7 +12,7 @@ from tests.fixtures.rollout_sandbox import NEW_ASR, OLD_ASR, asr_images, make_en
 from xzctl.rollout.state import StateStore
 from xzctl.sandbox import SandboxInfo, SimulatorClient
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.live
 
 
 def test_healthy_canary_goes_through_every_step(rollout_box: SandboxInfo) -> None:

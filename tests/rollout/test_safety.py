@@ -80,7 +80,7 @@ def test_bug2_abort_with_a_pending_promote_restores_never_promotes(example_fleet
     def killed_at_promote(pins: object) -> str | None:
         return "before" if pins == final else None
 
-    deployer.crash = killed_at_promote  # type: ignore[assignment]
+    deployer.crash = killed_at_promote
     with pytest.raises(Crash):
         engine.start()
     saved = store.load("asr-s4fe1")

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
-from tests.fixtures.sandbox import _pid_gone
+from tests.fixtures.sandbox import pid_gone
 from xzctl.cli import run
 from xzctl.sandbox import SimulatorClient
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.live
 
 
-def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
+def test_up_status_down(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XZCTL_STATE_DIR", str(tmp_path))
     # No sandbox: exit 2 like a live command with no Prometheus to ask (one code for one situation).
     assert run(["sandbox", "status"]) == 2
@@ -57,6 +58,6 @@ def test_up_status_down(tmp_path, capsys, monkeypatch) -> None:
         assert "simulator refused set_devices: " in err and "{" not in err
     finally:
         assert run(["sandbox", "down"]) == 0
-    assert all(_pid_gone(pid) for pid in info["pids"].values())
+    assert all(pid_gone(pid) for pid in info["pids"].values())
     assert run(["--example", "sandbox", "up", "--history", "soon"]) == 2
     assert "--history 'soon' is not a duration" in capsys.readouterr().err

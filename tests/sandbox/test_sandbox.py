@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import stat
+import subprocess
 import time
-from datetime import timedelta
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.sandbox import _pid_gone, wait_for_query
+from tests.fixtures.sandbox import pid_gone, wait_for_query
 from xzctl.errors import BadInputError, ExternalToolError
 from xzctl.metrics import queries as q
 from xzctl.sandbox import (
     SandboxAlreadyUpError,
+    SandboxInfo,
     current_prometheus_url,
     sandbox_status,
     start_sandbox,
     stop_sandbox,
     target_health,
 )
+from xzctl.spec import Fleet
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.live
+Factory = Callable[..., SandboxInfo]
 
 
-def test_up_scrapes_every_node_then_down_leaves_no_process(sandbox_factory, example_fleet) -> None:
+def test_up_scrapes_every_node_then_down_leaves_no_process(sandbox_factory: Factory, example_fleet: Fleet) -> None:
     box = sandbox_factory()
     nodes = {n.id for n in example_fleet.edge_nodes()}
     samples = wait_for_query(box.prometheus_url, "up == 1", lambda s: len(s) == len(nodes), 30)
@@ -39,15 +43,16 @@ def test_up_scrapes_every_node_then_down_leaves_no_process(sandbox_factory, exam
         start_sandbox(None, box.state_dir)
 
     stop_sandbox(box.state_dir)
-    assert all(_pid_gone(pid) for pid in box.pids.values())
+    assert all(pid_gone(pid) for pid in box.pids.values())
     assert sandbox_status(box.state_dir) is None
     assert current_prometheus_url(box.state_dir) is None
     assert not Path(box.work_dir).exists()
 
 
-def test_history_is_queryable_from_the_first_minute(sandbox_factory) -> None:
-    box = sandbox_factory(history=timedelta(hours=3), seed=7)
-    assert box.history is not None and box.history["step_seconds"] == 60
+def test_history_is_queryable_from_the_first_minute(sandbox: SandboxInfo) -> None:
+    box = sandbox  # the session's sandbox starts with two days of backfilled history
+    # Whole minutes; two days of 7 nodes fit the sample budget at a 3-minute step.
+    assert box.history is not None and box.history["step_seconds"] % 60 == 0
     # Two hours ago is only in the backfilled blocks; the same series names and labels as live scrapes.
     two_hours_ago = time.time() - 7200
     old = wait_for_query(box.prometheus_url, q.active_devices(), lambda s: len(s) == 7, 20, at=two_hours_ago)
@@ -59,20 +64,20 @@ def test_history_is_queryable_from_the_first_minute(sandbox_factory) -> None:
     assert all(0.3 < s.value < 3.0 for s in trend)
 
 
-def test_scale_generates_a_fleet_with_a_target_per_node(sandbox_factory) -> None:
+def test_scale_generates_a_fleet_with_a_target_per_node(sandbox_factory: Factory) -> None:
     box = sandbox_factory(scale=40)
     assert box.nodes == 40
     wait_for_query(box.prometheus_url, "count(up == 1)", lambda s: bool(s) and s[0].value == 40, 30)
 
 
-def test_missing_prometheus_is_exit_4_with_an_install_hint_and_writes_nothing(tmp_path) -> None:
+def test_missing_prometheus_is_exit_4_with_an_install_hint_and_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(ExternalToolError, match="not an executable") as err:
         start_sandbox(None, tmp_path / "state", prometheus_bin=str(tmp_path / "no-such-prometheus"))
     assert err.value.exit_code == 4 and "apt-get install prometheus" in (err.value.hint or "")
     assert not (tmp_path / "state").exists()
 
 
-def test_bad_fleet_is_refused_before_anything_starts(tmp_path) -> None:
+def test_bad_fleet_is_refused_before_anything_starts(tmp_path: Path) -> None:
     bad = tmp_path / "fleet.yaml"
     bad.write_text("apiVersion: xzctl.io/v1\nkind: Fleet\n")
     with pytest.raises(BadInputError):
@@ -81,7 +86,7 @@ def test_bad_fleet_is_refused_before_anything_starts(tmp_path) -> None:
     assert list((tmp_path / "state" / "sandbox").iterdir()) == []
 
 
-def test_a_failing_prometheus_stops_the_simulator_too(tmp_path) -> None:
+def test_a_failing_prometheus_stops_the_simulator_too(tmp_path: Path) -> None:
     broken = tmp_path / "prometheus"
     broken.write_text("#!/bin/sh\necho 'bad flag' >&2\nexit 1\n")
     broken.chmod(broken.stat().st_mode | stat.S_IEXEC)
@@ -91,13 +96,13 @@ def test_a_failing_prometheus_stops_the_simulator_too(tmp_path) -> None:
     assert list((tmp_path / "state" / "sandbox").iterdir()) == []
 
 
-def test_ctrl_c_during_up_leaves_no_process_and_no_state(tmp_path, monkeypatch) -> None:
+def test_ctrl_c_during_up_leaves_no_process_and_no_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import xzctl.sandbox.run as run_module
 
     spawned: list[int] = []
     real_spawn = run_module._spawn
 
-    def spawn_and_track(argv, log):
+    def spawn_and_track(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         proc = real_spawn(argv, log)
         spawned.append(proc.pid)
         return proc
@@ -109,12 +114,14 @@ def test_ctrl_c_during_up_leaves_no_process_and_no_state(tmp_path, monkeypatch) 
     monkeypatch.setattr(run_module, "_http_ok", interrupted)
     with pytest.raises(KeyboardInterrupt):
         start_sandbox(None, tmp_path / "state", scrape_interval_seconds=1)
-    assert len(spawned) == 2 and all(_pid_gone(pid) for pid in spawned)
+    assert len(spawned) == 2 and all(pid_gone(pid) for pid in spawned)
     assert sandbox_status(tmp_path / "state") is None
     assert list((tmp_path / "state" / "sandbox").iterdir()) == []
 
 
-def test_a_port_taken_between_pick_and_bind_is_retried(sandbox_factory, monkeypatch) -> None:
+def test_a_port_taken_between_pick_and_bind_is_retried(
+    sandbox_factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
 
     import xzctl.sandbox.run as run_module

@@ -13,7 +13,7 @@ import yaml
 from xzctl.alerts import rules_file
 from xzctl.spec.models import Fleet
 
-pytestmark = pytest.mark.prometheus
+pytestmark = pytest.mark.live
 NODE = {"job": "xiaozhi-edge", "instance": "bj-edge-01", "region": "beijing", "node": "bj-edge-01"}
 SERIES = "up{" + ",".join(f'{k}="{v}"' for k, v in NODE.items()) + "}"
 # What the issue saw break the rules or run as a template, and the characters a Go string must escape.

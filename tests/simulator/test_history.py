@@ -26,6 +26,7 @@ def test_same_arguments_same_history(example_fleet, tmp_path) -> None:
     assert text.count("# TYPE ") == len({line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")})
 
 
+@pytest.mark.live
 def test_promtool_turns_it_into_blocks(example_fleet, tmp_path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:

@@ -39,6 +39,7 @@ def test_same_seed_same_metrics_other_seed_other_metrics(example_fleet) -> None:
     assert _run(example_fleet, 1) != _run(example_fleet, 2)
 
 
+@pytest.mark.live
 def test_exposition_uses_only_contract_names_and_passes_promtool(example_fleet) -> None:
     body = _run(example_fleet, 0)
     names = {re.split(r"[{ ]", line)[0] for line in body.splitlines() if not line.startswith("#")}

@@ -8,16 +8,16 @@ xzctl finds the same files.
 from __future__ import annotations
 
 import re
-from importlib import resources
 from pathlib import Path
 
+from xzctl import data_path
 from xzctl.errors import NotFoundError
 
 SECTIONS = ("Meaning", "Impact", "Diagnosis", "Mitigation")
 
 
 def runbook_dir() -> Path:
-    return Path(str(resources.files("xzctl") / "data" / "runbooks"))
+    return data_path("runbooks")
 
 
 def runbook_names() -> list[str]:

@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from xzctl import data_path
 from xzctl.bootstrap.inventory import check_limit, inventory_yaml, region_of
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError
 from xzctl.redact import redact
@@ -106,8 +107,8 @@ class BootstrapResult:
 
 
 def ansible_dir() -> Path:
-    """The playbooks: $XZCTL_ANSIBLE_DIR, else ansible/ of the source tree."""
-    path = Path(os.environ.get(ANSIBLE_DIR_ENV) or Path(__file__).resolve().parents[2] / "ansible")
+    """The playbooks: $XZCTL_ANSIBLE_DIR, else the ansible/ folder shipped with xzctl."""
+    path = Path(os.environ.get(ANSIBLE_DIR_ENV) or data_path("ansible"))
     if not (path / "site.yml").is_file():
         raise BadInputError(f"no playbooks in {path}", hint=f"set {ANSIBLE_DIR_ENV} to the ansible/ folder of xzctl")
     return path

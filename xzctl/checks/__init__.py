@@ -14,9 +14,9 @@ from xzctl.checks.capacity import CapacityReport, CapacityThresholds, capacity_r
 from xzctl.checks.cost import CostReport, cost_check
 from xzctl.checks.failover import DrillResult, FailoverReport, drill, failover_check
 from xzctl.checks.snapshot import FleetSnapshot, SnapshotOptions, take_snapshot
-from xzctl.checks.verdict import Status, failure, worst
 from xzctl.prom import PrometheusClient
 from xzctl.spec import Fleet
+from xzctl.status import Status, failure, worst
 
 
 @dataclass

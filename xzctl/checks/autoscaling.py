@@ -11,12 +11,12 @@ from collections.abc import Mapping
 
 from xzctl.checks.capacity import CapacityReport
 from xzctl.checks.failover import FailoverReport
-from xzctl.checks.verdict import Status, worst
 from xzctl.metrics import contract as c
 from xzctl.metrics import queries as q
 from xzctl.prom.client import PrometheusClient
 from xzctl.spec.autoscaling import loss_shortfalls
 from xzctl.spec.models import Fleet
+from xzctl.status import Status, worst
 
 
 def running_replicas(client: PrometheusClient) -> dict[tuple[str, str], int]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from xzctl.checks.snapshot import FleetSnapshot, NodeMetrics
-from xzctl.checks.verdict import Status, worst
 from xzctl.spec import EdgeNode, Fleet
+from xzctl.status import Status, worst
 
 DAY = 86400.0
 

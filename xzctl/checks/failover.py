@@ -1,21 +1,15 @@
 """Failover check: would the fleet survive losing any one edge node, or any one region?
 
-For each loss, the lost devices are re-placed the way the load balancer sends reconnecting devices:
-one at a time to the remaining node with the best weighted score (the seed's formula: sum of
-weight x (1 - load) over cpu, memory, gpu, latency and queue, weights from fleet.load_balancer),
-where each placed device raises the node's loads at its current cost per device. Placement is
-two-phase: first only up to each node's KPI capacity (same region first, then other regions when
-the lost node's region allows cross_region_failover), then, for what is left, up to max_devices
-(the hard limit at which the server refuses sessions): devices placed there overload the node past
-a KPI, and devices that fit nowhere are left without service.
-
-The placement takes, from the best node, every device it would win in a row before the next node's
-score catches up, so a loss costs O(nodes that receive devices x log nodes), not O(devices).
+For each loss, the lost devices are re-placed by `xzctl.spec.failover.place` (the one placement model,
+shared with the static plan and the simulator) with live inputs: each node's score is the seed's
+load balancer formula (sum of weight x (1 - load) over cpu, memory, gpu, latency and queue, weights
+from fleet.load_balancer), each placed device raises the node's loads at its current cost per device,
+and a node's KPI capacity is its devices plus its live headroom. Devices placed past a KPI capacity
+overload the node; devices that fit nowhere are left without service.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from collections.abc import Callable
@@ -24,27 +18,12 @@ from typing import Any
 
 from xzctl.checks.capacity import Capacity, CapacityReport
 from xzctl.checks.snapshot import FleetSnapshot
-from xzctl.checks.verdict import Status, worst
 from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.metrics import queries as q
 from xzctl.prom import PrometheusClient
 from xzctl.spec import Fleet
-
-
-@dataclass(frozen=True)
-class NodeLoad:
-    """What the placement needs of one edge node."""
-
-    node: str
-    region: str
-    devices: int
-    kpi_capacity: int  # devices it carries within every KPI (devices + headroom), at most max_devices
-    max_devices: int
-    score: float  # the load balancer's score now (higher = preferred)
-    score_per_device: float  # how much one more device lowers the score
-    limit: str = "max_devices"  # the KPI limit that kpi_capacity stands for
-    known: bool = True  # metrics trusted; unknown nodes receive nothing and their loss is unknown
-    failover_enabled: bool = True  # networking.failover_enabled: its devices move elsewhere when it is lost
+from xzctl.spec.failover import NodeLoad, place
+from xzctl.status import Status, worst
 
 
 @dataclass(frozen=True)
@@ -108,41 +87,6 @@ class FailoverReport:
         }
 
 
-class _Placement:
-    """Mutable placement state of one simulated loss: devices added per node index."""
-
-    def __init__(self, loads: list[NodeLoad]) -> None:
-        self.loads = loads
-        self.added: dict[int, int] = {}
-
-    def fill(self, candidates: list[int], devices: int, *, hard: bool) -> int:
-        """Place up to `devices` on `candidates` (unknown ones get none) by best score; return how many were placed."""
-        if devices <= 0:
-            return 0
-        loads, added = self.loads, self.added
-        heap: list[tuple[float, int]] = []
-        for i in candidates:
-            n = loads[i]
-            if n.known and n.devices + added.get(i, 0) < (n.max_devices if hard else n.kpi_capacity):
-                heap.append((-(n.score - n.score_per_device * added.get(i, 0)), i))
-        heapq.heapify(heap)
-        left = devices
-        while left > 0 and heap:
-            neg_score, i = heapq.heappop(heap)
-            n = loads[i]
-            room = (n.max_devices if hard else n.kpi_capacity) - n.devices - added.get(i, 0)
-            take = min(room, left)
-            if heap and n.score_per_device > 0:
-                # Devices this node wins before the runner-up's score is better: the next one-at-a-time picks.
-                lead = -neg_score - -heap[0][0]
-                take = min(take, math.floor(lead / n.score_per_device) + 1)
-            added[i] = added.get(i, 0) + take
-            left -= take
-            if take < room:
-                heapq.heappush(heap, (neg_score + n.score_per_device * take, i))
-        return devices - left
-
-
 def simulate_all(loads: list[NodeLoad], cross_region: dict[str, bool]) -> FailoverReport:
     """Every single-node loss and every single-region loss."""
     started = time.perf_counter()
@@ -183,15 +127,9 @@ def simulate_loss(
         return FailureVerdict(
             name, kind, devices, Status.UNKNOWN, "unknown", reason=f"no trustworthy metrics for {', '.join(unknown)}"
         )
-    moving = sum(loads[i].devices for i in lost if loads[i].failover_enabled)
-    targets_same = [i for i in same if i not in lost]
-    placement = _Placement(loads)
-    placed_same = placed_other = 0
-    for hard in (False, True):
-        placed_same += placement.fill(targets_same, moving - placed_same - placed_other, hard=hard)
-        # Other regions only when needed: most node losses end in their own region (and this keeps 1000 fast).
-        if cross_region and moving > placed_same + placed_other:
-            placed_other += placement.fill(other, moving - placed_same - placed_other, hard=hard)
+    leavable = sum(loads[i].devices for i in lost if loads[i].failover_enabled) if cross_region else 0
+    placement = place(loads, devices, leavable=leavable, same=[i for i in same if i not in lost], other=other)
+    placed_same, placed_other = placement.same_region, placement.other_regions
     overloads = []
     for i, n in placement.added.items():
         node = loads[i]
@@ -199,7 +137,7 @@ def simulate_loss(
         if over > 0:
             overloads.append(Overload(node.node, over, node.limit))
     overloads.sort(key=lambda o: (-o.over_by, o.node))
-    unserved = devices - placed_same - placed_other
+    unserved = placement.unserved
     verdict = FailureVerdict(
         name,
         kind,
@@ -294,10 +232,14 @@ class DrillResult:
     seconds: float | None  # from stop to expected_back served again; None when never reached
     kpi_seconds: int
     reason: str
+    # The failover check's verdict for losing this node: the drill's status is never better than it.
+    simulated_status: Status = Status.OK
+    simulated_unserved: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(vars(self))
         data["status"] = str(self.status)
+        data["simulated_status"] = str(self.simulated_status)
         data["seconds"] = None if self.seconds is None else round(self.seconds, 2)
         return data
 
@@ -354,22 +296,19 @@ def drill(
             time.sleep(poll_seconds)
     finally:
         restore()
+    simulated = (verdict.status, verdict.unserved)
     if seconds is None:
         missing = "the node never disappeared from Prometheus" if back is None else f"{expected - back} devices missing"
-        return DrillResult(
-            node_id,
-            Status.CRIT,
-            before,
-            cap.devices,
-            expected,
-            back,
-            None,
-            kpi,
-            f"not back after {bound:g} s: {missing}",
-        )
-    status = Status.OK if seconds <= kpi else Status.CRIT
-    reason = f"{cap.devices} devices served elsewhere after {seconds:.1f} s ({'<=' if status is Status.OK else '>'} KPI {kpi} s)"
-    return DrillResult(node_id, status, before, cap.devices, expected, back, seconds, kpi, reason)
+        reason = f"not back after {bound:g} s: {missing}"
+        return DrillResult(node_id, Status.CRIT, before, cap.devices, expected, back, None, kpi, reason, *simulated)
+    timely = seconds <= kpi
+    placed = cap.devices - verdict.unserved
+    reason = f"{placed} devices served elsewhere after {seconds:.1f} s ({'<=' if timely else '>'} KPI {kpi} s)"
+    if verdict.status is not Status.OK:
+        # The drill times the devices the simulation could place; it does not make the loss survivable.
+        reason += f"; the simulation of this loss is {verdict.status}: {verdict.reason}"
+    status = worst([Status.OK if timely else Status.CRIT, verdict.status])
+    return DrillResult(node_id, status, before, cap.devices, expected, back, seconds, kpi, reason, *simulated)
 
 
 def _fleet_devices(client: PrometheusClient, promql: str) -> int:

@@ -218,7 +218,7 @@ def cost_table(console: Console, report: CostReport) -> None:
     for key in ("active_devices", "run_rate_revenue_year", "cost_month", "cost_per_device_month"):
         table.add_row(key.replace("_", " "), "n/a" if rows[key] is None else str(rows[key]))
     known = report.active_devices is not None
-    table.add_row("idle share of hardware", "n/a" if report.idle_share is None else f"{report.idle_share:.1%}")
+    table.add_row("idle share of device slots", "n/a" if report.idle_share is None else f"{report.idle_share:.1%}")
     payback = "n/a" if not known else "never" if report.payback_years is None else f"{report.payback_years:.2f}"
     table.add_row("payback years", payback)
     console.print(table)

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from xzctl import data_path
 from xzctl.errors import BadInputError, NotFoundError
 
 CATALOG_ENV = "XZCTL_CATALOG"
@@ -205,7 +206,7 @@ def _version_key(version: str) -> tuple[int, ...]:
 
 
 def default_catalog_dir(explicit: str | Path | None = None, cwd: Path | None = None) -> Path:
-    """--catalog DIR, else $XZCTL_CATALOG, else ./inference_images, else the one beside the xzctl sources."""
+    """--catalog DIR, else $XZCTL_CATALOG, else ./inference_images, else the one shipped with xzctl."""
     if explicit:
         return Path(explicit)
     env = os.environ.get(CATALOG_ENV)
@@ -214,7 +215,7 @@ def default_catalog_dir(explicit: str | Path | None = None, cwd: Path | None = N
     local = (cwd or Path.cwd()) / "inference_images"
     if (local / LOCK_FILE).is_file():
         return local
-    return Path(__file__).resolve().parents[2] / "inference_images"
+    return data_path("inference_images")
 
 
 def _read_yaml(path: Path) -> Any:

@@ -12,8 +12,11 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from xzctl.plan.economics import economics, judge
+from xzctl.spec.failover import NodeLoad, Placement, may_leave_region, place, spec_loads
 from xzctl.spec.models import CapexKind, EdgeNode, Fleet, Region
 from xzctl.spec.validate import node_gpu_demand
+from xzctl.status import Status
 
 # Below this share of free device slots a region has no room for a traffic spike or a slow drain.
 MIN_HEADROOM = 0.10
@@ -21,9 +24,16 @@ CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€", "GBP": "£", "JPY": "
 
 
 class Verdict(StrEnum):
+    """The plan's words for xzctl.status.Status: a spec that would fail in production is a "fail" (crit)."""
+
     OK = "ok"
     WARN = "warn"
     FAIL = "fail"
+
+    @classmethod
+    def of(cls, status: Status) -> Verdict:
+        # A static plan has no unknown: every figure is arithmetic on the spec.
+        return {Status.OK: cls.OK, Status.WARN: cls.WARN}.get(status, cls.FAIL)
 
 
 @dataclass(frozen=True)
@@ -123,16 +133,35 @@ def region_loss(region: Region) -> RegionLoss:
     return RegionLoss(lost, remaining, short, add)
 
 
-def _spare(region: Region) -> int:
-    return max(0, region.max_devices - region.devices)
+def _loss(fleet: Fleet, loads: list[NodeLoad], lost: EdgeNode) -> Placement:
+    """The shared failover model (xzctl.spec.failover) on spec numbers: where `lost`'s devices go."""
+    index = next(i for i, n in enumerate(loads) if n.node == lost.id)
+    same = [i for i, n in enumerate(loads) if n.region == lost.region and i != index]
+    other = [i for i, n in enumerate(loads) if n.region != lost.region]
+    leavable = lost.devices if may_leave_region(fleet, lost) else 0
+    return place(loads, lost.devices, leavable=leavable, same=same, other=other)
+
+
+def _spare(loads: list[NodeLoad], region: str) -> int:
+    """Free device slots on the nodes outside `region` (a node over its capacity offers none)."""
+    return sum(max(0, n.max_devices - n.devices) for n in loads if n.region != region)
+
+
+def _no_way_out(fleet: Fleet, lost: EdgeNode) -> str:
+    if not fleet.regions[lost.region].cross_region_failover:
+        return " (cross_region_failover off)"
+    return f" (networking.failover_enabled off on {lost.id})"
 
 
 def n_plus_one_rows(fleet: Fleet) -> list[PlanRow]:
     """Lose the largest edge node of each region: does the rest (or the fleet, with failover) hold its devices?"""
+    loads = spec_loads(fleet)
     rows = []
     for name, region in fleet.regions.items():
         loss = region_loss(region)
-        lost, remaining, short = loss.lost, loss.remaining, loss.short
+        lost, remaining = loss.lost, loss.remaining
+        placed = _loss(fleet, loads, lost)
+        short = lost.devices - placed.same_region
         check = f"lose {lost.id}"
         if short <= 0:
             rows.append(
@@ -145,37 +174,38 @@ def n_plus_one_rows(fleet: Fleet) -> list[PlanRow]:
                     "devices",
                     Verdict.OK,
                     f"the other {len(region.edge_nodes) - 1} node(s) hold all {region.devices:,} devices "
-                    f"({-short:,} slots spare)",
+                    f"({remaining - region.devices:,} slots spare)",
                 )
             )
             continue
         fix = f"add {loss.nodes_to_add} edge node(s) of {lost.capacity.max_devices} devices to {name}"
-        elsewhere = sum(_spare(r) for other, r in fleet.regions.items() if other != name)
-        if region.cross_region_failover and short <= elsewhere:
+        if not placed.unserved:
             verdict = Verdict.WARN
             reason = (
-                f"{name} keeps {remaining:,} of {region.devices:,} devices; {short:,} fail over to other regions "
-                f"({elsewhere:,} spare slots there) at higher latency; {fix}"
+                f"{name} keeps {region.devices - short:,} of {region.devices:,} devices; {short:,} fail over to other "
+                f"regions ({_spare(loads, name):,} spare slots there) at higher latency; {fix}"
             )
         else:
             verdict = Verdict.FAIL
-            moved = min(short, elsewhere) if region.cross_region_failover else 0
-            where = (
-                f", {moved:,} fit in other regions" if region.cross_region_failover else " (cross_region_failover off)"
+            moved = placed.other_regions
+            where = f", {moved:,} fit in other regions" if may_leave_region(fleet, lost) else _no_way_out(fleet, lost)
+            reason = (
+                f"{placed.unserved:,} devices left without an edge node: {name} holds {region.devices - short:,} "
+                f"of {region.devices:,}{where}; {fix}"
             )
-            reason = f"{short - moved:,} devices left without an edge node: {name} holds {remaining:,} of {region.devices:,}{where}; {fix}"
         rows.append(PlanRow("n+1", name, check, region.devices, remaining, "devices", verdict, reason))
 
     nodes = fleet.edge_nodes()
     lost = _largest(nodes)
     capacity = sum(n.capacity.max_devices for n in nodes) - lost.capacity.max_devices
-    short = fleet.devices - capacity
-    if short <= 0:
-        verdict, reason = Verdict.OK, f"the fleet holds all {fleet.devices:,} devices ({-short:,} slots spare)"
+    unserved = _loss(fleet, loads, lost).unserved
+    if not unserved:
+        verdict = Verdict.OK
+        reason = f"the fleet holds all {fleet.devices:,} devices ({capacity - fleet.devices:,} slots spare)"
     else:
         verdict = Verdict.FAIL
         reason = (
-            f"{short:,} of {fleet.devices:,} devices left without an edge node when the fleet loses one node "
+            f"{unserved:,} of {fleet.devices:,} devices left without an edge node when the fleet loses one node "
             f"({capacity:,} slots remain)"
         )
     rows.append(PlanRow("n+1", "fleet", f"lose {lost.id}", fleet.devices, capacity, "devices", verdict, reason))
@@ -251,31 +281,22 @@ def _unit_price(fleet: Fleet, kind: CapexKind) -> float:
     return next((i.unit_price for i in fleet.cost.capex if i.kind is kind), 0.0)
 
 
-def _payback(capex: float, net: float) -> float | None:
-    return capex / net if net > 0 else None
-
-
 def _years(years: float | None) -> str:
     return "never: the fleet loses money" if years is None else f"{years:.1f} years"
 
 
-def _within(value: float | None, limit: float, over: Verdict = Verdict.FAIL) -> Verdict:
-    return Verdict.OK if value is not None and value <= limit else over
-
-
 def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -> list[PlanRow]:
-    """Capex, opex, revenue, net, payback and cost per device, as the seed's ROI table computes them."""
+    """Capex, opex, revenue, net, payback and cost per device: xzctl.plan.economics on the spec's devices."""
     cost, cur = fleet.cost, fleet.cost.currency
-    capex, opex = cost.capex_total, cost.opex_total
-    revenue = fleet.devices * cost.revenue_per_device_year
-    net = revenue - opex
+    e = economics(fleet, fleet.devices)
+    capex, opex, revenue, net = e.capex, e.opex_year, e.revenue_year, e.net_year
     th = cost.thresholds
 
     def row(check: str, value: float | None, limit: float | None, unit: str, outcome: tuple[Verdict, str]) -> PlanRow:
         return PlanRow("cost", "fleet", check, value, limit, unit, *outcome)
 
     ok = Verdict.OK
-    payback = _payback(capex, net)
+    payback = e.payback_years
     rows = [
         row("capex", capex, None, cur, (ok, f"{money(capex, cur)} over {len(cost.capex)} items")),
         row("opex per year", opex, None, cur, (ok, f"{money(opex, cur)} over {len(cost.opex_yearly)} items")),
@@ -302,7 +323,7 @@ def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -
             th.max_payback_years,
             "years",
             (
-                _within(payback, th.max_payback_years),
+                Verdict.of(judge(payback, th.max_payback_years)),
                 f"capex {money(capex, cur)} / net {money(net, cur)} = {_years(payback)}",
             ),
         ),
@@ -312,7 +333,7 @@ def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -
         extra = missing_edge_nodes * _unit_price(fleet, CapexKind.EDGE_SERVER) + missing_gpu_servers * _unit_price(
             fleet, CapexKind.CLOUD_GPU_SERVER
         )
-        fixed = _payback(capex + extra, net)
+        fixed = (capex + extra) / net if net > 0 else None
         reason = (
             f"with the {missing_edge_nodes} edge node(s) N+1 needs and the {missing_gpu_servers} cloud GPU "
             f"server(s) the LLMs need: capex {money(capex + extra, cur)} (+{money(extra, cur)}), "
@@ -324,12 +345,11 @@ def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -
                 fixed,
                 th.max_payback_years,
                 "years",
-                (_within(fixed, th.max_payback_years), reason),
+                (Verdict.of(judge(fixed, th.max_payback_years)), reason),
             )
         )
 
-    yearly = opex + capex / cost.depreciation_years
-    per_device = yearly / fleet.devices / 12 if fleet.devices else None
+    per_device = e.cost_per_device_month
     reason = (
         f"(opex {money(opex, cur)} + capex {money(capex, cur)} / {cost.depreciation_years:g} years) "
         f"/ {fleet.devices:,} devices / 12 = {money(per_device, cur)}"
@@ -342,14 +362,12 @@ def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -
             per_device,
             th.max_cost_per_device_month,
             cur,
-            (_within(per_device, th.max_cost_per_device_month), reason),
+            (Verdict.of(judge(per_device, th.max_cost_per_device_month)), reason),
         )
     )
 
-    capacity = sum(r.max_devices for r in fleet.regions.values())
-    idle = 1 - fleet.devices / capacity
-    reason = f"{capacity - fleet.devices:,} of {capacity:,} device slots paid for and unused ({idle:.1%})"
-    rows.append(
-        row("idle capacity", idle, th.max_idle_share, "share", (_within(idle, th.max_idle_share, Verdict.WARN), reason))
-    )
+    idle = e.idle_share
+    reason = f"{e.slots - fleet.devices:,} of {e.slots:,} device slots paid for and unused ({idle:.1%})"
+    idle_verdict = Verdict.of(judge(idle, th.max_idle_share, over=Status.WARN))
+    rows.append(row("idle capacity", idle, th.max_idle_share, "share", (idle_verdict, reason)))
     return rows

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from xzctl import data_path
 from xzctl.errors import XzctlError
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+TEMPLATES_DIR = data_path("templates")
 
 
 # Characters JSON leaves raw but YAML reads as line breaks (U+0085, U+2028/9, folding a quoted string)

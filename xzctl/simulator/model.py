@@ -21,13 +21,14 @@ stale exporter) change the state; counters never go backwards.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from xzctl.errors import BadInputError
 from xzctl.metrics import contract as c
 from xzctl.simulator.replicas import ReplicaAutoscaler
+from xzctl.spec.failover import NodeLoad, may_leave_region, place
 from xzctl.spec.models import EdgeNode, Fleet
 
 IDLE_CLOSE_SECONDS = 120.0  # upstream xiaozhi-esp32-server closes an idle WebSocket after 120 s
@@ -393,28 +394,32 @@ class FleetModel:
             return
         self.arrivals = [a for a in self.arrivals if a.at > now]
         for arrival in due:
-            for _ in range(arrival.count):
-                self._place_one(arrival.source, arrival.at)
+            self._place(arrival.source, arrival.count, arrival.at)
 
-    def _failover_candidates(self, source: NodeState) -> Iterable[list[NodeState]]:
-        """Nodes of the same region first, then (if the spec allows) every other region."""
-        others = [n for n in self.nodes.values() if n.up and n.id != source.id]
-        yield [n for n in others if n.region == source.region]
-        region = self.fleet.regions[source.region]
-        if region.cross_region_failover and source.spec.networking.failover_enabled:
-            yield [n for n in others if n.region != source.region]
-
-    def _place_one(self, source_id: str, at: float) -> None:
+    def _place(self, source_id: str, count: int, at: float) -> None:
+        """Reconnecting devices go where the shared failover model sends them: most free slots first, up to
+        max_devices, the region first and other regions only when the spec allows (xzctl.spec.failover)."""
         source = self.nodes[source_id]
-        for group in self._failover_candidates(source):
-            best = max(group, key=lambda n: (self.headroom(n, at), -n.index), default=None)
-            if best is not None and self.headroom(best, at) > 0:
-                self.advance_node(best, at)
-                best.moved_in += 1
-                self.moved.setdefault(source_id, {}).setdefault(best.id, 0)
-                self.moved[source_id][best.id] += 1
-                return
-        self.disconnected[source_id] = self.disconnected.get(source_id, 0) + 1
+        up = [n for n in self.nodes.values() if n.up and n.id != source_id]
+        loads = [
+            # score = free slots and one device costs one slot: most headroom first, ties to the lower index
+            NodeLoad(
+                n.id, n.region, self.active_sessions(n, at), n.max_devices, n.max_devices, self.headroom(n, at), 1.0
+            )
+            for n in up
+        ]
+        same = [i for i, n in enumerate(up) if n.region == source.region]
+        other = [i for i, n in enumerate(up) if n.region != source.region]
+        leavable = count if may_leave_region(self.fleet, source.spec) else 0
+        placement = place(loads, count, leavable=leavable, same=same, other=other)
+        for i, n in placement.added.items():
+            target = up[i]
+            self.advance_node(target, at)  # integrate up to the arrival at the old load
+            target.moved_in += n
+            self.moved.setdefault(source_id, {}).setdefault(target.id, 0)
+            self.moved[source_id][target.id] += n
+        if placement.unserved:
+            self.disconnected[source_id] = self.disconnected.get(source_id, 0) + placement.unserved
 
     def _schedule_reconnects(self, node: NodeState, at: float, count: int) -> None:
         lo, hi = self.reconnect_seconds

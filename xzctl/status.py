@@ -1,4 +1,5 @@
-"""Verdict levels shared by every check, and how they become exit codes.
+"""The one status vocabulary (ok, warn, unknown, crit) of every check and of the plan, and how a
+status becomes an exit code. The plan says "fail" for crit (it judges a spec, see xzctl.plan.static).
 
 A crit is a known failure and outranks unknown (missing data) when a report has both: the exit code
 then says "failed" (1) rather than "unknown" (3). Warn never fails a run: it is for people, not CI.

@@ -1,5 +1,0 @@
-"""The sshd fixture for the playbook tests (shared with tests/bootstrap)."""
-
-from tests.ansible.sshd import sshd
-
-__all__ = ["sshd"]
