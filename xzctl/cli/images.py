@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from xzctl.cli._common import FleetOption, Output, OutputOption, emit, print_warnings
+from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, print_warnings
 from xzctl.errors import CheckFailedError
 from xzctl.images import CatalogImage, load_catalog, verify_fleet
 from xzctl.spec import load_fleet
@@ -142,3 +142,42 @@ def verify(
         raise CheckFailedError(
             f"{first.places[0]}: {first.message}" + (f" (and {more} more)" if more else ""), hint=first.fix or None
         )
+
+
+@app.command()
+def build(  # noqa: PLR0917 (each Typer option is a parameter)
+    name: str = typer.Argument(..., help="Image name: vad, asr or tts."),
+    version: str | None = typer.Option(None, "--version", help="Version to build. Default: the one in image.yaml."),
+    model: Path | None = typer.Option(None, "--model", help="Model file to bake in (the ASR SenseVoice variant)."),
+    no_lock: bool = typer.Option(False, "--no-lock", help="Build without recording the release in the lock."),
+    catalog: Path | None = CatalogOption,
+    state_dir: Path | None = StateDirOption,
+    output: Output = OutputOption,
+) -> None:
+    """Build an image offline-ready (mmdebstrap + buildah) into the state dir's OCI layout and lock its digest.
+
+    Example: xzctl images build vad --version 1.2.0
+    """
+    from xzctl.images.build import build_image
+
+    result = build_image(
+        name, state_dir=state_dir or Path(".xzctl"), version=version, catalog_dir=catalog, model=model, lock=not no_lock
+    )
+    wheels = [f"{w['name']}=={w['version']}" for w in result.record.wheels]
+    data: dict[str, Any] = {
+        "image": result.name,
+        "version": result.version,
+        "digest": result.digest,
+        "layout": result.reference,
+        "lock": "added" if result.locked else ("unchanged" if not no_lock else "not recorded"),
+        "debian_packages": len(result.record.debian),
+        "wheels": wheels,
+        "model": result.record.model,
+    }
+
+    def table(console: Console) -> None:
+        console.print(f"[bold]{result.name} {result.version}[/] {result.digest}")
+        console.print(f"layout  {escape(result.reference)}   lock: {data['lock']}")
+        console.print(f"inputs  {data['debian_packages']} Debian packages, wheels {', '.join(wheels) or '-'}")
+
+    emit(data, output, table)
