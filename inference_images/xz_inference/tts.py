@@ -117,7 +117,7 @@ class TtsService(Service):
         try:
             data = json.loads(request.body)
         except ValueError:
-            raise RequestError("body must be JSON {\"input\": text}") from None
+            raise RequestError('body must be JSON {"input": text}') from None
         text = data.get("input") if isinstance(data, dict) else None
         if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
             raise RequestError(f"'input' must be 1..{MAX_TEXT} characters of text")

@@ -108,14 +108,23 @@ def show(
 
 
 @app.command()
-def verify(
-    fleet: Path | None = FleetOption, catalog: Path | None = CatalogOption, output: Output = OutputOption
+def verify(  # noqa: PLR0917 (each Typer option is a parameter)
+    fleet: Path | None = FleetOption,
+    catalog: Path | None = CatalogOption,
+    output: Output = OutputOption,
+    built: str | None = typer.Option(None, "--built", help="Check this built image (OCI layout) against the lock."),
+    version: str | None = typer.Option(None, "--version", help="Version of the --built image. Default: image.yaml's."),
+    state_dir: Path | None = StateDirOption,
 ) -> None:
     """Check every image the fleet spec references: a released catalog version, a well-formed digest that
-    matches the lock, the model the image serves, and (production) pinned by digest.
+    matches the lock, the model the image serves, and (production) pinned by digest. With --built NAME, check
+    the image built into the state dir instead: its digest is the lock's and every blob is intact.
 
-    Example: xzctl images verify --fleet fleet.yaml
+    Example: xzctl images verify --fleet fleet.yaml; xzctl images verify --built vad
     """
+    if built is not None:
+        _verify_built(built, version, catalog, state_dir, output)
+        return
     loaded = load_fleet(fleet)
     report = verify_fleet(loaded.fleet, load_catalog(catalog))
     data = {
@@ -181,3 +190,12 @@ def build(  # noqa: PLR0917 (each Typer option is a parameter)
         console.print(f"inputs  {data['debian_packages']} Debian packages, wheels {', '.join(wheels) or '-'}")
 
     emit(data, output, table)
+
+
+def _verify_built(name: str, version: str | None, catalog: Path | None, state_dir: Path | None, output: Output) -> None:
+    from xzctl.images.build import verify_built
+
+    version = version or load_catalog(catalog).get(name).info.version
+    digest = verify_built(name, version, state_dir=state_dir or Path(".xzctl"), catalog_dir=catalog)
+    data = {"image": name, "version": version, "digest": digest, "valid": True}
+    emit(data, output, lambda console: console.print(f"[green]ok[/] {name} {version} {digest} matches the lock"))

@@ -39,6 +39,7 @@ def _summary(info: SandboxInfo) -> dict[str, Any]:
         "seed": info.seed,
         "scrape_interval_seconds": info.scrape_interval_seconds,
         "history": info.history,
+        "real_node": info.real_node,
         "pids": info.pids,
         "running": info.alive(),
     }
@@ -70,6 +71,9 @@ def up(
     scrape_interval: int = typer.Option(10, "--scrape-interval", min=1, max=300, help="Seconds between scrapes."),
     prometheus_bin: str | None = typer.Option(None, "--prometheus-bin", help="Prometheus binary. Default: PATH."),
     port: int = typer.Option(0, "--port", help="Simulator port on 127.0.0.1 (0: any free port)."),
+    real_node: str | None = typer.Option(
+        None, "--real-node", help="Run this edge node's VAD/ASR/TTS for real (built images, else the package)."
+    ),
     state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
@@ -91,6 +95,7 @@ def up(
             scale=scale,
             prometheus_bin=prometheus_bin,
             port=port,
+            real_node=real_node,
         )
     except SandboxAlreadyUpError as exc:
         stderr.print(f"sandbox already up; stop it first with: xzctl sandbox down (state in {escape(str(where))})")

@@ -477,11 +477,24 @@ def record_in_lock(catalog_dir: Path, result: BuildResult, *, today: str | None 
     )
     releases.append(release.model_dump(mode="json", exclude_none=True))
     head = "".join(line for line in path.read_text(encoding="utf-8").splitlines(keepends=True) if line.startswith("#"))
-    body = yaml.safe_dump(data, sort_keys=False, width=120, allow_unicode=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(head + body, encoding="utf-8")
+    tmp.write_text(head + _lock_text(data), encoding="utf-8")
     tmp.replace(path)
     return True
+
+
+def _lock_text(data: dict[str, Any]) -> str:
+    """The lock as people read it: one line per release, a built release's bill of materials in block style."""
+    lines = [f"{key}: {data[key]}" for key in data if key != "images"] + ["images:"]
+    for name, releases in data["images"].items():
+        lines.append(f"  {name}:")
+        for release in releases:
+            flow = "built" not in release
+            text = yaml.safe_dump([release], sort_keys=False, width=400 if flow else 120, default_flow_style=None)
+            if flow:
+                text = "- " + yaml.safe_dump(release, sort_keys=False, width=400, default_flow_style=True)
+            lines += ["    " + ln for ln in text.rstrip().splitlines()]
+    return "\n".join(lines) + "\n"
 
 
 def build_image(

@@ -42,6 +42,7 @@ class RunningService:
     container: str | None
     log: Path
     started: float  # time.monotonic() when the service process started
+    image: str  # the `image` label its metrics carry
 
     @property
     def url(self) -> str:
@@ -91,7 +92,8 @@ def start_service(
     version = version or image.info.version
     spec = load_build_spec(catalog.root / name)
     layout, tag = layout_dir(state_dir), f"{name}-{version}"
-    overrides = {"XZ_HOST": "127.0.0.1", "XZ_PORT": str(port), **(env or {})}
+    label = f"{image.info.repository}:{version}"
+    overrides = {"XZ_HOST": "127.0.0.1", "XZ_PORT": str(port), "XZ_IMAGE": label, **(env or {})}
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}-{port}.log"
     container: str | None = None
@@ -113,13 +115,13 @@ def start_service(
         repo_root = catalog.root.resolve().parent
         lib, local_env = _local_lib(name, state_dir, repo_root)
         proc_env.update(local_env)
-        proc_env.update({"PYTHONPATH": str(lib), "XZ_IMAGE": f"{image.info.repository}:{version}", **overrides})
+        proc_env.update({"PYTHONPATH": str(lib), **overrides})
         argv = [sys.executable, "-m", spec.module]
         source = "package"
     with log.open("ab") as out:
         # its own session, so stopping it stops buildah and the service under it, and nothing else
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=proc_env, start_new_session=True)
-    return RunningService(name, port, source, process, container, log, time.monotonic())
+    return RunningService(name, port, source, process, container, log, time.monotonic(), overrides["XZ_IMAGE"])
 
 
 def wait_ready(service: RunningService, timeout: float) -> float:
@@ -151,10 +153,12 @@ def stop_service(service: RunningService) -> None:
                 os.killpg(service.process.pid, signal.SIGKILL)
             service.process.wait(timeout=STOP_TIMEOUT)
     if service.container is not None:
+        remove_containers([service.container])
+
+
+def remove_containers(names: list[str]) -> None:
+    """Remove working containers this module created (a stopped sandbox's leftovers included)."""
+    for name in names:
         subprocess.run(
-            ["buildah", "rm", service.container],
-            capture_output=True,
-            env={**os.environ, **buildah_env()},
-            timeout=120,
-            check=False,
+            ["buildah", "rm", name], capture_output=True, env={**os.environ, **buildah_env()}, timeout=120, check=False
         )
