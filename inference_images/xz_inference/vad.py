@@ -1,6 +1,6 @@
 """VAD service: silero-vad (ONNX, int8-quantised at image build) over HTTP, frames of many sessions batched.
 
-POST /v1/vad?session=ID with 16 kHz PCM16 (raw `audio/l16` or a WAV file), a multiple of 512 samples: answers the
+POST /v1/vad?session=ID with 16 kHz PCM16 (raw `audio/l16`, a multiple of 512 samples, or a WAV file): answers the
 speech probability of every 512-sample frame and the speech/silence decision with upstream xiaozhi's thresholds
 (on at 0.5, off below 0.3). The model is stateful per stream, so each session keeps its LSTM state and the last
 64 samples of context, as silero's own wrapper does.
@@ -134,6 +134,7 @@ class VadService(Service):
     def detect(self, request: Request) -> Response:
         if request.content_type.startswith("audio/wav") or request.body[:4] == b"RIFF":
             samples = read_wav(request.body)
+            samples = np.pad(samples, (0, -len(samples) % FRAME))  # a whole file: its tail frame is padded
         else:
             samples = np.frombuffer(request.body, dtype=np.int16)
         if len(samples) == 0 or len(samples) % FRAME:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from xzctl.errors import BadInputError, CheckFailedError, ExternalToolError, NotFoundError
 from xzctl.images.catalog import LOCK_FILE, SEMVER, BuildRecord, Release, default_catalog_dir, load_catalog
+from xzctl.metrics import contract
 
 BUILD_FILE = "build.yaml"
 PACKAGE = "xz_inference"  # the service package, beside the image folders
@@ -270,16 +271,14 @@ def download_wheels(wheels: Sequence[Wheel], cache: Path) -> list[Path]:
     return [by_hash[w.sha256] for w in wheels]
 
 
-def stage_package(dest: Path, repo_root: Path) -> Path:
+def stage_package(dest: Path, catalog_root: Path) -> Path:
     """The service package plus a byte-identical copy of the metrics contract, as the image's /opt/xz/lib holds it."""
-    shutil.copytree(
-        repo_root / "inference_images" / PACKAGE, dest / PACKAGE, ignore=shutil.ignore_patterns("__pycache__")
-    )
+    shutil.copytree(catalog_root / PACKAGE, dest / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
     metrics = dest / "xzctl" / "metrics"
     metrics.mkdir(parents=True)
     (dest / "xzctl" / "__init__.py").write_text("")
     (metrics / "__init__.py").write_text("")
-    shutil.copy2(repo_root / "xzctl" / "metrics" / "contract.py", metrics / "contract.py")
+    shutil.copy2(Path(contract.__file__), metrics / "contract.py")
     return dest
 
 
@@ -333,7 +332,7 @@ def assemble(
     *,
     repository: str,
     state_dir: Path,
-    repo_root: Path,
+    catalog_root: Path,
     model: Path | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> BuildResult:
@@ -362,7 +361,7 @@ def assemble(
     with tempfile.TemporaryDirectory(prefix="xzctl-image-") as tmp:
         work = Path(tmp)
         baked, model_record = model_file(spec, model, cache, work)
-        stage = stage_package(work / "lib", repo_root)
+        stage = stage_package(work / "lib", catalog_root)
         wheel_dir = work / "wheels"
         (wheel_dir / "run").mkdir(parents=True)
         (wheel_dir / "build").mkdir()
@@ -520,7 +519,7 @@ def build_image(
         spec,
         repository=image.info.repository,
         state_dir=state_dir,
-        repo_root=catalog.root.resolve().parent,
+        catalog_root=catalog.root,
         model=model,
         extra_env=env,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,15 +50,16 @@ class RunningService:
         return f"http://127.0.0.1:{self.port}"
 
 
-def _local_lib(name: str, state_dir: Path, repo_root: Path) -> tuple[Path, dict[str, str]]:
+def _local_lib(name: str, state_dir: Path, catalog_root: Path) -> tuple[Path, dict[str, str]]:
     """The package and the model for running without an image, prepared once under the state dir."""
-    spec = load_build_spec(repo_root / "inference_images" / name)
+    spec = load_build_spec(catalog_root / name)
     root = Path(state_dir) / "images" / "local" / name
     lib = root / "lib"
     env: dict[str, str] = dict(spec.env)
-    if not lib.is_dir():
-        lib.parent.mkdir(parents=True, exist_ok=True)
-        stage_package(lib, repo_root)
+    # staged afresh every start: the package under test is the one in the catalog now
+    shutil.rmtree(lib, ignore_errors=True)
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    stage_package(lib, catalog_root)
     if spec.model is not None:
         folder = root / "model"
         final = folder / Path(env.get("XZ_MODEL_PATH", spec.model.path)).name
@@ -112,8 +114,7 @@ def start_service(
         proc_env.update(tool_env)
         source = f"image oci:{layout}:{tag}"
     else:
-        repo_root = catalog.root.resolve().parent
-        lib, local_env = _local_lib(name, state_dir, repo_root)
+        lib, local_env = _local_lib(name, state_dir, catalog.root)
         proc_env.update(local_env)
         proc_env.update({"PYTHONPATH": str(lib), **overrides})
         argv = [sys.executable, "-m", spec.module]

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from xzctl.errors import BadInputError, ExternalToolError
-from xzctl.images.catalog import default_catalog_dir
+from xzctl.images.build import stage_package
+from xzctl.images.catalog import load_catalog
 from xzctl.images.run import RunningService, remove_containers, start_service, stop_service, wait_ready
 from xzctl.metrics import contract as c
 from xzctl.spec.models import EdgeNode, Fleet
@@ -155,9 +156,8 @@ def _start_loadgen(
 ) -> RunningService:
     import subprocess
 
-    repo = default_catalog_dir(catalog_dir).resolve()
-    root = repo.parent
-    env = {**os.environ, **labels, "PYTHONPATH": f"{repo}:{root}", "XZ_IMAGE": "sandbox/loadgen"}
+    lib = stage_package(log_dir / "loadgen-lib", load_catalog(catalog_dir).root)
+    env = {**os.environ, **labels, "PYTHONPATH": str(lib), "XZ_IMAGE": "sandbox/loadgen"}
     log = log_dir / "loadgen.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
