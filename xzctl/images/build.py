@@ -63,8 +63,9 @@ class ModelSource(_Strict):
 
 
 class Variant(_Strict):
-    """What changes when a build input (a model file) is given: more wheels and other environment values."""
+    """What changes when a model is given at build (`--model FILE|DIR`): where it lands, more wheels, other env."""
 
+    path: str = Field(pattern=r"^/", description="where the given file or directory's files land in the image")
     wheels: list[Wheel] = []
     env: dict[str, str] = {}
 
@@ -283,14 +284,16 @@ def stage_package(dest: Path, catalog_root: Path) -> Path:
 
 
 def model_file(spec: BuildSpec, model: Path | None, cache: Path, work: Path) -> tuple[Path | None, dict[str, str]]:
-    if spec.model is None:
-        return None, {}
+    """The model to bake in and its record (file -> sha256): the one given at build, else the spec's pinned one."""
     if model is not None:
         if spec.model_variant is None:
             raise BadInputError("this image takes no model file", hint="build it without --model")
-        if not model.is_file():
-            raise BadInputError(f"--model {model}: no such file")
-        return model, {"file": model.name, "sha256": _sha256(model)}
+        files = sorted(p for p in model.iterdir() if p.is_file()) if model.is_dir() else [model]
+        if not model.exists() or not files:
+            raise BadInputError(f"--model {model}: no such file, or an empty directory")
+        return model, {p.name: _sha256(p) for p in files}
+    if spec.model is None:
+        return None, {}
     source = spec.model
     if source.wheel is None or source.member is None:
         raise BadInputError(
@@ -339,8 +342,8 @@ def assemble(
     """Build one image into the state dir's OCI layout and return its digest and bill of materials."""
     cache = cache_dir(state_dir)
     base = rootfs(spec, cache)
-    variant = spec.model_variant if model is not None and spec.model_variant else Variant()
-    wheels = [*spec.wheels, *variant.wheels]
+    variant = spec.model_variant if model is not None else None
+    wheels = [*spec.wheels, *(variant.wheels if variant else [])]
     wheel_files = download_wheels([*wheels, *spec.build_wheels, spec.pip], cache)
     run_wheels = wheel_files[: len(wheels)]
     build_wheels = wheel_files[len(wheels) : len(wheels) + len(spec.build_wheels)]
@@ -355,7 +358,7 @@ def assemble(
         "XZ_PORT": str(spec.port),
         "XZ_IMAGE": f"{repository}:{version}",
         **spec.env,
-        **variant.env,
+        **(variant.env if variant else {}),
         **(extra_env or {}),
     }
     with tempfile.TemporaryDirectory(prefix="xzctl-image-") as tmp:
@@ -375,8 +378,9 @@ def assemble(
             buildah("add", container, str(base), "/", what="root file system")
             buildah("add", container, str(wheel_dir), "/tmp/xz-wheels", what="wheels")
             buildah("add", container, str(stage), SITE, what="service package")
-            if baked is not None and spec.model is not None:
-                buildah("add", container, str(baked), spec.model.path, what="model")
+            target = variant.path if variant else (spec.model.path if spec.model else None)
+            if baked is not None and target is not None:
+                buildah("add", container, str(baked), target, what="model")
             root = Path(buildah("mount", container, what="mount").strip())
             _passwd_lines(root)
             pip = ["python3", f"/tmp/xz-wheels/{pip_wheel.name}/pip", "install", "--no-index", "--no-deps"]
