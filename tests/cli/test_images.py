@@ -60,3 +60,16 @@ def test_verify_passes_on_the_bundled_example(capsys: pytest.CaptureFixture[str]
     data = json.loads(capsys.readouterr().out)
     assert data["valid"] is True
     assert {i["status"] for i in data["images"]} == {"ok", "external"}
+
+
+def test_verify_built_names_the_missing_build_and_how_to_make_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["images", "verify", "--built", "vad", "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no built image vad-" in err and "xzctl images build vad" in err
+
+
+def test_build_refuses_a_version_that_is_not_semver(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["images", "build", "vad", "--version", "latest", "--state-dir", str(tmp_path)]) == 2
+    assert "not a semantic version" in capsys.readouterr().err

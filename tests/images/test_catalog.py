@@ -80,7 +80,7 @@ def test_resolve_refuses_with_the_reason(catalog: Catalog, ref: str, needle: str
 def test_yanked_version_hint_names_the_newest_release(catalog: Catalog) -> None:
     with pytest.raises(BadInputError) as info:
         catalog.resolve(f"{ASR}:0.9.0")
-    assert info.value.hint is not None and f"{ASR}:1.2.0@sha256:" in info.value.hint
+    assert info.value.hint is not None and f"{ASR}:1.3.0@sha256:" in info.value.hint
 
 
 def test_image_ref_parses_registry_ports() -> None:
