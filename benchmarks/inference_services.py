@@ -44,7 +44,9 @@ def _free_port() -> int:
 
 def _wav_seconds(data: bytes) -> float:
     with wave.open(io.BytesIO(data)) as w:
-        return w.getnframes() / w.getframerate()
+        # espeak-ng streams its WAV with a placeholder frame count: count the bytes that are there
+        frames = len(w.readframes(w.getnframes())) / (w.getsampwidth() * w.getnchannels())
+        return frames / w.getframerate()
 
 
 def _speech() -> tuple[bytes, bytes, float]:
