@@ -13,6 +13,7 @@ from bisect import bisect_left
 from xzctl.metrics import contract as c
 
 Labels = tuple[tuple[str, str], ...]
+TARGET_LABELS = (c.REGION, c.NODE)
 
 
 def _fmt_labels(labels: Labels) -> str:
@@ -34,11 +35,13 @@ class Registry:
 
     def _key(self, metric: c.Metric, extra: dict[str, str]) -> Labels:
         merged = {**self.base, **extra}
-        missing = [name for name in metric.labels if name not in merged]
+        # region and node are target labels: Prometheus adds them from the scrape config unless the service has them
+        names = [name for name in metric.labels if name in merged or name not in TARGET_LABELS]
+        missing = [name for name in names if name not in merged]
         if missing:
             raise KeyError(f"{metric.name} needs labels {missing}")
         self._metrics[metric.name] = metric
-        return tuple((name, merged[name]) for name in metric.labels)
+        return tuple((name, merged[name]) for name in names)
 
     def inc(self, metric: c.Metric, amount: float = 1.0, **labels: str) -> None:
         key = (metric.name, self._key(metric, labels))

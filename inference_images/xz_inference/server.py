@@ -51,15 +51,14 @@ class Service:
 
     def __init__(self) -> None:
         env = os.environ
-        self.registry = Registry(
-            {
-                c.REGION: env.get("XZ_REGION", "local"),
-                c.NODE: env.get("XZ_NODE", "local"),
-                c.SERVICE: self.name,
-                c.TRACK: env.get("XZ_TRACK", "stable"),
-                c.IMAGE: env.get("XZ_IMAGE", f"local/{self.name}"),
-            }
-        )
+        base = {
+            c.SERVICE: self.name,
+            c.TRACK: env.get("XZ_TRACK", "stable"),
+            c.IMAGE: env.get("XZ_IMAGE", f"local/{self.name}"),
+        }
+        # region/node only when set: where Prometheus scrapes with target labels (k8s, the sandbox) they come from there
+        base.update({label: env[var] for label, var in ((c.REGION, "XZ_REGION"), (c.NODE, "XZ_NODE")) if var in env})
+        self.registry = Registry(base)
         self.ready = threading.Event()
         self.failed: str | None = None
         self._model_lock = threading.Lock()

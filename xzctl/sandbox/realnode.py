@@ -92,7 +92,7 @@ def start_asr_replica(
         state_dir=state_dir,
         log_dir=log_dir,
         version=version,
-        env={"XZ_REGION": real.region, "XZ_NODE": real.node, "XZ_TRACK": track, **(env or {})},
+        env={"XZ_TRACK": track, **(env or {})},
         catalog_dir=catalog_dir,
     )
     real.extra.append(service)
@@ -121,7 +121,8 @@ def start_real_node(
         known = ", ".join(n.id for n in fleet.edge_nodes()[:5])
         raise BadInputError(f"--real-node {node_id!r} is not an edge node of the fleet", hint=f"e.g. {known}")
     real = RealNode(node.id, node.region, {}, devices=devices or scaled_devices(node))
-    labels = {"XZ_REGION": node.region, "XZ_NODE": node.id, "XZ_TRACK": "stable"}
+    # region and node come from the scrape targets' labels, as in production
+    labels = {"XZ_TRACK": "stable"}
     try:
         for name in SERVICES:
             real.services[name] = start_service(
