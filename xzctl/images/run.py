@@ -158,8 +158,16 @@ def stop_service(service: RunningService) -> None:
 
 
 def remove_containers(names: list[str]) -> None:
-    """Remove working containers this module created (a stopped sandbox's leftovers included)."""
+    """Remove working containers this module created (a stopped sandbox's leftovers included) and the image copy
+    each one imported from the OCI layout: `buildah from oci:...` copies the image into buildah's storage."""
+    env = {**os.environ, **buildah_env()}
+
+    def buildah(*args: str) -> str:
+        done = subprocess.run(["buildah", *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
     for name in names:
-        subprocess.run(
-            ["buildah", "rm", name], capture_output=True, env={**os.environ, **buildah_env()}, timeout=120, check=False
-        )
+        image = buildah("inspect", "--format", "{{.FromImageID}}", name)
+        buildah("rm", name)
+        if image:
+            buildah("rmi", image)  # refused while another container still uses it, which is right
