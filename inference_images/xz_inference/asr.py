@@ -43,7 +43,8 @@ def windows(samples: np.ndarray, chunk: int = CHUNK, overlap: int = OVERLAP) -> 
 class PocketSphinx:
     """CMU pocketsphinx with the en-us model of its wheel; a streaming decoder, so it takes only the new samples.
 
-    `XZ_ASR_BEAM` widens the search beam (a smaller number keeps more hypotheses: slower, rarely better)."""
+    `XZ_ASR_BEAM` widens the search beam and lifts the per-frame search limits (a smaller number keeps more
+    hypotheses): a debug search, several times slower, rarely better."""
 
     def __init__(self) -> None:
         from pocketsphinx import Decoder
@@ -51,7 +52,7 @@ class PocketSphinx:
         beam = os.environ.get("XZ_ASR_BEAM")
         options: dict[str, object] = {"samprate": RATE, "loglevel": "FATAL"}
         if beam:
-            options.update(beam=float(beam), wbeam=float(beam), pbeam=float(beam))
+            options.update(beam=float(beam), wbeam=float(beam), pbeam=float(beam), maxhmmpf=-1, maxwpf=-1)
         self.decoder = Decoder(**options)
 
     def start(self) -> None:

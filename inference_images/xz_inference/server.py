@@ -59,6 +59,10 @@ class Service:
         # region/node only when set: where Prometheus scrapes with target labels (k8s, the sandbox) they come from there
         base.update({label: env[var] for label, var in ((c.REGION, "XZ_REGION"), (c.NODE, "XZ_NODE")) if var in env})
         self.registry = Registry(base)
+        # every series at 0 from the start: a ratio over a series that appears only with the first error is no ratio
+        for result in ("ok", "error"):
+            self.registry.inc(c.REQUESTS, 0.0, result=result)
+        self.registry.inc(c.INFERENCE_ERRORS, 0.0)
         self.ready = threading.Event()
         self.failed: str | None = None
         self._model_lock = threading.Lock()
