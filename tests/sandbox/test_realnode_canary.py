@@ -140,8 +140,11 @@ def _rollout(
         prometheus_url=box.prometheus_url,
     )
     analyzer = analyzer_for(state, PrometheusClient(box.prometheus_url, timeout=5))
-    # the real ASR on two shared cores misses the 500 ms KPI on both tracks; judge the canary against stable only
-    analyzer.thresholds = Thresholds(error_ratio=0.05, p95_seconds=120.0, inference_error_ratio=0.05)
+    # the real ASR on two shared cores misses the 500 ms KPI on both tracks: judge the canary against stable only,
+    # worse at twice its p95 (the slow build spends ~3.7x the CPU; a good one stays within the shared-CPU noise)
+    analyzer.thresholds = Thresholds(
+        error_ratio=0.05, p95_seconds=120.0, inference_error_ratio=0.05, latency_vs_stable=2.0
+    )
     events: list[str] = []
     engine = RolloutEngine(
         StateStore(tmp_path / "rollouts"),
