@@ -63,6 +63,14 @@ def inference_errors(service: str, per_minute: float) -> list[dict[str, str]]:
     ]
 
 
+def word_errors(words_per_minute: float, errors_per_minute: float, track: str = "stable") -> list[dict[str, str]]:
+    keys = {"track": track, "image": f"registry.example/asr:{track}"}
+    return [
+        _series("xiaozhi_asr_reference_words_total", _counter(words_per_minute), **keys),
+        _series("xiaozhi_asr_word_errors_total", _counter(errors_per_minute), **keys),
+    ]
+
+
 def gauge(name: str, value: float, **labels: str) -> list[dict[str, str]]:
     return [_series(name, f"{value:g}x{POINTS}", **labels)]
 
@@ -152,6 +160,15 @@ CASES = [
         "4m",
         "8m",
         [{"severity": "warning", **WHERE, "service": "asr"}],
+    ),
+    Case(
+        # the canary's transcripts lose 45 words in 100; stable's 10 in 100 stays quiet
+        "AsrAccuracyLow",
+        word_errors(100, 10) + word_errors(100, 45, "canary"),
+        word_errors(100, 10) + word_errors(100, 12, "canary"),
+        "8m",
+        "22m",
+        [{"severity": "warning", **WHERE, "track": "canary"}],
     ),
     Case(
         "AvailabilityBudgetBurn",

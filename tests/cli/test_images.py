@@ -75,3 +75,16 @@ def test_verify_reports_a_production_spec_instead_of_stopping_at_its_errors(
     assert run(["images", "verify", "--fleet", str(spec), "-o", "json"]) == 1
     errors = [i for i in json.loads(capsys.readouterr().out)["images"] if i["status"] == "error"]
     assert len(errors) == 11 and all("not pinned by digest" in e["message"] and e["fix"] for e in errors)
+
+
+def test_verify_built_names_the_missing_build_and_how_to_make_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["images", "verify", "--built", "vad", "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no built image vad-" in err and "xzctl images build vad" in err
+
+
+def test_build_refuses_a_version_that_is_not_semver(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["images", "build", "vad", "--version", "latest", "--state-dir", str(tmp_path)]) == 2
+    assert "not a semantic version" in capsys.readouterr().err

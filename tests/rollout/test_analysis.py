@@ -50,3 +50,31 @@ def test_the_shortest_window_holds_two_scrapes(scrape: float, min_window: float)
     plain = Thresholds(error_ratio=0.001, p95_seconds=0.5, inference_error_ratio=0.001)
     analyzer = Analyzer(WerProm(0.05), "asr", plain, scrape_interval_seconds=scrape)  # type: ignore[arg-type]
     assert analyzer.min_window_seconds == min_window  # and never under the 1s a PromQL window can name
+
+
+class RealWerProm(WerProm):
+    """WerProm answering the registered word-error-rate query (or nothing, as a node without a prober)."""
+
+    def __init__(self, canary_wer: float | None) -> None:
+        super().__init__(canary_wer or 0.0)
+        self.has_prober = canary_wer is not None
+
+    def query(self, promql: str, at: float | None = None) -> list[Sample]:
+        if "xiaozhi_asr_word_errors_total" in promql:
+            if not self.has_prober:
+                return []
+            return [Sample({"track": "stable"}, 0.2, 0.0), Sample({"track": "canary"}, self.canary_wer, 0.0)]
+        return super().query(promql, at)
+
+
+@pytest.mark.parametrize(
+    ("canary_wer", "result"),
+    [(0.2, Result.SUCCESS), (0.5, Result.FAILURE), (None, Result.ERROR)],
+    ids=["as-stable", "worse-over-kpi", "no-prober-fails-closed"],
+)
+def test_word_error_rate_check_asked_for_with_max_wer(canary_wer: float | None, result: Result) -> None:
+    thresholds = Thresholds(
+        error_ratio=0.001, p95_seconds=0.5, inference_error_ratio=0.001, extra={"word_error_rate": 0.3}
+    )
+    m = Analyzer(RealWerProm(canary_wer), "asr", thresholds).measure(0, ["bj-edge-01"], 10.0)  # type: ignore[arg-type]
+    assert m.result == result, m.reason

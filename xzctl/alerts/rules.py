@@ -25,6 +25,10 @@ CANARY_ERROR_MARGIN = 0.01  # or one point of error ratio more than stable
 EDGE_NODE_DOWN_FOR = "1m"
 CANARY_FOR = "5m"
 CACHE_WINDOW = "10m"
+# The seed sets no accuracy KPI; 30 % word errors is where a voice assistant stops understanding commands.
+ASR_WER_LIMIT = 0.3
+ASR_WER_FOR = "10m"
+ASR_WER_WINDOW = "10m"
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ NODE_ALERTS = (
     "CacheHitRateLow",
     "QueueBacklog",
     "CanaryDegraded",
+    "AsrAccuracyLow",
 )
 ALERT_NAMES = (*NODE_ALERTS, "EdgeNodeDown", "AvailabilityBudgetBurn", "LatencyBudgetBurn")
 
@@ -177,6 +182,16 @@ def node_alerts(fleet: Fleet) -> list[dict[str, Any]]:
             summary=f"Canary of {{{{ $labels.service }}}} worse than stable on {where}",
             description=f"The canary track's p95 is over {CANARY_LATENCY_FACTOR:g}x stable or its error ratio over stable + "
             f"{CANARY_ERROR_MARGIN:.0%}; pause or roll back the rollout.",
+        ),
+        _alert(
+            fleet,
+            "AsrAccuracyLow",
+            f"{q.word_error_rate(window=ASR_WER_WINDOW, by=(c.REGION, c.NODE, c.TRACK))} > {ASR_WER_LIMIT:g}",
+            for_=ASR_WER_FOR,
+            severity="warning",
+            summary=f"ASR word error rate above {ASR_WER_LIMIT:.0%} on {where} ({{{{ $labels.track }}}})",
+            description=f"{{{{ $value | humanizePercentage }}}} of the known test speech's words come back wrong "
+            f"(limit {ASR_WER_LIMIT:.0%}).",
         ),
     ]
     return rules

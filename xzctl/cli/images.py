@@ -9,11 +9,21 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from xzctl.cli._common import FleetOption, Output, OutputOption, PrometheusOptions, emit, option_set, print_warnings
+from xzctl.cli._common import (
+    FleetOption,
+    Output,
+    OutputOption,
+    PrometheusOptions,
+    StateDirOption,
+    emit,
+    option_set,
+    print_warnings,
+)
 from xzctl.cli._fleet import load
 from xzctl.cli._layout import Column, print_table
 from xzctl.errors import CheckFailedError, UnknownStateError
 from xzctl.images import CatalogImage, load_catalog, verify_fleet
+from xzctl.state import state_dir as state_dir_of
 
 app = typer.Typer(
     help="The inference image catalog (inference_images/) and its digest lock.\n\nExample: xzctl images show asr",
@@ -118,14 +128,23 @@ def show(
 
 
 @app.command()
-def verify(
-    fleet: Path | None = FleetOption, catalog: Path | None = CatalogOption, output: Output = OutputOption
+def verify(  # noqa: PLR0917 (each Typer option is a parameter)
+    fleet: Path | None = FleetOption,
+    catalog: Path | None = CatalogOption,
+    output: Output = OutputOption,
+    built: str | None = typer.Option(None, "--built", help="Check this built image (OCI layout) against the lock."),
+    version: str | None = typer.Option(None, "--version", help="Version of the --built image. Default: image.yaml's."),
+    state_dir: Path | None = StateDirOption,
 ) -> None:
     """Check every image the fleet spec references: a released catalog version, a well-formed digest that
-    matches the lock, the model the image serves, and (production) pinned by digest.
+    matches the lock, the model the image serves, and (production) pinned by digest. With --built NAME, check
+    the image built into the state dir instead: its digest is the lock's and every blob is intact.
 
-    Example: xzctl images verify --fleet fleet.yaml
+    Example: xzctl images verify --fleet fleet.yaml; xzctl images verify --built vad
     """
+    if built is not None:
+        _verify_built(built, version, catalog, state_dir, output)
+        return
     loaded = load(fleet, schema_only=True)
     report = verify_fleet(loaded.fleet, load_catalog(catalog))
     data = {
@@ -157,6 +176,54 @@ def verify(
     emit(data, output, table)
     if report.errors:  # a verdict, not an error: the table and the JSON document say which and why
         raise typer.Exit(CheckFailedError.exit_code)
+
+
+@app.command()
+def build(  # noqa: PLR0917 (each Typer option is a parameter)
+    name: str = typer.Argument(..., help="Image name: vad, asr or tts."),
+    version: str | None = typer.Option(None, "--version", help="Version to build. Default: the one in image.yaml."),
+    model: Path | None = typer.Option(None, "--model", help="Model file to bake in (the ASR SenseVoice variant)."),
+    no_lock: bool = typer.Option(False, "--no-lock", help="Build without recording the release in the lock."),
+    catalog: Path | None = CatalogOption,
+    state_dir: Path | None = StateDirOption,
+    output: Output = OutputOption,
+) -> None:
+    """Build an image offline-ready (mmdebstrap + buildah) into the state dir's OCI layout and lock its digest.
+
+    Example: xzctl images build vad --version 1.2.0
+    """
+    from xzctl.images.build import build_image
+
+    result = build_image(
+        name, state_dir=state_dir_of(state_dir), version=version, catalog_dir=catalog, model=model, lock=not no_lock
+    )
+    wheels = [f"{w['name']}=={w['version']}" for w in result.record.wheels]
+    data: dict[str, Any] = {
+        "image": result.name,
+        "version": result.version,
+        "digest": result.digest,
+        "layout": result.reference,
+        "lock": "added" if result.locked else ("unchanged" if not no_lock else "not recorded"),
+        "debian_packages": len(result.record.debian),
+        "wheels": wheels,
+        "model": result.record.model,
+    }
+
+    def table(console: Console) -> None:
+        console.print(f"[bold]{result.name} {result.version}[/] {result.digest}")
+        console.print(f"layout  {escape(result.reference)}   lock: {data['lock']}")
+        console.print(f"inputs  {data['debian_packages']} Debian packages, wheels {', '.join(wheels) or '-'}")
+
+    emit(data, output, table)
+
+
+def _verify_built(name: str, version: str | None, catalog: Path | None, state_dir: Path | None, output: Output) -> None:
+    from xzctl.images.build import verify_built
+
+    version = version or load_catalog(catalog).get(name).info.version
+    digest = verify_built(name, version, state_dir=state_dir_of(state_dir), catalog_dir=catalog)
+    data = {"image": name, "version": version, "digest": digest, "valid": True}
+    emit(data, output, lambda console: console.print(f"[green]ok[/] {name} {version} {digest} matches the lock"))
 
 
 @app.command()

@@ -73,6 +73,12 @@ def canary(
         help="A node not scraped: wait (count errors, abort past the limit) or hold (pause).",
     ),
     error_limit: int = typer.Option(4, "--error-limit", help="Measurements without a verdict tolerated in a row."),
+    max_wer: float | None = typer.Option(
+        None,
+        "--max-wer",
+        min=0,
+        help="ASR: also judge the word error rate a prober measures (e.g. 0.3); nodes without a prober then fail closed.",
+    ),
     window: str | None = typer.Option(None, "--window", help="PromQL rate window (default: two intervals)."),
     warmup: str | None = typer.Option(
         None, "--warmup", help="Ignore samples this long after each deploy (default: the image's, from the catalog)."
@@ -119,6 +125,8 @@ def canary(
     skips = setup.skips(skip_node)
     steps = plan_steps(loaded.fleet, name, region, only=node, skip=list(skips))
     thresholds = thresholds_from_fleet(loaded.fleet, METRIC_SERVICE[name])
+    if max_wer is not None:
+        thresholds.extra["word_error_rate"] = max_wer
     try:
         prometheus = prom.target()  # flags > environment > context > sandbox, as for every live command
     except BadInputError:

@@ -50,6 +50,7 @@ def _summary(info: SandboxInfo) -> dict[str, Any]:
         "seed": info.seed,
         "scrape_interval_seconds": info.scrape_interval_seconds,
         "history": info.history,
+        "real_node": info.real_node,
         "pids": info.pids,
         "running": info.alive(),
     }
@@ -100,6 +101,9 @@ def up(
     prometheus_bin: str | None = typer.Option(None, "--prometheus-bin", help="Prometheus binary. Default: PATH."),
     port: int = typer.Option(0, "--port", help="Simulator port on 127.0.0.1 (0: any free port)."),
     force: bool = typer.Option(False, "--force", help="Start although an unfinished rollout used the last sandbox."),
+    real_node: str | None = typer.Option(
+        None, "--real-node", help="Run this edge node's VAD/ASR/TTS for real (built images, else the package)."
+    ),
     state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
@@ -122,6 +126,7 @@ def up(
             prometheus_bin=prometheus_bin,
             port=port,
             force=force,
+            real_node=real_node,
         )
     except SandboxAlreadyUpError as exc:
         info = exc.info

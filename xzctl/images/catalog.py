@@ -85,11 +85,23 @@ class ImageInfo(_Strict):
     warmup_seconds: Annotated[int, Field(ge=0, le=3600)] = 0
 
 
+class BuildRecord(_Strict):
+    """What went into a release `xzctl images build` made: its bill of materials."""
+
+    engine: str | None = None
+    base: str = Field(pattern=DIGEST.pattern, description="the Debian root file system tarball")
+    debian: dict[str, str] = Field(description="every installed Debian package and its version")
+    wheels: list[dict[str, str]] = Field(description="name, version and sha256 of every wheel installed")
+    model: dict[str, str] | None = None
+    layout: str = Field(description="the tag in the state dir's OCI layout")
+
+
 class Release(_Strict):
     version: str = Field(pattern=SEMVER)
     digest: str = Field(pattern=DIGEST.pattern)
     released: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
     yanked: str | None = Field(default=None, min_length=1, description="why the version must not run")
+    built: BuildRecord | None = None
 
 
 class Lock(_Strict):
@@ -253,8 +265,8 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
             raise _validation_problem(meta, exc) from None
         if info.name != meta.parent.name:
             raise BadInputError(f"{meta}: name {info.name!r} differs from its folder {meta.parent.name!r}")
-        if not (meta.parent / "Dockerfile").is_file():
-            raise BadInputError(f"{meta.parent}: image has no Dockerfile")
+        if not any((meta.parent / f).is_file() for f in ("Dockerfile", "build.yaml")):
+            raise BadInputError(f"{meta.parent}: image has no build.yaml (nor a Dockerfile)")
         infos[info.name] = info
     unknown = sorted(set(lock.images) - set(infos))
     if unknown:

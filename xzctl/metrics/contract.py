@@ -110,6 +110,27 @@ BUILD_INFO = Metric(
     "Always 1: which image serves which service and track on the node.",
     (REGION, NODE, SERVICE, TRACK, IMAGE),
 )
+MODEL_LOAD_SECONDS = Metric(
+    "xiaozhi_model_load_seconds",
+    MetricType.GAUGE,
+    "Seconds an inference replica took from start to ready (model load and warm-up inference).",
+    (REGION, NODE, SERVICE, TRACK, IMAGE),
+    unit="seconds",
+)
+# Word error rate = rate(errors) / rate(reference words), counted by whoever knows the spoken text (the
+# sandbox load generator, a site's test-call prober): accuracy is part of an ASR image's health.
+ASR_WORD_ERRORS = Metric(
+    "xiaozhi_asr_word_errors_total",
+    MetricType.COUNTER,
+    "Word edits (substitutions, deletions, insertions) between ASR transcripts and the known spoken text.",
+    (REGION, NODE, TRACK, IMAGE),
+)
+ASR_REFERENCE_WORDS = Metric(
+    "xiaozhi_asr_reference_words_total",
+    MetricType.COUNTER,
+    "Words of the known spoken text sent to ASR (the denominator of the word error rate).",
+    (REGION, NODE, TRACK, IMAGE),
+)
 # node-exporter names (https://github.com/prometheus/node_exporter)
 NODE_CPU_SECONDS = Metric(
     "node_cpu_seconds_total", MetricType.COUNTER, "CPU time per core and mode.", (REGION, NODE, "cpu", "mode")
@@ -154,6 +175,9 @@ ALL: tuple[Metric, ...] = (
     QUEUE_SIZE,
     SERVICE_REPLICAS,
     BUILD_INFO,
+    MODEL_LOAD_SECONDS,
+    ASR_WORD_ERRORS,
+    ASR_REFERENCE_WORDS,
     NODE_CPU_SECONDS,
     NODE_MEMORY_TOTAL,
     NODE_MEMORY_AVAILABLE,

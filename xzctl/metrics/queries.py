@@ -135,6 +135,13 @@ def inference_error_ratio(
     return _ratio(failures, request_rate(service, window=window, by=by, filters=filters))
 
 
+def word_error_rate(*, window: str = "5m", by: By = (c.REGION, c.NODE, c.TRACK), filters: Filters | None = None) -> str:
+    """ASR word error rate (0..1, can exceed 1 with insertions): word edits / words of the known spoken text."""
+    errors = _sum_rate(c.ASR_WORD_ERRORS.name, filters, window, by)
+    words = _sum_rate(c.ASR_REFERENCE_WORDS.name, filters, window, by)
+    return _ratio(errors, words)
+
+
 def cache_hit_ratio(
     tier: str | None = None, *, window: str = "5m", by: By = NODE_BY, filters: Filters | None = None
 ) -> str:

@@ -60,6 +60,14 @@ CHECKS: dict[str, Check] = {
         lambda t: t.latency_vs_stable,
         latency=True,
     ),
+    # ASR accuracy from a prober speaking known text (the real node's load generator): only when asked for, since
+    # a node without a prober has no series, which fails closed like any missing data.
+    "word_error_rate": Check(
+        "word_error_rate",
+        lambda _s, w, f: q.word_error_rate(window=w, by=_BY_TRACK, filters=f),
+        lambda t: t.extra.get("word_error_rate"),
+        lambda t: t.errors_vs_stable,
+    ),
 }
 
 

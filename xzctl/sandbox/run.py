@@ -30,6 +30,7 @@ import yaml
 from xzctl.alerts import rules_file
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError, UnknownStateError
 from xzctl.metrics import contract as c
+from xzctl.sandbox.realnode import start_real_node, stop_real_node, stop_recorded_real_node
 from xzctl.spec.models import Fleet
 from xzctl.state import Claims, atomic_write
 from xzctl.state import proc_start as _start_time
@@ -68,6 +69,7 @@ class SandboxInfo:
     work_dir: str = ""
     start_times: dict[str, int] = field(default_factory=dict)
     history: dict[str, Any] | None = None
+    real_node: dict[str, Any] | None = None  # realnode.RealNode.to_json(): services, pids, containers
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -323,8 +325,11 @@ def start_sandbox(
     prometheus_bin: str | None = None,
     port: int = 0,
     force: bool = False,  # start although an unfinished rollout deploys to the previous sandbox
+    real_node: str | None = None,
 ) -> SandboxInfo:
-    """Start the simulator and Prometheus; return where they listen. Raises when one already runs."""
+    """Start the simulator and Prometheus; return where they listen. Raises when one already runs.
+
+    `real_node` runs that edge node's VAD/ASR/TTS for real beside the simulated ones (see realnode.py)."""
     state_dir = Path(state_dir)
     Claims(state_dir, "sandbox").refuse_unless(force, "the previous sandbox")
     if not MIN_SCRAPE_SECONDS <= scrape_interval_seconds <= 300:
@@ -349,8 +354,11 @@ def start_sandbox(
             hint="pick another with --state-dir DIR or $XZCTL_STATE_DIR",
         ) from exc
     procs: list[subprocess.Popen[bytes]] = []
+    real = None
     try:
         fleet, fleet_file = _load(fleet_path, scale, seed, work)
+        if real_node:
+            real = start_real_node(fleet, real_node, state_dir=state_dir, log_dir=work / "real-node")
         storage = work / "tsdb"
         storage.mkdir()
         backfilled = _backfill(fleet, promtool, storage, work, seed=seed, history=history) if history else None
@@ -364,6 +372,8 @@ def start_sandbox(
         (work / RULES_FILE).write_text(yaml.safe_dump(rules_file(fleet), sort_keys=False))
         config = work / "prometheus.yml"
         prometheus_config = {**scrape_config(fleet, sim_port, scrape_interval_seconds), "rule_files": [RULES_FILE]}
+        if real is not None:
+            prometheus_config["scrape_configs"][0]["static_configs"] += real.scrape_targets()
         config.write_text(yaml.safe_dump(prometheus_config, sort_keys=False))
         retention_days = max(15, int((history or timedelta()).total_seconds() // 86400) + 2)
         argv = [
@@ -387,11 +397,14 @@ def start_sandbox(
             work_dir=str(work),
             start_times={"simulator": _start_time(procs[0].pid) or 0, "prometheus": _start_time(procs[-1].pid) or 0},
             history=backfilled,
+            real_node=real.to_json() if real else None,
         )
         atomic_write(box / STATE_FILE, json.dumps(info.to_json(), indent=2))
         return info
     except BaseException:
         # fail closed: nothing keeps running, nothing is left behind
+        if real is not None:
+            stop_real_node(real)
         for proc in procs:
             _stop_group(proc.pid, None)
             proc.wait(timeout=STOP_TIMEOUT_SECONDS)
@@ -412,6 +425,8 @@ def stop_sandbox(state_dir: str | Path) -> None:
         return
     for name, pid in info.pids.items():
         _stop_group(pid, info.start_times.get(name))
+    if info.real_node:
+        stop_recorded_real_node(info.real_node)
     if info.work_dir:
         shutil.rmtree(info.work_dir, ignore_errors=True)
     (_sandbox_dir(state_dir) / STATE_FILE).unlink(missing_ok=True)

@@ -1,0 +1,135 @@
+"""ASR service: a streaming interface (the seed's 1600-sample chunks with 320 samples of overlap at 16 kHz) over
+the engine the image chose: pocketsphinx (its English model ships in the wheel) or SenseVoice-small through
+sherpa-onnx when the image was built with that model file.
+
+POST /v1/audio/transcriptions takes what xiaozhi-server's `openai` ASR provider sends (multipart form, `file`
+a WAV) or a bare WAV body, and answers {"text": ...}.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Protocol
+
+import numpy as np
+
+from xz_inference.audio import RATE, form_file, read_wav
+from xz_inference.server import Handler, Request, Response, Service, main
+
+CHUNK = 1600  # 100 ms at 16 kHz
+OVERLAP = 320  # 20 ms
+
+
+class Engine(Protocol):
+    def start(self) -> None: ...
+    def accept(self, fresh: np.ndarray) -> None: ...
+    def finish(self) -> str: ...
+
+
+def windows(samples: np.ndarray, chunk: int = CHUNK, overlap: int = OVERLAP) -> Iterator[tuple[np.ndarray, int]]:
+    """The seed's chunking: windows of `chunk` samples, each starting `chunk - overlap` after the previous one;
+    yields (window, how many samples at its end are new)."""
+    step = chunk - overlap
+    start = 0
+    while start < len(samples):
+        window = samples[start : start + chunk]
+        fresh = len(window) if start == 0 else max(0, len(window) - overlap)
+        if fresh:
+            yield window, fresh
+        start += step
+
+
+class PocketSphinx:
+    """CMU pocketsphinx with the en-us model of its wheel; a streaming decoder, so it takes only the new samples.
+
+    `XZ_ASR_BEAM` widens the search beam and lifts the per-frame search limits (a smaller number keeps more
+    hypotheses): a debug search, several times slower, rarely better."""
+
+    def __init__(self) -> None:
+        from pocketsphinx import Decoder
+
+        beam = os.environ.get("XZ_ASR_BEAM")
+        options: dict[str, object] = {"samprate": RATE, "loglevel": "FATAL"}
+        if beam:
+            options.update(beam=float(beam), wbeam=float(beam), pbeam=float(beam), maxhmmpf=-1, maxwpf=-1)
+        self.decoder = Decoder(**options)
+
+    def start(self) -> None:
+        self.decoder.start_utt()
+
+    def accept(self, fresh: np.ndarray) -> None:
+        self.decoder.process_raw(fresh.astype(np.int16).tobytes(), False, False)
+
+    def finish(self) -> str:
+        self.decoder.end_utt()
+        hyp = self.decoder.hyp()
+        return hyp.hypstr if hyp is not None else ""
+
+
+class SenseVoice:
+    """SenseVoice-small (ONNX) through sherpa-onnx: a whole-utterance model, so chunks accumulate and the
+    utterance is decoded at its end. Model and tokens files are baked into the image at build time."""
+
+    def __init__(self) -> None:
+        import sherpa_onnx
+
+        model = os.environ["XZ_MODEL_PATH"]
+        self.recognizer = sherpa_onnx.OfflineRecognizer.from_sense_voice(
+            model=model,
+            tokens=os.environ.get("XZ_TOKENS_PATH", os.path.join(os.path.dirname(model), "tokens.txt")),
+            num_threads=int(os.environ.get("XZ_THREADS", "1")),
+            provider=os.environ.get("XZ_ONNX_PROVIDER", "cpu"),
+            language=os.environ.get("XZ_LANGUAGE", "auto"),
+            use_itn=True,
+        )
+        self.parts: list[np.ndarray] = []
+
+    def start(self) -> None:
+        self.parts = []
+
+    def accept(self, fresh: np.ndarray) -> None:
+        self.parts.append(fresh.astype(np.float32) / 32768.0)
+
+    def finish(self) -> str:
+        stream = self.recognizer.create_stream()
+        stream.accept_waveform(RATE, np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32))
+        self.recognizer.decode_stream(stream)
+        return str(stream.result.text)
+
+
+ENGINES = {"pocketsphinx": PocketSphinx, "sensevoice": SenseVoice}
+
+
+class AsrService(Service):
+    name = "asr"
+
+    def load(self) -> None:
+        engine = os.environ.get("XZ_ASR_ENGINE", "pocketsphinx")
+        if engine not in ENGINES:
+            raise ValueError(f"XZ_ASR_ENGINE={engine!r}: known engines are {sorted(ENGINES)}")
+        self.engine: Engine = ENGINES[engine]()
+
+    def transcribe(self, samples: np.ndarray) -> str:
+        with self.model():
+            self.engine.start()
+            for window, fresh in windows(samples):
+                self.engine.accept(window[len(window) - fresh :])
+            return self.engine.finish()
+
+    def warm_up(self) -> None:
+        """Decode one chunk of low noise: the whole decoder path runs once before /ready turns 200."""
+        self.transcribe((np.random.default_rng(0).standard_normal(CHUNK) * 30).astype(np.int16))
+
+    def transcriptions(self, request: Request) -> Response:
+        body = request.body
+        if request.content_type.startswith("multipart/form-data"):
+            body = form_file(body, request.content_type)
+        return Response.json({"text": self.transcribe(read_wav(body))})
+
+    def routes(self) -> dict[str, Handler]:
+        return {"/v1/audio/transcriptions": self.transcriptions}
+
+
+if __name__ == "__main__":
+    main(AsrService())

@@ -1,0 +1,162 @@
+"""Load generator of the sandbox's real node: simulated devices speak known text (made by espeak-ng) through
+VAD, ASR and TTS, and the transcripts are scored against that text.
+
+It serves /metrics like a service: the end-to-end latency of a turn (service `end_to_end`) and the word error
+counters per ASR track and image, so Prometheus judges accuracy beside latency. Configuration is one JSON file
+(`python -m xz_inference.loadgen CONFIG`): endpoints, devices, turn interval, run time.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from xz_inference.audio import read_wav
+from xz_inference.server import Handler, Request, RequestError, Response, Service, serve
+from xzctl.metrics import contract as c
+
+# What devices say (English: the engine tests build is pocketsphinx's English model) and what the node says back.
+UTTERANCES = (
+    "turn on the light in the kitchen",
+    "what is the weather today",
+    "set an alarm for seven in the morning",
+    "play some music",
+    "how far is the moon",
+    "tell me a story about a cat",
+    "what time is it now",
+    "turn off the television",
+)
+REPLIES = ("好的", "今天天气晴朗", "闹钟已设置", "正在为你播放音乐", "好的，已经关掉了")
+HTTP_TIMEOUT = 30.0
+MAX_RESPONSE = 16 * 1024 * 1024
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def word_errors(reference: list[str], hypothesis: list[str]) -> int:
+    """Word-level Levenshtein distance: substitutions + deletions + insertions."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, ref in enumerate(reference, 1):
+        current = [i]
+        for j, hyp in enumerate(hypothesis, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp)))
+        previous = current
+    return previous[-1]
+
+
+def speak(text: str, voice: str = "en-us") -> bytes:
+    done = subprocess.run(
+        ["espeak-ng", "--stdout", "-v", voice, "--", text], capture_output=True, timeout=30, check=True
+    )
+    return done.stdout
+
+
+def post(url: str, body: bytes, content_type: str) -> bytes:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
+    with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
+        return bytes(response.read(MAX_RESPONSE))
+
+
+@dataclass(frozen=True)
+class AsrTarget:
+    url: str
+    track: str
+    image: str
+    weight: float
+
+
+class LoadGenerator(Service):
+    name = "end_to_end"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__()
+        self.vad_url = str(config["vad"])
+        self.tts_url = str(config["tts"])
+        self.asr = [AsrTarget(**t) for t in config["asr"]]
+        self.devices = int(config.get("devices", 4))
+        self.interval = float(config.get("turn_interval_seconds", 10.0))
+        self.deadline = time.monotonic() + float(config.get("duration_seconds", 3600.0))
+        self.speech: dict[str, bytes] = {}
+
+    def load(self) -> None:
+        self.speech = {text: speak(text) for text in UTTERANCES}
+
+    def warm_up(self) -> None:
+        for i in range(self.devices):
+            threading.Thread(target=self._device, args=(i,), name=f"device-{i}", daemon=True).start()
+
+    def _pick(self, rng: random.Random) -> AsrTarget:
+        targets = self.asr
+        return rng.choices(targets, weights=[t.weight for t in targets])[0]
+
+    def _turn(self, rng: random.Random, session: str) -> None:
+        text = rng.choice(UTTERANCES)
+        audio = self.speech[text]
+        target = self._pick(rng)
+        labels = {c.TRACK: target.track, c.IMAGE: target.image}
+        started = time.monotonic()
+        try:
+            samples = read_wav(audio)
+            usable = len(samples) - len(samples) % 512
+            post(f"{self.vad_url}/v1/vad?session={session}", samples[:usable].tobytes(), "audio/l16")
+            transcript = json.loads(post(f"{target.url}/v1/audio/transcriptions", audio, "audio/wav"))["text"]
+            post(
+                f"{self.tts_url}/v1/audio/speech",
+                json.dumps({"input": rng.choice(REPLIES)}).encode(),
+                "application/json",
+            )
+        except Exception:  # a failed turn is an end-to-end error, and the generator keeps going
+            self.registry.inc(c.REQUESTS, result="error", **labels)
+            return
+        self.registry.observe(c.REQUEST_DURATION, time.monotonic() - started, **labels)
+        self.registry.inc(c.REQUESTS, result="ok", **labels)
+        reference = words(text)
+        self.registry.inc(c.ASR_REFERENCE_WORDS, len(reference), **labels)
+        self.registry.inc(c.ASR_WORD_ERRORS, word_errors(reference, words(transcript)), **labels)
+
+    def _device(self, index: int) -> None:
+        rng = random.Random(index)
+        session = f"device-{index}-{uuid.uuid4().hex[:8]}"
+        time.sleep(rng.uniform(0, self.interval))  # devices do not all speak at once
+        while time.monotonic() < self.deadline:
+            started = time.monotonic()
+            self._turn(rng, session)
+            time.sleep(max(0.0, self.interval * rng.uniform(0.5, 1.5) - (time.monotonic() - started)))
+
+    def routes(self) -> dict[str, Handler]:
+        return {"/targets": self._targets}
+
+    def _targets(self, request: Request) -> Response:
+        """Re-split the devices' ASR traffic (a canary step): a JSON list of {url, track, image, weight}."""
+        try:
+            self.asr = [AsrTarget(**t) for t in json.loads(request.body)]
+        except (ValueError, TypeError) as exc:
+            raise RequestError(f"targets: {exc}") from None
+        return Response.json({"targets": len(self.asr)})
+
+
+def main(path: str) -> None:
+    with open(path, encoding="utf-8") as f:
+        config = json.load(f)
+    generator = LoadGenerator(config)
+    httpd = serve(generator, "127.0.0.1", int(config.get("port", 0)))
+    ready_file = config.get("port_file")
+    if ready_file:
+        with open(ready_file, "w", encoding="utf-8") as f:
+            f.write(str(httpd.server_address[1]))
+    httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

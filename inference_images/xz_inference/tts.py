@@ -1,0 +1,135 @@
+"""TTS service: espeak-ng on the node (Mandarin `cmn` and English offline) behind the seed's phrase cache; edge-tts
+is an optional online backend (`XZ_TTS_BACKEND=edge`, only when the image carries the edge-tts wheel) that falls
+back to the local voice whenever it is slow or unreachable.
+
+POST /v1/audio/speech with JSON {"input": text, "voice"?: name} (what xiaozhi-server's `custom` TTS provider
+sends) answers the audio (WAV from espeak-ng, MP3 from edge-tts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import threading
+from collections import OrderedDict
+
+from xz_inference.server import Handler, Request, RequestError, Response, Service, main
+from xzctl.metrics import contract as c
+
+MAX_TEXT = 1000
+SYNTH_TIMEOUT = 10.0
+EDGE_TIMEOUT = 2.0  # past this the local voice answers: a device must not wait on the internet
+
+
+class PhraseCache:
+    """LRU of synthesised phrases bounded in bytes: greetings and fixed answers repeat across devices."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._items: OrderedDict[tuple[str, str], tuple[bytes, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> tuple[bytes, str] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: tuple[str, str], audio: bytes, content_type: str) -> None:
+        if len(audio) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self.size -= len(old[0])
+            self._items[key] = (audio, content_type)
+            self.size += len(audio)
+            while self.size > self.max_bytes:
+                _, (dropped, _) = self._items.popitem(last=False)
+                self.size -= len(dropped)
+
+
+def espeak(text: str, voice: str) -> bytes:
+    result = subprocess.run(
+        ["espeak-ng", "--stdout", "-v", voice, "--", text],
+        capture_output=True,
+        timeout=SYNTH_TIMEOUT,
+        check=False,
+    )
+    if result.returncode != 0 or not result.stdout:
+        raise RuntimeError(f"espeak-ng failed: {result.stderr.decode(errors='replace').strip()[:200]}")
+    return result.stdout
+
+
+def edge_tts_audio(text: str, voice: str) -> bytes:
+    import edge_tts
+
+    async def fetch() -> bytes:
+        chunks = []
+        async for item in edge_tts.Communicate(text, voice).stream():
+            if item.get("type") == "audio":
+                chunks.append(item["data"])
+        return b"".join(chunks)
+
+    return asyncio.run(asyncio.wait_for(fetch(), EDGE_TIMEOUT))
+
+
+class TtsService(Service):
+    name = "tts"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.voice = os.environ.get("XZ_TTS_VOICE", "cmn")
+        self.backend = os.environ.get("XZ_TTS_BACKEND", "local")
+        self.edge_voice = os.environ.get("XZ_TTS_EDGE_VOICE", "zh-CN-XiaoxiaoNeural")
+        self.cache = PhraseCache(int(os.environ.get("XZ_TTS_CACHE_BYTES", str(256 * 1024 * 1024))))
+
+    def load(self) -> None:
+        if self.backend not in ("local", "edge"):
+            raise ValueError(f"XZ_TTS_BACKEND={self.backend!r}: use local or edge")
+
+    def warm_up(self) -> None:
+        espeak("你好", self.voice)
+
+    def synthesize(self, text: str, voice: str) -> tuple[bytes, str]:
+        key = (voice, text)
+        cached = self.cache.get(key)
+        self.registry.inc(c.CACHE_REQUESTS, tier="l1", result="hit" if cached else "miss")
+        if cached is not None:
+            return cached
+        audio, kind = b"", "audio/wav"
+        if self.backend == "edge":
+            try:
+                audio, kind = edge_tts_audio(text, self.edge_voice), "audio/mpeg"
+            except Exception:  # offline, slow or refused: the local voice answers instead
+                audio = b""
+        if not audio:
+            with self.model():
+                audio, kind = espeak(text, voice), "audio/wav"
+        self.cache.put(key, audio, kind)
+        return audio, kind
+
+    def speech(self, request: Request) -> Response:
+        try:
+            data = json.loads(request.body)
+        except ValueError:
+            raise RequestError('body must be JSON {"input": text}') from None
+        text = data.get("input") if isinstance(data, dict) else None
+        if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
+            raise RequestError(f"'input' must be 1..{MAX_TEXT} characters of text")
+        voice = data.get("voice") or self.voice
+        if not isinstance(voice, str) or not voice.replace("-", "").replace("+", "").isalnum():
+            raise RequestError("'voice' must be an espeak-ng voice name")
+        audio, kind = self.synthesize(text.strip(), voice)
+        return Response(audio, kind)
+
+    def routes(self) -> dict[str, Handler]:
+        return {"/v1/audio/speech": self.speech}
+
+
+if __name__ == "__main__":
+    main(TtsService())

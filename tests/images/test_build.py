@@ -1,0 +1,151 @@
+"""`xzctl images build`: the lock bookkeeping and apt sources (fast), and one real build of the vad image with
+mmdebstrap and buildah, rebuilt to the same digest, verified against the lock, and started offline.
+
+The build tier fails when mmdebstrap or buildah is missing, unless XZCTL_SKIP_IMAGES=1 says this machine cannot
+build images. The root file system and wheels are cached in $XZCTL_IMAGE_CACHE (default ~/.cache/xzctl/images),
+so a second run on one machine spends its time in buildah only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from xzctl.errors import CheckFailedError
+from xzctl.images import load_catalog
+from xzctl.images.build import BuildResult, apt_sources, build_image, layout_dir, record_in_lock, verify_built
+from xzctl.images.catalog import BuildRecord
+from xzctl.images.run import start_service, stop_service, wait_ready
+
+CATALOG = Path(__file__).resolve().parents[2] / "inference_images"
+DIGEST = "sha256:" + "1" * 64
+
+
+@pytest.fixture
+def catalog_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "inference_images"
+    shutil.copytree(CATALOG, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def _result(version: str, digest: str) -> BuildResult:
+    record = BuildRecord(
+        base=DIGEST,
+        debian={"python3": "3.11.2-1+b1"},
+        wheels=[{"name": "numpy", "version": "2", "sha256": "ab"}],
+        layout=f"vad-{version}",
+    )
+    return BuildResult("vad", version, digest, Path("/nowhere"), f"vad-{version}", record, locked=False)
+
+
+def test_a_new_release_goes_into_the_lock_with_its_bill_of_materials(catalog_copy: Path) -> None:
+    before = (catalog_copy / "catalog.lock.yaml").read_text()
+    assert record_in_lock(catalog_copy, _result("9.0.0", DIGEST), today="2026-12-01")
+    release = load_catalog(catalog_copy).get("vad").release("9.0.0")
+    assert release is not None and release.digest == DIGEST and release.released == "2026-12-01"
+    assert release.built is not None and release.built.debian == {"python3": "3.11.2-1+b1"}
+    # the releases already there keep their one-line form and the header comment stays
+    after = (catalog_copy / "catalog.lock.yaml").read_text()
+    assert after.startswith(before.split("\n", 1)[0])
+    assert all(line in after for line in before.splitlines() if line.startswith("    - {version"))
+    assert not record_in_lock(catalog_copy, _result("9.0.0", DIGEST))  # same digest again: nothing to do
+
+
+def test_a_rebuild_with_another_digest_never_overwrites_the_lock(catalog_copy: Path) -> None:
+    record_in_lock(catalog_copy, _result("9.0.0", DIGEST))
+    text = (catalog_copy / "catalog.lock.yaml").read_text()
+    with pytest.raises(CheckFailedError, match="differs from the lock"):
+        record_in_lock(catalog_copy, _result("9.0.0", "sha256:" + "2" * 64))
+    assert (catalog_copy / "catalog.lock.yaml").read_text() == text
+
+
+def test_apt_sources_become_one_line_entries_for_mmdebstrap(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d" / "debian.sources").write_text(
+        "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
+        "Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n\n"
+        "Types: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main\n"
+        "Enabled: no\n"
+    )
+    (tmp_path / "sources.list.d" / "other.list.disabled").write_text("deb http://example.invalid x main\n")
+    assert apt_sources(tmp_path) == [
+        "deb http://deb.debian.org/debian bookworm main",
+        "deb http://deb.debian.org/debian bookworm-updates main",
+    ]
+
+
+# --- the build tier ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def build_tools() -> None:
+    missing = [tool for tool in ("mmdebstrap", "buildah") if shutil.which(tool) is None]
+    if missing:
+        if os.environ.get("XZCTL_SKIP_IMAGES") == "1":
+            pytest.skip(f"XZCTL_SKIP_IMAGES=1 and {', '.join(missing)} missing")
+        pytest.fail(f"{', '.join(missing)} missing: apt-get install -y mmdebstrap buildah (or XZCTL_SKIP_IMAGES=1)")
+    os.environ.setdefault("XZCTL_IMAGE_CACHE", str(Path.home() / ".cache" / "xzctl" / "images"))
+
+
+@pytest.mark.images
+@pytest.mark.timeout(1800)
+def test_vad_builds_reproducibly_verifies_and_starts_offline(
+    build_tools: None, catalog_copy: Path, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    built = build_image("vad", state_dir=first, version="9.1.0", catalog_dir=catalog_copy)
+    assert built.locked and built.digest.startswith("sha256:")
+    again = build_image("vad", state_dir=second, version="9.1.0", catalog_dir=catalog_copy, lock=False)
+    assert again.digest == built.digest, "same inputs, same digest"
+
+    assert verify_built("vad", "9.1.0", state_dir=first, catalog_dir=catalog_copy) == built.digest
+    release = load_catalog(catalog_copy).get("vad").release("9.1.0")
+    assert release is not None and release.built is not None
+    assert release.built.debian["python3"] == "3.11.2-1+b1" and "libc6" in release.built.debian
+    assert {w["name"] for w in release.built.wheels} == {"numpy", "onnxruntime"}
+    assert release.built.model is not None and len(release.built.model["sha256"]) == 64
+
+    # the image runs as uid 10001, without network, and answers only after its warm-up batch
+    layout = layout_dir(first)
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((layout / "blobs" / "sha256" / built.digest.removeprefix("sha256:")).read_text())
+    config = json.loads(
+        (layout / "blobs" / "sha256" / manifest["config"]["digest"].removeprefix("sha256:")).read_text()
+    )
+    assert len(index["manifests"]) == 1 and config["config"]["User"] == "10001:10001"
+    assert len(manifest["layers"]) == 1
+    port = _free_port()
+    service = start_service(
+        "vad", port=port, state_dir=first, log_dir=tmp_path / "logs", version="9.1.0", catalog_dir=catalog_copy
+    )
+    try:
+        assert service.source.startswith("image ")
+        wait_ready(service, 300.0)
+        answer = requests.post(
+            f"{service.url}/v1/vad?session=t",
+            data=bytes(512 * 2 * 4),
+            headers={"Content-Type": "audio/l16"},
+            timeout=30,
+        )
+        assert answer.status_code == 200 and len(answer.json()["probabilities"]) == 4
+    finally:
+        stop_service(service)
+
+    # a changed blob is caught
+    blob = layout / "blobs" / "sha256" / manifest["config"]["digest"].removeprefix("sha256:")
+    blob.write_bytes(blob.read_bytes() + b" ")
+    with pytest.raises(CheckFailedError, match="corrupt"):
+        verify_built("vad", "9.1.0", state_dir=first, catalog_dir=catalog_copy)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
