@@ -84,7 +84,7 @@ def test_the_context_fleet_is_used_and_the_flag_wins(
     assert str(spec) in out and NOTE not in err
     # A world command takes the context's fleet as given: no refusal.
     assert run(["bootstrap", "inventory", "beijing"]) == 0
-    assert "xzctl_fleet: staging-1000" in capsys.readouterr().out
+    assert "xzctl_fleet: !unsafe 'staging-1000'" in capsys.readouterr().out
     assert run(["fleet", "validate", "-o", "json", "--fleet", str(bundled_example_path())]) == 0
     assert str(bundled_example_path()) in capsys.readouterr().out
     monkeypatch.setenv("XZCTL_CONTEXT", "other")  # a context without a fleet: back to the fallbacks
