@@ -21,185 +21,56 @@ stale exporter) change the state; counters never go backwards.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from xzctl.errors import BadInputError
 from xzctl.metrics import contract as c
+from xzctl.simulator import controls
+from xzctl.simulator.load import (
+    BASE_INFERENCE_ERROR,
+    BASE_TRANSPORT_ERROR,
+    BASELINE_CPU_SHARE,
+    BASELINE_MEMORY_SHARE,
+    CACHE_TIER_HIT,
+    CANARY_SHARE,
+    CLOUD_LLM_SECONDS,
+    CPU_MODES,
+    E2E_SIGMA,
+    IDLE_CLOSE_SECONDS,
+    MAX_STEP_SECONDS,
+    MAX_STEPS_PER_ADVANCE,
+    MODEL_FB_MIB,
+    NETWORK_SECONDS,
+    NOISE_WINDOW_SECONDS,
+    SESSION_CPU_CORES,
+    SESSION_MEMORY_BYTES,
+    SESSION_SECONDS,
+    STAGE_PROFILES,
+    TURNS_PER_CONVERSATION,
+    Arrival,
+    ImageProfile,
+    NodeState,
+    Series,
+    StageLoad,
+    diurnal_activity,
+    lognormal_cdf,
+    spec_images,
+    unit_noise,
+)
 from xzctl.simulator.replicas import ReplicaAutoscaler
 from xzctl.spec.failover import NodeLoad, may_leave_region, place
 from xzctl.spec.models import EdgeNode, Fleet
 
-IDLE_CLOSE_SECONDS = 120.0  # upstream xiaozhi-esp32-server closes an idle WebSocket after 120 s
-TALK_SECONDS = 45.0
-SESSION_SECONDS = TALK_SECONDS + IDLE_CLOSE_SECONDS
-TURNS_PER_CONVERSATION = 6.0
-CANARY_SHARE = 0.10
-NOISE_WINDOW_SECONDS = 10.0
-MAX_STEPS_PER_ADVANCE = 360
-MAX_STEP_SECONDS = 10.0  # integration step: backlog and failover stay accurate at this grain
-CHINA_UTC_OFFSET_HOURS = 8.0
-STAGES = ("vad", "asr", "llm", "tts")
-CLOUD_LLM_SECONDS = 0.9  # nodes without an edge LLM send every prompt to the cloud
-NETWORK_SECONDS = 0.08
-REQUEST_TIMEOUT_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class StageProfile:
-    """How one request of a stage behaves: latency at idle, replica time, CPU and GPU cost."""
-
-    median_seconds: float
-    sigma: float
-    work_seconds: float  # replica-seconds per request; capacity = replicas * batch / work
-    cpu_seconds: float
-    gpu_seconds: float
-
-
-STAGE_PROFILES = {
-    "vad": StageProfile(0.012, 0.35, 0.2, 0.05, 0.0),
-    "asr": StageProfile(0.15, 0.35, 0.9, 0.45, 0.06),
-    "llm": StageProfile(0.6, 0.35, 1.1, 0.35, 0.16),
-    "tts": StageProfile(0.1, 0.35, 0.5, 0.35, 0.04),
-}
-E2E_SIGMA = 0.3
-BASE_INFERENCE_ERROR = 0.0001  # four stages plus transport: 0.05% end to end, half the 99.9% budget
-BASE_TRANSPORT_ERROR = 0.0001
-CACHE_TIER_HIT = {"l1": 0.5, "l2": 0.6, "l3": 0.5}  # share of the lookups reaching the tier that hit
-CPU_MODES = ("idle", "user", "system")
-BASELINE_CPU_SHARE = 0.06
-SESSION_CPU_CORES = 0.004
-BASELINE_MEMORY_SHARE = 0.3
-SESSION_MEMORY_BYTES = 40 * 2**20
-MODEL_FB_MIB = 6000.0
-
-
-def _mix64(x: int) -> int:
-    """splitmix64: a cheap, well-spread hash; the simulator's only source of randomness."""
-    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
-    return x ^ (x >> 31)
-
-
-def unit_noise(*keys: int) -> float:
-    """A deterministic number in [0, 1) from integer keys."""
-    h = 0
-    for k in keys:
-        h = _mix64(h ^ (k & 0xFFFFFFFFFFFFFFFF))
-    return (h >> 11) / float(1 << 53)
-
-
-def diurnal_activity(t: float) -> float:
-    """Share of a node's devices in a session at wall time t (0.25 at 04:00, 0.9 at 16:00 China time)."""
-    hour = (t / 3600.0 + CHINA_UTC_OFFSET_HOURS) % 24.0
-    return 0.25 + 0.65 * (0.5 - 0.5 * math.cos(2.0 * math.pi * (hour - 4.0) / 24.0))
-
-
-def lognormal_cdf(x: float, median: float, sigma: float) -> float:
-    return 0.5 * (1.0 + math.erf(math.log(x / median) / (sigma * math.sqrt(2.0))))
-
-
-@dataclass
-class Series:
-    """Counters of one (service, track) request histogram on a node."""
-
-    buckets: list[float] = field(default_factory=lambda: [0.0] * len(c.LATENCY_BUCKETS))
-    count: float = 0.0
-    total: float = 0.0
-    errors: float = 0.0
-    inference_errors: float = 0.0
-
-
-@dataclass
-class StageLoad:
-    """One stage's state over an integration step."""
-
-    arrival: float
-    capacity: float
-    backlog: float = 0.0
-
-    @property
-    def utilization(self) -> float:
-        return self.arrival / self.capacity if self.capacity > 0 else math.inf
-
-    def queue_size(self) -> float:
-        rho = min(self.utilization, 0.99)
-        return min(rho * rho / (1.0 - rho), 50.0) + self.backlog
-
-    def median_factor(self) -> float:
-        rho = min(self.utilization, 0.95)
-        return 1.0 + 0.3 * rho / (1.0 - rho)
-
-    def wait_seconds(self) -> float:
-        return self.backlog / self.capacity if self.capacity > 0 else REQUEST_TIMEOUT_SECONDS
-
-    def timeout_error_ratio(self) -> float:
-        return min(0.5, max(0.0, (self.wait_seconds() - REQUEST_TIMEOUT_SECONDS / 2) / 20.0))
-
-
-@dataclass
-class ImageProfile:
-    latency_factor: float = 1.0
-    error_rate: float = 0.0
-
-
-@dataclass
-class NodeState:
-    spec: EdgeNode
-    index: int
-    population: int
-    pinned: int | None = None
-    moved_in: int = 0  # sessions of other nodes' devices that reconnected here
-    up: bool = True
-    gap_until: float = 0.0
-    stale: bool = False
-    stale_body: str | None = None  # the frozen exposition a stale exporter keeps serving
-    last: float = 0.0
-    images: dict[str, dict[str, str | None]] = field(default_factory=dict)
-    series: dict[tuple[str, str], Series] = field(default_factory=dict)
-    backlog: dict[str, float] = field(default_factory=dict)
-    sessions_opened: float = 0.0
-    cache: dict[tuple[str, str], float] = field(default_factory=dict)
-    cpu_seconds: dict[str, float] = field(default_factory=dict)
-    # last step's gauges, for rendering and /state
-    active: int = 0
-    queue: dict[str, float] = field(default_factory=dict)
-    cpu_share: float = 0.0
-    gpu_share: float = 0.0
-    memory_used: float = 0.0
-
-    @property
-    def id(self) -> str:
-        return self.spec.id
-
-    @property
-    def region(self) -> str:
-        return self.spec.region
-
-    @property
-    def max_devices(self) -> int:
-        return self.spec.capacity.max_devices
-
-
-@dataclass
-class Arrival:
-    """Devices of a lost node reconnecting elsewhere at `at`."""
-
-    at: float
-    source: str
-    count: int
-
-
-def spec_images(node: EdgeNode) -> dict[str, dict[str, str | None]]:
-    s = node.services
-    images: dict[str, str] = {
-        "xiaozhi_server": s.xiaozhi_server.image,
-        "coordinator": s.coordinator.image,
-        **{name: svc.image for name, svc in s.inference().items()},
-    }
-    return {svc: {"stable": img, "canary": None} for svc, img in images.items()}
+# Names importers take from this module since before the split into load/controls.
+__all__ = [
+    "CPU_MODES",
+    "IDLE_CLOSE_SECONDS",
+    "MODEL_FB_MIB",
+    "SESSION_SECONDS",
+    "FleetModel",
+    "NodeState",
+    "diurnal_activity",
+]
 
 
 class FleetModel:
@@ -220,7 +91,7 @@ class FleetModel:
 
     def _fresh(self, spec: EdgeNode, index: int, start: float) -> NodeState:
         state = NodeState(spec=spec, index=index, population=spec.devices, last=start, images=spec_images(spec))
-        self._gauges(state, start, 1.0)
+        self._gauges(state, start)
         return state
 
     # --- the load model -----------------------------------------------------------------
@@ -260,7 +131,7 @@ class FleetModel:
             return [("stable", 1.0 - CANARY_SHARE), ("canary", CANARY_SHARE)]
         return [("stable", 1.0)]
 
-    def _gauges(self, node: NodeState, t: float, turns_per_second_hint: float | None = None) -> None:
+    def _gauges(self, node: NodeState, t: float) -> None:
         """Recompute the node's gauges at t (active sessions, queues, CPU, GPU, memory)."""
         active = self.active_sessions(node, t)
         node.active = active
@@ -421,7 +292,7 @@ class FleetModel:
         if placement.unserved:
             self.disconnected[source_id] = self.disconnected.get(source_id, 0) + placement.unserved
 
-    def _schedule_reconnects(self, node: NodeState, at: float, count: int) -> None:
+    def schedule_reconnects(self, node: NodeState, at: float, count: int) -> None:
         lo, hi = self.reconnect_seconds
         per_delay: dict[float, int] = {}
         for i in range(count):
@@ -430,7 +301,7 @@ class FleetModel:
         for delay, n in sorted(per_delay.items()):
             self.arrivals.append(Arrival(at + delay, node.id, n))
 
-    def _return_home(self, node: NodeState) -> None:
+    def return_home(self, node: NodeState) -> None:
         """A recovered node takes its devices back (their next conversation goes home)."""
         for target_id, n in self.moved.pop(node.id, {}).items():
             self.nodes[target_id].moved_in -= n
@@ -439,156 +310,19 @@ class FleetModel:
 
     # --- scenario controls --------------------------------------------------------------
 
-    def node_or_error(self, node_id: Any) -> NodeState:
-        if not isinstance(node_id, str) or node_id not in self.nodes:
-            raise BadInputError(f"unknown edge node {node_id!r}")
-        return self.nodes[node_id]
-
     def control(self, action: dict[str, Any], now: float) -> dict[str, Any]:
         """Apply one scenario action; raise BadInputError (HTTP 400) on bad input."""
         if not isinstance(action, dict) or not isinstance(action.get("action"), str):
             raise BadInputError('body must be a JSON object with an "action" string')
         name = action["action"]
-        handler = self._handlers().get(name)
+        handler = controls.HANDLERS.get(name)
         if handler is None:
-            raise BadInputError(f"unknown action {name!r}; one of: {', '.join(sorted(self._handlers()))}")
+            raise BadInputError(f"unknown action {name!r}; one of: {', '.join(sorted(controls.HANDLERS))}")
         self.advance(now)
-        result = handler(action, now)
+        result = handler(self, action, now)
         for node in self.nodes.values():
             self._gauges(node, now)
         return {"ok": True, "action": name, **result}
-
-    def _handlers(self) -> dict[str, Callable[[dict[str, Any], float], dict[str, Any]]]:
-        return {
-            "node_down": self._node_down,
-            "node_up": self._node_up,
-            "set_devices": self._set_devices,
-            "image_profile": self._image_profile_action,
-            "deploy": self._deploy,
-            "metrics_gap": self._metrics_gap,
-            "stale": self._stale,
-            "reset": self._reset,
-            "autoscaling": lambda action, now: self.autoscaler.control(action),
-        }
-
-    def _node_down(self, action: dict[str, Any], now: float) -> dict[str, Any]:
-        node = self.node_or_error(action.get("node"))
-        window = action.get("reconnect_seconds")
-        if window is not None:
-            if (
-                not isinstance(window, list)
-                or len(window) != 2
-                or not all(isinstance(v, int | float) and v >= 0 for v in window)
-                or window[0] > window[1]
-            ):
-                raise BadInputError('"reconnect_seconds" must be [min, max] seconds, 0 <= min <= max')
-            self.reconnect_seconds = (float(window[0]), float(window[1]))
-        if not node.up:
-            return {"node": node.id, "moving": 0}
-        moving = self.active_sessions(node, now)
-        node.up = False
-        node.moved_in = 0
-        for targets in self.moved.values():
-            # devices that had failed over to this node move on as its own: their first home no longer owes them back
-            targets.pop(node.id, None)
-        self._schedule_reconnects(node, now, moving)
-        return {"node": node.id, "moving": moving}
-
-    def _node_up(self, action: dict[str, Any], now: float) -> dict[str, Any]:
-        node = self.node_or_error(action.get("node"))
-        if not node.up:
-            node.up = True
-            node.last = now  # a node that was off integrates nothing for its downtime
-            self._return_home(node)
-        return {"node": node.id}
-
-    def _set_devices(self, action: dict[str, Any], now: float) -> dict[str, Any]:
-        if "node" in action:
-            node = self.node_or_error(action["node"])
-            devices = action.get("devices")
-            if not isinstance(devices, int) or isinstance(devices, bool) or not 0 <= devices <= 100_000:
-                raise BadInputError('"devices" must be an integer 0..100000')
-            node.pinned = devices
-            return {"nodes": {node.id: devices}}
-        region = action.get("region")
-        if region not in self.fleet.regions:
-            raise BadInputError(f'set_devices needs "node" or a known "region"; unknown region {region!r}')
-        utilization = action.get("utilization")
-        if not isinstance(utilization, int | float) or isinstance(utilization, bool) or not 0 <= utilization <= 10:
-            raise BadInputError('"utilization" must be a number 0..10 (share of each node\'s max_devices)')
-        pinned: dict[str, int] = {}
-        for node in self.nodes.values():
-            if node.region == region:
-                node.pinned = round(utilization * node.max_devices)
-                pinned[node.id] = node.pinned
-        return {"nodes": pinned}
-
-    def _image_profile_action(self, action: dict[str, Any], now: float) -> dict[str, Any]:
-        image = action.get("image")
-        if not isinstance(image, str) or not image:
-            raise BadInputError('"image" must be an image reference')
-        factor = action.get("latency_factor", 1.0)
-        error_rate = action.get("error_rate", 0.0)
-        if not isinstance(factor, int | float) or not 0.01 <= factor <= 100:
-            raise BadInputError('"latency_factor" must be a number 0.01..100')
-        if not isinstance(error_rate, int | float) or not 0 <= error_rate <= 1:
-            raise BadInputError('"error_rate" must be a number 0..1')
-        self.profiles[image] = ImageProfile(float(factor), float(error_rate))
-        return {"image": image}
-
-    def _deploy(self, action: dict[str, Any], now: float) -> dict[str, Any]:
-        node = self.node_or_error(action.get("node"))
-        service = action.get("service")
-        if service not in node.images:
-            raise BadInputError(f"unknown service {service!r} on {node.id}; one of: {', '.join(sorted(node.images))}")
-        track = action.get("track")
-        if track not in c.TRACKS:
-            raise BadInputError('"track" must be "stable" or "canary"')
-        image = action.get("image")
-        if image is not None and (not isinstance(image, str) or not image):
-            raise BadInputError('"image" must be an image reference or null')
-        if track == "stable" and image is None:
-            raise BadInputError("the stable track always runs an image; give one")
-        node.images[service][track] = image
-        return {"node": node.id, "service": service, "track": track, "image": image}
-
-    def _metrics_gap(self, action: dict[str, Any], now: float) -> dict[str, Any]:
-        node = self.node_or_error(action.get("node"))
-        seconds = action.get("seconds")
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 < seconds <= 86400:
-            raise BadInputError('"seconds" must be a number 0 < s <= 86400')
-        node.gap_until = now + float(seconds)
-        return {"node": node.id, "until": node.gap_until}
-
-    def _stale(self, action: dict[str, Any], now: float) -> dict[str, Any]:
-        node = self.node_or_error(action.get("node"))
-        enabled = action.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise BadInputError('"enabled" must be true or false')
-        node.stale = enabled
-        if not enabled:
-            node.stale_body = None
-        return {"node": node.id, "stale": enabled}
-
-    def _reset(self, action: dict[str, Any], now: float) -> dict[str, Any]:
-        """Back to the spec: every node up, nothing pinned, spec images; counters keep counting."""
-        self.profiles.clear()
-        self.arrivals.clear()
-        self.moved.clear()
-        self.disconnected.clear()
-        self.reconnect_seconds = (2.0, 8.0)
-        for node in self.nodes.values():
-            if not node.up:
-                node.last = now
-            node.up = True
-            node.pinned = None
-            node.moved_in = 0
-            node.gap_until = 0.0
-            node.stale = False
-            node.stale_body = None
-            node.images = spec_images(node.spec)
-            node.backlog.clear()
-        return {}
 
     # --- views --------------------------------------------------------------------------
 
