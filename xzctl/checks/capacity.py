@@ -243,7 +243,6 @@ def _group(
     members: list[Capacity],
     metrics: list[NodeMetrics],
     *,
-    fleet: Fleet,
     th: CapacityThresholds,
 ) -> Capacity:
     """A region or the fleet: sums and means of its nodes; unknown as soon as one node is unknown.
@@ -313,14 +312,12 @@ def capacity_report(snapshot: FleetSnapshot, thresholds: CapacityThresholds = Ca
             region_name,
             [nodes[i] for i in ids],
             [snapshot.nodes[i] for i in ids],
-            fleet=fleet,
             th=thresholds,
         )
     total = _group(
         fleet.metadata.name,
         list(nodes.values()),
         list(snapshot.nodes.values()),
-        fleet=fleet,
         th=thresholds,
     )
     total.status = worst([total.status, *(r.status for r in regions.values())])

@@ -71,4 +71,4 @@ def view(output: Output = typer.Option(Output.YAML, "--output", "-o", help="Outp
     Example: xzctl config view -o json
     """
     data = _document()
-    emit(data, Output.JSON if output is Output.JSON else Output.YAML, lambda console: None)
+    emit(data, Output.JSON if output is Output.JSON else Output.YAML, lambda _console: None)

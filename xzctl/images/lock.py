@@ -1,0 +1,59 @@
+"""The lock's bookkeeping: record a built release (with its bill of materials) or confirm a rebuild's digest."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xzctl.errors import CheckFailedError
+from xzctl.images.assemble import BuildResult
+from xzctl.images.catalog import LOCK_FILE, Release
+
+
+def record_in_lock(catalog_dir: Path, result: BuildResult, *, today: str | None = None) -> bool:
+    """Add the release to the lock, or confirm it: a rebuild of a locked version must give the locked digest.
+
+    Returns True when the lock changed. A differing digest for a version already locked is a failed check, never an
+    overwrite: the lock is what nodes run.
+    """
+    path = catalog_dir / LOCK_FILE
+    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    releases = data.setdefault("images", {}).setdefault(result.name, [])
+    for entry in releases:
+        if entry.get("version") == result.version:
+            if entry.get("digest") != result.digest:
+                raise CheckFailedError(
+                    f"{result.name} {result.version}: this build's digest {result.digest} differs from the lock's "
+                    f"{entry.get('digest')}",
+                    hint="bump --version for new inputs; see inference_images/README.md on reproducibility",
+                )
+            return False
+    release = Release(
+        version=result.version,
+        digest=result.digest,
+        released=today or datetime.now(UTC).strftime("%Y-%m-%d"),
+        built=result.record,
+    )
+    releases.append(release.model_dump(mode="json", exclude_none=True))
+    head = "".join(line for line in path.read_text(encoding="utf-8").splitlines(keepends=True) if line.startswith("#"))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(head + _lock_text(data), encoding="utf-8")
+    tmp.replace(path)
+    return True
+
+
+def _lock_text(data: dict[str, Any]) -> str:
+    """The lock as people read it: one line per release, a built release's bill of materials in block style."""
+    lines = [f"{key}: {data[key]}" for key in data if key != "images"] + ["images:"]
+    for name, releases in data["images"].items():
+        lines.append(f"  {name}:")
+        for release in releases:
+            flow = "built" not in release
+            text = yaml.safe_dump([release], sort_keys=False, width=400 if flow else 120, default_flow_style=None)
+            if flow:
+                text = "- " + yaml.safe_dump(release, sort_keys=False, width=400, default_flow_style=True)
+            lines += ["    " + ln for ln in text.rstrip().splitlines()]
+    return "\n".join(lines) + "\n"
