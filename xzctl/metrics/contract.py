@@ -186,6 +186,12 @@ ALL: tuple[Metric, ...] = (
     GPU_FB_FREE,
 )
 
+# Emitted only by the real inference services (a real model load, a prober's known speech): the fleet simulator has
+# neither, so it does not expose them, and nothing judged on the sandbox's simulated nodes may need them.
+REAL_SERVICES_ONLY: frozenset[str] = frozenset(
+    {MODEL_LOAD_SECONDS.name, ASR_WORD_ERRORS.name, ASR_REFERENCE_WORDS.name}
+)
+
 
 def by_name(name: str) -> Metric:
     for metric in ALL:
