@@ -103,7 +103,7 @@ def test_plan_render_alerts_and_images_verify(installed: Installed) -> None:
 
 
 def test_sandbox_up_and_down(installed: Installed) -> None:
-    up = installed.run("xzctl", "sandbox", "up", "--scrape-interval", "1", "-o", "json")
+    up = installed.run("xzctl", "sandbox", "up", "--example", "--scrape-interval", "1", "-o", "json")
     try:
         assert up.returncode == 0, up.stderr
         assert json.loads(up.stdout)["edge_nodes"] == 7

@@ -129,14 +129,9 @@ def _rollout(
     deployer = RealAsrDeployer(box, real, baseline, tmp_path)
     # the real ASR on two shared cores misses the 500 ms KPI on both tracks: judge the canary against stable only,
     # worse at twice its p95 (the slow build spends ~3.7x the CPU; a good one stays within the shared-CPU noise)
-    # the word error rate of its known speech is judged too (pocketsphinx on espeak-ng speech: ~0.6-0.7 on both tracks)
-    thresholds = Thresholds(
-        error_ratio=0.05,
-        p95_seconds=120.0,
-        inference_error_ratio=0.05,
-        latency_vs_stable=2.0,
-        extra={"word_error_rate": 0.9},
-    )
+    # The word error rate is not judged here: pocketsphinx on espeak-ng speech scores 0.6-1.2 on either track over
+    # a window this short, so the rate says nothing about the build (the check itself: tests/rollout/test_analysis.py).
+    thresholds = Thresholds(error_ratio=0.05, p95_seconds=120.0, inference_error_ratio=0.05, latency_vs_stable=2.0)
     store = StateStore(tmp_path / "rollouts")
     state = new_rollout(
         fleet,
