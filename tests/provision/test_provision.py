@@ -38,6 +38,7 @@ def pulumi_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
     monkeypatch.setenv("XIAOZHI_AUTH_KEY", "test-key")
+    monkeypatch.setenv("XZCTL_SECRET_REDIS_PASSWORD", "test-redis")
     return bin_dir
 
 
@@ -234,3 +235,20 @@ def test_a_lock_of_another_project_does_not_block(tmp_path: Path) -> None:
     legacy.write_text("not json", encoding="utf-8")  # unreadable still locks
     found = find_lock(tmp_path, "cloud")
     assert found is not None and found.path == legacy and found.user == "?"
+
+
+def test_status_ignores_the_attrs_files_beside_the_history(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    update = {"kind": "update", "result": "succeeded", "endTime": 1764017000, "resourceChanges": {"same": 3}}
+    _write_stack(state, "cloud", 3, [update])
+    folder = state / "pulumi" / ".pulumi" / "history" / "xzctl" / "cloud"
+    # The file backend writes a .attrs file beside each history and checkpoint; it sorts after them.
+    (folder / "cloud-1764000000000000000.history.json.attrs").write_text('{"md5": "x"}', encoding="utf-8")
+    (state / "pulumi" / ".pulumi" / "stacks" / "xzctl" / "cloud.json.attrs").write_text("{}", encoding="utf-8")
+    [status] = stack_statuses(state)
+    assert (status.stack, status.last_kind, status.last_result, status.changes) == (
+        "cloud",
+        "update",
+        "succeeded",
+        {"same": 3},
+    )

@@ -22,7 +22,8 @@ def _console(*, stderr: bool) -> Console:
     # Off a terminal (CI logs, pipes) rich would squeeze wide tables into 80 columns; COLUMNS still wins.
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
-    return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
+    # No emoji codes: names are data, and Pulumi types such as xzctl:cloud:X would print a cloud emoji.
+    return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False, emoji=False)
 
 
 stdout = _console(stderr=False)

@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from xzctl.spec import load_fleet, resolve_fleet_path
 from xzctl.spec.models import SecretRef
 
 PASSPHRASE_ENVS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
+WORKSPACE = "pulumi-workspace"  # under the state dir: the Automation API's project and stack settings
 INSTALL_HINT = "install the Pulumi CLI: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/install/)"
 
 
@@ -84,11 +85,42 @@ def secret_config_from_env(secrets: Mapping[str, SecretRef], environ: Mapping[st
     """
     out = {}
     for ref in secrets.values():
-        if ref.pulumi_secret:
-            env = "XZCTL_SECRET_" + re.sub(r"(?<!^)(?=[A-Z])|[.:-]", "_", ref.pulumi_secret).upper()
-            if environ.get(env):
-                out[f"xzctl:{ref.pulumi_secret}"] = environ[env]
+        if ref.pulumi_secret and environ.get(env := pulumi_secret_env(ref.pulumi_secret)):
+            out[f"xzctl:{ref.pulumi_secret}"] = environ[env]
     return out
+
+
+def pulumi_secret_env(name: str) -> str:
+    """The variable `xzctl provision` reads a Pulumi config secret from: fooBar <- XZCTL_SECRET_FOO_BAR."""
+    return "XZCTL_SECRET_" + re.sub(r"(?<!^)(?=[A-Z])|[.:-]", "_", name).upper()
+
+
+def missing_secrets(secrets: Mapping[str, SecretRef], environ: Mapping[str, str], stored: Collection[str]) -> list[str]:
+    """What to export for the secrets that neither the environment nor the stack's stored config (`stored`) has."""
+    missing = set()
+    for ref in secrets.values():
+        if ref.env and not environ.get(ref.env):
+            missing.add(ref.env)
+        elif (
+            ref.pulumi_secret
+            and f"xzctl:{ref.pulumi_secret}" not in stored
+            and not environ.get(env := pulumi_secret_env(ref.pulumi_secret))
+        ):
+            missing.add(env)
+    return sorted(missing)
+
+
+def stored_config_keys(work_dir: Path, stack_name: str) -> set[str]:
+    """Config keys the stack already holds: the Automation API keeps them in <work_dir>/Pulumi.<stack>.yaml."""
+    import yaml
+
+    path = work_dir / f"Pulumi.{stack_name}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadInputError(f"cannot read the config of stack {stack_name}: {path}: {exc}") from None
+    config = data.get("config") if isinstance(data, dict) else None
+    return set(config) if isinstance(config, dict) else set()
 
 
 def up(
@@ -113,10 +145,11 @@ def up(
     objects = target_objects(fleet, target, pins)
     check_pulumi_cli()
     check_passphrase()
-    missing = sorted({ref.env for ref in objects.secrets.values() if ref.env and not os.environ.get(ref.env)})
+    where = state_dir(state)
+    stored = stored_config_keys(where / WORKSPACE, stack_name)
+    missing = missing_secrets(objects.secrets, os.environ, stored)
     if missing:
         raise BadInputError(f"stack {stack_name} needs the secret(s) in {', '.join(missing)}", hint="export them first")
-    where = state_dir(state)
     where.mkdir(parents=True, exist_ok=True)
     (where / "pulumi").mkdir(exist_ok=True)
     ensure_unlocked(where, stack_name)
@@ -149,7 +182,7 @@ def _run(req: _Request, on_event: Callable[[ProvisionEvent], None] | None) -> Pr
     from stacks.program import program
 
     workspace = auto.LocalWorkspaceOptions(
-        work_dir=str(req.state / "pulumi-workspace"),
+        work_dir=str(req.state / WORKSPACE),
         project_settings=auto.ProjectSettings(
             name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=backend_url(req.state))
         ),
@@ -187,20 +220,31 @@ def _run(req: _Request, on_event: Callable[[ProvisionEvent], None] | None) -> Pr
             result.outputs = {k: v.value for k, v in applied.outputs.items() if not v.secret}
             result.diff = applied.stdout if req.diff else None
     except auto.ConcurrentUpdateError as exc:
-        raise ConflictError(f"stack {req.stack_name} is locked by another update: {_last_line(exc)}") from None
+        raise ConflictError(f"stack {req.stack_name} is locked by another update: {_reason(exc)}") from None
     except auto.CommandError as exc:
         raise ExternalToolError(
-            f"pulumi failed on stack {req.stack_name}: {_last_line(exc)}", hint="rerun with --diff or --debug"
+            f"pulumi failed on stack {req.stack_name}: {_reason(exc)}", hint="rerun with --diff or --debug"
         ) from None
     result.by_type = {t: dict(ops) for t, ops in sorted(by_type.items())}
     return result
 
 
-def _last_line(exc: Exception) -> str:
-    lines = [
-        line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith(("code:", "stdout:"))
-    ]
-    return lines[-1] if lines else type(exc).__name__
+_GENERIC_ERRORS = ("error: update failed", "error: preview failed")
+
+
+def _reason(exc: Exception) -> str:
+    """The line that says why: the first specific `error:` line pulumi printed, else the last line of its stderr.
+
+    str(CommandError) is "\\n code: N\\n stdout: ...\\n stderr: ..."; the header words are not the message.
+    """
+    head, _, err = str(exc).partition("\n stderr: ")
+    out = head.partition("\n stdout: ")[2]
+    lines = [line.strip() for line in (*out.splitlines(), *err.splitlines()) if line.strip()]
+    specific = [line for line in lines if line.startswith("error:") and line not in _GENERIC_ERRORS]
+    if specific:
+        return specific[0]
+    tail = [line.strip() for line in err.splitlines() if line.strip()] or lines
+    return tail[-1] if tail else type(exc).__name__
 
 
 def _simplify(event: Any) -> ProvisionEvent | None:

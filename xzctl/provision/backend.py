@@ -134,19 +134,23 @@ def _when(value: Any) -> str | None:
     return None
 
 
+def _state_files(folder: Path, pattern: str) -> list[Path]:
+    """JSON state files (plain or gzipped), without the `.attrs` and `.bak` files the backend writes beside them."""
+    return [p for p in sorted(folder.glob(pattern)) if p.suffix in (".json", ".gz")]
+
+
 def stack_statuses(state: Path) -> list[StackStatus]:
     """Every stack of the project in the backend, with its resource count and last update."""
     root = backend_dir(state) / ".pulumi"
     out = []
-    checkpoints = [p for p in sorted((root / "stacks" / PROJECT).glob("*.json*")) if p.suffix in (".json", ".gz")]
-    for path in checkpoints:
+    for path in _state_files(root / "stacks" / PROJECT, "*.json*"):
         stack = _stack_name(path)
         try:
             checkpoint = _read_json(path).get("checkpoint") or {}
         except (OSError, ValueError) as exc:
             raise BadInputError(f"cannot read the state of stack {stack}: {path}: {exc}") from None
         resources = len((checkpoint.get("latest") or {}).get("resources") or [])
-        history = sorted((root / "history" / PROJECT / stack).glob("*.history.json*"))
+        history = _state_files(root / "history" / PROJECT / stack, "*.history.json*")
         last: dict[str, Any] = {}
         if history:
             try:
