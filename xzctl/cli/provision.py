@@ -14,6 +14,7 @@ from rich.table import Table
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, stderr
 from xzctl.errors import BadInputError
+from xzctl.provision.automation import DEFAULT_PARALLEL
 
 app = typer.Typer(
     help="Create and update the Kubernetes objects of edge regions and the cloud (Pulumi, local file backend).",
@@ -25,6 +26,9 @@ YesOption = typer.Option(False, "--yes", "-y", help="Apply without asking (requi
 DiffOption = typer.Option(False, "--diff", help="Also print Pulumi's full property diff.")
 ContextOption = typer.Option(None, "--context", help="Kubeconfig context; default: the one the fleet spec names.")
 KubeconfigOption = typer.Option(None, "--kubeconfig", help="Kubeconfig file; default: the spec's, else ~/.kube/config.")
+ParallelOption = typer.Option(
+    DEFAULT_PARALLEL, "--parallel", min=1, max=256, help="Resource operations at once (readiness waits hold one each)."
+)
 PinsOption = typer.Option(
     None, "--pins", help="Image pins JSON file (what a rollout step deploys); default: the spec's images."
 )
@@ -37,7 +41,8 @@ def _progress(event: Any) -> None:
         stderr.print(f"[{'red' if event.op == 'error' else 'yellow'}]{event.op}:[/] {escape(event.message)}")
     elif event.phase in ("done", "failed") and event.op != "same":
         mark = "[red]failed[/]" if event.phase == "failed" else "done"
-        stderr.print(f"  {mark} {escape(event.op)} {escape(event.type)} {escape(event.name)}")
+        count = f"[{event.done}/{event.total}]"
+        stderr.print(f"  {escape(count)} {mark} {escape(event.op)} {escape(event.type)} {escape(event.name)}")
     elif event.phase == "start" and event.op != "same":
         style = _OP_STYLE.get(event.op, "white")
         stderr.print(f"[{style}]{escape(event.op):>8}[/] {escape(event.type)} {escape(event.name)}")
@@ -70,6 +75,7 @@ def _provision(
     context: str | None,
     kubeconfig: Path | None,
     state_dir: Path | None,
+    parallel: int,
     output: Output,
 ) -> None:
     """What `region` and `cloud` share; they pass their options as they are (the cloud has no region, no pins)."""
@@ -93,6 +99,7 @@ def _provision(
             kube_context=context,
             kubeconfig=kubeconfig,
             state=state_dir,
+            parallel=parallel,
         )
         return result.to_dict()
 
@@ -116,6 +123,7 @@ def region(
     pins: Path | None = PinsOption,
     fleet: Path | None = FleetOption,
     state_dir: Path | None = StateDirOption,
+    parallel: int = ParallelOption,
     output: Output = OutputOption,
 ) -> None:
     """Create or update an edge region's K3s objects (stack edge-<region>) from the fleet spec.
@@ -140,6 +148,7 @@ def cloud(
     kubeconfig: Path | None = KubeconfigOption,
     fleet: Path | None = FleetOption,
     state_dir: Path | None = StateDirOption,
+    parallel: int = ParallelOption,
     output: Output = OutputOption,
 ) -> None:
     """Create or update the cloud cluster: LLMs, router, monitoring, logs, L3 object store, backups.

@@ -1,4 +1,4 @@
-"""Preview and apply one stack through the Pulumi Automation API (inline program: stacks.program).
+"""Preview and apply one stack through the Pulumi Automation API (inline program: xzctl.provision.program).
 
 Everything that can be checked before Pulumi starts is checked first, so a bad call changes nothing:
 the target, the `pulumi` CLI, the passphrase, the stack lock and the secrets the stack needs.
@@ -12,19 +12,22 @@ import re
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError
 from xzctl.manifests.pins import ImagePins
 from xzctl.provision.backend import PROJECT, backend_url, ensure_unlocked, stack_for, state_dir
-from xzctl.provision.objects import target_objects
+from xzctl.provision.objects import TargetObjects, target_objects
 from xzctl.spec import load_fleet, resolve_fleet_path
-from xzctl.spec.models import SecretRef
+from xzctl.spec.models import Fleet, SecretRef
 
 PASSPHRASE_ENVS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 WORKSPACE = "pulumi-workspace"  # under the state dir: the Automation API's project and stack settings
+# Pulumi's default (4 per CPU) leaves a 2-core machine at 8 steps, most of them waiting for readiness (Deployments
+# rolled out, claims bound): the waits hold a slot but cost nothing, so allow more at once.
+DEFAULT_PARALLEL = 32
 INSTALL_HINT = "install the Pulumi CLI: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/install/)"
 
 
@@ -37,6 +40,8 @@ class ProvisionEvent:
     type: str = ""
     name: str = ""
     message: str = ""
+    done: int = 0  # resources finished so far in this run
+    total: int = 0  # resources the program registers
 
 
 @dataclass
@@ -134,6 +139,7 @@ def up(
     kube_context: str | None = None,
     kubeconfig: str | Path | None = None,
     state: str | Path | None = None,
+    parallel: int = DEFAULT_PARALLEL,
 ) -> ProvisionResult:
     """Preview or apply `stack` (a region, edge-<region>, cloud or org/xzctl/<stack>).
 
@@ -159,8 +165,8 @@ def up(
     }
     secrets = secret_config_from_env(objects.secrets, os.environ)
     overrides = {k: v for k, v in kube.items() if v}
-    request = _Request(stack_name, target, path, pins, preview, diff, overrides, secrets, where)
-    return _run(request, on_event)
+    request = _Request(stack_name, target, path, pins, preview, diff, overrides, secrets, where, parallel)
+    return _run(request, fleet, objects, on_event)
 
 
 @dataclass(frozen=True)
@@ -174,12 +180,15 @@ class _Request:
     kube: dict[str, str]  # stack config overriding the spec's kubernetes target
     secrets: dict[str, str]  # stack config secrets to store first
     state: Path
+    parallel: int
 
 
-def _run(req: _Request, on_event: Callable[[ProvisionEvent], None] | None) -> ProvisionResult:
+def _run(
+    req: _Request, fleet: Fleet, objects: TargetObjects, on_event: Callable[[ProvisionEvent], None] | None
+) -> ProvisionResult:
     from pulumi import automation as auto
 
-    from stacks.program import program
+    from xzctl.provision.program import inline_program, resource_count
 
     workspace = auto.LocalWorkspaceOptions(
         work_dir=str(req.state / WORKSPACE),
@@ -189,6 +198,7 @@ def _run(req: _Request, on_event: Callable[[ProvisionEvent], None] | None) -> Pr
     )
     Path(workspace.work_dir or ".").mkdir(parents=True, exist_ok=True)
     by_type: dict[str, Counter[str]] = defaultdict(Counter)
+    progress = Counter({"total": resource_count(objects)})
 
     def engine_event(event: Any) -> None:
         simple = _simplify(event)
@@ -196,10 +206,13 @@ def _run(req: _Request, on_event: Callable[[ProvisionEvent], None] | None) -> Pr
             return
         if simple.phase == "start":
             by_type[simple.type][simple.op] += 1
+        elif simple.phase in ("done", "failed"):
+            progress["done"] += 1
         if on_event is not None:
-            on_event(simple)
+            on_event(replace(simple, done=progress["done"], total=max(progress["total"], progress["done"])))
 
     try:
+        program = inline_program(fleet, req.target, req.pins, objects)
         st = auto.create_or_select_stack(req.stack_name, project_name=PROJECT, program=program, opts=workspace)
         config = {"xzctl:fleet": auto.ConfigValue(str(req.fleet_path)), "xzctl:region": auto.ConfigValue(req.target)}
         config |= {key: auto.ConfigValue(value) for key, value in req.kube.items()}
@@ -211,11 +224,11 @@ def _run(req: _Request, on_event: Callable[[ProvisionEvent], None] | None) -> Pr
         st.set_all_config(config)
         result = ProvisionResult(stack=req.stack_name, target=req.target, preview=req.preview)
         if req.preview:
-            out = st.preview(diff=req.diff, on_event=engine_event, color="never")
+            out = st.preview(diff=req.diff, on_event=engine_event, color="never", parallel=req.parallel)
             result.changes = {str(op.value if hasattr(op, "value") else op): n for op, n in out.change_summary.items()}
             result.diff = out.stdout if req.diff else None
         else:
-            applied = st.up(diff=req.diff, on_event=engine_event, color="never")
+            applied = st.up(diff=req.diff, on_event=engine_event, color="never", parallel=req.parallel)
             result.changes = dict((applied.summary.resource_changes or {}).items())
             result.outputs = {k: v.value for k, v in applied.outputs.items() if not v.secret}
             result.diff = applied.stdout if req.diff else None
