@@ -41,6 +41,8 @@ def validate(
             for p in exc.problems:
                 print(f"{p.severity}: {p.render()}", file=sys.stderr)
         raise
+    from xzctl.provision.objects import chart_sources
+
     warnings = loaded.warnings
     data = {
         "valid": not (strict and warnings),
@@ -49,6 +51,7 @@ def validate(
         "edge_nodes": len(loaded.fleet.edge_nodes()),
         "devices": loaded.fleet.devices,
         "problems": [vars(w) for w in warnings],
+        "charts": chart_sources(loaded.fleet),
     }
 
     def table(console: Console) -> None:
@@ -58,6 +61,9 @@ def validate(
             f"{escape(loaded.source)}: {verdict}: {data['regions']} regions, {data['edge_nodes']} edge nodes, "
             f"{data['devices']} devices, {len(warnings)} warning(s)"
         )
+        for target, charts in data["charts"].items():
+            for release, where in charts.items():
+                console.print(f"  chart {escape(target)}/{escape(release)}: {escape(where)}")
 
     emit(data, output, table)
     if strict and warnings:

@@ -147,18 +147,24 @@ class HelmRelease(pulumi.ComponentResource):
         super().__init__(
             f"xzctl:{group}:HelmRelease", chart.name, None, pulumi.ResourceOptions(depends_on=list(depends_on))
         )
-        release = k8s.helm.v3.Release(
-            chart.name,
-            name=chart.name,
-            chart=chart.chart,
-            version=chart.version,
-            namespace=chart.namespace,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
-            values=chart.values,
-            # Roll back a failed upgrade instead of leaving the release half-applied.
-            atomic=True,
-            timeout=900,
-            opts=pulumi.ResourceOptions(parent=self, provider=provider),
-        )
-        self.status = release.status
+        # An external chart is installed already: the units that need its CRDs just rely on it.
+        external = chart.source == "external"
+        self.status = pulumi.Output.from_input("external") if external else _release(chart, self, provider).status
         self.register_outputs({"status": self.status})
+
+
+def _release(chart: HelmChart, parent: pulumi.Resource, provider: pulumi.ProviderResource) -> Any:
+    """The chart from its repository, or from the local directory or .tgz `chart.chart` (no repository, no version)."""
+    return k8s.helm.v3.Release(
+        chart.name,
+        name=chart.name,
+        chart=chart.chart,
+        version=chart.version if chart.repo else None,
+        namespace=chart.namespace,
+        values=chart.values,
+        # Roll back a failed upgrade instead of leaving the release half-applied.
+        atomic=True,
+        timeout=900,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo) if chart.repo else None,
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
+    )

@@ -133,9 +133,10 @@ def build(
 
 def resource_count(objects: TargetObjects) -> int:
     """How many resources `build` registers for `objects`: the stack, the provider, each unit and object, each
-    chart's component and release, and an edge stack's reference to the cloud stack (progress shows done/total)."""
+    chart's component and release (none for an external chart), and an edge stack's reference to the cloud stack (progress shows done/total)."""
     edge = 0 if objects.target == CLOUD else 1
-    return 2 + len(objects.units) + len(objects.objects()) + 2 * len(objects.charts) + edge
+    releases = sum(c.source != "external" for c in objects.charts)
+    return 2 + len(objects.units) + len(objects.objects()) + len(objects.charts) + releases + edge
 
 
 def export(objects: TargetObjects, units: list[KubernetesUnit]) -> None:

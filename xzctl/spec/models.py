@@ -275,10 +275,30 @@ class EdgeNode(NodeProfile):
         return f"{scheme}://{self.public_hostname}/xiaozhi/ota/"
 
 
+class ChartSource(Strict):
+    """Where one Helm chart of a cluster comes from. `repository` (default) fetches it from its chart repository
+    (`repository`/`version` override xzctl's pins, e.g. a mirror); `local` installs a chart directory or `.tgz` the
+    operator vendored (air-gapped sites); `external` means it is installed already: the stack only relies on it."""
+
+    source: Literal["repository", "local", "external"] = "repository"
+    path: str | None = Field(default=None, description="local: chart directory or .tgz (relative: to the working dir)")
+    repository: str | None = None
+    version: str | None = None
+
+    @model_validator(mode="after")
+    def _path_for_local(self) -> ChartSource:
+        if (self.source == "local") != (self.path is not None):
+            raise ValueError("a local chart needs `path`, and only a local chart has one")
+        return self
+
+
 class KubernetesTarget(Strict):
     context: str | None = None
     kubeconfig: str | None = None
     namespace: Annotated[str, Field(pattern=DNS_LABEL)] = "xiaozhi"
+    charts: dict[str, ChartSource] = Field(
+        default_factory=dict, description="release name (monitoring, elasticsearch, kibana) -> where its chart is"
+    )
 
 
 class Region(Strict):
