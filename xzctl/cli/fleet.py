@@ -44,6 +44,7 @@ def validate(
     from xzctl.provision.objects import chart_sources
 
     warnings = loaded.warnings
+    charts = chart_sources(loaded.fleet)
     data = {
         "valid": not (strict and warnings),
         "source": loaded.source,
@@ -51,7 +52,7 @@ def validate(
         "edge_nodes": len(loaded.fleet.edge_nodes()),
         "devices": loaded.fleet.devices,
         "problems": [vars(w) for w in warnings],
-        "charts": chart_sources(loaded.fleet),
+        "charts": charts,
     }
 
     def table(console: Console) -> None:
@@ -61,8 +62,8 @@ def validate(
             f"{escape(loaded.source)}: {verdict}: {data['regions']} regions, {data['edge_nodes']} edge nodes, "
             f"{data['devices']} devices, {len(warnings)} warning(s)"
         )
-        for target, charts in data["charts"].items():
-            for release, where in charts.items():
+        for target, releases in charts.items():
+            for release, where in releases.items():
                 console.print(f"  chart {escape(target)}/{escape(release)}: {escape(where)}")
 
     emit(data, output, table)
