@@ -39,6 +39,7 @@ def _summary(info: SandboxInfo) -> dict[str, Any]:
         "seed": info.seed,
         "scrape_interval_seconds": info.scrape_interval_seconds,
         "history": info.history,
+        "kubeconfig": info.kubeconfig or None,
         "pids": info.pids,
         "running": info.alive(),
     }
@@ -52,6 +53,8 @@ def _print_summary(console: Console, data: dict[str, Any]) -> None:
         f"Simulator   {escape(data['simulator_url'])}  ({data['edge_nodes']} edge nodes, seed {data['seed']})"
     )
     console.print(f"Fleet       {escape(data['fleet'])}")
+    if data["kubeconfig"]:
+        console.print(f"Kubernetes  export KUBECONFIG={escape(data['kubeconfig'])}  (fake nodes: kwok)")
     if data["history"]:
         h = data["history"]
         console.print(
@@ -70,6 +73,9 @@ def up(
     scrape_interval: int = typer.Option(10, "--scrape-interval", min=1, max=300, help="Seconds between scrapes."),
     prometheus_bin: str | None = typer.Option(None, "--prometheus-bin", help="Prometheus binary. Default: PATH."),
     port: int = typer.Option(0, "--port", help="Simulator port on 127.0.0.1 (0: any free port)."),
+    kubernetes: bool = typer.Option(
+        False, "--kubernetes", help="Also run a local Kubernetes (kwok nodes) the simulator follows; scripts/engine.sh."
+    ),
     state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
@@ -91,6 +97,7 @@ def up(
             scale=scale,
             prometheus_bin=prometheus_bin,
             port=port,
+            kubernetes=kubernetes,
         )
     except SandboxAlreadyUpError as exc:
         stderr.print(f"sandbox already up; stop it first with: xzctl sandbox down (state in {escape(str(where))})")

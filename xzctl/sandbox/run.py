@@ -65,6 +65,7 @@ class SandboxInfo:
     work_dir: str = ""
     start_times: dict[str, int] = field(default_factory=dict)
     history: dict[str, Any] | None = None
+    kubeconfig: str = ""  # with --kubernetes: the sandbox cluster's
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -159,10 +160,12 @@ def _tail(log: Path, lines: int = 5) -> str:
         return ""
 
 
-def _wait(what: str, check: Any, proc: subprocess.Popen[bytes], log: Path) -> Any:
+def _wait(
+    what: str, check: Any, proc: subprocess.Popen[bytes], log: Path, timeout: float = START_TIMEOUT_SECONDS
+) -> Any:
     """Poll `check()` until it returns a value; fail fast when the process died; bounded in time."""
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    for _ in range(_polls(START_TIMEOUT_SECONDS)):
+    deadline = time.monotonic() + timeout
+    for _ in range(_polls(timeout)):
         if time.monotonic() > deadline:
             break
         value = check()
@@ -171,7 +174,7 @@ def _wait(what: str, check: Any, proc: subprocess.Popen[bytes], log: Path) -> An
         if proc.poll() is not None:
             raise ExternalToolError(f"{what} exited with code {proc.returncode}: {_tail(log)}")
         time.sleep(POLL_SECONDS)
-    raise ExternalToolError(f"{what} not ready after {START_TIMEOUT_SECONDS:.0f} s: {_tail(log)}")
+    raise ExternalToolError(f"{what} not ready after {timeout:.0f} s: {_tail(log)}")
 
 
 def _our_prometheus(url: str, storage: Path) -> bool:
@@ -330,8 +333,10 @@ def start_sandbox(
     scale: int | None = None,
     prometheus_bin: str | None = None,
     port: int = 0,
+    kubernetes: bool = False,
 ) -> SandboxInfo:
-    """Start the simulator and Prometheus; return where they listen. Raises when one already runs."""
+    """Start the simulator and Prometheus (and with `kubernetes` a local cluster: xzctl.sandbox.kubernetes);
+    return where they listen. Raises when one already runs."""
     state_dir = Path(state_dir)
     if not 1 <= scrape_interval_seconds <= 300:
         raise BadInputError("scrape interval must be 1..300 seconds")
@@ -343,6 +348,7 @@ def start_sandbox(
     if running is not None and all(running.alive().values()):
         raise SandboxAlreadyUpError(running)
     prometheus, promtool = find_prometheus(prometheus_bin)
+    binaries = _kubernetes_binaries() if kubernetes else {}
     if running is not None:
         stop_sandbox(state_dir)  # half-dead leftovers of a crashed run
     box = _sandbox_dir(state_dir)
@@ -394,6 +400,13 @@ def start_sandbox(
             start_times={"simulator": _start_time(procs[0].pid) or 0, "prometheus": _start_time(procs[-1].pid) or 0},
             history=backfilled,
         )
+        if kubernetes:
+            from xzctl.sandbox.kubernetes import start_cluster
+
+            cluster = start_cluster(fleet, work, procs, binaries, simulator_url)
+            info.kubeconfig = str(cluster.kubeconfig)
+            info.pids |= cluster.pids
+            info.start_times |= cluster.start_times
         tmp = box / (STATE_FILE + ".tmp")
         tmp.write_text(json.dumps(info.to_json(), indent=2), encoding="utf-8")
         os.replace(tmp, box / STATE_FILE)
@@ -405,6 +418,12 @@ def start_sandbox(
             proc.wait(timeout=STOP_TIMEOUT_SECONDS)
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _kubernetes_binaries() -> dict[str, str]:
+    from xzctl.sandbox.kubernetes import find_binaries
+
+    return find_binaries()
 
 
 def sandbox_status(state_dir: str | Path) -> SandboxInfo | None:
