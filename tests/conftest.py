@@ -4,7 +4,7 @@ import pytest
 
 from xzctl.spec import Fleet, bundled_example_path, load_fleet
 
-pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.pulumi_mocks"]
+pytest_plugins = ["tests.fixtures.sandbox", "tests.fixtures.pulumi_mocks", "tests.fixtures.engine"]
 
 
 @pytest.fixture(scope="session")

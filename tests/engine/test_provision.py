@@ -1,0 +1,126 @@
+"""`xzctl provision` through the real pulumi engine against the sandbox's local Kubernetes (tier `engine`).
+
+One session cluster (tests/fixtures/engine.py); the cloud goes up first (edge stacks read its endpoint), then
+beijing: preview, up, every object the manifests builder emits compared with what the API server holds, a
+no-op second up, `provision status`, and a locked stack.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.fixtures.engine import Engine
+from xzctl.provision.objects import target_objects
+from xzctl.provision.program import resource_count
+from xzctl.spec import load_fleet
+
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(1800)]
+REGION = "beijing"
+
+
+@pytest.fixture(scope="module")
+def cloud(engine: Engine) -> dict[str, Any]:
+    code, first = engine.xzctl_json("provision", "cloud", "--yes")
+    assert code == 0
+    code, second = engine.xzctl_json("provision", "cloud", "--yes")
+    assert code == 0
+    return {"first": first, "second": second}
+
+
+@pytest.fixture(scope="module")
+def region(engine: Engine, cloud: dict[str, Any]) -> dict[str, Any]:
+    code, preview = engine.xzctl_json("provision", "region", REGION, "--preview")
+    assert code == 0
+    code, first = engine.xzctl_json("provision", "region", REGION, "--yes")
+    assert code == 0
+    code, second = engine.xzctl_json("provision", "region", REGION, "--yes")
+    assert code == 0
+    return {"preview": preview, "first": first, "second": second}
+
+
+def test_cloud_up_creates_everything_then_changes_nothing(engine: Engine, cloud: dict[str, Any]) -> None:
+    objects = target_objects(load_fleet(engine.fleet).fleet, "cloud")
+    assert cloud["first"]["changes"] == {"create": resource_count(objects)}
+    assert cloud["first"]["outputs"]["cloudEndpoint"] == "https://cloud.xiaozhi.example/v1"
+    assert set(cloud["second"]["changes"]) == {"same"}
+
+
+def test_region_preview_then_up_create_every_resource(engine: Engine, region: dict[str, Any]) -> None:
+    total = resource_count(target_objects(load_fleet(engine.fleet).fleet, REGION))
+    assert region["preview"]["preview"] is True
+    # The stack resource itself is not counted by a preview's summary of a new stack; all else is created.
+    assert region["preview"]["changes"].get("create", 0) in (total, total - 1)
+    assert region["first"]["changes"] == {"create": total}
+
+
+def test_a_second_up_reports_no_change(region: dict[str, Any]) -> None:
+    assert set(region["second"]["changes"]) == {"same"}, region["second"]["changes"]
+
+
+def _subset_mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """Where `actual` (from the API server) differs from `expected` (what we rendered), field by field for the
+    fields we set; the server's defaults and status are extra fields, not differences."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{path}: expected a mapping, got {actual!r}"]
+        return [m for k, v in expected.items() for m in _subset_mismatches(v, actual.get(k), f"{path}.{k}")]
+    if isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            return [f"{path}: expected {len(expected)} items, got {actual!r}"]
+        return [
+            m
+            for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+            for m in _subset_mismatches(e, a, f"{path}[{i}]")
+        ]
+    # Quantities and ports come back as the API server spells them ("1" vs 1).
+    return [] if expected == actual or str(expected) == str(actual) else [f"{path}: {expected!r} != {actual!r}"]
+
+
+def test_every_rendered_object_is_in_the_api_server_as_rendered(engine: Engine, region: dict[str, Any]) -> None:
+    from kubernetes import dynamic
+
+    from xzctl.sandbox.kubernetes import api_client
+
+    objects = target_objects(load_fleet(engine.fleet).fleet, REGION).objects()
+    api = api_client(engine.kubeconfig)
+    client = dynamic.DynamicClient(api)
+    problems = []
+    try:
+        for obj in objects:
+            meta = obj["metadata"]
+            resource = client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+            live = resource.get(name=meta["name"], namespace=meta.get("namespace")).to_dict()
+            # A Secret's value is set by the stack (stringData -> data), never rendered.
+            want = {k: v for k, v in obj.items() if not (obj["kind"] == "Secret" and k in ("data", "stringData"))}
+            problems += [f"{obj['kind']}/{meta['name']}{m}" for m in _subset_mismatches(want, live)]
+    finally:
+        api.close()
+    assert len(objects) > 50
+    assert problems == []
+
+
+def test_status_shows_the_last_update_result_and_counts(engine: Engine, region: dict[str, Any]) -> None:
+    code, data = engine.xzctl_json("provision", "status")
+    assert code == 0
+    stacks = {s["stack"]: s for s in data["stacks"]}
+    edge = stacks[f"edge-{REGION}"]
+    assert edge["last_update"] == "update" and edge["result"] == "succeeded"
+    assert set(edge["changes"]) == {"same"} and edge["finished"]
+    assert edge["resources"] == resource_count(target_objects(load_fleet(engine.fleet).fleet, REGION))
+    assert stacks["cloud"]["result"] == "succeeded"
+
+
+def test_a_locked_stack_gives_exit_5(engine: Engine, cloud: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    lock = engine.state / "pulumi" / ".pulumi" / "locks" / "organization" / "xzctl" / "cloud" / "engine-test.json"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text(
+        json.dumps({"pid": 1, "username": "ops", "hostname": "jump-1", "timestamp": "now"}), encoding="utf-8"
+    )
+    try:
+        assert engine.xzctl("provision", "cloud", "--preview") == 5
+        assert "stack cloud is locked by another update: ops@jump-1 (pid 1)" in capsys.readouterr().err
+    finally:
+        lock.unlink()
