@@ -26,6 +26,9 @@ YesOption = typer.Option(False, "--yes", "-y", help="Apply without asking (requi
 DiffOption = typer.Option(False, "--diff", help="Also print Pulumi's full property diff.")
 ContextOption = typer.Option(None, "--context", help="Kubeconfig context; default: the one the fleet spec names.")
 KubeconfigOption = typer.Option(None, "--kubeconfig", help="Kubeconfig file; default: the spec's, else ~/.kube/config.")
+RecoverOption = typer.Option(
+    False, "--recover", help="Clear what a killed update left (its lock, pending operations), then apply."
+)
 ParallelOption = typer.Option(
     DEFAULT_PARALLEL, "--parallel", min=1, max=256, help="Resource operations at once (readiness waits hold one each)."
 )
@@ -58,6 +61,8 @@ def _summary(data: dict[str, Any], console: Console) -> None:
         for typ, ops in changed.items():
             table.add_row(typ, *(str(ops.get(op, "")) for op in ("create", "update", "replace", "delete")))
         console.print(table)
+    if data.get("recovered"):
+        console.print(f"recovered: cleared {len(data['recovered'])} pending operation(s) of an interrupted update")
     if data.get("diff"):
         console.print(escape(data["diff"]))
     for key, value in data.get("outputs", {}).items():
@@ -76,6 +81,7 @@ def _provision(
     kubeconfig: Path | None,
     state_dir: Path | None,
     parallel: int,
+    recover: bool,
     output: Output,
 ) -> None:
     """What `region` and `cloud` share; they pass their options as they are (the cloud has no region, no pins)."""
@@ -83,6 +89,8 @@ def _provision(
         raise BadInputError(
             "applying changes needs --yes when stdin is not a terminal", hint="add --yes, or --preview to only look"
         )
+    if recover and (preview or not yes):
+        raise BadInputError("--recover applies at once (an interrupted state cannot be previewed): add --yes")
     from xzctl.manifests.pins import load_pins
     from xzctl.provision import up
 
@@ -100,6 +108,7 @@ def _provision(
             kubeconfig=kubeconfig,
             state=state_dir,
             parallel=parallel,
+            recover=recover,
         )
         return result.to_dict()
 
@@ -124,6 +133,7 @@ def region(
     fleet: Path | None = FleetOption,
     state_dir: Path | None = StateDirOption,
     parallel: int = ParallelOption,
+    recover: bool = RecoverOption,
     output: Output = OutputOption,
 ) -> None:
     """Create or update an edge region's K3s objects (stack edge-<region>) from the fleet spec.
@@ -149,6 +159,7 @@ def cloud(
     fleet: Path | None = FleetOption,
     state_dir: Path | None = StateDirOption,
     parallel: int = ParallelOption,
+    recover: bool = RecoverOption,
     output: Output = OutputOption,
 ) -> None:
     """Create or update the cloud cluster: LLMs, router, monitoring, logs, L3 object store, backups.

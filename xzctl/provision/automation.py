@@ -53,6 +53,7 @@ class ProvisionResult:
     by_type: dict[str, dict[str, int]] = field(default_factory=dict)  # resource type -> op -> count
     diff: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+    recovered: list[str] = field(default_factory=list)  # pending operations of an interrupted update, cleared
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +63,7 @@ class ProvisionResult:
             "changes": self.changes,
             "by_type": self.by_type,
             "outputs": self.outputs,
+            "recovered": self.recovered,
             **({"diff": self.diff} if self.diff is not None else {}),
         }
 
@@ -140,11 +142,16 @@ def up(
     kubeconfig: str | Path | None = None,
     state: str | Path | None = None,
     parallel: int = DEFAULT_PARALLEL,
+    recover: bool = False,
 ) -> ProvisionResult:
     """Preview or apply `stack` (a region, edge-<region>, cloud or org/xzctl/<stack>).
 
     `pins` None applies the fleet spec's images (no canary); a rollout passes each step's pins.
+    `recover` is the operator's consent to clear what an interrupted (killed) update left: its lock and its
+    pending operations; without it such a stack is refused (ConflictError, exit 5) saying what was left.
     """
+    if recover and preview:
+        raise BadInputError("--recover clears an interrupted update's leftovers, so it applies: drop --preview")
     path = resolve_fleet_path(fleet_path).absolute()
     fleet = load_fleet(path).fleet
     target, stack_name = stack_for(fleet, stack)
@@ -158,14 +165,14 @@ def up(
         raise BadInputError(f"stack {stack_name} needs the secret(s) in {', '.join(missing)}", hint="export them first")
     where.mkdir(parents=True, exist_ok=True)
     (where / "pulumi").mkdir(exist_ok=True)
-    ensure_unlocked(where, stack_name)
+    pending = ensure_unlocked(where, stack_name, recover=recover)
     kube = {
         "xzctl:kubeContext": kube_context,
         "xzctl:kubeconfig": str(Path(kubeconfig).absolute()) if kubeconfig else None,
     }
     secrets = secret_config_from_env(objects.secrets, os.environ)
     overrides = {k: v for k, v in kube.items() if v}
-    request = _Request(stack_name, target, path, pins, preview, diff, overrides, secrets, where, parallel)
+    request = _Request(stack_name, target, path, pins, preview, diff, overrides, secrets, where, parallel, pending)
     return _run(request, fleet, objects, on_event)
 
 
@@ -181,6 +188,7 @@ class _Request:
     secrets: dict[str, str]  # stack config secrets to store first
     state: Path
     parallel: int
+    pending: list[str]  # pending operations to clear first (the operator consented: --recover)
 
 
 def _run(
@@ -223,6 +231,9 @@ def _run(
             st.remove_config("xzctl:imagePins")
         st.set_all_config(config)
         result = ProvisionResult(stack=req.stack_name, target=req.target, preview=req.preview)
+        if req.pending:
+            _clear_pending_operations(st)
+            result.recovered = req.pending
         if req.preview:
             out = st.preview(diff=req.diff, on_event=engine_event, color="never", parallel=req.parallel)
             result.changes = {str(op.value if hasattr(op, "value") else op): n for op, n in out.change_summary.items()}
@@ -240,6 +251,17 @@ def _run(
         ) from None
     result.by_type = {t: dict(ops) for t, ops in sorted(by_type.items())}
     return result
+
+
+def _clear_pending_operations(st: Any) -> None:
+    """Pulumi's documented recovery (stack export, drop pending_operations, import). A create that was pending
+    may have reached the cluster: the next up applies it server-side (pulumi-kubernetes upserts), not twice."""
+    from pulumi import automation as auto
+
+    state = st.export_stack()
+    deployment = dict(state.deployment or {})
+    deployment.pop("pending_operations", None)
+    st.import_stack(auto.Deployment(version=state.version, deployment=deployment))
 
 
 _GENERIC_ERRORS = ("error: update failed", "error: preview failed")

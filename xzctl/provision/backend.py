@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,13 +89,44 @@ def find_lock(state: Path, stack: str) -> StackLock | None:
     return None
 
 
-def ensure_unlocked(state: Path, stack: str) -> None:
+def holder_gone(lock: StackLock) -> bool:
+    """The update holding `lock` ran on this machine and its process is gone (killed, crashed, power cut)."""
+    return lock.host == socket.gethostname() and lock.pid is not None and not Path(f"/proc/{lock.pid}").exists()
+
+
+def pending_operations(state: Path, stack: str) -> list[str]:
+    """The operations an interrupted update left in the stack's checkpoint ("creating urn", ...)."""
+    for path in _state_files(backend_dir(state) / ".pulumi" / "stacks" / PROJECT, f"{stack}.json*"):
+        try:
+            latest = (_read_json(path).get("checkpoint") or {}).get("latest") or {}
+        except (OSError, ValueError) as exc:
+            raise BadInputError(f"cannot read the state of stack {stack}: {path}: {exc}") from None
+        ops = latest.get("pending_operations") or []
+        return [f"{op.get('type', '?')} {(op.get('resource') or {}).get('urn', '?').split('::')[-1]}" for op in ops]
+    return []
+
+
+def ensure_unlocked(state: Path, stack: str, *, recover: bool = False) -> list[str]:
+    """Refuse a locked stack or one an interrupted update left half-done, unless `recover` (the operator's
+    consent) and the interrupted update is really gone: then its lock is removed. Returns the pending
+    operations the update must clear (xzctl.provision.automation does, through the Automation API)."""
     lock = find_lock(state, stack)
-    if lock is not None:
+    if lock is not None and not holder_gone(lock):
         raise ConflictError(
             f"stack {stack} is locked by another update: {lock.describe()}",
             hint=f"wait for it; if that process is gone: pulumi cancel --stack {stack} (or remove the lock file)",
         )
+    pending = pending_operations(state, stack)
+    if (lock is not None or pending) and not recover:
+        what = f"{len(pending)} pending operation(s) ({', '.join(pending[:3])})" if pending else "its lock"
+        by = f"the update by {lock.describe()}" if lock else "an earlier update"
+        raise ConflictError(
+            f"stack {stack}: {by} was interrupted and left {what}",
+            hint="check the cluster, then rerun with --recover to clear them and apply again",
+        )
+    if lock is not None:
+        lock.path.unlink(missing_ok=True)
+    return pending
 
 
 @dataclass(frozen=True)
