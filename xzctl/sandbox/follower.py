@@ -53,8 +53,11 @@ def deploy_actions(seen: dict[tuple[str, str, str], str], now: dict[tuple[str, s
     return actions
 
 
-def follow_pods(kubeconfig: Path, simulator_url: str, *, max_seconds: float = FOLLOW_MAX_SECONDS) -> None:
-    """Poll the pods (bounded per request) and tell the simulator every change; runs until stopped."""
+def follow_pods(
+    kubeconfig: Path, simulator_url: str, ready_file: Path | None = None, *, max_seconds: float = FOLLOW_MAX_SECONDS
+) -> None:
+    """Poll the pods (bounded per request) and tell the simulator every change; runs until stopped. `ready_file`
+    is written after the first poll that reached both the API server and the simulator."""
     from kubernetes import client
 
     from xzctl.sandbox.client import SimulatorClient
@@ -77,6 +80,8 @@ def follow_pods(kubeconfig: Path, simulator_url: str, *, max_seconds: float = FO
                     seen.pop(key, None)
                 else:
                     seen[key] = action["image"]
+            if ready_file is not None and not ready_file.exists():
+                ready_file.write_text("ready\n", encoding="utf-8")
         except (client.ApiException, XzctlError, OSError, ValueError) as exc:
             log.warning("pod follower: %s", exc)  # the next poll retries
         time.sleep(FOLLOW_SECONDS)
@@ -86,9 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Tell the sandbox's simulator what the API server runs.")
     parser.add_argument("--kubeconfig", required=True, type=Path)
     parser.add_argument("--simulator", required=True)
+    parser.add_argument("--ready-file", type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    follow_pods(args.kubeconfig, args.simulator)
+    follow_pods(args.kubeconfig, args.simulator, args.ready_file)
 
 
 if __name__ == "__main__":

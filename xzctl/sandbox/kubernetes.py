@@ -303,11 +303,12 @@ def start_cluster(
         [
             sys.executable,
             "-m",
-            "xzctl.sandbox.kubernetes",
+            "xzctl.sandbox.follower",
             f"--kubeconfig={kubeconfig}",
             f"--simulator={simulator_url}",
+            f"--ready-file={kube / 'follower.ready'}",
         ],
-        _alive,
+        (kube / "follower.ready").is_file,
     )
     pids = {name: proc.pid for name, proc in zip(names, procs[-len(names) :], strict=True)}
     return Cluster(
