@@ -124,3 +124,41 @@ def test_a_locked_stack_gives_exit_5(engine: Engine, cloud: dict[str, Any], caps
         assert "stack cloud is locked by another update: ops@jump-1 (pid 1)" in capsys.readouterr().err
     finally:
         lock.unlink()
+
+
+def test_sigkill_during_up_then_recovery_with_consent(
+    engine: Engine, cloud: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Kill `provision region shanghai` (xzctl and its pulumi) mid-update: the next run says what was left and
+    refuses; --recover clears it and applies; the update after that changes nothing."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from xzctl.provision.backend import find_lock, stack_statuses
+
+    argv = [sys.executable, "-m", "xzctl", "provision", "region", "shanghai", "--yes"]
+    argv += ["--fleet", str(engine.fleet), "--state-dir", str(engine.state)]
+    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    try:
+        for _ in range(3000):  # until the update has written some resources, bounded
+            counts = {s.stack: s.resources for s in stack_statuses(engine.state)}
+            if counts.get("edge-shanghai", 0) >= 10 or proc.poll() is not None or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the update ended before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert find_lock(engine.state, "edge-shanghai") is not None
+    assert engine.xzctl("provision", "region", "shanghai", "--yes") == 5
+    err = capsys.readouterr().err
+    assert "was interrupted and left" in err and "--recover" in err
+    code, recovered = engine.xzctl_json("provision", "region", "shanghai", "--yes", "--recover")
+    assert code == 0
+    assert find_lock(engine.state, "edge-shanghai") is None
+    code, again = engine.xzctl_json("provision", "region", "shanghai", "--yes")
+    assert code == 0 and set(again["changes"]) == {"same"}, (recovered, again)
