@@ -162,3 +162,26 @@ def test_sigkill_during_up_then_recovery_with_consent(
     assert find_lock(engine.state, "edge-shanghai") is None
     code, again = engine.xzctl_json("provision", "region", "shanghai", "--yes")
     assert code == 0 and set(again["changes"]) == {"same"}, (recovered, again)
+
+
+def test_preview_works_offline_with_a_local_chart(
+    engine: Engine, cloud: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import yaml
+
+    chart = tmp_path_factory.mktemp("charts") / "vendored-monitoring"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: vendored-monitoring\nversion: 0.1.0\n", encoding="utf-8")
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: vendored-monitoring}\ndata: {from: local}\n",
+        encoding="utf-8",
+    )
+    doc = yaml.safe_load(engine.fleet.read_text(encoding="utf-8"))
+    doc["regions"]["guangzhou"]["kubernetes"]["charts"] = {"monitoring": {"source": "local", "path": str(chart)}}
+    fleet = chart.parent / "fleet-local-chart.yaml"
+    fleet.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    from xzctl.provision import up
+
+    result = up("guangzhou", fleet, preview=True, state=engine.state)
+    assert result.by_type["kubernetes:helm.sh/v3:Release"] == {"create": 1}
+    assert result.changes["create"] >= resource_count(target_objects(load_fleet(fleet).fleet, "guangzhou")) - 1
