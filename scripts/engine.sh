@@ -114,12 +114,19 @@ up_to_date() { # $1 recipe, $2 hash
   done
 }
 
+# Arguments: only these recipes (e.g. `bash scripts/engine.sh kube kwok`); default: all of them.
+[ $# -gt 0 ] && ORDER=("$@")
 built=()
 total_start=$SECONDS
 for r in "${ORDER[@]}"; do
+  [ -n "${OUTPUTS[$r]:-}" ] || { echo "engine: no recipe $r (one of: ${!OUTPUTS[*]})" >&2; exit 2; }
   h="$(recipe_hash "$r")"
+  # One build of a recipe at a time: a second run waits, then finds it up to date.
+  exec {lock}>"$CACHE/.lock-$r"
+  flock "$lock"
   if up_to_date "$r" "$h"; then
     echo "engine: $r up to date"
+    exec {lock}>&-
     continue
   fi
   echo "engine: building $r ..."
@@ -134,6 +141,7 @@ for r in "${ORDER[@]}"; do
   done
   rm -rf "$tmp.d"
   echo "engine: built $r (${OUTPUTS[$r]}) in $((SECONDS - start)) s"
+  exec {lock}>&-
   built+=("$r")
 done
 etcd_bin="$(command -v etcd || true)"
