@@ -185,3 +185,39 @@ def test_preview_works_offline_with_a_local_chart(
     result = up("guangzhou", fleet, preview=True, state=engine.state)
     assert result.by_type["kubernetes:helm.sh/v3:Release"] == {"create": 1}
     assert result.changes["create"] >= resource_count(target_objects(load_fleet(fleet).fleet, "guangzhou")) - 1
+
+
+def test_the_simulator_runs_what_the_api_server_runs(
+    engine: Engine, region: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A canary pinned through Pulumi reaches the simulator only through the cluster (the pod follower), and
+    leaves it when the next update drops the pin."""
+    import time
+
+    from xzctl.manifests.pins import ServicePin, spec_pins
+    from xzctl.sandbox import SimulatorClient
+
+    fleet = load_fleet(engine.fleet).fleet
+    stable = spec_pins(fleet).get("bj-edge-01", "asr").stable
+    canary = stable.rsplit(":", 1)[0] + ":9.9.9-canary"
+    pins = spec_pins(fleet).with_pin("bj-edge-01", "asr", ServicePin(stable, canary))
+    path = tmp_path_factory.mktemp("pins") / "pins.json"
+    path.write_text(json.dumps(pins.to_json()), encoding="utf-8")
+    sim = SimulatorClient(engine.sandbox.simulator_url)
+
+    def asr_images(want: str | None) -> dict[str, Any]:
+        images: dict[str, Any] = {}
+        deadline = time.monotonic() + 60
+        for _ in range(600):  # the follower polls every second
+            images = sim.state()["nodes"]["bj-edge-01"]["images"]["asr"]
+            if images["canary"] == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        return images
+
+    code, applied = engine.xzctl_json("provision", "region", REGION, "--yes", "--pins", str(path))
+    assert code == 0 and applied["changes"].get("create", 0) >= 1
+    assert asr_images(canary) == {"stable": stable, "canary": canary}
+    code, _ = engine.xzctl_json("provision", "region", REGION, "--yes")
+    assert code == 0
+    assert asr_images(None) == {"stable": stable, "canary": None}
