@@ -18,7 +18,9 @@ CLOUD_NODE_PREFIX = "cloud-gpu-"
 def fake_nodes(fleet: Fleet) -> list[dict[str, Any]]:
     """One node per edge node (its labels, CPU, memory and GPU slots), and the cloud's GPU servers."""
 
-    def node(name: str, labels: dict[str, str], cpu: int, memory_gb: int, gpus: int) -> dict[str, Any]:
+    def node(
+        name: str, labels: dict[str, str], cpu: int, memory_gb: int, gpus: int, *, taints: list[dict[str, str]]
+    ) -> dict[str, Any]:
         capacity = {"cpu": str(cpu), "memory": f"{memory_gb}Gi", "pods": "250", "nvidia.com/gpu": str(gpus)}
         return {
             "apiVersion": "v1",
@@ -28,7 +30,7 @@ def fake_nodes(fleet: Fleet) -> list[dict[str, Any]]:
                 "annotations": {KWOK_ANNOTATION: "fake"},
                 "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok", **labels},
             },
-            "spec": {},
+            "spec": {"taints": taints},
             "status": {"capacity": capacity, "allocatable": capacity},
         }
 
@@ -39,12 +41,17 @@ def fake_nodes(fleet: Fleet) -> list[dict[str, Any]]:
             n.capacity.cpu_cores,
             n.capacity.memory_gb,
             n.capacity.gpu.slots,
+            # Edge and cloud share the sandbox's one cluster; in production the cloud's pods (no node selector)
+            # never see an edge node. A soft taint keeps them off; edge pods are pinned to their node anyway.
+            taints=[{"key": NODE_LABEL, "value": n.id, "effect": "PreferNoSchedule"}],
         )
         for n in fleet.edge_nodes()
     ]
     servers = fleet.cloud.gpu_servers
     # The cloud's CPU pods (router, object store, jobs) land on the GPU servers too: each has room for them.
-    out += [node(f"{CLOUD_NODE_PREFIX}{i}", {}, 128, 1024, servers.gpus_per_server) for i in range(servers.count)]
+    out += [
+        node(f"{CLOUD_NODE_PREFIX}{i}", {}, 128, 1024, servers.gpus_per_server, taints=[]) for i in range(servers.count)
+    ]
     return out
 
 

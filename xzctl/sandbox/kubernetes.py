@@ -336,8 +336,10 @@ def setup_objects(kubeconfig: Path, fleet: Fleet, volumes: Path) -> None:
         utils.create_from_yaml(api, yaml_objects=[*custom_resource_definitions(), *storage_objects(volumes)])
         for obj in fake_nodes(fleet):
             core.create_node(obj, _request_timeout=API_TIMEOUT_SECONDS)
-            # Added by the API server at creation; only the node-lifecycle controller (off here) would lift it.
-            core.patch_node(obj["metadata"]["name"], {"spec": {"taints": None}}, _request_timeout=API_TIMEOUT_SECONDS)
+            # The not-ready taint is added by the API server at creation; only the node-lifecycle controller (off
+            # here) would lift it. Only the node's own taints stay.
+            taints = {"spec": {"taints": obj["spec"]["taints"] or None}}
+            core.patch_node(obj["metadata"]["name"], taints, _request_timeout=API_TIMEOUT_SECONDS)
         names = {n["metadata"]["name"] for n in fake_nodes(fleet)}
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         for _ in range(int(START_TIMEOUT_SECONDS)):
