@@ -56,8 +56,13 @@ def test_one_fake_node_per_edge_node_with_its_capacity(example_fleet: Fleet) -> 
             "pods": "250",
             "nvidia.com/gpu": str(edge.capacity.gpu.slots),
         }
+        # Soft: keeps the cloud's unpinned pods off edge nodes in the shared sandbox cluster.
+        assert node["spec"]["taints"] == [
+            {"key": "xiaozhi.io/edge-node", "value": edge.id, "effect": "PreferNoSchedule"}
+        ]
     servers = example_fleet.cloud.gpu_servers
     cloud = [n for name, n in nodes.items() if name.startswith("cloud-gpu-")]
+    assert all(n["spec"]["taints"] == [] for n in cloud)
     assert len(cloud) == servers.count
     assert {n["status"]["capacity"]["nvidia.com/gpu"] for n in cloud} == {str(servers.gpus_per_server)}
 
