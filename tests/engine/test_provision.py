@@ -53,7 +53,8 @@ def test_region_preview_then_up_create_every_resource(engine: Engine, region: di
     assert region["preview"]["preview"] is True
     # The stack resource itself is not counted by a preview's summary of a new stack; all else is created.
     assert region["preview"]["changes"].get("create", 0) in (total, total - 1)
-    assert region["first"]["changes"] == {"create": total}
+    # The cloud stack's reference is read, not created: every other resource is.
+    assert region["first"]["changes"] == {"create": total - 1}
 
 
 def test_a_second_up_reports_no_change(region: dict[str, Any]) -> None:
@@ -67,6 +68,8 @@ def _subset_mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
         if not isinstance(actual, dict):
             return [f"{path}: expected a mapping, got {actual!r}"]
         return [m for k, v in expected.items() for m in _subset_mismatches(v, actual.get(k), f"{path}.{k}")]
+    if expected in ([], {}) and actual is None:
+        return []  # the API server drops empty lists and maps
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) != len(expected):
             return [f"{path}: expected {len(expected)} items, got {actual!r}"]
@@ -103,7 +106,7 @@ def test_every_rendered_object_is_in_the_api_server_as_rendered(engine: Engine, 
 
 
 def test_status_shows_the_last_update_result_and_counts(engine: Engine, region: dict[str, Any]) -> None:
-    code, data = engine.xzctl_json("provision", "status")
+    code, data = engine.xzctl_json("provision", "status", fleet=False)
     assert code == 0
     stacks = {s["stack"]: s for s in data["stacks"]}
     edge = stacks[f"edge-{REGION}"]

@@ -91,7 +91,14 @@ def find_lock(state: Path, stack: str) -> StackLock | None:
 
 def holder_gone(lock: StackLock) -> bool:
     """The update holding `lock` ran on this machine and its process is gone (killed, crashed, power cut)."""
-    return lock.host == socket.gethostname() and lock.pid is not None and not Path(f"/proc/{lock.pid}").exists()
+    if lock.host != socket.gethostname() or lock.pid is None:
+        return False
+    try:
+        stat = Path(f"/proc/{lock.pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return True
+    # A killed process whose parent died too may stay a zombie (Z) until something reaps it: it is gone.
+    return stat.rsplit(")", 1)[-1].split()[:1] in (["Z"], ["X"])
 
 
 def pending_operations(state: Path, stack: str) -> list[str]:
