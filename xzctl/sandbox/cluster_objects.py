@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from xzctl.manifests.k8s import NODE_LABEL, REGION_LABEL
 from xzctl.spec.models import Fleet
 
@@ -15,17 +13,6 @@ KWOK_ANNOTATION = "kwok.x-k8s.io/node"  # kwok manages the nodes carrying it (kw
 VOLUMES = 32  # pre-made PersistentVolumes; every claim of the cloud and of all regions fits
 VOLUME_SIZE = "2Ti"
 CLOUD_NODE_PREFIX = "cloud-gpu-"
-CLOUD_NODE_LABEL = "xiaozhi.io/cloud"
-
-
-def cloud_node_selectors(fleet: Fleet) -> str:
-    """The API server's PodNodeSelector config: the cloud's namespaces run on the cloud's nodes only. Edge and
-    cloud share the sandbox's one cluster; in production the cloud's pods (no node selector) never see an edge
-    node, here a cloud pod on an edge node would leave that node's own pods without room."""
-    from xzctl.manifests.cloud import LOGGING_NAMESPACE
-
-    pinned = {ns: f"{CLOUD_NODE_LABEL}=true" for ns in (fleet.cloud.kubernetes.namespace, LOGGING_NAMESPACE)}
-    return yaml.safe_dump({"podNodeSelectorPluginConfig": {"clusterDefaultNodeSelector": "", **pinned}})
 
 
 def fake_nodes(fleet: Fleet) -> list[dict[str, Any]]:
@@ -54,17 +41,16 @@ def fake_nodes(fleet: Fleet) -> list[dict[str, Any]]:
             n.capacity.cpu_cores,
             n.capacity.memory_gb,
             n.capacity.gpu.slots,
-            # Soft, as a second guard beside cloud_node_selectors: edge pods are pinned to their node anyway.
+            # Edge and cloud share the sandbox's one cluster; in production the cloud's pods (no node selector)
+            # never see an edge node. A soft taint keeps them off; edge pods are pinned to their node anyway.
             taints=[{"key": NODE_LABEL, "value": n.id, "effect": "PreferNoSchedule"}],
         )
         for n in fleet.edge_nodes()
     ]
     servers = fleet.cloud.gpu_servers
     # The cloud's CPU pods (router, object store, jobs) land on the GPU servers too: each has room for them.
-    cloud = {CLOUD_NODE_LABEL: "true"}
     out += [
-        node(f"{CLOUD_NODE_PREFIX}{i}", cloud, 128, 1024, servers.gpus_per_server, taints=[])
-        for i in range(servers.count)
+        node(f"{CLOUD_NODE_PREFIX}{i}", {}, 128, 1024, servers.gpus_per_server, taints=[]) for i in range(servers.count)
     ]
     return out
 

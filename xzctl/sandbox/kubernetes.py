@@ -29,13 +29,7 @@ import requests
 import yaml
 
 from xzctl.errors import ExternalToolError
-from xzctl.sandbox.cluster_objects import (
-    KWOK_ANNOTATION,
-    cloud_node_selectors,
-    custom_resource_definitions,
-    fake_nodes,
-    storage_objects,
-)
+from xzctl.sandbox.cluster_objects import KWOK_ANNOTATION, custom_resource_definitions, fake_nodes, storage_objects
 from xzctl.sandbox.run import _free_port, _spawn, _start_time, _wait
 from xzctl.spec.models import Fleet
 
@@ -203,19 +197,6 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def admission_config(kube: Path, fleet: Fleet) -> Path:
-    selectors = kube / "pod-node-selector.yaml"
-    selectors.write_text(cloud_node_selectors(fleet), encoding="utf-8")
-    config = {
-        "apiVersion": "apiserver.config.k8s.io/v1",
-        "kind": "AdmissionConfiguration",
-        "plugins": [{"name": "PodNodeSelector", "path": str(selectors)}],
-    }
-    path = kube / "admission.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
-
-
 def _alive() -> bool:
     """Readiness of a process without a health port (--secure-port=0): checked later, through what it does."""
     return True
@@ -276,8 +257,6 @@ def start_cluster(
             "--authorization-mode=RBAC",
             "--allow-privileged=true",
             f"--cert-dir={kube / 'pki'}",
-            "--enable-admission-plugins=PodNodeSelector",
-            f"--admission-control-config-file={admission_config(kube, fleet)}",
         ],
         lambda: _https_ok(f"{server}/readyz", pki),
     )
