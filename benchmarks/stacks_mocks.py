@@ -20,8 +20,8 @@ def main() -> None:
     import pulumi
     from pulumi.runtime import mocks
 
-    from stacks.components import resource_class
-    from stacks.program import program
+    from xzctl.provision.components import resource_class
+    from xzctl.provision.program import program
     from xzctl.spec import bundled_example_path, load_fleet
 
     # pulumi_kubernetes loads one module per API group on first use (core/v1 alone takes ~1 s): timed here.

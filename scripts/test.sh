@@ -24,6 +24,12 @@ if [ ! -x "$XZCTL_CHECKOV" ]; then
   "$(dirname "$XZCTL_CHECKOV")/pip" install -q --disable-pip-version-check 'checkov>=3.2'
 fi
 
+# The engine tier's binaries (pulumi, its Kubernetes provider, kube-*, kwok): built once into a cache outside the
+# clone, seconds when present. XZCTL_SKIP_ENGINE=1 is the only way to run without them (engine tests then skip).
+if [ "${XZCTL_SKIP_ENGINE:-}" != "1" ]; then
+  command -v etcd >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
+  echo "== engine";     bash scripts/engine.sh
+fi
 echo "== ruff";         ruff check .
 echo "== mypy";         mypy
 echo "== import-linter"; lint-imports

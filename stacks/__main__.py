@@ -1,5 +1,8 @@
-"""Entry point for the Pulumi CLI (`pulumi up` in the repository root; see Pulumi.yaml)."""
+"""Entry point for the Pulumi CLI (`pulumi up` in the repository root; see Pulumi.yaml).
 
-from stacks.program import program
+The program lives in the library (xzctl.provision.program); `xzctl provision` runs it inline instead.
+"""
+
+from xzctl.provision.program import program
 
 program()

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.sshd",
     "tests.fixtures.bootstrap",
     "tests.fixtures.rollout_sandbox",
+    "tests.fixtures.engine",
 ]
 
 

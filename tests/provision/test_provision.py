@@ -38,6 +38,7 @@ def pulumi_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
     monkeypatch.setenv("XIAOZHI_AUTH_KEY", "test-key")
+    monkeypatch.setenv("XZCTL_SECRET_REDIS_PASSWORD", "test-redis")
     return bin_dir
 
 
@@ -234,3 +235,83 @@ def test_a_lock_of_another_project_does_not_block(tmp_path: Path) -> None:
     legacy.write_text("not json", encoding="utf-8")  # unreadable still locks
     found = find_lock(tmp_path, "cloud")
     assert found is not None and found.path == legacy and found.user == "?"
+
+
+def test_status_ignores_the_attrs_files_beside_the_history(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    update = {"kind": "update", "result": "succeeded", "endTime": 1764017000, "resourceChanges": {"same": 3}}
+    _write_stack(state, "cloud", 3, [update])
+    folder = state / "pulumi" / ".pulumi" / "history" / "xzctl" / "cloud"
+    # The file backend writes a .attrs file beside each history and checkpoint; it sorts after them.
+    (folder / "cloud-1764000000000000000.history.json.attrs").write_text('{"md5": "x"}', encoding="utf-8")
+    (state / "pulumi" / ".pulumi" / "stacks" / "xzctl" / "cloud.json.attrs").write_text("{}", encoding="utf-8")
+    [status] = stack_statuses(state)
+    assert (status.stack, status.last_kind, status.last_result, status.changes) == (
+        "cloud",
+        "update",
+        "succeeded",
+        {"same": 3},
+    )
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def _write_interrupted(state: Path, stack: str, *, lock: bool, pending: int) -> Path:
+    import socket
+
+    _write_stack(state, stack, 3, [])
+    checkpoint_path = state / "pulumi" / ".pulumi" / "stacks" / "xzctl" / f"{stack}.json"
+    checkpoint = json.loads(checkpoint_path.read_text(encoding="utf-8"))
+    urn = f"urn:pulumi:{stack}::xzctl::kubernetes:apps/v1:Deployment::xiaozhi/bj-edge-01-asr"
+    ops = [{"type": "creating", "resource": {"urn": urn}}] * pending
+    checkpoint["checkpoint"]["latest"]["pending_operations"] = ops
+    checkpoint_path.write_text(json.dumps(checkpoint), encoding="utf-8")
+    path = state / "pulumi" / ".pulumi" / "locks" / "organization" / "xzctl" / stack / "dead.json"
+    if lock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        holder = {"pid": _dead_pid(), "username": "ops", "hostname": socket.gethostname(), "timestamp": "t"}
+        path.write_text(json.dumps(holder), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("lock", "pending", "says"),
+    [
+        (True, 1, "was interrupted and left 1 pending operation(s) (creating xiaozhi/bj-edge-01-asr)"),
+        (True, 0, "was interrupted and left its lock"),
+        (False, 2, "an earlier update was interrupted and left 2 pending operation(s)"),
+    ],
+)
+def test_an_interrupted_update_is_refused_until_the_operator_consents(
+    pulumi_on_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *, lock: bool, pending: int, says: str
+) -> None:
+    from xzctl.provision.backend import ensure_unlocked
+
+    state = tmp_path / "state"
+    lock_path = _write_interrupted(state, "edge-beijing", lock=lock, pending=pending)
+    assert run(["--example", "provision", "region", "beijing", "--yes", "--state-dir", str(state)]) == 5
+    err = capsys.readouterr().err
+    assert says in err and "--recover" in err
+    assert (
+        run(["--example", "provision", "region", "beijing", "--recover", "--state-dir", str(state)]) == 2
+    )  # needs --yes
+    # With consent: the dead update's lock goes, its pending operations are handed to the update to clear.
+    assert len(ensure_unlocked(state, "edge-beijing", recover=True)) == pending
+    assert not lock_path.exists()
+
+
+def test_a_live_lock_is_never_recovered(tmp_path: Path) -> None:
+    from xzctl.errors import ConflictError
+    from xzctl.provision.backend import ensure_unlocked
+
+    state = tmp_path / "state"
+    lock = _write_lock(state, "cloud")  # another host's update: xzctl cannot know it is gone
+    with pytest.raises(ConflictError, match="locked by another update"):
+        ensure_unlocked(state, "cloud", recover=True)
+    assert lock.exists()

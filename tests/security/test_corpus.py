@@ -141,7 +141,10 @@ def example() -> tuple[Fleet, dict[str, Any]]:
     """The bundled example cut to one region of one node (validation time grows with nodes), expanded."""
     full = load_fleet(bundled_example_path()).fleet.model_dump(mode="json", by_alias=True)
     region, spec = next(iter(full["regions"].items()))
-    doc = {**full, "regions": {region: {**spec, "edge_nodes": spec["edge_nodes"][:1]}}}
+    # The example relies on the default chart sources: give the corpus one of each field to reach.
+    chart = {"source": "local", "path": "charts/kube-prometheus-stack", "repository": "https://charts.example.com"}
+    kubernetes = {**spec["kubernetes"], "charts": {"monitoring": chart | {"version": "65.1.1"}}}
+    doc = {**full, "regions": {region: {**spec, "kubernetes": kubernetes, "edge_nodes": spec["edge_nodes"][:1]}}}
     return build_fleet(doc, {}, "fleet.yaml"), doc
 
 

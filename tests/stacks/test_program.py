@@ -221,8 +221,8 @@ def test_components_expose_typed_outputs(
 ) -> None:
     import pulumi
 
-    from stacks.components import CloudOrchestrator, EdgeNode
-    from stacks.program import build
+    from xzctl.provision.components import CloudOrchestrator, EdgeNode
+    from xzctl.provision.program import build
 
     monkeypatch.setenv("XIAOZHI_AUTH_KEY", AUTH_KEY)
     seen: dict[str, object] = {}
@@ -251,3 +251,28 @@ def test_components_expose_typed_outputs(
         "gz-edge-01-coordinator": 1,
     }
     assert seen["endpoint"] == "https://cloud.xiaozhi.example/v1"
+
+
+def test_resource_count_matches_what_registers(stack_runs: dict[str, StackRun], example_fleet: Fleet) -> None:
+    """Progress shows done/total with this total: the mocks record every resource but the root stack."""
+    from xzctl.provision.program import resource_count
+
+    for target, run in stack_runs.items():
+        assert len(run.resources) + 1 == resource_count(target_objects(example_fleet, target)), target
+
+
+def test_the_inline_program_registers_what_the_config_program_does(
+    pulumi_mocks: RecordingMocks, stack_runs: dict[str, StackRun], example_fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Automation API's program, closed over the loaded fleet and objects, registers the same resources."""
+    from xzctl.provision.program import inline_program
+
+    monkeypatch.setenv("XIAOZHI_AUTH_KEY", AUTH_KEY)
+    for target in ("guangzhou", "cloud"):
+        objects = target_objects(example_fleet, target)
+        recorded = pulumi_mocks.run(
+            stack_config(target), list(CONFIG_SECRETS), inline_program(example_fleet, target, None, objects)
+        )
+        assert sorted((r.typ, r.name, dumps(r.inputs)) for r in recorded) == sorted(
+            (r.typ, r.name, dumps(r.inputs)) for r in stack_runs[target].resources
+        )

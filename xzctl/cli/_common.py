@@ -37,7 +37,8 @@ def _console(*, stderr: bool) -> Console:
     # Off a terminal (CI logs, pipes) rich would squeeze wide tables into 80 columns; COLUMNS still wins.
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 200
-    return _Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
+    # No emoji codes: names are data, and Pulumi types such as xzctl:cloud:X would print a cloud emoji.
+    return _Console(stderr=stderr, width=width, highlight=False, soft_wrap=False, emoji=False)
 
 
 stdout = _console(stderr=False)

@@ -47,7 +47,10 @@ def validate(
             errors = sum(p.severity == "error" for p in exc.problems)
             raise BadInputError(f"invalid fleet spec: {errors} error(s), listed above") from None
         raise
+    from xzctl.provision.objects import chart_sources
+
     warnings = loaded.warnings
+    charts = chart_sources(loaded.fleet)
     data = {
         "valid": not (strict and warnings),
         "source": loaded.source,
@@ -55,6 +58,7 @@ def validate(
         "edge_nodes": len(loaded.fleet.edge_nodes()),
         "devices": loaded.fleet.devices,
         "problems": [vars(w) for w in warnings],
+        "charts": charts,
     }
 
     def table(console: Console) -> None:
@@ -64,6 +68,9 @@ def validate(
             f"{escape(loaded.source)}: {verdict}: {data['regions']} regions, {data['edge_nodes']} edge nodes, "
             f"{data['devices']} devices, {len(warnings)} warning(s)"
         )
+        for target, releases in charts.items():
+            for release, where in releases.items():
+                console.print(f"  chart {escape(target)}/{escape(release)}: {escape(where)}")
 
     emit(data, output, table)
     if strict and warnings:

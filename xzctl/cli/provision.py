@@ -15,6 +15,7 @@ from rich.table import Table
 from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, stderr
 from xzctl.cli._context import kube_context_option
 from xzctl.errors import BadInputError
+from xzctl.provision.automation import DEFAULT_PARALLEL
 
 app = typer.Typer(
     help="Create and update the Kubernetes objects of edge regions and the cloud (Pulumi, local file backend).\n\n"
@@ -32,6 +33,12 @@ ContextOption = typer.Option(
     callback=kube_context_option,
 )
 KubeconfigOption = typer.Option(None, "--kubeconfig", help="Kubeconfig file; default: the spec's, else ~/.kube/config.")
+RecoverOption = typer.Option(
+    False, "--recover", help="Clear what a killed update left (its lock, pending operations), then apply."
+)
+ParallelOption = typer.Option(
+    DEFAULT_PARALLEL, "--parallel", min=1, max=256, help="Resource operations at once (readiness waits hold one each)."
+)
 PinsOption = typer.Option(
     None, "--pins", help="Image pins JSON file (what a rollout step deploys); default: the spec's images."
 )
@@ -44,7 +51,8 @@ def _progress(event: Any) -> None:
         stderr.print(f"[{'red' if event.op == 'error' else 'yellow'}]{event.op}:[/] {escape(event.message)}")
     elif event.phase in ("done", "failed") and event.op != "same":
         mark = "[red]failed[/]" if event.phase == "failed" else "done"
-        stderr.print(f"  {mark} {escape(event.op)} {escape(event.type)} {escape(event.name)}")
+        count = f"[{event.done}/{event.total}]"
+        stderr.print(f"  {escape(count)} {mark} {escape(event.op)} {escape(event.type)} {escape(event.name)}")
     elif event.phase == "start" and event.op != "same":
         style = _OP_STYLE.get(event.op, "white")
         stderr.print(f"[{style}]{escape(event.op):>8}[/] {escape(event.type)} {escape(event.name)}")
@@ -60,6 +68,8 @@ def _summary(data: dict[str, Any], console: Console) -> None:
         for typ, ops in changed.items():
             table.add_row(typ, *(str(ops.get(op, "")) for op in ("create", "update", "replace", "delete")))
         console.print(table)
+    if data.get("recovered"):
+        console.print(f"recovered: cleared {len(data['recovered'])} pending operation(s) of an interrupted update")
     if data.get("diff"):
         console.print(escape(data["diff"]))
     for key, value in data.get("outputs", {}).items():
@@ -77,6 +87,8 @@ def _provision(
     context: str | None,
     kubeconfig: Path | None,
     state_dir: Path | None,
+    parallel: int,
+    recover: bool,
     output: Output,
 ) -> None:
     """What `region` and `cloud` share; they pass their options as they are (the cloud has no region, no pins)."""
@@ -84,6 +96,8 @@ def _provision(
         raise BadInputError(
             "applying changes needs --yes when stdin is not a terminal", hint="add --yes, or --preview to only look"
         )
+    if recover and (preview or not yes):
+        raise BadInputError("--recover applies at once (an interrupted state cannot be previewed): add --yes")
     from xzctl.manifests.pins import load_pins
     from xzctl.provision import up
 
@@ -100,6 +114,8 @@ def _provision(
             kube_context=context,
             kubeconfig=kubeconfig,
             state=state_dir,
+            parallel=parallel,
+            recover=recover,
         )
         return result.to_dict()
 
@@ -123,6 +139,8 @@ def region(
     pins: Path | None = PinsOption,
     fleet: Path | None = FleetOption,
     state_dir: Path | None = StateDirOption,
+    parallel: int = ParallelOption,
+    recover: bool = RecoverOption,
     output: Output = OutputOption,
 ) -> None:
     """Create or update an edge region's K3s objects (stack edge-<region>) from the fleet spec.
@@ -147,6 +165,8 @@ def cloud(
     kubeconfig: Path | None = KubeconfigOption,
     fleet: Path | None = FleetOption,
     state_dir: Path | None = StateDirOption,
+    parallel: int = ParallelOption,
+    recover: bool = RecoverOption,
     output: Output = OutputOption,
 ) -> None:
     """Create or update the cloud cluster: LLMs, router, monitoring, logs, L3 object store, backups.

@@ -51,6 +51,7 @@ def _summary(info: SandboxInfo) -> dict[str, Any]:
         "scrape_interval_seconds": info.scrape_interval_seconds,
         "history": info.history,
         "real_node": info.real_node,
+        "kubeconfig": info.kubeconfig or None,
         "pids": info.pids,
         "running": info.alive(),
     }
@@ -64,6 +65,8 @@ def _print_summary(console: Console, data: dict[str, Any]) -> None:
         f"Simulator   {escape(data['simulator_url'])}  ({data['edge_nodes']} edge nodes, seed {data['seed']})"
     )
     console.print(f"Fleet       {escape(data['fleet'])}", soft_wrap=True)  # a path to copy: never split
+    if data["kubeconfig"]:
+        console.print(f"Kubernetes  export KUBECONFIG={escape(data['kubeconfig'])}  (fake nodes: kwok)", soft_wrap=True)
     if data["history"]:
         h = data["history"]
         console.print(
@@ -104,6 +107,9 @@ def up(
     real_node: str | None = typer.Option(
         None, "--real-node", help="Run this edge node's VAD/ASR/TTS for real (built images, else the package)."
     ),
+    kubernetes: bool = typer.Option(
+        False, "--kubernetes", help="Also run a local Kubernetes (kwok nodes) the simulator follows; scripts/engine.sh."
+    ),
     state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
@@ -127,6 +133,7 @@ def up(
             port=port,
             force=force,
             real_node=real_node,
+            kubernetes=kubernetes,
         )
     except SandboxAlreadyUpError as exc:
         info = exc.info

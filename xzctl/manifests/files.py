@@ -35,10 +35,16 @@ def manifest_files(units: Sequence[Unit], charts: Sequence[HelmChart] = ()) -> d
     """Relative path -> YAML text."""
     files = {f"{i:02d}-{u.kind.lower()}-{u.name}.yaml": dump_objects(u.objects) for i, u in enumerate(units)}
     for chart in charts:
-        header = (
-            f"# Helm values for {chart.chart} {chart.version}; install with:\n"
-            f"#   helm upgrade --install {chart.name} {chart.chart} --repo {chart.repo} --version {chart.version} "
-            f"--namespace {chart.namespace} --values helm/{chart.name}.values.yaml\n"
-        )
+        if chart.source == "external":
+            header = f"# Helm values for {chart.name}: {chart.where()}; xzctl does not install it\n"
+        else:
+            # A local chart is its path; only a repository chart has a version to pin.
+            title = f"{chart.chart} {chart.version}" if chart.repo else chart.chart
+            source = f"{chart.chart} --repo {chart.repo} --version {chart.version}" if chart.repo else chart.chart
+            header = (
+                f"# Helm values for {title}; install with:\n"
+                f"#   helm upgrade --install {chart.name} {source} "
+                f"--namespace {chart.namespace} --values helm/{chart.name}.values.yaml\n"
+            )
         files[f"helm/{chart.name}.values.yaml"] = header + yaml.dump(chart.values, Dumper=_Dumper, sort_keys=False)
     return files

@@ -44,11 +44,18 @@ class HelmChart:
     """A Helm release the cloud runs (installed by Pulumi; written as a values file for GitOps)."""
 
     name: str
-    chart: str
-    repo: str
+    chart: str  # a chart name in `repo`; for a local chart its directory or .tgz
+    repo: str  # empty for a local or an external chart
     version: str
     namespace: str
     values: Obj
+    source: str = "repository"  # or "local", "external" (installed already: nothing to install)
+
+    def where(self) -> str:
+        """Where the chart comes from, in the operator's words (validate and render say it)."""
+        if self.source == "repository":
+            return f"repository {self.repo} {self.chart} {self.version}"
+        return f"local {self.chart}" if self.source == "local" else "external (installed already)"
 
 
 MONITORING_NAMESPACE = "monitoring"

@@ -1,4 +1,4 @@
-"""Preview and apply one stack through the Pulumi Automation API (inline program: stacks.program).
+"""Preview and apply one stack through the Pulumi Automation API (inline program: xzctl.provision.program).
 
 Everything that can be checked before Pulumi starts is checked first, so a bad call changes nothing:
 the target, the `pulumi` CLI, the passphrase, the stack lock and the secrets the stack needs.
@@ -11,20 +11,24 @@ import os
 import re
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError
 from xzctl.manifests.pins import ImagePins
 from xzctl.provision.backend import PROJECT, backend_url, ensure_unlocked, stack_for
-from xzctl.provision.objects import target_objects
+from xzctl.provision.objects import TargetObjects, target_objects
 from xzctl.spec import load_fleet, resolve_fleet_path
-from xzctl.spec.models import SecretRef
+from xzctl.spec.models import Fleet, SecretRef
 from xzctl.state import state_dir
 
 PASSPHRASE_ENVS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
+WORKSPACE = "pulumi-workspace"  # under the state dir: the Automation API's project and stack settings
+# Pulumi's default (4 per CPU) leaves a 2-core machine at 8 steps, most of them waiting for readiness (Deployments
+# rolled out, claims bound): the waits hold a slot but cost nothing, so allow more at once.
+DEFAULT_PARALLEL = 32
 INSTALL_HINT = "install the Pulumi CLI: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/install/)"
 
 
@@ -37,6 +41,8 @@ class ProvisionEvent:
     type: str = ""
     name: str = ""
     message: str = ""
+    done: int = 0  # resources finished so far in this run
+    total: int = 0  # resources the program registers
 
 
 @dataclass
@@ -48,6 +54,7 @@ class ProvisionResult:
     by_type: dict[str, dict[str, int]] = field(default_factory=dict)  # resource type -> op -> count
     diff: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+    recovered: list[str] = field(default_factory=list)  # pending operations of an interrupted update, cleared
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +64,7 @@ class ProvisionResult:
             "changes": self.changes,
             "by_type": self.by_type,
             "outputs": self.outputs,
+            "recovered": self.recovered,
             **({"diff": self.diff} if self.diff is not None else {}),
         }
 
@@ -85,11 +93,42 @@ def secret_config_from_env(secrets: Mapping[str, SecretRef], environ: Mapping[st
     """
     out = {}
     for ref in secrets.values():
-        if ref.pulumi_secret:
-            env = "XZCTL_SECRET_" + re.sub(r"(?<!^)(?=[A-Z])|[.:-]", "_", ref.pulumi_secret).upper()
-            if environ.get(env):
-                out[f"xzctl:{ref.pulumi_secret}"] = environ[env]
+        if ref.pulumi_secret and environ.get(env := pulumi_secret_env(ref.pulumi_secret)):
+            out[f"xzctl:{ref.pulumi_secret}"] = environ[env]
     return out
+
+
+def pulumi_secret_env(name: str) -> str:
+    """The variable `xzctl provision` reads a Pulumi config secret from: fooBar <- XZCTL_SECRET_FOO_BAR."""
+    return "XZCTL_SECRET_" + re.sub(r"(?<!^)(?=[A-Z])|[.:-]", "_", name).upper()
+
+
+def missing_secrets(secrets: Mapping[str, SecretRef], environ: Mapping[str, str], stored: Collection[str]) -> list[str]:
+    """What to export for the secrets that neither the environment nor the stack's stored config (`stored`) has."""
+    missing = set()
+    for ref in secrets.values():
+        if ref.env and not environ.get(ref.env):
+            missing.add(ref.env)
+        elif (
+            ref.pulumi_secret
+            and f"xzctl:{ref.pulumi_secret}" not in stored
+            and not environ.get(env := pulumi_secret_env(ref.pulumi_secret))
+        ):
+            missing.add(env)
+    return sorted(missing)
+
+
+def stored_config_keys(work_dir: Path, stack_name: str) -> set[str]:
+    """Config keys the stack already holds: the Automation API keeps them in <work_dir>/Pulumi.<stack>.yaml."""
+    import yaml
+
+    path = work_dir / f"Pulumi.{stack_name}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, yaml.YAMLError) as exc:
+        raise BadInputError(f"cannot read the config of stack {stack_name}: {path}: {exc}") from None
+    config = data.get("config") if isinstance(data, dict) else None
+    return set(config) if isinstance(config, dict) else set()
 
 
 def up(
@@ -103,32 +142,39 @@ def up(
     kube_context: str | None = None,
     kubeconfig: str | Path | None = None,
     state: str | Path | None = None,
+    parallel: int = DEFAULT_PARALLEL,
+    recover: bool = False,
 ) -> ProvisionResult:
     """Preview or apply `stack` (a region, edge-<region>, cloud or org/xzctl/<stack>).
 
     `pins` None applies the fleet spec's images (no canary); a rollout passes each step's pins.
+    `recover` is the operator's consent to clear what an interrupted (killed) update left: its lock and its
+    pending operations; without it such a stack is refused (ConflictError, exit 5) saying what was left.
     """
+    if recover and preview:
+        raise BadInputError("--recover clears an interrupted update's leftovers, so it applies: drop --preview")
     path = resolve_fleet_path(fleet_path).absolute()
     fleet = load_fleet(path).fleet
     target, stack_name = stack_for(fleet, stack)
     objects = target_objects(fleet, target, pins)
     check_pulumi_cli()
     check_passphrase()
-    missing = sorted({ref.env for ref in objects.secrets.values() if ref.env and not os.environ.get(ref.env)})
+    where = state_dir(state)
+    stored = stored_config_keys(where / WORKSPACE, stack_name)
+    missing = missing_secrets(objects.secrets, os.environ, stored)
     if missing:
         raise BadInputError(f"stack {stack_name} needs the secret(s) in {', '.join(missing)}", hint="export them first")
-    where = state_dir(state)
     where.mkdir(parents=True, exist_ok=True)
     (where / "pulumi").mkdir(exist_ok=True)
-    ensure_unlocked(where, stack_name)
+    pending = ensure_unlocked(where, stack_name, recover=recover)
     kube = {
         "xzctl:kubeContext": kube_context,
         "xzctl:kubeconfig": str(Path(kubeconfig).absolute()) if kubeconfig else None,
     }
     secrets = secret_config_from_env(objects.secrets, os.environ)
     overrides = {k: v for k, v in kube.items() if v}
-    request = _Request(stack_name, target, path, pins, preview, diff, overrides, secrets, where)
-    return _run(request, on_event)
+    request = _Request(stack_name, target, path, pins, preview, diff, overrides, secrets, where, parallel, pending)
+    return _run(request, fleet, objects, on_event)
 
 
 @dataclass(frozen=True)
@@ -142,21 +188,26 @@ class _Request:
     kube: dict[str, str]  # stack config overriding the spec's kubernetes target
     secrets: dict[str, str]  # stack config secrets to store first
     state: Path
+    parallel: int
+    pending: list[str]  # pending operations to clear first (the operator consented: --recover)
 
 
-def _run(req: _Request, on_event: Callable[[ProvisionEvent], None] | None) -> ProvisionResult:
+def _run(
+    req: _Request, fleet: Fleet, objects: TargetObjects, on_event: Callable[[ProvisionEvent], None] | None
+) -> ProvisionResult:
     from pulumi import automation as auto
 
-    from stacks.program import program
+    from xzctl.provision.program import inline_program, resource_count
 
     workspace = auto.LocalWorkspaceOptions(
-        work_dir=str(req.state / "pulumi-workspace"),
+        work_dir=str(req.state / WORKSPACE),
         project_settings=auto.ProjectSettings(
             name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=backend_url(req.state))
         ),
     )
     Path(workspace.work_dir or ".").mkdir(parents=True, exist_ok=True)
     by_type: dict[str, Counter[str]] = defaultdict(Counter)
+    progress = Counter({"total": resource_count(objects)})
 
     def engine_event(event: Any) -> None:
         simple = _simplify(event)
@@ -164,10 +215,13 @@ def _run(req: _Request, on_event: Callable[[ProvisionEvent], None] | None) -> Pr
             return
         if simple.phase == "start":
             by_type[simple.type][simple.op] += 1
+        elif simple.phase in ("done", "failed"):
+            progress["done"] += 1
         if on_event is not None:
-            on_event(simple)
+            on_event(replace(simple, done=progress["done"], total=max(progress["total"], progress["done"])))
 
     try:
+        program = inline_program(fleet, req.target, req.pins, objects)
         st = auto.create_or_select_stack(req.stack_name, project_name=PROJECT, program=program, opts=workspace)
         config = {"xzctl:fleet": auto.ConfigValue(str(req.fleet_path)), "xzctl:region": auto.ConfigValue(req.target)}
         config |= {key: auto.ConfigValue(value) for key, value in req.kube.items()}
@@ -178,30 +232,55 @@ def _run(req: _Request, on_event: Callable[[ProvisionEvent], None] | None) -> Pr
             st.remove_config("xzctl:imagePins")
         st.set_all_config(config)
         result = ProvisionResult(stack=req.stack_name, target=req.target, preview=req.preview)
+        if req.pending:
+            _clear_pending_operations(st)
+            result.recovered = req.pending
         if req.preview:
-            out = st.preview(diff=req.diff, on_event=engine_event, color="never")
+            out = st.preview(diff=req.diff, on_event=engine_event, color="never", parallel=req.parallel)
             result.changes = {str(op.value if hasattr(op, "value") else op): n for op, n in out.change_summary.items()}
             result.diff = out.stdout if req.diff else None
         else:
-            applied = st.up(diff=req.diff, on_event=engine_event, color="never")
+            applied = st.up(diff=req.diff, on_event=engine_event, color="never", parallel=req.parallel)
             result.changes = dict((applied.summary.resource_changes or {}).items())
             result.outputs = {k: v.value for k, v in applied.outputs.items() if not v.secret}
             result.diff = applied.stdout if req.diff else None
     except auto.ConcurrentUpdateError as exc:
-        raise ConflictError(f"stack {req.stack_name} is locked by another update: {_last_line(exc)}") from None
+        raise ConflictError(f"stack {req.stack_name} is locked by another update: {_reason(exc)}") from None
     except auto.CommandError as exc:
         raise ExternalToolError(
-            f"pulumi failed on stack {req.stack_name}: {_last_line(exc)}", hint="rerun with --diff or --debug"
+            f"pulumi failed on stack {req.stack_name}: {_reason(exc)}", hint="rerun with --diff or --debug"
         ) from None
     result.by_type = {t: dict(ops) for t, ops in sorted(by_type.items())}
     return result
 
 
-def _last_line(exc: Exception) -> str:
-    lines = [
-        line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith(("code:", "stdout:"))
-    ]
-    return lines[-1] if lines else type(exc).__name__
+def _clear_pending_operations(st: Any) -> None:
+    """Pulumi's documented recovery (stack export, drop pending_operations, import). A create that was pending
+    may have reached the cluster: the next up applies it server-side (pulumi-kubernetes upserts), not twice."""
+    from pulumi import automation as auto
+
+    state = st.export_stack()
+    deployment = dict(state.deployment or {})
+    deployment.pop("pending_operations", None)
+    st.import_stack(auto.Deployment(version=state.version, deployment=deployment))
+
+
+_GENERIC_ERRORS = ("error: update failed", "error: preview failed")
+
+
+def _reason(exc: Exception) -> str:
+    """The line that says why: the first specific `error:` line pulumi printed, else the last line of its stderr.
+
+    str(CommandError) is "\\n code: N\\n stdout: ...\\n stderr: ..."; the header words are not the message.
+    """
+    head, _, err = str(exc).partition("\n stderr: ")
+    out = head.partition("\n stdout: ")[2]
+    lines = [line.strip() for line in (*out.splitlines(), *err.splitlines()) if line.strip()]
+    specific = [line for line in lines if line.startswith("error:") and line not in _GENERIC_ERRORS]
+    if specific:
+        return specific[0]
+    tail = [line.strip() for line in err.splitlines() if line.strip()] or lines
+    return tail[-1] if tail else type(exc).__name__
 
 
 def _simplify(event: Any) -> ProvisionEvent | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,13 +83,51 @@ def find_lock(state: Path, stack: str) -> StackLock | None:
     return None
 
 
-def ensure_unlocked(state: Path, stack: str) -> None:
+def holder_gone(lock: StackLock) -> bool:
+    """The update holding `lock` ran on this machine and its process is gone (killed, crashed, power cut)."""
+    if lock.host != socket.gethostname() or lock.pid is None:
+        return False
+    try:
+        stat = Path(f"/proc/{lock.pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return True
+    # A killed process whose parent died too may stay a zombie (Z) until something reaps it: it is gone.
+    return stat.rsplit(")", 1)[-1].split()[:1] in (["Z"], ["X"])
+
+
+def pending_operations(state: Path, stack: str) -> list[str]:
+    """The operations an interrupted update left in the stack's checkpoint ("creating urn", ...)."""
+    for path in _state_files(backend_dir(state) / ".pulumi" / "stacks" / PROJECT, f"{stack}.json*"):
+        try:
+            latest = (_read_json(path).get("checkpoint") or {}).get("latest") or {}
+        except (OSError, ValueError) as exc:
+            raise BadInputError(f"cannot read the state of stack {stack}: {path}: {exc}") from None
+        ops = latest.get("pending_operations") or []
+        return [f"{op.get('type', '?')} {(op.get('resource') or {}).get('urn', '?').split('::')[-1]}" for op in ops]
+    return []
+
+
+def ensure_unlocked(state: Path, stack: str, *, recover: bool = False) -> list[str]:
+    """Refuse a locked stack or one an interrupted update left half-done, unless `recover` (the operator's
+    consent) and the interrupted update is really gone: then its lock is removed. Returns the pending
+    operations the update must clear (xzctl.provision.automation does, through the Automation API)."""
     lock = find_lock(state, stack)
-    if lock is not None:
+    if lock is not None and not holder_gone(lock):
         raise ConflictError(
             f"stack {stack} is locked by another update: {lock.describe()}",
             hint=f"wait for it; if that process is gone: pulumi cancel --stack {stack} (or remove the lock file)",
         )
+    pending = pending_operations(state, stack)
+    if (lock is not None or pending) and not recover:
+        what = f"{len(pending)} pending operation(s) ({', '.join(pending[:3])})" if pending else "its lock"
+        by = f"the update by {lock.describe()}" if lock else "an earlier update"
+        raise ConflictError(
+            f"stack {stack}: {by} was interrupted and left {what}",
+            hint="check the cluster, then rerun with --recover to clear them and apply again",
+        )
+    if lock is not None:
+        lock.path.unlink(missing_ok=True)
+    return pending
 
 
 @dataclass(frozen=True)
@@ -128,19 +167,23 @@ def _when(value: Any) -> str | None:
     return None
 
 
+def _state_files(folder: Path, pattern: str) -> list[Path]:
+    """JSON state files (plain or gzipped), without the `.attrs` and `.bak` files the backend writes beside them."""
+    return [p for p in sorted(folder.glob(pattern)) if p.suffix in (".json", ".gz")]
+
+
 def stack_statuses(state: Path) -> list[StackStatus]:
     """Every stack of the project in the backend, with its resource count and last update."""
     root = backend_dir(state) / ".pulumi"
     out = []
-    checkpoints = [p for p in sorted((root / "stacks" / PROJECT).glob("*.json*")) if p.suffix in (".json", ".gz")]
-    for path in checkpoints:
+    for path in _state_files(root / "stacks" / PROJECT, "*.json*"):
         stack = _stack_name(path)
         try:
             checkpoint = _read_json(path).get("checkpoint") or {}
         except (OSError, ValueError) as exc:
             raise BadInputError(f"cannot read the state of stack {stack}: {path}: {exc}") from None
         resources = len((checkpoint.get("latest") or {}).get("resources") or [])
-        history = sorted((root / "history" / PROJECT / stack).glob("*.history.json*"))
+        history = _state_files(root / "history" / PROJECT / stack, "*.history.json*")
         last: dict[str, Any] = {}
         if history:
             try:

@@ -6,14 +6,17 @@ one place they meet, used by the Pulumi program and by `xzctl render manifests` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
+from xzctl.errors import BadInputError
 from xzctl.manifests.cloud import cloud_helm_charts, cloud_secrets, cloud_units
 from xzctl.manifests.edge import RegionInputs, edge_helm_charts, edge_region_units, region_of, region_secrets
 from xzctl.manifests.k8s import HelmChart, Obj, Unit, secret_name
 from xzctl.manifests.pins import ImagePins
-from xzctl.spec.models import Fleet, SecretRef
+from xzctl.spec.models import ChartSource, Fleet, KubernetesTarget, SecretRef
 
 CLOUD = "cloud"
 
@@ -57,6 +60,36 @@ def region_inputs(fleet: Fleet, region: str) -> RegionInputs:
     )
 
 
+def chart_from_source(chart: HelmChart, sources: Mapping[str, ChartSource]) -> HelmChart:
+    """`chart` as the cluster's `charts:` setting says to get it (no entry: from its repository, as xzctl pins it)."""
+    src = sources.get(chart.name)
+    if src is None:
+        return chart
+    if src.source == "external":
+        return replace(chart, source="external", repo="")
+    if src.source == "local":
+        return replace(chart, source="local", chart=str(Path(src.path or "").absolute()), repo="")
+    return replace(chart, repo=src.repository or chart.repo, version=src.version or chart.version)
+
+
+def with_chart_sources(charts: list[HelmChart], target: KubernetesTarget, where: str) -> list[HelmChart]:
+    unknown = sorted(set(target.charts) - {c.name for c in charts})
+    if unknown:
+        known = ", ".join(c.name for c in charts) or "none"
+        raise BadInputError(
+            f"{where}.kubernetes.charts names no chart of this cluster: {', '.join(unknown)}",
+            hint=f"its charts: {known}",
+        )
+    return [chart_from_source(c, target.charts) for c in charts]
+
+
+def target_charts(fleet: Fleet, target: str) -> list[HelmChart]:
+    """The Helm charts of `target` (a region or "cloud"), each from where the spec's `charts:` says."""
+    if target == CLOUD:
+        return with_chart_sources(cloud_helm_charts(fleet), fleet.cloud.kubernetes, "cloud")
+    return with_chart_sources(edge_helm_charts(fleet, target), fleet.regions[target].kubernetes, f"regions.{target}")
+
+
 def target_objects(
     fleet: Fleet, target: str, pins: ImagePins | None = None, cloud_endpoint: Any = None
 ) -> TargetObjects:
@@ -66,7 +99,7 @@ def target_objects(
             target=CLOUD,
             namespace=fleet.cloud.kubernetes.namespace,
             units=cloud_units(fleet),
-            charts=cloud_helm_charts(fleet),
+            charts=target_charts(fleet, CLOUD),
             secrets=cloud_secrets(fleet),
         )
     inputs = region_inputs(fleet, target)
@@ -74,10 +107,15 @@ def target_objects(
         target=target,
         namespace=fleet.regions[target].kubernetes.namespace,
         units=edge_region_units(fleet, target, inputs, pins, cloud_endpoint),
-        charts=edge_helm_charts(fleet, target),
+        charts=target_charts(fleet, target),
         secrets={secret_name(f): ref for f, ref in region_secrets(fleet, inputs).items()},
     )
 
 
 def targets(fleet: Fleet) -> list[str]:
     return [*fleet.regions, CLOUD]
+
+
+def chart_sources(fleet: Fleet) -> dict[str, dict[str, str]]:
+    """target -> release -> where its chart comes from (`xzctl fleet validate` shows it)."""
+    return {t: {c.name: c.where() for c in target_charts(fleet, t)} for t in targets(fleet)}

@@ -70,6 +70,7 @@ class SandboxInfo:
     start_times: dict[str, int] = field(default_factory=dict)
     history: dict[str, Any] | None = None
     real_node: dict[str, Any] | None = None  # realnode.RealNode.to_json(): services, pids, containers
+    kubeconfig: str = ""  # with --kubernetes: the sandbox cluster's
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -148,10 +149,12 @@ def _tail(log: Path, lines: int = 5) -> str:
         return ""
 
 
-def _wait(what: str, check: Any, proc: subprocess.Popen[bytes], log: Path) -> Any:
+def _wait(
+    what: str, check: Any, proc: subprocess.Popen[bytes], log: Path, timeout: float = START_TIMEOUT_SECONDS
+) -> Any:
     """Poll `check()` until it returns a value; fail fast when the process died; bounded in time."""
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    for _ in range(_polls(START_TIMEOUT_SECONDS)):
+    deadline = time.monotonic() + timeout
+    for _ in range(_polls(timeout)):
         if time.monotonic() > deadline:
             break
         value = check()
@@ -160,7 +163,7 @@ def _wait(what: str, check: Any, proc: subprocess.Popen[bytes], log: Path) -> An
         if proc.poll() is not None:
             raise ExternalToolError(f"{what} exited with code {proc.returncode}: {_tail(log)}")
         time.sleep(POLL_SECONDS)
-    raise ExternalToolError(f"{what} not ready after {START_TIMEOUT_SECONDS:.0f} s: {_tail(log)}")
+    raise ExternalToolError(f"{what} not ready after {timeout:.0f} s: {_tail(log)}")
 
 
 def _our_prometheus(url: str, storage: Path) -> bool:
@@ -326,10 +329,12 @@ def start_sandbox(
     port: int = 0,
     force: bool = False,  # start although an unfinished rollout deploys to the previous sandbox
     real_node: str | None = None,
+    kubernetes: bool = False,
 ) -> SandboxInfo:
     """Start the simulator and Prometheus; return where they listen. Raises when one already runs.
 
-    `real_node` runs that edge node's VAD/ASR/TTS for real beside the simulated ones (see realnode.py)."""
+    `real_node` runs that edge node's VAD/ASR/TTS for real beside the simulated ones (see realnode.py);
+    `kubernetes` also starts a local cluster the simulator follows (xzctl.sandbox.kubernetes)."""
     state_dir = Path(state_dir)
     Claims(state_dir, "sandbox").refuse_unless(force, "the previous sandbox")
     if not MIN_SCRAPE_SECONDS <= scrape_interval_seconds <= 300:
@@ -342,6 +347,7 @@ def start_sandbox(
     if running is not None and all(running.alive().values()):
         raise SandboxAlreadyUpError(running)
     prometheus, promtool = find_prometheus(prometheus_bin)
+    binaries = _kubernetes_binaries() if kubernetes else {}
     if running is not None:
         stop_sandbox(state_dir)  # half-dead leftovers of a crashed run
     box = _sandbox_dir(state_dir)
@@ -399,6 +405,13 @@ def start_sandbox(
             history=backfilled,
             real_node=real.to_json() if real else None,
         )
+        if kubernetes:
+            from xzctl.sandbox.kubernetes import start_cluster
+
+            cluster = start_cluster(fleet, work, procs, binaries, simulator_url)
+            info.kubeconfig = str(cluster.kubeconfig)
+            info.pids |= cluster.pids
+            info.start_times |= cluster.start_times
         atomic_write(box / STATE_FILE, json.dumps(info.to_json(), indent=2))
         return info
     except BaseException:
@@ -410,6 +423,12 @@ def start_sandbox(
             proc.wait(timeout=STOP_TIMEOUT_SECONDS)
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _kubernetes_binaries() -> dict[str, str]:
+    from xzctl.sandbox.kubernetes import find_binaries
+
+    return find_binaries()
 
 
 def sandbox_status(state_dir: str | Path) -> SandboxInfo | None:

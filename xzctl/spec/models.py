@@ -314,10 +314,32 @@ class EdgeNode(NodeProfile):
         return f"{scheme}://{self.public_hostname}/xiaozhi/ota/"
 
 
+class ChartSource(Strict):
+    """Where one Helm chart of a cluster comes from. `repository` (default) fetches it from its chart repository
+    (`repository`/`version` override xzctl's pins, e.g. a mirror); `local` installs a chart directory or `.tgz` the
+    operator vendored (air-gapped sites); `external` means it is installed already: the stack only relies on it."""
+
+    source: Literal["repository", "local", "external"] = "repository"
+    path: LocalPath | None = Field(
+        default=None, description="local: chart directory or .tgz (relative: to the working dir)"
+    )
+    repository: HttpUrl | None = None
+    version: Annotated[str, Field(pattern=r"^v?[0-9][0-9A-Za-z.+-]{0,63}$")] | None = None
+
+    @model_validator(mode="after")
+    def _path_for_local(self) -> ChartSource:
+        if (self.source == "local") != (self.path is not None):
+            raise ValueError("a local chart needs `path`, and only a local chart has one")
+        return self
+
+
 class KubernetesTarget(Strict):
     context: LabelText | None = None
     kubeconfig: LocalPath | None = None
     namespace: Annotated[str, Field(pattern=DNS_LABEL)] = "xiaozhi"
+    charts: dict[Annotated[str, Field(pattern=DNS_LABEL)], ChartSource] = Field(
+        default_factory=dict, description="release name (monitoring, elasticsearch, kibana) -> where its chart is"
+    )
 
 
 class Region(Strict):

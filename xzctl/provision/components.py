@@ -10,12 +10,15 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from xzctl.manifests.k8s import SECRET_KEY, HelmChart, Obj, Unit
+from xzctl.spec.models import Fleet
+from xzctl.spec.validate import node_gpu_demand
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
@@ -54,6 +57,17 @@ def register_object(
     return resource
 
 
+@dataclass(frozen=True)
+class UnitContext:
+    """What every unit of one stack shares: the fleet (typed facts such as GPU demand and the endpoint come from
+    it, not from the objects' dicts), the component group, the provider and the Secrets' values by name."""
+
+    fleet: Fleet
+    group: str
+    provider: pulumi.ProviderResource
+    secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
 class KubernetesUnit(pulumi.ComponentResource):
     """A unit's objects as child resources. Outputs: `objects` (kind/namespace/name) and `replicas` per workload."""
 
@@ -61,21 +75,13 @@ class KubernetesUnit(pulumi.ComponentResource):
     objects: pulumi.Output[list[str]]
     replicas: pulumi.Output[dict[str, int]]
 
-    def __init__(
-        self,
-        unit: Unit,
-        *,
-        group: str,
-        provider: pulumi.ProviderResource,
-        secrets: Mapping[str, pulumi.Input[str]] | None = None,
-        depends_on: Sequence[pulumi.Resource] = (),
-    ) -> None:
+    def __init__(self, unit: Unit, context: UnitContext, depends_on: Sequence[pulumi.Resource] = ()) -> None:
         super().__init__(
-            f"xzctl:{group}:{unit.kind}", unit.name, None, pulumi.ResourceOptions(depends_on=list(depends_on))
+            f"xzctl:{context.group}:{unit.kind}", unit.name, None, pulumi.ResourceOptions(depends_on=list(depends_on))
         )
         self.key = f"{unit.kind}/{unit.name}"
-        child = pulumi.ResourceOptions(parent=self, provider=provider)
-        secrets = secrets or {}
+        child = pulumi.ResourceOptions(parent=self, provider=context.provider)
+        secrets = context.secrets
         self.children = [
             register_object(o, child, secrets.get(o["metadata"]["name"]) if o["kind"] == "Secret" else None)
             for o in unit.objects
@@ -85,10 +91,10 @@ class KubernetesUnit(pulumi.ComponentResource):
             {o["metadata"]["name"]: int(o["spec"]["replicas"]) for o in unit.objects if o["kind"] in WORKLOAD_KINDS}
         )
         outputs = {"objects": self.objects, "replicas": self.replicas}
-        outputs.update(self.extra_outputs(unit))
+        outputs.update(self.extra_outputs(unit, context.fleet))
         self.register_outputs(outputs)
 
-    def extra_outputs(self, unit: Unit) -> dict[str, Any]:
+    def extra_outputs(self, unit: Unit, fleet: Fleet) -> dict[str, Any]:
         return {}
 
 
@@ -102,45 +108,27 @@ class EdgeNode(KubernetesUnit):
 
     gpu_requests: pulumi.Output[int]
 
-    def extra_outputs(self, unit: Unit) -> dict[str, Any]:
-        total = 0
-        for o in unit.objects:
-            if o["kind"] == "Deployment":
-                limits = [
-                    c["resources"]["limits"].get("nvidia.com/gpu", "0")
-                    for c in o["spec"]["template"]["spec"]["containers"]
-                ]
-                total += int(o["spec"]["replicas"]) * sum(int(x) for x in limits)
-        self.gpu_requests = pulumi.Output.from_input(total)
+    def extra_outputs(self, unit: Unit, fleet: Fleet) -> dict[str, Any]:
+        self.gpu_requests = pulumi.Output.from_input(node_gpu_demand(fleet.node(unit.name)))
         return {"gpu_requests": self.gpu_requests}
 
 
 class CloudOrchestrator(KubernetesUnit):
-    """The LLM router. Output: `endpoint`, the URL edge coordinators call."""
+    """The LLM router. Output: `endpoint`, the URL edge coordinators call (its Ingress serves it)."""
 
     endpoint: pulumi.Output[str]
 
-    def extra_outputs(self, unit: Unit) -> dict[str, Any]:
-        ingress = next(o for o in unit.objects if o["kind"] == "Ingress")
-        rule = ingress["spec"]["rules"][0]
-        scheme = "https" if ingress["spec"].get("tls") else "http"
-        self.endpoint = pulumi.Output.from_input(f"{scheme}://{rule['host']}{rule['http']['paths'][0]['path']}")
+    def extra_outputs(self, unit: Unit, fleet: Fleet) -> dict[str, Any]:
+        self.endpoint = pulumi.Output.from_input(fleet.cloud.endpoint)
         return {"endpoint": self.endpoint}
 
 
 UNIT_CLASSES: dict[str, type[KubernetesUnit]] = {"EdgeNode": EdgeNode, "CloudOrchestrator": CloudOrchestrator}
 
 
-def unit_resource(
-    unit: Unit,
-    *,
-    group: str,
-    provider: pulumi.ProviderResource,
-    secrets: Mapping[str, pulumi.Input[str]] | None = None,
-    depends_on: Sequence[pulumi.Resource] = (),
-) -> KubernetesUnit:
+def unit_resource(unit: Unit, context: UnitContext, depends_on: Sequence[pulumi.Resource] = ()) -> KubernetesUnit:
     cls = UNIT_CLASSES.get(unit.kind, KubernetesUnit)
-    return cls(unit, group=group, provider=provider, secrets=secrets, depends_on=depends_on)
+    return cls(unit, context, depends_on)
 
 
 class HelmRelease(pulumi.ComponentResource):
@@ -159,18 +147,24 @@ class HelmRelease(pulumi.ComponentResource):
         super().__init__(
             f"xzctl:{group}:HelmRelease", chart.name, None, pulumi.ResourceOptions(depends_on=list(depends_on))
         )
-        release = k8s.helm.v3.Release(
-            chart.name,
-            name=chart.name,
-            chart=chart.chart,
-            version=chart.version,
-            namespace=chart.namespace,
-            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo),
-            values=chart.values,
-            # Roll back a failed upgrade instead of leaving the release half-applied.
-            atomic=True,
-            timeout=900,
-            opts=pulumi.ResourceOptions(parent=self, provider=provider),
-        )
-        self.status = release.status
+        # An external chart is installed already: the units that need its CRDs just rely on it.
+        external = chart.source == "external"
+        self.status = pulumi.Output.from_input("external") if external else _release(chart, self, provider).status
         self.register_outputs({"status": self.status})
+
+
+def _release(chart: HelmChart, parent: pulumi.Resource, provider: pulumi.ProviderResource) -> Any:
+    """The chart from its repository, or from the local directory or .tgz `chart.chart` (no repository, no version)."""
+    return k8s.helm.v3.Release(
+        chart.name,
+        name=chart.name,
+        chart=chart.chart,
+        version=chart.version if chart.repo else None,
+        namespace=chart.namespace,
+        values=chart.values,
+        # Roll back a failed upgrade instead of leaving the release half-applied.
+        atomic=True,
+        timeout=900,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=chart.repo) if chart.repo else None,
+        opts=pulumi.ResourceOptions(parent=parent, provider=provider),
+    )

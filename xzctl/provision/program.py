@@ -1,9 +1,15 @@
-"""The Pulumi program: one function for `pulumi up` (stacks/__main__.py) and xzctl's Automation API.
+"""The Pulumi program: edge regions and the cloud cluster from the typed fleet spec.
+
+Two entry points build the same resources:
+- `inline_program(fleet, target, pins, objects)`: what `xzctl provision` (the Automation API) runs, closed
+  over the fleet and objects it already loaded and checked; nothing is read or parsed again.
+- `program()`: what `pulumi up` runs through stacks/__main__.py, reading the stack config below.
 
 Stack config (namespace `xzctl`):
-  fleet        path of the fleet spec (required)
-  region       an edge region of the spec, or "cloud" (required)
-  imagePins    JSON of `ImagePins` (optional; default: the spec's images, no canary)
+  fleet        path of the fleet spec (required by `program()`)
+  region       an edge region of the spec, or "cloud" (required by `program()`)
+  imagePins    JSON of `ImagePins` (optional; default: the spec's images, no canary). `xzctl provision` records
+               the pins it deployed here, so a later `pulumi up` deploys the same.
   cloudStack   the cloud stack an edge stack reads `cloudEndpoint` from (default organization/xzctl/cloud)
   kubeContext, kubeconfig   override the spec's kubernetes target
   <name>       Pulumi config secrets the spec refers to (`pulumi_secret: <name>`)
@@ -13,15 +19,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from stacks.components import HelmRelease, KubernetesUnit, resource_class, unit_resource
 from xzctl.errors import BadInputError
 from xzctl.manifests.pins import ImagePins
+from xzctl.provision.components import HelmRelease, KubernetesUnit, UnitContext, resource_class, unit_resource
 from xzctl.provision.objects import CLOUD, TargetObjects, target_objects
 from xzctl.spec import load_fleet
 from xzctl.spec.models import Fleet, KubernetesTarget, SecretRef
@@ -35,6 +41,18 @@ def program() -> None:
     cfg = pulumi.Config(CONFIG_NAMESPACE)
     fleet = load_fleet(cfg.require("fleet")).fleet
     build(fleet, cfg.require("region"), parse_pins(cfg.get("imagePins")), cfg)
+
+
+def inline_program(
+    fleet: Fleet, target: str, pins: ImagePins | None, objects: TargetObjects | None = None
+) -> Callable[[], None]:
+    """The program for the Automation API, over objects already built (`objects`: `target_objects(fleet, target,
+    pins)`, so the cloud is not built twice; an edge region rebuilds its units with the cloud stack's endpoint)."""
+
+    def run() -> None:
+        build(fleet, target, pins, pulumi.Config(CONFIG_NAMESPACE), objects)
+
+    return run
 
 
 def parse_pins(text: str | None) -> ImagePins | None:
@@ -81,22 +99,25 @@ def provider(name: str, target: KubernetesTarget, cfg: pulumi.Config) -> k8s.Pro
     )
 
 
-def build(fleet: Fleet, target: str, pins: ImagePins | None, cfg: pulumi.Config) -> list[KubernetesUnit]:
+def build(
+    fleet: Fleet, target: str, pins: ImagePins | None, cfg: pulumi.Config, objects: TargetObjects | None = None
+) -> list[KubernetesUnit]:
     """Register the target's units; return them (tests and the Automation API read their outputs)."""
     if target != CLOUD and target not in fleet.regions:
         raise BadInputError(f"stack config xzctl:region {target!r} is not a region of the fleet or 'cloud'")
+    objects = objects or target_objects(fleet, target, pins)
     # Secrets first: a missing one fails the run before anything, the StackReference included, is registered.
-    secrets = secret_inputs(target_objects(fleet, target, pins).secrets, cfg)
+    secrets = secret_inputs(objects.secrets, cfg)
     if target == CLOUD:
-        kube, group, endpoint = fleet.cloud.kubernetes, "cloud", None
+        kube, group = fleet.cloud.kubernetes, "cloud"
     else:
         kube, group = fleet.regions[target].kubernetes, "edge"
         ref = pulumi.StackReference(cfg.get("cloudStack") or DEFAULT_CLOUD_STACK)
-        endpoint = ref.require_output(CLOUD_ENDPOINT_OUTPUT)
-    objects = target_objects(fleet, target, pins, endpoint)
+        objects = target_objects(fleet, target, pins, ref.require_output(CLOUD_ENDPOINT_OUTPUT))
     k8s_provider = provider(f"{group}-{target}", kube, cfg)
     base, *rest = objects.units
-    first = unit_resource(base, group=group, provider=k8s_provider, secrets=secrets)
+    context = UnitContext(fleet=fleet, group=group, provider=k8s_provider, secrets=secrets)
+    first = unit_resource(base, context)
     releases = [HelmRelease(c, group=group, provider=k8s_provider, depends_on=[first]) for c in objects.charts]
     units = [first]
     for unit in rest:
@@ -105,9 +126,17 @@ def build(fleet: Fleet, target: str, pins: ImagePins | None, cfg: pulumi.Config)
             resource_class(o["apiVersion"], o["kind"]) is None for o in unit.objects
         )
         after: list[pulumi.Resource] = [first, *releases] if needs_charts else [first]
-        units.append(unit_resource(unit, group=group, provider=k8s_provider, secrets=secrets, depends_on=after))
+        units.append(unit_resource(unit, context, depends_on=after))
     export(objects, units)
     return units
+
+
+def resource_count(objects: TargetObjects) -> int:
+    """How many resources `build` registers for `objects`: the stack, the provider, each unit and object, each
+    chart's component and release (none for an external chart), and an edge stack's reference to the cloud stack (progress shows done/total)."""
+    edge = 0 if objects.target == CLOUD else 1
+    releases = sum(c.source != "external" for c in objects.charts)
+    return 2 + len(objects.units) + len(objects.objects()) + len(objects.charts) + releases + edge
 
 
 def export(objects: TargetObjects, units: list[KubernetesUnit]) -> None:

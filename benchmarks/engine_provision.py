@@ -1,0 +1,132 @@
+"""Region up through the real Pulumi engine vs the same objects applied with the kubernetes Python client.
+
+Needs the engine (bash scripts/engine.sh). Starts a sandbox with its local Kubernetes, provisions the cloud, then
+times `xzctl.provision.up` of one region (goal: <= 1.5x the client baseline, which applies the same rendered objects
+in a fresh sandbox and waits for the same readiness: workloads ready, claims bound, jobs complete, ingress address),
+and the no-op up that follows (goal <= 5 s). Prints the figures; asserts nothing.
+
+    python benchmarks/engine_provision.py [--region beijing]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.fixtures.engine import SECRETS, offline_fleet
+from xzctl.provision import up
+from xzctl.provision.objects import target_objects
+from xzctl.sandbox import start_sandbox, stop_sandbox
+from xzctl.sandbox.kubernetes import api_client, engine_bin_dir
+from xzctl.spec import load_fleet
+
+RATIO_GOAL = 1.5
+NOOP_GOAL_SECONDS = 5.0
+READY_TIMEOUT_SECONDS = 900.0
+
+
+def _ready(obj: dict[str, Any], live: dict[str, Any]) -> bool:
+    status = live.get("status") or {}
+    kind = obj["kind"]
+    if kind in ("Deployment", "StatefulSet"):
+        return int(status.get("readyReplicas") or 0) >= int(obj["spec"].get("replicas", 1))
+    if kind == "PersistentVolumeClaim":
+        return status.get("phase") == "Bound"
+    if kind == "Job":
+        return int(status.get("succeeded") or 0) >= 1
+    if kind == "Ingress":
+        return bool((status.get("loadBalancer") or {}).get("ingress"))
+    return True
+
+
+def apply_with_client(kubeconfig: Path, objects: list[dict[str, Any]]) -> float:
+    """Create every object in order (server-side apply), then wait until all are ready; seconds taken."""
+    from kubernetes import dynamic
+
+    api = api_client(kubeconfig)
+    client = dynamic.DynamicClient(api)
+    started = time.perf_counter()
+    try:
+        for obj in objects:
+            resource = client.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+            body = dict(obj)
+            if obj["kind"] == "Secret":
+                body = {**obj, "stringData": {"value": "benchmark"}}
+            resource.server_side_apply(
+                body=body,
+                name=obj["metadata"]["name"],
+                namespace=obj["metadata"].get("namespace"),
+                field_manager="benchmark",
+            )
+        pending = list(objects)
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        for _ in range(int(READY_TIMEOUT_SECONDS / 0.5)):
+            pending = [
+                o
+                for o in pending
+                if not _ready(
+                    o,
+                    client.resources.get(api_version=o["apiVersion"], kind=o["kind"])
+                    .get(name=o["metadata"]["name"], namespace=o["metadata"].get("namespace"))
+                    .to_dict(),
+                )
+            ]
+            if not pending or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        if pending:
+            raise SystemExit(f"{len(pending)} objects not ready after {READY_TIMEOUT_SECONDS:.0f} s")
+        return time.perf_counter() - started
+    finally:
+        api.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--region", default="beijing")
+    args = parser.parse_args()
+    os.environ["PATH"] = os.pathsep.join([str(engine_bin_dir()), os.environ.get("PATH", "")])
+    os.environ.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
+    for name, value in SECRETS.items():
+        os.environ.setdefault(name, value)
+    with tempfile.TemporaryDirectory(prefix="xzctl-engine-bench-") as tmp:
+        root = Path(tmp)
+        os.environ["PULUMI_HOME"] = str(root / "pulumi-home")
+        fleet_path = offline_fleet(root / "fleet.yaml")
+        state = root / "state"
+        info = start_sandbox(fleet_path, state, kubernetes=True)
+        try:
+            offline_fleet(fleet_path, info.kubeconfig)
+            up("cloud", fleet_path, state=state)
+            started = time.perf_counter()
+            result = up(args.region, fleet_path, state=state)
+            region_up = time.perf_counter() - started
+            started = time.perf_counter()
+            up(args.region, fleet_path, state=state)
+            noop = time.perf_counter() - started
+        finally:
+            stop_sandbox(state)
+        resources = sum(result.changes.values())
+        objects = target_objects(load_fleet(fleet_path).fleet, args.region).objects()
+        baseline_state = root / "baseline"
+        info = start_sandbox(fleet_path, baseline_state, kubernetes=True)
+        try:
+            baseline = apply_with_client(Path(info.kubeconfig), objects)
+        finally:
+            stop_sandbox(baseline_state)
+    ratio = region_up / baseline
+    print(f"region {args.region}: {resources} resources, {len(objects)} Kubernetes objects")
+    print(f"  pulumi up (xzctl provision):        {region_up:7.1f} s")
+    print(f"  kubernetes client apply + readiness: {baseline:7.1f} s")
+    print(f"  ratio {ratio:.2f}x (goal <= {RATIO_GOAL}x): {'ok' if ratio <= RATIO_GOAL else 'MISSED'}")
+    print(
+        f"  no-op up: {noop:.1f} s (goal <= {NOOP_GOAL_SECONDS:.0f} s): {'ok' if noop <= NOOP_GOAL_SECONDS else 'MISSED'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

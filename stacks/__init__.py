@@ -1,1 +1,0 @@
-"""The Pulumi program of xzctl: edge regions and the cloud cluster."""

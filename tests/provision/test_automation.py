@@ -1,0 +1,86 @@
+"""The Automation API driver's own logic: failure messages, the secrets pre-check, progress display."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from pulumi.automation._cmd import CommandResult
+from pulumi.automation.errors import CommandError
+
+from xzctl.cli import run
+from xzctl.provision import ProvisionEvent
+from xzctl.provision.automation import _reason, missing_secrets, stored_config_keys
+from xzctl.spec import Fleet
+
+DIAGNOSTICS = (
+    "Updating (cloud):\n"
+    "  pulumi:pulumi:Stack xzctl-cloud running\n"
+    "Diagnostics:\n"
+    "  pulumi:pulumi:Stack (xzctl-cloud):\n"
+    "    error: secrets are not set: xzctl-object-store needs Pulumi config secret\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("stdout", "stderr", "expected"),
+    [
+        (
+            DIAGNOSTICS,
+            "error: update failed\n",
+            "error: secrets are not set: xzctl-object-store needs Pulumi config secret",
+        ),
+        ("Previewing update (cloud):\n", "error: preview failed\n", "error: preview failed"),
+        ("", "error: could not load plugin kubernetes\n  details\n", "error: could not load plugin kubernetes"),
+        ("some output\n", "", "some output"),
+        ("", "", "CommandError"),
+    ],
+)
+def test_a_failure_names_its_reason_not_the_stream(stdout: str, stderr: str, expected: str) -> None:
+    assert _reason(CommandError(CommandResult(stdout=stdout, stderr=stderr, code=255))) == expected
+
+
+def test_pulumi_secrets_are_pre_checked_against_env_and_stored_config(example_fleet: Fleet, tmp_path: Path) -> None:
+    from xzctl.provision.objects import target_objects
+
+    secrets = target_objects(example_fleet, "cloud").secrets
+    assert "XZCTL_SECRET_OBJECT_STORE_ROOT_PASSWORD" in missing_secrets(secrets, {}, set())
+    env = {"XZCTL_SECRET_OBJECT_STORE_ROOT_PASSWORD": "p"}
+    assert "XZCTL_SECRET_OBJECT_STORE_ROOT_PASSWORD" not in missing_secrets(secrets, env, set())
+    (tmp_path / "Pulumi.cloud.yaml").write_text(
+        "config:\n  xzctl:objectStoreRootPassword:\n    secure: v1:abc\n  xzctl:fleet: /f.yaml\n", encoding="utf-8"
+    )
+    stored = stored_config_keys(tmp_path, "cloud")
+    assert stored == {"xzctl:objectStoreRootPassword", "xzctl:fleet"}
+    assert "XZCTL_SECRET_OBJECT_STORE_ROOT_PASSWORD" not in missing_secrets(secrets, {}, stored)
+    assert stored_config_keys(tmp_path, "edge-beijing") == set()
+
+
+def test_cloud_without_the_object_store_password_stops_before_pulumi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pulumi").write_text("#!/bin/sh\nexit 99\n", encoding="utf-8")
+    (bin_dir / "pulumi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "p")
+    for name in list(os.environ):
+        if name.startswith("XZCTL_SECRET_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XZCTL_SECRET_BACKUP_CREDENTIALS", "RESTIC_PASSWORD=x")
+    monkeypatch.setenv("XZCTL_SECRET_LLM_ROUTER_KEY", "k")
+    assert run(["--example", "provision", "cloud", "--yes", "--state-dir", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "stack cloud needs the secret(s) in XZCTL_SECRET_OBJECT_STORE_ROOT_PASSWORD" in err
+    assert not (tmp_path / "s" / "pulumi").exists()
+
+
+def test_progress_prints_type_names_as_they_are(capsys: pytest.CaptureFixture[str]) -> None:
+    from xzctl.cli.provision import _progress
+
+    _progress(ProvisionEvent(phase="start", op="create", type="xzctl:cloud:CloudOrchestrator", name="llm-router"))
+    err = capsys.readouterr().err
+    assert "xzctl:cloud:CloudOrchestrator" in err
+    assert "\u2601" not in err  # rich's :cloud: emoji
