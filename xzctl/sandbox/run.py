@@ -337,12 +337,7 @@ def start_sandbox(
     `kubernetes` also starts a local cluster the simulator follows (xzctl.sandbox.kubernetes)."""
     state_dir = Path(state_dir)
     Claims(state_dir, "sandbox").refuse_unless(force, "the previous sandbox")
-    if not MIN_SCRAPE_SECONDS <= scrape_interval_seconds <= 300:
-        raise BadInputError(f"scrape interval must be {MIN_SCRAPE_SECONDS:g}..300 seconds")
-    if history is not None and history.total_seconds() <= 0:
-        raise BadInputError("history must be a positive duration like 7d")
-    if not 0 <= port <= 65535:
-        raise BadInputError("port must be 0..65535 (0: any free port)")
+    _check_options(scrape_interval_seconds, history, port)
     running = sandbox_status(state_dir)
     if running is not None and all(running.alive().values()):
         raise SandboxAlreadyUpError(running)
@@ -374,22 +369,18 @@ def start_sandbox(
         procs.append(_spawn([*argv, "--seed", str(seed), "--ready-file", str(ready)], sim_log))
         sim_port = int(_wait("simulator", lambda: ready.is_file() and ready.read_text(), procs[0], sim_log))
         simulator_url = f"http://127.0.0.1:{sim_port}"
-        # The fleet's own alert rules run in the sandbox too: /alerts shows what would page in production.
-        (work / RULES_FILE).write_text(yaml.safe_dump(rules_file(fleet), sort_keys=False))
-        config = work / "prometheus.yml"
-        prometheus_config = {**scrape_config(fleet, sim_port, scrape_interval_seconds), "rule_files": [RULES_FILE]}
-        if real is not None:
-            prometheus_config["scrape_configs"][0]["static_configs"] += real.scrape_targets()
-        config.write_text(yaml.safe_dump(prometheus_config, sort_keys=False))
-        retention_days = max(15, int((history or timedelta()).total_seconds() // 86400) + 2)
-        argv = [
+        extra_targets = real.scrape_targets() if real is not None else []
+        prometheus_url = _run_prometheus(
             prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={storage}",
-            f"--storage.tsdb.retention.time={retention_days}d",
-            "--log.level=warn",
-        ]
-        prometheus_url = _start_prometheus(argv, storage, work / "prometheus.log", procs)
+            fleet,
+            work,
+            storage=storage,
+            procs=procs,
+            sim_port=sim_port,
+            scrape_interval_seconds=scrape_interval_seconds,
+            history=history,
+            extra_targets=extra_targets,
+        )
         info = SandboxInfo(
             prometheus_url=prometheus_url,
             simulator_url=simulator_url,
@@ -423,6 +414,45 @@ def start_sandbox(
             proc.wait(timeout=STOP_TIMEOUT_SECONDS)
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _check_options(scrape_interval_seconds: float, history: timedelta | None, port: int) -> None:
+    if not MIN_SCRAPE_SECONDS <= scrape_interval_seconds <= 300:
+        raise BadInputError(f"scrape interval must be {MIN_SCRAPE_SECONDS:g}..300 seconds")
+    if history is not None and history.total_seconds() <= 0:
+        raise BadInputError("history must be a positive duration like 7d")
+    if not 0 <= port <= 65535:
+        raise BadInputError("port must be 0..65535 (0: any free port)")
+
+
+def _run_prometheus(
+    prometheus: str,
+    fleet: Fleet,
+    work: Path,
+    *,
+    storage: Path,
+    procs: list[subprocess.Popen[bytes]],
+    sim_port: int,
+    scrape_interval_seconds: float,
+    history: timedelta | None,
+    extra_targets: list[dict[str, Any]],
+) -> str:
+    """Write the sandbox's Prometheus config (the fleet's own alert rules included) and start it; its URL."""
+    # The fleet's own alert rules run in the sandbox too: /alerts shows what would page in production.
+    (work / RULES_FILE).write_text(yaml.safe_dump(rules_file(fleet), sort_keys=False))
+    config = work / "prometheus.yml"
+    prometheus_config = {**scrape_config(fleet, sim_port, scrape_interval_seconds), "rule_files": [RULES_FILE]}
+    prometheus_config["scrape_configs"][0]["static_configs"] += extra_targets
+    config.write_text(yaml.safe_dump(prometheus_config, sort_keys=False))
+    retention_days = max(15, int((history or timedelta()).total_seconds() // 86400) + 2)
+    argv = [
+        prometheus,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={storage}",
+        f"--storage.tsdb.retention.time={retention_days}d",
+        "--log.level=warn",
+    ]
+    return _start_prometheus(argv, storage, work / "prometheus.log", procs)
 
 
 def _kubernetes_binaries() -> dict[str, str]:
