@@ -11,7 +11,7 @@ from tests.fixtures.golden import assert_golden
 from tests.fixtures.handmade import metrics, snapshot
 from xzctl.checks import capacity_report, cost_check, failover_check
 from xzctl.checks.snapshot import NodeMetrics
-from xzctl.cli.capacity import capacity_table
+from xzctl.cli._capacity_table import capacity_table
 from xzctl.cli.check import cost_table, failover_table
 from xzctl.spec import Fleet
 

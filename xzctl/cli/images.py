@@ -242,7 +242,7 @@ def diff(
     Example: xzctl images diff --fleet fleet.yaml
     """
     from xzctl.checks.drift import image_drift
-    from xzctl.cli.check import live
+    from xzctl.cli._live import live
 
     with live(fleet, prom, window="5m", history=None, scrape_interval=None, rates=False) as ctx:
         rows = image_drift(ctx.client, ctx.fleet)
