@@ -97,10 +97,11 @@ def test_a_failing_prometheus_stops_the_simulator_too(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_during_up_leaves_no_process_and_no_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import xzctl.sandbox.prometheus as prometheus_module
     import xzctl.sandbox.run as run_module
 
     spawned: list[int] = []
-    real_spawn = run_module._spawn
+    real_spawn = run_module.spawn  # type: ignore[attr-defined]  # patched where it is looked up
 
     def spawn_and_track(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
         proc = real_spawn(argv, log)
@@ -110,8 +111,9 @@ def test_ctrl_c_during_up_leaves_no_process_and_no_state(tmp_path: Path, monkeyp
     def interrupted(url: str) -> bool:
         raise KeyboardInterrupt  # the operator presses Ctrl-C while `up` waits for Prometheus
 
-    monkeypatch.setattr(run_module, "_spawn", spawn_and_track)
-    monkeypatch.setattr(run_module, "_http_ok", interrupted)
+    monkeypatch.setattr(run_module, "spawn", spawn_and_track)  # the simulator
+    monkeypatch.setattr(prometheus_module, "spawn", spawn_and_track)  # Prometheus
+    monkeypatch.setattr(prometheus_module, "_http_ok", interrupted)
     with pytest.raises(KeyboardInterrupt):
         start_sandbox(None, tmp_path / "state", scrape_interval_seconds=1)
     assert len(spawned) == 2 and all(pid_gone(pid) for pid in spawned)
@@ -124,15 +126,15 @@ def test_a_port_taken_between_pick_and_bind_is_retried(
 ) -> None:
     import socket
 
-    import xzctl.sandbox.run as run_module
+    import xzctl.sandbox.prometheus as prometheus_module
 
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     taken_port = taken.getsockname()[1]
     ports = iter([taken_port])
-    real_free_port = run_module._free_port
-    monkeypatch.setattr(run_module, "_free_port", lambda: next(ports, None) or real_free_port())
+    real_free_port = prometheus_module.free_port  # type: ignore[attr-defined]  # patched where it is looked up
+    monkeypatch.setattr(prometheus_module, "free_port", lambda: next(ports, None) or real_free_port())
     try:
         box = sandbox_factory()
     finally:

@@ -8,7 +8,7 @@ import pytest
 
 from xzctl.errors import BadInputError
 from xzctl.sandbox import start_sandbox
-from xzctl.sandbox.run import scrape_config
+from xzctl.sandbox.prometheus import scrape_config
 from xzctl.spec import Fleet
 
 

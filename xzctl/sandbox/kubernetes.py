@@ -30,7 +30,9 @@ import yaml
 
 from xzctl.errors import ExternalToolError
 from xzctl.sandbox.cluster_objects import KWOK_ANNOTATION, custom_resource_definitions, fake_nodes, storage_objects
-from xzctl.sandbox.run import _free_port, _spawn, _wait
+from xzctl.sandbox.processes import free_port as _free_port
+from xzctl.sandbox.processes import spawn as _spawn
+from xzctl.sandbox.processes import wait_until as _wait
 from xzctl.spec.models import Fleet
 from xzctl.state import proc_start as _start_time
 

@@ -21,6 +21,7 @@ from xzctl.images.build import stage_package
 from xzctl.images.catalog import load_catalog
 from xzctl.images.run import RunningService, remove_containers, start_service, stop_service, wait_ready
 from xzctl.metrics import contract as c
+from xzctl.sandbox.processes import free_port
 from xzctl.spec.models import EdgeNode, Fleet
 
 SERVICES = ("vad", "asr", "tts")
@@ -33,14 +34,6 @@ def scaled_devices(node: EdgeNode, cores: int | None = None) -> int:
     """The node's devices scaled to what this machine's cores carry (at least one device)."""
     local = cores or os.cpu_count() or 1
     return max(1, round(node.devices * min(local, node.capacity.cpu_cores) / node.capacity.cpu_cores))
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -88,7 +81,7 @@ def start_asr_replica(
     """One more ASR replica of the node (a canary), started and ready; the caller shifts traffic to it."""
     service = start_service(
         "asr",
-        port=_free_port(),
+        port=free_port(),
         state_dir=state_dir,
         log_dir=log_dir,
         version=version,
@@ -126,12 +119,12 @@ def start_real_node(
     try:
         for name in SERVICES:
             real.services[name] = start_service(
-                name, port=_free_port(), state_dir=state_dir, log_dir=log_dir, env=labels, catalog_dir=catalog_dir
+                name, port=free_port(), state_dir=state_dir, log_dir=log_dir, env=labels, catalog_dir=catalog_dir
             )
         for service in real.services.values():
             wait_ready(service, READY_TIMEOUT)
         asr = real.services["asr"]
-        loadgen_port = _free_port()
+        loadgen_port = free_port()
         config: dict[str, Any] = {
             "vad": real.services["vad"].url,
             "tts": real.services["tts"].url,

@@ -9,12 +9,8 @@ started and removes its temp dirs before raising.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,9 +23,10 @@ from typing import Any
 import requests
 import yaml
 
-from xzctl.alerts import rules_file
-from xzctl.errors import BadInputError, ConflictError, ExternalToolError, UnknownStateError
+from xzctl.errors import BadInputError, ConflictError, UnknownStateError
 from xzctl.metrics import contract as c
+from xzctl.sandbox.processes import STOP_TIMEOUT_SECONDS, alive, spawn, stop_group, wait_until
+from xzctl.sandbox.prometheus import HTTP_TIMEOUT_SECONDS, backfill_history, find_prometheus, run_prometheus
 from xzctl.sandbox.realnode import start_real_node, stop_real_node, stop_recorded_real_node
 from xzctl.spec.models import Fleet
 from xzctl.state import Claims, atomic_write
@@ -37,13 +34,6 @@ from xzctl.state import proc_start as _start_time
 from xzctl.state import state_dir as default_state_dir
 
 STATE_FILE = "state.json"
-RULES_FILE = "rules.yml"
-INSTALL_HINT = "install it: apt-get install prometheus (Debian/Ubuntu), or pass --prometheus-bin PATH"
-START_TIMEOUT_SECONDS = 30.0
-STOP_TIMEOUT_SECONDS = 10.0
-POLL_SECONDS = 0.1
-HTTP_TIMEOUT_SECONDS = 3.0
-PORT_ATTEMPTS = 3
 MIN_SCRAPE_SECONDS = 0.5  # sub-second scrapes let short canary intervals (benchmarks) measure a rate sooner
 
 
@@ -82,176 +72,11 @@ class SandboxInfo:
         return cls(**{**data, "state_dir": Path(data["state_dir"])})
 
     def alive(self) -> dict[str, bool]:
-        return {name: _alive(pid, self.start_times.get(name)) for name, pid in self.pids.items()}
+        return {name: alive(pid, self.start_times.get(name)) for name, pid in self.pids.items()}
 
 
 def _sandbox_dir(state_dir: Path) -> Path:
     return Path(state_dir) / "sandbox"
-
-
-# --- processes -------------------------------------------------------------------------------
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status if `pid` is our child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
-def _alive(pid: int, start_time: int | None) -> bool:
-    _reap(pid)
-    now = _start_time(pid)
-    return now is not None and (start_time is None or now == start_time)
-
-
-def _stop_group(pid: int, start_time: int | None) -> None:
-    """SIGTERM the process group, wait (bounded), then SIGKILL what is left."""
-    if not _alive(pid, start_time):
-        return
-    for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT_SECONDS), (signal.SIGKILL, STOP_TIMEOUT_SECONDS)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        for _ in range(_polls(wait)):
-            if not _alive(pid, start_time) or time.monotonic() > deadline:
-                break
-            time.sleep(POLL_SECONDS)
-        if not _alive(pid, start_time):
-            return
-    raise ExternalToolError(f"process {pid} did not stop after SIGKILL")
-
-
-def _polls(seconds: float) -> int:
-    """A count bound beside the time bound: a slow check cannot stretch a loop past either."""
-    return int(seconds / POLL_SECONDS) + 1
-
-
-def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _tail(log: Path, lines: int = 5) -> str:
-    try:
-        return " | ".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def _wait(
-    what: str, check: Any, proc: subprocess.Popen[bytes], log: Path, timeout: float = START_TIMEOUT_SECONDS
-) -> Any:
-    """Poll `check()` until it returns a value; fail fast when the process died; bounded in time."""
-    deadline = time.monotonic() + timeout
-    for _ in range(_polls(timeout)):
-        if time.monotonic() > deadline:
-            break
-        value = check()
-        if value:
-            return value
-        if proc.poll() is not None:
-            raise ExternalToolError(f"{what} exited with code {proc.returncode}: {_tail(log)}")
-        time.sleep(POLL_SECONDS)
-    raise ExternalToolError(f"{what} not ready after {timeout:.0f} s: {_tail(log)}")
-
-
-def _our_prometheus(url: str, storage: Path) -> bool:
-    """Ready, and ours: a port picked a moment ago may meanwhile serve another sandbox's Prometheus."""
-    try:
-        flags = requests.get(f"{url}/api/v1/status/flags", timeout=HTTP_TIMEOUT_SECONDS).json()["data"]
-        return bool(flags.get("storage.tsdb.path") == str(storage) and _http_ok(f"{url}/-/ready"))
-    except (requests.RequestException, ValueError, KeyError):
-        return False
-
-
-def _start_prometheus(argv: list[str], storage: Path, log: Path, procs: list[subprocess.Popen[bytes]]) -> str:
-    """Start Prometheus on a free port; pick another when the port was taken between the pick and the bind."""
-    for attempt in range(PORT_ATTEMPTS):
-        port = _free_port()
-        proc = _spawn([*argv, f"--web.listen-address=127.0.0.1:{port}"], log)
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait("prometheus", lambda u=url: _our_prometheus(u, storage), proc, log)
-            return url
-        except ExternalToolError:
-            if attempt + 1 == PORT_ATTEMPTS or "address already in use" not in _tail(log):
-                raise
-            procs.remove(proc)
-            _stop_group(proc.pid, None)
-            proc.wait(timeout=STOP_TIMEOUT_SECONDS)
-    raise ExternalToolError(f"prometheus found no free port in {PORT_ATTEMPTS} attempts")
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=HTTP_TIMEOUT_SECONDS).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-# --- configuration ---------------------------------------------------------------------------
-
-
-def find_prometheus(explicit: str | None) -> tuple[str, str | None]:
-    """(prometheus, promtool or None); the promtool next to the chosen prometheus comes first."""
-    if explicit:
-        path = Path(explicit)
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise ExternalToolError(f"--prometheus-bin {explicit} is not an executable file", hint=INSTALL_HINT)
-        prometheus = str(path)
-    else:
-        found = shutil.which("prometheus")
-        if found is None:
-            raise ExternalToolError("prometheus not found on PATH", hint=INSTALL_HINT)
-        prometheus = found
-    sibling = Path(prometheus).with_name("promtool")
-    promtool = str(sibling) if sibling.is_file() else shutil.which("promtool")
-    return prometheus, promtool
-
-
-def _duration(seconds: float) -> str:
-    """Prometheus' duration form: whole seconds as `10s`, a sub-second interval in milliseconds (`500ms`)."""
-    return f"{seconds:g}s" if float(seconds).is_integer() else f"{round(seconds * 1000)}ms"
-
-
-def scrape_config(fleet: Fleet, simulator_port: int, interval_seconds: float) -> dict[str, Any]:
-    """One static target per edge node, labelled region/node, so every node is a target at once."""
-    targets = [
-        {
-            "targets": [f"127.0.0.1:{simulator_port}"],
-            "labels": {
-                "__metrics_path__": f"/nodes/{node.id}/metrics",
-                "instance": node.id,
-                c.REGION: node.region,
-                c.NODE: node.id,
-            },
-        }
-        for node in fleet.edge_nodes()
-    ]
-    interval = _duration(interval_seconds)
-    return {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "scrape_configs": [
-            {
-                "job_name": c.EDGE_JOB,
-                "scrape_interval": interval,
-                "scrape_timeout": _duration(min(interval_seconds, 10)),
-                "static_configs": targets,
-            }
-        ],
-    }
 
 
 def _load(fleet_path: str | Path | None, scale: int | None, seed: int, work: Path) -> tuple[Fleet, Path]:
@@ -267,41 +92,6 @@ def _load(fleet_path: str | Path | None, scale: int | None, seed: int, work: Pat
     path = work / f"fleet-{scale}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return load_fleet(path).fleet, path
-
-
-def _backfill(
-    fleet: Fleet, promtool: str | None, storage: Path, work: Path, *, seed: int, history: timedelta
-) -> dict[str, Any]:
-    from xzctl.simulator.history import write_openmetrics_history
-
-    if promtool is None:
-        raise ExternalToolError("promtool not found (needed for --history)", hint=INSTALL_HINT)
-    source = work / "history.om"
-    stats = write_openmetrics_history(fleet, source, seed=seed, end=time.time(), span_seconds=history.total_seconds())
-    try:
-        result = subprocess.run(
-            # day-long blocks: 5x faster than the 2h default, and a sandbox never compacts them away early
-            [
-                promtool,
-                "tsdb",
-                "create-blocks-from",
-                "openmetrics",
-                "--max-block-duration=24h",
-                str(source),
-                str(storage),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ExternalToolError("promtool tsdb create-blocks-from took over 15 minutes") from exc
-    finally:
-        source.unlink(missing_ok=True)
-    if result.returncode != 0:
-        raise ExternalToolError(f"promtool tsdb create-blocks-from failed: {result.stderr.strip()[-500:]}")
-    return {"start": stats.start, "end": stats.end, "step_seconds": stats.step, "samples": stats.samples}
 
 
 # --- the API ---------------------------------------------------------------------------------
@@ -362,15 +152,15 @@ def start_sandbox(
             real = start_real_node(fleet, real_node, state_dir=state_dir, log_dir=work / "real-node")
         storage = work / "tsdb"
         storage.mkdir()
-        backfilled = _backfill(fleet, promtool, storage, work, seed=seed, history=history) if history else None
+        backfilled = backfill_history(fleet, promtool, storage, work, seed=seed, history=history) if history else None
         ready = work / "simulator.port"
         sim_log = work / "simulator.log"
         argv = [sys.executable, "-m", "xzctl.simulator", "--fleet", str(fleet_file), "--port", str(port)]
-        procs.append(_spawn([*argv, "--seed", str(seed), "--ready-file", str(ready)], sim_log))
-        sim_port = int(_wait("simulator", lambda: ready.is_file() and ready.read_text(), procs[0], sim_log))
+        procs.append(spawn([*argv, "--seed", str(seed), "--ready-file", str(ready)], sim_log))
+        sim_port = int(wait_until("simulator", lambda: ready.is_file() and ready.read_text(), procs[0], sim_log))
         simulator_url = f"http://127.0.0.1:{sim_port}"
         extra_targets = real.scrape_targets() if real is not None else []
-        prometheus_url = _run_prometheus(
+        prometheus_url = run_prometheus(
             prometheus,
             fleet,
             work,
@@ -410,7 +200,7 @@ def start_sandbox(
         if real is not None:
             stop_real_node(real)
         for proc in procs:
-            _stop_group(proc.pid, None)
+            stop_group(proc.pid, None)
             proc.wait(timeout=STOP_TIMEOUT_SECONDS)
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -423,36 +213,6 @@ def _check_options(scrape_interval_seconds: float, history: timedelta | None, po
         raise BadInputError("history must be a positive duration like 7d")
     if not 0 <= port <= 65535:
         raise BadInputError("port must be 0..65535 (0: any free port)")
-
-
-def _run_prometheus(
-    prometheus: str,
-    fleet: Fleet,
-    work: Path,
-    *,
-    storage: Path,
-    procs: list[subprocess.Popen[bytes]],
-    sim_port: int,
-    scrape_interval_seconds: float,
-    history: timedelta | None,
-    extra_targets: list[dict[str, Any]],
-) -> str:
-    """Write the sandbox's Prometheus config (the fleet's own alert rules included) and start it; its URL."""
-    # The fleet's own alert rules run in the sandbox too: /alerts shows what would page in production.
-    (work / RULES_FILE).write_text(yaml.safe_dump(rules_file(fleet), sort_keys=False))
-    config = work / "prometheus.yml"
-    prometheus_config = {**scrape_config(fleet, sim_port, scrape_interval_seconds), "rule_files": [RULES_FILE]}
-    prometheus_config["scrape_configs"][0]["static_configs"] += extra_targets
-    config.write_text(yaml.safe_dump(prometheus_config, sort_keys=False))
-    retention_days = max(15, int((history or timedelta()).total_seconds() // 86400) + 2)
-    argv = [
-        prometheus,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={storage}",
-        f"--storage.tsdb.retention.time={retention_days}d",
-        "--log.level=warn",
-    ]
-    return _start_prometheus(argv, storage, work / "prometheus.log", procs)
 
 
 def _kubernetes_binaries() -> dict[str, str]:
@@ -473,7 +233,7 @@ def stop_sandbox(state_dir: str | Path) -> None:
     if info is None:
         return
     for name, pid in info.pids.items():
-        _stop_group(pid, info.start_times.get(name))
+        stop_group(pid, info.start_times.get(name))
     if info.real_node:
         stop_recorded_real_node(info.real_node)
     if info.work_dir:

@@ -1,0 +1,176 @@
+"""The sandbox's Prometheus: found on PATH, configured to scrape every edge node of the simulator (and the
+fleet's own alert rules), started on a free port it is proven to own, and backfilled with history by promtool."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from xzctl.alerts import rules_file
+from xzctl.errors import ExternalToolError
+from xzctl.metrics import contract as c
+from xzctl.sandbox.processes import STOP_TIMEOUT_SECONDS, free_port, spawn, stop_group, tail, wait_until
+from xzctl.spec.models import Fleet
+
+RULES_FILE = "rules.yml"
+INSTALL_HINT = "install it: apt-get install prometheus (Debian/Ubuntu), or pass --prometheus-bin PATH"
+HTTP_TIMEOUT_SECONDS = 3.0
+PORT_ATTEMPTS = 3
+
+
+def _our_prometheus(url: str, storage: Path) -> bool:
+    """Ready, and ours: a port picked a moment ago may meanwhile serve another sandbox's Prometheus."""
+    try:
+        flags = requests.get(f"{url}/api/v1/status/flags", timeout=HTTP_TIMEOUT_SECONDS).json()["data"]
+        return bool(flags.get("storage.tsdb.path") == str(storage) and _http_ok(f"{url}/-/ready"))
+    except (requests.RequestException, ValueError, KeyError):
+        return False
+
+
+def _start_prometheus(argv: list[str], storage: Path, log: Path, procs: list[subprocess.Popen[bytes]]) -> str:
+    """Start Prometheus on a free port; pick another when the port was taken between the pick and the bind."""
+    for attempt in range(PORT_ATTEMPTS):
+        port = free_port()
+        proc = spawn([*argv, f"--web.listen-address=127.0.0.1:{port}"], log)
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until("prometheus", lambda u=url: _our_prometheus(u, storage), proc, log)
+            return url
+        except ExternalToolError:
+            if attempt + 1 == PORT_ATTEMPTS or "address already in use" not in tail(log):
+                raise
+            procs.remove(proc)
+            stop_group(proc.pid, None)
+            proc.wait(timeout=STOP_TIMEOUT_SECONDS)
+    raise ExternalToolError(f"prometheus found no free port in {PORT_ATTEMPTS} attempts")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=HTTP_TIMEOUT_SECONDS).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def find_prometheus(explicit: str | None) -> tuple[str, str | None]:
+    """(prometheus, promtool or None); the promtool next to the chosen prometheus comes first."""
+    if explicit:
+        path = Path(explicit)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ExternalToolError(f"--prometheus-bin {explicit} is not an executable file", hint=INSTALL_HINT)
+        prometheus = str(path)
+    else:
+        found = shutil.which("prometheus")
+        if found is None:
+            raise ExternalToolError("prometheus not found on PATH", hint=INSTALL_HINT)
+        prometheus = found
+    sibling = Path(prometheus).with_name("promtool")
+    promtool = str(sibling) if sibling.is_file() else shutil.which("promtool")
+    return prometheus, promtool
+
+
+def _duration(seconds: float) -> str:
+    """Prometheus' duration form: whole seconds as `10s`, a sub-second interval in milliseconds (`500ms`)."""
+    return f"{seconds:g}s" if float(seconds).is_integer() else f"{round(seconds * 1000)}ms"
+
+
+def scrape_config(fleet: Fleet, simulator_port: int, interval_seconds: float) -> dict[str, Any]:
+    """One static target per edge node, labelled region/node, so every node is a target at once."""
+    targets = [
+        {
+            "targets": [f"127.0.0.1:{simulator_port}"],
+            "labels": {
+                "__metrics_path__": f"/nodes/{node.id}/metrics",
+                "instance": node.id,
+                c.REGION: node.region,
+                c.NODE: node.id,
+            },
+        }
+        for node in fleet.edge_nodes()
+    ]
+    interval = _duration(interval_seconds)
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": [
+            {
+                "job_name": c.EDGE_JOB,
+                "scrape_interval": interval,
+                "scrape_timeout": _duration(min(interval_seconds, 10)),
+                "static_configs": targets,
+            }
+        ],
+    }
+
+
+def backfill_history(
+    fleet: Fleet, promtool: str | None, storage: Path, work: Path, *, seed: int, history: timedelta
+) -> dict[str, Any]:
+    from xzctl.simulator.history import write_openmetrics_history
+
+    if promtool is None:
+        raise ExternalToolError("promtool not found (needed for --history)", hint=INSTALL_HINT)
+    source = work / "history.om"
+    stats = write_openmetrics_history(fleet, source, seed=seed, end=time.time(), span_seconds=history.total_seconds())
+    try:
+        result = subprocess.run(
+            # day-long blocks: 5x faster than the 2h default, and a sandbox never compacts them away early
+            [
+                promtool,
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                "--max-block-duration=24h",
+                str(source),
+                str(storage),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ExternalToolError("promtool tsdb create-blocks-from took over 15 minutes") from exc
+    finally:
+        source.unlink(missing_ok=True)
+    if result.returncode != 0:
+        raise ExternalToolError(f"promtool tsdb create-blocks-from failed: {result.stderr.strip()[-500:]}")
+    return {"start": stats.start, "end": stats.end, "step_seconds": stats.step, "samples": stats.samples}
+
+
+def run_prometheus(
+    prometheus: str,
+    fleet: Fleet,
+    work: Path,
+    *,
+    storage: Path,
+    procs: list[subprocess.Popen[bytes]],
+    sim_port: int,
+    scrape_interval_seconds: float,
+    history: timedelta | None,
+    extra_targets: list[dict[str, Any]],
+) -> str:
+    """Write the sandbox's Prometheus config (the fleet's own alert rules included) and start it; its URL."""
+    # The fleet's own alert rules run in the sandbox too: /alerts shows what would page in production.
+    (work / RULES_FILE).write_text(yaml.safe_dump(rules_file(fleet), sort_keys=False))
+    config = work / "prometheus.yml"
+    prometheus_config = {**scrape_config(fleet, sim_port, scrape_interval_seconds), "rule_files": [RULES_FILE]}
+    prometheus_config["scrape_configs"][0]["static_configs"] += extra_targets
+    config.write_text(yaml.safe_dump(prometheus_config, sort_keys=False))
+    retention_days = max(15, int((history or timedelta()).total_seconds() // 86400) + 2)
+    argv = [
+        prometheus,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={storage}",
+        f"--storage.tsdb.retention.time={retention_days}d",
+        "--log.level=warn",
+    ]
+    return _start_prometheus(argv, storage, work / "prometheus.log", procs)
