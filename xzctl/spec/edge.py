@@ -1,0 +1,211 @@
+"""Edge nodes of the fleet spec: hardware, the services on a node, node profiles and regions."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from xzctl.spec.base import (
+    FILLED_KEY,
+    HOSTNAME,
+    Autoscaling,
+    ImageRef,
+    KubernetesTarget,
+    NodeId,
+    PositiveInt,
+    Resources,
+    Strict,
+    replicas_in_range,
+)
+from xzctl.spec.quantity import parse_memory
+from xzctl.spec.types import HostAddress, LabelText, LocalPath
+
+
+class Host(Strict):
+    address: HostAddress
+    ssh_user: str = Field(default="root", pattern=r"^[a-z_][a-z0-9_-]*$")
+    ssh_port: Annotated[int, Field(ge=1, le=65535)] = 22
+    ssh_key: LocalPath | None = Field(default=None, description="path of the private key; default: ssh-agent")
+
+
+class GpuSpec(Strict):
+    count: Annotated[int, Field(ge=0, le=16)]
+    model: LabelText = "none"
+    memory_gb: Annotated[int, Field(ge=0)] = 0
+    time_slicing_replicas: Annotated[int, Field(ge=1, le=48)] = Field(
+        default=1,
+        description="virtual GPU slots per physical GPU (NVIDIA device plugin time-slicing); 1 = off",
+    )
+
+    @property
+    def slots(self) -> int:
+        return self.count * self.time_slicing_replicas
+
+
+class Capacity(Strict):
+    max_devices: PositiveInt
+    cpu_cores: PositiveInt
+    memory_gb: PositiveInt
+    gpu: GpuSpec
+
+
+class InferenceService(Strict):
+    """One inference service on an edge node (vad, asr, tts, llm)."""
+
+    replicas: Annotated[int, Field(ge=0, le=64)]
+    image: ImageRef
+    model: LabelText
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = 1
+    gpu_per_replica: Annotated[int, Field(ge=0, le=8)] = Field(
+        default=0, description="GPU slots per replica (time-sliced slots when the node enables time-slicing)"
+    )
+    resources: Resources = Resources()
+    autoscaling: Autoscaling | None = Field(default=None, description="omit for a fixed replica count")
+
+    @model_validator(mode="after")
+    def _within(self) -> InferenceService:
+        replicas_in_range(self.replicas, self.autoscaling)
+        return self
+
+
+class Streaming(Strict):
+    enabled: bool = True
+    chunk_samples: PositiveInt = 1600  # 100 ms at 16 kHz
+    overlap_samples: Annotated[int, Field(ge=0)] = 320  # 20 ms
+    sample_rate: PositiveInt = 16000
+
+    @model_validator(mode="after")
+    def _overlap(self) -> Streaming:
+        if self.overlap_samples >= self.chunk_samples:
+            raise ValueError("overlap_samples must be smaller than chunk_samples")
+        return self
+
+
+class AsrService(InferenceService):
+    streaming: Streaming = Streaming()
+
+
+class TtsService(InferenceService):
+    cache_size: str = "10Gi"
+    fallback_voice: LabelText = "local"
+
+    @field_validator("cache_size")
+    @classmethod
+    def _size(cls, v: str) -> str:
+        parse_memory(v)
+        return v
+
+
+class CacheService(Strict):
+    """Redis on the edge node: the L2 cache tier."""
+
+    image: ImageRef = "redis:7.2"
+    memory_limit: str = "16Gi"
+    persistence: bool = True
+    storage_size: str = "50Gi"
+    cluster: bool = False
+
+    @field_validator("memory_limit", "storage_size")
+    @classmethod
+    def _size(cls, v: str) -> str:
+        parse_memory(v)
+        return v
+
+
+class Coordinator(Strict):
+    image: ImageRef
+    replicas: Annotated[int, Field(ge=1, le=8)] = 1
+    resources: Resources = Resources(cpu_request="2", cpu_limit="4", memory_request="4Gi", memory_limit="8Gi")
+
+
+class XiaozhiServer(Strict):
+    """The upstream xiaozhi-esp32-server process on the node."""
+
+    image: ImageRef
+    replicas: Annotated[int, Field(ge=1, le=16)] = 1
+    port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    http_port: Annotated[int, Field(ge=1, le=65535)] = 8003
+    websocket_scheme: Literal["ws", "wss"] = "wss"
+    resources: Resources = Resources(cpu_request="1", cpu_limit="2", memory_request="2Gi", memory_limit="4Gi")
+
+
+class EdgeServices(Strict):
+    xiaozhi_server: XiaozhiServer
+    vad: InferenceService
+    asr: AsrService
+    tts: TtsService
+    cache: CacheService = CacheService()
+    coordinator: Coordinator
+    llm: InferenceService | None = Field(default=None, description="optional edge LLM for simple prompts")
+
+    def inference(self) -> dict[str, InferenceService]:
+        """The GPU/CPU inference services by their metric name (vad, asr, tts, llm)."""
+        found: dict[str, InferenceService] = {"vad": self.vad, "asr": self.asr, "tts": self.tts}
+        if self.llm is not None:
+            found["llm"] = self.llm
+        return found
+
+
+class Networking(Strict):
+    bandwidth_limit: str = "1Gbps"
+    latency_target_ms: PositiveInt = 50
+    failover_enabled: bool = True
+
+    @field_validator("bandwidth_limit")
+    @classmethod
+    def _bw(cls, v: str) -> str:
+        if not re.fullmatch(r"\d+(\.\d+)?[KMG]bps", v):
+            raise ValueError("bandwidth like '1Gbps', '500Mbps'")
+        return v
+
+
+class Monitoring(Strict):
+    metrics_interval_seconds: Annotated[int, Field(ge=1, le=300)] = 10
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    alerts_enabled: bool = True
+
+
+class NodeProfile(Strict):
+    """Hardware and service layout shared by many edge nodes (like an instance type)."""
+
+    capacity: Capacity
+    services: EdgeServices
+    networking: Networking = Networking()
+    monitoring: Monitoring = Monitoring()
+
+
+class EdgeNode(NodeProfile):
+    id: NodeId
+    region: Annotated[str, Field(pattern=FILLED_KEY)] = Field(
+        default="", description="filled from the enclosing region; optional in YAML"
+    )
+    host: Host
+    public_hostname: str = Field(pattern=HOSTNAME, max_length=253, description="DNS name devices connect to")
+    devices: Annotated[int, Field(ge=0)] = Field(description="devices assigned to this node")
+
+    def websocket_url(self) -> str:
+        s = self.services.xiaozhi_server
+        return f"{s.websocket_scheme}://{self.public_hostname}/xiaozhi/v1/"
+
+    def ota_url(self) -> str:
+        scheme = "https" if self.services.xiaozhi_server.websocket_scheme == "wss" else "http"
+        return f"{scheme}://{self.public_hostname}/xiaozhi/ota/"
+
+
+class Region(Strict):
+    name: Annotated[str, Field(pattern=FILLED_KEY)] = Field(default="", description="filled from the key in 'regions'")
+    kubernetes: KubernetesTarget = KubernetesTarget()
+    cross_region_failover: bool = Field(
+        default=True, description="devices of a lost node may move to other regions when this one is full"
+    )
+    edge_nodes: list[EdgeNode] = Field(min_length=1)
+
+    @property
+    def devices(self) -> int:
+        return sum(n.devices for n in self.edge_nodes)
+
+    @property
+    def max_devices(self) -> int:
+        return sum(n.capacity.max_devices for n in self.edge_nodes)
