@@ -181,7 +181,8 @@ def test_preview_works_offline_with_a_local_chart(
         encoding="utf-8",
     )
     doc = yaml.safe_load(engine.fleet.read_text(encoding="utf-8"))
-    doc["regions"]["guangzhou"]["kubernetes"]["charts"] = {"monitoring": {"source": "local", "path": str(chart)}}
+    # The other charts stay external (installed already): nothing may reach for a chart repository.
+    doc["regions"]["guangzhou"]["kubernetes"]["charts"]["monitoring"] = {"source": "local", "path": str(chart)}
     fleet = chart.parent / "fleet-local-chart.yaml"
     fleet.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     from xzctl.provision import up

@@ -44,11 +44,16 @@ BEHAVIOR: Obj = {
 }
 
 
+def _quantity(milli: int) -> str:
+    """A quantity in the API server's own spelling ("2", "1500m"), so what we render is what it returns."""
+    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+
+
 def metric_target(scaling: Autoscaling, kpi_ms: int) -> Obj:
     """The HPA target: per replica for queue depth and requests, the p95 itself for latency (share of the KPI)."""
     if scaling.signal is ScalingSignal.P95_LATENCY:
-        return {"type": "Value", "value": f"{round(scaling.target * kpi_ms)}m"}  # milli-units of seconds
-    return {"type": "AverageValue", "averageValue": f"{round(scaling.target * 1000)}m"}
+        return {"type": "Value", "value": _quantity(round(scaling.target * kpi_ms))}  # milli-units of seconds
+    return {"type": "AverageValue", "averageValue": _quantity(round(scaling.target * 1000))}
 
 
 def hpa(
