@@ -42,9 +42,8 @@ def pulumi_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return bin_dir
 
 
-def test_missing_pulumi_cli_exits_4_with_the_install_hint(
-    no_pulumi: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.mark.usefixtures("no_pulumi")
+def test_missing_pulumi_cli_exits_4_with_the_install_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = tmp_path / "state"
     assert run(["--example", "provision", "region", "beijing", "--preview", "--state-dir", str(state)]) == 4
     err = capsys.readouterr().err
@@ -53,18 +52,21 @@ def test_missing_pulumi_cli_exits_4_with_the_install_hint(
     assert not state.exists()  # nothing written
 
 
-def test_applying_without_a_terminal_needs_yes(no_pulumi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.usefixtures("no_pulumi")
+def test_applying_without_a_terminal_needs_yes(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["--example", "provision", "cloud"]) == 2
     assert "needs --yes when stdin is not a terminal" in capsys.readouterr().err
 
 
-def test_unknown_region_is_bad_input_before_any_tool(no_pulumi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.usefixtures("no_pulumi")
+def test_unknown_region_is_bad_input_before_any_tool(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["--example", "provision", "region", "chengdu", "--preview"]) == 2
     assert "no region or stack 'chengdu'" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("pulumi_on_path")
 def test_passphrase_is_required(
-    pulumi_on_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
@@ -72,8 +74,9 @@ def test_passphrase_is_required(
     assert "PULUMI_CONFIG_PASSPHRASE is not set" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("pulumi_on_path")
 def test_a_missing_secret_env_is_named(
-    pulumi_on_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("XIAOZHI_AUTH_KEY")
     assert run(["--example", "provision", "region", "shanghai", "--yes", "--state-dir", str(tmp_path / "s")]) == 2
@@ -90,9 +93,8 @@ def _write_lock(state: Path, stack: str) -> Path:
     return lock
 
 
-def test_a_locked_stack_exits_5_naming_the_lock(
-    pulumi_on_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.mark.usefixtures("pulumi_on_path")
+def test_a_locked_stack_exits_5_naming_the_lock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = tmp_path / "state"
     lock = _write_lock(state, "edge-beijing")
     assert run(["--example", "provision", "region", "beijing", "--yes", "--state-dir", str(state)]) == 5
@@ -197,7 +199,8 @@ def test_engine_events_become_progress_events() -> None:
     assert _simplify(events.EngineEvent(sequence=3, timestamp=0, diagnostic_event=info)) is None
 
 
-def test_rollout_api_up_names_the_missing_cli(no_pulumi: Path, tmp_path: Path, example_fleet: Fleet) -> None:
+@pytest.mark.usefixtures("no_pulumi")
+def test_rollout_api_up_names_the_missing_cli(tmp_path: Path, example_fleet: Fleet) -> None:
     """What a rollout step calls: up(stack, fleet, pins=...) fails closed, before any state is written."""
     from xzctl.errors import ExternalToolError
     from xzctl.manifests.pins import spec_pins
@@ -288,8 +291,9 @@ def _write_interrupted(state: Path, stack: str, *, lock: bool, pending: int) -> 
         (False, 2, "an earlier update was interrupted and left 2 pending operation(s)"),
     ],
 )
+@pytest.mark.usefixtures("pulumi_on_path")
 def test_an_interrupted_update_is_refused_until_the_operator_consents(
-    pulumi_on_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *, lock: bool, pending: int, says: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], *, lock: bool, pending: int, says: str
 ) -> None:
     from xzctl.provision.backend import ensure_unlocked
 

@@ -69,7 +69,7 @@ class RealAsrDeployer:
     def current(self) -> ImagePins:
         return self.pins
 
-    def apply(self, pins: ImagePins, previous: ImagePins | None) -> None:
+    def apply(self, pins: ImagePins, _previous: ImagePins | None) -> None:
         pin = pins.get(self.real.node, "asr")
         stable = self.real.services["asr"]
         if pin.canary is not None and self.canary is None:
