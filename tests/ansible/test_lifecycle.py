@@ -24,7 +24,7 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def inventory(sshd: SshServer, roots: Path) -> dict[str, object]:
     inventory = loopback_inventory("shanghai", sshd, roots)
-    agents = inventory["all"]["children"]["k3s_cluster"]["children"]["agent"]["hosts"]  # type: ignore[index]
+    agents = inventory["all"]["children"]["k3s_cluster"]["children"]["agent"]["hosts"]
     agents["sh-edge-02"]["xzctl_gpu_count"] = 0  # a CPU-only edge node
     installed = run_playbook("site.yml", inventory, sshd, extravars=FILES_ONLY)
     assert installed.rc == 0, installed.output

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from xzctl.cli import run
+from xzctl.sandbox import SandboxInfo
 from xzctl.spec import bundled_example_path
 
 NOTE = "xzctl: fleet: the bundled example"
@@ -94,7 +96,9 @@ def test_the_context_fleet_is_used_and_the_flag_wins(
 
 @pytest.mark.live
 @pytest.mark.usefixtures("empty_cwd")
-def test_live_commands_on_the_sandbox_judge_its_fleet(sandbox_factory, capsys: pytest.CaptureFixture[str]) -> None:
+def test_live_commands_on_the_sandbox_judge_its_fleet(
+    sandbox_factory: Callable[..., SandboxInfo], capsys: pytest.CaptureFixture[str]
+) -> None:
     # `sandbox up --scale 4` simulates a generated fleet: its nodes, not the example's 7, are what is judged.
     box = sandbox_factory(scale=4)
     for _ in range(50):  # no verdict (and no document) before three scrapes: "warming up"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,7 +117,7 @@ def test_stack_names(example_fleet: Fleet) -> None:
             stack_for(example_fleet, bad)
 
 
-def _write_stack(state: Path, stack: str, resources: int, history: list[dict]) -> None:
+def _write_stack(state: Path, stack: str, resources: int, history: list[dict[str, Any]]) -> None:
     root = state / "pulumi" / ".pulumi"
     checkpoint = {
         "version": 3,
