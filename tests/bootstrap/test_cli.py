@@ -133,7 +133,7 @@ def test_summary_table_golden() -> None:
             HostSummary("bj-edge-03", ok=20, changed=2, failed=1, skipped=3, message="no K3s join token"),
         ],
     )
-    console = Console(width=140, record=True, color_system=None, force_terminal=False)
+    console = Console(width=80, record=True, color_system=None, force_terminal=False)  # an 80-column terminal
     _summary_table(result, console)
     text = console.export_text()
     golden = GOLDEN / "summary.txt"

@@ -14,11 +14,14 @@ from typing import Any
 
 import pytest
 
-from xzctl.cli import run
+from tests.fixtures.golden import assert_golden
+from xzctl.cli import _common, run
 from xzctl.errors import BadInputError
 from xzctl.provision import ProvisionEvent
 from xzctl.provision.backend import find_lock, stack_for, stack_statuses
 from xzctl.spec import Fleet
+
+GOLDEN = Path(__file__).parent / "golden"
 
 
 @pytest.fixture
@@ -131,7 +134,9 @@ def _write_stack(state: Path, stack: str, resources: int, history: list[dict[str
         (folder / f"{stack}-{1764000000000000000 + i}.history.json").write_text(json.dumps(update), encoding="utf-8")
 
 
-def test_status_lists_stacks_with_last_update_and_lock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_lists_stacks_with_last_update_and_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     state = tmp_path / "state"
     assert run(["--example", "provision", "status", "--state-dir", str(state)]) == 0
     assert "no stacks in" in capsys.readouterr().out
@@ -170,6 +175,9 @@ def test_status_lists_stacks_with_last_update_and_lock(tmp_path: Path, capsys: p
     assert run(["--example", "provision", "status", "--state-dir", str(state)]) == 0
     table = capsys.readouterr().out
     assert "edge-beijing" in table and "failed" in table and "succeeded" in table
+    monkeypatch.setattr(_common.stdout, "width", 80)
+    assert run(["--example", "provision", "status", "--state-dir", str(state)]) == 0
+    assert_golden(GOLDEN / "status-80.txt", capsys.readouterr().out)
 
 
 def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, option_set, stderr
 from xzctl.cli._context import kube_context_option
+from xzctl.cli._layout import Column, print_table
 from xzctl.errors import BadInputError
 from xzctl.provision.automation import DEFAULT_PARALLEL
 
@@ -159,6 +160,17 @@ def cloud(*, options: ProvisionOptions) -> None:
     _provision(options)
 
 
+# At 80 columns the stack, its last result and who holds its lock stay; the changes fold (see _layout).
+STATUS_COLUMNS = [
+    Column("stack"),
+    Column("resources", 2, "right"),
+    Column("last update"),
+    Column("finished (UTC)", 3),
+    Column("locked by", 1),
+    Column("changes", text=True),
+]
+
+
 @app.command()
 def status(state_dir: Path | None = StateDirOption, output: Output = OutputOption) -> None:
     """List the stacks in the local backend with their resources, last update and lock.
@@ -179,22 +191,22 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
                 f"no stacks in {escape(str(where / 'pulumi'))} yet; start with: xzctl provision cloud --preview"
             )
             return
-        t = Table("stack", "resources", "last update", "finished (UTC)", "changes", "locked by", box=None)
-        t.columns[0].no_wrap = True
+        rows = []
         for s in stacks:
             changes = ", ".join(f"{n} {op}" for op, n in sorted(s["changes"].items()) if op != "same")
             result = s["result"] or "-"
             style = "green" if result == "succeeded" else "red"
-            last = f"{s['last_update'] or '-'} [{style}]{escape(result)}[/]"
             holder = (s["locked_by"] or "").split(" (pid")[0]  # the full lock is in -o json
-            t.add_row(
-                s["stack"],
-                str(s["resources"]),
-                last,
-                (s["finished"] or "-").replace("T", " ").rstrip("Z"),
-                changes,
-                escape(holder),
+            rows.append(
+                [
+                    escape(s["stack"]),
+                    str(s["resources"]),
+                    f"{escape(s['last_update'] or '-')} [{style}]{escape(result)}[/]",
+                    (s["finished"] or "-").replace("T", " ").rstrip("Z"),
+                    escape(holder),
+                    escape(changes),
+                ]
             )
-        console.print(t)
+        print_table(console, STATUS_COLUMNS, rows, wide=output is Output.WIDE)
 
     emit({"state": str(where / "pulumi"), "stacks": stacks}, output, table)
