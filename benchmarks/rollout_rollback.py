@@ -95,7 +95,7 @@ def one_run(box: SandboxInfo, interval: float, profile: dict[str, float]) -> tup
     time.sleep(2 * interval + 3)
     marks: dict[str, Any] = {"successes": 0, "onset": None, "decision": None, "after": 0}
 
-    def on_event(kind: str, s: RolloutState, detail: dict[str, Any]) -> None:
+    def on_event(kind: str, _state: RolloutState, detail: dict[str, Any]) -> None:
         if kind == "analysis" and marks["onset"] is not None:
             marks["after"] += 1
         if kind == "analysis" and detail.get("result") == "success":

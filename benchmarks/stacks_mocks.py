@@ -43,7 +43,7 @@ def main() -> None:
                 return args.name, {"name": args.name, "outputs": {"cloudEndpoint": "https://cloud.example/v1"}}
             return f"{args.name}-id", args.inputs if self.echo else {}
 
-        def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        def call(self, _args: pulumi.runtime.MockCallArgs) -> dict:
             return {}
 
     counting = Counting()

@@ -47,6 +47,8 @@ def test_current_context_and_its_values(config: Path, monkeypatch: pytest.Monkey
 def test_use_context_switches_and_keeps_the_rest(config: Path) -> None:
     use_context("prod", config)
     assert load_config(config).current_context == "prod"
+    # every other byte stays: the comment, the flow mappings, the order
+    assert config.read_text(encoding="utf-8") == CONFIG.replace("current_context: staging", "current_context: prod")
     assert set(load_config(config).contexts) == {"staging", "prod"}
     with pytest.raises(BadInputError, match=r"context 'qa' is not in "):
         use_context("qa", config)
@@ -70,3 +72,21 @@ def test_bad_configs_are_bad_input_naming_the_place(tmp_path: Path, text: str, m
     path.write_text(text, encoding="utf-8")
     with pytest.raises(BadInputError, match=message):
         current_context(path)
+
+
+@pytest.mark.parametrize("name", ["on", "1", "a: b", "null", "plain"])
+def test_use_context_writes_a_name_that_reads_back_as_itself(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"contexts:\n  {name!r}: {{}}  # kept\n", encoding="utf-8")
+    use_context(name, path)
+    assert load_config(path).current_context == name
+    assert "# kept" in path.read_text(encoding="utf-8")
+
+
+def test_use_context_refuses_a_file_it_cannot_edit_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    text = "contexts:\n  a: {}\n  a: {}\n"  # the reader takes the last `a`; a round trip would lose one
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(BadInputError, match="cannot edit in place"):
+        use_context("a", path)
+    assert path.read_text(encoding="utf-8") == text

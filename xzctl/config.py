@@ -18,6 +18,7 @@ context > sandbox, the same rule for every command. Secrets never live here: aut
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from xzctl.errors import BadInputError
+from xzctl.state import atomic_write
 
 CONFIG_ENV = "XZCTL_CONFIG"
 CONTEXT_ENV = "XZCTL_CONTEXT"
@@ -80,17 +82,26 @@ def config_path() -> Path:
     return Path(base) / "xzctl" / "config.yaml"
 
 
-def load_config(path: Path | None = None) -> Config:
-    """The config file, or an empty config when there is none."""
-    where = path or config_path()
+def _read(where: Path) -> str | None:
+    """The config file's text (bounded), or None when there is none."""
     try:
         if where.stat().st_size > MAX_CONFIG_BYTES:
             raise BadInputError(f"{where}: more than {MAX_CONFIG_BYTES:,} bytes, not an xzctl config")
-        text = where.read_text(encoding="utf-8")
+        return where.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return Config()
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInputError(f"{where}: cannot read the xzctl config: {exc}") from None
+
+
+def load_config(path: Path | None = None) -> Config:
+    """The config file, or an empty config when there is none."""
+    where = path or config_path()
+    text = _read(where)
+    return Config() if text is None else _parse(where, text)
+
+
+def _parse(where: Path, text: str) -> Config:
     try:
         raw: Any = yaml.safe_load(text) or {}
         return Config.model_validate(raw)
@@ -120,16 +131,35 @@ def current_context(path: Path | None = None) -> tuple[str, Context] | None:
     return name, config.contexts[name]
 
 
+def _reads_back(name: str) -> bool:
+    try:
+        return bool(yaml.safe_load(name) == name)
+    except yaml.YAMLError:
+        return False
+
+
 def use_context(name: str, path: Path | None = None) -> Path:
-    """Make `name` the current context; rewrites only that key, atomically."""
+    """Make `name` the current context; rewrites only that key (comments and order stay), atomically."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.scalarstring import SingleQuotedScalarString
+
     where = path or config_path()
-    config = load_config(where)
-    if name not in config.contexts:
+    text = _read(where)
+    config = Config() if text is None else _parse(where, text)
+    if text is None or name not in config.contexts:
         known = ", ".join(sorted(config.contexts)) or "none"
         raise BadInputError(f"context {name!r} is not in {where}", hint=f"known contexts: {known}")
-    raw: Any = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
-    raw["current_context"] = name
-    tmp = where.with_name(where.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    os.replace(tmp, where)
+    editor = YAML()  # round trip: the operator's comments, key order and quotes are kept
+    editor.preserve_quotes = True
+    editor.width = MAX_CONFIG_BYTES  # never re-wrap a long line
+    try:
+        document = editor.load(text)
+    except YAMLError as exc:  # stricter than the reader: e.g. a key given twice
+        raise BadInputError(f"{where}: cannot edit in place: {str(exc).splitlines()[0]}") from None
+    # ruamel writes YAML 1.2, the reader is YAML 1.1: quote a name such as `on` or `1` that 1.1 reads otherwise.
+    document["current_context"] = name if _reads_back(name) else SingleQuotedScalarString(name)
+    out = io.StringIO()
+    editor.dump(document, out)
+    atomic_write(where, out.getvalue())
     return where

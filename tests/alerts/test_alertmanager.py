@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -11,10 +13,11 @@ import yaml
 from xzctl.alerts import alertmanager_config
 from xzctl.alerts.alertmanager import receiver_secrets, unrouted_severities
 from xzctl.alerts.rules import NODE_ALERTS
+from xzctl.spec import Fleet
 
 
 @pytest.fixture
-def config_file(example_fleet, tmp_path):
+def config_file(example_fleet: Fleet, tmp_path: Path) -> Path:
     if shutil.which("amtool") is None:
         pytest.skip("amtool not installed (apt-get install prometheus-alertmanager)")
     path = tmp_path / "alertmanager.yml"
@@ -22,7 +25,7 @@ def config_file(example_fleet, tmp_path):
     return path
 
 
-def _route(config_file, *labels: str) -> str:
+def _route(config_file: Path, *labels: str) -> str:
     result = subprocess.run(
         ["amtool", "config", "routes", "test", f"--config.file={config_file}", *labels],
         capture_output=True,
@@ -33,7 +36,7 @@ def _route(config_file, *labels: str) -> str:
 
 
 @pytest.mark.live
-def test_amtool_check_config_accepts_it(config_file) -> None:
+def test_amtool_check_config_accepts_it(config_file: Path) -> None:
     result = subprocess.run(["amtool", "check-config", str(config_file)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout and "2 inhibit rules" in result.stdout
@@ -49,11 +52,11 @@ def test_amtool_check_config_accepts_it(config_file) -> None:
     ],
 )
 @pytest.mark.live
-def test_routes_by_severity_then_region(config_file, labels, receiver) -> None:
+def test_routes_by_severity_then_region(config_file: Path, labels: tuple[str, ...], receiver: str) -> None:
     assert _route(config_file, *labels) == receiver
 
 
-def test_a_down_node_inhibits_its_other_alerts(example_fleet) -> None:
+def test_a_down_node_inhibits_its_other_alerts(example_fleet: Fleet) -> None:
     (node_down, _) = alertmanager_config(example_fleet)["inhibit_rules"]
     assert node_down["source_matchers"] == ['alertname="EdgeNodeDown"']
     assert node_down["equal"] == ["region", "node"]
@@ -61,7 +64,7 @@ def test_a_down_node_inhibits_its_other_alerts(example_fleet) -> None:
     assert "EdgeNodeDown" not in NODE_ALERTS
 
 
-def _with_receivers(fleet, receivers: dict) -> object:
+def _with_receivers(fleet: Fleet, receivers: dict[str, Any]) -> Fleet:
     from xzctl.spec.models import AlertReceivers
 
     routed = fleet.alerts.model_copy(update={"receivers": AlertReceivers.model_validate(receivers)})
@@ -116,7 +119,9 @@ EMAIL = {
         ),
     ],
 )
-def test_each_receiver_kind_becomes_its_alertmanager_config(example_fleet, receiver, configs) -> None:
+def test_each_receiver_kind_becomes_its_alertmanager_config(
+    example_fleet: Fleet, receiver: dict[str, Any], configs: dict[str, Any]
+) -> None:
     fleet = _with_receivers(example_fleet, {"critical": [receiver]})
     by_name = {r["name"]: r for r in alertmanager_config(fleet)["receivers"]}
     assert {k: v for k, v in by_name["pager-beijing"].items() if k != "name"} == configs
@@ -124,7 +129,9 @@ def test_each_receiver_kind_becomes_its_alertmanager_config(example_fleet, recei
     assert unrouted_severities(fleet) == ["warning"]
 
 
-def test_every_kind_passes_amtool_and_no_secret_is_in_the_config(example_fleet, tmp_path, monkeypatch) -> None:
+def test_every_kind_passes_amtool_and_no_secret_is_in_the_config(
+    example_fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if shutil.which("amtool") is None:
         pytest.skip("amtool not installed (apt-get install prometheus-alertmanager)")
     monkeypatch.setenv("SLACK_URL", "https://hooks.slack.example/services/T0/B0/s3cr3t")
@@ -149,6 +156,6 @@ def test_a_receiver_is_exactly_one_kind() -> None:
         Receiver.model_validate({"slack": {"api_url": "https://hooks.slack.example/services/T0/B0/s3cr3t"}})
 
 
-def test_the_example_routes_both_severities(example_fleet) -> None:
+def test_the_example_routes_both_severities(example_fleet: Fleet) -> None:
     assert unrouted_severities(example_fleet) == []
     assert "xiaozhi-alert-router" not in yaml.safe_dump(alertmanager_config(example_fleet))

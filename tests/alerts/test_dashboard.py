@@ -6,6 +6,7 @@ import re
 
 from xzctl.alerts import dashboard
 from xzctl.metrics import contract as c
+from xzctl.spec import Fleet
 
 PROMQL_WORDS = {
     "sum",
@@ -43,7 +44,7 @@ def _allowed() -> set[str]:
     return names | {"up"}
 
 
-def test_structure_rows_ids_and_grid(example_fleet) -> None:
+def test_structure_rows_ids_and_grid(example_fleet: Fleet) -> None:
     board = dashboard(example_fleet)
     assert board["schemaVersion"] >= 36 and board["uid"] and board["title"]
     panels = board["panels"]
@@ -58,7 +59,7 @@ def test_structure_rows_ids_and_grid(example_fleet) -> None:
             assert p["targets"] and all(t["expr"] and t["refId"] for t in p["targets"])
 
 
-def test_region_and_node_are_templated_and_used(example_fleet) -> None:
+def test_region_and_node_are_templated_and_used(example_fleet: Fleet) -> None:
     board = dashboard(example_fleet)
     variables = {v["name"]: v for v in board["templating"]["list"]}
     assert set(variables) == {"datasource", "region", "node"}
@@ -67,7 +68,7 @@ def test_region_and_node_are_templated_and_used(example_fleet) -> None:
     assert any('node=~"$node"' in e for e in exprs) and any('region=~"$region"' in e for e in exprs)
 
 
-def test_every_queried_metric_is_in_the_contract(example_fleet) -> None:
+def test_every_queried_metric_is_in_the_contract(example_fleet: Fleet) -> None:
     board = dashboard(example_fleet)
     exprs = [t["expr"] for p in board["panels"] if p["type"] != "row" for t in p["targets"]]
     exprs += [v["definition"] for v in board["templating"]["list"] if "definition" in v]

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 
 from xzctl.alerts import alert_bundle
+from xzctl.spec import Fleet
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
 @pytest.mark.parametrize("name", ["rules.yml", "prometheusrule.yaml", "alertmanager.yml", "dashboard.json"])
-def test_rendered_file_matches_golden(example_fleet, name: str) -> None:
+def test_rendered_file_matches_golden(example_fleet: Fleet, name: str) -> None:
     rendered = alert_bundle(example_fleet)[name]
     path = GOLDEN / name
     if os.environ.get("XZCTL_UPDATE_GOLDEN"):

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from xzctl.alerts import ALERT_NAMES, alert_names, prometheus_rule, rule_groups, rules_file
 from xzctl.alerts.rules import BURN_WINDOWS, latency_slo_threshold
+from xzctl.spec import Fleet
 from xzctl.spec.generate import generate_fleet_document
 from xzctl.spec.load import build_fleet
 
 
-def _alerts(fleet, name):
+def _alerts(fleet: Fleet, name: str) -> list[dict[str, Any]]:
     return [r for g in rule_groups(fleet) for r in g["rules"] if r.get("alert") == name]
 
 
-def test_every_alert_has_severity_summary_description_and_its_runbook(example_fleet) -> None:
+def test_every_alert_has_severity_summary_description_and_its_runbook(example_fleet: Fleet) -> None:
     assert sorted(alert_names(example_fleet)) == sorted(ALERT_NAMES)
     base = example_fleet.alerts.runbook_base_url
     for group in rule_groups(example_fleet):
@@ -29,7 +32,7 @@ def test_every_alert_has_severity_summary_description_and_its_runbook(example_fl
                 assert rule["annotations"]["runbook_url"] == f"{base}/{rule['alert']}.md"
 
 
-def test_thresholds_come_from_the_alerts_section_else_the_kpis(example_fleet) -> None:
+def test_thresholds_come_from_the_alerts_section_else_the_kpis(example_fleet: Fleet) -> None:
     (high,) = _alerts(example_fleet, "HighLatency")
     assert high["expr"].endswith("> 3") and high["for"] == "2m"
     (failure,) = _alerts(example_fleet, "ModelInferenceFailure")
@@ -58,7 +61,7 @@ def test_device_overload_uses_each_nodes_max_devices_with_one_rule_per_capacity(
     assert large in rules[1]["expr"] and large not in rules[0]["expr"]
 
 
-def test_burn_rate_alerts_use_the_four_window_pairs(example_fleet) -> None:
+def test_burn_rate_alerts_use_the_four_window_pairs(example_fleet: Fleet) -> None:
     burns = _alerts(example_fleet, "AvailabilityBudgetBurn")
     assert [(r["labels"]["window"], r["labels"]["severity"]) for r in burns] == [
         ("1h/5m", "critical"),
@@ -73,7 +76,7 @@ def test_burn_rate_alerts_use_the_four_window_pairs(example_fleet) -> None:
     assert latency_slo_threshold(example_fleet) == 3.0
 
 
-def test_prometheusrule_object_holds_the_same_groups(example_fleet) -> None:
+def test_prometheusrule_object_holds_the_same_groups(example_fleet: Fleet) -> None:
     obj = prometheus_rule(example_fleet, "monitoring")
     assert obj["apiVersion"] == "monitoring.coreos.com/v1" and obj["kind"] == "PrometheusRule"
     assert obj["metadata"]["namespace"] == "monitoring"
@@ -81,7 +84,7 @@ def test_prometheusrule_object_holds_the_same_groups(example_fleet) -> None:
 
 
 @pytest.mark.live
-def test_promtool_check_rules_accepts_the_rule_file(example_fleet, tmp_path) -> None:
+def test_promtool_check_rules_accepts_the_rule_file(example_fleet: Fleet, tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed")

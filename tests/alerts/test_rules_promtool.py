@@ -243,9 +243,9 @@ def test_every_alert_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.alert}-{c.firing_at}" for c in CASES])
-def test_alert_fires_after_its_for_and_never_on_healthy_data(case: Case, example_fleet, tmp_path) -> None:
+def test_alert_fires_after_its_for_and_never_on_healthy_data(case: Case, example_fleet: Fleet, tmp_path: Path) -> None:
     checks = [(case.pending_at, []), (case.firing_at, case.labels), *case.also_at]
-    healthy = [(at, []) for at, _ in checks]
+    healthy: list[tuple[str, list[dict[str, str]]]] = [(at, []) for at, _ in checks]
     result = _promtool_test(
         tmp_path, example_fleet, [_unit(case, case.firing, checks), _unit(case, case.healthy, healthy)]
     )
@@ -253,7 +253,7 @@ def test_alert_fires_after_its_for_and_never_on_healthy_data(case: Case, example
     assert "SUCCESS" in result.stdout
 
 
-def test_promtool_test_catches_a_wrong_expectation(example_fleet, tmp_path) -> None:
+def test_promtool_test_catches_a_wrong_expectation(example_fleet: Fleet, tmp_path: Path) -> None:
     """The harness itself can fail: expecting DeviceOverload on 140 devices is reported as a failure."""
     case = CASES[1]
     result = _promtool_test(tmp_path, example_fleet, [_unit(case, case.healthy, [(case.firing_at, case.labels)])])

@@ -34,7 +34,8 @@ def test_check_mode_succeeds_and_reports_changes(check_run: Run) -> None:
     assert "Write the K3s configuration" in check_run.changed_tasks("bj-edge-01")
 
 
-def test_check_mode_writes_nothing(check_run: Run, roots: Path) -> None:
+@pytest.mark.usefixtures("check_run")
+def test_check_mode_writes_nothing(roots: Path) -> None:
     assert list(roots.iterdir()) == []
 
 

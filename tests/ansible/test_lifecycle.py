@@ -24,7 +24,7 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def inventory(sshd: SshServer, roots: Path) -> dict[str, object]:
     inventory = loopback_inventory("shanghai", sshd, roots)
-    agents = inventory["all"]["children"]["k3s_cluster"]["children"]["agent"]["hosts"]  # type: ignore[index]
+    agents = inventory["all"]["children"]["k3s_cluster"]["children"]["agent"]["hosts"]
     agents["sh-edge-02"]["xzctl_gpu_count"] = 0  # a CPU-only edge node
     installed = run_playbook("site.yml", inventory, sshd, extravars=FILES_ONLY)
     assert installed.rc == 0, installed.output
@@ -38,11 +38,13 @@ def upgraded(sshd: SshServer, inventory: dict[str, object]) -> Run:
 
 @pytest.fixture(scope="module")
 def resets(sshd: SshServer, inventory: dict[str, object], upgraded: Run) -> tuple[Run, Run]:
+    assert upgraded.rc == 0, upgraded.output  # reset must undo an upgraded node, not a half-upgraded one
     first = run_playbook("reset.yml", inventory, sshd, extravars=FILES_ONLY)
     return first, run_playbook("reset.yml", inventory, sshd, extravars=FILES_ONLY)
 
 
-def test_a_node_without_gpus_gets_no_gpu_setup(inventory: dict[str, object], roots: Path) -> None:
+@pytest.mark.usefixtures("inventory")
+def test_a_node_without_gpus_gets_no_gpu_setup(roots: Path) -> None:
     config = yaml.safe_load((roots / "sh-edge-02" / "etc/rancher/k3s/config.yaml").read_text())
     assert config["node-label"] == ["xiaozhi.io/edge-node=sh-edge-02", "xiaozhi.io/region=shanghai"]
     assert not (roots / "sh-edge-02" / "etc/apt/sources.list.d/nvidia.sources").exists()

@@ -48,7 +48,8 @@ def test_second_run_changes_nothing(site_runs: tuple[Run, Run]) -> None:
     assert sorted(second.totals("ok")) == HOSTS
 
 
-def test_server_config_labels_and_token(site_runs: tuple[Run, Run], roots: Path) -> None:
+@pytest.mark.usefixtures("site_runs")
+def test_server_config_labels_and_token(roots: Path) -> None:
     etc = roots / "bj-edge-01" / "etc" / "rancher" / "k3s"
     config = yaml.safe_load((etc / "config.yaml").read_text())
     assert config["node-name"] == "bj-edge-01"
@@ -67,7 +68,8 @@ def test_server_config_labels_and_token(site_runs: tuple[Run, Run], roots: Path)
     assert "LimitNOFILE=1048576" in unit
 
 
-def test_agents_join_the_server(site_runs: tuple[Run, Run], roots: Path) -> None:
+@pytest.mark.usefixtures("site_runs")
+def test_agents_join_the_server(roots: Path) -> None:
     for host in HOSTS[1:]:
         config = yaml.safe_load((roots / host / "etc" / "rancher" / "k3s" / "config.yaml").read_text())
         assert config["server"] == "https://127.0.0.1:6443"
@@ -78,7 +80,8 @@ def test_agents_join_the_server(site_runs: tuple[Run, Run], roots: Path) -> None
         assert not (roots / host / "var" / "lib" / "rancher").exists()
 
 
-def test_device_plugin_time_slicing_sized_from_the_spec(site_runs: tuple[Run, Run], roots: Path) -> None:
+@pytest.mark.usefixtures("site_runs")
+def test_device_plugin_time_slicing_sized_from_the_spec(roots: Path) -> None:
     manifest = roots / "bj-edge-01" / "var/lib/rancher/k3s/server/manifests/xiaozhi-nvidia-device-plugin.yaml"
     docs = {d["kind"]: d for d in yaml.safe_load_all(manifest.read_text())}
     assert set(docs) == {"RuntimeClass", "ConfigMap", "HelmChart"}
@@ -88,7 +91,8 @@ def test_device_plugin_time_slicing_sized_from_the_spec(site_runs: tuple[Run, Ru
     assert values["config"] == {"name": "nvidia-device-plugin-config", "default": "time-slicing-8"}
 
 
-def test_prereq_files(site_runs: tuple[Run, Run], roots: Path) -> None:
+@pytest.mark.usefixtures("site_runs")
+def test_prereq_files(roots: Path) -> None:
     root = roots / "bj-edge-02"
     sysctl = dict(
         line.split(" = ", 1)

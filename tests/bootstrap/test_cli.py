@@ -27,8 +27,9 @@ def test_inventory_command_prints_the_sample_inventory(capsys: pytest.CaptureFix
 
 
 @pytest.mark.ssh
+@pytest.mark.usefixtures("ansible_env")
 def test_check_run_reports_every_node_and_exits_1_on_unreachable(
-    loopback_fleet: Fleet, tmp_path: Path, ansible_env: None, capsys: pytest.CaptureFixture[str]
+    loopback_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fleet = write_fleet(loopback_fleet, tmp_path / "fleet.yaml")
     argv = ["bootstrap", "region", "beijing", "--fleet", str(fleet), "--check", "-o", "json"]
@@ -50,10 +51,10 @@ def test_check_run_reports_every_node_and_exits_1_on_unreachable(
 
 
 @pytest.mark.ssh
+@pytest.mark.usefixtures("ansible_env")
 def test_new_host_keys_are_refused_unless_accepted(
     loopback_fleet: Fleet,
     tmp_path: Path,
-    ansible_env: None,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -132,7 +133,7 @@ def test_summary_table_golden() -> None:
             HostSummary("bj-edge-03", ok=20, changed=2, failed=1, skipped=3, message="no K3s join token"),
         ],
     )
-    console = Console(width=140, record=True, color_system=None, force_terminal=False)
+    console = Console(width=80, record=True, color_system=None, force_terminal=False)  # an 80-column terminal
     _summary_table(result, console)
     text = console.export_text()
     golden = GOLDEN / "summary.txt"

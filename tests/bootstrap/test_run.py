@@ -87,9 +87,8 @@ def test_the_full_output_is_kept_without_the_token(
 
 
 @pytest.mark.ssh
-def test_limit_runs_one_node_and_second_run_is_idempotent(
-    site_run: tuple[BootstrapResult, list[TaskEvent]], loopback_fleet: Fleet, roots: Path, ansible_env: None
-) -> None:
+@pytest.mark.usefixtures("site_run", "ansible_env")
+def test_limit_runs_one_node_and_second_run_is_idempotent(loopback_fleet: Fleet, roots: Path) -> None:
     result = bootstrap_region(loopback_fleet, "beijing", limit=["bj-edge-03"], extravars=per_host_root(roots))
     assert [(h.host, h.status, h.changed) for h in result.hosts] == [("bj-edge-03", HostStatus.OK, 0)]
     assert result.succeeded
@@ -112,7 +111,8 @@ def test_short_token_is_refused_before_anything_runs(example_fleet: Fleet, monke
 
 
 @pytest.mark.ssh
-def test_a_failing_node_is_reported_with_its_error(loopback_fleet: Fleet, roots: Path, ansible_env: None) -> None:
+@pytest.mark.usefixtures("ansible_env")
+def test_a_failing_node_is_reported_with_its_error(loopback_fleet: Fleet, roots: Path) -> None:
     # a token given by hand (extra var) bypasses xzctl's check: the role refuses it on the node
     bad_token = per_host_root(roots) | {"k3s_token": "short"}
     result = bootstrap_region(loopback_fleet, "beijing", limit=["bj-edge-03"], extravars=bad_token)
@@ -165,8 +165,9 @@ def test_missing_ansible_playbook_is_an_external_tool_error(
 
 
 @pytest.mark.ssh
+@pytest.mark.usefixtures("ansible_env")
 def test_a_playbook_that_does_not_parse_is_an_external_tool_error(
-    loopback_fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ansible_env: None
+    loopback_fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "site.yml").write_text("- hosts: all\n  tasks:\n    - no_such_module_xyz: {}\n", encoding="utf-8")
     monkeypatch.setenv("XZCTL_ANSIBLE_DIR", str(tmp_path))

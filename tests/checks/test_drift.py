@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 import pytest
 
 from xzctl.checks.drift import _status
 from xzctl.cli import run
-from xzctl.sandbox import SimulatorClient
+from xzctl.sandbox import SandboxInfo, SimulatorClient
 
 NEW_VAD = "registry.xiaozhi.example/inference/vad:1.1.0"
 
@@ -30,7 +31,9 @@ def test_status(track: str, pinned: str | None, running: str | None, reports: bo
 
 
 @pytest.mark.live
-def test_diff_against_the_sandbox(sandbox_factory, capsys: pytest.CaptureFixture[str]) -> None:
+def test_diff_against_the_sandbox(
+    sandbox_factory: Callable[..., SandboxInfo], capsys: pytest.CaptureFixture[str]
+) -> None:
     box = sandbox_factory(scale=3)
     argv = ["images", "diff", "--state-dir", str(box.state_dir), "-o", "json"]
     for _ in range(50):  # until Prometheus has scraped every node once

@@ -12,10 +12,29 @@ from xzctl.spec import Fleet
 NAN, INF = math.nan, math.inf
 
 
-def _metrics(**values: float) -> NodeMetrics:
-    base = {"devices": 100.0, "cpu": 0.5, "memory": 0.5, "gpu": 0.5, "queue": 1.0, "error_ratio": 0.0, "cache_hit": 0.9}
+def _metrics(
+    *,
+    devices: float = 100.0,
+    cpu: float = 0.5,
+    memory: float = 0.5,
+    gpu: float = 0.5,
+    queue: float = 1.0,
+    error_ratio: float = 0.0,
+    cache_hit: float = 0.9,
+) -> NodeMetrics:
     latency = dict.fromkeys(["vad", "asr", "tts", "llm", "end_to_end"], 0.2)
-    return NodeMetrics(node="bj-edge-01", region="beijing", latency_p95=latency, **(base | values))
+    return NodeMetrics(
+        node="bj-edge-01",
+        region="beijing",
+        devices=devices,
+        cpu=cpu,
+        memory=memory,
+        gpu=gpu,
+        latency_p95=latency,
+        error_ratio=error_ratio,
+        queue=queue,
+        cache_hit=cache_hit,
+    )
 
 
 @pytest.mark.parametrize(

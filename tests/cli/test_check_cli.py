@@ -98,7 +98,7 @@ def test_cost_passes_and_table_renders(
     assert all(d["fleet"]["devices"] == 994 for d in documents)
 
 
-def test_drill_from_the_cli(sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_drill_from_the_cli(sandbox: SandboxInfo, capsys: pytest.CaptureFixture[str]) -> None:
     box = pin(sandbox, {"beijing": 0.5, "shanghai": 0.5, "guangzhou": 0.5})
     code, out, _ = xzctl(
         capsys, "check", "failover", "--drill", "sh-edge-02", "--state-dir", str(box.state_dir), "--window", "5s",

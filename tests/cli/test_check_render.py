@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -18,10 +19,10 @@ from xzctl.spec import Fleet
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def _render(draw) -> str:
-    console = Console(file=io.StringIO(), width=220, color_system=None, force_terminal=False)
-    draw(console)
-    return console.file.getvalue()
+def _render(draw: Callable[[Console], None]) -> str:
+    out = io.StringIO()
+    draw(Console(file=out, width=220, color_system=None, force_terminal=False))
+    return out.getvalue()
 
 
 def test_tables_match_golden(example_fleet: Fleet) -> None:

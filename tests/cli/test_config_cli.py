@@ -24,7 +24,8 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def test_get_use_view(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.usefixtures("config")
+def test_get_use_view(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["config", "get-contexts", "-o", "json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed["current_context"] == "lab" and set(listed["contexts"]) == {"lab", "other"}
@@ -36,9 +37,8 @@ def test_get_use_view(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "known contexts: lab, other" in capsys.readouterr().err
 
 
-def test_the_context_state_dir_is_a_default_below_the_flag(
-    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.mark.usefixtures("config")
+def test_the_context_state_dir_is_a_default_below_the_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["sandbox", "status"]) == 2
     assert str(tmp_path / "lab-state") in capsys.readouterr().err
     assert run(["sandbox", "status", "--state-dir", str(tmp_path / "flag")]) == 2

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from xzctl.cli import run
+from xzctl.sandbox import SandboxInfo
 from xzctl.spec import bundled_example_path
 
 NOTE = "xzctl: fleet: the bundled example"
@@ -41,15 +43,15 @@ def test_world_commands_refuse_the_bundled_example(
     assert not (empty_cwd / ".xzctl").exists()  # nothing started, nothing recorded
 
 
-def test_example_and_fleet_together_are_two_answers(empty_cwd: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.usefixtures("empty_cwd")
+def test_example_and_fleet_together_are_two_answers(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["bootstrap", "region", "beijing", "--example", "--fleet", str(bundled_example_path())]) == 2
     assert "--example and --fleet name two fleets" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [["fleet", "validate"], ["fleet", "plan"], ["bootstrap", "inventory", "beijing"]])
-def test_read_commands_say_they_use_the_bundled_example(
-    argv: list[str], empty_cwd: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.mark.usefixtures("empty_cwd")
+def test_read_commands_say_they_use_the_bundled_example(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert run(argv) == 0
     assert capsys.readouterr().err.count(NOTE) == 1
     assert run([*argv, "--fleet", str(bundled_example_path())]) == 0
@@ -93,8 +95,9 @@ def test_the_context_fleet_is_used_and_the_flag_wins(
 
 
 @pytest.mark.live
+@pytest.mark.usefixtures("empty_cwd")
 def test_live_commands_on_the_sandbox_judge_its_fleet(
-    sandbox_factory, empty_cwd: Path, capsys: pytest.CaptureFixture[str]
+    sandbox_factory: Callable[..., SandboxInfo], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # `sandbox up --scale 4` simulates a generated fleet: its nodes, not the example's 7, are what is judged.
     box = sandbox_factory(scale=4)

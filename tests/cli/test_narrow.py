@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 
 import pytest
 
 from xzctl.cli import _common, run
 from xzctl.images import load_catalog
+from xzctl.sandbox import SandboxInfo
 from xzctl.spec import bundled_example_path, load_fleet
 
 pytestmark = pytest.mark.live
@@ -23,7 +25,7 @@ def _whole(name: str, text: str) -> bool:
 
 
 def test_read_commands_at_80_columns(
-    sandbox_factory, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    sandbox_factory: Callable[..., SandboxInfo], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(_common.stdout, "width", 80)
     box = sandbox_factory(scale=9)

@@ -31,7 +31,7 @@ def cloud(engine: Engine) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def region(engine: Engine, cloud: dict[str, Any]) -> dict[str, Any]:
+def region(engine: Engine, cloud: dict[str, Any]) -> dict[str, Any]:  # noqa: ARG001 (the region stack reads the cloud stack)
     code, preview = engine.xzctl_json("provision", "region", REGION, "--preview")
     assert code == 0
     code, first = engine.xzctl_json("provision", "region", REGION, "--yes")
@@ -82,7 +82,8 @@ def _subset_mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
     return [] if expected == actual or str(expected) == str(actual) else [f"{path}: {expected!r} != {actual!r}"]
 
 
-def test_every_rendered_object_is_in_the_api_server_as_rendered(engine: Engine, region: dict[str, Any]) -> None:
+@pytest.mark.usefixtures("region")
+def test_every_rendered_object_is_in_the_api_server_as_rendered(engine: Engine) -> None:
     from kubernetes import dynamic
 
     from xzctl.sandbox.kubernetes import api_client
@@ -105,7 +106,8 @@ def test_every_rendered_object_is_in_the_api_server_as_rendered(engine: Engine, 
     assert problems == []
 
 
-def test_status_shows_the_last_update_result_and_counts(engine: Engine, region: dict[str, Any]) -> None:
+@pytest.mark.usefixtures("region")
+def test_status_shows_the_last_update_result_and_counts(engine: Engine) -> None:
     code, data = engine.xzctl_json("provision", "status", fleet=False)
     assert code == 0
     stacks = {s["stack"]: s for s in data["stacks"]}
@@ -117,7 +119,8 @@ def test_status_shows_the_last_update_result_and_counts(engine: Engine, region: 
     assert stacks["cloud"]["result"] == "succeeded"
 
 
-def test_a_locked_stack_gives_exit_5(engine: Engine, cloud: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.usefixtures("cloud")
+def test_a_locked_stack_gives_exit_5(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     lock = engine.state / "pulumi" / ".pulumi" / "locks" / "organization" / "xzctl" / "cloud" / "engine-test.json"
     lock.parent.mkdir(parents=True, exist_ok=True)
     lock.write_text(
@@ -130,9 +133,8 @@ def test_a_locked_stack_gives_exit_5(engine: Engine, cloud: dict[str, Any], caps
         lock.unlink()
 
 
-def test_sigkill_during_up_then_recovery_with_consent(
-    engine: Engine, cloud: dict[str, Any], capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.mark.usefixtures("cloud")
+def test_sigkill_during_up_then_recovery_with_consent(engine: Engine, capsys: pytest.CaptureFixture[str]) -> None:
     """Kill `provision region shanghai` (xzctl and its pulumi) mid-update: the next run says what was left and
     refuses; --recover clears it and applies; the update after that changes nothing."""
     import os
@@ -168,9 +170,8 @@ def test_sigkill_during_up_then_recovery_with_consent(
     assert code == 0 and set(again["changes"]) == {"same"}, (recovered, again)
 
 
-def test_preview_works_offline_with_a_local_chart(
-    engine: Engine, cloud: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-) -> None:
+@pytest.mark.usefixtures("cloud")
+def test_preview_works_offline_with_a_local_chart(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> None:
     import yaml
 
     chart = tmp_path_factory.mktemp("charts") / "vendored-monitoring"
@@ -193,9 +194,8 @@ def test_preview_works_offline_with_a_local_chart(
 
 
 @pytest.mark.xfail(strict=True, reason="known: after the unpin the canary still shows in the simulator; not diagnosed")
-def test_the_simulator_runs_what_the_api_server_runs(
-    engine: Engine, region: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-) -> None:
+@pytest.mark.usefixtures("region")
+def test_the_simulator_runs_what_the_api_server_runs(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> None:
     """A canary pinned through Pulumi reaches the simulator only through the cluster (the pod follower), and
     leaves it when the next update drops the pin."""
     import time

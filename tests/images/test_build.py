@@ -94,9 +94,8 @@ def build_tools() -> None:
 
 @pytest.mark.images
 @pytest.mark.timeout(1800)
-def test_vad_builds_reproducibly_verifies_and_starts_offline(
-    build_tools: None, catalog_copy: Path, tmp_path: Path
-) -> None:
+@pytest.mark.usefixtures("build_tools")
+def test_vad_builds_reproducibly_verifies_and_starts_offline(catalog_copy: Path, tmp_path: Path) -> None:
     first, second = tmp_path / "a", tmp_path / "b"
     built = build_image("vad", state_dir=first, version="9.1.0", catalog_dir=catalog_copy)
     assert built.locked and built.digest.startswith("sha256:")

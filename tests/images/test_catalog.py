@@ -92,7 +92,9 @@ def test_image_ref_parses_registry_ports() -> None:
 def test_production_requires_digests_and_matching_models(catalog: Catalog) -> None:
     with pytest.raises(BadInputError, match="not pinned by digest"):
         check_reference(catalog, f"{ASR}:1.2.0", "asr", production=True)
-    pinned = catalog.get("asr").pinned(catalog.get("asr").release("1.2.0"))
+    release = catalog.get("asr").release("1.2.0")
+    assert release is not None
+    pinned = catalog.get("asr").pinned(release)
     assert "asr 1.2.0" in check_reference(catalog, pinned, "asr", production=True, model="sensevoice-small-fp16")
     with pytest.raises(BadInputError, match="serves 'sensevoice-small-fp16'"):
         check_reference(catalog, pinned, "asr", production=True, model="sensevoice-large")

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -19,7 +20,7 @@ SKIPS = Path(__file__).resolve().parents[2] / "policy" / "checkov-skips.yaml"
 CHECKOV = os.environ.get("XZCTL_CHECKOV") or shutil.which("checkov") or "/opt/checkov-venv/bin/checkov"
 
 
-def _checkov(directory: Path) -> dict:
+def _checkov(directory: Path) -> dict[str, Any]:
     done = subprocess.run(
         [CHECKOV, "-d", str(directory), "--framework", "kubernetes", "--quiet", "--compact", "-o", "json"],
         capture_output=True,
@@ -28,7 +29,7 @@ def _checkov(directory: Path) -> dict:
         check=False,
     )
     assert done.returncode in (0, 1), done.stderr[-2000:]
-    report = json.loads(done.stdout)
+    report: dict[str, Any] | list[dict[str, Any]] = json.loads(done.stdout)
     return report[0] if isinstance(report, list) else report
 
 

@@ -201,7 +201,7 @@ def test_time_slicing_config_is_the_device_plugin_format(beijing: list[Obj]) -> 
     assert cm["metadata"]["namespace"] == "kube-system"
     assert cm["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
     config = yaml.safe_load(cm["data"]["time-slicing-8"])
-    sharing = {"renameByDefault": False, "failRequestsGreaterThanOne": False}
+    sharing: dict[str, object] = {"renameByDefault": False, "failRequestsGreaterThanOne": False}
     sharing["resources"] = [{"name": "nvidia.com/gpu", "replicas": 8}]
     assert config == {"version": "v1", "sharing": {"timeSlicing": sharing}}
     template = Path(__file__).resolve().parents[2] / "ansible/roles/k3s_server/templates/nvidia-device-plugin.yaml.j2"

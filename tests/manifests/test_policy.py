@@ -115,7 +115,7 @@ def test_policy_pack_runs_the_same_policies_on_pulumi_resources(stack_runs: dict
     violations: list[str] = []
 
     def report(message: str, urn: str | None = None) -> None:
-        violations.append(message)
+        violations.append(f"{urn}: {message}")
 
     resources = []
     for rec in run.resources:

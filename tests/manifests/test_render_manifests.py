@@ -33,7 +33,7 @@ def test_region_files_hold_exactly_the_builder_objects(
     )
 
 
-def test_cloud_files_and_helm_values(example_fleet: Fleet, tmp_path: Path) -> None:
+def test_cloud_files_and_helm_values(tmp_path: Path) -> None:
     out = tmp_path / "cloud"
     assert run(["render", "manifests", "cloud", "--out", str(out)]) == 0
     values = (out / "helm" / "monitoring.values.yaml").read_text(encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -37,7 +38,7 @@ def test_slow_request_ratio_needs_a_bucket_bound() -> None:
 
 
 @pytest.mark.live
-def test_every_builder_parses_in_promtool(tmp_path) -> None:
+def test_every_builder_parses_in_promtool(tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.fixtures.fault_server import VECTOR_OK, Fault, answer, endless, fault_server, response, silent, trickle
-from xzctl.errors import BadInputError, UnknownStateError
+from xzctl.errors import BadInputError, UnknownStateError, XzctlError
 from xzctl.prom import PrometheusClient
 
 TIMEOUT = 1.0
@@ -24,7 +24,7 @@ def _wait_closed(fault: Fault, seconds: float = 5.0) -> None:
     assert fault.open_connections == 0
 
 
-def _elapsed(call: Callable[[], object]) -> tuple[float, BaseException]:
+def _elapsed(call: Callable[[], object]) -> tuple[float, XzctlError]:
     started = time.monotonic()
     with pytest.raises((UnknownStateError, BadInputError)) as caught:
         call()

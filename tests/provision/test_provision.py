@@ -10,14 +10,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from xzctl.cli import run
+from tests.fixtures.golden import assert_golden
+from xzctl.cli import _common, run
 from xzctl.errors import BadInputError
 from xzctl.provision import ProvisionEvent
 from xzctl.provision.backend import find_lock, stack_for, stack_statuses
 from xzctl.spec import Fleet
+
+GOLDEN = Path(__file__).parent / "golden"
 
 
 @pytest.fixture
@@ -42,9 +46,8 @@ def pulumi_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return bin_dir
 
 
-def test_missing_pulumi_cli_exits_4_with_the_install_hint(
-    no_pulumi: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.mark.usefixtures("no_pulumi")
+def test_missing_pulumi_cli_exits_4_with_the_install_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = tmp_path / "state"
     assert run(["--example", "provision", "region", "beijing", "--preview", "--state-dir", str(state)]) == 4
     err = capsys.readouterr().err
@@ -53,18 +56,21 @@ def test_missing_pulumi_cli_exits_4_with_the_install_hint(
     assert not state.exists()  # nothing written
 
 
-def test_applying_without_a_terminal_needs_yes(no_pulumi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.usefixtures("no_pulumi")
+def test_applying_without_a_terminal_needs_yes(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["--example", "provision", "cloud"]) == 2
     assert "needs --yes when stdin is not a terminal" in capsys.readouterr().err
 
 
-def test_unknown_region_is_bad_input_before_any_tool(no_pulumi: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.usefixtures("no_pulumi")
+def test_unknown_region_is_bad_input_before_any_tool(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["--example", "provision", "region", "chengdu", "--preview"]) == 2
     assert "no region or stack 'chengdu'" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("pulumi_on_path")
 def test_passphrase_is_required(
-    pulumi_on_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
@@ -72,8 +78,9 @@ def test_passphrase_is_required(
     assert "PULUMI_CONFIG_PASSPHRASE is not set" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("pulumi_on_path")
 def test_a_missing_secret_env_is_named(
-    pulumi_on_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("XIAOZHI_AUTH_KEY")
     assert run(["--example", "provision", "region", "shanghai", "--yes", "--state-dir", str(tmp_path / "s")]) == 2
@@ -90,9 +97,8 @@ def _write_lock(state: Path, stack: str) -> Path:
     return lock
 
 
-def test_a_locked_stack_exits_5_naming_the_lock(
-    pulumi_on_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.mark.usefixtures("pulumi_on_path")
+def test_a_locked_stack_exits_5_naming_the_lock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     state = tmp_path / "state"
     lock = _write_lock(state, "edge-beijing")
     assert run(["--example", "provision", "region", "beijing", "--yes", "--state-dir", str(state)]) == 5
@@ -114,7 +120,7 @@ def test_stack_names(example_fleet: Fleet) -> None:
             stack_for(example_fleet, bad)
 
 
-def _write_stack(state: Path, stack: str, resources: int, history: list[dict]) -> None:
+def _write_stack(state: Path, stack: str, resources: int, history: list[dict[str, Any]]) -> None:
     root = state / "pulumi" / ".pulumi"
     checkpoint = {
         "version": 3,
@@ -128,7 +134,9 @@ def _write_stack(state: Path, stack: str, resources: int, history: list[dict]) -
         (folder / f"{stack}-{1764000000000000000 + i}.history.json").write_text(json.dumps(update), encoding="utf-8")
 
 
-def test_status_lists_stacks_with_last_update_and_lock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_lists_stacks_with_last_update_and_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     state = tmp_path / "state"
     assert run(["--example", "provision", "status", "--state-dir", str(state)]) == 0
     assert "no stacks in" in capsys.readouterr().out
@@ -167,6 +175,9 @@ def test_status_lists_stacks_with_last_update_and_lock(tmp_path: Path, capsys: p
     assert run(["--example", "provision", "status", "--state-dir", str(state)]) == 0
     table = capsys.readouterr().out
     assert "edge-beijing" in table and "failed" in table and "succeeded" in table
+    monkeypatch.setattr(_common.stdout, "width", 80)
+    assert run(["--example", "provision", "status", "--state-dir", str(state)]) == 0
+    assert_golden(GOLDEN / "status-80.txt", capsys.readouterr().out)
 
 
 def test_a_corrupt_checkpoint_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -197,7 +208,8 @@ def test_engine_events_become_progress_events() -> None:
     assert _simplify(events.EngineEvent(sequence=3, timestamp=0, diagnostic_event=info)) is None
 
 
-def test_rollout_api_up_names_the_missing_cli(no_pulumi: Path, tmp_path: Path, example_fleet: Fleet) -> None:
+@pytest.mark.usefixtures("no_pulumi")
+def test_rollout_api_up_names_the_missing_cli(tmp_path: Path, example_fleet: Fleet) -> None:
     """What a rollout step calls: up(stack, fleet, pins=...) fails closed, before any state is written."""
     from xzctl.errors import ExternalToolError
     from xzctl.manifests.pins import spec_pins
@@ -288,8 +300,9 @@ def _write_interrupted(state: Path, stack: str, *, lock: bool, pending: int) -> 
         (False, 2, "an earlier update was interrupted and left 2 pending operation(s)"),
     ],
 )
+@pytest.mark.usefixtures("pulumi_on_path")
 def test_an_interrupted_update_is_refused_until_the_operator_consents(
-    pulumi_on_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *, lock: bool, pending: int, says: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], *, lock: bool, pending: int, says: str
 ) -> None:
     from xzctl.provision.backend import ensure_unlocked
 

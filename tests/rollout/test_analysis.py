@@ -18,7 +18,7 @@ class WerProm:
     def __init__(self, canary_wer: float) -> None:
         self.canary_wer = canary_wer
 
-    def query(self, promql: str, at: float | None = None) -> list[Sample]:
+    def query(self, promql: str, _at: float | None = None) -> list[Sample]:
         if promql.startswith("max by (node) (up"):
             return [Sample({"node": "bj-edge-01"}, 1.0, 0.0)]
         if promql.startswith("sum by (node, track)"):
@@ -33,7 +33,7 @@ class WerProm:
 def test_a_registered_check_is_judged_from_its_threshold(
     monkeypatch: pytest.MonkeyPatch, canary_wer: float, result: Result
 ) -> None:
-    wer = Check("wer", lambda service, window, filters: WER_QUERY, lambda t: t.extra.get("wer"), lambda t: 1.5)
+    wer = Check("wer", lambda _service, _window, _filters: WER_QUERY, lambda t: t.extra.get("wer"), lambda _: 1.5)
     monkeypatch.setitem(CHECKS, "wer", wer)
     thresholds = Thresholds(error_ratio=0.001, p95_seconds=0.5, inference_error_ratio=0.001, extra={"wer": 0.08})
     m = Analyzer(WerProm(canary_wer), "asr", thresholds).measure(0, ["bj-edge-01"], 10.0)  # type: ignore[arg-type]

@@ -56,7 +56,7 @@ def _rig(
 class ForeignProm:
     """A Prometheus whose answers name no fleet node (another fleet, a huge body of unrelated series)."""
 
-    def query(self, promql: str, at: float | None = None) -> list[Sample]:
+    def query(self, _promql: str, _at: float | None = None) -> list[Sample]:
         return [Sample({"node": f"other-{i}", "track": "canary"}, 1.0, 0.0) for i in range(1000)]
 
 
@@ -85,9 +85,9 @@ def test_bug2_abort_with_a_pending_promote_restores_never_promotes(example_fleet
         engine.start()
     saved = store.load("asr-s4fe1")
     assert saved.pending is not None and saved.pending.purpose == Purpose.PROMOTE
-    deployer.crash = lambda pins: None
+    deployer.crash = lambda _: None
     forward = len(deployer.applies)
-    state = RolloutEngine(store, saved, deployer, engine.analyzer, sleep=lambda s: None).abort()
+    state = RolloutEngine(store, saved, deployer, engine.analyzer, sleep=lambda _: None).abort()
     assert (state.phase, EXIT_CODES[state.phase]) == (Phase.ABORTED, 3)
     assert [pins for _, pins in deployer.applies[forward:]] == [spec_pins(example_fleet)]  # only the restore
     assert any(e["kind"] == "dropped" for e in state.events)

@@ -158,12 +158,12 @@ def crash_world(fleet: Fleet, tmp: Path, situation: str, point: str) -> World:
     else:
         with pytest.raises(Crash):
             engine.start()
-    deployer.crash, store.crash = (lambda pins: None), (lambda s: None)
+    deployer.crash, store.crash = (lambda _: None), (lambda _: None)
     world.state = store.load(state.id)
     return world
 
 
-def expected(situation: str, point: str, action: str, outcome: str, before: RolloutState) -> tuple[Phase | None, str]:
+def expected(situation: str, action: str, outcome: str, before: RolloutState) -> tuple[Phase | None, str]:
     """(phase afterwards or None for a refused action, what runs: baseline | promoted | canary<k> | unchanged)."""
     phase = before.phase
     if action == "none":
@@ -226,7 +226,7 @@ def test_transition(fleet: Fleet, state_root: Path, case: tuple[str, str, str, s
     world.deployer.phase = lambda: engine.state.phase
     code = _act(engine, action)
     after = world.store.load(world.rollout_id)
-    phase, runs = expected(situation, point, action, outcome, before)
+    phase, runs = expected(situation, action, outcome, before)
 
     if phase is None:
         assert code == 2, after.reason

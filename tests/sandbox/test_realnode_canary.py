@@ -69,7 +69,7 @@ class RealAsrDeployer:
     def current(self) -> ImagePins:
         return self.pins
 
-    def apply(self, pins: ImagePins, previous: ImagePins | None) -> None:
+    def apply(self, pins: ImagePins, _previous: ImagePins | None) -> None:
         pin = pins.get(self.real.node, "asr")
         stable = self.real.services["asr"]
         if pin.canary is not None and self.canary is None:
@@ -167,13 +167,15 @@ def _rollout(
 
 
 @pytest.mark.timeout(900)
-def test_a_good_real_asr_canary_is_promoted(one_node, tmp_path: Path) -> None:
+def test_a_good_real_asr_canary_is_promoted(one_node: tuple[SandboxInfo, RealNode, Fleet, str], tmp_path: Path) -> None:
     phase, outcome, events = _rollout(one_node, GOOD, tmp_path)
     assert (phase, outcome) == ("promoted", "promoted"), events
 
 
 @pytest.mark.timeout(900)
-def test_a_slower_real_asr_canary_is_rolled_back_on_its_real_latency(one_node, tmp_path: Path) -> None:
+def test_a_slower_real_asr_canary_is_rolled_back_on_its_real_latency(
+    one_node: tuple[SandboxInfo, RealNode, Fleet, str], tmp_path: Path
+) -> None:
     box = one_node[0]
     phase, outcome, events = _rollout(one_node, SLOW, tmp_path)
     assert (phase, outcome) == ("rolled_back", "rolled back"), events

@@ -108,7 +108,7 @@ def test_ctrl_c_during_up_leaves_no_process_and_no_state(tmp_path: Path, monkeyp
         spawned.append(proc.pid)
         return proc
 
-    def interrupted(url: str) -> bool:
+    def interrupted(_url: str) -> bool:
         raise KeyboardInterrupt  # the operator presses Ctrl-C while `up` waits for Prometheus
 
     monkeypatch.setattr(run_module, "spawn", spawn_and_track)  # the simulator

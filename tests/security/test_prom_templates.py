@@ -31,7 +31,7 @@ def _rule(fleet: Fleet, url: str, index: int) -> dict[str, Any]:
     hostile = fleet.model_copy(update={"alerts": fleet.alerts.model_copy(update={"runbook_base_url": url})})
     (rule,) = [r for g in rules_file(hostile)["groups"] for r in g["rules"] if r.get("alert") == "EdgeNodeDown"]
     # Only the annotation under test; summary/description template $labels and are tested elsewhere.
-    return rule | {"alert": f"Case{index}", "annotations": {"runbook_url": rule["annotations"]["runbook_url"]}}
+    return {**rule, "alert": f"Case{index}", "annotations": {"runbook_url": rule["annotations"]["runbook_url"]}}
 
 
 def test_hostile_runbook_urls_expand_to_themselves(example_fleet: Fleet, tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def test_no_secret_in_messages_tracebacks_or_state(
     state = tmp_path / "state"
     monkeypatch.setenv("XZCTL_STATE_DIR", str(state))
     monkeypatch.setenv("K3S_TOKEN", ENV_SECRET)
-    with fault_server(_echo(Fault(lambda sock: None))) as url:
+    with fault_server(_echo(Fault(lambda _: None))) as url:
         if how == ["--url-credentials"]:
             how = ["--prometheus", url.replace("http://", f"http://ops:{PASSWORD}@")]
         else:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from xzctl.errors import BadInputError
 from xzctl.simulator.history import SAMPLE_BUDGET, history_step, write_openmetrics_history
+from xzctl.spec import Fleet
 
 END = 1_790_000_000.0
 
 
-def test_same_arguments_same_history(example_fleet, tmp_path) -> None:
+def test_same_arguments_same_history(example_fleet: Fleet, tmp_path: Path) -> None:
     a, b = tmp_path / "a.om", tmp_path / "b.om"
     stats = write_openmetrics_history(example_fleet, a, seed=4, end=END, span_seconds=1800)
     write_openmetrics_history(example_fleet, b, seed=4, end=END, span_seconds=1800)
@@ -27,7 +29,7 @@ def test_same_arguments_same_history(example_fleet, tmp_path) -> None:
 
 
 @pytest.mark.live
-def test_promtool_turns_it_into_blocks(example_fleet, tmp_path) -> None:
+def test_promtool_turns_it_into_blocks(example_fleet: Fleet, tmp_path: Path) -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed")
@@ -45,7 +47,7 @@ def test_promtool_turns_it_into_blocks(example_fleet, tmp_path) -> None:
     assert sum(int(b[4]) for b in blocks) == stats.samples  # the NUM SAMPLES column
 
 
-def test_long_histories_coarsen_the_step_to_stay_in_budget(example_fleet) -> None:
+def test_long_histories_coarsen_the_step_to_stay_in_budget(example_fleet: Fleet) -> None:
     week = 7 * 86400
     step = history_step(example_fleet, week)
     assert step % 60 == 0 and step > 60

@@ -10,8 +10,10 @@ import pytest
 
 from xzctl.metrics import contract as c
 from xzctl.simulator.exposition import node_families, render_text
+from xzctl.simulator.load import NodeState
 from xzctl.simulator.model import IDLE_CLOSE_SECONDS, SESSION_SECONDS, FleetModel, diurnal_activity
 from xzctl.simulator.server import Simulator
+from xzctl.spec import Fleet
 
 T0 = 1_790_000_000.0  # a fixed instant: 2026-09-21 14:13 UTC
 
@@ -24,7 +26,7 @@ class Clock:
         return self.t
 
 
-def _run(fleet, seed: int, minutes: int = 5) -> str:
+def _run(fleet: Fleet, seed: int, minutes: int = 5) -> str:
     clock = Clock()
     sim = Simulator(fleet, seed=seed, clock=clock)
     for _ in range(minutes * 6):
@@ -34,13 +36,13 @@ def _run(fleet, seed: int, minutes: int = 5) -> str:
     return body
 
 
-def test_same_seed_same_metrics_other_seed_other_metrics(example_fleet) -> None:
+def test_same_seed_same_metrics_other_seed_other_metrics(example_fleet: Fleet) -> None:
     assert _run(example_fleet, 1) == _run(example_fleet, 1)
     assert _run(example_fleet, 1) != _run(example_fleet, 2)
 
 
 @pytest.mark.live
-def test_exposition_uses_only_contract_names_and_passes_promtool(example_fleet) -> None:
+def test_exposition_uses_only_contract_names_and_passes_promtool(example_fleet: Fleet) -> None:
     body = _run(example_fleet, 0)
     names = {re.split(r"[{ ]", line)[0] for line in body.splitlines() if not line.startswith("#")}
     allowed = {m.name for m in c.ALL} | {f"{c.REQUEST_DURATION.name}_{suffix}" for suffix in ("bucket", "sum", "count")}
@@ -57,7 +59,7 @@ def test_exposition_uses_only_contract_names_and_passes_promtool(example_fleet) 
     assert findings and all(line.startswith(("DCGM_FI_DEV_", "node_memory_Mem")) for line in findings), findings
 
 
-def test_sessions_follow_the_diurnal_curve_and_the_idle_close(example_fleet) -> None:
+def test_sessions_follow_the_diurnal_curve_and_the_idle_close(example_fleet: Fleet) -> None:
     assert SESSION_SECONDS == 45 + IDLE_CLOSE_SECONDS
     assert diurnal_activity(20 * 3600) == pytest.approx(0.25)  # 04:00 China time
     assert diurnal_activity(8 * 3600) == pytest.approx(0.90)  # 16:00 China time
@@ -69,7 +71,7 @@ def test_sessions_follow_the_diurnal_curve_and_the_idle_close(example_fleet) -> 
     assert 0.85 * 145 < model.active_sessions(node, day) < 0.95 * 145
 
 
-def test_latency_grows_with_load_and_a_backlog_builds_past_capacity(example_fleet) -> None:
+def test_latency_grows_with_load_and_a_backlog_builds_past_capacity(example_fleet: Fleet) -> None:
     model = FleetModel(example_fleet, seed=0, start=T0)
     light, heavy = model.nodes["bj-edge-01"], model.nodes["bj-edge-02"]
     light.pinned, heavy.pinned = 50, 400
@@ -77,7 +79,7 @@ def test_latency_grows_with_load_and_a_backlog_builds_past_capacity(example_flee
     assert heavy.queue["llm"] > 50 > light.queue["llm"]
     assert heavy.cpu_share > light.cpu_share and heavy.gpu_share > light.gpu_share
 
-    def mean(node) -> float:
+    def mean(node: NodeState) -> float:
         s = node.series[("llm", "stable")]
         return s.total / s.count
 
@@ -85,7 +87,7 @@ def test_latency_grows_with_load_and_a_backlog_builds_past_capacity(example_flee
     assert heavy.series[("llm", "stable")].errors > light.series[("llm", "stable")].errors
 
 
-def test_failover_is_capped_by_max_devices_and_spills_to_other_regions(example_fleet) -> None:
+def test_failover_is_capped_by_max_devices_and_spills_to_other_regions(example_fleet: Fleet) -> None:
     model = FleetModel(example_fleet, seed=5, start=T0)
     model.control({"action": "set_devices", "region": "beijing", "utilization": 0.9}, T0)
     result = model.control({"action": "node_down", "node": "bj-edge-01", "reconnect_seconds": [1, 3]}, T0)
@@ -102,7 +104,7 @@ def test_failover_is_capped_by_max_devices_and_spills_to_other_regions(example_f
     assert all(n.moved_in == 0 for n in model.nodes.values())
 
 
-def test_counters_never_go_backwards_across_controls(example_fleet) -> None:
+def test_counters_never_go_backwards_across_controls(example_fleet: Fleet) -> None:
     clock = Clock()
     sim = Simulator(example_fleet, seed=0, clock=clock)
     node = sim.model.nodes["sh-edge-01"]
@@ -120,7 +122,7 @@ def test_counters_never_go_backwards_across_controls(example_fleet) -> None:
     assert seen == sorted(seen)
 
 
-def test_a_1000_node_fleet_with_150k_devices_renders(big_fleet) -> None:
+def test_a_1000_node_fleet_with_150k_devices_renders(big_fleet: Fleet) -> None:
     model = FleetModel(big_fleet, seed=0, start=T0)
     model.advance(T0 + 10)
     assert len(model.nodes) == 1000
@@ -130,14 +132,14 @@ def test_a_1000_node_fleet_with_150k_devices_renders(big_fleet) -> None:
 
 
 @pytest.fixture(scope="module")
-def big_fleet():
+def big_fleet() -> Fleet:
     from xzctl.spec.generate import generate_fleet_document
     from xzctl.spec.load import build_fleet
 
     return build_fleet(generate_fleet_document(1000, devices_per_node=150), {}, "generated")
 
 
-def test_a_second_failure_moves_the_failed_over_devices_on_without_negative_counts(example_fleet) -> None:
+def test_a_second_failure_moves_the_failed_over_devices_on_without_negative_counts(example_fleet: Fleet) -> None:
     model = FleetModel(example_fleet, seed=1, start=T0)
     model.control({"action": "set_devices", "region": "shanghai", "utilization": 0.4}, T0)
     model.control({"action": "node_down", "node": "sh-edge-01", "reconnect_seconds": [0, 0]}, T0)
@@ -150,7 +152,7 @@ def test_a_second_failure_moves_the_failed_over_devices_on_without_negative_coun
     assert sum(n.moved_in for n in model.nodes.values() if n.region != "shanghai") == 120
 
 
-def test_each_session_lasts_a_conversation_plus_the_idle_close(example_fleet) -> None:
+def test_each_session_lasts_a_conversation_plus_the_idle_close(example_fleet: Fleet) -> None:
     model = FleetModel(example_fleet, seed=0, start=T0)
     node = model.nodes["gz-edge-01"]
     node.pinned = 165

@@ -6,21 +6,23 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
 
 from tests.fixtures.fault_server import serving
 from xzctl.simulator.server import Simulator, make_handler
+from xzctl.spec import Fleet
 
 
 @pytest.fixture
-def url(example_fleet) -> Iterator[str]:
+def url(example_fleet: Fleet) -> Iterator[str]:
     with serving(ThreadingHTTPServer(("127.0.0.1", 0), make_handler(Simulator(example_fleet, seed=2)))) as port:
         yield f"http://127.0.0.1:{port}"
 
 
-def test_routes(url) -> None:
+def test_routes(url: str) -> None:
     assert requests.get(f"{url}/healthz", timeout=5).text == "ok\n"
     metrics = requests.get(f"{url}/nodes/gz-edge-02/metrics", timeout=5)
     assert metrics.status_code == 200 and metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -42,7 +44,7 @@ def test_routes(url) -> None:
     assert node["images"]["asr"] == {"stable": "registry.xiaozhi.example/inference/asr:1.0.0", "canary": None}
 
 
-def test_control_answers_400_with_a_message(url) -> None:
+def test_control_answers_400_with_a_message(url: str) -> None:
     bad = requests.post(f"{url}/control", data="{not json", timeout=5)
     assert bad.status_code == 400 and "invalid JSON" in bad.json()["error"]
     empty = requests.post(f"{url}/control", timeout=5)
@@ -54,7 +56,7 @@ def test_control_answers_400_with_a_message(url) -> None:
     assert requests.get(f"{url}/nodes/gz-edge-01/metrics", timeout=5).status_code == 503
 
 
-def test_module_entry_refuses_a_bad_fleet(tmp_path) -> None:
+def test_module_entry_refuses_a_bad_fleet(tmp_path: Path) -> None:
     bad = tmp_path / "fleet.yaml"
     bad.write_text("kind: Fleet\n")
     result = subprocess.run(

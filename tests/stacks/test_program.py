@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -27,7 +28,7 @@ SECRET = "kubernetes:core/v1:Secret"
 CONFIGMAP = "kubernetes:core/v1:ConfigMap"
 
 
-def _container(rec: dict, name: str | None = None) -> dict:
+def _container(rec: dict[str, Any], name: str | None = None) -> dict[str, Any]:
     containers = rec["spec"]["template"]["spec"]["containers"]
     return next(c for c in containers if name is None or c["name"] == name)
 

@@ -14,7 +14,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from xzctl.checks.snapshot import FleetSnapshot, NodeMetrics
+from xzctl.checks.snapshot import FleetSnapshot, NodeMetrics, Readings
 from xzctl.spec import EdgeNode, Fleet
 from xzctl.status import Status, worst
 
@@ -41,7 +41,7 @@ class Limit:
 
 
 @dataclass
-class Capacity:
+class Capacity(Readings):
     """Capacity of one node, one region or the fleet."""
 
     name: str
@@ -51,13 +51,6 @@ class Capacity:
     max_devices: int
     headroom: int | None  # devices that can be added before `limit` is reached (negative: over it)
     limit: str | None
-    cpu: float | None = None
-    memory: float | None = None
-    gpu: float | None = None
-    latency_p95: dict[str, float] = field(default_factory=dict)
-    error_ratio: float | None = None
-    queue: float | None = None
-    cache_hit: float | None = None
     growth_per_day: float | None = None  # devices per day, from the history's linear trend
     days_until_full: float | None = None
     limits: list[Limit] = field(default_factory=list)

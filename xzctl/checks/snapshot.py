@@ -21,13 +21,10 @@ NODE_BY = (c.REGION, c.NODE)
 LATENCY_BY = (c.REGION, c.NODE, c.SERVICE)
 
 
-@dataclass
-class NodeMetrics:
-    """Live numbers of one edge node. Utilizations are fractions (0..1), latency in seconds."""
+@dataclass(kw_only=True)
+class Readings:
+    """The live readings of a node, a region or the fleet. Utilizations are fractions (0..1), latency in seconds."""
 
-    node: str
-    region: str
-    devices: float | None = None
     cpu: float | None = None
     memory: float | None = None
     gpu: float | None = None
@@ -35,6 +32,15 @@ class NodeMetrics:
     error_ratio: float | None = None
     queue: float | None = None
     cache_hit: float | None = None
+
+
+@dataclass
+class NodeMetrics(Readings):
+    """Live numbers of one edge node."""
+
+    node: str
+    region: str
+    devices: float | None = None
     history: list[tuple[float, float]] = field(default_factory=list)  # (unix time, active devices)
     problems: list[str] = field(default_factory=list)  # why the numbers cannot be trusted
 

@@ -77,7 +77,7 @@ class _LazyGroup(TyperGroup):
                 self.add_command(loaded, cmd_name)
         return loaded
 
-    def format_commands(self, ctx: Any, formatter: Any) -> None:
+    def format_commands(self, _ctx: Any, formatter: Any) -> None:
         rows = [(name, _summary(module)) for name, module in _command_modules().items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
@@ -109,7 +109,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
-    example: bool = typer.Option(
+    _example: bool = typer.Option(
         False, "--example", help="Use the bundled example fleet, also for commands that touch the world."
     ),
     _show_version: bool = typer.Option(

@@ -32,7 +32,7 @@ def fleet_option(ctx: typer.Context, value: Path | None) -> Path | None:
     from xzctl.cli._context import active
     from xzctl.spec import bundled_example_path
 
-    example = bool(ctx.find_root().params.get("example"))  # the global --example flag
+    example = bool(ctx.find_root().params.get("_example"))  # the global --example flag (read here only)
     if value is not None:
         if example:
             raise BadInputError("--example and --fleet name two fleets", hint="pass one of them")

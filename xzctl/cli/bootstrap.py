@@ -17,6 +17,7 @@ from xzctl.bootstrap import BootstrapResult, HostStatus, HostSummary, Playbook, 
 from xzctl.bootstrap.inventory import inventory_yaml, region_of
 from xzctl.cli._common import FleetOption, Output, OutputOption, duration, emit, print_warnings, stderr
 from xzctl.cli._fleet import load
+from xzctl.cli._layout import Column, print_table
 from xzctl.errors import BadInputError, CheckFailedError
 
 app = typer.Typer(
@@ -83,15 +84,27 @@ class _Progress:
             self.live.stop()
 
 
-def _summary_table(result: BootstrapResult, console: Console) -> None:
+# At 80 columns the node and its status stay; the counts go from the least telling (see _layout).
+SUMMARY_COLUMNS = [
+    Column("edge node"),
+    Column("status"),
+    Column("ok", 3, "right"),
+    Column("changed", 2, "right"),
+    Column("failed", 1, "right"),
+    Column("unreachable", 1, "right"),
+    Column("skipped", 4, "right"),
+]
+
+
+def _summary_table(result: BootstrapResult, console: Console, *, wide: bool = False) -> None:
     mode = " (check mode: nothing changed)" if result.check else ""
-    counts = ("ok", "changed", "failed", "unreachable", "skipped")
-    table = Table("edge node", "status", *counts, title=f"{result.playbook}.yml on region {result.region}{mode}")
-    for col in table.columns[2:]:
-        col.justify = "right"
-    for h in result.hosts:
-        table.add_row(h.host, f"[{_STATUS_STYLE[h.status]}]{h.status}[/]", *(str(getattr(h, c)) for c in counts))
-    console.print(table)
+    counts = [c.header for c in SUMMARY_COLUMNS[2:]]
+    rows = [
+        [escape(h.host), f"[{_STATUS_STYLE[h.status]}]{h.status}[/]", *(str(getattr(h, c)) for c in counts)]
+        for h in result.hosts
+    ]
+    title = f"{result.playbook}.yml on region {escape(result.region)}{mode}"
+    print_table(console, SUMMARY_COLUMNS, rows, wide=wide, title=title)
     # Errors below the table, whole: a narrow column would chop the one line an operator needs.
     for h in result.hosts:
         if h.message:
@@ -151,7 +164,7 @@ def region(  # noqa: PLR0917 (each Typer option is a parameter)
             timeout_seconds=max(1, round(timeout)),
             accept_new_host_keys=accept_new_host_keys,
         )
-    emit(result.to_json(), output, lambda console: _summary_table(result, console))
+    emit(result.to_json(), output, lambda console: _summary_table(result, console, wide=output is Output.WIDE))
     if not result.succeeded:
         bad = [f"{h.host} {h.status}" for h in result.hosts if h.status not in (HostStatus.OK, HostStatus.CHANGED)]
         raise CheckFailedError(f"{playbook}.yml on region {name}: {', '.join(bad)}")

@@ -40,7 +40,7 @@ def validate(
         loaded = load(fleet)
     except FleetSpecError as exc:
         if output is not Output.TABLE:
-            emit({"valid": False, "problems": [vars(p) for p in exc.problems]}, output, lambda c: None)
+            emit({"valid": False, "problems": [vars(p) for p in exc.problems]}, output, lambda _: None)
         else:  # every problem on its own line, then a count: the first one is not said twice
             for p in exc.problems:
                 print(f"{p.severity}: {p.render()}", file=sys.stderr)
@@ -187,6 +187,6 @@ def example(
     else:
         document = generate_fleet_document(nodes, seed=seed)
     if output is Output.JSON:
-        emit(document, output, lambda console: None)
+        emit(document, output, lambda _: None)
     else:
         sys.stdout.write(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -12,8 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, stderr
+from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, option_set, stderr
 from xzctl.cli._context import kube_context_option
+from xzctl.cli._layout import Column, print_table
 from xzctl.errors import BadInputError
 from xzctl.provision.automation import DEFAULT_PARALLEL
 
@@ -76,27 +78,28 @@ def _summary(data: dict[str, Any], console: Console) -> None:
         console.print(f"  {escape(key)}: {escape(json.dumps(value, default=str))}")
 
 
-def _provision(
-    *,
-    region: str = "cloud",
-    pins: Path | None = None,
-    fleet: Path | None,
-    preview: bool,
-    yes: bool,
-    diff: bool,
-    context: str | None,
-    kubeconfig: Path | None,
-    state_dir: Path | None,
-    parallel: int,
-    recover: bool,
-    output: Output,
-) -> None:
-    """What `region` and `cloud` share; they pass their options as they are (the cloud has no region, no pins)."""
-    if not preview and not yes and not sys.stdin.isatty():
+@dataclasses.dataclass(frozen=True)
+class ProvisionOptions:
+    """The options `region` and `cloud` share (the cloud has no region and no pins)."""
+
+    preview: bool = PreviewOption
+    yes: bool = YesOption
+    diff: bool = DiffOption
+    context: str | None = ContextOption
+    kubeconfig: Path | None = KubeconfigOption
+    fleet: Path | None = FleetOption
+    state_dir: Path | None = StateDirOption
+    parallel: int = ParallelOption
+    recover: bool = RecoverOption
+    output: Output = OutputOption
+
+
+def _provision(o: ProvisionOptions, region: str = "cloud", pins: Path | None = None) -> None:
+    if not o.preview and not o.yes and not sys.stdin.isatty():
         raise BadInputError(
             "applying changes needs --yes when stdin is not a terminal", hint="add --yes, or --preview to only look"
         )
-    if recover and (preview or not yes):
+    if o.recover and (o.preview or not o.yes):
         raise BadInputError("--recover applies at once (an interrupted state cannot be previewed): add --yes")
     from xzctl.manifests.pins import load_pins
     from xzctl.provision import up
@@ -106,42 +109,34 @@ def _provision(
     def run(only_preview: bool) -> dict[str, Any]:
         result = up(
             region,
-            fleet,
+            o.fleet,
             image_pins,
             only_preview,
             _progress,
-            diff=diff,
-            kube_context=context,
-            kubeconfig=kubeconfig,
-            state=state_dir,
-            parallel=parallel,
-            recover=recover,
+            diff=o.diff,
+            kube_context=o.context,
+            kubeconfig=o.kubeconfig,
+            state=o.state_dir,
+            parallel=o.parallel,
+            recover=o.recover,
         )
         return result.to_dict()
 
-    if not preview and not yes:
+    if not o.preview and not o.yes:
         planned = run(True)
         _summary(planned, stderr)
         typer.confirm("Apply these changes?", abort=True)
-    data = run(preview)
-    emit(data, output, lambda console: _summary(data, console))
+    data = run(o.preview)
+    emit(data, o.output, lambda console: _summary(data, console))
 
 
 @app.command()
+@option_set(ProvisionOptions, "options")
 def region(
     region: str = typer.Argument(..., help="Edge region of the fleet spec, e.g. beijing (stack edge-<region>)."),
     *,
-    preview: bool = PreviewOption,
-    yes: bool = YesOption,
-    diff: bool = DiffOption,
-    context: str | None = ContextOption,
-    kubeconfig: Path | None = KubeconfigOption,
     pins: Path | None = PinsOption,
-    fleet: Path | None = FleetOption,
-    state_dir: Path | None = StateDirOption,
-    parallel: int = ParallelOption,
-    recover: bool = RecoverOption,
-    output: Output = OutputOption,
+    options: ProvisionOptions,
 ) -> None:
     """Create or update an edge region's K3s objects (stack edge-<region>) from the fleet spec.
 
@@ -152,28 +147,28 @@ def region(
 
     Example: xzctl provision region beijing --preview
     """
-    _provision(**locals())
+    _provision(options, region, pins)
 
 
 @app.command()
-def cloud(
-    *,
-    preview: bool = PreviewOption,
-    yes: bool = YesOption,
-    diff: bool = DiffOption,
-    context: str | None = ContextOption,
-    kubeconfig: Path | None = KubeconfigOption,
-    fleet: Path | None = FleetOption,
-    state_dir: Path | None = StateDirOption,
-    parallel: int = ParallelOption,
-    recover: bool = RecoverOption,
-    output: Output = OutputOption,
-) -> None:
+@option_set(ProvisionOptions, "options")
+def cloud(*, options: ProvisionOptions) -> None:
     """Create or update the cloud cluster: LLMs, router, monitoring, logs, L3 object store, backups.
 
     Example: xzctl provision cloud --yes
     """
-    _provision(**locals())
+    _provision(options)
+
+
+# At 80 columns the stack, its last result and who holds its lock stay; the changes fold (see _layout).
+STATUS_COLUMNS = [
+    Column("stack"),
+    Column("resources", 2, "right"),
+    Column("last update"),
+    Column("finished (UTC)", 3),
+    Column("locked by", 1),
+    Column("changes", text=True),
+]
 
 
 @app.command()
@@ -196,22 +191,22 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
                 f"no stacks in {escape(str(where / 'pulumi'))} yet; start with: xzctl provision cloud --preview"
             )
             return
-        t = Table("stack", "resources", "last update", "finished (UTC)", "changes", "locked by", box=None)
-        t.columns[0].no_wrap = True
+        rows = []
         for s in stacks:
             changes = ", ".join(f"{n} {op}" for op, n in sorted(s["changes"].items()) if op != "same")
             result = s["result"] or "-"
             style = "green" if result == "succeeded" else "red"
-            last = f"{s['last_update'] or '-'} [{style}]{escape(result)}[/]"
             holder = (s["locked_by"] or "").split(" (pid")[0]  # the full lock is in -o json
-            t.add_row(
-                s["stack"],
-                str(s["resources"]),
-                last,
-                (s["finished"] or "-").replace("T", " ").rstrip("Z"),
-                changes,
-                escape(holder),
+            rows.append(
+                [
+                    escape(s["stack"]),
+                    str(s["resources"]),
+                    f"{escape(s['last_update'] or '-')} [{style}]{escape(result)}[/]",
+                    (s["finished"] or "-").replace("T", " ").rstrip("Z"),
+                    escape(holder),
+                    escape(changes),
+                ]
             )
-        console.print(t)
+        print_table(console, STATUS_COLUMNS, rows, wide=output is Output.WIDE)
 
     emit({"state": str(where / "pulumi"), "stacks": stacks}, output, table)

@@ -7,7 +7,6 @@ released (not yanked) version, and its digest, when given, is the one the pipeli
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from xzctl import data_path
+from xzctl import input_path
 from xzctl.errors import BadInputError, NotFoundError
 
 CATALOG_ENV = "XZCTL_CATALOG"
@@ -219,15 +218,9 @@ def _version_key(version: str) -> tuple[int, ...]:
 
 def default_catalog_dir(explicit: str | Path | None = None, cwd: Path | None = None) -> Path:
     """--catalog DIR, else $XZCTL_CATALOG, else ./inference_images, else the one shipped with xzctl."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get(CATALOG_ENV)
-    if env:
-        return Path(env)
-    local = (cwd or Path.cwd()) / "inference_images"
-    if (local / LOCK_FILE).is_file():
-        return local
-    return data_path("inference_images")
+    return input_path(
+        explicit, CATALOG_ENV, "inference_images", lambda d: (d / LOCK_FILE).is_file(), "inference_images", cwd=cwd
+    )
 
 
 def _read_yaml(path: Path) -> Any:

@@ -94,8 +94,8 @@ class KubernetesUnit(pulumi.ComponentResource):
         outputs.update(self.extra_outputs(unit, context.fleet))
         self.register_outputs(outputs)
 
-    def extra_outputs(self, unit: Unit, fleet: Fleet) -> dict[str, Any]:
-        return {}
+    def extra_outputs(self, _unit: Unit, _fleet: Fleet) -> dict[str, Any]:
+        return {}  # the outputs every unit has; EdgeNode and CloudOrchestrator add theirs
 
 
 def _describe(o: Obj) -> str:
@@ -118,7 +118,7 @@ class CloudOrchestrator(KubernetesUnit):
 
     endpoint: pulumi.Output[str]
 
-    def extra_outputs(self, unit: Unit, fleet: Fleet) -> dict[str, Any]:
+    def extra_outputs(self, _unit: Unit, fleet: Fleet) -> dict[str, Any]:
         self.endpoint = pulumi.Output.from_input(fleet.cloud.endpoint)
         return {"endpoint": self.endpoint}
 

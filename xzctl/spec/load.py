@@ -7,15 +7,14 @@ path inside the spec and the fix.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
 from pydantic import ValidationError
 
+from xzctl import data_path, input_path
 from xzctl.errors import FleetSpecError, SpecProblem
 from xzctl.redact import register_env
 from xzctl.spec.models import Fleet
@@ -50,20 +49,13 @@ class LoadedFleet:
 
 
 def bundled_example_path() -> Path:
-    return Path(str(resources.files("xzctl") / "data" / "examples" / BUNDLED_EXAMPLE))
+    return data_path("examples", BUNDLED_EXAMPLE)
 
 
 def resolve_fleet_path(explicit: str | Path | None, cwd: Path | None = None) -> Path:
     """--fleet FILE, else $XZCTL_FLEET, else ./fleet.yaml, else the bundled example."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get(FLEET_ENV)
-    if env:
-        return Path(env)
-    local = (cwd or Path.cwd()) / "fleet.yaml"
-    if local.exists():  # a directory or unreadable file there is an error to report, not a reason to fall back
-        return local
-    return bundled_example_path()
+    # A directory or unreadable file at ./fleet.yaml is an error to report, not a reason to fall back: exists().
+    return input_path(explicit, FLEET_ENV, "fleet.yaml", Path.exists, "examples", BUNDLED_EXAMPLE, cwd=cwd)
 
 
 def load_fleet(path: str | Path | None = None) -> LoadedFleet:
