@@ -192,7 +192,6 @@ def test_preview_works_offline_with_a_local_chart(
     assert result.changes["create"] >= resource_count(target_objects(load_fleet(fleet).fleet, "guangzhou")) - 1
 
 
-@pytest.mark.xfail(strict=True, reason="known: after the unpin the canary still shows in the simulator; not diagnosed")
 def test_the_simulator_runs_what_the_api_server_runs(
     engine: Engine, region: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
