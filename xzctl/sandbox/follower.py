@@ -68,6 +68,7 @@ def follow_pods(
 ) -> None:
     """Poll the pods (bounded per request) and tell the simulator every change; runs until stopped. `ready_file`
     is written after the first poll that reached both the API server and the simulator."""
+    import urllib3
     from kubernetes import client
 
     from xzctl.sandbox.client import SimulatorClient
@@ -88,7 +89,8 @@ def follow_pods(
                 _tell(sim, action, seen)
             if ready_file is not None and not ready_file.exists():
                 ready_file.write_text("ready\n", encoding="utf-8")
-        except (client.ApiException, XzctlError, OSError, ValueError) as exc:
+        # urllib3's errors are not OSErrors: an API server restarting (connection refused) must not end the follower
+        except (client.ApiException, urllib3.exceptions.HTTPError, XzctlError, OSError, ValueError) as exc:
             log.warning("pod follower: %s", exc)  # the next poll retries
         time.sleep(FOLLOW_SECONDS)
 
