@@ -63,3 +63,13 @@ def test_a_promotion_removes_the_canary_before_the_stable_rolls_over(
     got = canaries_removed_first(pins, previous, ["n1", "n2"])
     assert got == (None if first is None else pins.with_pin("n1", "asr", first))
     assert canaries_removed_first(pins, previous, ["n2"]) is None  # another region's nodes: nothing first
+
+
+def test_after_a_crash_a_promotion_still_removes_the_canary_first() -> None:
+    """`previous` unknown (a resumed rollout): what the stack runs decides, so the promote cannot deadlock."""
+    running = ImagePins({"n1": {"asr": ServicePin(OLD, NEW)}})
+    updates: list[ImagePins] = []
+    deployer = StackDeployer(lambda _, pins: updates.append(pins), {"r": ["n1"]}, {}, lambda: running)
+    promoted = ImagePins({"n1": {"asr": ServicePin(NEW)}})
+    deployer.apply(promoted, None)
+    assert updates == [ImagePins({"n1": {"asr": ServicePin(OLD)}}), promoted]

@@ -55,11 +55,12 @@ class StackDeployer:
         return self._current() if self._current is not None else None
 
     def apply(self, pins: ImagePins, previous: ImagePins | None) -> None:
+        known = previous if previous is not None else self.current()  # after a crash: what the stacks run
         for region, nodes in self._regions.items():
             if not any(n in pins.nodes for n in nodes):
                 continue  # not this rollout's region: another rollout may be changing it
             if previous is None or any(pins.nodes.get(n) != previous.nodes.get(n) for n in nodes):
-                first = canaries_removed_first(pins, previous, nodes) if previous is not None else None
+                first = canaries_removed_first(pins, known, nodes) if known is not None else None
                 if first is not None:
                     self._update(region, first)
                 self._update(region, pins)
