@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from xzctl.cli import run
+from xzctl.errors import BadInputError
 from xzctl.sandbox.cluster_objects import KWOK_ANNOTATION, fake_nodes, storage_objects
-from xzctl.sandbox.follower import deploy_actions, modelled_services, running_images
+from xzctl.sandbox.follower import deploy_actions, modelled_services, running_images, tell
 from xzctl.sandbox.kubernetes import KWOK_STAGES, find_binaries, write_pki
 from xzctl.spec import Fleet
 
@@ -163,3 +164,22 @@ def test_modelled_services_are_the_simulators_nodes_and_services() -> None:
         "nodes": {"n": {"images": {"asr": {}, "xiaozhi_server": {}}}, "m": {"images": {"vad": {}}}}
     }
     assert modelled_services(state) == {("n", "asr"), ("n", "xiaozhi_server"), ("m", "vad")}
+
+
+def test_a_refused_action_does_not_stop_the_ones_after_it() -> None:
+    class Simulator:
+        def __init__(self) -> None:
+            self.took: list[dict[str, Any]] = []
+
+        def control(self, action: dict[str, Any]) -> None:
+            if action["service"] == "cache":
+                raise BadInputError("unknown service 'cache'")
+            self.took.append(action)
+
+    sim = Simulator()
+    seen = {("n", "asr", "canary"): "a:2"}
+    refused = {"action": "deploy", "node": "n", "service": "cache", "track": "stable", "image": "redis:7"}
+    removal = {"action": "deploy", "node": "n", "service": "asr", "track": "canary", "image": None}
+    tell(sim, [refused, removal], seen)
+    assert sim.took == [removal]
+    assert seen == {}  # the refused one is not recorded: the next poll sends it again

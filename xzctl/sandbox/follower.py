@@ -85,8 +85,7 @@ def follow_pods(
         try:
             modelled = modelled or modelled_services(sim.state())  # the simulator's nodes never change
             pods = core.list_pod_for_all_namespaces(label_selector=NODE_LABEL, _request_timeout=API_TIMEOUT_SECONDS)
-            for action in deploy_actions(seen, running_images(pods.items), modelled):
-                _tell(sim, action, seen)
+            tell(sim, deploy_actions(seen, running_images(pods.items), modelled), seen)
             if ready_file is not None and not ready_file.exists():
                 ready_file.write_text("ready\n", encoding="utf-8")
         # urllib3's errors are not OSErrors: an API server restarting (connection refused) must not end the follower
@@ -95,19 +94,20 @@ def follow_pods(
         time.sleep(FOLLOW_SECONDS)
 
 
-def _tell(sim: Any, action: dict[str, Any], seen: dict[tuple[str, str, str], str]) -> None:
-    """One deploy action; a refusal is logged and retried at the next poll, never blocking the actions after it
-    (a canary's removal comes last)."""
-    key = (action["node"], action["service"], action["track"])
-    try:
-        sim.control(action)
-    except XzctlError as exc:
-        log.warning("pod follower: %s", exc)
-        return
-    if action["image"] is None:
-        seen.pop(key, None)
-    else:
-        seen[key] = action["image"]
+def tell(sim: Any, actions: list[dict[str, Any]], seen: dict[tuple[str, str, str], str]) -> None:
+    """Send each deploy action, recording in `seen` what the simulator took. A refusal is logged and retried at
+    the next poll, never blocking the actions after it (a canary's removal comes last)."""
+    for action in actions:
+        key = (action["node"], action["service"], action["track"])
+        try:
+            sim.control(action)
+        except XzctlError as exc:
+            log.warning("pod follower: %s", exc)
+            continue
+        if action["image"] is None:
+            seen.pop(key, None)
+        else:
+            seen[key] = action["image"]
 
 
 def main(argv: list[str] | None = None) -> None:
