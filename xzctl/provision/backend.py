@@ -119,8 +119,8 @@ def pending_operations(state: Path, stack: str) -> list[str]:
 
 def deployed_pins(state: Path, stack: str) -> ImagePins:
     """The image pins the stack's last update applied, from the Deployments in its checkpoint (empty: none yet)."""
-    return pins_of_deployments(r.get("inputs") or {} for r in (_latest(state, stack) or {}).get("resources") or []
-                               if r.get("type") == DEPLOYMENT)  # fmt: skip
+    resources = (_latest(state, stack) or {}).get("resources") or []
+    return pins_of_deployments(r.get("inputs") or {} for r in resources if r.get("type") == DEPLOYMENT)
 
 
 def stack_pins(fleet: Fleet, stacks: Iterable[str], state: Path) -> ImagePins:
@@ -144,8 +144,8 @@ def pins_of_deployments(objects: Iterable[dict[str, Any]]) -> ImagePins:
         containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
         if obj.get("kind") != "Deployment" or not node or not service or not containers:
             continue
-        main = next((c for c in containers if any(e.get("name") == "XIAOZHI_IMAGE" for e in c.get("env") or [])),
-                    containers[0])  # fmt: skip
+        named = (c for c in containers if any(e.get("name") == "XIAOZHI_IMAGE" for e in c.get("env") or []))
+        main = next(named, containers[0])
         found.setdefault((node, service), {})[labels.get(TRACK_LABEL) or "stable"] = str(main.get("image"))
     nodes: dict[str, dict[str, ServicePin]] = {}
     for (node, service), tracks in sorted(found.items()):
