@@ -165,16 +165,35 @@ def ensure_unlocked(state: Path, stack: str, *, recover: bool = False) -> list[s
             hint=f"wait for it; if that process is gone: pulumi cancel --stack {stack} (or remove the lock file)",
         )
     pending = pending_operations(state, stack)
-    if (lock is not None or pending) and not recover:
-        what = f"{len(pending)} pending operation(s) ({', '.join(pending[:3])})" if pending else "its lock"
+    torn = torn_writes(state, stack)
+    if (lock is not None or pending or torn) and not recover:
+        left = [f"{len(pending)} pending operation(s) ({', '.join(pending[:3])})"] if pending else []
+        left += ["its lock"] if lock is not None and not pending else []
+        left += [f"half-written {torn[0].name}"] if torn else []
         by = f"the update by {lock.describe()}" if lock else "an earlier update"
         raise ConflictError(
-            f"stack {stack}: {by} was interrupted and left {what}",
+            f"stack {stack}: {by} was interrupted and left {' and '.join(left)}",
             hint="check the cluster, then rerun with --recover to clear them and apply again",
         )
     if lock is not None:
         lock.path.unlink(missing_ok=True)
+    for path in torn:
+        path.unlink(missing_ok=True)
     return pending
+
+
+def torn_writes(state: Path, stack: str) -> list[Path]:
+    """What a killed write of the stack's checkpoint left: the backend writes the checkpoint atomically (a temp
+    file renamed) but its `.attrs` sidecar in place, so a kill can leave it empty, and then every load fails
+    ("failed to load checkpoint: EOF"). A missing sidecar is fine (default attributes); so are the temp files."""
+    folder = backend_dir(state) / ".pulumi" / "stacks" / PROJECT
+    torn = sorted(folder.glob(f"{stack}.json.*.tmp"))
+    for path in sorted(folder.glob(f"{stack}.json*.attrs")):
+        try:
+            json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            torn.append(path)
+    return torn
 
 
 @dataclass(frozen=True)
