@@ -3,7 +3,8 @@
 Needs the engine (bash scripts/engine.sh). Starts a sandbox with its local Kubernetes, provisions the cloud, then
 times `xzctl.provision.up` of one region (goal: <= 1.5x the client baseline, which applies the same rendered objects
 in a fresh sandbox and waits for the same readiness: workloads ready, claims bound, jobs complete, ingress address),
-and the no-op up that follows (goal <= 5 s). Prints the figures; asserts nothing.
+and the no-op up that follows (goal <= 5 s), then a rollout step through Pulumi: the update that adds a canary on the
+region's first node until its pod runs there per the API server (median of 5). Prints the figures; asserts nothing.
 
     python benchmarks/engine_provision.py [--region beijing]
 """
@@ -12,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from tests.fixtures.engine import SECRETS, offline_fleet
+from xzctl.manifests.k8s import NODE_LABEL, TRACK_LABEL
+from xzctl.manifests.pins import ServicePin, spec_pins
 from xzctl.provision import up
 from xzctl.provision.objects import target_objects
 from xzctl.sandbox import start_sandbox, stop_sandbox
@@ -27,6 +31,7 @@ from xzctl.spec import load_fleet
 RATIO_GOAL = 1.5
 NOOP_GOAL_SECONDS = 5.0
 READY_TIMEOUT_SECONDS = 900.0
+ROLLOUT_STEPS = 5
 
 
 def _ready(obj: dict[str, Any], live: dict[str, Any]) -> bool:
@@ -85,6 +90,52 @@ def apply_with_client(kubeconfig: Path, objects: list[dict[str, Any]]) -> float:
         api.close()
 
 
+def canary_running(kubeconfig: Path, node: str, image: str) -> None:
+    """Until the API server shows a Running canary pod of `image` on `node` (bounded)."""
+    from kubernetes import client
+
+    api = api_client(kubeconfig)
+    core = client.CoreV1Api(api)
+    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    try:
+        for _ in range(int(READY_TIMEOUT_SECONDS / 0.1)):
+            pods = core.list_pod_for_all_namespaces(
+                label_selector=f"{NODE_LABEL}={node},{TRACK_LABEL}=canary", _request_timeout=10
+            ).items
+            if any(
+                p.spec.node_name == node
+                and p.status.phase == "Running"
+                and not p.metadata.deletion_timestamp
+                and image in (c.image for c in p.spec.containers)
+                for p in pods
+            ):
+                return
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    finally:
+        api.close()
+    raise SystemExit(f"no canary pod of {image} on {node} after {READY_TIMEOUT_SECONDS:.0f} s")
+
+
+def rollout_steps(fleet_path: Path, state: Path, kubeconfig: Path, region: str) -> list[float]:
+    """Seconds of each rollout step through Pulumi: the stack update with a new asr canary on the region's first
+    node until the API server shows its pod Running there. Between steps the canary is removed (not timed)."""
+    fleet = load_fleet(fleet_path).fleet
+    node = fleet.regions[region].edge_nodes[0].id
+    pins = spec_pins(fleet)
+    stable = pins.get(node, "asr").stable
+    times = []
+    for step in range(ROLLOUT_STEPS):
+        canary = f"{stable.rsplit(':', 1)[0]}:9.9.{step}-bench"
+        started = time.perf_counter()
+        up(region, fleet_path, pins=pins.with_pin(node, "asr", ServicePin(stable, canary)), state=state)
+        canary_running(kubeconfig, node, canary)
+        times.append(time.perf_counter() - started)
+        up(region, fleet_path, state=state)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--region", default="beijing")
@@ -108,6 +159,7 @@ def main() -> None:
             started = time.perf_counter()
             up(args.region, fleet_path, state=state)
             noop = time.perf_counter() - started
+            steps = rollout_steps(fleet_path, state, Path(info.kubeconfig), args.region)
         finally:
             stop_sandbox(state)
         resources = sum(result.changes.values())
@@ -125,6 +177,10 @@ def main() -> None:
     print(f"  ratio {ratio:.2f}x (goal <= {RATIO_GOAL}x): {'ok' if ratio <= RATIO_GOAL else 'MISSED'}")
     print(
         f"  no-op up: {noop:.1f} s (goal <= {NOOP_GOAL_SECONDS:.0f} s): {'ok' if noop <= NOOP_GOAL_SECONDS else 'MISSED'}"
+    )
+    print(
+        f"  rollout step through Pulumi (deploy -> canary pod running on the node): median "
+        f"{statistics.median(steps):.1f} s (min {min(steps):.1f}, max {max(steps):.1f}) of {len(steps)}"
     )
 
 

@@ -193,7 +193,6 @@ def test_preview_works_offline_with_a_local_chart(engine: Engine, tmp_path_facto
     assert result.changes["create"] >= resource_count(target_objects(load_fleet(fleet).fleet, "guangzhou")) - 1
 
 
-@pytest.mark.xfail(strict=True, reason="known: after the unpin the canary still shows in the simulator; not diagnosed")
 @pytest.mark.usefixtures("region")
 def test_the_simulator_runs_what_the_api_server_runs(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> None:
     """A canary pinned through Pulumi reaches the simulator only through the cluster (the pod follower), and

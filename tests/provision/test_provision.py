@@ -319,6 +319,29 @@ def test_an_interrupted_update_is_refused_until_the_operator_consents(
     assert not lock_path.exists()
 
 
+def test_a_checkpoint_sidecar_a_kill_left_empty_is_removed_only_with_consent(tmp_path: Path) -> None:
+    """The backend writes a checkpoint's `.attrs` in place: a kill can leave it empty, and Pulumi then fails on
+    every load ("failed to load checkpoint: EOF"). Seen in the engine tier's SIGKILL test."""
+    from xzctl.errors import ConflictError
+    from xzctl.provision.backend import ensure_unlocked
+
+    state = tmp_path / "state"
+    _write_stack(state, "edge-beijing", 3, [])
+    folder = state / "pulumi" / ".pulumi" / "stacks" / "xzctl"
+    (folder / "edge-beijing.json.attrs").write_bytes(b"")
+    (folder / "edge-beijing.json.bak.attrs").write_text('{"md5": "x"}', encoding="utf-8")
+    (folder / "edge-beijing.json.18ed2498c840aae3.tmp").write_text("{", encoding="utf-8")
+    (folder / "cloud.json.attrs").write_bytes(b"")  # another stack's: not this recovery's business
+    with pytest.raises(ConflictError, match=r"an earlier update was interrupted and left half-written edge-beijing"):
+        ensure_unlocked(state, "edge-beijing")
+    assert ensure_unlocked(state, "edge-beijing", recover=True) == []
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "cloud.json.attrs",
+        "edge-beijing.json",
+        "edge-beijing.json.bak.attrs",
+    ]
+
+
 def test_a_live_lock_is_never_recovered(tmp_path: Path) -> None:
     from xzctl.errors import ConflictError
     from xzctl.provision.backend import ensure_unlocked

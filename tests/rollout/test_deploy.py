@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from xzctl.manifests.pins import ImagePins, spec_pins
-from xzctl.rollout.deploy import StackDeployer
+import pytest
+
+from xzctl.manifests.pins import ImagePins, ServicePin, spec_pins
+from xzctl.rollout.deploy import StackDeployer, canaries_removed_first
 from xzctl.rollout.plan import canary_nodes, plan_steps, promoted_pins, step_pins
 from xzctl.spec import Fleet
 
@@ -29,8 +31,45 @@ def test_stack_updates_follow_the_steps(example_fleet: Fleet) -> None:
     assert touched == [["beijing"], ["beijing"], ["shanghai"], ["guangzhou"]]
     final = promoted_pins(baseline, "asr", NEW, canary_nodes(steps, len(steps) - 1))
     deployer.apply(final, previous)
-    assert [r for r, _ in updates] == ["beijing", "shanghai", "guangzhou"]
+    # Each region: first its canaries go (stable unchanged), then the stable rolls over to the new image.
+    assert [r for r, _ in updates] == ["beijing", "beijing", "shanghai", "shanghai", "guangzhou", "guangzhou"]
+    assert all(p is final for _, p in updates[1::2])
+    for region, first in updates[::2]:
+        assert {first.get(n, "asr") for n in regions[region]} == {baseline.get(regions[region][0], "asr")}
     updates.clear()
     deployer.apply(baseline, None)  # after a crash the live state is unknown: every stack is updated
     assert [r for r, _ in updates] == ["beijing", "shanghai", "guangzhou"]
     assert deployer.current() is None
+
+
+OLD = "registry.xiaozhi.example/inference/asr:1.0.0"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "first"),
+    [
+        (ServicePin(OLD, NEW), ServicePin(NEW), ServicePin(OLD)),  # promote: the canary goes first
+        (ServicePin(OLD, NEW), ServicePin(OLD), None),  # rollback: one update deletes the canary
+        (ServicePin(OLD), ServicePin(OLD, NEW), None),  # a canary step
+        (ServicePin(OLD), ServicePin(NEW), None),  # a stable change without a canary
+        (ServicePin(OLD, NEW), ServicePin(NEW, NEW), None),  # the canary stays
+    ],
+)
+def test_a_promotion_removes_the_canary_before_the_stable_rolls_over(
+    before: ServicePin, after: ServicePin, first: ServicePin | None
+) -> None:
+    previous = ImagePins({"n1": {"asr": before, "tts": ServicePin("tts:1")}, "n2": {"asr": ServicePin(OLD)}})
+    pins = previous.with_pin("n1", "asr", after)
+    got = canaries_removed_first(pins, previous, ["n1", "n2"])
+    assert got == (None if first is None else pins.with_pin("n1", "asr", first))
+    assert canaries_removed_first(pins, previous, ["n2"]) is None  # another region's nodes: nothing first
+
+
+def test_after_a_crash_a_promotion_still_removes_the_canary_first() -> None:
+    """`previous` unknown (a resumed rollout): what the stack runs decides, so the promote cannot deadlock."""
+    running = ImagePins({"n1": {"asr": ServicePin(OLD, NEW)}})
+    updates: list[ImagePins] = []
+    deployer = StackDeployer(lambda _, pins: updates.append(pins), {"r": ["n1"]}, {}, lambda: running)
+    promoted = ImagePins({"n1": {"asr": ServicePin(NEW)}})
+    deployer.apply(promoted, None)
+    assert updates == [ImagePins({"n1": {"asr": ServicePin(OLD)}}), promoted]

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from xzctl.cli import run
+from xzctl.errors import BadInputError
 from xzctl.sandbox.cluster_objects import KWOK_ANNOTATION, fake_nodes, storage_objects
-from xzctl.sandbox.follower import deploy_actions, running_images
+from xzctl.sandbox.follower import deploy_actions, modelled_services, running_images, tell
 from xzctl.sandbox.kubernetes import KWOK_STAGES, find_binaries, write_pki
 from xzctl.spec import Fleet
 
@@ -102,7 +103,9 @@ def _pod(node: str | None, service: str, track: str | None, image: str, phase: s
     fill = SimpleNamespace(name="fill-secrets", image="busybox", env=None)
     main = SimpleNamespace(name=service, image=image, env=[SimpleNamespace(name="XIAOZHI_IMAGE", value=image)])
     return SimpleNamespace(
-        metadata=SimpleNamespace(labels=labels, deletion_timestamp=extra.get("deleting")),
+        metadata=SimpleNamespace(
+            labels=labels, deletion_timestamp=extra.get("deleting"), creation_timestamp=extra.get("created", 0)
+        ),
         status=SimpleNamespace(phase=phase),
         spec=SimpleNamespace(containers=[fill, main] if extra.get("sidecar_first") else [main, fill]),
     )
@@ -124,6 +127,12 @@ def test_running_images_reads_node_service_track_and_image_of_running_pods() -> 
     }
 
 
+def test_while_a_track_rolls_over_the_newest_pod_gives_its_image() -> None:
+    new = _pod("bj-edge-01", "asr", "stable", "reg/asr:1.2", created=2)
+    old = _pod("bj-edge-01", "asr", "stable", "reg/asr:1.0", created=1)
+    assert running_images([new, old]) == running_images([old, new]) == {("bj-edge-01", "asr", "stable"): "reg/asr:1.2"}
+
+
 @pytest.mark.parametrize(
     ("seen", "now", "expected"),
     [
@@ -132,11 +141,45 @@ def test_running_images_reads_node_service_track_and_image_of_running_pods() -> 
         ({("n", "asr", "stable"): "a:1"}, {("n", "asr", "stable"): "a:2"}, [("n", "asr", "stable", "a:2")]),
         ({("n", "asr", "canary"): "a:2"}, {}, [("n", "asr", "canary", None)]),  # canary removed
         ({("n", "asr", "stable"): "a:1"}, {}, []),  # stable pods rolling over: keep the last image
+        # Pods the simulator does not model (the Redis cache, a node it does not know) are never sent: it would
+        # refuse them, and a canary's removal after them would never be told (the canary stayed forever).
+        (
+            {("n", "asr", "canary"): "a:2"},
+            {("n", "cache", "stable"): "redis:7", ("x", "asr", "stable"): "a:1"},
+            [("n", "asr", "canary", None)],
+        ),
     ],
 )
 def test_deploy_actions_send_only_changes(
     seen: dict[tuple[str, str, str], str], now: dict[tuple[str, str, str], str], expected: list[tuple[Any, ...]]
 ) -> None:
-    got = [(a["node"], a["service"], a["track"], a["image"]) for a in deploy_actions(seen, now)]
+    modelled = {("n", "asr"), ("n", "tts")}
+    got = [(a["node"], a["service"], a["track"], a["image"]) for a in deploy_actions(seen, now, modelled)]
     assert got == expected
-    assert all(a["action"] == "deploy" for a in deploy_actions(seen, now))
+    assert all(a["action"] == "deploy" for a in deploy_actions(seen, now, modelled))
+
+
+def test_modelled_services_are_the_simulators_nodes_and_services() -> None:
+    state: dict[str, Any] = {
+        "nodes": {"n": {"images": {"asr": {}, "xiaozhi_server": {}}}, "m": {"images": {"vad": {}}}}
+    }
+    assert modelled_services(state) == {("n", "asr"), ("n", "xiaozhi_server"), ("m", "vad")}
+
+
+def test_a_refused_action_does_not_stop_the_ones_after_it() -> None:
+    class Simulator:
+        def __init__(self) -> None:
+            self.took: list[dict[str, Any]] = []
+
+        def control(self, action: dict[str, Any]) -> None:
+            if action["service"] == "cache":
+                raise BadInputError("unknown service 'cache'")
+            self.took.append(action)
+
+    sim = Simulator()
+    seen = {("n", "asr", "canary"): "a:2"}
+    refused = {"action": "deploy", "node": "n", "service": "cache", "track": "stable", "image": "redis:7"}
+    removal = {"action": "deploy", "node": "n", "service": "asr", "track": "canary", "image": None}
+    tell(sim, [refused, removal], seen)
+    assert sim.took == [removal]
+    assert seen == {}  # the refused one is not recorded: the next poll sends it again

@@ -89,15 +89,22 @@ def _stack_deployer(template: str, fleet_path: str, state_dir: str | None) -> St
         )
     # Imported only when a production rollout runs; checked before anything is recorded or deployed.
     from xzctl.provision import check_pulumi_cli, up
+    from xzctl.provision import state_dir as backend_state
     from xzctl.provision.automation import check_passphrase
+    from xzctl.provision.backend import stack_pins
 
     check_pulumi_cli()
     check_passphrase()
+    stacks = [template.replace("{region}", region) for region in regions]
 
     def update(region: str, pins: ImagePins) -> None:
         up(template.replace("{region}", region), fleet_path, pins=pins, state=state_dir)
 
-    return StackDeployer(update, regions, {"stack": template, "fleet": fleet_path, "state_dir": state_dir})
+    def current() -> ImagePins:
+        return stack_pins(fleet, stacks, backend_state(state_dir))
+
+    config = {"stack": template, "fleet": fleet_path, "state_dir": state_dir}
+    return StackDeployer(update, regions, config, current)
 
 
 def analyzer(state: RolloutState, prometheus: PrometheusClient, store: StateStore) -> Analyzer:

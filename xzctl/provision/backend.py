@@ -12,18 +12,23 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from xzctl.errors import BadInputError, ConflictError
+from xzctl.manifests.edge_common import SERVICE_LABEL
+from xzctl.manifests.k8s import NODE_LABEL, TRACK_LABEL
+from xzctl.manifests.pins import ImagePins, ServicePin, spec_pins
 from xzctl.provision.objects import CLOUD
 from xzctl.spec.models import Fleet
 
 PROJECT = "xzctl"
 ORGANIZATION = "organization"  # the only organization a file backend knows
 EDGE_PREFIX = "edge-"
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 
 
 def backend_dir(state: Path) -> Path:
@@ -95,16 +100,58 @@ def holder_gone(lock: StackLock) -> bool:
     return stat.rsplit(")", 1)[-1].split()[:1] in (["Z"], ["X"])
 
 
-def pending_operations(state: Path, stack: str) -> list[str]:
-    """The operations an interrupted update left in the stack's checkpoint ("creating urn", ...)."""
+def _latest(state: Path, stack: str) -> dict[str, Any] | None:
+    """The stack's checkpoint (its resources as the last update left them); None when it has none yet."""
     for path in _state_files(backend_dir(state) / ".pulumi" / "stacks" / PROJECT, f"{stack}.json*"):
         try:
             latest = (_read_json(path).get("checkpoint") or {}).get("latest") or {}
         except (OSError, ValueError) as exc:
             raise BadInputError(f"cannot read the state of stack {stack}: {path}: {exc}") from None
-        ops = latest.get("pending_operations") or []
-        return [f"{op.get('type', '?')} {(op.get('resource') or {}).get('urn', '?').split('::')[-1]}" for op in ops]
-    return []
+        return latest if isinstance(latest, dict) else {}
+    return None
+
+
+def pending_operations(state: Path, stack: str) -> list[str]:
+    """The operations an interrupted update left in the stack's checkpoint ("creating urn", ...)."""
+    ops = (_latest(state, stack) or {}).get("pending_operations") or []
+    return [f"{op.get('type', '?')} {(op.get('resource') or {}).get('urn', '?').split('::')[-1]}" for op in ops]
+
+
+def deployed_pins(state: Path, stack: str) -> ImagePins:
+    """The image pins the stack's last update applied, from the Deployments in its checkpoint (empty: none yet)."""
+    resources = (_latest(state, stack) or {}).get("resources") or []
+    return pins_of_deployments(r.get("inputs") or {} for r in resources if r.get("type") == DEPLOYMENT)
+
+
+def stack_pins(fleet: Fleet, stacks: Iterable[str], state: Path) -> ImagePins:
+    """What the stacks run: the spec's images, overridden by the pins each stack's last update applied (so a
+    promotion not yet written into the spec is the baseline, not silently reverted by the next rollout)."""
+    pins = spec_pins(fleet)
+    for stack in stacks:
+        for node, services in deployed_pins(state, stack_for(fleet, stack)[1]).nodes.items():
+            for service, pin in services.items():
+                pins = pins.with_pin(node, service, pin)
+    return pins
+
+
+def pins_of_deployments(objects: Iterable[dict[str, Any]]) -> ImagePins:
+    """node -> service -> (stable, canary) image of the edge Deployments among `objects`, by their labels; the main
+    container is the one whose env names its image (XIAOZHI_IMAGE), as in the pods the follower reads."""
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for obj in objects:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        node, service = labels.get(NODE_LABEL), labels.get(SERVICE_LABEL)
+        containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+        if obj.get("kind") != "Deployment" or not node or not service or not containers:
+            continue
+        named = (c for c in containers if any(e.get("name") == "XIAOZHI_IMAGE" for e in c.get("env") or []))
+        main = next(named, containers[0])
+        found.setdefault((node, service), {})[labels.get(TRACK_LABEL) or "stable"] = str(main.get("image"))
+    nodes: dict[str, dict[str, ServicePin]] = {}
+    for (node, service), tracks in sorted(found.items()):
+        if "stable" in tracks:
+            nodes.setdefault(node, {})[service] = ServicePin(tracks["stable"], tracks.get("canary"))
+    return ImagePins(nodes)
 
 
 def ensure_unlocked(state: Path, stack: str, *, recover: bool = False) -> list[str]:
@@ -118,16 +165,35 @@ def ensure_unlocked(state: Path, stack: str, *, recover: bool = False) -> list[s
             hint=f"wait for it; if that process is gone: pulumi cancel --stack {stack} (or remove the lock file)",
         )
     pending = pending_operations(state, stack)
-    if (lock is not None or pending) and not recover:
-        what = f"{len(pending)} pending operation(s) ({', '.join(pending[:3])})" if pending else "its lock"
+    torn = torn_writes(state, stack)
+    if (lock is not None or pending or torn) and not recover:
+        left = [f"{len(pending)} pending operation(s) ({', '.join(pending[:3])})"] if pending else []
+        left += ["its lock"] if lock is not None and not pending else []
+        left += [f"half-written {torn[0].name}"] if torn else []
         by = f"the update by {lock.describe()}" if lock else "an earlier update"
         raise ConflictError(
-            f"stack {stack}: {by} was interrupted and left {what}",
+            f"stack {stack}: {by} was interrupted and left {' and '.join(left)}",
             hint="check the cluster, then rerun with --recover to clear them and apply again",
         )
     if lock is not None:
         lock.path.unlink(missing_ok=True)
+    for path in torn:
+        path.unlink(missing_ok=True)
     return pending
+
+
+def torn_writes(state: Path, stack: str) -> list[Path]:
+    """What a killed write of the stack's checkpoint left: the backend writes the checkpoint atomically (a temp
+    file renamed) but its `.attrs` sidecar in place, so a kill can leave it empty, and then every load fails
+    ("failed to load checkpoint: EOF"). A missing sidecar is fine (default attributes); so are the temp files."""
+    folder = backend_dir(state) / ".pulumi" / "stacks" / PROJECT
+    torn = sorted(folder.glob(f"{stack}.json.*.tmp"))
+    for path in sorted(folder.glob(f"{stack}.json*.attrs")):
+        try:
+            json.loads(path.read_bytes())
+        except (OSError, ValueError):
+            torn.append(path)
+    return torn
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from xzctl.errors import BadInputError, ExternalToolError, XzctlError
-from xzctl.manifests.pins import ImagePins
+from xzctl.manifests.pins import ImagePins, ServicePin
 
 
 class Deployer(Protocol):
@@ -55,11 +55,29 @@ class StackDeployer:
         return self._current() if self._current is not None else None
 
     def apply(self, pins: ImagePins, previous: ImagePins | None) -> None:
+        known = previous if previous is not None else self.current()  # after a crash: what the stacks run
         for region, nodes in self._regions.items():
             if not any(n in pins.nodes for n in nodes):
                 continue  # not this rollout's region: another rollout may be changing it
             if previous is None or any(pins.nodes.get(n) != previous.nodes.get(n) for n in nodes):
+                first = canaries_removed_first(pins, known, nodes) if known is not None else None
+                if first is not None:
+                    self._update(region, first)
                 self._update(region, pins)
+
+
+def canaries_removed_first(pins: ImagePins, previous: ImagePins, nodes: Sequence[str]) -> ImagePins | None:
+    """The pins of a first update when `pins` promotes canaries of `nodes`: those canaries gone, their stable
+    not yet changed (None when nothing is promoted). Pulumi deletes only after it has updated, so in one update
+    the stable Deployment's surge pod waits for the room the canary's pod holds, and the update never ends on a
+    full node (seen on the real engine)."""
+    first = pins
+    for node in nodes:
+        for service, pin in pins.nodes.get(node, {}).items():
+            old = previous.nodes.get(node, {}).get(service)
+            if old is not None and old.canary is not None and pin.canary is None and pin.stable != old.stable:
+                first = first.with_pin(node, service, ServicePin(old.stable))
+    return None if first is pins else first
 
 
 class SimulatorDeployer:

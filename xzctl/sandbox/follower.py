@@ -21,9 +21,10 @@ log = logging.getLogger(__name__)
 
 
 def running_images(pods: list[Any]) -> dict[tuple[str, str, str], str]:
-    """(node, service, track) -> image of the Running pods xzctl made (by their labels)."""
+    """(node, service, track) -> image of the Running pods xzctl made (by their labels). While a Deployment rolls
+    over, old and new pods both run: the newest pod's image is what the track is becoming, so it wins."""
     out: dict[tuple[str, str, str], str] = {}
-    for pod in pods:
+    for pod in sorted(pods, key=lambda p: p.metadata.creation_timestamp):
         labels = pod.metadata.labels or {}
         node, service = labels.get(NODE_LABEL), labels.get(SERVICE_LABEL)
         if not node or not service or pod.status.phase != "Running" or pod.metadata.deletion_timestamp:
@@ -37,9 +38,18 @@ def running_images(pods: list[Any]) -> dict[tuple[str, str, str], str]:
     return out
 
 
-def deploy_actions(seen: dict[tuple[str, str, str], str], now: dict[tuple[str, str, str], str]) -> list[dict[str, Any]]:
+def modelled_services(state: dict[str, Any]) -> set[tuple[str, str]]:
+    """(node, service) pairs the simulator serves metrics for, from its /state."""
+    return {(node, service) for node, data in state.get("nodes", {}).items() for service in data.get("images", {})}
+
+
+def deploy_actions(
+    seen: dict[tuple[str, str, str], str], now: dict[tuple[str, str, str], str], modelled: set[tuple[str, str]]
+) -> list[dict[str, Any]]:
     """Simulator `deploy` actions turning what it was told (`seen`) into what runs (`now`). A stable track that
-    vanished keeps its last image (pods roll over); a canary that vanished is removed."""
+    vanished keeps its last image (pods roll over); a canary that vanished is removed. Pods the simulator does not
+    model (the Redis cache, another fleet's nodes) are left out: it would refuse them."""
+    now = {key: image for key, image in now.items() if key[:2] in modelled}
     actions: list[dict[str, Any]] = [
         {"action": "deploy", "node": n, "service": s, "track": t, "image": image}
         for (n, s, t), image in sorted(now.items())
@@ -58,6 +68,7 @@ def follow_pods(
 ) -> None:
     """Poll the pods (bounded per request) and tell the simulator every change; runs until stopped. `ready_file`
     is written after the first poll that reached both the API server and the simulator."""
+    import urllib3
     from kubernetes import client
 
     from xzctl.sandbox.client import SimulatorClient
@@ -66,25 +77,37 @@ def follow_pods(
     core = client.CoreV1Api(api)
     sim = SimulatorClient(simulator_url)
     seen: dict[tuple[str, str, str], str] = {}
+    modelled: set[tuple[str, str]] = set()
     deadline = time.monotonic() + max_seconds
     for _ in range(int(max_seconds / FOLLOW_SECONDS) + 1):
         if time.monotonic() > deadline:
             break
         try:
+            modelled = modelled or modelled_services(sim.state())  # the simulator's nodes never change
             pods = core.list_pod_for_all_namespaces(label_selector=NODE_LABEL, _request_timeout=API_TIMEOUT_SECONDS)
-            now = running_images(pods.items)
-            for action in deploy_actions(seen, now):
-                sim.control(action)
-                key = (action["node"], action["service"], action["track"])
-                if action["image"] is None:
-                    seen.pop(key, None)
-                else:
-                    seen[key] = action["image"]
+            tell(sim, deploy_actions(seen, running_images(pods.items), modelled), seen)
             if ready_file is not None and not ready_file.exists():
                 ready_file.write_text("ready\n", encoding="utf-8")
-        except (client.ApiException, XzctlError, OSError, ValueError) as exc:
+        # urllib3's errors are not OSErrors: an API server restarting (connection refused) must not end the follower
+        except (client.ApiException, urllib3.exceptions.HTTPError, XzctlError, OSError, ValueError) as exc:
             log.warning("pod follower: %s", exc)  # the next poll retries
         time.sleep(FOLLOW_SECONDS)
+
+
+def tell(sim: Any, actions: list[dict[str, Any]], seen: dict[tuple[str, str, str], str]) -> None:
+    """Send each deploy action, recording in `seen` what the simulator took. A refusal is logged and retried at
+    the next poll, never blocking the actions after it (a canary's removal comes last)."""
+    for action in actions:
+        key = (action["node"], action["service"], action["track"])
+        try:
+            sim.control(action)
+        except XzctlError as exc:
+            log.warning("pod follower: %s", exc)
+            continue
+        if action["image"] is None:
+            seen.pop(key, None)
+        else:
+            seen[key] = action["image"]
 
 
 def main(argv: list[str] | None = None) -> None:
