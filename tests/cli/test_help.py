@@ -59,7 +59,7 @@ def test_installed_script_runs_the_plan() -> None:
         [xzctl, "fleet", "plan", "-o", "json", "--check"], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 1
-    assert json.loads(done.stdout)["summary"] == {"ok": 18, "warn": 4, "fail": 5}
+    assert json.loads(done.stdout)["summary"] == {"ok": 18, "warn": 5, "fail": 4}
     assert "xzctl: error" not in done.stderr  # a verdict, not an error
     assert "Traceback" not in done.stderr
 

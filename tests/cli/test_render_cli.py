@@ -19,7 +19,7 @@ def test_node_config_prints_both_documents_as_one_stream(capsys: pytest.CaptureF
     assert node["edge_node"]["id"] == "gz-edge-01"
     assert server["server"]["websocket"] == "wss://gz-edge-01.xiaozhi.example/xiaozhi/v1/"
     assert "--- # node.yaml" in captured.out and "--- # data/.config.yaml" in captured.out
-    assert "3 warning(s); see: xzctl fleet validate" in captured.err
+    assert "2 warning(s); see: xzctl fleet validate" in captured.err
 
 
 def test_node_config_out_writes_the_node_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -53,7 +53,7 @@ def test_voice_behaviour_scales_up_at_once_and_down_slowly() -> None:
 
 def test_cloud_models_scale_on_the_llm_stream(example_fleet: Fleet) -> None:
     objs = target_objects(example_fleet, "cloud").objects()
-    for name, low, high in (("llm-qwen-72b", 2, 8), ("llm-qwen-14b", 4, 12)):
+    for name, low, high in (("llm-qwen-72b", 2, 4), ("llm-qwen-14b", 4, 8)):
         spec = find(objs, HPA, name)["spec"]
         kubernetes_validate.validate(find(objs, HPA, name), "1.30.0", strict=True)
         assert (spec["minReplicas"], spec["maxReplicas"]) == (low, high)

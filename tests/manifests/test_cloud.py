@@ -33,7 +33,7 @@ def _main(obj: Obj) -> Obj:
 
 
 def test_llm_deployments_follow_the_spec(cloud: list[Obj]) -> None:
-    for name, replicas, gpus, batch in (("qwen-72b", 8, "4", "32"), ("qwen-14b", 12, "2", "64")):
+    for name, replicas, gpus, batch in (("qwen-72b", 4, "4", "32"), ("qwen-14b", 8, "2", "64")):
         dep = find(cloud, "Deployment", f"llm-{name}")
         assert dep["spec"]["replicas"] == replicas
         main = _main(dep)

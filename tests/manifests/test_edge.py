@@ -91,7 +91,7 @@ def test_secrets_carry_no_data_and_say_how_to_create_them(beijing: list[Obj]) ->
         assert "data" not in s and "stringData" not in s
         annotations = s["metadata"]["annotations"]
         assert annotations["xzctl.io/how-to-create"].startswith(
-            f"kubectl -n xiaozhi create secret generic {s['metadata']['name']}"
+            f"kubectl -n xiaozhi-beijing create secret generic {s['metadata']['name']}"
         )
     auth = find(beijing, "Secret", "xzctl-auth-key")
     assert auth["metadata"]["annotations"]["xzctl.io/secret-source"] == "env:XIAOZHI_AUTH_KEY#value"

@@ -129,7 +129,9 @@ def test_policy_pack_runs_the_same_policies_on_pulumi_resources(stack_runs: dict
     pack["gpu-slots"].validate(pulumi_policy.StackValidationArgs(resources), report)
     assert violations == []
     asr = next(
-        copy.deepcopy(r) for r in run.resources if r.name == "xiaozhi/bj-edge-01-asr" and r.typ.endswith("Deployment")
+        copy.deepcopy(r)
+        for r in run.resources
+        if r.name == "xiaozhi-beijing/bj-edge-01-asr" and r.typ.endswith("Deployment")
     )
     asr.inputs["spec"]["template"]["spec"]["containers"][0].pop("readinessProbe")
     pack["probes"].validate(

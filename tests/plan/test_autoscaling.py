@@ -84,9 +84,9 @@ def test_replicas_outside_min_max_is_refused(tmp_path: Path) -> None:
 def test_cloud_max_above_the_gpu_servers_fails(tmp_path: Path) -> None:
     fleet = variant(
         tmp_path,
-        (r"replicas: 12, gpu_per_replica: 2", "replicas: 0, gpu_per_replica: 2"),  # 32 GPUs: qwen-72b x 8
-        (r"autoscaling: \{min: 2, max: 8, signal: requests, target: 6\}", "autoscaling: {min: 2, max: 9}"),
-        (r"replicas: 8, gpu_per_replica: 4", "replicas: 7, gpu_per_replica: 4"),
+        (r"replicas: 8, gpu_per_replica: 2", "replicas: 0, gpu_per_replica: 2"),  # 32 GPUs: qwen-72b x 8
+        (r"autoscaling: \{min: 2, max: 4, signal: requests, target: 6\}", "autoscaling: {min: 2, max: 9}"),
+        (r"replicas: 4, gpu_per_replica: 4", "replicas: 7, gpu_per_replica: 4"),
     )
     assert _rows(fleet)["cloud"] is Verdict.FAIL
     assert bundled_example_path().is_file()

@@ -63,10 +63,10 @@ def test_bundled_example_shows_the_seeds_contradictions(example_fleet: Fleet) ->
     assert (fleet_n1.verdict, fleet_n1.value, fleet_n1.limit) == (Verdict.FAIL, 1000, 900)
     assert fleet_n1.reason.startswith("100 of 1,000 devices")
 
-    cloud = _row(plan, "cloud-gpu", "cloud")
-    assert (cloud.verdict, cloud.value, cloud.limit) == (Verdict.FAIL, 56, 32)
-    assert "qwen-72b 8x4=32 + qwen-14b 12x2=24 = 56 GPUs" in cloud.reason
-    assert "add 3 GPU server(s)" in cloud.reason
+    cloud = _row(plan, "cloud-gpu", "cloud")  # the example halves the seed's replicas to fit its 4 servers
+    assert (cloud.verdict, cloud.value, cloud.limit) == (Verdict.WARN, 32, 32)
+    assert "qwen-72b 4x4=16 + qwen-14b 8x2=16 = 32" in cloud.reason
+    assert "losing one server strands replicas" in cloud.reason
 
     assert _row(plan, "capacity", "fleet").value == 1000 and _row(plan, "capacity", "fleet").limit == 1050
     assert _row(plan, "cost", "fleet", "capex").value == 1_610_000
@@ -77,13 +77,27 @@ def test_bundled_example_shows_the_seeds_contradictions(example_fleet: Fleet) ->
     payback = _row(plan, "cost", "fleet", "payback")
     assert payback.value == pytest.approx(1_610_000 / 1_450_000) and "= 1.1 years" in payback.reason
     fixed = _row(plan, "cost", "fleet", "payback with fixes")
-    assert fixed.value == pytest.approx((1_610_000 + 3 * 80_000 + 3 * 200_000) / 1_450_000)
+    assert fixed.value == pytest.approx((1_610_000 + 3 * 80_000) / 1_450_000)
     per_device = _row(plan, "cost", "fleet", "cost per device per month")
     assert per_device.value == pytest.approx((1_550_000 + 1_610_000 / 3) / 1000 / 12)
     for node in example_fleet.edge_nodes():
         gpu = _row(plan, "edge-gpu", node.id)
         assert (gpu.verdict, gpu.value, gpu.limit) == (Verdict.OK, 12, 16)
-    assert plan.to_dict()["summary"] == {"ok": 18, "warn": 4, "fail": 5}
+    assert plan.to_dict()["summary"] == {"ok": 18, "warn": 5, "fail": 4}
+
+
+def _seed_cloud(doc: dict[str, Any]) -> None:
+    """The seed plan's own cloud: 8 x 4 + 12 x 2 = 56 GPUs of LLMs on its 4 servers x 8."""
+    for model, replicas in zip(doc["cloud"]["llm_models"], (8, 12), strict=True):
+        model["replicas"] = replicas
+        model["autoscaling"]["max"] = replicas
+
+
+def test_the_seed_plans_cloud_is_short_of_gpus() -> None:
+    cloud = _row(build_plan(_fleet({"a": [_node("a1", 10), _node("a2", 10)]}, _seed_cloud)), "cloud-gpu", "cloud")
+    assert (cloud.verdict, cloud.value, cloud.limit) == (Verdict.FAIL, 56, 32)
+    assert "qwen-72b 8x4=32 + qwen-14b 12x2=24 = 56 GPUs" in cloud.reason
+    assert "add 3 GPU server(s)" in cloud.reason
 
 
 def test_plan_json_matches_golden(example_fleet: Fleet) -> None:
@@ -91,7 +105,7 @@ def test_plan_json_matches_golden(example_fleet: Fleet) -> None:
 
 
 def test_region_that_survives_n_plus_one() -> None:
-    plan = build_plan(_fleet({"east": [_node("e1", 100), _node("e2", 100), _node("e3", 100)]}))
+    plan = build_plan(_fleet({"east": [_node("e1", 100), _node("e2", 100), _node("e3", 100)]}, _seed_cloud))
     row = _row(plan, "n+1", "east")
     assert (row.verdict, row.value, row.limit) == (Verdict.OK, 300, 300)
     assert "hold all 300 devices (0 slots spare)" in row.reason
@@ -158,6 +172,7 @@ def test_node_without_gpus_or_gpu_services_is_ok() -> None:
 @pytest.mark.parametrize(("servers", "verdict"), [(7, Verdict.WARN), (8, Verdict.OK)])
 def test_cloud_gpus_must_survive_losing_a_server(servers: int, verdict: Verdict) -> None:
     def sized(doc: dict[str, Any]) -> None:
+        _seed_cloud(doc)
         doc["cloud"]["gpu_servers"]["count"] = servers
 
     row = _row(build_plan(_fleet({"a": [_node("a1", 10), _node("a2", 10)]}, sized)), "cloud-gpu", "cloud")

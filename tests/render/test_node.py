@@ -60,7 +60,7 @@ def test_node_yaml_has_the_seed_shape_and_the_spec_values(example_fleet: Fleet) 
             "overlap_samples": 320,
             "sample_rate": 16000,
         }
-        assert services["asr"]["endpoint"] == f"http://{node.id}-asr.xiaozhi.svc.cluster.local:10095"
+        assert services["asr"]["endpoint"] == f"http://{node.id}-asr.xiaozhi-{node.region}.svc.cluster.local:10095"
         assert services["tts"]["cache_size"] == "10Gi"
         assert services["cache"]["memory_limit"] == "16Gi"
         assert services["cache"]["persistence"] is True
@@ -76,9 +76,13 @@ def test_server_override_points_at_the_node_and_the_cloud_router(example_fleet: 
     assert config["server"]["auth"]["allowed_devices"] == []
     assert config["selected_module"] == PROVIDER_BLOCKS
     asr = config["ASR"][PROVIDER_BLOCKS["ASR"]]
-    assert (asr["type"], asr["host"], asr["port"]) == ("fun_server", "sh-edge-02-asr.xiaozhi.svc.cluster.local", 10095)
+    assert (asr["type"], asr["host"], asr["port"]) == (
+        "fun_server",
+        "sh-edge-02-asr.xiaozhi-shanghai.svc.cluster.local",
+        10095,
+    )
     tts = config["TTS"][PROVIDER_BLOCKS["TTS"]]
-    assert tts["url"] == "http://sh-edge-02-tts.xiaozhi.svc.cluster.local:8880/v1/audio/speech"
+    assert tts["url"] == "http://sh-edge-02-tts.xiaozhi-shanghai.svc.cluster.local:8880/v1/audio/speech"
     llm = config["LLM"][PROVIDER_BLOCKS["LLM"]]
     assert (llm["type"], llm["base_url"]) == ("openai", example_fleet.cloud.endpoint)
 

@@ -172,6 +172,21 @@ CASES = [
         ("regions.beijing.edge_nodes[0].services", "pods request", "CPU cores but the node has 16"),
     ),
     Case(
+        "cloud LLMs ask for more GPUs than the servers have",
+        _edit(lambda d: d["cloud"]["gpu_servers"].update(count=3)),
+        ("cloud.llm_models", "ask for 32 GPUs but the cloud has 3 servers x 8 = 24", "add cloud GPU servers"),
+    ),
+    Case(
+        "cloud LLM replica larger than a server",
+        _edit(lambda d: d["cloud"]["gpu_servers"].update(count=8, gpus_per_server=2)),
+        ("cloud.llm_models[0].gpu_per_replica", "qwen-72b needs 4 GPUs per replica but a cloud server has 2"),
+    ),
+    Case(
+        "cloud LLM replicas fit in total but not whole on servers",
+        _edit(lambda d: d["cloud"]["gpu_servers"].update(count=5, gpus_per_server=7)),
+        ("cloud.llm_models", "and the cloud has 5 servers x 7 = 35", "1 replica(s) cannot be placed whole"),
+    ),
+    Case(
         "bad cron schedule",
         _edit(lambda d: d["cloud"]["backup"].update(schedule="every night")),
         ("cloud.backup.schedule", "5-field cron expression"),

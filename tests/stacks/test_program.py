@@ -62,13 +62,14 @@ def test_edge_replicas_gpus_and_node_pinning(stack_runs: dict[str, StackRun], ex
     for node in example_fleet.regions["beijing"].edge_nodes:
         expected = {"vad": (4, None), "asr": (6, "1"), "tts": (4, "1"), "llm": (1, "2"), "coordinator": (1, None)}
         for service, (replicas, gpus) in expected.items():
-            rec = run.named(DEPLOYMENT, f"xiaozhi/{node.id}-{service}").inputs
+            rec = run.named(DEPLOYMENT, f"xiaozhi-beijing/{node.id}-{service}").inputs
             assert rec["spec"]["replicas"] == replicas
             pod = rec["spec"]["template"]["spec"]
             assert pod["nodeSelector"] == {"xiaozhi.io/edge-node": node.id}
             assert _container(rec)["resources"]["limits"].get("nvidia.com/gpu") == gpus
         batch = {
-            e["name"]: e["value"] for e in _container(run.named(DEPLOYMENT, f"xiaozhi/{node.id}-asr").inputs)["env"]
+            e["name"]: e["value"]
+            for e in _container(run.named(DEPLOYMENT, f"xiaozhi-beijing/{node.id}-asr").inputs)["env"]
         }
         assert batch["BATCH_SIZE"] == "8"
         assert batch["MODEL"] == "sensevoice-small-fp16"
@@ -86,7 +87,7 @@ def test_server_gets_the_auth_key_only_from_a_pulumi_secret(stack_runs: dict[str
                 assert rec.typ == SECRET, f"{rec.typ} {rec.name} carries the auth key"
         if target == "cloud":
             continue
-        secret = run.named(SECRET, "xiaozhi/xzctl-auth-key").inputs
+        secret = run.named(SECRET, f"xiaozhi-{target}/xzctl-auth-key").inputs
         assert secret["stringData"][SECRET_SIG]  # marked secret on the wire
         assert secret["stringData"]["value"] == {"value": AUTH_KEY}
         server = next(r.inputs for r in run.of_type(DEPLOYMENT) if r.name.endswith("-xiaozhi-server"))
@@ -94,7 +95,7 @@ def test_server_gets_the_auth_key_only_from_a_pulumi_secret(stack_runs: dict[str
         assert init["env"] == [
             {"name": "XIAOZHI_AUTH_KEY", "valueFrom": {"secretKeyRef": {"name": "xzctl-auth-key", "key": "value"}}}
         ]
-        redis = run.named(SECRET, "xiaozhi/xzctl-redis-password").inputs
+        redis = run.named(SECRET, f"xiaozhi-{target}/xzctl-redis-password").inputs
         assert redis["stringData"]["value"] == {"value": CONFIG_SECRETS["xzctl:redisPassword"]}
 
 
@@ -127,8 +128,8 @@ def test_cloud_llms_router_and_helm_values(stack_runs: dict[str, StackRun]) -> N
     run = stack_runs["cloud"]
     big = run.named(DEPLOYMENT, "xiaozhi-cloud/llm-qwen-72b").inputs
     small = run.named(DEPLOYMENT, "xiaozhi-cloud/llm-qwen-14b").inputs
-    assert (big["spec"]["replicas"], _container(big)["resources"]["limits"]["nvidia.com/gpu"]) == (8, "4")
-    assert (small["spec"]["replicas"], _container(small)["resources"]["limits"]["nvidia.com/gpu"]) == (12, "2")
+    assert (big["spec"]["replicas"], _container(big)["resources"]["limits"]["nvidia.com/gpu"]) == (4, "4")
+    assert (small["spec"]["replicas"], _container(small)["resources"]["limits"]["nvidia.com/gpu"]) == (8, "2")
     assert {"name": "MAX_BATCH_SIZE", "value": "32"} in _container(big)["env"]
     orchestrator = run.named(DEPLOYMENT, "xiaozhi-cloud/cloud-orchestrator").inputs
     assert orchestrator["spec"]["replicas"] == 3
@@ -190,15 +191,15 @@ def test_a_canary_pin_adds_a_one_replica_canary_beside_stable(
     )
     config = {**stack_config("shanghai"), "xzctl:imagePins": json.dumps(pins.to_json())}
     run = StackRun("shanghai", pulumi_mocks.run(config, list(CONFIG_SECRETS)))
-    stable = run.named(DEPLOYMENT, "xiaozhi/sh-edge-01-asr").inputs
-    rec = run.named(DEPLOYMENT, "xiaozhi/sh-edge-01-asr-canary").inputs
+    stable = run.named(DEPLOYMENT, "xiaozhi-shanghai/sh-edge-01-asr").inputs
+    rec = run.named(DEPLOYMENT, "xiaozhi-shanghai/sh-edge-01-asr-canary").inputs
     assert rec["spec"]["replicas"] == 1 and stable["spec"]["replicas"] == 6
     assert rec["spec"]["selector"]["matchLabels"]["track"] == "canary"
     assert stable["spec"]["selector"]["matchLabels"]["track"] == "stable"
     assert _container(rec)["image"] == canary
-    service = run.named("kubernetes:core/v1:Service", "xiaozhi/sh-edge-01-asr").inputs
+    service = run.named("kubernetes:core/v1:Service", "xiaozhi-shanghai/sh-edge-01-asr").inputs
     assert "track" not in service["spec"]["selector"]  # the Service sends traffic to both tracks
-    assert not [r for r in run.of_type(DEPLOYMENT) if r.name == "xiaozhi/sh-edge-02-asr-canary"]
+    assert not [r for r in run.of_type(DEPLOYMENT) if r.name == "xiaozhi-shanghai/sh-edge-02-asr-canary"]
 
 
 def test_a_missing_secret_fails_before_anything_is_registered(

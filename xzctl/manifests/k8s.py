@@ -93,6 +93,9 @@ def labels(component: str, *, extra: dict[str, str] | None = None) -> dict[str, 
     return {**base, **(extra or {})}
 
 
+SKIP_AWAIT = "pulumi.com/skipAwait"
+
+
 def meta(name: str, namespace: str | None, lbls: dict[str, str], annotations: dict[str, str] | None = None) -> Obj:
     out: Obj = {"name": name}
     if namespace is not None:
@@ -226,10 +229,14 @@ def deployment(name: str, ns: str, lbls: dict[str, str], selector: dict[str, str
 
 
 def service(name: str, ns: str, lbls: dict[str, str], selector: dict[str, str], ports: list[tuple[str, int]]) -> Obj:
+    """A ClusterIP Service. pulumi-kubernetes' wait for a Service adds nothing an operator relies on: it succeeds
+    once no endpoint changed for 10 s, with or without ready endpoints, so it only adds 10 s to every `up`.
+    What matters is still awaited: the workload behind it (ready pods) and the Ingress in front of it (an address,
+    every backend Service and its endpoints present). kubectl ignores the annotation."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": meta(name, ns, lbls),
+        "metadata": meta(name, ns, lbls, {SKIP_AWAIT: "true"}),
         "spec": {
             "type": "ClusterIP",
             "selector": dict(selector),

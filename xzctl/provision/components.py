@@ -66,6 +66,24 @@ class UnitContext:
     group: str
     provider: pulumi.ProviderResource
     secrets: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    autoscaled: frozenset[str] = frozenset()  # workloads an HPA scales, as Kind/namespace/name
+
+
+def autoscaled_workloads(objects: Sequence[Obj]) -> frozenset[str]:
+    """The workloads the HorizontalPodAutoscalers among `objects` scale, as Kind/namespace/name."""
+    return frozenset(
+        f"{o['spec']['scaleTargetRef']['kind']}/{o['metadata']['namespace']}/{o['spec']['scaleTargetRef']['name']}"
+        for o in objects
+        if o["kind"] == "HorizontalPodAutoscaler"
+    )
+
+
+def object_options(obj: Obj, base: pulumi.ResourceOptions, autoscaled: frozenset[str]) -> pulumi.ResourceOptions:
+    """`base`, and for a workload an HPA scales, its replicas left to the HPA: without it every `up` would set
+    them back to the spec's count (and the next HPA sync up again)."""
+    if _describe(obj) not in autoscaled:
+        return base
+    return pulumi.ResourceOptions.merge(base, pulumi.ResourceOptions(ignore_changes=["spec.replicas"]))
 
 
 class KubernetesUnit(pulumi.ComponentResource):
@@ -83,7 +101,11 @@ class KubernetesUnit(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self, provider=context.provider)
         secrets = context.secrets
         self.children = [
-            register_object(o, child, secrets.get(o["metadata"]["name"]) if o["kind"] == "Secret" else None)
+            register_object(
+                o,
+                object_options(o, child, context.autoscaled),
+                secrets.get(o["metadata"]["name"]) if o["kind"] == "Secret" else None,
+            )
             for o in unit.objects
         ]
         self.objects = pulumi.Output.from_input([_describe(o) for o in unit.objects])

@@ -27,7 +27,14 @@ import pulumi_kubernetes as k8s
 
 from xzctl.errors import BadInputError
 from xzctl.manifests.pins import ImagePins
-from xzctl.provision.components import HelmRelease, KubernetesUnit, UnitContext, resource_class, unit_resource
+from xzctl.provision.components import (
+    HelmRelease,
+    KubernetesUnit,
+    UnitContext,
+    autoscaled_workloads,
+    resource_class,
+    unit_resource,
+)
 from xzctl.provision.objects import CLOUD, TargetObjects, target_objects
 from xzctl.spec import load_fleet
 from xzctl.spec.models import Fleet, KubernetesTarget, SecretRef
@@ -116,7 +123,13 @@ def build(
         objects = target_objects(fleet, target, pins, ref.require_output(CLOUD_ENDPOINT_OUTPUT))
     k8s_provider = provider(f"{group}-{target}", kube, cfg)
     base, *rest = objects.units
-    context = UnitContext(fleet=fleet, group=group, provider=k8s_provider, secrets=secrets)
+    context = UnitContext(
+        fleet=fleet,
+        group=group,
+        provider=k8s_provider,
+        secrets=secrets,
+        autoscaled=autoscaled_workloads(objects.objects()),
+    )
     first = unit_resource(base, context)
     releases = [HelmRelease(c, group=group, provider=k8s_provider, depends_on=[first]) for c in objects.charts]
     units = [first]

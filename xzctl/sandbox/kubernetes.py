@@ -250,8 +250,9 @@ def start_cluster(
             f"--secure-port={api_port}",
             # 127.0.0.1 cannot be the `kubernetes` Service's endpoint: the reconciler would fail forever.
             "--endpoint-reconciler-type=none",
-            # Debian's etcd 3.4 lacks watch progress requests, so streaming lists fail; kwok's informers asked for
-            # them and relisted in a loop, seeing new pods up to ~30 s late. Refused, clients list then watch.
+            # Debian's etcd 3.4 cannot serve streamed lists (RequestWatchProgress): with WatchList on, kwok's
+            # watch-list requests fail mid-stream and it retries with back-off, seeing new pods only tens of seconds
+            # later; off, they are refused at once and kwok falls back to list + watch.
             "--feature-gates=WatchList=false",
             f"--tls-cert-file={pki.server_cert}",
             f"--tls-private-key-file={pki.server_key}",

@@ -135,7 +135,9 @@ class ChartSource(Strict):
 class KubernetesTarget(Strict):
     context: LabelText | None = None
     kubeconfig: LocalPath | None = None
-    namespace: Annotated[str, Field(pattern=DNS_LABEL)] = "xiaozhi"
+    namespace: Annotated[str, Field(pattern=DNS_LABEL)] = Field(
+        default="xiaozhi", description="default: xiaozhi-<region> for a region, xiaozhi-cloud for the cloud"
+    )
     charts: dict[Annotated[str, Field(pattern=DNS_LABEL)], ChartSource] = Field(
         default_factory=dict, description="release name (monitoring, elasticsearch, kibana) -> where its chart is"
     )

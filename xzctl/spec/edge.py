@@ -194,6 +194,10 @@ class EdgeNode(NodeProfile):
         return f"{scheme}://{self.public_hostname}/xiaozhi/ota/"
 
 
+REGION_NAMESPACE_PREFIX = "xiaozhi-"
+MAX_DNS_LABEL = 63
+
+
 class Region(Strict):
     name: Annotated[str, Field(pattern=FILLED_KEY)] = Field(default="", description="filled from the key in 'regions'")
     kubernetes: KubernetesTarget = KubernetesTarget()
@@ -201,6 +205,24 @@ class Region(Strict):
         default=True, description="devices of a lost node may move to other regions when this one is full"
     )
     edge_nodes: list[EdgeNode] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_namespace(cls, data: object) -> object:
+        """Without kubernetes.namespace a region gets xiaozhi-<region>: two regions sharing a cluster (a lab, the
+        sandbox, a migration) then never overwrite each other's objects, which have the same names."""
+        if not isinstance(data, dict) or not data.get("name"):
+            return data
+        target = data.get("kubernetes")
+        target = {} if target is None else target
+        if not isinstance(target, dict) or "namespace" in target:
+            return data
+        namespace = f"{REGION_NAMESPACE_PREFIX}{data['name']}"
+        if len(namespace) > MAX_DNS_LABEL:
+            raise ValueError(
+                f"the default namespace {namespace} is longer than {MAX_DNS_LABEL}: set kubernetes.namespace"
+            )
+        return {**data, "kubernetes": {**target, "namespace": namespace}}
 
     @property
     def devices(self) -> int:

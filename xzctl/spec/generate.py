@@ -76,7 +76,7 @@ def generate_fleet_document(
     for r in range(region_count):
         name = _region_name(r)
         out_regions[name] = {
-            "kubernetes": {"context": f"k3s-{name}", "namespace": "xiaozhi"},
+            "kubernetes": {"context": f"k3s-{name}"},
             "cross_region_failover": True,
             "edge_nodes": [],
         }

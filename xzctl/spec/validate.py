@@ -13,7 +13,7 @@ from typing import Protocol
 from xzctl.errors import SpecProblem
 from xzctl.spec.autoscaling import cloud_gpu_demand_at_max, node_gpu_demand_at_max, region_peak_shortfalls
 from xzctl.spec.load import Path_, format_path
-from xzctl.spec.models import CapexKind, EdgeNode, Environment, Fleet
+from xzctl.spec.models import CapexKind, Cloud, EdgeNode, Environment, Fleet
 from xzctl.spec.quantity import parse_cpu, parse_memory
 
 # Kubernetes object names are DNS labels (<= 63); the longest name derived from a node id is
@@ -161,16 +161,51 @@ def _digest_pins(fleet: Fleet, add: _Add) -> None:
             )
 
 
-def _fleet_totals(fleet: Fleet, add: _Add) -> None:
-    gpus = fleet.cloud.gpu_servers.gpus
-    if fleet.cloud.llm_gpu_demand > gpus:
+def cloud_unplaced_replicas(cloud: Cloud) -> int:
+    """LLM replicas left over when every replica is placed whole on one GPU server, largest first (first-fit
+    decreasing, as optimal as packing gets for the power-of-two sizes models use): 0 when the cloud schedules."""
+    free = [cloud.gpu_servers.gpus_per_server] * cloud.gpu_servers.count
+    left = 0
+    for size in sorted((m.gpu_per_replica for m in cloud.llm_models for _ in range(m.replicas)), reverse=True):
+        fits = next((i for i, f in enumerate(free) if f >= size), None)
+        if fits is None:
+            left += 1
+        else:
+            free[fits] -= size
+    return left
+
+
+def _cloud_gpus(fleet: Fleet, add: _Add) -> None:
+    """LLM Deployments whose pods cannot all be placed never become ready: `provision cloud` would wait until
+    its timeout, so refuse the spec here."""
+    cloud, servers = fleet.cloud, fleet.cloud.gpu_servers
+    too_large = [m for m in cloud.llm_models if m.replicas and m.gpu_per_replica > servers.gpus_per_server]
+    for index, model in enumerate(cloud.llm_models):
+        if model in too_large:
+            add(
+                ("cloud", "llm_models", index, "gpu_per_replica"),
+                f"{model.name} needs {model.gpu_per_replica} GPUs per replica but a cloud server has "
+                f"{servers.gpus_per_server}: no replica can be scheduled",
+                "lower gpu_per_replica or use larger cloud GPU servers",
+            )
+    where = f"the cloud has {servers.count} servers x {servers.gpus_per_server} = {servers.gpus}"
+    if cloud.llm_gpu_demand > servers.gpus:
         add(
             ("cloud", "llm_models"),
-            f"LLM replicas ask for {fleet.cloud.llm_gpu_demand} GPUs but the cloud has "
-            f"{fleet.cloud.gpu_servers.count} servers x {fleet.cloud.gpu_servers.gpus_per_server} = {gpus}",
+            f"LLM replicas ask for {cloud.llm_gpu_demand} GPUs but {where}",
             "lower replicas or add cloud GPU servers (see xzctl fleet plan)",
-            "warning",
         )
+    elif not too_large and (left := cloud_unplaced_replicas(cloud)):
+        add(
+            ("cloud", "llm_models"),
+            f"LLM replicas ask for {cloud.llm_gpu_demand} GPUs and {where}, but {left} replica(s) cannot be "
+            "placed whole on one server",
+            "match replica sizes to the servers' GPUs or add a cloud GPU server",
+        )
+
+
+def _fleet_totals(fleet: Fleet, add: _Add) -> None:
+    _cloud_gpus(fleet, add)
     if fleet.devices > fleet.kpis.throughput.concurrent_devices:
         add(
             ("kpis", "throughput", "concurrent_devices"),
