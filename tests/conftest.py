@@ -1,8 +1,15 @@
 """Shared fixtures. Each fixture family lives in tests/fixtures/ and is loaded here as a plugin."""
 
-import pytest
+import sys
 
-from xzctl.spec import Fleet, bundled_example_path, load_fleet
+# Compiled and assertion-rewritten modules are cached (gitignored __pycache__) even where the environment sets
+# PYTHONDONTWRITEBYTECODE: compiling ~300 modules afresh costs about 3 s of CPU in every run and every xdist
+# worker, and the `python -m xzctl` subprocesses of the tests read these caches too.
+sys.dont_write_bytecode = False
+
+import pytest  # noqa: E402
+
+from xzctl.spec import Fleet, bundled_example_path, load_fleet  # noqa: E402
 
 pytest_plugins = [
     "pytester",

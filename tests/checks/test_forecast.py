@@ -7,9 +7,9 @@ import math
 from datetime import timedelta
 from pathlib import Path
 
-import kubernetes_validate
 import pytest
 
+from tests.fixtures.kubernetes_schema import validate_strict
 from xzctl.checks.forecast import (
     SEASON_HOURS,
     Forecast,
@@ -92,7 +92,7 @@ def test_prescale_objects_are_valid_kubernetes(example_fleet: Fleet, next_day: F
     assert sorted(files) == [f"{r}-prescale.yaml" for r in sorted(example_fleet.regions)]
     objs = list(yaml.safe_load_all(files["beijing-prescale.yaml"]))
     for obj in objs:
-        kubernetes_validate.validate(obj, "1.30.0", strict=True)
+        validate_strict(obj)
     jobs = [o for o in objs if o["kind"] == "CronJob"]
     assert jobs and {o["kind"] for o in objs} == {"ServiceAccount", "Role", "RoleBinding", "CronJob"}
     container = jobs[0]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]

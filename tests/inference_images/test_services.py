@@ -15,6 +15,7 @@ import requests
 from xz_inference.loadgen import word_errors, words
 from xzctl.images.run import RunningService, start_service, stop_service, wait_ready
 
+pytestmark = pytest.mark.images  # each service runs as a real process with its real model
 TIMEOUT = 10.0
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import math
 
-import kubernetes_validate
-
+from tests.fixtures.kubernetes_schema import validate_strict
 from tests.fixtures.manifests import find
 from tests.fixtures.sandbox import wait_for_query
 from xzctl.manifests.autoscaling import BEHAVIOR, adapter_chart
@@ -24,7 +23,7 @@ def test_one_hpa_per_node_and_autoscaled_service(example_fleet: Fleet) -> None:
     )
     deployments = {o["metadata"]["name"] for o in objs if o["kind"] == "Deployment"}
     for h in hpas:
-        kubernetes_validate.validate(h, "1.30.0", strict=True)
+        validate_strict(h)
         assert h["spec"]["scaleTargetRef"]["name"] in deployments
 
 
@@ -55,7 +54,7 @@ def test_cloud_models_scale_on_the_llm_stream(example_fleet: Fleet) -> None:
     objs = target_objects(example_fleet, "cloud").objects()
     for name, low, high in (("llm-qwen-72b", 2, 4), ("llm-qwen-14b", 4, 8)):
         spec = find(objs, HPA, name)["spec"]
-        kubernetes_validate.validate(find(objs, HPA, name), "1.30.0", strict=True)
+        validate_strict(find(objs, HPA, name))
         assert (spec["minReplicas"], spec["maxReplicas"]) == (low, high)
         assert spec["metrics"][0]["external"]["metric"]["selector"] == {"matchLabels": {"service": "llm"}}
 

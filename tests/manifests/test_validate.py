@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.fixtures.kubernetes_schema import validate_strict
 from xzctl.provision.objects import target_objects, targets
 from xzctl.spec import Fleet
 
@@ -27,7 +28,7 @@ def test_every_builtin_object_is_valid_kubernetes_1_30(example_fleet: Fleet) -> 
         for obj in target_objects(example_fleet, target).objects():
             if obj["apiVersion"] == CUSTOM:
                 continue
-            kubernetes_validate.validate(obj, "1.30.0", strict=True)
+            validate_strict(obj)
             kinds.add(obj["kind"])
     assert kinds >= {
         "Namespace",
@@ -49,7 +50,7 @@ def test_a_broken_object_is_caught_by_the_strict_schema() -> None:
     """The validator is strict: an unknown field (a typo) is an error, not ignored."""
     bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {}, "datta": {}}
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(bad, "1.30.0", strict=True)
+        validate_strict(bad)
 
 
 @pytest.mark.live

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from xzctl.errors import BadInputError
+from xzctl.render import output
 from xzctl.render.output import FAULT_ENV, MARKER, STEPS, _recover, write_tree
 
 
@@ -107,10 +108,13 @@ def test_missing_parent_and_file_targets_are_clear_errors(tmp_path: Path) -> Non
 OLD = {"old-node/node.yaml": "old\n", "shared.yaml": "old\n"}
 NEW = {f"new-{i}/node.yaml": f"new {i}\n" for i in range(20)} | {"shared.yaml": "new\n"}
 # A child process that renders NEW over `out` and, via the fault hook, SIGKILLs itself at one step.
+# It loads output.py alone: xzctl.render's templates and spec models would triple the child's start-up.
 CHILD = """
-import json, sys
+import importlib.util, json, sys
 from pathlib import Path
-import xzctl.render.output as output
+spec = importlib.util.spec_from_file_location("xzctl.render.output", sys.argv[4])
+output = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(output)
 if sys.argv[3] == "fallback":
     output._exchange = lambda a, b: False
 output.write_tree(Path(sys.argv[1]), json.loads(sys.argv[2]), what="test")
@@ -120,7 +124,10 @@ output.write_tree(Path(sys.argv[1]), json.loads(sys.argv[2]), what="test")
 def _render_killed_at(out: Path, step: str, mode: str) -> int:
     env = {**os.environ, FAULT_ENV: step}
     child = subprocess.run(
-        [sys.executable, "-c", CHILD, str(out), json.dumps(NEW), mode], env=env, timeout=60, check=False
+        [sys.executable, "-c", CHILD, str(out), json.dumps(NEW), mode, output.__file__],
+        env=env,
+        timeout=60,
+        check=False,
     )
     return child.returncode
 

@@ -49,6 +49,7 @@ def test_devices_scale_to_the_local_cores() -> None:
     assert scaled_devices(node, cores=64) == node.devices  # never more than the node's own load
 
 
+@pytest.mark.images  # the real inference services and load generator, as processes
 def test_a_slower_asr_canary_shows_in_real_latency_and_every_turn_is_scored(tmp_path: Path) -> None:
     os.environ.setdefault("XZCTL_IMAGE_CACHE", str(Path.home() / ".cache" / "xzctl" / "images"))
     fleet = load_fleet(None).fleet

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from xzctl.cli import run
-from xzctl.spec import bundled_example_path
+from xzctl.spec import bundled_example_path, load
 
 EXAMPLE = bundled_example_path().read_text(encoding="utf-8")
 
@@ -211,8 +211,10 @@ def test_there_are_at_least_20_distinct_cases() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_malformed_spec_is_refused_clearly_and_nothing_is_written(
-    case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The node budget is a bound, not a number to prove: the bomb (10^9 nodes) exceeds a smaller one 20 times sooner.
+    monkeypatch.setattr(load, "MAX_YAML_NODES", 100_000)
     spec = tmp_path / "fleet.yaml"
     spec.write_bytes(case.content)
     out = tmp_path / "out"

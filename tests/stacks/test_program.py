@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import kubernetes_validate
 import pytest
 
+from tests.fixtures.kubernetes_schema import validate_strict
 from tests.fixtures.pulumi_mocks import (
     AUTH_KEY,
     CLOUD_ENDPOINT,
@@ -175,7 +175,7 @@ def test_registered_objects_validate_strictly_against_kubernetes_1_30(stack_runs
             if obj["apiVersion"].startswith("monitoring.coreos.com"):
                 custom += 1  # custom resources: see tests/manifests/test_validate.py
                 continue
-            kubernetes_validate.validate(obj, "1.30.0", strict=True)
+            validate_strict(obj)
             checked += 1
     # 3 regions x (ServiceMonitor + PrometheusRule) + the orchestrator's ServiceMonitor
     assert (checked, custom) == (sum(len(r.kubernetes_objects()) for r in stack_runs.values()) - 7, 7)

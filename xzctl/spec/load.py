@@ -96,7 +96,7 @@ def read_spec_document(spec_path: Path) -> tuple[dict[str, Any], dict[Path_, int
             "remove the repeated aliases; use node_profiles to share node settings",
         )
     try:
-        raw = yaml.SafeLoader(text).get_single_data()
+        raw = yaml.SafeLoader("").construct_document(root)  # get_single_data's step 2, on the nodes composed above
     except yaml.YAMLError as exc:  # constructor errors, e.g. unhashable keys
         raise fail(f"YAML error: {exc}".replace("\n", " "), "fix the YAML at that place") from None
     odd = _first_non_plain(raw, ())
