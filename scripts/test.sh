@@ -36,10 +36,25 @@ echo "== import-linter"; lint-imports
 echo "== pytest"
 # A skipped test of a tier (live, ssh, engine, tools) fails the run unless XZCTL_SKIP_<TIER>=1 says it is meant.
 # The fast suite alone: scripts/test.sh -m "not live and not ssh and not engine and not tools"
-rc=0
-python3 -m pytest -q -p no:cacheprovider --durations=15 "$@" || rc=$?
-if [ "$rc" -eq 5 ]; then
-  echo "pytest collected no tests: that is a failure here" >&2
-  exit 1
+# Workers (pytest-xdist): the tiers mostly wait on real servers, so more workers than cores overlap the waits; each
+# tier module keeps to one worker (tests/fixtures/distribution.py). XZCTL_WORKERS=0 runs in one process.
+# Without arguments the `images` tier runs after the rest, alone: it judges real inference by its latency, which
+# other workers' CPU load would distort.
+pytest_run() {
+  local rc=0
+  python3 -m pytest -q -p no:cacheprovider --durations=15 "$@" || rc=$?
+  if [ "$rc" -eq 5 ]; then
+    echo "pytest collected no tests: that is a failure here" >&2
+    rc=1
+  fi
+  return "$rc"
+}
+workers=(-n "${XZCTL_WORKERS:-4}" --dist loadgroup)
+if [ $# -gt 0 ]; then
+  pytest_run "${workers[@]}" "$@"
+else
+  rc=0
+  pytest_run "${workers[@]}" -m "not images" || rc=$?
+  pytest_run -m images || rc=$?
+  exit "$rc"
 fi
-exit "$rc"
