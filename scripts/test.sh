@@ -33,24 +33,30 @@ fi
 echo "== ruff";         ruff check .
 echo "== mypy";         mypy
 echo "== import-linter"; lint-imports
+echo "== pytest"
 # A skipped test of a tier (live, ssh, engine, images, tools) fails the run unless XZCTL_SKIP_<TIER>=1 says it is meant.
-# The fast suite runs on both cores (pytest-xdist); the tiers then run in one process, so each session-wide sandbox
-# and engine starts once. XZCTL_FAST_ONLY=1 runs the fast suite alone. Extra arguments go to both runs.
+# Three runs (pytest-xdist): the fast suite on both cores; then the tiers, which mostly wait on real servers, over
+# XZCTL_WORKERS workers (4) so the waits overlap, each tier module keeping to one worker and the engine tier to one
+# group (tests/fixtures/distribution.py); then the images tier alone, as it judges real inference by its latency.
+# XZCTL_FAST_ONLY=1 runs the fast suite alone. Extra arguments go to every run.
 fast='not live and not ssh and not engine and not images and not tools'
 rc=0
-echo "== pytest: fast suite"
-python3 -m pytest -q -p no:cacheprovider --durations=15 -n 2 -m "$fast" "$@" || rc=$?
-tiers_rc=5
+selected=0
+pytest_run() {  # one run; a run that selects nothing (a path with no tier test in it) is fine unless all do
+  local run_rc=0
+  echo "== pytest $*"
+  python3 -m pytest -q -p no:cacheprovider --durations=15 "$@" || run_rc=$?
+  if [ "$run_rc" -eq 5 ]; then return 0; fi
+  selected=1
+  if [ "$run_rc" -ne 0 ]; then rc=$run_rc; fi
+}
+pytest_run -n 2 -m "$fast" "$@"
 if [ "${XZCTL_FAST_ONLY:-}" != "1" ]; then
-  echo "== pytest: tiers"
-  tiers_rc=0
-  python3 -m pytest -q -p no:cacheprovider --durations=15 -m "not ($fast)" "$@" || tiers_rc=$?
+  pytest_run -n "${XZCTL_WORKERS:-4}" --dist loadgroup -m "not ($fast) and not images" "$@"
+  pytest_run -m images "$@"
 fi
-if [ "$rc" -eq 5 ] && [ "$tiers_rc" -eq 5 ]; then
+if [ "$selected" -eq 0 ]; then
   echo "pytest collected no tests: that is a failure here" >&2
   exit 1
 fi
-[ "$rc" -eq 5 ] && rc=0  # one of the two runs may select nothing (e.g. a path given with no tier test in it)
-[ "$tiers_rc" -eq 5 ] && tiers_rc=0
-[ "$rc" -ne 0 ] && exit "$rc"
-exit "$tiers_rc"
+exit "$rc"

@@ -14,6 +14,7 @@ from xzctl.spec import Fleet, bundled_example_path, load_fleet  # noqa: E402
 pytest_plugins = [
     "pytester",
     "tests.fixtures.tiers",
+    "tests.fixtures.distribution",
     "tests.fixtures.sandbox",
     "tests.fixtures.pulumi_mocks",
     "tests.fixtures.sshd",

@@ -45,16 +45,3 @@ def test_a_skipped_tier_test_fails_the_run(suite: pytest.Pytester, monkeypatch: 
 def test_the_opt_out_variable_allows_it(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XZCTL_SKIP_LIVE", "1")
     suite.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1, skipped=3)
-
-
-def test_tier_tests_fail_before_their_fixtures_when_spread_over_xdist_workers(suite: pytest.Pytester) -> None:
-    # what a pytest-xdist worker of `-n 2` sees; spawning real workers would cost seconds
-    suite.makeconftest(
-        'import pytest\npytest_plugins = ["tests.fixtures.tiers"]\n\n'
-        "def pytest_configure(config):\n    config.workerinput = {'workercount': 2}\n\n"
-        "@pytest.fixture\ndef sandbox():\n    raise AssertionError('a second sandbox started')\n"
-    )
-    result = suite.runpytest_inprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(errors=3, skipped=1)  # the untiered skip stays a skip
-    result.stdout.fnmatch_lines(["*tier test under 2 xdist workers: run the tiers without -n*"])
-    result.stdout.no_fnmatch_line("*a second sandbox started*")

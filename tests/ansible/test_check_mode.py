@@ -9,7 +9,9 @@ import pytest
 from tests.fixtures.playbook_runs import Run, loopback_inventory, run_playbook
 from tests.fixtures.sshd import SshServer
 
-pytestmark = pytest.mark.ssh
+# The module fixture's playbook runs count against the time limit of its first test; the suite runs them beside
+# other xdist workers, so they get the headroom of their own 600 s ansible-runner timeout.
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")

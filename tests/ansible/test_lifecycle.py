@@ -10,7 +10,9 @@ import yaml
 from tests.fixtures.playbook_runs import FILES_ONLY, Run, loopback_inventory, run_playbook
 from tests.fixtures.sshd import SshServer
 
-pytestmark = pytest.mark.ssh
+# The module fixture's playbook runs count against the time limit of its first test; the suite runs them beside
+# other xdist workers, so they get the headroom of their own 600 s ansible-runner timeout.
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(900)]
 
 HOSTS = ["sh-edge-01", "sh-edge-02"]
 NEW_PIN = {"k3s_version": "v1.31.5+k3s1"}

@@ -11,7 +11,9 @@ import yaml
 from tests.fixtures.playbook_runs import FILES_ONLY, TOKEN, Run, loopback_inventory, run_playbook
 from tests.fixtures.sshd import SshServer
 
-pytestmark = pytest.mark.ssh
+# The module fixture's playbook runs count against the time limit of its first test; the suite runs them beside
+# other xdist workers, so they get the headroom of their own 600 s ansible-runner timeout.
+pytestmark = [pytest.mark.ssh, pytest.mark.timeout(900)]
 
 HOSTS = ["bj-edge-01", "bj-edge-02", "bj-edge-03"]
 MIRRORS = {"registry_mirror_mirrors": {"docker.io": ["https://mirror.example.cn"]}}

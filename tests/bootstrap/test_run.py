@@ -15,6 +15,8 @@ from xzctl.spec import Fleet
 from xzctl.spec.models import SecretRef
 
 FILES_ONLY = {"xzctl_manage_system": False, "xzctl_manage_services": False}
+# The module's playbook run counts against the time limit of its first test (see tests/ansible/test_site.py).
+pytestmark = pytest.mark.timeout(900)
 
 
 def per_host_root(root: Path) -> dict[str, object]:

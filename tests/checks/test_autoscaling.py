@@ -6,7 +6,7 @@ from tests.fixtures.sandbox import wait_for_query
 from xzctl.checks.autoscaling import add_autoscaler_limits, running_replicas
 from xzctl.checks.failover import FailoverReport, FailureVerdict
 from xzctl.prom.client import PrometheusClient
-from xzctl.sandbox import SimulatorClient
+from xzctl.sandbox import SandboxInfo, SimulatorClient
 from xzctl.spec import Fleet
 from xzctl.status import Status
 
@@ -46,8 +46,8 @@ def test_replicas_with_room_below_max_pass(example_fleet: Fleet) -> None:
     assert [f.status for f in report.failures[:2]] == [Status.OK, Status.OK]
 
 
-def test_running_replicas_come_from_the_simulator_gauge(example_fleet: Fleet, sandbox_factory) -> None:  # type: ignore[no-untyped-def]
-    box = sandbox_factory()
+def test_running_replicas_come_from_the_simulator_gauge(example_fleet: Fleet, sandbox: SandboxInfo) -> None:
+    box = sandbox  # reset: the autoscaler is off, as at start
     with PrometheusClient(box.prometheus_url, timeout=5, retries=0) as client:
         assert running_replicas(client) == {}  # the simulator's autoscaler is off: no replicas series
     sim = SimulatorClient(box.simulator_url)

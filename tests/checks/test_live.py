@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.sandbox import HISTORY_GROUP
 from tests.fixtures.scenarios import ALL_95, WINDOW_SECONDS, known_snapshot, pin, relaxed_fleet
 from xzctl.checks import SnapshotOptions, Status, capacity_report, check_all, drill, failover_check
 from xzctl.prom import PrometheusClient
@@ -157,9 +158,10 @@ def test_drill_times_the_failover_against_the_kpi(sandbox: SandboxInfo, example_
     assert sim.state()["nodes"]["bj-edge-01"]["up"] is True  # restored after the drill
 
 
-def test_forecast_reads_days_of_backfilled_history(sandbox: SandboxInfo, example_fleet: Fleet) -> None:
-    # The session sandbox has two days of backfilled history; the reset left every node up.
-    box = pin(sandbox, {"beijing": 0.6, "shanghai": 0.6, "guangzhou": 0.6})
+@pytest.mark.xdist_group(HISTORY_GROUP)
+def test_forecast_reads_days_of_backfilled_history(history_sandbox: SandboxInfo, example_fleet: Fleet) -> None:
+    # Two days of backfilled history; the reset left every node up.
+    box = pin(history_sandbox, {"beijing": 0.6, "shanghai": 0.6, "guangzhou": 0.6})
     options = SnapshotOptions(window="5s", history_seconds=2 * 86400, history_points=96, scrape_interval_seconds=1)
     with PrometheusClient(box.prometheus_url) as client:
         snapshot = known_snapshot(client, example_fleet, options)

@@ -21,6 +21,10 @@ def test_an_error_is_one_line_and_debug_adds_the_traceback(tmp_path: Path, capsy
     assert "FleetSpecError" in err
     assert err.endswith(f"xzctl: error: {missing}: no such file; fix: pass --fleet FILE or set XZCTL_FLEET\n")
 
+    # --debug holds for its own run only: the next one fails before the root callback, and stays one line
+    assert run(["no-such-group"]) == 2
+    assert capsys.readouterr().err.startswith("xzctl: error: No such command")
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

@@ -10,6 +10,7 @@ from tests.fixtures.sandbox import wait_for_query
 from xzctl.manifests.autoscaling import BEHAVIOR, adapter_chart
 from xzctl.metrics.queries import ADAPTER_SIGNALS
 from xzctl.provision.objects import target_objects
+from xzctl.sandbox import SandboxInfo
 from xzctl.spec import Fleet
 
 HPA = "HorizontalPodAutoscaler"
@@ -89,9 +90,9 @@ def test_no_autoscaling_no_hpa_and_no_adapter(example_fleet: Fleet) -> None:
     assert [o for o in target_objects(fleet, "beijing").objects() if o["kind"] == HPA] == []
 
 
-def test_adapter_queries_answer_one_number_from_a_real_prometheus(example_fleet: Fleet, sandbox_factory) -> None:  # type: ignore[no-untyped-def]
+def test_adapter_queries_answer_one_number_from_a_real_prometheus(example_fleet: Fleet, sandbox: SandboxInfo) -> None:
     """What the adapter sends for an HPA's selector (its <<.LabelMatchers>>), asked of the sandbox's Prometheus."""
-    box = sandbox_factory()
+    box = sandbox
     (chart,) = adapter_chart(example_fleet)
     for rule in chart.values["rules"]["external"]:
         promql = rule["metricsQuery"].replace("<<.LabelMatchers>>", 'node="bj-edge-01",service="asr"')

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.sandbox import pid_gone, wait_for_query
+from tests.fixtures.sandbox import HISTORY_GROUP, pid_gone, wait_for_query
 from xzctl.errors import BadInputError, ExternalToolError
 from xzctl.metrics import queries as q
 from xzctl.sandbox import (
@@ -49,8 +49,9 @@ def test_up_scrapes_every_node_then_down_leaves_no_process(sandbox_factory: Fact
     assert not Path(box.work_dir).exists()
 
 
-def test_history_is_queryable_from_the_first_minute(sandbox: SandboxInfo) -> None:
-    box = sandbox  # the session's sandbox starts with two days of backfilled history
+@pytest.mark.xdist_group(HISTORY_GROUP)
+def test_history_is_queryable_from_the_first_minute(history_sandbox: SandboxInfo) -> None:
+    box = history_sandbox  # started with two days of backfilled history
     # Whole minutes; two days of 7 nodes fit the sample budget at a 3-minute step.
     assert box.history is not None and box.history["step_seconds"] % 60 == 0
     # Two hours ago is only in the backfilled blocks; the same series names and labels as live scrapes.

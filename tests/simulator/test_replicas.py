@@ -71,6 +71,17 @@ def test_replicas_set_capacity_and_are_exposed(example_fleet: Fleet) -> None:
     assert f'service="asr"}} {_replicas(model, "bj-edge-01", "asr")}' in "\n".join(family.samples)
 
 
+def test_reset_turns_the_autoscaler_off_as_at_start(example_fleet: Fleet) -> None:
+    model = FleetModel(example_fleet, seed=1, start=T0)
+    model.control({"action": "autoscaling", "enabled": True}, T0)
+    model.control({"action": "set_devices", "node": "bj-edge-01", "devices": 1500}, T0)
+    t = _run(model, T0, 60)
+    assert model.state(t)["replicas"] != {}
+    model.control({"action": "reset"}, t)
+    assert model.state(t)["replicas"] == {}
+    assert not model.autoscaler.enabled
+
+
 def test_bad_control_is_refused(example_fleet: Fleet) -> None:
     model = FleetModel(example_fleet, seed=1, start=T0)
     with pytest.raises(BadInputError):

@@ -159,6 +159,7 @@ def run(argv: list[str] | None = None) -> int:
         from typer._completion_classes import completion_init
 
         completion_init()
+    _state["debug"] = False  # set again by the root callback; a usage error fails before it, after an earlier --debug
     try:
         result = app(args=args, standalone_mode=False, prog_name="xzctl")
     except typer.Abort:

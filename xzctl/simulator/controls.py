@@ -129,7 +129,8 @@ def stale(model: FleetModel, action: dict[str, Any], _now: float) -> dict[str, A
 
 
 def reset(model: FleetModel, _action: dict[str, Any], now: float) -> dict[str, Any]:
-    """Back to the spec: every node up, nothing pinned, spec images; counters keep counting."""
+    """Back to the start: every node up, nothing pinned, spec images, autoscaler off; counters keep counting."""
+    model.autoscaler.control({"enabled": False})
     model.profiles.clear()
     model.arrivals.clear()
     model.moved.clear()
