@@ -15,11 +15,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+# The engine tier's offline fleet and stand-in secrets are the benchmark's too: `python benchmarks/...` from the
+# checkout puts benchmarks/ on the path, not the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fixtures.engine import SECRETS, offline_fleet
 from xzctl.manifests.k8s import NODE_LABEL, TRACK_LABEL
 from xzctl.manifests.pins import ServicePin, spec_pins
