@@ -100,14 +100,23 @@ def holder_gone(lock: StackLock) -> bool:
     return stat.rsplit(")", 1)[-1].split()[:1] in (["Z"], ["X"])
 
 
+def _stacks_dir(state: Path) -> Path:
+    return backend_dir(state) / ".pulumi" / "stacks" / PROJECT
+
+
+def _read_latest(path: Path, stack: str) -> dict[str, Any]:
+    """The checkpoint in the state file `path` (the stack's resources as the last update left them)."""
+    try:
+        latest = (_read_json(path).get("checkpoint") or {}).get("latest") or {}
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"cannot read the state of stack {stack}: {path}: {exc}") from None
+    return latest if isinstance(latest, dict) else {}
+
+
 def _latest(state: Path, stack: str) -> dict[str, Any] | None:
-    """The stack's checkpoint (its resources as the last update left them); None when it has none yet."""
-    for path in _state_files(backend_dir(state) / ".pulumi" / "stacks" / PROJECT, f"{stack}.json*"):
-        try:
-            latest = (_read_json(path).get("checkpoint") or {}).get("latest") or {}
-        except (OSError, ValueError) as exc:
-            raise BadInputError(f"cannot read the state of stack {stack}: {path}: {exc}") from None
-        return latest if isinstance(latest, dict) else {}
+    """The stack's checkpoint; None when it has none yet."""
+    for path in _state_files(_stacks_dir(state), f"{stack}.json*"):
+        return _read_latest(path, stack)
     return None
 
 
@@ -186,7 +195,7 @@ def torn_writes(state: Path, stack: str) -> list[Path]:
     """What a killed write of the stack's checkpoint left: the backend writes the checkpoint atomically (a temp
     file renamed) but its `.attrs` sidecar in place, so a kill can leave it empty, and then every load fails
     ("failed to load checkpoint: EOF"). A missing sidecar is fine (default attributes); so are the temp files."""
-    folder = backend_dir(state) / ".pulumi" / "stacks" / PROJECT
+    folder = _stacks_dir(state)
     torn = sorted(folder.glob(f"{stack}.json.*.tmp"))
     for path in sorted(folder.glob(f"{stack}.json*.attrs")):
         try:
@@ -240,16 +249,11 @@ def _state_files(folder: Path, pattern: str) -> list[Path]:
 
 def stack_statuses(state: Path) -> list[StackStatus]:
     """Every stack of the project in the backend, with its resource count and last update."""
-    root = backend_dir(state) / ".pulumi"
     out = []
-    for path in _state_files(root / "stacks" / PROJECT, "*.json*"):
+    for path in _state_files(_stacks_dir(state), "*.json*"):
         stack = _stack_name(path)
-        try:
-            checkpoint = _read_json(path).get("checkpoint") or {}
-        except (OSError, ValueError) as exc:
-            raise BadInputError(f"cannot read the state of stack {stack}: {path}: {exc}") from None
-        resources = len((checkpoint.get("latest") or {}).get("resources") or [])
-        history = _state_files(root / "history" / PROJECT / stack, "*.history.json*")
+        resources = len(_read_latest(path, stack).get("resources") or [])
+        history = _state_files(backend_dir(state) / ".pulumi" / "history" / PROJECT / stack, "*.history.json*")
         last: dict[str, Any] = {}
         if history:
             try:
