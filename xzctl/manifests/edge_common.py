@@ -50,10 +50,13 @@ def selector(node: EdgeNode, service: str, track: str | None = None) -> dict[str
     return sel
 
 
+IMAGE_ENV = "XIAOZHI_IMAGE"  # the main container's image (the metrics' image label); how readers find that container
+
+
 def common_env(node: EdgeNode, service: str, track: str, image: str) -> list[Obj]:
     # The metrics contract labels every series with region, node, track and image.
     values = {"XIAOZHI_REGION": node.region, "XIAOZHI_NODE": node.id, "XIAOZHI_SERVICE": service}
-    return env_values(values | {"XIAOZHI_TRACK": track, "XIAOZHI_IMAGE": image})
+    return env_values(values | {"XIAOZHI_TRACK": track, IMAGE_ENV: image})
 
 
 def env_values(values: Mapping[str, Any]) -> list[Obj]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from xzctl.errors import BadInputError, ConflictError
-from xzctl.manifests.edge_common import SERVICE_LABEL
+from xzctl.manifests.edge_common import IMAGE_ENV, SERVICE_LABEL
 from xzctl.manifests.k8s import NODE_LABEL, TRACK_LABEL
 from xzctl.manifests.pins import ImagePins, ServicePin, spec_pins
 from xzctl.provision.objects import CLOUD
@@ -153,7 +153,7 @@ def pins_of_deployments(objects: Iterable[dict[str, Any]]) -> ImagePins:
         containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
         if obj.get("kind") != "Deployment" or not node or not service or not containers:
             continue
-        named = (c for c in containers if any(e.get("name") == "XIAOZHI_IMAGE" for e in c.get("env") or []))
+        named = (c for c in containers if any(e.get("name") == IMAGE_ENV for e in c.get("env") or []))
         main = next(named, containers[0])
         found.setdefault((node, service), {})[labels.get(TRACK_LABEL) or "stable"] = str(main.get("image"))
     nodes: dict[str, dict[str, ServicePin]] = {}

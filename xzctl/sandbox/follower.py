@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from xzctl.errors import XzctlError
-from xzctl.manifests.edge_common import SERVICE_LABEL
+from xzctl.manifests.edge_common import IMAGE_ENV, SERVICE_LABEL
 from xzctl.manifests.k8s import NODE_LABEL, TRACK_LABEL
 from xzctl.sandbox.kubernetes import API_TIMEOUT_SECONDS, api_client
 
@@ -31,7 +31,7 @@ def running_images(pods: list[Any]) -> dict[tuple[str, str, str], str]:
             continue
         # The main container carries the image in XIAOZHI_IMAGE (the metrics' image label); init containers do not.
         main = next(
-            (c for c in pod.spec.containers if any(e.name == "XIAOZHI_IMAGE" for e in c.env or [])),
+            (c for c in pod.spec.containers if any(e.name == IMAGE_ENV for e in c.env or [])),
             pod.spec.containers[0],
         )
         out[(node, service, labels.get(TRACK_LABEL) or "stable")] = main.image
