@@ -36,9 +36,11 @@ echo "== import-linter"; lint-imports
 echo "== pytest"
 # A skipped test of a tier (live, ssh, engine, images, tools) fails the run unless XZCTL_SKIP_<TIER>=1 says it is meant.
 # Three runs (pytest-xdist): the fast suite on both cores; then the tiers, which mostly wait on real servers, over
-# XZCTL_WORKERS workers (4) so the waits overlap, each tier module keeping to one worker and the engine tier to one
-# group (tests/fixtures/distribution.py); then the images tier alone, as it judges real inference by its latency.
-# XZCTL_FAST_ONLY=1 runs the fast suite alone. Extra arguments go to every run.
+# XZCTL_WORKERS workers (6) so the waits overlap, the tests of a module fixture keeping to one worker and the engine
+# and images tiers to one group each, in the start order tests/fixtures/distribution.py gives them (hence
+# --no-loadscope-reorder); then, alone, the tests marked `latency`, which
+# judge real inference services by the latency they measure. XZCTL_FAST_ONLY=1 runs the fast suite alone. Extra
+# arguments go to every run.
 fast='not live and not ssh and not engine and not images and not tools'
 rc=0
 selected=0
@@ -52,8 +54,8 @@ pytest_run() {  # one run; a run that selects nothing (a path with no tier test 
 }
 pytest_run -n 2 -m "$fast" "$@"
 if [ "${XZCTL_FAST_ONLY:-}" != "1" ]; then
-  pytest_run -n "${XZCTL_WORKERS:-4}" --dist loadgroup -m "not ($fast) and not images" "$@"
-  pytest_run -m images "$@"
+  pytest_run -n "${XZCTL_WORKERS:-6}" --dist loadgroup --no-loadscope-reorder -m "not ($fast) and not latency" "$@"
+  pytest_run -m latency "$@"
 fi
 if [ "$selected" -eq 0 ]; then
   echo "pytest collected no tests: that is a failure here" >&2

@@ -73,7 +73,7 @@ def test_tier_tests_of_a_module_fixture_run_in_one_worker(
         ["*PASSED test_tiered.py::test_engine_a@engine*", "*PASSED test_tiered.py::test_engine_b@engine*"]
     )
     result.stdout.fnmatch_lines(["*PASSED test_tiered.py::test_ssh_alone@test_tiered.py::test_ssh_alone*"])
-    # the live tests take turns on one sandbox, marked or live by their fixtures
-    result.stdout.fnmatch_lines(["*PASSED test_live.py::test_marked@live*"])
-    result.stdout.fnmatch_lines(["*PASSED test_live.py::test_by_fixture@live*"])
+    # live tests, marked or live by their fixtures, spread one by one (each worker has its own session sandbox)
+    result.stdout.fnmatch_lines(["*PASSED test_live.py::test_marked@test_live.py::test_marked*"])
+    result.stdout.fnmatch_lines(["*PASSED test_live.py::test_by_fixture@test_live.py::test_by_fixture*"])
     assert "test_fast.py::test_fast@" not in result.stdout.str()  # untiered tests are not grouped

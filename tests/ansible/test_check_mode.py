@@ -1,4 +1,8 @@
-"""site.yml in check mode with the system tasks on (packages, kernel modules, sysctl, swap): nothing is written."""
+"""site.yml in check mode with the system tasks on (packages, kernel modules, sysctl, swap): nothing is written.
+
+On the reachable nodes of the loopback fleet (tests/fixtures/bootstrap.py): bj-edge-01, the K3s server with GPUs,
+and bj-edge-03, an agent without GPUs.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.playbook_runs import Run, loopback_inventory, run_playbook
+from tests.fixtures.bootstrap import REACHABLE, operator_env
 from tests.fixtures.sshd import SshServer
+from xzctl.bootstrap import BootstrapResult, TaskEvent, bootstrap_region
+from xzctl.spec import Fleet
 
-# The module fixture's playbook runs count against the time limit of its first test; the suite runs them beside
-# other xdist workers, so they get the headroom of their own 600 s ansible-runner timeout.
+# The module fixture's playbook run counts against the time limit of its first test; the suite runs it beside
+# other xdist workers, so it gets the headroom of a slow machine.
 pytestmark = [pytest.mark.ssh, pytest.mark.timeout(900)]
 
 
@@ -20,20 +26,26 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def check_run(sshd: SshServer, roots: Path) -> Run:
-    inventory = loopback_inventory("beijing", sshd, roots)
-    # bj-edge-03 without GPUs: the nvidia role must skip it
-    inventory["all"]["children"]["k3s_cluster"]["children"]["agent"]["hosts"]["bj-edge-03"]["xzctl_gpu_count"] = 0
+def check_run(loopback_fleet: Fleet, sshd: SshServer, roots: Path) -> tuple[BootstrapResult, list[TaskEvent]]:
     # The sandbox has no systemd as PID 1, so services cannot even be queried; everything else runs in check mode.
-    return run_playbook("site.yml", inventory, sshd, extravars={"xzctl_manage_services": False}, check=True)
+    extravars = {"xzctl_manage_services": False, "xzctl_root": f"{roots}/{{{{ inventory_hostname }}}}"}
+    events: list[TaskEvent] = []
+    with operator_env(sshd, roots.parent / "check-state"):
+        result = bootstrap_region(
+            loopback_fleet, "beijing", check=True, limit=REACHABLE, extravars=extravars, on_event=events.append
+        )
+    return result, events
 
 
-def test_check_mode_succeeds_and_reports_changes(check_run: Run) -> None:
-    assert check_run.rc == 0, check_run.output
-    assert check_run.totals("failures") == {}
-    changed = check_run.totals("changed")
-    assert sorted(changed) == ["bj-edge-01", "bj-edge-02", "bj-edge-03"]
-    assert "Write the K3s configuration" in check_run.changed_tasks("bj-edge-01")
+def _statuses(run: tuple[BootstrapResult, list[TaskEvent]], host: str, task: str) -> list[str]:
+    return [e.status for e in run[1] if e.host == host and e.task == task]
+
+
+def test_check_mode_succeeds_and_reports_changes(check_run: tuple[BootstrapResult, list[TaskEvent]]) -> None:
+    result, _ = check_run
+    assert result.succeeded, result.log
+    assert [(h.host, str(h.status), h.failed) for h in result.hosts] == [(h, "changed", 0) for h in REACHABLE]
+    assert _statuses(check_run, "bj-edge-01", "Write the K3s configuration") == ["changed"]
 
 
 @pytest.mark.usefixtures("check_run")
@@ -41,17 +53,16 @@ def test_check_mode_writes_nothing(roots: Path) -> None:
     assert list(roots.iterdir()) == []
 
 
-def test_packages_are_checked_not_installed(check_run: Run) -> None:
+def test_packages_are_checked_not_installed(check_run: tuple[BootstrapResult, list[TaskEvent]]) -> None:
     # chrony is resolved against the host's apt sources: it would be installed
-    assert check_run.statuses("bj-edge-02", "Install the time sync daemon") in (["changed"], ["ok"])
+    assert _statuses(check_run, "bj-edge-03", "Install the time sync daemon") in (["changed"], ["ok"])
     # the NVIDIA repository is not configured yet, so its packages cannot be resolved in check mode
-    assert check_run.statuses("bj-edge-01", "Install the driver and the container toolkit") == ["skipped"]
+    assert _statuses(check_run, "bj-edge-01", "Install the driver and the container toolkit") == ["skipped"]
     # downloads never happen in check mode
-    assert check_run.statuses("bj-edge-01", "Install the pinned K3s binary") == ["skipped"]
+    assert _statuses(check_run, "bj-edge-01", "Install the pinned K3s binary") == ["skipped"]
 
 
-def test_nvidia_role_skips_hosts_without_gpus(check_run: Run) -> None:
-    nvidia_tasks = ["Write the NVIDIA apt sources", "Install the driver and the container toolkit"]
-    for task in nvidia_tasks:
-        assert check_run.statuses("bj-edge-03", task) == ["skipped"]
-    assert check_run.statuses("bj-edge-02", "Write the NVIDIA apt sources") == ["changed"]
+def test_nvidia_role_skips_hosts_without_gpus(check_run: tuple[BootstrapResult, list[TaskEvent]]) -> None:
+    for task in ["Write the NVIDIA apt sources", "Install the driver and the container toolkit"]:
+        assert _statuses(check_run, "bj-edge-03", task) == ["skipped"]
+    assert _statuses(check_run, "bj-edge-01", "Write the NVIDIA apt sources") == ["changed"]

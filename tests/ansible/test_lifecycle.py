@@ -1,74 +1,77 @@
-"""upgrade.yml moves the K3s pin and nothing else; reset.yml removes what site.yml wrote, idempotently."""
+"""upgrade.yml moves the K3s pin and nothing else; reset.yml removes what site.yml wrote, idempotently.
+
+Both run on a copy of the files the session's bootstrap of beijing wrote (tests/fixtures/bootstrap.py), on its two
+reachable nodes: bj-edge-01 (the server) and bj-edge-03 (an agent).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.fixtures.playbook_runs import FILES_ONLY, Run, loopback_inventory, run_playbook
+from tests.fixtures.bootstrap import REACHABLE, SITE_GROUP, SiteRuns, copy_roots, node_roots, operator_env
 from tests.fixtures.sshd import SshServer
+from xzctl.bootstrap import BootstrapResult, Playbook, TaskEvent, bootstrap_region
+from xzctl.spec import Fleet
 
-# The module fixture's playbook runs count against the time limit of its first test; the suite runs them beside
-# other xdist workers, so they get the headroom of their own 600 s ansible-runner timeout.
-pytestmark = [pytest.mark.ssh, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.ssh, pytest.mark.xdist_group(SITE_GROUP), pytest.mark.timeout(900)]
 
-HOSTS = ["sh-edge-01", "sh-edge-02"]
 NEW_PIN = {"k3s_version": "v1.31.5+k3s1"}
+Run = tuple[BootstrapResult, list[TaskEvent]]
 
 
 @pytest.fixture(scope="module")
-def roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("lifecycle-roots")
+def roots(beijing_site: SiteRuns, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_roots(beijing_site, tmp_path_factory.mktemp("lifecycle") / "roots")
+
+
+def _run(fleet: Fleet, ssh: SshServer, roots: Path, playbook: Playbook, **extravars: str) -> Run:
+    events: list[TaskEvent] = []
+    with operator_env(ssh, roots.parent / "state"):
+        result = bootstrap_region(
+            fleet,
+            "beijing",
+            playbook=playbook,
+            limit=REACHABLE,
+            extravars=node_roots(roots) | extravars,
+            on_event=events.append,
+        )
+    return result, events
+
+
+def _changed(run: Run, host: str) -> list[str]:
+    return [e.task for e in run[1] if e.host == host and e.status == "changed"]
 
 
 @pytest.fixture(scope="module")
-def inventory(sshd: SshServer, roots: Path) -> dict[str, object]:
-    inventory = loopback_inventory("shanghai", sshd, roots)
-    agents = inventory["all"]["children"]["k3s_cluster"]["children"]["agent"]["hosts"]
-    agents["sh-edge-02"]["xzctl_gpu_count"] = 0  # a CPU-only edge node
-    installed = run_playbook("site.yml", inventory, sshd, extravars=FILES_ONLY)
-    assert installed.rc == 0, installed.output
-    return inventory
+def upgraded(loopback_fleet: Fleet, sshd: SshServer, roots: Path) -> Run:
+    return _run(loopback_fleet, sshd, roots, Playbook.UPGRADE, **NEW_PIN)
 
 
 @pytest.fixture(scope="module")
-def upgraded(sshd: SshServer, inventory: dict[str, object]) -> Run:
-    return run_playbook("upgrade.yml", inventory, sshd, extravars=FILES_ONLY | NEW_PIN)
-
-
-@pytest.fixture(scope="module")
-def resets(sshd: SshServer, inventory: dict[str, object], upgraded: Run) -> tuple[Run, Run]:
-    assert upgraded.rc == 0, upgraded.output  # reset must undo an upgraded node, not a half-upgraded one
-    first = run_playbook("reset.yml", inventory, sshd, extravars=FILES_ONLY)
-    return first, run_playbook("reset.yml", inventory, sshd, extravars=FILES_ONLY)
-
-
-@pytest.mark.usefixtures("inventory")
-def test_a_node_without_gpus_gets_no_gpu_setup(roots: Path) -> None:
-    config = yaml.safe_load((roots / "sh-edge-02" / "etc/rancher/k3s/config.yaml").read_text())
-    assert config["node-label"] == ["xiaozhi.io/edge-node=sh-edge-02", "xiaozhi.io/region=shanghai"]
-    assert not (roots / "sh-edge-02" / "etc/apt/sources.list.d/nvidia.sources").exists()
-    server = yaml.safe_load((roots / "sh-edge-01" / "etc/rancher/k3s/config.yaml").read_text())
-    assert "nvidia.com/gpu.present=true" in server["node-label"]
+def resets(loopback_fleet: Fleet, sshd: SshServer, roots: Path, upgraded: Run) -> tuple[Run, Run]:
+    assert upgraded[0].succeeded, upgraded[0].log  # reset must undo an upgraded node, not a half-upgraded one
+    first = _run(loopback_fleet, sshd, roots, Playbook.RESET)
+    return first, _run(loopback_fleet, sshd, roots, Playbook.RESET)
 
 
 def test_upgrade_changes_only_the_k3s_unit(upgraded: Run, roots: Path) -> None:
-    assert upgraded.rc == 0, upgraded.output
-    for host in HOSTS:
-        assert upgraded.changed_tasks(host) == ["Write the K3s systemd unit"]
+    result, events = upgraded
+    assert result.succeeded, result.log
+    for host in REACHABLE:
+        assert _changed(upgraded, host) == ["Write the K3s systemd unit"]
         # the restart is due, and left to systemd only where services are managed
-        assert upgraded.statuses(host, "Restart K3s") == ["skipped"]
-    unit = (roots / "sh-edge-02" / "etc/systemd/system/k3s-agent.service").read_text()
+        assert [e.status for e in events if e.host == host and e.task == "Restart K3s"] == ["skipped"]
+    unit = (roots / "bj-edge-03" / "etc/systemd/system/k3s-agent.service").read_text()
     assert "Lightweight Kubernetes (agent, v1.31.5+k3s1)" in unit
 
 
 def test_reset_removes_every_file_and_is_idempotent(resets: tuple[Run, Run], roots: Path) -> None:
     first, second = resets
-    assert first.rc == 0, first.output
-    assert second.rc == 0, second.output
-    for host in HOSTS:
-        assert "Remove what site.yml installed" in first.changed_tasks(host)
-        assert second.changed_tasks(host) == []
+    assert first[0].succeeded, first[0].log
+    assert second[0].succeeded, second[0].log
+    for host in REACHABLE:
+        assert "Remove what site.yml installed" in _changed(first, host)
+        assert _changed(second, host) == []
         assert [p for p in (roots / host).rglob("*") if p.is_file()] == []

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tests.fixtures.bootstrap import write_fleet
+from tests.fixtures.bootstrap import SITE_GROUP, SiteRuns, write_fleet
 from tests.fixtures.sshd import close_ssh_masters
 from xzctl.bootstrap import BootstrapResult, HostSummary, Playbook
 from xzctl.cli import run
@@ -27,27 +27,33 @@ def test_inventory_command_prints_the_sample_inventory(capsys: pytest.CaptureFix
 
 
 @pytest.mark.ssh
+@pytest.mark.xdist_group(SITE_GROUP)
+@pytest.mark.timeout(900)  # the session's bootstrap of beijing may run in this test's time
 @pytest.mark.usefixtures("ansible_env")
 def test_check_run_reports_every_node_and_exits_1_on_unreachable(
-    loopback_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    loopback_fleet: Fleet, beijing_site: SiteRuns, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fleet = write_fleet(loopback_fleet, tmp_path / "fleet.yaml")
-    argv = ["bootstrap", "region", "beijing", "--fleet", str(fleet), "--check", "-o", "json"]
-    argv += ["--limit", "bj-edge-01", "--limit", "bj-edge-02", "-e", "xzctl_manage_services=false"]
+    before = sorted(beijing_site.roots.rglob("*"))
+    # reset in check mode on the bootstrapped nodes: what it would remove, with nothing removed (no --yes needed)
+    argv = ["bootstrap", "region", "beijing", "--fleet", str(fleet), "--check", "-p", "reset", "-o", "json"]
+    argv += ["-e", f"xzctl_root={beijing_site.roots}/{{{{ inventory_hostname }}}}", "-e", "xzctl_manage_services=false"]
     code = run(argv)
     out, err = capsys.readouterr()
     assert code == 1
     data = json.loads(out)
-    assert (data["region"], data["playbook"], data["check"], data["succeeded"]) == ("beijing", "site", True, False)
+    assert (data["region"], data["playbook"], data["check"], data["succeeded"]) == ("beijing", "reset", True, False)
     assert [(h["host"], h["status"]) for h in data["hosts"]] == [
         ("bj-edge-01", "changed"),
         ("bj-edge-02", "unreachable"),
+        ("bj-edge-03", "changed"),
     ]
     assert data["hosts"][0]["failed"] == 0
-    assert "xzctl: error: site.yml on region beijing: bj-edge-02 unreachable" in err
+    assert "xzctl: error: reset.yml on region beijing: bj-edge-02 unreachable" in err
     # progress in CI logs (no terminal): one line per change or failure, per host
-    assert "bj-edge-01: changed: Write the K3s configuration" in err
+    assert "bj-edge-01: changed: Remove what site.yml installed" in err
     assert "bj-edge-02: unreachable: Gathering Facts" in err
+    assert sorted(beijing_site.roots.rglob("*")) == before
 
 
 @pytest.mark.ssh

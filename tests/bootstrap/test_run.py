@@ -6,48 +6,26 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.bootstrap import TOKEN, ssh_env
-from tests.fixtures.sshd import SshServer
-from xzctl.bootstrap import BootstrapResult, HostStatus, Playbook, TaskEvent, bootstrap_region
+from tests.fixtures.bootstrap import REACHABLE, SITE_GROUP, TOKEN, SiteRuns, node_roots
+from xzctl.bootstrap import HostStatus, Playbook, bootstrap_region
 from xzctl.bootstrap.run import region_lock, state_folder
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError
 from xzctl.spec import Fleet
 from xzctl.spec.models import SecretRef
 
-FILES_ONLY = {"xzctl_manage_system": False, "xzctl_manage_services": False}
-# The module's playbook run counts against the time limit of its first test (see tests/ansible/test_site.py).
-pytestmark = pytest.mark.timeout(900)
-
-
-def per_host_root(root: Path) -> dict[str, object]:
-    # Both reachable nodes are this machine: give each its own root.
-    return FILES_ONLY | {"xzctl_root": f"{root}/{{{{ inventory_hostname }}}}"}
-
-
-@pytest.fixture(scope="module")
-def roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("bootstrap-roots")
-
-
-@pytest.fixture(scope="module")
-def site_run(loopback_fleet: Fleet, sshd: SshServer, roots: Path) -> tuple[BootstrapResult, list[TaskEvent]]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in ssh_env(sshd, roots / "state").items():
-            mp.setenv(key, value)
-        events: list[TaskEvent] = []
-        result = bootstrap_region(loopback_fleet, "beijing", extravars=per_host_root(roots), on_event=events.append)
-    return result, events
+# The session's bootstrap of beijing (tests/fixtures/bootstrap.py) counts against the time limit of its first test.
+pytestmark = [pytest.mark.xdist_group(SITE_GROUP), pytest.mark.timeout(900)]
 
 
 @pytest.mark.ssh
-def test_unreachable_node_does_not_hide_the_others(site_run: tuple[BootstrapResult, list[TaskEvent]]) -> None:
-    result, _ = site_run
+def test_unreachable_node_does_not_hide_the_others(beijing_site: SiteRuns) -> None:
+    result = beijing_site.first
     by_host = {h.host: h for h in result.hosts}
     assert list(by_host) == ["bj-edge-01", "bj-edge-02", "bj-edge-03"]
     assert by_host["bj-edge-02"].status is HostStatus.UNREACHABLE
     assert by_host["bj-edge-02"].unreachable == 1
     assert "Connection refused" in by_host["bj-edge-02"].message
-    for good in ("bj-edge-01", "bj-edge-03"):
+    for good in REACHABLE:
         assert by_host[good].status is HostStatus.CHANGED
         assert by_host[good].failed == 0
         assert by_host[good].changed > 5
@@ -65,22 +43,19 @@ def test_unreachable_node_does_not_hide_the_others(site_run: tuple[BootstrapResu
 
 
 @pytest.mark.ssh
-def test_progress_events_per_host(site_run: tuple[BootstrapResult, list[TaskEvent]], roots: Path) -> None:
-    _, events = site_run
+def test_progress_events_per_host(beijing_site: SiteRuns) -> None:
+    events = beijing_site.events
     assert {e.host for e in events} == {"bj-edge-01", "bj-edge-02", "bj-edge-03"}
     assert [e.status for e in events if e.host == "bj-edge-02"] == ["unreachable"]
     server_tasks = [e.task for e in events if e.host == "bj-edge-01" and e.status == "changed"]
     assert "Deploy the NVIDIA device plugin with GPU time-slicing" in server_tasks
-    assert (roots / "bj-edge-03" / "etc/rancher/k3s/config.yaml").is_file()
+    assert (beijing_site.roots / "bj-edge-03" / "etc/rancher/k3s/config.yaml").is_file()
 
 
 @pytest.mark.ssh
-def test_the_full_output_is_kept_without_the_token(
-    site_run: tuple[BootstrapResult, list[TaskEvent]], roots: Path
-) -> None:
-    result, _ = site_run
-    log = Path(result.log)
-    assert log.parent == roots / "state" / "bootstrap"
+def test_the_full_output_is_kept_without_the_token(beijing_site: SiteRuns) -> None:
+    log = Path(beijing_site.first.log)
+    assert log.parent == beijing_site.state / "bootstrap"
     assert log.name.startswith("beijing-site-")
     text = log.read_text()
     assert "PLAY RECAP" in text
@@ -89,10 +64,11 @@ def test_the_full_output_is_kept_without_the_token(
 
 
 @pytest.mark.ssh
-@pytest.mark.usefixtures("site_run", "ansible_env")
-def test_limit_runs_one_node_and_second_run_is_idempotent(loopback_fleet: Fleet, roots: Path) -> None:
-    result = bootstrap_region(loopback_fleet, "beijing", limit=["bj-edge-03"], extravars=per_host_root(roots))
-    assert [(h.host, h.status, h.changed) for h in result.hosts] == [("bj-edge-03", HostStatus.OK, 0)]
+def test_limit_runs_only_those_nodes_and_a_second_run_changes_nothing(beijing_site: SiteRuns) -> None:
+    result = beijing_site.again
+    assert [(h.host, h.status, h.changed, h.failed) for h in result.hosts] == [
+        (host, HostStatus.OK, 0, 0) for host in REACHABLE
+    ]
     assert result.succeeded
 
 
@@ -114,9 +90,9 @@ def test_short_token_is_refused_before_anything_runs(example_fleet: Fleet, monke
 
 @pytest.mark.ssh
 @pytest.mark.usefixtures("ansible_env")
-def test_a_failing_node_is_reported_with_its_error(loopback_fleet: Fleet, roots: Path) -> None:
+def test_a_failing_node_is_reported_with_its_error(loopback_fleet: Fleet, tmp_path: Path) -> None:
     # a token given by hand (extra var) bypasses xzctl's check: the role refuses it on the node
-    bad_token = per_host_root(roots) | {"k3s_token": "short"}
+    bad_token = node_roots(tmp_path) | {"k3s_token": "short"}
     result = bootstrap_region(loopback_fleet, "beijing", limit=["bj-edge-03"], extravars=bad_token)
     [host] = result.hosts
     assert (host.host, host.status, host.failed) == ("bj-edge-03", HostStatus.FAILED, 1)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.kubernetes_schema import validate_strict
+from tests.fixtures.sandbox import HISTORY_GROUP
 from xzctl.checks.forecast import (
     SEASON_HOURS,
     Forecast,
@@ -24,6 +24,7 @@ from xzctl.checks.forecast import (
 from xzctl.cli import run
 from xzctl.errors import UnknownStateError
 from xzctl.prom.client import PrometheusClient
+from xzctl.sandbox import SandboxInfo
 from xzctl.simulator.daily import hourly_active_devices
 from xzctl.simulator.model import diurnal_activity
 from xzctl.spec import Fleet
@@ -112,11 +113,12 @@ def test_mape_and_history_gaps() -> None:
         forecast_series([1.0] * 48, 24)
 
 
-def test_forecast_from_the_sandbox_history(  # type: ignore[no-untyped-def]
-    example_fleet: Fleet, sandbox_factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.xdist_group(HISTORY_GROUP)
+def test_forecast_from_the_sandbox_history(
+    example_fleet: Fleet, history_sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Live: 4 days backfilled into a real Prometheus, two range queries, a forecast per region."""
-    box = sandbox_factory(history=timedelta(days=4), seed=5)
+    box = history_sandbox
     assert box.history is not None
     with PrometheusClient(box.prometheus_url, timeout=30, retries=1) as client:
         end = box.history["end"]

@@ -160,7 +160,7 @@ def test_drill_times_the_failover_against_the_kpi(sandbox: SandboxInfo, example_
 
 @pytest.mark.xdist_group(HISTORY_GROUP)
 def test_forecast_reads_days_of_backfilled_history(history_sandbox: SandboxInfo, example_fleet: Fleet) -> None:
-    # Two days of backfilled history; the reset left every node up.
+    # Days of backfilled history (two read here); the reset left every node up.
     box = pin(history_sandbox, {"beijing": 0.6, "shanghai": 0.6, "guangzhou": 0.6})
     options = SnapshotOptions(window="5s", history_seconds=2 * 86400, history_points=96, scrape_interval_seconds=1)
     with PrometheusClient(box.prometheus_url) as client:

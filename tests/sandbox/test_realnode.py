@@ -50,6 +50,7 @@ def test_devices_scale_to_the_local_cores() -> None:
 
 
 @pytest.mark.images  # the real inference services and load generator, as processes
+@pytest.mark.latency
 def test_a_slower_asr_canary_shows_in_real_latency_and_every_turn_is_scored(tmp_path: Path) -> None:
     os.environ.setdefault("XZCTL_IMAGE_CACHE", str(Path.home() / ".cache" / "xzctl" / "images"))
     fleet = load_fleet(None).fleet

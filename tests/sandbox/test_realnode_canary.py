@@ -30,7 +30,7 @@ from xzctl.sandbox.realnode import RealNode, set_asr_split, start_asr_replica, s
 from xzctl.spec.generate import generate_fleet_document
 from xzctl.spec.models import Fleet
 
-pytestmark = [pytest.mark.live, pytest.mark.images]
+pytestmark = [pytest.mark.live, pytest.mark.images, pytest.mark.latency]
 GOOD = "registry.xiaozhi.example/inference/asr:1.3.1"  # the same engine and beam as stable, a new tag
 SLOW = "registry.xiaozhi.example/inference/asr:1.3.1-wide-beam"
 VARIANTS = {GOOD: {}, SLOW: {"XZ_ASR_BEAM": "1e-120"}}  # the slow build: a debug-wide search, the same model

@@ -51,8 +51,8 @@ def test_up_scrapes_every_node_then_down_leaves_no_process(sandbox_factory: Fact
 
 @pytest.mark.xdist_group(HISTORY_GROUP)
 def test_history_is_queryable_from_the_first_minute(history_sandbox: SandboxInfo) -> None:
-    box = history_sandbox  # started with two days of backfilled history
-    # Whole minutes; two days of 7 nodes fit the sample budget at a 3-minute step.
+    box = history_sandbox  # started with days of backfilled history
+    # Whole minutes: the step that fits days of 7 nodes into the sample budget.
     assert box.history is not None and box.history["step_seconds"] % 60 == 0
     # Two hours ago is only in the backfilled blocks; the same series names and labels as live scrapes.
     two_hours_ago = time.time() - 7200
