@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from xzctl.spec.quantity import parse_cpu, parse_memory
 from xzctl.spec.types import HttpUrl, LabelText, LocalPath
 
+MAX_DNS_LABEL = 63  # characters, what DNS_LABEL allows
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 HOSTNAME = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
 FILLED_KEY = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?$"  # empty in YAML, then the DNS-label key it sits under

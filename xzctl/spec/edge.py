@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from xzctl.spec.base import (
     FILLED_KEY,
     HOSTNAME,
+    MAX_DNS_LABEL,
     Autoscaling,
     ImageRef,
     KubernetesTarget,
@@ -195,7 +196,6 @@ class EdgeNode(NodeProfile):
 
 
 REGION_NAMESPACE_PREFIX = "xiaozhi-"
-MAX_DNS_LABEL = 63
 
 
 class Region(Strict):
