@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +15,14 @@ from xzctl.cli import run
 from xzctl.spec import bundled_example_path, load
 
 EXAMPLE = bundled_example_path().read_text(encoding="utf-8")
+# The cases are built at collection, in every xdist worker: libyaml, and the example parsed once.
+EXAMPLE_DOC = yaml.load(EXAMPLE, Loader=yaml.CSafeLoader)
 
 
 def _edit(change: Callable[[dict[str, Any]], None]) -> bytes:
-    doc = yaml.safe_load(EXAMPLE)
+    doc = copy.deepcopy(EXAMPLE_DOC)
     change(doc)
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode()
+    return yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True).encode()
 
 
 def _replace(old: str, new: str) -> bytes:
