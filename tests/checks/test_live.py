@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.sandbox import HISTORY_GROUP
-from tests.fixtures.scenarios import ALL_95, WINDOW_SECONDS, known_snapshot, pin, relaxed_fleet
+from tests.fixtures.scenarios import ALL_95, WINDOW_SECONDS, devices_seen, known_snapshot, pin, relaxed_fleet
 from xzctl.checks import SnapshotOptions, Status, capacity_report, check_all, drill, failover_check
 from xzctl.prom import PrometheusClient
 from xzctl.sandbox import SandboxInfo, SimulatorClient
@@ -120,7 +120,7 @@ def test_cost_from_live_devices(sandbox: SandboxInfo, example_fleet: Fleet) -> N
     cost = result.cost
     # capex 1,610,000 / 3 years / 12 + opex 1,550,000 / 12 = 44,722.22 + 129,166.67 = 173,888.89 a month.
     assert cost.cost_month == pytest.approx(173_888.89, abs=0.01)
-    assert cost.active_devices == 994
+    assert cost.active_devices == 994, devices_seen(box)
     assert cost.cost_per_device_month == pytest.approx(173_888.89 / 994, abs=0.01)  # 174.94 < 200
     assert cost.run_rate_revenue_year == 994 * 3000
     # payback: 1,610,000 / (2,982,000 - 1,550,000) = 1.124 years < 2.
