@@ -38,9 +38,8 @@ echo "== pytest"
 # Three runs (pytest-xdist): the fast suite on both cores; then the tiers, which mostly wait on real servers, over
 # XZCTL_WORKERS workers (6) so the waits overlap, the tests of a module fixture keeping to one worker and the engine
 # and images tiers to one group each, in the start order tests/fixtures/distribution.py gives them (hence
-# --no-loadscope-reorder); then, alone, the tests marked `latency`, which
-# judge real inference services by the latency they measure. XZCTL_FAST_ONLY=1 runs the fast suite alone. Extra
-# arguments go to every run.
+# --no-loadscope-reorder); then, alone, the tests marked `latency`, which judge real inference services by the
+# latency they measure. XZCTL_FAST_ONLY=1 runs the fast suite alone. Extra arguments go to every run.
 fast='not live and not ssh and not engine and not images and not tools'
 rc=0
 selected=0

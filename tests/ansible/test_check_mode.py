@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.bootstrap import REACHABLE, operator_env
+from tests.fixtures.bootstrap import REACHABLE, Run, run_bootstrap
 from tests.fixtures.sshd import SshServer
-from xzctl.bootstrap import BootstrapResult, TaskEvent, bootstrap_region
 from xzctl.spec import Fleet
 
 # The module fixture's playbook run counts against the time limit of its first test; the suite runs it beside
@@ -26,26 +25,19 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def check_run(loopback_fleet: Fleet, sshd: SshServer, roots: Path) -> tuple[BootstrapResult, list[TaskEvent]]:
+def check_run(loopback_fleet: Fleet, sshd: SshServer, roots: Path) -> Run:
     # The sandbox has no systemd as PID 1, so services cannot even be queried; everything else runs in check mode.
     extravars = {"xzctl_manage_services": False, "xzctl_root": f"{roots}/{{{{ inventory_hostname }}}}"}
-    events: list[TaskEvent] = []
-    with operator_env(sshd, roots.parent / "check-state"):
-        result = bootstrap_region(
-            loopback_fleet, "beijing", check=True, limit=REACHABLE, extravars=extravars, on_event=events.append
-        )
-    return result, events
+    return run_bootstrap(
+        loopback_fleet, sshd, roots.parent / "check-state", check=True, limit=REACHABLE, extravars=extravars
+    )
 
 
-def _statuses(run: tuple[BootstrapResult, list[TaskEvent]], host: str, task: str) -> list[str]:
-    return [e.status for e in run[1] if e.host == host and e.task == task]
-
-
-def test_check_mode_succeeds_and_reports_changes(check_run: tuple[BootstrapResult, list[TaskEvent]]) -> None:
-    result, _ = check_run
+def test_check_mode_succeeds_and_reports_changes(check_run: Run) -> None:
+    result = check_run.result
     assert result.succeeded, result.log
     assert [(h.host, str(h.status), h.failed) for h in result.hosts] == [(h, "changed", 0) for h in REACHABLE]
-    assert _statuses(check_run, "bj-edge-01", "Write the K3s configuration") == ["changed"]
+    assert check_run.statuses("bj-edge-01", "Write the K3s configuration") == ["changed"]
 
 
 @pytest.mark.usefixtures("check_run")
@@ -53,16 +45,16 @@ def test_check_mode_writes_nothing(roots: Path) -> None:
     assert list(roots.iterdir()) == []
 
 
-def test_packages_are_checked_not_installed(check_run: tuple[BootstrapResult, list[TaskEvent]]) -> None:
+def test_packages_are_checked_not_installed(check_run: Run) -> None:
     # chrony is resolved against the host's apt sources: it would be installed
-    assert _statuses(check_run, "bj-edge-03", "Install the time sync daemon") in (["changed"], ["ok"])
+    assert check_run.statuses("bj-edge-03", "Install the time sync daemon") in (["changed"], ["ok"])
     # the NVIDIA repository is not configured yet, so its packages cannot be resolved in check mode
-    assert _statuses(check_run, "bj-edge-01", "Install the driver and the container toolkit") == ["skipped"]
+    assert check_run.statuses("bj-edge-01", "Install the driver and the container toolkit") == ["skipped"]
     # downloads never happen in check mode
-    assert _statuses(check_run, "bj-edge-01", "Install the pinned K3s binary") == ["skipped"]
+    assert check_run.statuses("bj-edge-01", "Install the pinned K3s binary") == ["skipped"]
 
 
-def test_nvidia_role_skips_hosts_without_gpus(check_run: tuple[BootstrapResult, list[TaskEvent]]) -> None:
+def test_nvidia_role_skips_hosts_without_gpus(check_run: Run) -> None:
     for task in ["Write the NVIDIA apt sources", "Install the driver and the container toolkit"]:
-        assert _statuses(check_run, "bj-edge-03", task) == ["skipped"]
-    assert _statuses(check_run, "bj-edge-01", "Write the NVIDIA apt sources") == ["changed"]
+        assert check_run.statuses("bj-edge-03", task) == ["skipped"]
+    assert check_run.statuses("bj-edge-01", "Write the NVIDIA apt sources") == ["changed"]

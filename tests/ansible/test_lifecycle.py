@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.bootstrap import REACHABLE, SITE_GROUP, SiteRuns, copy_roots, node_roots, operator_env
+from tests.fixtures.bootstrap import REACHABLE, SITE_GROUP, Run, SiteRuns, copy_roots, node_roots, run_bootstrap
 from tests.fixtures.sshd import SshServer
-from xzctl.bootstrap import BootstrapResult, Playbook, TaskEvent, bootstrap_region
+from xzctl.bootstrap import Playbook
 from xzctl.spec import Fleet
 
 pytestmark = [pytest.mark.ssh, pytest.mark.xdist_group(SITE_GROUP), pytest.mark.timeout(900)]
 
 NEW_PIN = {"k3s_version": "v1.31.5+k3s1"}
-Run = tuple[BootstrapResult, list[TaskEvent]]
 
 
 @pytest.fixture(scope="module")
@@ -27,21 +26,8 @@ def roots(beijing_site: SiteRuns, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 def _run(fleet: Fleet, ssh: SshServer, roots: Path, playbook: Playbook, **extravars: str) -> Run:
-    events: list[TaskEvent] = []
-    with operator_env(ssh, roots.parent / "state"):
-        result = bootstrap_region(
-            fleet,
-            "beijing",
-            playbook=playbook,
-            limit=REACHABLE,
-            extravars=node_roots(roots) | extravars,
-            on_event=events.append,
-        )
-    return result, events
-
-
-def _changed(run: Run, host: str) -> list[str]:
-    return [e.task for e in run[1] if e.host == host and e.status == "changed"]
+    extra = node_roots(roots) | extravars
+    return run_bootstrap(fleet, ssh, roots.parent / "state", playbook=playbook, limit=REACHABLE, extravars=extra)
 
 
 @pytest.fixture(scope="module")
@@ -51,27 +37,26 @@ def upgraded(loopback_fleet: Fleet, sshd: SshServer, roots: Path) -> Run:
 
 @pytest.fixture(scope="module")
 def resets(loopback_fleet: Fleet, sshd: SshServer, roots: Path, upgraded: Run) -> tuple[Run, Run]:
-    assert upgraded[0].succeeded, upgraded[0].log  # reset must undo an upgraded node, not a half-upgraded one
+    assert upgraded.result.succeeded, upgraded.result.log  # reset must undo an upgraded node, not a half-upgraded one
     first = _run(loopback_fleet, sshd, roots, Playbook.RESET)
     return first, _run(loopback_fleet, sshd, roots, Playbook.RESET)
 
 
 def test_upgrade_changes_only_the_k3s_unit(upgraded: Run, roots: Path) -> None:
-    result, events = upgraded
-    assert result.succeeded, result.log
+    assert upgraded.result.succeeded, upgraded.result.log
     for host in REACHABLE:
-        assert _changed(upgraded, host) == ["Write the K3s systemd unit"]
+        assert upgraded.changed(host) == ["Write the K3s systemd unit"]
         # the restart is due, and left to systemd only where services are managed
-        assert [e.status for e in events if e.host == host and e.task == "Restart K3s"] == ["skipped"]
+        assert upgraded.statuses(host, "Restart K3s") == ["skipped"]
     unit = (roots / "bj-edge-03" / "etc/systemd/system/k3s-agent.service").read_text()
     assert "Lightweight Kubernetes (agent, v1.31.5+k3s1)" in unit
 
 
 def test_reset_removes_every_file_and_is_idempotent(resets: tuple[Run, Run], roots: Path) -> None:
     first, second = resets
-    assert first[0].succeeded, first[0].log
-    assert second[0].succeeded, second[0].log
+    assert first.result.succeeded, first.result.log
+    assert second.result.succeeded, second.result.log
     for host in REACHABLE:
-        assert "Remove what site.yml installed" in _changed(first, host)
-        assert _changed(second, host) == []
+        assert "Remove what site.yml installed" in first.changed(host)
+        assert second.changed(host) == []
         assert [p for p in (roots / host).rglob("*") if p.is_file()] == []

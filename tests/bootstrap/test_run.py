@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.xdist_group(SITE_GROUP), pytest.mark.timeout(900)]
 
 @pytest.mark.ssh
 def test_unreachable_node_does_not_hide_the_others(beijing_site: SiteRuns) -> None:
-    result = beijing_site.first
+    result = beijing_site.first.result
     by_host = {h.host: h for h in result.hosts}
     assert list(by_host) == ["bj-edge-01", "bj-edge-02", "bj-edge-03"]
     assert by_host["bj-edge-02"].status is HostStatus.UNREACHABLE
@@ -44,7 +44,7 @@ def test_unreachable_node_does_not_hide_the_others(beijing_site: SiteRuns) -> No
 
 @pytest.mark.ssh
 def test_progress_events_per_host(beijing_site: SiteRuns) -> None:
-    events = beijing_site.events
+    events = beijing_site.first.events
     assert {e.host for e in events} == {"bj-edge-01", "bj-edge-02", "bj-edge-03"}
     assert [e.status for e in events if e.host == "bj-edge-02"] == ["unreachable"]
     server_tasks = [e.task for e in events if e.host == "bj-edge-01" and e.status == "changed"]
@@ -54,7 +54,7 @@ def test_progress_events_per_host(beijing_site: SiteRuns) -> None:
 
 @pytest.mark.ssh
 def test_the_full_output_is_kept_without_the_token(beijing_site: SiteRuns) -> None:
-    log = Path(beijing_site.first.log)
+    log = Path(beijing_site.first.result.log)
     assert log.parent == beijing_site.state / "bootstrap"
     assert log.name.startswith("beijing-site-")
     text = log.read_text()
@@ -65,7 +65,7 @@ def test_the_full_output_is_kept_without_the_token(beijing_site: SiteRuns) -> No
 
 @pytest.mark.ssh
 def test_limit_runs_only_those_nodes_and_a_second_run_changes_nothing(beijing_site: SiteRuns) -> None:
-    result = beijing_site.again
+    result = beijing_site.again.result
     assert [(h.host, h.status, h.changed, h.failed) for h in result.hosts] == [
         (host, HostStatus.OK, 0, 0) for host in REACHABLE
     ]

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.bootstrap import ssh_env
-from tests.fixtures.sshd import SshServer
 from xzctl.bootstrap import HostStatus, bootstrap_region
 from xzctl.spec import Fleet
 
@@ -33,13 +31,10 @@ def _hostile(fleet: Fleet, marks: Path) -> Fleet:
 
 
 @pytest.mark.ssh
-def test_lookups_in_spec_values_never_run(
-    loopback_fleet: Fleet, sshd: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("ansible_env")
+def test_lookups_in_spec_values_never_run(loopback_fleet: Fleet, tmp_path: Path) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
-    for key, value in ssh_env(sshd, tmp_path / "state").items():
-        monkeypatch.setenv(key, value)
     result = bootstrap_region(_hostile(loopback_fleet, marks), "beijing", check=True, limit=["bj-edge-01"])
     assert list(marks.iterdir()) == []  # no lookup ran
     (host,) = result.hosts
