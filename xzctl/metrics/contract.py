@@ -32,6 +32,9 @@ CACHE_TIERS = ("l1", "l2", "l3")
 
 # Histogram buckets in seconds: fine below 50 ms (VAD), up to 10 s (LLM, end to end).
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+# A device's turn: the seed's KPI is 3 s end to end, an overloaded node takes 10-20 s, a lost reply times out at 30 s.
+TURN_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
+TURN_RESULTS = ("ok", "failed")
 
 
 class MetricType(StrEnum):
@@ -131,6 +134,41 @@ ASR_REFERENCE_WORDS = Metric(
     "Words of the known spoken text sent to ASR (the denominator of the word error rate).",
     (REGION, NODE, TRACK, IMAGE),
 )
+# A device's conversation turn as the device sees it, measured by whoever speaks the real protocol to the node's
+# xiaozhi server (the load generator's emulated devices, a site's probe devices): what the fleet exists for.
+TURN_STT_SECONDS = Metric(
+    "xiaozhi_turn_stt_seconds",
+    MetricType.HISTOGRAM,
+    "From the end of a device's speech to the transcript (stt message) it receives.",
+    (REGION, NODE, TRACK),
+    unit="seconds",
+)
+TURN_FIRST_AUDIO_SECONDS = Metric(
+    "xiaozhi_turn_first_audio_seconds",
+    MetricType.HISTOGRAM,
+    "From the end of a device's speech to the first reply audio frame it receives (the seed's end-to-end KPI).",
+    (REGION, NODE, TRACK),
+    unit="seconds",
+)
+TURN_SECONDS = Metric(
+    "xiaozhi_turn_seconds",
+    MetricType.HISTOGRAM,
+    "From the end of a device's speech to the end of the reply (tts stop).",
+    (REGION, NODE, TRACK),
+    unit="seconds",
+)
+TURNS = Metric(
+    "xiaozhi_turns_total",
+    MetricType.COUNTER,
+    "Conversation turns a device started; `result` is ok or failed.",
+    (REGION, NODE, TRACK, "result"),
+)
+TURN_FAILURES = Metric(
+    "xiaozhi_turn_failures_total",
+    MetricType.COUNTER,
+    "Failed turns by what went wrong (`kind`: connect, auth, no_transcript, no_audio, timeout, closed, error).",
+    (REGION, NODE, TRACK, "kind"),
+)
 # node-exporter names (https://github.com/prometheus/node_exporter)
 NODE_CPU_SECONDS = Metric(
     "node_cpu_seconds_total", MetricType.COUNTER, "CPU time per core and mode.", (REGION, NODE, "cpu", "mode")
@@ -178,6 +216,11 @@ ALL: tuple[Metric, ...] = (
     MODEL_LOAD_SECONDS,
     ASR_WORD_ERRORS,
     ASR_REFERENCE_WORDS,
+    TURN_STT_SECONDS,
+    TURN_FIRST_AUDIO_SECONDS,
+    TURN_SECONDS,
+    TURNS,
+    TURN_FAILURES,
     NODE_CPU_SECONDS,
     NODE_MEMORY_TOTAL,
     NODE_MEMORY_AVAILABLE,
@@ -186,10 +229,19 @@ ALL: tuple[Metric, ...] = (
     GPU_FB_FREE,
 )
 
-# Emitted only by the real inference services (a real model load, a prober's known speech): the fleet simulator has
-# neither, so it does not expose them, and nothing judged on the sandbox's simulated nodes may need them.
+# Emitted only by the real inference services and devices (a real model load, a prober's known speech, a real turn):
+# the fleet simulator has none, so it does not expose them, and nothing judged on simulated nodes may need them.
 REAL_SERVICES_ONLY: frozenset[str] = frozenset(
-    {MODEL_LOAD_SECONDS.name, ASR_WORD_ERRORS.name, ASR_REFERENCE_WORDS.name}
+    {
+        MODEL_LOAD_SECONDS.name,
+        ASR_WORD_ERRORS.name,
+        ASR_REFERENCE_WORDS.name,
+        TURN_STT_SECONDS.name,
+        TURN_FIRST_AUDIO_SECONDS.name,
+        TURN_SECONDS.name,
+        TURNS.name,
+        TURN_FAILURES.name,
+    }
 )
 
 
