@@ -23,6 +23,7 @@ from pathlib import Path
 
 import requests
 
+from xzctl import service_contract as sc
 from xzctl.images.run import start_service, stop_service, wait_ready
 from xzctl.sandbox.realnode import TURN_INTERVAL, scaled_devices
 from xzctl.spec import load_fleet
@@ -62,16 +63,14 @@ def _speech() -> tuple[bytes, bytes, float]:
 def _request(name: str, url: str, wav: bytes, pcm: bytes, reply: str = REPLY) -> requests.Response:
     if name == "vad":
         return requests.post(
-            f"{url}/v1/vad?session=b{threading.get_ident()}",
+            f"{url}{sc.VAD.main.path}?session=b{threading.get_ident()}",
             data=pcm,
             headers={"Content-Type": "audio/l16"},
             timeout=60,
         )
     if name == "asr":
-        return requests.post(
-            f"{url}/v1/audio/transcriptions", data=wav, headers={"Content-Type": "audio/wav"}, timeout=60
-        )
-    return requests.post(f"{url}/v1/audio/speech", json={"input": reply, "voice": "cmn"}, timeout=60)
+        return requests.post(f"{url}{sc.ASR.main.path}", data=wav, headers={"Content-Type": "audio/wav"}, timeout=60)
+    return requests.post(f"{url}{sc.TTS.main.path}", json={sc.TTS_TEXT_KEY: reply, "voice": "cmn"}, timeout=60)
 
 
 def _rtf(name: str, url: str, wav: bytes, pcm: bytes, spoken: float) -> float:

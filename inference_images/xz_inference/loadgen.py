@@ -22,6 +22,7 @@ from typing import Any
 
 from xz_inference.audio import read_wav
 from xz_inference.server import Handler, Request, RequestError, Response, Service, serve
+from xzctl import service_contract as sc
 from xzctl.metrics import contract as c
 
 # What devices say (English: the engine tests build is pocketsphinx's English model) and what the node says back.
@@ -109,11 +110,12 @@ class LoadGenerator(Service):
         try:
             samples = read_wav(audio)
             usable = len(samples) - len(samples) % 512
-            post(f"{self.vad_url}/v1/vad?session={session}", samples[:usable].tobytes(), "audio/l16")
-            transcript = json.loads(post(f"{target.url}/v1/audio/transcriptions", audio, "audio/wav"))["text"]
+            post(f"{self.vad_url}{sc.VAD.main.path}?session={session}", samples[:usable].tobytes(), "audio/l16")
+            asr_path = sc.ASR.endpoint("http").path
+            transcript = json.loads(post(f"{target.url}{asr_path}", audio, "audio/wav"))["text"]
             post(
-                f"{self.tts_url}/v1/audio/speech",
-                json.dumps({"input": rng.choice(REPLIES)}).encode(),
+                f"{self.tts_url}{sc.TTS.main.path}",
+                json.dumps({sc.TTS_TEXT_KEY: rng.choice(REPLIES)}).encode(),
                 "application/json",
             )
         except Exception:  # a failed turn is an end-to-end error, and the generator keeps going

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from xz_inference.metrics import Registry
+from xzctl import service_contract as sc
 from xzctl.metrics import contract as c
 
 MAX_BODY = 8 * 1024 * 1024  # 8 MiB: four minutes of 16 kHz PCM16, far above one utterance
@@ -130,6 +131,12 @@ class Service:
 def serve(service: Service, host: str, port: int) -> ThreadingHTTPServer:
     """Bind, start the model in the background and return the server (the caller runs serve_forever)."""
     routes = service.routes()
+    spec = sc.SERVICES.get(service.name)  # the load generator is no edge service: it only shares the paths
+    # the work path is the contract's: a service answering elsewhere must not start (upstream would get 404s)
+    if spec is not None and set(routes) != {spec.main.path}:
+        raise ValueError(f"{service.name} serves {sorted(routes)}; the service contract says {spec.main.path}")
+    metrics_path = spec.metrics_path if spec else sc.METRICS_PATH
+    probe_paths = (spec.ready_path, spec.health_path) if spec else (sc.READY_PATH, sc.HEALTH_PATH)
 
     class _Handler(BaseHTTPRequestHandler):
         timeout = SOCKET_TIMEOUT
@@ -147,9 +154,9 @@ def serve(service: Service, host: str, port: int) -> ThreadingHTTPServer:
 
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
-            if path == "/metrics":
+            if path == metrics_path:
                 self._send(Response(service.registry.render().encode(), "text/plain; version=0.0.4"))
-            elif path in ("/ready", "/health"):
+            elif path in probe_paths:
                 if service.ready.is_set():
                     self._send(Response.json({"ready": True}))
                 else:
@@ -184,7 +191,7 @@ def serve(service: Service, host: str, port: int) -> ThreadingHTTPServer:
 
 def main(service: Service) -> None:
     host = os.environ.get("XZ_HOST", "0.0.0.0")
-    port = int(os.environ.get("XZ_PORT", "8000"))
+    port = sc.SERVICES[service.name].main.port_in(os.environ)
     httpd = serve(service, host, port)
     with contextlib.suppress(KeyboardInterrupt):
         httpd.serve_forever()

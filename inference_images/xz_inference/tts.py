@@ -1,9 +1,9 @@
 """TTS service: espeak-ng on the node (Mandarin `cmn` and English offline) behind the seed's phrase cache; edge-tts
-is an optional online backend (`XZ_TTS_BACKEND=edge`, only when the image carries the edge-tts wheel) that falls
-back to the local voice whenever it is slow or unreachable.
+is an optional online backend (`XZ_TTS_BACKEND=edge`, only when the image carries the edge-tts wheel) for MP3.
 
-POST /v1/audio/speech with JSON {"input": text, "voice"?: name} (what xiaozhi-server's `custom` TTS provider
-sends) answers the audio (WAV from espeak-ng, MP3 from edge-tts).
+POST /v1/audio/speech with JSON {"input": text, "voice"?: name, "response_format"?: wav|mp3} (what xiaozhi-server's
+`custom` TTS provider sends; upstream decodes the answer by the format its config names, so the service answers
+exactly the format asked): WAV from espeak-ng (the default and what the override asks), MP3 from edge-tts only.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import threading
 from collections import OrderedDict
 
 from xz_inference.server import Handler, Request, RequestError, Response, Service, main
+from xzctl import service_contract as sc
 from xzctl.metrics import contract as c
 
 MAX_TEXT = 1000
 SYNTH_TIMEOUT = 10.0
-EDGE_TIMEOUT = 2.0  # past this the local voice answers: a device must not wait on the internet
+EDGE_TIMEOUT = 2.0  # past this the request fails: a device must not wait on the internet
+CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
 
 class PhraseCache:
@@ -29,17 +31,17 @@ class PhraseCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.size = 0
-        self._items: OrderedDict[tuple[str, str], tuple[bytes, str]] = OrderedDict()
+        self._items: OrderedDict[tuple[str, ...], tuple[bytes, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, str]) -> tuple[bytes, str] | None:
+    def get(self, key: tuple[str, ...]) -> tuple[bytes, str] | None:
         with self._lock:
             item = self._items.get(key)
             if item is not None:
                 self._items.move_to_end(key)
             return item
 
-    def put(self, key: tuple[str, str], audio: bytes, content_type: str) -> None:
+    def put(self, key: tuple[str, ...], audio: bytes, content_type: str) -> None:
         if len(audio) > self.max_bytes:
             return
         with self._lock:
@@ -95,21 +97,22 @@ class TtsService(Service):
     def warm_up(self) -> None:
         espeak("你好", self.voice)
 
-    def synthesize(self, text: str, voice: str) -> tuple[bytes, str]:
-        key = (voice, text)
+    def formats(self) -> tuple[str, ...]:
+        """The formats this service really produces: WAV always (espeak-ng), MP3 only from edge-tts."""
+        return (*sc.TTS_FORMATS, "mp3") if self.backend == "edge" else sc.TTS_FORMATS
+
+    def synthesize(self, text: str, voice: str, audio_format: str) -> tuple[bytes, str]:
+        key = (audio_format, voice, text)
         cached = self.cache.get(key)
         self.registry.inc(c.CACHE_REQUESTS, tier="l1", result="hit" if cached else "miss")
         if cached is not None:
             return cached
-        audio, kind = b"", "audio/wav"
-        if self.backend == "edge":
-            try:
-                audio, kind = edge_tts_audio(text, self.edge_voice), "audio/mpeg"
-            except Exception:  # offline, slow or refused: the local voice answers instead
-                audio = b""
-        if not audio:
+        if audio_format == "mp3":  # no local voice makes MP3: an edge-tts failure fails the request
+            audio = edge_tts_audio(text, self.edge_voice)
+        else:
             with self.model():
-                audio, kind = espeak(text, voice), "audio/wav"
+                audio = espeak(text, voice)
+        kind = CONTENT_TYPES[audio_format]
         self.cache.put(key, audio, kind)
         return audio, kind
 
@@ -118,17 +121,21 @@ class TtsService(Service):
             data = json.loads(request.body)
         except ValueError:
             raise RequestError('body must be JSON {"input": text}') from None
-        text = data.get("input") if isinstance(data, dict) else None
+        text = data.get(sc.TTS_TEXT_KEY) if isinstance(data, dict) else None
         if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
             raise RequestError(f"'input' must be 1..{MAX_TEXT} characters of text")
         voice = data.get("voice") or self.voice
         if not isinstance(voice, str) or not voice.replace("-", "").replace("+", "").isalnum():
             raise RequestError("'voice' must be an espeak-ng voice name")
-        audio, kind = self.synthesize(text.strip(), voice)
+        audio_format = data.get(sc.TTS_FORMAT_KEY) or sc.TTS_FORMATS[0]
+        if audio_format not in self.formats():
+            answers = ", ".join(self.formats())
+            raise RequestError(f"'{sc.TTS_FORMAT_KEY}' {audio_format!r}: this service answers {answers}")
+        audio, kind = self.synthesize(text.strip(), voice, audio_format)
         return Response(audio, kind)
 
     def routes(self) -> dict[str, Handler]:
-        return {"/v1/audio/speech": self.speech}
+        return {sc.TTS.main.path: self.speech}
 
 
 if __name__ == "__main__":

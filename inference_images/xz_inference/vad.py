@@ -19,6 +19,7 @@ import numpy as np
 
 from xz_inference.audio import RATE, read_wav
 from xz_inference.server import Handler, Request, RequestError, Response, Service, main
+from xzctl import service_contract as sc
 
 FRAME = 512
 CONTEXT = 64
@@ -152,7 +153,7 @@ class VadService(Service):
         return Response.json({"probabilities": job.probabilities, "speech": job.speech})
 
     def routes(self) -> dict[str, Handler]:
-        return {"/v1/vad": self.detect}
+        return {sc.VAD.main.path: self.detect}
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from xz_inference.loadgen import word_errors, words
+from xzctl import service_contract as sc
 from xzctl.images.run import RunningService, start_service, stop_service, wait_ready
 
 pytestmark = pytest.mark.images  # each service runs as a real process with its real model
@@ -35,8 +36,16 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run
     try:
         for name in ("vad", "asr", "tts"):
             env = {"XZ_REGION": "beijing", "XZ_NODE": "bj-edge-01", "XZ_TRACK": "canary"}
+            # every endpoint on a free port through the contract's port variables (ASR's WebSocket too)
+            others = {e.name: _free_port() for e in sc.SERVICES[name].endpoints[1:]}
             started[name] = start_service(
-                name, port=_free_port(), state_dir=state, log_dir=state / "logs", env=env, prefer_image=False
+                name,
+                port=_free_port(),
+                state_dir=state,
+                log_dir=state / "logs",
+                env=env,
+                prefer_image=False,
+                ports=others,
             )
         for service in started.values():
             wait_ready(service, 120.0)
@@ -108,3 +117,29 @@ def test_metrics_show_model_load_time_once_ready(services: dict[str, RunningServ
     assert requests.get(f"{services[name].url}/ready", timeout=TIMEOUT).status_code == 200
     metrics = requests.get(f"{services[name].url}/metrics", timeout=TIMEOUT).text
     assert f'xiaozhi_model_load_seconds{{region="beijing",node="bj-edge-01",service="{name}"' in metrics
+
+
+@pytest.mark.parametrize("name", sc.INFERENCE)
+def test_each_service_answers_on_the_contract_paths(services: dict[str, RunningService], name: str) -> None:
+    edge, url = sc.SERVICES[name], services[name].url  # listening where its contract port variable said
+    for path in (edge.ready_path, edge.health_path):
+        answer = requests.get(f"{url}{path}", timeout=TIMEOUT)
+        assert answer.status_code == 200 and answer.json() == {"ready": True}, path
+    assert edge.metrics_path is not None
+    metrics = requests.get(f"{url}{edge.metrics_path}", timeout=TIMEOUT)
+    assert metrics.status_code == 200 and f'service="{name}"' in metrics.text
+    assert requests.get(f"{url}/healthz", timeout=TIMEOUT).status_code == 404  # what the manifests used to probe
+    # the work path exists (an empty body is a bad request, not an unknown path)
+    assert requests.post(f"{url}{edge.main.path}", data=b"", timeout=TIMEOUT).status_code == 400
+
+
+def test_tts_answers_exactly_the_format_asked(services: dict[str, RunningService]) -> None:
+    url = f"{services['tts'].url}{sc.TTS.main.path}"
+    for audio_format in sc.TTS_FORMATS:
+        body = {sc.TTS_TEXT_KEY: "好的", sc.TTS_FORMAT_KEY: audio_format}
+        audio = requests.post(url, json=body, timeout=TIMEOUT)
+        assert audio.status_code == 200 and audio.headers["Content-Type"] == f"audio/{audio_format}"
+        assert audio.content[:4] == b"RIFF" and audio.content[8:12] == b"WAVE"
+    # the local voice makes no MP3: asked for one, the service says so instead of sending WAV labelled MP3
+    refused = requests.post(url, json={sc.TTS_TEXT_KEY: "好的", sc.TTS_FORMAT_KEY: "mp3"}, timeout=TIMEOUT)
+    assert refused.status_code == 400 and "wav" in refused.json()["error"]

@@ -8,6 +8,7 @@ import pytest
 from xz_inference.asr import CHUNK, OVERLAP, windows
 from xz_inference.loadgen import word_errors, words
 from xz_inference.metrics import Registry
+from xz_inference.server import Handler, Request, Response, Service, serve
 from xz_inference.tts import PhraseCache
 from xzctl.metrics import contract as c
 
@@ -76,3 +77,18 @@ def test_registry_renders_contract_names_labels_and_cumulative_buckets() -> None
     assert "# TYPE xiaozhi_request_duration_seconds histogram" in text
     with pytest.raises(KeyError, match="result"):
         registry.inc(c.REQUESTS)
+
+
+class _StrayVad(Service):
+    name = "vad"
+
+    def routes(self) -> dict[str, Handler]:
+        return {"/vad": self.detect}
+
+    def detect(self, request: Request) -> Response:
+        return Response.json({"bytes": len(request.body)})
+
+
+def test_a_service_answering_off_its_contract_path_does_not_start() -> None:
+    with pytest.raises(ValueError, match="the service contract says /v1/vad"):
+        serve(_StrayVad(), "127.0.0.1", 0)

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.fixtures.golden import assert_golden
+from xzctl import service_contract as sc
 from xzctl.errors import NotFoundError
 from xzctl.render import region_documents, render_node_documents
 from xzctl.render.node import PROVIDER_BLOCKS, SERVER_CONFIG_FILE, find_node
@@ -60,7 +61,8 @@ def test_node_yaml_has_the_seed_shape_and_the_spec_values(example_fleet: Fleet) 
             "overlap_samples": 320,
             "sample_rate": 16000,
         }
-        assert services["asr"]["endpoint"] == f"http://{node.id}-asr.xiaozhi-{node.region}.svc.cluster.local:10095"
+        host = f"{node.id}-asr.xiaozhi-{node.region}.svc.cluster.local"
+        assert services["asr"]["endpoint"] == f"http://{host}:{sc.ASR.main.port}"
         assert services["tts"]["cache_size"] == "10Gi"
         assert services["cache"]["memory_limit"] == "16Gi"
         assert services["cache"]["persistence"] is True
@@ -82,7 +84,8 @@ def test_server_override_points_at_the_node_and_the_cloud_router(example_fleet: 
         10095,
     )
     tts = config["TTS"][PROVIDER_BLOCKS["TTS"]]
-    assert tts["url"] == "http://sh-edge-02-tts.xiaozhi-shanghai.svc.cluster.local:8880/v1/audio/speech"
+    assert tts["url"] == "http://sh-edge-02-tts.xiaozhi-shanghai.svc.cluster.local:8300/v1/audio/speech"
+    assert (tts["format"], tts["params"]) == ("wav", {"input": "{prompt_text}", "response_format": "wav"})
     llm = config["LLM"][PROVIDER_BLOCKS["LLM"]]
     assert (llm["type"], llm["base_url"]) == ("openai", example_fleet.cloud.endpoint)
 

@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from xzctl import service_contract as sc
 from xzctl.images.catalog import BuildRecord
 from xzctl.images.inputs import (
     BUILD_SITE,
@@ -97,15 +98,21 @@ def _passwd_lines(container_root: Path) -> None:
         f.write(f"xz:x:{USER_ID}:\n")
 
 
+def _ports(service: str) -> list[int]:
+    """The service's ports, from the service contract (the image's copy says the same)."""
+    edge = sc.SERVICES.get(service)
+    return sorted(e.port for e in edge.endpoints) if edge else []
+
+
 def _image_env(
-    spec: BuildSpec, variant: Variant | None, image: str, extra_env: dict[str, str] | None
+    service: str, spec: BuildSpec, variant: Variant | None, image: str, extra_env: dict[str, str] | None
 ) -> dict[str, str]:
     return {
         "PYTHONPATH": SITE,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": "1",
-        "XZ_PORT": str(spec.port),
+        **(sc.SERVICES[service].port_environment() if service in sc.SERVICES else {}),
         "XZ_IMAGE": image,
         **spec.env,
         **(variant.env if variant else {}),
@@ -134,8 +141,10 @@ def _install(buildah: _Buildah, container: str, wheels: _Wheels, steps: list[lis
     buildah("umount", container, what="unmount")
 
 
-def _config_args(name: str, version: str, spec: BuildSpec, env: dict[str, str]) -> list[str]:
-    config = ["config", "--user", f"{USER_ID}:{USER_ID}", "--workingdir", "/opt/xz", "--port", str(spec.port)]
+def _config_args(name: str, service: str, version: str, spec: BuildSpec, env: dict[str, str]) -> list[str]:
+    config = ["config", "--user", f"{USER_ID}:{USER_ID}", "--workingdir", "/opt/xz"]
+    for port in _ports(service):
+        config += ["--port", str(port)]
     for key, value in sorted(env.items()):
         config += ["--env", f"{key}={value}"]
     config += ["--entrypoint", json.dumps(["python3", "-m", spec.module]), "--cmd", ""]
@@ -150,6 +159,7 @@ def assemble(
     version: str,
     spec: BuildSpec,
     *,
+    service: str,
     repository: str,
     state_dir: Path,
     catalog_root: Path,
@@ -169,7 +179,7 @@ def assemble(
     )
     buildah = _Buildah()
     tag = f"{name}-{version}"
-    env = _image_env(spec, variant, f"{repository}:{version}", extra_env)
+    env = _image_env(service, spec, variant, f"{repository}:{version}", extra_env)
     with tempfile.TemporaryDirectory(prefix="xzctl-image-") as tmp:
         work = Path(tmp)
         baked, model_record = model_file(spec, model, cache, work)
@@ -184,7 +194,7 @@ def assemble(
             if baked is not None and target is not None:
                 buildah("add", container, str(baked), target, what="model")
             _install(buildah, container, staged, spec.steps, env)
-            buildah(*_config_args(name, version, spec, env), container, what="image config")
+            buildah(*_config_args(name, service, version, spec, env), container, what="image config")
             local = f"localhost/xzctl/{tag}"
             buildah(
                 "commit",

@@ -68,6 +68,7 @@ def build_image(
         name,
         version,
         spec,
+        service=image.info.service,
         repository=image.info.repository,
         state_dir=state_dir,
         catalog_root=catalog.root,

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from xzctl import input_path
+from xzctl import service_contract as sc
 from xzctl.errors import BadInputError, NotFoundError
 
 CATALOG_ENV = "XZCTL_CATALOG"
@@ -242,6 +243,20 @@ def _validation_problem(path: Path, exc: ValidationError) -> BadInputError:
     return BadInputError(f"{path}: {where}: {first['msg']}{tail}", hint="fix the file; see inference_images/README.md")
 
 
+def _check_contract(meta: Path, info: ImageInfo) -> None:
+    """An image's readiness probe and metrics port are the service contract's: pods would never be Ready else."""
+    edge = sc.SERVICES.get(info.service)
+    if edge is None:
+        return
+    said = (info.readiness.path, info.readiness.port, info.metrics_port)
+    contract = (edge.ready_path, edge.main.port, edge.main.port if edge.metrics_path else None)
+    if said != contract:
+        raise BadInputError(
+            f"{meta}: readiness {said[0]} on port {said[1]}, metrics port {said[2]} disagree with the service contract",
+            hint=f"xzctl/service_contract.py says {contract[0]} on port {contract[1]}, metrics port {contract[2]}",
+        )
+
+
 def load_catalog(directory: str | Path | None = None) -> Catalog:
     """Read every <image>/image.yaml and the lock; refuse an inconsistent catalog as a whole."""
     root = default_catalog_dir(directory)
@@ -258,6 +273,7 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
             raise _validation_problem(meta, exc) from None
         if info.name != meta.parent.name:
             raise BadInputError(f"{meta}: name {info.name!r} differs from its folder {meta.parent.name!r}")
+        _check_contract(meta, info)
         if not any((meta.parent / f).is_file() for f in ("Dockerfile", "build.yaml")):
             raise BadInputError(f"{meta.parent}: image has no build.yaml (nor a Dockerfile)")
         infos[info.name] = info

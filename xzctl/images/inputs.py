@@ -15,11 +15,11 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from xzctl import service_contract
 from xzctl.errors import BadInputError, ExternalToolError, NotFoundError
 from xzctl.metrics import contract
 
@@ -72,8 +72,7 @@ class BuildSpec(_Strict):
     model: ModelSource | None = None
     model_variant: Variant | None = Field(default=None, description="applies when --model FILE is given")
     steps: list[list[str]] = Field(default=[], description="commands run inside, offline, after installing")
-    module: str = Field(pattern=r"^[a-z_.]+$")
-    port: Annotated[int, Field(ge=1024, le=65535)]
+    module: str = Field(pattern=r"^[a-z_.]+$")  # its ports and port variables come from the service contract
     env: dict[str, str] = {}
 
 
@@ -250,13 +249,15 @@ def download_wheels(wheels: Sequence[Wheel], cache: Path) -> list[Path]:
 
 
 def stage_package(dest: Path, catalog_root: Path) -> Path:
-    """The service package plus a byte-identical copy of the metrics contract, as the image's /opt/xz/lib holds it."""
+    """The service package plus byte-identical copies of the metrics and service contracts, as the image's
+    /opt/xz/lib holds them (both import only the standard library)."""
     shutil.copytree(catalog_root / PACKAGE, dest / PACKAGE, ignore=shutil.ignore_patterns("__pycache__"))
     metrics = dest / "xzctl" / "metrics"
     metrics.mkdir(parents=True)
     (dest / "xzctl" / "__init__.py").write_text("")
     (metrics / "__init__.py").write_text("")
     shutil.copy2(Path(contract.__file__), metrics / "contract.py")
+    shutil.copy2(Path(service_contract.__file__), dest / "xzctl" / "service_contract.py")
     return dest
 
 

@@ -14,9 +14,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from xzctl import service_contract as sc
 from xzctl.errors import ExternalToolError, UnknownStateError
 from xzctl.images.build import (
     buildah_env,
@@ -44,10 +45,16 @@ class RunningService:
     log: Path
     started: float  # time.monotonic() when the service process started
     image: str  # the `image` label its metrics carry
+    ports: dict[str, int] = field(default_factory=dict)  # the contract's other endpoints (e.g. asr "ws") -> port
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ready_url(self) -> str:
+        edge = sc.SERVICES.get(self.name)  # the load generator shares the services' paths
+        return f"{self.url}{edge.ready_path if edge else sc.READY_PATH}"
 
 
 def _local_lib(name: str, state_dir: Path, catalog_root: Path) -> tuple[Path, dict[str, str]]:
@@ -87,15 +94,22 @@ def start_service(
     env: dict[str, str] | None = None,
     catalog_dir: Path | None = None,
     prefer_image: bool = True,
+    ports: dict[str, int] | None = None,
 ) -> RunningService:
-    """Start service `name` listening on 127.0.0.1:`port`; the image when built (and `prefer_image`), else the package."""
+    """Start service `name` listening on 127.0.0.1:`port`; the image when built (and `prefer_image`), else the package.
+
+    `ports` gives the service's other contract endpoints (endpoint name -> port), set through their port variables;
+    one not given listens on its contract default."""
     catalog = load_catalog(catalog_dir or default_catalog_dir())
     image = catalog.get(name)
     version = version or image.info.version
     spec = load_build_spec(catalog.root / name)
     layout, tag = layout_dir(state_dir), f"{name}-{version}"
     label = f"{image.info.repository}:{version}"
-    overrides = {"XZ_HOST": "127.0.0.1", "XZ_PORT": str(port), "XZ_IMAGE": label, **(env or {})}
+    edge = sc.SERVICES[image.info.service]
+    others = ports or {}
+    port_env = edge.port_environment({**others, edge.main.name: port})
+    overrides = {"XZ_HOST": "127.0.0.1", **port_env, "XZ_IMAGE": label, **(env or {})}
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}-{port}.log"
     container: str | None = None
@@ -122,7 +136,8 @@ def start_service(
     with log.open("ab") as out:
         # its own session, so stopping it stops buildah and the service under it, and nothing else
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=proc_env, start_new_session=True)
-    return RunningService(name, port, source, process, container, log, time.monotonic(), overrides["XZ_IMAGE"])
+    label = overrides["XZ_IMAGE"]
+    return RunningService(name, port, source, process, container, log, time.monotonic(), label, dict(others))
 
 
 def wait_ready(service: RunningService, timeout: float) -> float:
@@ -134,7 +149,7 @@ def wait_ready(service: RunningService, timeout: float) -> float:
             raise ExternalToolError(f"{service.name} exited {service.process.returncode}: {' | '.join(tail)}")
         with (
             contextlib.suppress(urllib.error.URLError, OSError),
-            urllib.request.urlopen(f"{service.url}/ready", timeout=1.0) as response,
+            urllib.request.urlopen(service.ready_url, timeout=1.0) as response,
         ):
             if response.status == 200:
                 return time.monotonic() - service.started

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from xzctl import service_contract as sc
 from xzctl.manifests import k8s
 from xzctl.manifests.autoscaling import adapter_chart, cloud_autoscalers
 from xzctl.manifests.cloud_common import component_labels, component_selector
@@ -31,7 +32,7 @@ from xzctl.spec.models import Fleet, LlmModel, SecretRef
 # restic_repository is imported from here by the tests.
 __all__ = ["cloud_helm_charts", "cloud_objects", "cloud_secrets", "cloud_units", "restic_repository", "router_config"]
 
-LLM_PORT = 8000
+LLM_PORT = sc.LLM.main.port
 ORCHESTRATOR_PORTS = [("http", 8080), ("metrics", 9090)]
 ELASTIC_REPO = "https://helm.elastic.co"
 ELASTIC_VERSION = "8.5.1"
@@ -80,17 +81,17 @@ def _llm(fleet: Fleet, m: LlmModel, ns: str) -> list[Obj]:
         {"name": "MODEL", "value": m.name},
         {"name": "MAX_BATCH_SIZE", "value": str(m.max_batch_size)},
         {"name": "TENSOR_PARALLEL_SIZE", "value": str(max(m.gpu_per_replica, 1))},
-        {"name": "PORT", "value": str(LLM_PORT)},
+        *({"name": k, "value": v} for k, v in sc.LLM.port_environment().items()),
         {"name": "MODEL_DIR", "value": "/models"},
     ]
     main = k8s.container(
         "llm",
         k8s.check_image(fleet, m.image, f"cloud llm {m.name}"),
         k8s.resources(m.resources, gpus),
-        ports=[("http", LLM_PORT)],
-        readiness=k8s.http_probe("/health", "http", period=10),
+        ports=[(sc.LLM.main.name, LLM_PORT)],
+        readiness=k8s.http_probe(sc.LLM.ready_path, sc.LLM.main.name, period=10),
         # Loading tens of GB of weights takes minutes: a startup-sized delay keeps liveness from killing it.
-        liveness=k8s.http_probe("/health", "http", period=30, delay=600),
+        liveness=k8s.http_probe(sc.LLM.health_path, sc.LLM.main.name, period=30, delay=600),
         env=env,
         mounts=[
             {"name": "models", "mountPath": "/models"},
@@ -109,7 +110,7 @@ def _llm(fleet: Fleet, m: LlmModel, ns: str) -> list[Obj]:
     lbls, sel = component_labels(name), component_selector(name)
     return [
         k8s.deployment(name, ns, lbls, sel, replicas=m.replicas, pod=pod),
-        k8s.service(name, ns, lbls, sel, [("http", LLM_PORT)]),
+        k8s.service(name, ns, lbls, sel, [(sc.LLM.main.name, LLM_PORT)]),
         *k8s.pdb(name, ns, lbls, sel, m.replicas),
     ]
 

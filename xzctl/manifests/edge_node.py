@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from xzctl import service_contract as sc
 from xzctl.errors import NotFoundError
 from xzctl.manifests import k8s
 from xzctl.manifests.edge_common import (
@@ -25,6 +26,11 @@ from xzctl.manifests.k8s import GPU_COUNT_ANNOTATION, GPU_SHARING_ANNOTATION, NO
 from xzctl.manifests.pins import ImagePins
 from xzctl.metrics.contract import EDGE_JOB
 from xzctl.spec.models import EdgeNode, Fleet, InferenceService, Resources
+
+
+def contract_ports(edge: sc.EdgeService) -> list[tuple[str, int]]:
+    """(port name, port) of every endpoint of a service: its container ports and its Service's."""
+    return [(e.name, e.port) for e in edge.endpoints]
 
 
 class NodeBuilder:
@@ -59,12 +65,10 @@ class NodeBuilder:
             # The SenseVoice model file is not in the server image; `xzctl bootstrap` copies it here.
             k8s.pvc(self.name("models"), self.ns, labels(node, "models"), "5Gi"),
         ]
-        srv = s.xiaozhi_server
-        out += self.workload(
-            "xiaozhi_server", srv.replicas, self.server_pod, [("ws", srv.port), ("http", srv.http_port)]
-        )
+        out += self.workload("xiaozhi_server", s.xiaozhi_server.replicas, self.server_pod, self.server_ports())
         for name, svc in s.inference().items():
-            out += self.workload(name, svc.replicas, self.inference_pod(name, svc), [("http", self.ports[name])])
+            ports = contract_ports(sc.SERVICES[name])
+            out += self.workload(name, svc.replicas, self.inference_pod(name, svc), ports)
         coordinator_ports = [("http", self.ports["coordinator"]), ("metrics", METRICS_PORT)]
         # The coordinator Service is the edge node's one scrape target (job xiaozhi-edge).
         scrape = {JOB_LABEL: EDGE_JOB}
@@ -106,6 +110,11 @@ class NodeBuilder:
         out += k8s.pdb(base, self.ns, labels(node, service), selector(node, service, "stable"), replicas)
         return out
 
+    def server_ports(self) -> list[tuple[str, int]]:
+        """The server's WebSocket and OTA/HTTP ports: the contract's endpoints at the ports the spec sets."""
+        srv, ws, http = self.node.services.xiaozhi_server, *sc.XIAOZHI_SERVER.endpoints
+        return [(ws.name, srv.port), (http.name, srv.http_port)]
+
     def server_pod(self, image: str, track: str) -> Obj:
         srv, data = self.node.services.xiaozhi_server, f"{SERVER_HOME}/data"
         secret_env = [
@@ -126,10 +135,10 @@ class NodeBuilder:
             "xiaozhi-server",
             image,
             k8s.resources(srv.resources),
-            ports=[("ws", srv.port), ("http", srv.http_port)],
-            # The upstream server's only health signal: GET / on the WebSocket port answers 200.
-            readiness=k8s.http_probe("/", "ws", period=5),
-            liveness=k8s.http_probe("/", "ws", period=20, delay=30),
+            ports=self.server_ports(),
+            # The upstream server's only health signal: a plain GET on the WebSocket port answers 200.
+            readiness=k8s.http_probe(sc.XIAOZHI_SERVER.ready_path, sc.XIAOZHI_SERVER.main.name, period=5),
+            liveness=k8s.http_probe(sc.XIAOZHI_SERVER.health_path, sc.XIAOZHI_SERVER.main.name, period=20, delay=30),
             env=[{"name": "TZ", "value": "UTC"}, *common_env(self.node, "xiaozhi_server", track, image)],
             mounts=[
                 {"name": "data", "mountPath": data},
@@ -163,8 +172,8 @@ class NodeBuilder:
 
     def inference_pod(self, name: str, svc: InferenceService) -> PodFor:
         gpus = {"nvidia.com/gpu": str(svc.gpu_per_replica)} if svc.gpu_per_replica else None
-        port = self.ports[name]
-        values: dict[str, Any] = {"MODEL": svc.model, "BATCH_SIZE": svc.batch_size, "PORT": port}
+        edge = sc.SERVICES[name]
+        values: dict[str, Any] = {"MODEL": svc.model, "BATCH_SIZE": svc.batch_size, **edge.port_environment()}
         streaming = getattr(svc, "streaming", None)
         if streaming is not None:
             values |= {
@@ -187,10 +196,10 @@ class NodeBuilder:
                 name,
                 image,
                 k8s.resources(svc.resources, gpus),
-                ports=[("http", port)],
-                readiness=k8s.http_probe("/healthz", "http", period=5),
+                ports=contract_ports(edge),
+                readiness=k8s.http_probe(edge.ready_path, edge.main.name, period=5),
                 # Loading a model takes time: liveness waits for it rather than killing a loading pod.
-                liveness=k8s.http_probe("/healthz", "http", period=20, delay=60),
+                liveness=k8s.http_probe(edge.health_path, edge.main.name, period=20, delay=60),
                 env=[*common_env(self.node, name, track, image), *env_values(values)],
                 mounts=mounts,
             )
@@ -258,7 +267,8 @@ class NodeBuilder:
                 "backend": {"service": {"name": backend, "port": {"name": port}}},
             }
 
-        paths = [path("/xiaozhi/v1/", "ws"), path("/xiaozhi/ota/", "http"), path("/mcp/", "http")]
+        ws, http = sc.XIAOZHI_SERVER.endpoints
+        paths = [path(ws.path, ws.name), path(http.path, http.name), path("/mcp/", http.name)]
         spec: Obj = {"rules": [{"host": node.public_hostname, "http": {"paths": paths}}]}
         if srv.websocket_scheme == "wss":
             # The certificate (cert-manager or by hand) is expected in this Secret.

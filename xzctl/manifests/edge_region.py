@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import yaml
 
+from xzctl import service_contract as sc
 from xzctl.manifests import k8s
 from xzctl.manifests.edge_common import JOB_LABEL, SERVICE_LABEL
 from xzctl.manifests.k8s import MONITORING_NAMESPACE, REGION_LABEL, Obj
@@ -58,6 +59,8 @@ def _services(*names: str) -> Obj:
 def network_policies(ns: str, service_ports: Mapping[str, int]) -> list[Obj]:
     """Default deny, then one allow per flow the fleet needs."""
     inference = sorted(s for s in ("vad", "asr", "tts", "llm") if s in service_ports)
+    # every endpoint of the contract: the server reaches ASR on its FunASR WebSocket port ("ws"), not only "http"
+    inference_ports = sorted({e.name for s in inference for e in sc.SERVICES[s].endpoints})
     callers = [{"podSelector": _services("xiaozhi_server", "coordinator")}]
     monitoring = k8s.from_namespace(MONITORING_NAMESPACE)
     return [
@@ -71,7 +74,10 @@ def network_policies(ns: str, service_ports: Mapping[str, int]) -> list[Obj]:
             ingress=[{"ports": k8s.tcp_ports("ws", "http")}],
         ),
         k8s.network_policy(
-            ns, "allow-to-inference", _services(*inference), ingress=[{"from": callers, "ports": k8s.tcp_ports("http")}]
+            ns,
+            "allow-to-inference",
+            _services(*inference),
+            ingress=[{"from": callers, "ports": k8s.tcp_ports(*inference_ports)}],
         ),
         k8s.network_policy(
             ns, "allow-to-cache", _services("cache"), ingress=[{"from": callers, "ports": k8s.tcp_ports("redis")}]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from xzctl import service_contract as sc
 from xzctl.errors import NotFoundError
 from xzctl.render.engine import render_template
 from xzctl.render.secrets import secret_env_name, secret_placeholder
@@ -17,8 +18,12 @@ from xzctl.spec.models import EdgeNode, Fleet, InferenceService
 NODE_CONFIG_FILE = "node.yaml"
 SERVER_CONFIG_FILE = "data/.config.yaml"  # the path the xiaozhi server deep-merges over its config.yaml
 
-# In-cluster ports of the per-node Services (the manifests builder exposes the same numbers).
-SERVICE_PORTS = {"vad": 8090, "asr": 10095, "tts": 8880, "llm": 8000, "cache": 6379, "coordinator": 8080}
+# In-cluster (main) ports of the per-node Services: the service contract's, and those of the node's own helpers.
+SERVICE_PORTS = {
+    **{name: sc.SERVICES[name].main.port for name in (*sc.INFERENCE, "llm")},
+    "cache": 6379,
+    "coordinator": 8080,
+}
 
 # Provider block names in the server override. They must not exist upstream: the server deep-merges,
 # and a block sharing an upstream name (e.g. EdgeTTS) would keep upstream keys we did not set.
@@ -106,9 +111,25 @@ def node_context(fleet: Fleet, node: EdgeNode) -> dict[str, Any]:
         "auth_key_ref": fleet.secrets.auth_key.describe(),
         "llm_api_key": secret_placeholder(secret_env_name("llm_router_key", router_key)) if router_key else "none",
         "blocks": PROVIDER_BLOCKS,
-        "asr_host": service_host(fleet, node, "asr"),
-        "asr_port": SERVICE_PORTS["asr"],
-        "tts_url": f"http://{service_host(fleet, node, 'tts')}:{SERVICE_PORTS['tts']}/v1/audio/speech",
+        "providers": _providers(fleet, node),
+    }
+
+
+def _providers(fleet: Fleet, node: EdgeNode) -> dict[str, Any]:
+    """The ASR, TTS and LLM provider blocks' values: each the contract's provider type and the endpoint it reaches."""
+    asr, tts, llm = sc.ASR.providers[0], sc.TTS.providers[0], sc.LLM.providers[0]
+    tts_endpoint = sc.TTS.endpoint(tts.endpoint)
+    tts_url = f"http://{service_host(fleet, node, 'tts')}:{tts_endpoint.port}{tts_endpoint.path}"
+    return {
+        "ASR": {"type": asr.type, "host": service_host(fleet, node, "asr"), "port": sc.ASR.endpoint(asr.endpoint).port},
+        "TTS": {
+            "type": tts.type,
+            "url": tts_url,
+            "text_key": sc.TTS_TEXT_KEY,
+            "format_key": sc.TTS_FORMAT_KEY,
+            "format": sc.TTS_FORMATS[0],
+        },
+        "LLM": {"type": llm.type},
     }
 
 

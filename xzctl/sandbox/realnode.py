@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xzctl import service_contract as sc
 from xzctl.errors import BadInputError, ExternalToolError
 from xzctl.images.build import stage_package
 from xzctl.images.catalog import load_catalog
@@ -62,10 +63,17 @@ class RealNode:
         return {
             "node": self.node,
             "devices": self.devices,
-            "services": {s.name + f"-{s.port}": {"url": s.url, "source": s.source} for s in self.all()},
+            "services": {
+                s.name + f"-{s.port}": {"url": s.url, "source": s.source, "ports": s.ports} for s in self.all()
+            },
             "pids": [s.process.pid for s in self.all()],
             "containers": [s.container for s in self.all() if s.container],
         }
+
+
+def other_ports(name: str) -> dict[str, int]:
+    """A free loopback port for each of the service's contract endpoints but the main one (ASR's WebSocket)."""
+    return {e.name: free_port() for e in sc.SERVICES[name].endpoints[1:]}
 
 
 def start_asr_replica(
@@ -87,6 +95,7 @@ def start_asr_replica(
         version=version,
         env={"XZ_TRACK": track, **(env or {})},
         catalog_dir=catalog_dir,
+        ports=other_ports("asr"),
     )
     real.extra.append(service)
     try:
@@ -119,7 +128,13 @@ def start_real_node(
     try:
         for name in SERVICES:
             real.services[name] = start_service(
-                name, port=free_port(), state_dir=state_dir, log_dir=log_dir, env=labels, catalog_dir=catalog_dir
+                name,
+                port=free_port(),
+                state_dir=state_dir,
+                log_dir=log_dir,
+                env=labels,
+                catalog_dir=catalog_dir,
+                ports=other_ports(name),
             )
         for service in real.services.values():
             wait_ready(service, READY_TIMEOUT)
