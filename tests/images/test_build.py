@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from xzctl import service_contract as sc
 from xzctl.errors import CheckFailedError
 from xzctl.images import load_catalog
 from xzctl.images.build import BuildResult, apt_sources, build_image, layout_dir, record_in_lock, verify_built
@@ -117,6 +118,9 @@ def test_vad_builds_reproducibly_verifies_and_starts_offline(catalog_copy: Path,
         (layout / "blobs" / "sha256" / manifest["config"]["digest"].removeprefix("sha256:")).read_text()
     )
     assert len(index["manifests"]) == 1 and config["config"]["User"] == "10001:10001"
+    # it listens where the service contract says, and carries the contract the service reads
+    assert set(config["config"]["ExposedPorts"]) == {str(e.port) for e in sc.VAD.endpoints}  # OCI: no proto = tcp
+    assert {f"{k}={v}" for k, v in sc.VAD.port_environment().items()} <= set(config["config"]["Env"])
     assert len(manifest["layers"]) == 1
     port = _free_port()
     service = start_service(
@@ -126,7 +130,7 @@ def test_vad_builds_reproducibly_verifies_and_starts_offline(catalog_copy: Path,
         assert service.source.startswith("image ")
         wait_ready(service, 300.0)
         answer = requests.post(
-            f"{service.url}/v1/vad?session=t",
+            f"{service.url}{sc.VAD.main.path}?session=t",
             data=bytes(512 * 2 * 4),
             headers={"Content-Type": "audio/l16"},
             timeout=30,
