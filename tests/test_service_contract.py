@@ -19,6 +19,7 @@ from xzctl.errors import BadInputError
 from xzctl.images import load_catalog
 from xzctl.images.assemble import _config_args, _image_env
 from xzctl.images.inputs import load_build_spec, stage_package
+from xzctl.manifests.pins import ServicePin, spec_pins
 from xzctl.manifests.cloud import cloud_objects
 from xzctl.provision.objects import target_objects
 from xzctl.render import render_node_documents
@@ -210,3 +211,55 @@ def test_an_image_whose_readiness_disagrees_with_the_contract_is_refused(
     meta.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(BadInputError, match="disagree with the service contract"):
         load_catalog(catalog)
+
+
+def _service_reads(module: str) -> set[str]:
+    """The env names a module of xz_inference reads: the contract's `sc.*_ENV` it names (a bare "XZ_" literal
+    would be a name outside the contract)."""
+    tree = ast.parse((CATALOG / "xz_inference" / f"{module}.py").read_text(encoding="utf-8"))
+    literals = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and str(n.value).startswith("XZ_")]
+    assert not literals, f"{module}.py spells env names outside the contract: {literals}"
+    named = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr.endswith("_ENV")}
+    return {getattr(sc, attr) for attr in named}
+
+
+@pytest.mark.parametrize("name", sc.INFERENCE)
+def test_the_contract_names_exactly_the_env_each_service_reads(name: str) -> None:
+    edge = sc.SERVICES[name]
+    ports = {e.port_env for e in edge.endpoints if e.port_env}  # read through Endpoint.port_in
+    assert _service_reads("server") | _service_reads(name) | ports == set(edge.reads)
+    assert set(sc.COMMON_ENV) == _service_reads("server")
+
+
+@pytest.fixture(scope="module")
+def with_canaries(example_fleet: Fleet) -> list[Obj]:
+    pins = spec_pins(example_fleet)
+    for service in sc.INFERENCE:
+        stable = pins.nodes["bj-edge-01"][service].stable
+        pins = pins.with_pin("bj-edge-01", service, ServicePin(stable=stable, canary=f"{stable}-canary"))
+    return target_objects(example_fleet, "beijing", pins).objects()
+
+
+@pytest.mark.parametrize("service", sc.INFERENCE)
+@pytest.mark.parametrize("track", ["stable", "canary"])
+def test_edge_pods_set_all_and_only_what_their_service_reads(
+    example_fleet: Fleet, with_canaries: list[Obj], service: str, track: str
+) -> None:
+    edge, spec = sc.SERVICES[service], getattr(example_fleet.node("bj-edge-01").services, service)
+    suffix = "-canary" if track == "canary" else ""
+    main = _container(find(with_canaries, "Deployment", f"bj-edge-01-{service}{suffix}"))
+    names = [e["name"] for e in main.get("env", [])]
+    assert len(names) == len(set(names)) and set(names) <= edge.reads, f"the pod sets what {service} never reads"
+    expected = {sc.TRACK_ENV: track, sc.IMAGE_ENV: main["image"], **edge.port_environment()}
+    expected |= {var: str(getattr(spec, field)) for field, var in edge.spec_env}
+    assert _env(main) == expected
+
+
+@pytest.mark.parametrize("name", sc.INFERENCE)
+def test_image_builds_set_only_what_the_service_reads(name: str) -> None:
+    spec = load_build_spec(CATALOG / name)
+    env = _image_env(name, spec, None, f"repo/{name}:1.0.0", None)
+    assert {k for k in env if k.startswith("XZ_")} <= sc.SERVICES[name].reads
+    assert env[sc.IMAGE_ENV] == f"repo/{name}:1.0.0"
+    if spec.model_variant is not None:
+        assert set(spec.model_variant.env) <= sc.SERVICES[name].reads

@@ -17,6 +17,32 @@ from dataclasses import dataclass
 
 PORT_ENV = "XZ_PORT"  # what every xz_inference service reads for its HTTP port
 ASR_WS_PORT_ENV = "XZ_ASR_WS_PORT"  # the ASR service's FunASR runtime WebSocket port
+# The rest of the environment the xz_inference services read, one name each; nobody else spells these.
+HOST_ENV = "XZ_HOST"
+TRACK_ENV = "XZ_TRACK"  # the metrics' track label: a canary pod must say canary, or no analysis tells it apart
+IMAGE_ENV = "XZ_IMAGE"  # the metrics' image label; readers of a pod find its main container by it
+REGION_ENV = "XZ_REGION"  # region/node labels: only where no scrape relabelling adds them (a local run)
+NODE_ENV = "XZ_NODE"
+MODEL_PATH_ENV = "XZ_MODEL_PATH"  # the model file the image carries (set by the image build, not the spec)
+THREADS_ENV = "XZ_THREADS"
+BATCH_SIZE_ENV = "XZ_BATCH_SIZE"
+VAD_THRESHOLD_ENV = "XZ_THRESHOLD"
+VAD_THRESHOLD_LOW_ENV = "XZ_THRESHOLD_LOW"
+ASR_ENGINE_ENV = "XZ_ASR_ENGINE"
+ASR_BEAM_ENV = "XZ_ASR_BEAM"
+ASR_TOKENS_PATH_ENV = "XZ_TOKENS_PATH"
+ASR_ONNX_PROVIDER_ENV = "XZ_ONNX_PROVIDER"
+ASR_LANGUAGE_ENV = "XZ_LANGUAGE"
+TTS_VOICE_ENV = "XZ_TTS_VOICE"
+TTS_BACKEND_ENV = "XZ_TTS_BACKEND"
+TTS_EDGE_VOICE_ENV = "XZ_TTS_EDGE_VOICE"
+TTS_CACHE_BYTES_ENV = "XZ_TTS_CACHE_BYTES"
+LLM_MODEL_ENV = "MODEL"  # what the external LLM servers take (like their PORT), edge and cloud
+LLM_BATCH_SIZE_ENV = "MAX_BATCH_SIZE"
+# What every xz_inference service reads (server.py), and what a deployment sets on each pod (the identity the
+# metrics carry; region and node come from the scrape's relabelling in Kubernetes)
+COMMON_ENV = (HOST_ENV, TRACK_ENV, IMAGE_ENV, REGION_ENV, NODE_ENV)
+POD_ENV = (TRACK_ENV, IMAGE_ENV)
 # Ready (200 only after a real warm-up inference), health and metrics paths of every xz_inference service
 READY_PATH = "/ready"
 HEALTH_PATH = "/health"
@@ -77,6 +103,14 @@ class EdgeService:
     audio_in: AudioFormat | None
     audio_out: AudioFormat | None
     providers: tuple[Provider, ...] = ()  # the first is the one the override renders
+    env: tuple[str, ...] = ()  # what an xz_inference service reads besides COMMON_ENV and its port variables
+    spec_env: tuple[tuple[str, str], ...] = ()  # (spec field, env var): the spec settings the manifests pass on
+
+    @property
+    def reads(self) -> frozenset[str]:
+        """Every env var the service reads: common, port variables (through `Endpoint.port_in`) and its own."""
+        ports = {e.port_env for e in self.endpoints if e.port_env}
+        return frozenset(COMMON_ENV + self.env) | ports
 
     @property
     def main(self) -> Endpoint:
@@ -106,6 +140,8 @@ VAD = EdgeService(
     metrics_path=METRICS_PATH,
     audio_in=PCM16_16K,
     audio_out=None,
+    env=(MODEL_PATH_ENV, THREADS_ENV, BATCH_SIZE_ENV, VAD_THRESHOLD_ENV, VAD_THRESHOLD_LOW_ENV),
+    spec_env=(("batch_size", BATCH_SIZE_ENV),),
 )
 ASR = EdgeService(
     "asr",
@@ -124,6 +160,15 @@ ASR = EdgeService(
         Provider("ASR", "fun_server", "ws", ("type", "host", "port", "is_ssl", "api_key", "output_dir")),
         Provider("ASR", "openai", "http", ("type", "base_url", "api_key", "model_name", "output_dir")),
     ),
+    env=(
+        MODEL_PATH_ENV,
+        THREADS_ENV,
+        ASR_ENGINE_ENV,
+        ASR_BEAM_ENV,
+        ASR_TOKENS_PATH_ENV,
+        ASR_ONNX_PROVIDER_ENV,
+        ASR_LANGUAGE_ENV,
+    ),
 )
 TTS = EdgeService(
     "tts",
@@ -136,6 +181,7 @@ TTS = EdgeService(
     providers=(
         Provider("TTS", "custom", "http", ("type", "method", "url", "params", "headers", "format", "output_dir")),
     ),
+    env=(TTS_VOICE_ENV, TTS_BACKEND_ENV, TTS_EDGE_VOICE_ENV, TTS_CACHE_BYTES_ENV),
 )
 # The upstream server: device WebSocket and OTA/HTTP; a plain GET on the WebSocket port is its only health signal.
 XIAOZHI_SERVER = EdgeService(
@@ -161,6 +207,7 @@ LLM = EdgeService(
     audio_in=None,
     audio_out=None,
     providers=(Provider("LLM", "openai", "http", ("type", "base_url", "model_name", "api_key")),),
+    spec_env=(("model", LLM_MODEL_ENV), ("batch_size", LLM_BATCH_SIZE_ENV)),
 )
 
 SERVICES: dict[str, EdgeService] = {s.name: s for s in (VAD, ASR, TTS, XIAOZHI_SERVER, LLM)}

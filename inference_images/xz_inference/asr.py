@@ -16,6 +16,7 @@ import numpy as np
 
 from xz_inference.audio import RATE, form_file, read_wav
 from xz_inference.server import Handler, Request, Response, Service, main
+from xzctl import service_contract as sc
 
 CHUNK = 1600  # 100 ms at 16 kHz
 OVERLAP = 320  # 20 ms
@@ -49,7 +50,7 @@ class PocketSphinx:
     def __init__(self) -> None:
         from pocketsphinx import Decoder
 
-        beam = os.environ.get("XZ_ASR_BEAM")
+        beam = os.environ.get(sc.ASR_BEAM_ENV)
         options: dict[str, object] = {"samprate": RATE, "loglevel": "FATAL"}
         if beam:
             options.update(beam=float(beam), wbeam=float(beam), pbeam=float(beam), maxhmmpf=-1, maxwpf=-1)
@@ -74,13 +75,13 @@ class SenseVoice:
     def __init__(self) -> None:
         import sherpa_onnx
 
-        model = os.environ["XZ_MODEL_PATH"]
+        model = os.environ[sc.MODEL_PATH_ENV]
         self.recognizer = sherpa_onnx.OfflineRecognizer.from_sense_voice(
             model=model,
-            tokens=os.environ.get("XZ_TOKENS_PATH", os.path.join(os.path.dirname(model), "tokens.txt")),
-            num_threads=int(os.environ.get("XZ_THREADS", "1")),
-            provider=os.environ.get("XZ_ONNX_PROVIDER", "cpu"),
-            language=os.environ.get("XZ_LANGUAGE", "auto"),
+            tokens=os.environ.get(sc.ASR_TOKENS_PATH_ENV, os.path.join(os.path.dirname(model), "tokens.txt")),
+            num_threads=int(os.environ.get(sc.THREADS_ENV, "1")),
+            provider=os.environ.get(sc.ASR_ONNX_PROVIDER_ENV, "cpu"),
+            language=os.environ.get(sc.ASR_LANGUAGE_ENV, "auto"),
             use_itn=True,
         )
         self.parts: list[np.ndarray] = []
@@ -105,9 +106,9 @@ class AsrService(Service):
     name = "asr"
 
     def load(self) -> None:
-        engine = os.environ.get("XZ_ASR_ENGINE", "pocketsphinx")
+        engine = os.environ.get(sc.ASR_ENGINE_ENV, "pocketsphinx")
         if engine not in ENGINES:
-            raise ValueError(f"XZ_ASR_ENGINE={engine!r}: known engines are {sorted(ENGINES)}")
+            raise ValueError(f"{sc.ASR_ENGINE_ENV}={engine!r}: known engines are {sorted(ENGINES)}")
         self.engine: Engine = ENGINES[engine]()
 
     def transcribe(self, samples: np.ndarray) -> str:

@@ -54,11 +54,12 @@ class Service:
         env = os.environ
         base = {
             c.SERVICE: self.name,
-            c.TRACK: env.get("XZ_TRACK", "stable"),
-            c.IMAGE: env.get("XZ_IMAGE", f"local/{self.name}"),
+            c.TRACK: env.get(sc.TRACK_ENV, "stable"),
+            c.IMAGE: env.get(sc.IMAGE_ENV, f"local/{self.name}"),
         }
         # region/node only when set: where Prometheus scrapes with target labels (k8s, the sandbox) they come from there
-        base.update({label: env[var] for label, var in ((c.REGION, "XZ_REGION"), (c.NODE, "XZ_NODE")) if var in env})
+        placed = ((c.REGION, sc.REGION_ENV), (c.NODE, sc.NODE_ENV))
+        base.update({label: env[var] for label, var in placed if var in env})
         self.registry = Registry(base)
         # every series at 0 from the start: a ratio over a series that appears only with the first error is no ratio
         for result in ("ok", "error"):
@@ -190,7 +191,7 @@ def serve(service: Service, host: str, port: int) -> ThreadingHTTPServer:
 
 
 def main(service: Service) -> None:
-    host = os.environ.get("XZ_HOST", "0.0.0.0")
+    host = os.environ.get(sc.HOST_ENV, "0.0.0.0")
     port = sc.SERVICES[service.name].main.port_in(os.environ)
     httpd = serve(service, host, port)
     with contextlib.suppress(KeyboardInterrupt):

@@ -85,14 +85,14 @@ class TtsService(Service):
 
     def __init__(self) -> None:
         super().__init__()
-        self.voice = os.environ.get("XZ_TTS_VOICE", "cmn")
-        self.backend = os.environ.get("XZ_TTS_BACKEND", "local")
-        self.edge_voice = os.environ.get("XZ_TTS_EDGE_VOICE", "zh-CN-XiaoxiaoNeural")
-        self.cache = PhraseCache(int(os.environ.get("XZ_TTS_CACHE_BYTES", str(256 * 1024 * 1024))))
+        self.voice = os.environ.get(sc.TTS_VOICE_ENV, "cmn")
+        self.backend = os.environ.get(sc.TTS_BACKEND_ENV, "local")
+        self.edge_voice = os.environ.get(sc.TTS_EDGE_VOICE_ENV, "zh-CN-XiaoxiaoNeural")
+        self.cache = PhraseCache(int(os.environ.get(sc.TTS_CACHE_BYTES_ENV, str(256 * 1024 * 1024))))
 
     def load(self) -> None:
         if self.backend not in ("local", "edge"):
-            raise ValueError(f"XZ_TTS_BACKEND={self.backend!r}: use local or edge")
+            raise ValueError(f"{sc.TTS_BACKEND_ENV}={self.backend!r}: use local or edge")
 
     def warm_up(self) -> None:
         espeak("你好", self.voice)

@@ -49,10 +49,10 @@ class VadService(Service):
 
     def __init__(self) -> None:
         super().__init__()
-        self.model_path = os.environ.get("XZ_MODEL_PATH", "/models/silero_vad_int8.onnx")
-        self.batch_size = int(os.environ.get("XZ_BATCH_SIZE", "16"))
-        self.threshold = float(os.environ.get("XZ_THRESHOLD", "0.5"))
-        self.threshold_low = float(os.environ.get("XZ_THRESHOLD_LOW", "0.3"))
+        self.model_path = os.environ.get(sc.MODEL_PATH_ENV, "/models/silero_vad_int8.onnx")
+        self.batch_size = int(os.environ.get(sc.BATCH_SIZE_ENV, "16"))
+        self.threshold = float(os.environ.get(sc.VAD_THRESHOLD_ENV, "0.5"))
+        self.threshold_low = float(os.environ.get(sc.VAD_THRESHOLD_LOW_ENV, "0.3"))
         self._jobs: queue.Queue[_Job] = queue.Queue(maxsize=1024)
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
 
@@ -60,7 +60,7 @@ class VadService(Service):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(os.environ.get("XZ_THREADS", "1"))
+        options.intra_op_num_threads = int(os.environ.get(sc.THREADS_ENV, "1"))
         options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(self.model_path, options, providers=["CPUExecutionProvider"])
         threading.Thread(target=self._batch_loop, name="vad-batches", daemon=True).start()

@@ -133,7 +133,7 @@ def test_canary_pin_gets_its_own_deployment_and_no_pdb(example_fleet: Fleet) -> 
     canary = find(objs, "Deployment", "bj-edge-01-tts-canary")
     assert canary["spec"]["replicas"] == 1
     assert canary["spec"]["template"]["metadata"]["labels"]["track"] == "canary"
-    assert {"name": "XIAOZHI_TRACK", "value": "canary"} in canary["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "XZ_TRACK", "value": "canary"} in canary["spec"]["template"]["spec"]["containers"][0]["env"]
     pdb = find(objs, "PodDisruptionBudget", "bj-edge-01-tts")
     assert pdb["spec"]["selector"]["matchLabels"]["track"] == "stable"
     assert (

@@ -101,7 +101,7 @@ def _pod(node: str | None, service: str, track: str | None, image: str, phase: s
         k: v for k, v in {"xiaozhi.io/edge-node": node, "xiaozhi.io/service": service, "track": track}.items() if v
     }
     fill = SimpleNamespace(name="fill-secrets", image="busybox", env=None)
-    main = SimpleNamespace(name=service, image=image, env=[SimpleNamespace(name="XIAOZHI_IMAGE", value=image)])
+    main = SimpleNamespace(name=service, image=image, env=[SimpleNamespace(name="XZ_IMAGE", value=image)])
     return SimpleNamespace(
         metadata=SimpleNamespace(
             labels=labels, deletion_timestamp=extra.get("deleting"), creation_timestamp=extra.get("created", 0)

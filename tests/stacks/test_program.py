@@ -67,12 +67,12 @@ def test_edge_replicas_gpus_and_node_pinning(stack_runs: dict[str, StackRun], ex
             pod = rec["spec"]["template"]["spec"]
             assert pod["nodeSelector"] == {"xiaozhi.io/edge-node": node.id}
             assert _container(rec)["resources"]["limits"].get("nvidia.com/gpu") == gpus
-        batch = {
-            e["name"]: e["value"]
-            for e in _container(run.named(DEPLOYMENT, f"xiaozhi-beijing/{node.id}-asr").inputs)["env"]
-        }
-        assert batch["BATCH_SIZE"] == "8"
-        assert batch["MODEL"] == "sensevoice-small-fp16"
+        vad, llm = (
+            {e["name"]: e["value"] for e in _container(run.named(DEPLOYMENT, f"xiaozhi-beijing/{node.id}-{s}").inputs)["env"]}
+            for s in ("vad", "llm")
+        )
+        assert vad["XZ_BATCH_SIZE"] == "16"
+        assert (llm["MODEL"], llm["MAX_BATCH_SIZE"]) == ("Qwen-1.8B-Chat", "8")
     slicing = run.named(CONFIGMAP, "kube-system/nvidia-device-plugin-config").inputs
     assert set(slicing["data"]) == {"time-slicing-8"}  # the entry bootstrap labels each node with
     assert "replicas: 8" in slicing["data"]["time-slicing-8"]

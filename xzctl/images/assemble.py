@@ -113,7 +113,7 @@ def _image_env(
         "PYTHONUNBUFFERED": "1",
         "OMP_NUM_THREADS": "1",
         **(sc.SERVICES[service].port_environment() if service in sc.SERVICES else {}),
-        "XZ_IMAGE": image,
+        sc.IMAGE_ENV: image,
         **spec.env,
         **(variant.env if variant else {}),
         **(extra_env or {}),
@@ -216,7 +216,7 @@ def assemble(
         buildah("rmi", local, what="remove local image")
         digest = digest_file.read_text().strip()
     record = BuildRecord(
-        engine=env.get("XZ_ASR_ENGINE"),
+        engine=env.get(sc.ASR_ENGINE_ENV),
         base=f"sha256:{sha256_file(base)}",
         debian=debian_packages(base),
         wheels=[w.model_dump() for w in wheels],

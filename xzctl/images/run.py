@@ -69,7 +69,7 @@ def _local_lib(name: str, state_dir: Path, catalog_root: Path) -> tuple[Path, di
     stage_package(lib, catalog_root)
     if spec.model is not None:
         folder = root / "model"
-        final = folder / Path(env.get("XZ_MODEL_PATH", spec.model.path)).name
+        final = folder / Path(env.get(sc.MODEL_PATH_ENV, spec.model.path)).name
         if not final.is_file():
             folder.mkdir(parents=True, exist_ok=True)
             source, _ = model_file(spec, None, cache_dir(state_dir), folder)
@@ -80,7 +80,7 @@ def _local_lib(name: str, state_dir: Path, catalog_root: Path) -> tuple[Path, di
                 argv = [sys.executable if a == "python3" else a for a in step]
                 argv = [str(folder / Path(a).name) if a.startswith("/models/") else a for a in argv]
                 run_tool(argv, env={"PYTHONPATH": str(lib)}, what=f"prepare the {name} model")
-        env["XZ_MODEL_PATH"] = str(final)
+        env[sc.MODEL_PATH_ENV] = str(final)
     return lib, env
 
 
@@ -109,7 +109,7 @@ def start_service(
     edge = sc.SERVICES[image.info.service]
     others = ports or {}
     port_env = edge.port_environment({**others, edge.main.name: port})
-    overrides = {"XZ_HOST": "127.0.0.1", **port_env, "XZ_IMAGE": label, **(env or {})}
+    overrides = {sc.HOST_ENV: "127.0.0.1", **port_env, sc.IMAGE_ENV: label, **(env or {})}
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}-{port}.log"
     container: str | None = None
@@ -136,7 +136,7 @@ def start_service(
     with log.open("ab") as out:
         # its own session, so stopping it stops buildah and the service under it, and nothing else
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=proc_env, start_new_session=True)
-    label = overrides["XZ_IMAGE"]
+    label = overrides[sc.IMAGE_ENV]
     return RunningService(name, port, source, process, container, log, time.monotonic(), label, dict(others))
 
 

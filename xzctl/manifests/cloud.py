@@ -78,8 +78,8 @@ def _llm(fleet: Fleet, m: LlmModel, ns: str) -> list[Obj]:
     name = f"llm-{m.name}"
     gpus = {"nvidia.com/gpu": str(m.gpu_per_replica)} if m.gpu_per_replica else None
     env = [
-        {"name": "MODEL", "value": m.name},
-        {"name": "MAX_BATCH_SIZE", "value": str(m.max_batch_size)},
+        {"name": sc.LLM_MODEL_ENV, "value": m.name},
+        {"name": sc.LLM_BATCH_SIZE_ENV, "value": str(m.max_batch_size)},
         {"name": "TENSOR_PARALLEL_SIZE", "value": str(max(m.gpu_per_replica, 1))},
         *({"name": k, "value": v} for k, v in sc.LLM.port_environment().items()),
         {"name": "MODEL_DIR", "value": "/models"},

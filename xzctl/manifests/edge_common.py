@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from xzctl import service_contract as sc
 from xzctl.manifests import k8s
 from xzctl.manifests.k8s import NODE_LABEL, REGION_LABEL, TRACK_LABEL, Obj
 from xzctl.spec.models import EdgeNode
@@ -50,13 +51,13 @@ def selector(node: EdgeNode, service: str, track: str | None = None) -> dict[str
     return sel
 
 
-IMAGE_ENV = "XIAOZHI_IMAGE"  # the main container's image (the metrics' image label); how readers find that container
+IMAGE_ENV = sc.IMAGE_ENV  # the main container's image (the metrics' image label); how readers find that container
 
 
-def common_env(node: EdgeNode, service: str, track: str, image: str) -> list[Obj]:
-    # The metrics contract labels every series with region, node, track and image.
-    values = {"XIAOZHI_REGION": node.region, "XIAOZHI_NODE": node.id, "XIAOZHI_SERVICE": service}
-    return env_values(values | {"XIAOZHI_TRACK": track, IMAGE_ENV: image})
+def common_env(track: str, image: str) -> list[Obj]:
+    # The metrics' track and image labels, in the names the services read; region and node come from the scrape's
+    # relabelling (the ServiceMonitor), so a series never carries them twice.
+    return env_values({sc.TRACK_ENV: track, sc.IMAGE_ENV: image})
 
 
 def env_values(values: Mapping[str, Any]) -> list[Obj]:

@@ -139,7 +139,7 @@ class NodeBuilder:
             # The upstream server's only health signal: a plain GET on the WebSocket port answers 200.
             readiness=k8s.http_probe(sc.XIAOZHI_SERVER.ready_path, sc.XIAOZHI_SERVER.main.name, period=5),
             liveness=k8s.http_probe(sc.XIAOZHI_SERVER.health_path, sc.XIAOZHI_SERVER.main.name, period=20, delay=30),
-            env=[{"name": "TZ", "value": "UTC"}, *common_env(self.node, "xiaozhi_server", track, image)],
+            env=[{"name": "TZ", "value": "UTC"}, *common_env(track, image)],
             mounts=[
                 {"name": "data", "mountPath": data},
                 {"name": "tmp", "mountPath": f"{SERVER_HOME}/tmp"},
@@ -173,18 +173,11 @@ class NodeBuilder:
     def inference_pod(self, name: str, svc: InferenceService) -> PodFor:
         gpus = {"nvidia.com/gpu": str(svc.gpu_per_replica)} if svc.gpu_per_replica else None
         edge = sc.SERVICES[name]
-        values: dict[str, Any] = {"MODEL": svc.model, "BATCH_SIZE": svc.batch_size, **edge.port_environment()}
-        streaming = getattr(svc, "streaming", None)
-        if streaming is not None:
-            values |= {
-                "STREAMING": streaming.enabled,
-                "CHUNK_SAMPLES": streaming.chunk_samples,
-                "OVERLAP_SAMPLES": streaming.overlap_samples,
-                "SAMPLE_RATE": streaming.sample_rate,
-            }
+        # only what the service reads (the contract's names): the model is the image's, a setting no service reads
+        # is not passed on
+        values: dict[str, Any] = {env: getattr(svc, field) for field, env in edge.spec_env}
+        values |= edge.port_environment()
         cache = getattr(svc, "cache_size", None)
-        if cache:
-            values |= {"CACHE_DIR": "/cache", "CACHE_SIZE": cache, "FALLBACK_VOICE": getattr(svc, "fallback_voice", "")}
 
         def pod(image: str, track: str) -> Obj:
             mounts = [{"name": "tmp", "mountPath": "/tmp"}]
@@ -200,7 +193,7 @@ class NodeBuilder:
                 readiness=k8s.http_probe(edge.ready_path, edge.main.name, period=5),
                 # Loading a model takes time: liveness waits for it rather than killing a loading pod.
                 liveness=k8s.http_probe(edge.health_path, edge.main.name, period=20, delay=60),
-                env=[*common_env(self.node, name, track, image), *env_values(values)],
+                env=[*common_env(track, image), *env_values(values)],
                 mounts=mounts,
             )
             return k8s.pod_spec([main], node_selector=self.pinned(), volumes=volumes)
@@ -225,7 +218,7 @@ class NodeBuilder:
                 {"name": "NODE_ID", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
                 {"name": "CLOUD_ENDPOINT", "value": endpoint},
                 *env_values(values),
-                *common_env(node, "coordinator", track, image),
+                *common_env(track, image),
             ]
             if self.has_redis_password:
                 env.append(k8s.secret_env("REDIS_PASSWORD", secret_name("redis_password"), SECRET_KEY))

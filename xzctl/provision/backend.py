@@ -145,7 +145,7 @@ def stack_pins(fleet: Fleet, stacks: Iterable[str], state: Path) -> ImagePins:
 
 def pins_of_deployments(objects: Iterable[dict[str, Any]]) -> ImagePins:
     """node -> service -> (stable, canary) image of the edge Deployments among `objects`, by their labels; the main
-    container is the one whose env names its image (XIAOZHI_IMAGE), as in the pods the follower reads."""
+    container is the one whose env names its image (XZ_IMAGE), as in the pods the follower reads."""
     found: dict[tuple[str, str], dict[str, str]] = {}
     for obj in objects:
         labels = (obj.get("metadata") or {}).get("labels") or {}

@@ -29,7 +29,7 @@ def running_images(pods: list[Any]) -> dict[tuple[str, str, str], str]:
         node, service = labels.get(NODE_LABEL), labels.get(SERVICE_LABEL)
         if not node or not service or pod.status.phase != "Running" or pod.metadata.deletion_timestamp:
             continue
-        # The main container carries the image in XIAOZHI_IMAGE (the metrics' image label); init containers do not.
+        # The main container carries the image in XZ_IMAGE (the metrics' image label); init containers do not.
         main = next(
             (c for c in pod.spec.containers if any(e.name == IMAGE_ENV for e in c.env or [])),
             pod.spec.containers[0],

@@ -93,7 +93,7 @@ def start_asr_replica(
         state_dir=state_dir,
         log_dir=log_dir,
         version=version,
-        env={"XZ_TRACK": track, **(env or {})},
+        env={sc.TRACK_ENV: track, **(env or {})},
         catalog_dir=catalog_dir,
         ports=other_ports("asr"),
     )
@@ -124,7 +124,7 @@ def start_real_node(
         raise BadInputError(f"--real-node {node_id!r} is not an edge node of the fleet", hint=f"e.g. {known}")
     real = RealNode(node.id, node.region, {}, devices=devices or scaled_devices(node))
     # region and node come from the scrape targets' labels, as in production
-    labels = {"XZ_TRACK": "stable"}
+    labels = {sc.TRACK_ENV: "stable"}
     try:
         for name in SERVICES:
             real.services[name] = start_service(
@@ -166,7 +166,7 @@ def _start_loadgen(
     import subprocess
 
     lib = stage_package(log_dir / "loadgen-lib", load_catalog(catalog_dir).root)
-    env = {**os.environ, **labels, "PYTHONPATH": str(lib), "XZ_IMAGE": "sandbox/loadgen"}
+    env = {**os.environ, **labels, "PYTHONPATH": str(lib), sc.IMAGE_ENV: "sandbox/loadgen"}
     log = log_dir / "loadgen.log"
     with log.open("ab") as out:
         process = subprocess.Popen(
