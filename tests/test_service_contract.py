@@ -4,6 +4,7 @@ cloud manifests, the image catalog and build config. (Each service's own answers
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from tests.fixtures.manifests import find
+from tests.fixtures.upstream import upstream_file
 from xzctl import service_contract as sc
 from xzctl.errors import BadInputError
 from xzctl.images import load_catalog
@@ -66,6 +68,15 @@ def test_every_service_has_distinct_ports_and_named_providers() -> None:
             assert edge.endpoint(provider.endpoint) in edge.endpoints and provider.keys[0] == "type"
     assert sc.ASR.providers[0].type == "fun_server" and sc.ASR.providers[0].endpoint == "ws"
     assert sc.ASR.endpoint("ws").port_env == sc.ASR_WS_PORT_ENV
+
+
+@pytest.mark.parametrize("provider", [p for s in sc.SERVICES.values() for p in s.providers], ids=lambda p: f"{p.module}-{p.type}")
+def test_each_provider_is_upstream_and_reads_every_key_the_contract_renders(provider: sc.Provider) -> None:
+    folder = f"server/core/providers/{provider.module.lower()}"
+    name = f"{folder}/{provider.type}/{provider.type}.py" if provider.module == "LLM" else f"{folder}/{provider.type}.py"
+    source = upstream_file(name).read_text(encoding="utf-8")
+    read = set(re.findall(r"""config(?:\.get\(|\[)["']([a-z_]+)["']""", source))
+    assert set(provider.keys) - {"type"} <= read, f"upstream {provider.type} never reads some of {provider.keys}"
 
 
 @pytest.mark.parametrize(

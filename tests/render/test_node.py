@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.fixtures.golden import assert_golden
+from tests.fixtures.upstream import upstream_file
 from xzctl import service_contract as sc
 from xzctl.errors import NotFoundError
 from xzctl.render import region_documents, render_node_documents
@@ -20,7 +21,6 @@ from xzctl.render.secrets import FILL_SECRETS_SCRIPT, PLACEHOLDER_RE
 from xzctl.spec import EdgeNode, Fleet
 
 GOLDEN = Path(__file__).parent / "golden"
-UPSTREAM = Path(__file__).resolve().parents[2].parent / "shared/reference/xiaozhi-esp32-server/config.yaml"
 # Sections whose second-level keys are provider blocks (any name, any keys): the server picks one by selected_module.
 PROVIDER_SECTIONS = ("VAD", "ASR", "LLM", "VLLM", "TTS", "Memory", "Intent")
 # Read by the server at run time though absent from config.yaml: app.py takes config["server"]["auth_key"]
@@ -160,9 +160,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 def _upstream() -> dict[str, Any]:
-    if not UPSTREAM.is_file():
-        pytest.skip(f"upstream xiaozhi config.yaml not found at {UPSTREAM} (CI has ../shared beside the clone)")
-    return _load(UPSTREAM.read_text(encoding="utf-8"))
+    return _load(upstream_file("config.yaml").read_text(encoding="utf-8"))
 
 
 def test_server_override_is_valid_against_upstream_config(example_fleet: Fleet) -> None:
