@@ -57,7 +57,7 @@ def _speech() -> tuple[bytes, bytes, float]:
 
     pcm = read_wav(wav)
     pcm = pcm[: len(pcm) - len(pcm) % 512]
-    return wav, pcm.tobytes(), len(pcm) / 16000
+    return wav, pcm.tobytes(), len(pcm) / sc.PCM16_16K.sample_rate
 
 
 def _request(name: str, url: str, wav: bytes, pcm: bytes, reply: str = REPLY) -> requests.Response:

@@ -21,8 +21,8 @@ from xzctl.errors import BadInputError
 from xzctl.images import load_catalog
 from xzctl.images.assemble import _config_args, _image_env
 from xzctl.images.inputs import load_build_spec, stage_package
-from xzctl.manifests.pins import ServicePin, spec_pins
 from xzctl.manifests.cloud import cloud_objects
+from xzctl.manifests.pins import ServicePin, spec_pins
 from xzctl.provision.objects import target_objects
 from xzctl.render import render_node_documents
 from xzctl.render.node import PROVIDER_BLOCKS
@@ -70,10 +70,14 @@ def test_every_service_has_distinct_ports_and_named_providers() -> None:
     assert sc.ASR.endpoint("ws").port_env == sc.ASR_WS_PORT_ENV
 
 
-@pytest.mark.parametrize("provider", [p for s in sc.SERVICES.values() for p in s.providers], ids=lambda p: f"{p.module}-{p.type}")
+@pytest.mark.parametrize(
+    "provider", [p for s in sc.SERVICES.values() for p in s.providers], ids=lambda p: f"{p.module}-{p.type}"
+)
 def test_each_provider_is_upstream_and_reads_every_key_the_contract_renders(provider: sc.Provider) -> None:
     folder = f"server/core/providers/{provider.module.lower()}"
-    name = f"{folder}/{provider.type}/{provider.type}.py" if provider.module == "LLM" else f"{folder}/{provider.type}.py"
+    name = (
+        f"{folder}/{provider.type}/{provider.type}.py" if provider.module == "LLM" else f"{folder}/{provider.type}.py"
+    )
     source = upstream_file(name).read_text(encoding="utf-8")
     read = set(re.findall(r"""config(?:\.get\(|\[)["']([a-z_]+)["']""", source))
     assert set(provider.keys) - {"type"} <= read, f"upstream {provider.type} never reads some of {provider.keys}"

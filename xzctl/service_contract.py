@@ -196,6 +196,7 @@ XIAOZHI_SERVER = EdgeService(
     audio_in=OPUS_16K,
     audio_out=OPUS_16K,
 )
+XIAOZHI_MCP_PATH = "/mcp/"  # the server's MCP endpoint, on its http port beside OTA
 # The OpenAI-compatible LLM endpoint the server calls (the cloud router the fleet spec names; the cloud's and an
 # edge node's LLM servers behind it). Their images are external: PORT is what the manifests give them.
 LLM = EdgeService(

@@ -10,8 +10,9 @@ from email.policy import HTTP
 import numpy as np
 
 from xz_inference.server import RequestError
+from xzctl import service_contract as sc
 
-RATE = 16000
+RATE = sc.PCM16_16K.sample_rate  # what VAD and ASR take
 
 
 def resample(samples: np.ndarray, rate: int, target: int = RATE) -> np.ndarray:

@@ -68,7 +68,10 @@ def test_edge_replicas_gpus_and_node_pinning(stack_runs: dict[str, StackRun], ex
             assert pod["nodeSelector"] == {"xiaozhi.io/edge-node": node.id}
             assert _container(rec)["resources"]["limits"].get("nvidia.com/gpu") == gpus
         vad, llm = (
-            {e["name"]: e["value"] for e in _container(run.named(DEPLOYMENT, f"xiaozhi-beijing/{node.id}-{s}").inputs)["env"]}
+            {
+                e["name"]: e["value"]
+                for e in _container(run.named(DEPLOYMENT, f"xiaozhi-beijing/{node.id}-{s}").inputs)["env"]
+            }
             for s in ("vad", "llm")
         )
         assert vad["XZ_BATCH_SIZE"] == "16"

@@ -213,7 +213,7 @@ def _orchestrator(fleet: Fleet, ns: str) -> list[Obj]:
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "ServiceMonitor",
         "metadata": k8s.meta(name, ns, lbls),
-        "spec": {"selector": {"matchLabels": sel}, "endpoints": [{"port": "metrics", "path": "/metrics"}]},
+        "spec": {"selector": {"matchLabels": sel}, "endpoints": [{"port": "metrics", "path": sc.METRICS_PATH}]},
     }
     return [
         config,

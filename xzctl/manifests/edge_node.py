@@ -261,7 +261,7 @@ class NodeBuilder:
             }
 
         ws, http = sc.XIAOZHI_SERVER.endpoints
-        paths = [path(ws.path, ws.name), path(http.path, http.name), path("/mcp/", http.name)]
+        paths = [path(ws.path, ws.name), path(http.path, http.name), path(sc.XIAOZHI_MCP_PATH, http.name)]
         spec: Obj = {"rules": [{"host": node.public_hostname, "http": {"paths": paths}}]}
         if srv.websocket_scheme == "wss":
             # The certificate (cert-manager or by hand) is expected in this Secret.

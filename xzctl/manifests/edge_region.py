@@ -71,7 +71,7 @@ def network_policies(ns: str, service_ports: Mapping[str, int]) -> list[Obj]:
             ns,
             "allow-devices-to-xiaozhi-server",
             _services("xiaozhi_server"),
-            ingress=[{"ports": k8s.tcp_ports("ws", "http")}],
+            ingress=[{"ports": k8s.tcp_ports(*(e.name for e in sc.XIAOZHI_SERVER.endpoints))}],
         ),
         k8s.network_policy(
             ns,
@@ -119,7 +119,9 @@ def monitoring(region: Region, ns: str, rule_groups: list[Obj]) -> list[Obj]:
             "jobLabel": JOB_LABEL,
             "selector": {"matchLabels": {JOB_LABEL: EDGE_JOB}},
             "namespaceSelector": {"matchNames": [ns]},
-            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": f"{interval}s", "relabelings": relabel}],
+            "endpoints": [
+                {"port": "metrics", "path": sc.METRICS_PATH, "interval": f"{interval}s", "relabelings": relabel}
+            ],
         },
     }
     rules = {
