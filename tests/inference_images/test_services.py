@@ -35,7 +35,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run
     started: dict[str, RunningService] = {}
     try:
         for name in ("vad", "asr", "tts"):
-            env = {"XZ_REGION": "beijing", "XZ_NODE": "bj-edge-01", "XZ_TRACK": "canary"}
+            env = {sc.REGION_ENV: "beijing", sc.NODE_ENV: "bj-edge-01", sc.TRACK_ENV: "canary"}
             # every endpoint on a free port through the contract's port variables (ASR's WebSocket too)
             others = {e.name: _free_port() for e in sc.SERVICES[name].endpoints[1:]}
             started[name] = start_service(

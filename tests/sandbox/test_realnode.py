@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from xzctl import service_contract as sc
 from xzctl.sandbox.realnode import (
     RealNode,
     scaled_devices,
@@ -67,7 +68,7 @@ def test_a_slower_asr_canary_shows_in_real_latency_and_every_turn_is_scored(tmp_
             state_dir=tmp_path / "state",
             log_dir=tmp_path / "logs",
             track="canary",
-            env={"XZ_ASR_BEAM": "1e-80", "XZ_IMAGE": "registry.xiaozhi.example/inference/asr:1.3.0-wide-beam"},
+            env={sc.ASR_BEAM_ENV: "1e-80", sc.IMAGE_ENV: "registry.xiaozhi.example/inference/asr:1.3.0-wide-beam"},
         )
         assert len(real.scrape_targets()) == 5
         set_asr_split(real, [(stable, "stable", 0.5), (canary, "canary", 0.5)])
