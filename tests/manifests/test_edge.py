@@ -126,7 +126,7 @@ def test_canary_pin_gets_its_own_deployment_and_no_pdb(example_fleet: Fleet) -> 
         "bj-edge-01",
         "tts",
         ServicePin(
-            stable="registry.xiaozhi.example/inference/tts:1.0.0", canary="registry.xiaozhi.example/inference/tts:2.0.0"
+            stable="registry.xiaozhi.example/inference/tts:1.3.0", canary="registry.xiaozhi.example/inference/tts:2.0.0"
         ),
     )
     objs = target_objects(example_fleet, "beijing", pins).objects()

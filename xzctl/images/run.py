@@ -110,14 +110,14 @@ def start_service(
         argv = ["buildah", "run"]
         for key, value in sorted(overrides.items()):
             argv += ["--env", f"{key}={value}"]
-        argv += [container, "--", "python3", "-m", spec.module]
+        argv += [container, "--", *spec.command]
         proc_env.update(tool_env)
         source = f"image oci:{layout}:{tag}"
     else:
         lib, local_env = _local_lib(name, state_dir, catalog.root)
         proc_env.update(local_env)
         proc_env.update({"PYTHONPATH": str(lib), **overrides})
-        argv = [sys.executable, "-m", spec.module]
+        argv = [sys.executable, "-m", str(spec.module)]
         source = "package"
     with log.open("ab") as out:
         # its own session, so stopping it stops buildah and the service under it, and nothing else
