@@ -9,8 +9,6 @@ so a second run on one machine spends its time in buildah only.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -83,16 +81,6 @@ def test_apt_sources_become_one_line_entries_for_mmdebstrap(tmp_path: Path) -> N
 
 
 # --- the build tier ----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def build_tools() -> None:
-    missing = [tool for tool in ("mmdebstrap", "buildah") if shutil.which(tool) is None]
-    if missing:
-        if os.environ.get("XZCTL_SKIP_IMAGES") == "1":
-            pytest.skip(f"XZCTL_SKIP_IMAGES=1 and {', '.join(missing)} missing")
-        pytest.fail(f"{', '.join(missing)} missing: apt-get install -y mmdebstrap buildah (or XZCTL_SKIP_IMAGES=1)")
-    os.environ.setdefault("XZCTL_IMAGE_CACHE", str(Path.home() / ".cache" / "xzctl" / "images"))
 
 
 @pytest.mark.images

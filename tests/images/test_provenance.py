@@ -42,7 +42,9 @@ def _edit(path: str, text: str = "# changed\n") -> Callable[[Path], None]:
 def _bump(image: str) -> Callable[[Path], None]:
     def change(root: Path) -> None:
         meta = root / image / "image.yaml"
-        meta.write_text(meta.read_text().replace(f"version: {load_catalog(root).get(image).info.version}", "version: 9.9.9"))
+        meta.write_text(
+            meta.read_text().replace(f"version: {load_catalog(root).get(image).info.version}", "version: 9.9.9")
+        )
 
     return change
 

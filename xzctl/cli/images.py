@@ -136,7 +136,9 @@ def verify(  # noqa: PLR0917 (each Typer option is a parameter)
     version: str | None = typer.Option(None, "--version", help="Version of the --built image. Default: image.yaml's."),
     state_dir: Path | None = StateDirOption,
     inputs: bool = typer.Option(
-        False, "--inputs", help="Check that each image folder's version was released from the tree's inputs as they are."
+        False,
+        "--inputs",
+        help="Check that each image folder's version was released from the tree's inputs as they are.",
     ),
 ) -> None:
     """Check every image the fleet spec references: a released catalog version built here (or one the lock marks
@@ -191,7 +193,9 @@ def build(  # noqa: PLR0917 (each Typer option is a parameter)
     version: str | None = typer.Option(None, "--version", help="Version to build. Default: the one in image.yaml."),
     model: Path | None = typer.Option(None, "--model", help="Model file to bake in (the ASR SenseVoice variant)."),
     source: Path | None = typer.Option(
-        None, "--source", help="Upstream source tree (xiaozhi-server: a checkout of the pinned tag's main/xiaozhi-server/)."
+        None,
+        "--source",
+        help="Upstream source tree (xiaozhi-server: a checkout of the pinned tag's main/xiaozhi-server/).",
     ),
     no_lock: bool = typer.Option(False, "--no-lock", help="Build without recording the release in the lock."),
     catalog: Path | None = CatalogOption,

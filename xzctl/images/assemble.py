@@ -28,6 +28,7 @@ from xzctl.images.inputs import (
     download_wheels,
     layout_dir,
     model_file,
+    pinned_source,
     rootfs,
     run_tool,
     sha256_file,
@@ -164,6 +165,8 @@ def assemble(
 ) -> BuildResult:
     """Build one image into the state dir's OCI layout and return its digest and bill of materials."""
     cache = cache_dir(state_dir)
+    # an upstream tree other than the pinned one is refused before anything is built
+    tree = pinned_source(spec.source, source) if spec.source is not None else {}
     base = rootfs(spec, cache)
     variant = spec.model_variant if model is not None else None
     wheels = [*spec.wheels, *(variant.wheels if variant else [])]
@@ -180,7 +183,7 @@ def assemble(
         work = Path(tmp)
         baked, model_record = model_file(spec, model, cache, work)
         if spec.source is not None:
-            code, code_path = stage_source(spec.source, source, work / "src"), spec.source.path
+            code, code_path = stage_source(spec.source, tree, work / "src"), spec.source.path
         else:
             code, code_path = stage_package(work / "lib", catalog_root), SITE
         wheel_dir = staged.stage(work / "wheels")

@@ -308,12 +308,12 @@ def source_tree(directory: Path) -> tuple[dict[str, Path], str]:
     return files, hashlib.sha256(lines.encode()).hexdigest()
 
 
-def stage_source(spec: UpstreamSource, directory: Path | None, dest: Path) -> Path:
-    """Copy the upstream tree into `dest`, refusing one whose tree hash is not the pinned one."""
+def pinned_source(spec: UpstreamSource, directory: Path | None) -> dict[str, Path]:
+    """The upstream tree's files, refused unless its tree hash is the pinned one."""
     if directory is None:
         raise BadInputError(
-            f"this image builds {spec.name} {spec.version} from its source",
-            hint="pass --source DIR (a checkout of the upstream tag's main/xiaozhi-server/)",
+            f"this image builds {spec.name} {spec.version} from its source: pass --source DIR",
+            hint="DIR: a checkout of the upstream tag's main/xiaozhi-server/",
         )
     files, digest = source_tree(directory)
     if digest != spec.sha256:
@@ -321,6 +321,11 @@ def stage_source(spec: UpstreamSource, directory: Path | None, dest: Path) -> Pa
             f"--source {directory} is not {spec.name} {spec.version}: tree hash {digest}, build.yaml pins {spec.sha256}",
             hint="check out the pinned tag, or pin the new tree in build.yaml with a new image version",
         )
+    return files
+
+
+def stage_source(spec: UpstreamSource, files: dict[str, Path], dest: Path) -> Path:
+    """Copy the upstream tree's files into `dest`, with the folders the server writes."""
     for relative, path in files.items():
         (dest / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, dest / relative)

@@ -67,5 +67,8 @@ def _lock_text(data: dict[str, Any]) -> str:
             lines += ["    " + ln for ln in text.rstrip().splitlines()]
     if data.get("external"):
         lines.append("external:")
-        lines += ["  - " + yaml.safe_dump(e, sort_keys=False, width=400, default_flow_style=True).strip() for e in data["external"]]
+        lines += [
+            "  - " + yaml.safe_dump(e, sort_keys=False, width=400, default_flow_style=True).strip()
+            for e in data["external"]
+        ]
     return "\n".join(lines) + "\n"

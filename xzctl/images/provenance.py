@@ -63,7 +63,11 @@ def input_drift(catalog: Catalog) -> list[InputDrift]:
             continue
         if release.built is None or release.built.inputs is None:
             problem = "the lock has no record of the inputs this release was built from"
-            found.append(InputDrift(name, version, problem, f"raise image.yaml's version, then {build.split(' --')[0]}"))
+            found.append(
+                InputDrift(
+                    name, version, problem, f"raise image.yaml's version, then {build.split(' --', maxsplit=1)[0]}"
+                )
+            )
             continue
         changes = _changes(release.built.inputs, release_inputs(folder))
         if changes:
@@ -72,7 +76,7 @@ def input_drift(catalog: Catalog) -> list[InputDrift]:
                     name,
                     version,
                     "inputs changed since the release: " + ", ".join(changes),
-                    f"raise image.yaml's version, then {build.split(' --')[0]} (a released version never changes)",
+                    f"raise image.yaml's version, then {build.split(' --', maxsplit=1)[0]} (a released version never changes)",
                 )
             )
     return found

@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from xzctl.errors import ExternalToolError, UnknownStateError
+from xzctl.errors import ExternalToolError, NotFoundError, UnknownStateError
 from xzctl.images.build import (
     buildah_env,
     cache_dir,
@@ -87,8 +87,10 @@ def start_service(
     env: dict[str, str] | None = None,
     catalog_dir: Path | None = None,
     prefer_image: bool = True,
+    mounts: dict[str, Path] | None = None,
 ) -> RunningService:
-    """Start service `name` listening on 127.0.0.1:`port`; the image when built (and `prefer_image`), else the package."""
+    """Start service `name` listening on 127.0.0.1:`port`; the image when built (and `prefer_image`), else the package.
+    `mounts`: path in the image -> host folder (the upstream server's data/ with its .config.yaml); image only."""
     catalog = load_catalog(catalog_dir or default_catalog_dir())
     image = catalog.get(name)
     version = version or image.info.version
@@ -110,9 +112,13 @@ def start_service(
         argv = ["buildah", "run"]
         for key, value in sorted(overrides.items()):
             argv += ["--env", f"{key}={value}"]
+        for inside, host in sorted((mounts or {}).items()):
+            argv += ["--volume", f"{host}:{inside}"]
         argv += [container, "--", *spec.command]
         proc_env.update(tool_env)
         source = f"image oci:{layout}:{tag}"
+    elif spec.module is None:
+        raise NotFoundError(f"{layout}: no built image {tag}", hint=f"xzctl images build {name} --version {version}")
     else:
         lib, local_env = _local_lib(name, state_dir, catalog.root)
         proc_env.update(local_env)
@@ -125,8 +131,9 @@ def start_service(
     return RunningService(name, port, source, process, container, log, time.monotonic(), overrides["XZ_IMAGE"])
 
 
-def wait_ready(service: RunningService, timeout: float) -> float:
-    """Seconds from the service's start to its first /ready 200; UnknownStateError when it never gets there."""
+def wait_ready(service: RunningService, timeout: float, path: str = "/ready") -> float:
+    """Seconds from the service's start to its first 200 on `path` (the image's readiness path); UnknownStateError
+    when it never gets there."""
     deadline = service.started + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
@@ -134,7 +141,7 @@ def wait_ready(service: RunningService, timeout: float) -> float:
             raise ExternalToolError(f"{service.name} exited {service.process.returncode}: {' | '.join(tail)}")
         with (
             contextlib.suppress(urllib.error.URLError, OSError),
-            urllib.request.urlopen(f"{service.url}/ready", timeout=1.0) as response,
+            urllib.request.urlopen(f"{service.url}{path}", timeout=1.0) as response,
         ):
             if response.status == 200:
                 return time.monotonic() - service.started
