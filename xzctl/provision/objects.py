@@ -43,8 +43,9 @@ def region_inputs(fleet: Fleet, region: str) -> RegionInputs:
 
     files: dict[str, tuple[str, str]] = {}
     placeholders: set[str] = set()
+    pinned = load_catalog()
     for node in region_of(fleet, region).edge_nodes:
-        docs = render_node_documents(fleet, node)
+        docs = render_node_documents(fleet, node, pinned.by_digest)
         files[node.id] = (docs.node_config, docs.server_config)
         placeholders |= set(PLACEHOLDER_RE.findall(docs.server_config))
     # Which spec secret each placeholder in the server override names, so the pod gets exactly those.
