@@ -11,6 +11,7 @@ rebuild spends its time in buildah only.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from xzctl.errors import BadInputError, CheckFailedError, NotFoundError
@@ -80,10 +81,8 @@ def build_image(
     )
     # the tree's files as they were when the build began, and a model given at build by its hash
     given = {f"{MODEL_PREFIX}{key}": value for key, value in (result.record.model or {}).items()} if model else {}
-    record = result.record.model_copy(update={"inputs": inputs | given})
-    result = BuildResult(result.name, version, result.digest, result.layout, result.tag, record, False)
-    changed = record_in_lock(catalog.root, result) if lock else False
-    return BuildResult(result.name, version, result.digest, result.layout, result.tag, record, changed)
+    result = replace(result, record=result.record.model_copy(update={"inputs": inputs | given}))
+    return replace(result, locked=record_in_lock(catalog.root, result) if lock else False)
 
 
 def _is_semver(version: str) -> bool:
