@@ -65,6 +65,7 @@ def test_the_images_of_the_example_are_built_here_or_marked_external(catalog: Ca
     # not done: the coordinator is still in the example, and verify says that no build produced it
     assert [f.service for f in report.errors] == ["coordinator"]
     assert "not a released version" in statuses["coordinator"][1]
+    assert "no build here produced any edge-coordinator image" in report.errors[0].fix
 
 
 def test_an_image_neither_built_nor_marked_external_is_an_error(catalog: Catalog) -> None:

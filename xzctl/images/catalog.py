@@ -220,10 +220,12 @@ class Catalog:
         else:
             found = image.release(parsed.tag)
             if found is None:
-                versions = ", ".join(r.version for r in image.releases) or "none"
+                versions = ", ".join(r.version for r in image.releases)
                 raise BadInputError(
                     f"image {ref!r}: {parsed.tag!r} is not a released version of {image.info.name}",
-                    hint=f"released: {versions}",
+                    hint=f"released: {versions}"
+                    if versions
+                    else f"no build here produced any {image.info.name} image (see inference_images/README.md)",
                 )
             release = found
             if parsed.digest is not None and parsed.digest != release.digest:
