@@ -265,7 +265,8 @@ def test_edge_pods_set_all_and_only_what_their_service_reads(
     main = _container(find(with_canaries, "Deployment", f"bj-edge-01-{service}{suffix}"))
     names = [e["name"] for e in main.get("env", [])]
     assert len(names) == len(set(names)) and set(names) <= edge.reads, f"the pod sets what {service} never reads"
-    expected = {sc.TRACK_ENV: track, sc.IMAGE_ENV: main["image"], **edge.port_environment()}
+    # the pod pulls by digest; the image label keeps the reference it was pinned by
+    expected = {sc.TRACK_ENV: track, sc.IMAGE_ENV: main["image"].split("@")[0], **edge.port_environment()}
     expected |= {var: str(getattr(spec, field)) for field, var in edge.spec_env}
     assert _env(main) == expected
 

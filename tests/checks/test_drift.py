@@ -12,7 +12,7 @@ from xzctl.checks.drift import _status
 from xzctl.cli import run
 from xzctl.sandbox import SandboxInfo, SimulatorClient
 
-NEW_VAD = "registry.xiaozhi.example/inference/vad:1.1.0"
+NEW_VAD = "registry.xiaozhi.example/inference/vad:1.2.0"
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ def empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     [
         ["bootstrap", "region", "beijing", "--check"],
         ["provision", "region", "beijing", "--preview"],
-        ["rollout", "canary", "asr", "registry.xiaozhi.example/inference/asr:1.1.0"],
+        ["rollout", "canary", "asr", "registry.xiaozhi.example/inference/asr:1.4.0"],
         ["sandbox", "up"],
     ],
 )

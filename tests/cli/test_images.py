@@ -23,11 +23,11 @@ def test_list_json_matches_golden(capsys: pytest.CaptureFixture[str]) -> None:
     assert_golden(GOLDEN / "images-list.json", out)
 
 
-def test_show_lists_releases_with_pinned_references(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["images", "show", "asr", "-o", "yaml"]) == 0
+def test_show_lists_releases_with_pinned_references(yanked_catalog: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["images", "show", "asr", "--catalog", str(yanked_catalog), "-o", "yaml"]) == 0
     out = capsys.readouterr().out
     assert "chunk_samples: 1600" in out and "overlap_samples: 320" in out
-    assert "reference: registry.xiaozhi.example/inference/asr:1.2.0@sha256:" in out
+    assert "reference: registry.xiaozhi.example/inference/asr:1.3.0@sha256:" in out
     assert "yanked: WER regression" in out
 
 
@@ -49,19 +49,39 @@ def test_verify_fails_on_an_upstream_tag_and_names_the_fix(tmp_path: Path, capsy
     data = json.loads(captured.out)
     assert data["valid"] is False
     errors = [i for i in data["images"] if i["status"] == "error"]
-    assert [e["service"] for e in errors] == ["xiaozhi_server"]
+    assert [e["service"] for e in errors] == ["xiaozhi_server", "coordinator"]
     # A verdict: the document says which and why, on stdout; nothing is an error line.
     assert "regions.beijing.edge_nodes[0].services.xiaozhi_server.image" in errors[0]["places"]
     assert f"use {CATALOG_SERVER}@sha256:" in errors[0]["fix"]
     assert captured.err == ""
 
 
-def test_verify_passes_on_the_bundled_example(capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_on_the_bundled_example_fails_only_on_the_coordinator_no_build_made(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert CATALOG_SERVER in bundled_example_path().read_text()
-    assert run(["images", "verify", "--fleet", str(bundled_example_path()), "-o", "json"]) == 0
+    assert run(["images", "verify", "--fleet", str(bundled_example_path()), "-o", "json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["valid"] is True
-    assert {i["status"] for i in data["images"]} == {"ok", "external"}
+    assert data["valid"] is False
+    by_status: dict[str, set[str]] = {}
+    for image in data["images"]:
+        by_status.setdefault(image["status"], set()).add(image["service"])
+    assert by_status["error"] == {"coordinator"}
+    assert {"xiaozhi_server", "vad", "asr", "tts"} <= by_status["ok"] and {"llm", "cache"} <= by_status["external"]
+
+
+def test_verify_inputs_passes_on_the_tree_and_names_a_changed_file(
+    catalog_copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["images", "verify", "--inputs", "--catalog", str(catalog_copy)]) == 0
+    assert "ok" in capsys.readouterr().out
+    with (catalog_copy / "xz_inference" / "tts.py").open("a") as f:
+        f.write("# changed\n")
+    assert run(["images", "verify", "--inputs", "--catalog", str(catalog_copy), "-o", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["valid"] is False
+    assert {d["image"] for d in data["images"]} == {"asr", "tts", "vad"}
+    assert all("xz_inference/tts.py changed" in d["problem"] for d in data["images"])
 
 
 def test_verify_reports_a_production_spec_instead_of_stopping_at_its_errors(

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from xzctl.cli import run
+from xzctl.images import ImageRef, load_catalog
 from xzctl.render.output import MARKER
 
 
@@ -20,6 +21,14 @@ def test_node_config_prints_both_documents_as_one_stream(capsys: pytest.CaptureF
     assert server["server"]["websocket"] == "wss://gz-edge-01.xiaozhi.example/xiaozhi/v1/"
     assert "--- # node.yaml" in captured.out and "--- # data/.config.yaml" in captured.out
     assert "2 warning(s); see: xzctl fleet validate" in captured.err
+    # a catalog image is written as the node pulls it, by the lock's digest; the site's edge LLM as the spec says
+    images = {name: svc["image"] for name, svc in node["edge_node"]["services"].items() if "image" in svc}
+    catalog = load_catalog()
+    for name in ("vad", "asr", "tts"):
+        ref = ImageRef.parse(images[name])
+        release = catalog.get(name).release(str(ref.tag))
+        assert release is not None and ref.digest == release.digest, images[name]
+    assert images["llm"] == "registry.xiaozhi.example/inference/edge-llm:1.0.0"
 
 
 def test_node_config_out_writes_the_node_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.golden import assert_golden
+from tests.fixtures.image_catalog import YANKED_ASR
 from tests.fixtures.rollout_fakes import make_state
 from tests.fixtures.rollout_sandbox import NEW_ASR, OLD_ASR, asr_images
 from xzctl.cli import run
@@ -24,7 +25,7 @@ from xzctl.sandbox import SandboxInfo
 from xzctl.spec import Fleet, bundled_example_path
 
 REPO = Path(__file__).resolve().parents[2]
-NEW_TTS = "registry.xiaozhi.example/inference/tts:1.1.0"
+NEW_TTS = "registry.xiaozhi.example/inference/tts:1.2.0"
 SECRET = "s3cr3t-pw"
 
 
@@ -103,12 +104,14 @@ def test_kill_between_steps_then_resume_finishes(rollout_box: SandboxInfo, capsy
     assert run(["rollout", "resume", rollout_id, "--state-dir", str(box.state_dir)]) == 2  # already finished
 
 
-def test_bad_input_is_refused_before_anything_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_refused_before_anything_is_written(
+    tmp_path: Path, yanked_catalog: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     state_dir = str(tmp_path / "state")
-    yanked = "registry.xiaozhi.example/inference/asr:0.9.0"
+    yanked = f"registry.xiaozhi.example/inference/asr:{YANKED_ASR}"
     assert run(["rollout", "canary", "asr", yanked, "--state-dir", state_dir]) == 2
     assert "rolls out in the sandbox by default, but no sandbox runs" in capsys.readouterr().err
-    argv = ["rollout", "canary", "asr", yanked, "--deployer", "pulumi"]
+    argv = ["rollout", "canary", "asr", yanked, "--deployer", "pulumi", "--catalog", str(yanked_catalog)]
     assert run([*argv, "--state-dir", state_dir, "--prometheus", "http://127.0.0.1:9"]) == 2
     assert "was yanked" in capsys.readouterr().err
     assert run(["rollout", "canary", "asr", NEW_ASR, "--interval", "soon", "--state-dir", state_dir]) == 2

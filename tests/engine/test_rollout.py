@@ -27,8 +27,8 @@ from xzctl.sandbox import SimulatorClient
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(1800)]
 REGION = "beijing"
 NODES = ("bj-edge-01", "bj-edge-02")  # two steps: the canary node, then the rest of the rollout
-GOOD = "registry.xiaozhi.example/inference/asr:1.2.0"
-BAD = "registry.xiaozhi.example/inference/asr:1.3.0"
+GOOD = "registry.xiaozhi.example/inference/asr:1.4.0"
+BAD = "registry.xiaozhi.example/inference/asr:1.4.1"
 ROLLOUT_SECONDS = 900.0
 Images = dict[tuple[str, str], set[str]]  # (node, track) -> images of the running asr pods
 

@@ -9,8 +9,6 @@ so a second run on one machine spends its time in buildah only.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -21,25 +19,19 @@ from xzctl.errors import CheckFailedError
 from xzctl.images import load_catalog
 from xzctl.images.build import BuildResult, apt_sources, build_image, layout_dir, record_in_lock, verify_built
 from xzctl.images.catalog import BuildRecord
+from xzctl.images.provenance import release_inputs
 from xzctl.images.run import start_service, stop_service, wait_ready
 
-CATALOG = Path(__file__).resolve().parents[2] / "inference_images"
 DIGEST = "sha256:" + "1" * 64
 
 
-@pytest.fixture
-def catalog_copy(tmp_path: Path) -> Path:
-    target = tmp_path / "inference_images"
-    shutil.copytree(CATALOG, target, ignore=shutil.ignore_patterns("__pycache__"))
-    return target
-
-
-def _result(version: str, digest: str) -> BuildResult:
+def _result(version: str, digest: str, inputs: dict[str, str] | None = None) -> BuildResult:
     record = BuildRecord(
         base=DIGEST,
         debian={"python3": "3.11.2-1+b1"},
         wheels=[{"name": "numpy", "version": "2", "sha256": "ab"}],
         layout=f"vad-{version}",
+        inputs=inputs,
     )
     return BuildResult("vad", version, digest, Path("/nowhere"), f"vad-{version}", record, locked=False)
 
@@ -65,6 +57,15 @@ def test_a_rebuild_with_another_digest_never_overwrites_the_lock(catalog_copy: P
     assert (catalog_copy / "catalog.lock.yaml").read_text() == text
 
 
+def test_a_rebuild_to_the_locked_digest_records_its_inputs(catalog_copy: Path) -> None:
+    record_in_lock(catalog_copy, _result("9.0.0", DIGEST))
+    inputs = {"vad/build.yaml": "a" * 64, "xz_inference/vad.py": "b" * 64}
+    assert record_in_lock(catalog_copy, _result("9.0.0", DIGEST, inputs))
+    release = load_catalog(catalog_copy).get("vad").release("9.0.0")
+    assert release is not None and release.built is not None and release.built.inputs == inputs
+    assert not record_in_lock(catalog_copy, _result("9.0.0", DIGEST, inputs))  # recorded already
+
+
 def test_apt_sources_become_one_line_entries_for_mmdebstrap(tmp_path: Path) -> None:
     (tmp_path / "sources.list.d").mkdir()
     (tmp_path / "sources.list.d" / "debian.sources").write_text(
@@ -83,16 +84,6 @@ def test_apt_sources_become_one_line_entries_for_mmdebstrap(tmp_path: Path) -> N
 # --- the build tier ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def build_tools() -> None:
-    missing = [tool for tool in ("mmdebstrap", "buildah") if shutil.which(tool) is None]
-    if missing:
-        if os.environ.get("XZCTL_SKIP_IMAGES") == "1":
-            pytest.skip(f"XZCTL_SKIP_IMAGES=1 and {', '.join(missing)} missing")
-        pytest.fail(f"{', '.join(missing)} missing: apt-get install -y mmdebstrap buildah (or XZCTL_SKIP_IMAGES=1)")
-    os.environ.setdefault("XZCTL_IMAGE_CACHE", str(Path.home() / ".cache" / "xzctl" / "images"))
-
-
 @pytest.mark.images
 @pytest.mark.timeout(1800)
 @pytest.mark.usefixtures("build_tools")
@@ -109,6 +100,7 @@ def test_vad_builds_reproducibly_verifies_and_starts_offline(catalog_copy: Path,
     assert release.built.debian["python3"] == "3.11.2-1+b1" and "libc6" in release.built.debian
     assert {w["name"] for w in release.built.wheels} == {"numpy", "onnxruntime"}
     assert release.built.model is not None and len(release.built.model["sha256"]) == 64
+    assert release.built.inputs == release_inputs(catalog_copy / "vad")
 
     # the image runs as uid 10001, without network, and answers only after its warm-up batch
     layout = layout_dir(first)

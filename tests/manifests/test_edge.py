@@ -10,6 +10,7 @@ import yaml
 
 from tests.fixtures.manifests import DIGEST, find, production_variant, variant
 from xzctl.errors import BadInputError, NotFoundError
+from xzctl.images import load_catalog
 from xzctl.manifests.edge import edge_region_objects, edge_region_units
 from xzctl.manifests.pins import ServicePin, spec_pins
 from xzctl.provision.objects import region_inputs, target_objects
@@ -45,7 +46,9 @@ def test_xiaozhi_server_matches_upstream_deployment_facts(beijing: list[Obj], ex
     server = find(beijing, "Deployment", "bj-edge-01-xiaozhi-server")
     pod = server["spec"]["template"]["spec"]
     main = pod["containers"][0]
-    assert main["image"] == "registry.xiaozhi.example/inference/xiaozhi-server:0.9.6"
+    # the image built here from upstream 0.9.6, pulled by the lock's digest
+    assert main["image"] == load_catalog().by_digest("registry.xiaozhi.example/inference/xiaozhi-server:0.9.6")
+    assert "@sha256:" in main["image"]
     assert [(p["name"], p["containerPort"]) for p in main["ports"]] == [("ws", 8000), ("http", 8003)]
     assert main["readinessProbe"]["httpGet"] == {"path": "/", "port": "ws"}
     mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
@@ -126,7 +129,7 @@ def test_canary_pin_gets_its_own_deployment_and_no_pdb(example_fleet: Fleet) -> 
         "bj-edge-01",
         "tts",
         ServicePin(
-            stable="registry.xiaozhi.example/inference/tts:1.0.0", canary="registry.xiaozhi.example/inference/tts:2.0.0"
+            stable="registry.xiaozhi.example/inference/tts:1.3.0", canary="registry.xiaozhi.example/inference/tts:2.0.0"
         ),
     )
     objs = target_objects(example_fleet, "beijing", pins).objects()

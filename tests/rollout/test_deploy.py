@@ -9,7 +9,7 @@ from xzctl.rollout.deploy import StackDeployer, canaries_removed_first
 from xzctl.rollout.plan import canary_nodes, plan_steps, promoted_pins, step_pins
 from xzctl.spec import Fleet
 
-NEW = "registry.xiaozhi.example/inference/asr:1.2.0"
+NEW = "registry.xiaozhi.example/inference/asr:1.4.0"
 
 
 def test_stack_updates_follow_the_steps(example_fleet: Fleet) -> None:
@@ -42,7 +42,7 @@ def test_stack_updates_follow_the_steps(example_fleet: Fleet) -> None:
     assert deployer.current() is None
 
 
-OLD = "registry.xiaozhi.example/inference/asr:1.0.0"
+OLD = "registry.xiaozhi.example/inference/asr:1.3.0"
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,15 @@ from typing import Any
 import pytest
 
 from tests.fixtures.pulumi_mocks import AUTH_KEY, CONFIG_SECRETS, RecordingMocks, stack_config
+from xzctl.images import load_catalog
 from xzctl.manifests.pins import ImagePins, spec_pins
 from xzctl.rollout.plan import canary_nodes, plan_steps, promoted_pins, step_pins
 from xzctl.spec import Fleet
 
-OLD = "registry.xiaozhi.example/inference/asr:1.0.0"
-NEW = "registry.xiaozhi.example/inference/asr:1.2.0"
+OLD_TAG = "registry.xiaozhi.example/inference/asr:1.3.0"
+NEW_TAG = "registry.xiaozhi.example/inference/asr:1.4.0"
+# every step's Deployments pull the image by the lock's digest, the pins name it by tag
+OLD, NEW = (load_catalog().by_digest(ref) for ref in (OLD_TAG, NEW_TAG))
 
 
 def asr_deployments(mocks: RecordingMocks, region: str, pins: ImagePins) -> dict[str, tuple[str, int]]:
@@ -40,24 +43,25 @@ def test_each_step_deploys_a_canary_beside_stable_only_where_pinned(
     steps = plan_steps(example_fleet, "asr")
     replicas = example_fleet.node("bj-edge-01").services.asr.replicas
 
-    first = asr_deployments(pulumi_mocks, "beijing", step_pins(baseline, "asr", NEW, canary_nodes(steps, 0)))
+    assert "@sha256:" in OLD and "@sha256:" in NEW
+    first = asr_deployments(pulumi_mocks, "beijing", step_pins(baseline, "asr", NEW_TAG, canary_nodes(steps, 0)))
     assert first == {
         "bj-edge-01-asr": (OLD, replicas),
         "bj-edge-01-asr-canary": (NEW, 1),
         "bj-edge-02-asr": (OLD, replicas),
         "bj-edge-03-asr": (OLD, replicas),
     }
-    second = asr_deployments(pulumi_mocks, "beijing", step_pins(baseline, "asr", NEW, canary_nodes(steps, 1)))
+    second = asr_deployments(pulumi_mocks, "beijing", step_pins(baseline, "asr", NEW_TAG, canary_nodes(steps, 1)))
     assert {n for n, (image, _) in second.items() if image == NEW} == {
         "bj-edge-01-asr-canary",
         "bj-edge-02-asr-canary",
         "bj-edge-03-asr-canary",
     }
     # step 2 touches Beijing only: Shanghai's desired state is still the spec's
-    shanghai = asr_deployments(pulumi_mocks, "shanghai", step_pins(baseline, "asr", NEW, canary_nodes(steps, 1)))
+    shanghai = asr_deployments(pulumi_mocks, "shanghai", step_pins(baseline, "asr", NEW_TAG, canary_nodes(steps, 1)))
     assert shanghai == {"sh-edge-01-asr": (OLD, replicas), "sh-edge-02-asr": (OLD, replicas)}
 
-    final = promoted_pins(baseline, "asr", NEW, canary_nodes(steps, len(steps) - 1))
+    final = promoted_pins(baseline, "asr", NEW_TAG, canary_nodes(steps, len(steps) - 1))
     assert asr_deployments(pulumi_mocks, "guangzhou", final) == {
         "gz-edge-01-asr": (NEW, replicas),
         "gz-edge-02-asr": (NEW, replicas),

@@ -19,6 +19,7 @@ from tests.fixtures.pulumi_mocks import (
     stack_config,
 )
 from xzctl.errors import BadInputError
+from xzctl.images import load_catalog
 from xzctl.manifests.pins import ServicePin, spec_pins
 from xzctl.provision.objects import target_objects
 from xzctl.spec import Fleet
@@ -188,9 +189,9 @@ def test_a_canary_pin_adds_a_one_replica_canary_beside_stable(
     pulumi_mocks: RecordingMocks, example_fleet: Fleet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XIAOZHI_AUTH_KEY", AUTH_KEY)
-    canary = "registry.xiaozhi.example/inference/asr:1.1.0"
+    canary = "registry.xiaozhi.example/inference/asr:1.4.0"
     pins = spec_pins(example_fleet).with_pin(
-        "sh-edge-01", "asr", ServicePin(stable="registry.xiaozhi.example/inference/asr:1.0.0", canary=canary)
+        "sh-edge-01", "asr", ServicePin(stable="registry.xiaozhi.example/inference/asr:1.3.0", canary=canary)
     )
     config = {**stack_config("shanghai"), "xzctl:imagePins": json.dumps(pins.to_json())}
     run = StackRun("shanghai", pulumi_mocks.run(config, list(CONFIG_SECRETS)))
@@ -199,7 +200,9 @@ def test_a_canary_pin_adds_a_one_replica_canary_beside_stable(
     assert rec["spec"]["replicas"] == 1 and stable["spec"]["replicas"] == 6
     assert rec["spec"]["selector"]["matchLabels"]["track"] == "canary"
     assert stable["spec"]["selector"]["matchLabels"]["track"] == "stable"
-    assert _container(rec)["image"] == canary
+    # the pin names the tag; the Deployment pulls it by the lock's digest and keeps the tag as the image label
+    assert _container(rec)["image"] == load_catalog().by_digest(canary) != canary
+    assert {"name": "XZ_IMAGE", "value": canary} in _container(rec)["env"]
     service = run.named("kubernetes:core/v1:Service", "xiaozhi-shanghai/sh-edge-01-asr").inputs
     assert "track" not in service["spec"]["selector"]  # the Service sends traffic to both tracks
     assert not [r for r in run.of_type(DEPLOYMENT) if r.name == "xiaozhi-shanghai/sh-edge-02-asr-canary"]

@@ -135,15 +135,24 @@ def verify(  # noqa: PLR0917 (each Typer option is a parameter)
     built: str | None = typer.Option(None, "--built", help="Check this built image (OCI layout) against the lock."),
     version: str | None = typer.Option(None, "--version", help="Version of the --built image. Default: image.yaml's."),
     state_dir: Path | None = StateDirOption,
+    inputs: bool = typer.Option(
+        False,
+        "--inputs",
+        help="Check that each image folder's version was released from the tree's inputs as they are.",
+    ),
 ) -> None:
-    """Check every image the fleet spec references: a released catalog version, a well-formed digest that
-    matches the lock, the model the image serves, and (production) pinned by digest. With --built NAME, check
-    the image built into the state dir instead: its digest is the lock's and every blob is intact.
+    """Check every image the fleet spec references: a released catalog version built here (or one the lock marks
+    external), a well-formed digest that matches the lock, the model the image serves, and (production) pinned by
+    digest. With --built NAME, check the image built into the state dir instead: its digest is the lock's and every
+    blob is intact. With --inputs, check without building that no released version's inputs have changed.
 
-    Example: xzctl images verify --fleet fleet.yaml; xzctl images verify --built vad
+    Example: xzctl images verify --fleet fleet.yaml; xzctl images verify --built vad; xzctl images verify --inputs
     """
     if built is not None:
         _verify_built(built, version, catalog, state_dir, output)
+        return
+    if inputs:
+        _verify_inputs(catalog, output)
         return
     loaded = load(fleet, schema_only=True)
     report = verify_fleet(loaded.fleet, load_catalog(catalog))
@@ -180,9 +189,14 @@ def verify(  # noqa: PLR0917 (each Typer option is a parameter)
 
 @app.command()
 def build(  # noqa: PLR0917 (each Typer option is a parameter)
-    name: str = typer.Argument(..., help="Image name: vad, asr or tts."),
+    name: str = typer.Argument(..., help="Image name: vad, asr, tts or xiaozhi-server."),
     version: str | None = typer.Option(None, "--version", help="Version to build. Default: the one in image.yaml."),
     model: Path | None = typer.Option(None, "--model", help="Model file to bake in (the ASR SenseVoice variant)."),
+    source: Path | None = typer.Option(
+        None,
+        "--source",
+        help="Upstream source tree (xiaozhi-server: a checkout of the pinned tag's main/xiaozhi-server/).",
+    ),
     no_lock: bool = typer.Option(False, "--no-lock", help="Build without recording the release in the lock."),
     catalog: Path | None = CatalogOption,
     state_dir: Path | None = StateDirOption,
@@ -195,7 +209,13 @@ def build(  # noqa: PLR0917 (each Typer option is a parameter)
     from xzctl.images.build import build_image
 
     result = build_image(
-        name, state_dir=state_dir_of(state_dir), version=version, catalog_dir=catalog, model=model, lock=not no_lock
+        name,
+        state_dir=state_dir_of(state_dir),
+        version=version,
+        catalog_dir=catalog,
+        model=model,
+        source=source,
+        lock=not no_lock,
     )
     wheels = [f"{w['name']}=={w['version']}" for w in result.record.wheels]
     data: dict[str, Any] = {
@@ -224,6 +244,26 @@ def _verify_built(name: str, version: str | None, catalog: Path | None, state_di
     digest = verify_built(name, version, state_dir=state_dir_of(state_dir), catalog_dir=catalog)
     data = {"image": name, "version": version, "digest": digest, "valid": True}
     emit(data, output, lambda console: console.print(f"[green]ok[/] {name} {version} {digest} matches the lock"))
+
+
+def _verify_inputs(catalog: Path | None, output: Output) -> None:
+    from xzctl.images.provenance import input_drift
+
+    drift = input_drift(load_catalog(catalog))
+    data = {"valid": not drift, "images": [vars(d) for d in drift]}
+    columns = [Column("IMAGE"), Column("VERSION"), Column("PROBLEM", text=True), Column("FIX", 1, text=True)]
+
+    def table(console: Console) -> None:
+        if not drift:
+            console.print("[green]ok[/] every image folder's version was released from the tree's inputs")
+            return
+        rows = [[d.image, d.version, escape(d.problem), escape(d.fix)] for d in drift]
+        print_table(console, columns, rows, wide=output is Output.WIDE)
+        console.print(f"verdict: {len(drift)} image(s) changed without a new release (exit 1)")
+
+    emit(data, output, table)
+    if drift:
+        raise typer.Exit(CheckFailedError.exit_code)
 
 
 @app.command()

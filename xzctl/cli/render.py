@@ -13,6 +13,7 @@ from rich.markup import escape
 from xzctl.cli._common import FleetOption, Output, OutputOption, emit, stderr
 from xzctl.cli._fleet import load
 from xzctl.errors import BadInputError
+from xzctl.images.catalog import load_catalog
 from xzctl.render import region_documents, render_node_documents, write_tree
 from xzctl.render.node import find_node
 from xzctl.spec.models import DNS_LABEL, Fleet
@@ -66,7 +67,7 @@ def node_config(
     """
     node = _label(node, "edge node")
     spec = _load(fleet)
-    docs = render_node_documents(spec, find_node(spec, node))
+    docs = render_node_documents(spec, find_node(spec, node), load_catalog().by_digest)
     if out is None:
 
         def stream(_: Console) -> None:
@@ -92,7 +93,7 @@ def region(
     Example: xzctl render region beijing --out ./out/beijing
     """
     region = _label(region, "region")
-    files = region_documents(_load(fleet), region)
+    files = region_documents(_load(fleet), region, load_catalog().by_digest)
     _written(write_tree(out, files, what=f"region {region}"), out)
 
 

@@ -45,7 +45,7 @@ Locks: a rollout locks every edge node it may change; a second rollout on any of
 
 --force (abort): when the deploy target is gone (a replaced sandbox, a deleted cluster), mark the rollout aborted without deploying and release its locks; then check the nodes by hand.
 
-Example: xzctl rollout canary asr registry.xiaozhi.example/inference/asr:1.2.0 --region beijing --deployer sandbox
+Example: xzctl rollout canary asr registry.xiaozhi.example/inference/asr:1.4.0 --region beijing --deployer sandbox
 """
 
 app = typer.Typer(help=HELP, no_args_is_help=True)
@@ -58,7 +58,7 @@ WATCH_MAX_SECONDS = 24 * 3600.0
 @option_set(PrometheusOptions, "prom")
 def canary(
     service: str = typer.Argument(..., help="Service: vad, asr, tts, llm, xiaozhi-server, coordinator."),
-    image: str = typer.Argument(..., help="Catalog image reference, e.g. registry.xiaozhi.example/inference/asr:1.2.0"),
+    image: str = typer.Argument(..., help="Catalog image reference, e.g. registry.xiaozhi.example/inference/asr:1.4.0"),
     *,
     region: str | None = typer.Option(None, "--region", "-r", help="Region to start in (default: the first)."),
     node: list[str] | None = typer.Option(None, "--node", help="Roll out only to these edge nodes (repeatable)."),
@@ -102,7 +102,7 @@ def canary(
     judged on live metrics (error rate, p95 latency, inference errors: canary vs KPI and vs stable). A failed
     analysis rolls every node back automatically.
 
-    Example: xzctl rollout canary asr registry.xiaozhi.example/inference/asr:1.2.0 --region beijing --interval 60s --checks 5
+    Example: xzctl rollout canary asr registry.xiaozhi.example/inference/asr:1.4.0 --region beijing --interval 60s --checks 5
     """
     store = StateStore(prom.state_dir)
     sandbox = sandbox_status(store.root)

@@ -29,10 +29,12 @@ from xzctl.images.inputs import (
     download_wheels,
     layout_dir,
     model_file,
+    pinned_source,
     rootfs,
     run_tool,
     sha256_file,
     stage_package,
+    stage_source,
 )
 
 WHEELS_INSIDE = "/tmp/xz-wheels"
@@ -120,10 +122,13 @@ def _image_env(
     }
 
 
-def _install(buildah: _Buildah, container: str, wheels: _Wheels, steps: list[list[str]], env: dict[str, str]) -> None:
+def _install(buildah: _Buildah, container: str, wheels: _Wheels, spec: BuildSpec, env: dict[str, str]) -> None:
     """Inside the mounted container: the image user, the offline pip installs, the build steps, then no leftovers."""
     root = Path(buildah("mount", container, what="mount").strip())
     _passwd_lines(root)
+    if spec.source is not None:
+        for folder in spec.source.writable:  # the upstream server writes its runtime data and temporary audio here
+            os.chown(root / spec.source.path.lstrip("/") / folder, USER_ID, USER_ID)
     pip = ["python3", f"{WHEELS_INSIDE}/{wheels.pip.name}/pip", "install", "--no-index", "--no-deps"]
     pip += ["--no-compile", "--disable-pip-version-check"]
     installs = [(SITE, "run", wheels.run), (BUILD_SITE, "build", wheels.build)]
@@ -131,7 +136,7 @@ def _install(buildah: _Buildah, container: str, wheels: _Wheels, steps: list[lis
         if files:
             paths = [f"{WHEELS_INSIDE}/{folder}/{p.name}" for p in files]
             _run_inside(buildah, container, [*pip, "--target", site, *paths], {}, what=f"pip install {folder}")
-    for step in steps:
+    for step in spec.steps:
         step_env = {**env, "PYTHONPATH": f"{SITE}:{BUILD_SITE}"}
         _run_inside(buildah, container, step, step_env, what=f"build step {' '.join(step)}")
     for leftover in (WHEELS_INSIDE.lstrip("/"), BUILD_SITE.lstrip("/")):
@@ -142,12 +147,13 @@ def _install(buildah: _Buildah, container: str, wheels: _Wheels, steps: list[lis
 
 
 def _config_args(name: str, service: str, version: str, spec: BuildSpec, env: dict[str, str]) -> list[str]:
-    config = ["config", "--user", f"{USER_ID}:{USER_ID}", "--workingdir", "/opt/xz"]
+    workdir = spec.source.path if spec.source else "/opt/xz"
+    config = ["config", "--user", f"{USER_ID}:{USER_ID}", "--workingdir", workdir]
     for port in _ports(service):
         config += ["--port", str(port)]
     for key, value in sorted(env.items()):
         config += ["--env", f"{key}={value}"]
-    config += ["--entrypoint", json.dumps(["python3", "-m", spec.module]), "--cmd", ""]
+    config += ["--entrypoint", json.dumps(spec.command), "--cmd", ""]
     config += ["--label", f"org.opencontainers.image.version={version}"]
     config += ["--label", f"org.opencontainers.image.title={name}"]
     config += ["--history-comment", f"xzctl images build {name} --version {version}"]
@@ -164,10 +170,13 @@ def assemble(
     state_dir: Path,
     catalog_root: Path,
     model: Path | None = None,
+    source: Path | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> BuildResult:
     """Build one image into the state dir's OCI layout and return its digest and bill of materials."""
     cache = cache_dir(state_dir)
+    # an upstream tree other than the pinned one is refused before anything is built
+    tree = pinned_source(spec.source, source) if spec.source is not None else {}
     base = rootfs(spec, cache)
     variant = spec.model_variant if model is not None else None
     wheels = [*spec.wheels, *(variant.wheels if variant else [])]
@@ -183,17 +192,20 @@ def assemble(
     with tempfile.TemporaryDirectory(prefix="xzctl-image-") as tmp:
         work = Path(tmp)
         baked, model_record = model_file(spec, model, cache, work)
-        stage = stage_package(work / "lib", catalog_root)
+        if spec.source is not None:
+            code, code_path = stage_source(spec.source, tree, work / "src"), spec.source.path
+        else:
+            code, code_path = stage_package(work / "lib", catalog_root), SITE
         wheel_dir = staged.stage(work / "wheels")
         container = buildah("from", "scratch", what="new container").strip()
         try:
             buildah("add", container, str(base), "/", what="root file system")
             buildah("add", container, str(wheel_dir), WHEELS_INSIDE, what="wheels")
-            buildah("add", container, str(stage), SITE, what="service package")
+            buildah("add", container, str(code), code_path, what="service code")
             target = variant.path if variant else (spec.model.path if spec.model else None)
             if baked is not None and target is not None:
                 buildah("add", container, str(baked), target, what="model")
-            _install(buildah, container, staged, spec.steps, env)
+            _install(buildah, container, staged, spec, env)
             buildah(*_config_args(name, service, version, spec, env), container, what="image config")
             local = f"localhost/xzctl/{tag}"
             buildah(

@@ -11,6 +11,7 @@ rebuild spends its time in buildah only.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from xzctl.errors import BadInputError, CheckFailedError, NotFoundError
@@ -28,6 +29,7 @@ from xzctl.images.inputs import (
     stage_package,
 )
 from xzctl.images.lock import record_in_lock
+from xzctl.images.provenance import MODEL_PREFIX, release_inputs
 
 # Names importers take from this module since before the split into inputs/assemble/lock.
 __all__ = [
@@ -54,6 +56,7 @@ def build_image(
     version: str | None = None,
     catalog_dir: Path | None = None,
     model: Path | None = None,
+    source: Path | None = None,
     env: dict[str, str] | None = None,
     lock: bool = True,
 ) -> BuildResult:
@@ -64,6 +67,7 @@ def build_image(
     if not _is_semver(version):
         raise BadInputError(f"--version {version!r} is not a semantic version", hint="e.g. 1.2.0")
     spec = load_build_spec(catalog.root / name)
+    inputs = release_inputs(catalog.root / name)
     result = assemble(
         name,
         version,
@@ -73,10 +77,13 @@ def build_image(
         state_dir=state_dir,
         catalog_root=catalog.root,
         model=model,
+        source=source,
         extra_env=env,
     )
-    changed = record_in_lock(catalog.root, result) if lock else False
-    return BuildResult(result.name, version, result.digest, result.layout, result.tag, result.record, changed)
+    # the tree's files as they were when the build began, and a model given at build by its hash
+    given = {f"{MODEL_PREFIX}{key}": value for key, value in (result.record.model or {}).items()} if model else {}
+    result = replace(result, record=result.record.model_copy(update={"inputs": inputs | given}))
+    return replace(result, locked=record_in_lock(catalog.root, result) if lock else False)
 
 
 def _is_semver(version: str) -> bool:

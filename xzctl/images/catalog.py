@@ -94,6 +94,9 @@ class BuildRecord(_Strict):
     wheels: list[dict[str, str]] = Field(description="name, version and sha256 of every wheel installed")
     model: dict[str, str] | None = None
     layout: str = Field(description="the tag in the state dir's OCI layout")
+    inputs: dict[str, str] | None = Field(
+        default=None, description="sha256 of every repository file built in (xzctl.images.provenance)"
+    )
 
 
 class Release(_Strict):
@@ -104,10 +107,18 @@ class Release(_Strict):
     built: BuildRecord | None = None
 
 
+class ExternalImage(_Strict):
+    """An image this repository does not build, and where it comes from (the spec pins its digest)."""
+
+    repository: str = Field(pattern=r"^[a-z0-9]+([._/:-][a-z0-9]+)*$")
+    source: str = Field(min_length=1, description="who builds it and where it is published")
+
+
 class Lock(_Strict):
     api_version: Literal["xzctl.io/v1"] = Field(alias="apiVersion")
     kind: Literal["ImageCatalogLock"]
     images: dict[str, list[Release]]
+    external: list[ExternalImage] = []
 
 
 @dataclass(frozen=True)
@@ -158,6 +169,23 @@ class CatalogImage:
 class Catalog:
     root: Path
     images: dict[str, CatalogImage]
+    external: tuple[ExternalImage, ...] = ()
+
+    def by_digest(self, ref: str) -> str:
+        """`ref` as a container runtime should pull it: a released catalog tag gets the lock's digest
+        (`repo:tag@sha256:...`); a reference with a digest, or one the lock has no release for, is returned as it
+        is (`xzctl images verify` judges those)."""
+        parsed = ImageRef.parse(ref)
+        image = self.by_repository(parsed.repository)
+        release = image.release(parsed.tag) if image is not None and parsed.tag is not None else None
+        if parsed.digest is not None or image is None or release is None or release.built is None:
+            return ref
+        return image.pinned(release)
+
+    def external_source(self, ref: str) -> str | None:
+        """Where an image not built here comes from, None when the lock does not mark it external."""
+        repository = ImageRef.parse(ref).repository
+        return next((e.source for e in self.external if e.repository == repository), None)
 
     def get(self, name: str) -> CatalogImage:
         try:
@@ -193,10 +221,12 @@ class Catalog:
         else:
             found = image.release(parsed.tag)
             if found is None:
-                versions = ", ".join(r.version for r in image.releases) or "none"
+                versions = ", ".join(r.version for r in image.releases)
                 raise BadInputError(
                     f"image {ref!r}: {parsed.tag!r} is not a released version of {image.info.name}",
-                    hint=f"released: {versions}",
+                    hint=f"released: {versions}"
+                    if versions
+                    else f"no build here produced any {image.info.name} image (see inference_images/README.md)",
                 )
             release = found
             if parsed.digest is not None and parsed.digest != release.digest:
@@ -287,4 +317,4 @@ def load_catalog(directory: str | Path | None = None) -> Catalog:
         if len(set(versions)) != len(versions):
             raise BadInputError(f"{lock_path}: {name} lists a version twice")
         images[name] = CatalogImage(info, releases)
-    return Catalog(root, images)
+    return Catalog(root, images, tuple(lock.external))

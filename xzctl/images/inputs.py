@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from xzctl import service_contract
 from xzctl.errors import BadInputError, ExternalToolError, NotFoundError
@@ -62,8 +62,20 @@ class Variant(_Strict):
     env: dict[str, str] = {}
 
 
+class UpstreamSource(_Strict):
+    """An upstream program's source tree built into the image (the xiaozhi server), pinned by its tree hash; given
+    at build with `--source DIR` (a checkout of the upstream tag), refused when its files differ."""
+
+    name: str = Field(min_length=1, description="where it comes from, e.g. xinnan-tech/xiaozhi-esp32-server")
+    version: str = Field(min_length=1, description="the upstream release tag")
+    sha256: str = Field(pattern=r"^[a-f0-9]{64}$", description="tree hash: xzctl.images.inputs.source_tree")
+    path: str = Field(pattern=r"^/", description="where the tree lands in the image (the working directory)")
+    command: list[str] = Field(min_length=1, description="the entry point, run in `path`")
+    writable: list[str] = Field(default=[], description="folders under `path` the image user writes")
+
+
 class BuildSpec(_Strict):
-    """One image's build.yaml."""
+    """One image's build.yaml: the service package's `module`, or an upstream `source`."""
 
     debian: dict[str, str] = Field(description="Debian package -> exact version")
     wheels: list[Wheel] = []
@@ -72,8 +84,19 @@ class BuildSpec(_Strict):
     model: ModelSource | None = None
     model_variant: Variant | None = Field(default=None, description="applies when --model FILE is given")
     steps: list[list[str]] = Field(default=[], description="commands run inside, offline, after installing")
-    module: str = Field(pattern=r"^[a-z_.]+$")  # its ports and port variables come from the service contract
+    module: str | None = Field(default=None, pattern=r"^[a-z_.]+$")  # ports and port variables: the service contract
+    source: UpstreamSource | None = None
     env: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _one_entry_point(self) -> BuildSpec:
+        if (self.module is None) == (self.source is None):
+            raise ValueError("give exactly one of module (the service package) and source (an upstream tree)")
+        return self
+
+    @property
+    def command(self) -> list[str]:
+        return self.source.command if self.source else ["python3", "-m", str(self.module)]
 
 
 def cache_dir(state_dir: Path) -> Path:
@@ -258,6 +281,57 @@ def stage_package(dest: Path, catalog_root: Path) -> Path:
     (metrics / "__init__.py").write_text("")
     shutil.copy2(Path(contract.__file__), metrics / "contract.py")
     shutil.copy2(Path(service_contract.__file__), dest / "xzctl" / "service_contract.py")
+    return dest
+
+
+UPSTREAM_CONFIG = "config.yaml"  # upstream's defaults, beside app.py; a node's data/.config.yaml overrides them
+
+
+def source_tree(directory: Path) -> tuple[dict[str, Path], str]:
+    """The upstream tree's files (no bytecode, no runtime data/ or tmp/) by their path in the image, and its hash:
+    sha256 of the sorted `<file sha256> <path>` lines. Upstream's config.yaml sits beside app.py in a checkout; in
+    a copy of the server folder without it, the one beside that folder is taken (the reference data's layout)."""
+    if not (directory / "app.py").is_file():
+        raise BadInputError(f"--source {directory}: no app.py there", hint="point at main/xiaozhi-server/ of the tag")
+    files = {
+        str(p.relative_to(directory)): p
+        for p in directory.rglob("*")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.suffix != ".pyc"
+        and p.relative_to(directory).parts[0] not in ("data", "tmp")
+    }
+    if UPSTREAM_CONFIG not in files and (directory.parent / UPSTREAM_CONFIG).is_file():
+        files[UPSTREAM_CONFIG] = directory.parent / UPSTREAM_CONFIG
+    if UPSTREAM_CONFIG not in files:
+        raise BadInputError(f"--source {directory}: no {UPSTREAM_CONFIG} in it or beside it")
+    lines = "".join(f"{sha256_file(files[k])} {k}\n" for k in sorted(files))
+    return files, hashlib.sha256(lines.encode()).hexdigest()
+
+
+def pinned_source(spec: UpstreamSource, directory: Path | None) -> dict[str, Path]:
+    """The upstream tree's files, refused unless its tree hash is the pinned one."""
+    if directory is None:
+        raise BadInputError(
+            f"this image builds {spec.name} {spec.version} from its source: pass --source DIR",
+            hint="DIR: a checkout of the upstream tag's main/xiaozhi-server/",
+        )
+    files, digest = source_tree(directory)
+    if digest != spec.sha256:
+        raise BadInputError(
+            f"--source {directory} is not {spec.name} {spec.version}: tree hash {digest}, build.yaml pins {spec.sha256}",
+            hint="check out the pinned tag, or pin the new tree in build.yaml with a new image version",
+        )
+    return files
+
+
+def stage_source(spec: UpstreamSource, files: dict[str, Path], dest: Path) -> Path:
+    """Copy the upstream tree's files into `dest`, with the folders the server writes."""
+    for relative, path in files.items():
+        (dest / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest / relative)
+    for folder in spec.writable:
+        (dest / folder).mkdir(parents=True, exist_ok=True)
     return dest
 
 

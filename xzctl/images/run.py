@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xzctl import service_contract as sc
-from xzctl.errors import ExternalToolError, UnknownStateError
+from xzctl.errors import ExternalToolError, NotFoundError, UnknownStateError
 from xzctl.images.build import (
     buildah_env,
     cache_dir,
@@ -46,6 +46,7 @@ class RunningService:
     started: float  # time.monotonic() when the service process started
     image: str  # the `image` label its metrics carry
     ports: dict[str, int] = field(default_factory=dict)  # the contract's other endpoints (e.g. asr "ws") -> port
+    ready_path: str = sc.READY_PATH  # the contract's (the load generator shares the services' paths)
 
     @property
     def url(self) -> str:
@@ -53,8 +54,7 @@ class RunningService:
 
     @property
     def ready_url(self) -> str:
-        edge = sc.SERVICES.get(self.name)  # the load generator shares the services' paths
-        return f"{self.url}{edge.ready_path if edge else sc.READY_PATH}"
+        return f"{self.url}{self.ready_path}"
 
 
 def _local_lib(name: str, state_dir: Path, catalog_root: Path) -> tuple[Path, dict[str, str]]:
@@ -95,11 +95,13 @@ def start_service(
     catalog_dir: Path | None = None,
     prefer_image: bool = True,
     ports: dict[str, int] | None = None,
+    mounts: dict[str, Path] | None = None,
 ) -> RunningService:
     """Start service `name` listening on 127.0.0.1:`port`; the image when built (and `prefer_image`), else the package.
 
     `ports` gives the service's other contract endpoints (endpoint name -> port), set through their port variables;
-    one not given listens on its contract default."""
+    one not given listens on its contract default. `mounts`: path in the image -> host folder (the upstream server's
+    data/ with its .config.yaml); image only."""
     catalog = load_catalog(catalog_dir or default_catalog_dir())
     image = catalog.get(name)
     version = version or image.info.version
@@ -124,24 +126,30 @@ def start_service(
         argv = ["buildah", "run"]
         for key, value in sorted(overrides.items()):
             argv += ["--env", f"{key}={value}"]
-        argv += [container, "--", "python3", "-m", spec.module]
+        for inside, host in sorted((mounts or {}).items()):
+            argv += ["--volume", f"{host}:{inside}"]
+        argv += [container, "--", *spec.command]
         proc_env.update(tool_env)
         source = f"image oci:{layout}:{tag}"
+    elif spec.module is None:
+        raise NotFoundError(f"{layout}: no built image {tag}", hint=f"xzctl images build {name} --version {version}")
     else:
         lib, local_env = _local_lib(name, state_dir, catalog.root)
         proc_env.update(local_env)
         proc_env.update({"PYTHONPATH": str(lib), **overrides})
-        argv = [sys.executable, "-m", spec.module]
+        argv = [sys.executable, "-m", str(spec.module)]
         source = "package"
     with log.open("ab") as out:
         # its own session, so stopping it stops buildah and the service under it, and nothing else
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=proc_env, start_new_session=True)
     label = overrides[sc.IMAGE_ENV]
-    return RunningService(name, port, source, process, container, log, time.monotonic(), label, dict(others))
+    started = time.monotonic()
+    return RunningService(name, port, source, process, container, log, started, label, dict(others), edge.ready_path)
 
 
 def wait_ready(service: RunningService, timeout: float) -> float:
-    """Seconds from the service's start to its first /ready 200; UnknownStateError when it never gets there."""
+    """Seconds from the service's start to its first 200 on its contract readiness path; UnknownStateError when it
+    never gets there."""
     deadline = service.started + timeout
     while time.monotonic() < deadline:
         if service.process.poll() is not None:

@@ -17,7 +17,7 @@ class Finding:
 
     image: str
     service: str
-    status: str  # ok | error | external (not a catalog service: redis, the edge LLM, cloud images)
+    status: str  # ok | error | external (not built here, the lock says where it comes from: redis, the edge LLM)
     message: str
     fix: str = ""
     places: list[str] = field(default_factory=list)
@@ -51,7 +51,13 @@ def check_reference(catalog: Catalog, ref: str, service: str, *, production: boo
             hint="use the digest from: xzctl images show NAME",
         )
     if service not in CATALOG_SERVICES:
-        return "not a catalog service; reference checked for form only"
+        source = catalog.external_source(ref)
+        if source is None:
+            raise BadInputError(
+                f"image {ref!r} is not built here and the lock does not mark it external",
+                hint=f"list its repository under `external:` in {catalog.root.name}/catalog.lock.yaml with its source",
+            )
+        return f"external: {source}"
     try:
         image, release = catalog.resolve(ref)
     except NotFoundError as exc:
@@ -60,6 +66,12 @@ def check_reference(catalog: Catalog, ref: str, service: str, *, production: boo
         if expected is None or latest is None:
             raise
         raise NotFoundError(exc.message, hint=f"use {expected.pinned(latest)}") from None
+    if release.built is None:
+        raise BadInputError(
+            f"image {ref!r}: the lock has no build record for {image.info.name} {release.version}, so no build here "
+            "produced its digest",
+            hint=f"xzctl images build {image.info.name} --version NEW_VERSION",
+        )
     if image.info.service != service:
         raise BadInputError(f"image {ref!r} is the {image.info.service} image, not a {service} image")
     if model is not None and model != image.info.model.name:

@@ -144,8 +144,9 @@ def stack_pins(fleet: Fleet, stacks: Iterable[str], state: Path) -> ImagePins:
 
 
 def pins_of_deployments(objects: Iterable[dict[str, Any]]) -> ImagePins:
-    """node -> service -> (stable, canary) image of the edge Deployments among `objects`, by their labels; the main
-    container is the one whose env names its image (XZ_IMAGE), as in the pods the follower reads."""
+    """node -> service -> (stable, canary) image of the edge Deployments among `objects`, by their labels: the pinned
+    reference the main container's env names (XZ_IMAGE; its `image` is that reference by digest), as in the pods the
+    follower reads."""
     found: dict[tuple[str, str], dict[str, str]] = {}
     for obj in objects:
         labels = (obj.get("metadata") or {}).get("labels") or {}
@@ -153,9 +154,9 @@ def pins_of_deployments(objects: Iterable[dict[str, Any]]) -> ImagePins:
         containers = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
         if obj.get("kind") != "Deployment" or not node or not service or not containers:
             continue
-        named = (c for c in containers if any(e.get("name") == IMAGE_ENV for e in c.get("env") or []))
-        main = next(named, containers[0])
-        found.setdefault((node, service), {})[labels.get(TRACK_LABEL) or "stable"] = str(main.get("image"))
+        named = (e.get("value") for c in containers for e in c.get("env") or [] if e.get("name") == IMAGE_ENV)
+        pinned = next((v for v in named if v), containers[0].get("image"))
+        found.setdefault((node, service), {})[labels.get(TRACK_LABEL) or "stable"] = str(pinned)
     nodes: dict[str, dict[str, ServicePin]] = {}
     for (node, service), tracks in sorted(found.items()):
         if "stable" in tracks:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from xzctl.errors import BadInputError
+from xzctl.images.catalog import Catalog, load_catalog
 from xzctl.manifests.cloud import cloud_helm_charts, cloud_secrets, cloud_units
 from xzctl.manifests.edge import RegionInputs, edge_helm_charts, edge_region_units, region_of, region_secrets
 from xzctl.manifests.k8s import HelmChart, Obj, Unit, secret_name
@@ -42,8 +43,9 @@ def region_inputs(fleet: Fleet, region: str) -> RegionInputs:
 
     files: dict[str, tuple[str, str]] = {}
     placeholders: set[str] = set()
+    pinned = load_catalog()
     for node in region_of(fleet, region).edge_nodes:
-        docs = render_node_documents(fleet, node)
+        docs = render_node_documents(fleet, node, pinned.by_digest)
         files[node.id] = (docs.node_config, docs.server_config)
         placeholders |= set(PLACEHOLDER_RE.findall(docs.server_config))
     # Which spec secret each placeholder in the server override names, so the pod gets exactly those.
@@ -98,7 +100,7 @@ def target_objects(
         return TargetObjects(
             target=CLOUD,
             namespace=fleet.cloud.kubernetes.namespace,
-            units=cloud_units(fleet),
+            units=pinned_by_digest(cloud_units(fleet)),
             charts=target_charts(fleet, CLOUD),
             secrets=cloud_secrets(fleet),
         )
@@ -106,10 +108,43 @@ def target_objects(
     return TargetObjects(
         target=target,
         namespace=fleet.regions[target].kubernetes.namespace,
-        units=edge_region_units(fleet, target, inputs, pins, cloud_endpoint),
+        units=pinned_by_digest(edge_region_units(fleet, target, inputs, pins, cloud_endpoint)),
         charts=target_charts(fleet, target),
         secrets={secret_name(f): ref for f, ref in region_secrets(fleet, inputs).items()},
     )
+
+
+def pinned_by_digest(units: list[Unit], catalog: Catalog | None = None) -> list[Unit]:
+    """Every container image of `units` pulled by the lock's digest (`repo:tag@sha256:...`), so a node runs the
+    bytes that were built and verified, whatever a registry's tag points at later. The spec's reference stays in
+    the main container's XZ_IMAGE (the metrics' image label, what pins are read back from)."""
+    known = catalog or load_catalog()
+    for unit in units:
+        for obj in unit.objects:
+            for container in _containers(obj):
+                pinned = known.by_digest(str(container["image"]))
+                if pinned != container["image"]:
+                    container["image"] = pinned
+                    container["imagePullPolicy"] = "IfNotPresent"  # a digest never moves
+    return units
+
+
+def _containers(obj: Any) -> list[dict[str, Any]]:
+    """The containers and init containers of every pod template in `obj` (Deployments, StatefulSets, Jobs,
+    CronJobs), found by walking its spec."""
+    found: list[dict[str, Any]] = []
+    stack: list[Any] = [obj.get("spec")]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("containers", "initContainers") and isinstance(value, list):
+                    found += [c for c in value if isinstance(c, dict) and isinstance(c.get("image"), str)]
+                else:
+                    stack.append(value)
+        elif isinstance(node, list):
+            stack += node
+    return found
 
 
 def targets(fleet: Fleet) -> list[str]:

@@ -6,6 +6,7 @@ ConfigMaps and the tests all get the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from xzctl.spec.models import EdgeNode, Fleet, InferenceService
 
 NODE_CONFIG_FILE = "node.yaml"
 SERVER_CONFIG_FILE = "data/.config.yaml"  # the path the xiaozhi server deep-merges over its config.yaml
+
+ImageRefs = Callable[[str], str]  # the spec's image reference -> the reference a node pulls
 
 # In-cluster (main) ports of the per-node Services: the service contract's, and those of the node's own helpers.
 SERVICE_PORTS = {
@@ -51,24 +54,25 @@ def service_host(fleet: Fleet, node: EdgeNode, service: str) -> str:
     return f"{service_name(node.id, service)}.{namespace}.svc.cluster.local"
 
 
-def _inference(fleet: Fleet, node: EdgeNode, name: str, svc: InferenceService) -> dict[str, Any]:
+def _inference(fleet: Fleet, node: EdgeNode, name: str, svc: InferenceService, pull: ImageRefs) -> dict[str, Any]:
     return {
         "replicas": svc.replicas,
         "model": svc.model,
         "batch_size": svc.batch_size,
-        "image": svc.image,
+        "image": pull(svc.image),
         "gpu_per_replica": svc.gpu_per_replica,
         "endpoint": f"http://{service_host(fleet, node, name)}:{SERVICE_PORTS[name]}",
     }
 
 
-def node_context(fleet: Fleet, node: EdgeNode) -> dict[str, Any]:
-    """Everything the two templates need, as plain values (the templates only lay them out)."""
+def node_context(fleet: Fleet, node: EdgeNode, pull: ImageRefs = str) -> dict[str, Any]:
+    """Everything the two templates need, as plain values (the templates only lay them out). `pull` writes an
+    image as the node pulls it: the callers pin catalog images by the lock's digest (`Catalog.by_digest`)."""
     s = node.services
     server = s.xiaozhi_server
     http = "https" if server.websocket_scheme == "wss" else "http"
     router_key = fleet.secrets.llm_router_key
-    services: dict[str, Any] = {name: _inference(fleet, node, name, svc) for name, svc in s.inference().items()}
+    services: dict[str, Any] = {name: _inference(fleet, node, name, svc, pull) for name, svc in s.inference().items()}
     services["asr"]["streaming"] = s.asr.streaming.model_dump()
     services["tts"] |= {"cache_size": s.tts.cache_size, "fallback_voice": s.tts.fallback_voice}
     services["cache"] = {
@@ -133,9 +137,9 @@ def _providers(fleet: Fleet, node: EdgeNode) -> dict[str, Any]:
     }
 
 
-def render_node_documents(fleet: Fleet, node: EdgeNode) -> NodeDocuments:
+def render_node_documents(fleet: Fleet, node: EdgeNode, pull: ImageRefs = str) -> NodeDocuments:
     """The node's node.yaml and xiaozhi server override, rendered from the spec."""
-    context = node_context(fleet, node)
+    context = node_context(fleet, node, pull)
     return NodeDocuments(
         node_id=node.id,
         node_config=render_template("node.yaml.j2", context),
@@ -152,12 +156,12 @@ def find_node(fleet: Fleet, node_id: str) -> EdgeNode:
         raise NotFoundError(f"no edge node {node_id!r} in the fleet", hint=f"known: {known}") from None
 
 
-def region_documents(fleet: Fleet, region: str) -> dict[str, str]:
+def region_documents(fleet: Fleet, region: str, pull: ImageRefs = str) -> dict[str, str]:
     """Every node of a region as `<node-id>/<file>` -> content."""
     if region not in fleet.regions:
         raise NotFoundError(f"no region {region!r} in the fleet", hint=f"known: {', '.join(fleet.regions)}")
     files: dict[str, str] = {}
     for node in fleet.regions[region].edge_nodes:
-        for path, text in render_node_documents(fleet, node).files().items():
+        for path, text in render_node_documents(fleet, node, pull).files().items():
             files[f"{node.id}/{path}"] = text
     return files

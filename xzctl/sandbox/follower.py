@@ -29,12 +29,10 @@ def running_images(pods: list[Any]) -> dict[tuple[str, str, str], str]:
         node, service = labels.get(NODE_LABEL), labels.get(SERVICE_LABEL)
         if not node or not service or pod.status.phase != "Running" or pod.metadata.deletion_timestamp:
             continue
-        # The main container carries the image in XZ_IMAGE (the metrics' image label); init containers do not.
-        main = next(
-            (c for c in pod.spec.containers if any(e.name == IMAGE_ENV for e in c.env or [])),
-            pod.spec.containers[0],
-        )
-        out[(node, service, labels.get(TRACK_LABEL) or "stable")] = main.image
+        # The main container carries the pinned reference in XZ_IMAGE (the metrics' image label; its `image` is
+        # that reference by digest); init containers do not.
+        named = (e.value for c in pod.spec.containers for e in c.env or [] if e.name == IMAGE_ENV and e.value)
+        out[(node, service, labels.get(TRACK_LABEL) or "stable")] = next(named, pod.spec.containers[0].image)
     return out
 
 
