@@ -43,7 +43,7 @@ class ScriptedSocket:
         time.sleep(min(timeout, 0.01))  # a blocking recv that got nothing within its timeout
         raise TimeoutError
 
-    def close(self) -> None:
+    def __exit__(self, *exc: object) -> None:
         pass
 
 
@@ -117,14 +117,14 @@ def test_turn_without_connection_is_closed() -> None:
 def test_hello_refused_is_auth() -> None:
     device, _ = client([(0, CLOSED)])
     with pytest.raises(DeviceError) as caught:
-        device._await_hello()
+        device._hello()
     assert caught.value.failure == "auth"
 
 
 def test_no_hello_is_connect() -> None:
     device, _ = client([(0, json.dumps({"type": "hello"}))])  # no session id: not a hello
     with pytest.raises(DeviceError) as caught:
-        device._await_hello()
+        device._hello()
     assert caught.value.failure == "connect"
 
 

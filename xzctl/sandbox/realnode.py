@@ -75,7 +75,9 @@ class RealNode:
         return {
             "node": self.node,
             "devices": self.devices,
-            "services": {s.name + f"-{s.port}": {"url": s.url, "source": s.source} for s in self.all()},
+            "services": {
+                s.name + f"-{s.port}": {"url": s.url, "source": s.source, "pid": s.process.pid} for s in self.all()
+            },
             "xiaozhi": self.xiaozhi or None,
             "pids": [s.process.pid for s in self.all()],
             "containers": [s.container for s in self.all() if s.container],
