@@ -35,6 +35,7 @@ FRAME_BYTES = FRAME_SAMPLES * 2  # 16-bit mono PCM
 MAX_MESSAGE_BYTES = 256 * 1024  # a reply Opus frame is < 1 KiB, a text message a few KiB
 MAX_OTA_BYTES = 64 * 1024
 MAX_TRANSCRIPT_CHARS = 2000
+MAX_TOKEN_CHARS = 1024  # upstream's token: a base64 HMAC-SHA256 and a timestamp, ~55 characters
 HELLO = {
     "type": "hello",
     "version": 1,
@@ -149,8 +150,8 @@ class DeviceClient:
             token = json.loads(raw[:MAX_OTA_BYTES])["websocket"]["token"]
         except (ValueError, KeyError, TypeError) as exc:
             raise DeviceError("connect", f"OTA {self.ota_url}: no websocket token in the answer") from exc
-        if not isinstance(token, str):
-            raise DeviceError("connect", f"OTA {self.ota_url}: the websocket token is not a string")
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+            raise DeviceError("connect", f"OTA {self.ota_url}: the websocket token is not a string of a token's size")
         return token
 
     def connect(self, token: str | None = None) -> None:
