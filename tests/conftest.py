@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.rollout_sandbox",
     "tests.fixtures.engine",
     "tests.fixtures.image_catalog",
+    "tests.fixtures.xiaozhi",
 ]
 
 

@@ -2,6 +2,8 @@
 same package with this Python), fed by a load generator whose simulated devices speak known text, scored by word
 error rate. Prometheus scrapes the services and the generator next to the simulated nodes, in the edge job with the
 node's region and node labels, so alerts, capacity and the canary analysis read real inference for that node.
+With the upstream source (`xiaozhi_source`), the node also runs the upstream xiaozhi server wired to those services
+and to an LLM stand-in (xzctl.sandbox.xiaozhi): devices then speak the real protocol to it.
 
 The devices are the node's own count scaled to this machine: devices x local cores / the node's cores.
 """
@@ -29,6 +31,8 @@ SERVICES = ("vad", "asr", "tts")
 READY_TIMEOUT = 180.0
 LOADGEN_TIMEOUT = 60.0
 TURN_INTERVAL = 20.0  # seconds between a device's turns: a conversation turn, not a stream of requests
+# command-line marks of the processes a real node starts (the xiaozhi server is known by its working directory)
+OURS = (b"xz_inference", b"buildah", b"xzctl.sandbox.llm_standin", b"xzctl.loadtest")
 
 
 def scaled_devices(node: EdgeNode, cores: int | None = None) -> int:
@@ -45,18 +49,30 @@ class RealNode:
     loadgen: RunningService | None = None
     devices: int = 0
     extra: list[RunningService] = field(default_factory=list)  # canary replicas started later
+    upstream: list[RunningService] = field(default_factory=list)  # the xiaozhi server and its LLM stand-in
+    xiaozhi: dict[str, str] = field(default_factory=dict)  # the stable path's websocket_url, ota_url, work_dir
+    probes: list[RunningService] = field(default_factory=list)  # devices taking turns through each xiaozhi server
+    server_dirs: list[str] = field(default_factory=list)  # each xiaozhi server's working directory
+    # what a canary's turn path needs (xzctl.sandbox.turnpath); not recorded
+    fleet: Fleet | None = None
+    xiaozhi_source: str | Path | None = None
+    log_dir: Path | None = None
+
+    def scraped(self) -> list[RunningService]:
+        return [*self.services.values(), *self.extra, *([self.loadgen] if self.loadgen else []), *self.probes]
 
     def all(self) -> list[RunningService]:
-        return [*self.services.values(), *self.extra, *([self.loadgen] if self.loadgen else [])]
+        return [*self.scraped(), *self.upstream]
 
     def scrape_targets(self) -> list[dict[str, Any]]:
-        """Static configs for the edge job: one target per real service, labelled with the node."""
+        """Static configs for the edge job: one target per real service, labelled with the node (upstream's server
+        and the LLM stand-in expose no metrics)."""
         return [
             {
                 "targets": [f"127.0.0.1:{s.port}"],
                 "labels": {"instance": f"{self.node}/{s.name}-{s.port}", c.REGION: self.region, c.NODE: self.node},
             }
-            for s in self.all()
+            for s in self.scraped()
         ]
 
     def to_json(self) -> dict[str, Any]:
@@ -64,8 +80,11 @@ class RealNode:
             "node": self.node,
             "devices": self.devices,
             "services": {
-                s.name + f"-{s.port}": {"url": s.url, "source": s.source, "ports": s.ports} for s in self.all()
+                s.name + f"-{s.port}": {"url": s.url, "source": s.source, "ports": s.ports, "pid": s.process.pid}
+                for s in self.all()
             },
+            "xiaozhi": self.xiaozhi or None,
+            "server_dirs": self.server_dirs,
             "pids": [s.process.pid for s in self.all()],
             "containers": [s.container for s in self.all() if s.container],
         }
@@ -116,12 +135,18 @@ def start_real_node(
     turn_interval: float = TURN_INTERVAL,
     duration_seconds: float = 7 * 86400.0,
     catalog_dir: Path | None = None,
+    xiaozhi_source: str | Path | None = None,
 ) -> RealNode:
-    """Start the node's services, wait until each is ready (a real warm-up inference), then the load generator."""
+    """Start the node's services, wait until each is ready (a real warm-up inference), then the load generator;
+    with `xiaozhi_source`, the upstream xiaozhi server too."""
     node = next((n for n in fleet.edge_nodes() if n.id == node_id), None)
     if node is None:
         known = ", ".join(n.id for n in fleet.edge_nodes()[:5])
         raise BadInputError(f"--real-node {node_id!r} is not an edge node of the fleet", hint=f"e.g. {known}")
+    if xiaozhi_source is not None and devices is None:
+        # the node's devices talk through the xiaozhi server (the probe): the load generator keeps one device for
+        # the service-level metrics, instead of a queue of synthetic requests that starves the real turns' ASR
+        devices = 1
     real = RealNode(node.id, node.region, {}, devices=devices or scaled_devices(node))
     # region and node come from the scrape targets' labels, as in production
     labels = {sc.TRACK_ENV: "stable"}
@@ -154,6 +179,11 @@ def start_real_node(
         config_file.write_text(json.dumps(config), encoding="utf-8")
         real.loadgen = _start_loadgen(config_file, loadgen_port, labels, log_dir, catalog_dir)
         wait_ready(real.loadgen, LOADGEN_TIMEOUT)
+        if xiaozhi_source is not None:
+            from xzctl.sandbox.turnpath import start_turn_path
+
+            real.fleet, real.xiaozhi_source, real.log_dir = fleet, xiaozhi_source, log_dir
+            real.xiaozhi = start_turn_path(real, real.services["asr"], track="stable")
     except BaseException:
         stop_real_node(real)
         raise
@@ -207,12 +237,14 @@ def stop_recorded_real_node(record: dict[str, Any]) -> None:
     import contextlib
     import signal
 
+    server_dirs = {*(record.get("server_dirs") or []), (record.get("xiaozhi") or {}).get("work_dir")} - {None}
     for pid in record.get("pids", []):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
-        if b"xz_inference" in cmdline or b"buildah" in cmdline:
+        if any(mark in cmdline for mark in OURS) or cwd in server_dirs:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10.0
