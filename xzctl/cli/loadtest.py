@@ -12,7 +12,8 @@ from rich.console import Console
 from xzctl.cli._common import Output, OutputOption, StateDirOption, duration, emit, stderr
 from xzctl.cli._layout import Column, print_table
 from xzctl.errors import BadInputError, NoSandboxError
-from xzctl.loadtest.settings import TURN_EVERY, TURN_TIMEOUT, Arrivals, LoadSettings
+from xzctl.loadtest.corpus import load_corpus
+from xzctl.loadtest.settings import TURN_EVERY, TURN_TIMEOUT, Arrivals, LoadSettings, check_workers
 from xzctl.loadtest.summary import FIRST_AUDIO, STT, TURN, Snapshot
 
 if TYPE_CHECKING:
@@ -42,7 +43,8 @@ def _target(url: str | None, ota_url: str | None, state_dir: Path | None) -> tup
     server = (info.real_node or {}).get("server") or {}
     if not (server.get("websocket_url") and server.get("ota_url")):
         raise BadInputError(
-            "the sandbox has no real node with a xiaozhi server", hint="xzctl sandbox up --real-node NODE, or give --url and --ota-url"
+            "the sandbox has no real node with a xiaozhi server",
+            hint="xzctl sandbox up --real-node NODE, or give --url and --ota-url",
         )
     return str(server["websocket_url"]), str(server["ota_url"])
 
@@ -65,29 +67,69 @@ def print_summary(console: Console, snap: Snapshot, *, wide: bool) -> None:
     for name, label in ((STT, "stt"), (FIRST_AUDIO, "first audio"), (TURN, "whole turn")):
         t = snap.timing(name)
         rows.append([label, str(t.count), *(f"{v:.2f}s" if v is not None else "-" for v in (t.p50, t.p95, t.max))])
-    columns = [Column("measure"), Column("turns", justify="right"), Column("p50", justify="right"), Column("p95", justify="right"), Column("max", 1, "right")]
+    columns = [
+        Column("measure"),
+        Column("turns", justify="right"),
+        Column("p50", justify="right"),
+        Column("p95", justify="right"),
+        Column("max", 1, "right"),
+    ]
     title = f"{snap.devices} devices, {snap.turns} turns, {snap.failed} failed ({100 * snap.failed_ratio:.1f}%) in {snap.elapsed:.0f}s"
     print_table(console, columns, rows, wide=wide, title=title + (" (interrupted)" if snap.interrupted else ""))
     if snap.failures:
-        console.print("failures: " + ", ".join(f"{kind} {n}" for kind, n in sorted(snap.failures.items())), markup=False)
+        console.print(
+            "failures: " + ", ".join(f"{kind} {n}" for kind, n in sorted(snap.failures.items())), markup=False
+        )
 
 
 @app.command()
-def run(
+def run(  # noqa: PLR0917 (each Typer option is a parameter)
     devices: int = typer.Option(4, "--devices", "-n", help="Emulated devices, each with its own session."),
     duration_: float = typer.Option("90s", "--duration", "-d", parser=duration, help="How long the load lasts."),
     ramp: float = typer.Option("0", "--ramp", parser=duration, help="Start the devices evenly over this time."),
-    turn_every: float = typer.Option(f"{TURN_EVERY:g}s", "--turn-every", parser=duration, help="Mean time between a device's turns."),
-    arrivals: Arrivals = typer.Option(Arrivals.EVERY, "--arrivals", help="every: fixed pace, devices out of phase; poisson: random gaps; burst: all devices at once."),
-    corpus: Path | None = typer.Option(None, "--corpus", help="Folder of 16-bit mono WAVs to speak. Default: built-in sentences spoken by espeak-ng (cached)."),
-    url: str | None = typer.Option(None, "--url", help="The node's WebSocket URL (ws://...). Default: the sandbox's real node."),
-    ota_url: str | None = typer.Option(None, "--ota-url", help="The node's OTA URL (http://...), where devices get their token."),
-    turn_timeout: float = typer.Option(f"{TURN_TIMEOUT:g}s", "--turn-timeout", parser=duration, help="A reply not complete by then is a failed turn."),
-    workers: int = typer.Option(0, "--workers", help="Local Locust worker processes (0: devices run in this process). Other machines: xzctl loadtest worker --master HOST:PORT."),
-    remote_workers: int = typer.Option(0, "--remote-workers", help="Workers on other machines to wait for (xzctl loadtest worker --master HOST:PORT)."),
-    master_bind: str = typer.Option("127.0.0.1:0", "--master-bind", help="HOST:PORT the master listens on for workers (0: any free port; local workers only need loopback)."),
-    metrics_port: int | None = typer.Option(None, "--metrics-port", help="Serve the turn metrics on 127.0.0.1:PORT/metrics for Prometheus while the run lasts."),
-    csv: str | None = typer.Option(None, "--csv", help="Also write Locust's CSV stats to PREFIX_stats.csv, PREFIX_failures.csv, ..."),
+    turn_every: float = typer.Option(
+        f"{TURN_EVERY:g}s", "--turn-every", parser=duration, help="Mean time between a device's turns."
+    ),
+    arrivals: Arrivals = typer.Option(
+        Arrivals.EVERY,
+        "--arrivals",
+        help="every: fixed pace, devices out of phase; poisson: random gaps; burst: all devices at once.",
+    ),
+    corpus: Path | None = typer.Option(
+        None,
+        "--corpus",
+        help="Folder of 16-bit mono WAVs to speak. Default: built-in sentences spoken by espeak-ng (cached).",
+    ),
+    url: str | None = typer.Option(
+        None, "--url", help="The node's WebSocket URL (ws://...). Default: the sandbox's real node."
+    ),
+    ota_url: str | None = typer.Option(
+        None, "--ota-url", help="The node's OTA URL (http://...), where devices get their token."
+    ),
+    turn_timeout: float = typer.Option(
+        f"{TURN_TIMEOUT:g}s", "--turn-timeout", parser=duration, help="A reply not complete by then is a failed turn."
+    ),
+    workers: int = typer.Option(
+        0,
+        "--workers",
+        help="Local Locust worker processes (0: devices run in this process). Other machines: xzctl loadtest worker --master HOST:PORT.",
+    ),
+    remote_workers: int = typer.Option(
+        0, "--remote-workers", help="Workers on other machines to wait for (xzctl loadtest worker --master HOST:PORT)."
+    ),
+    master_bind: str = typer.Option(
+        "127.0.0.1:0",
+        "--master-bind",
+        help="HOST:PORT the master listens on for workers (0: any free port; local workers only need loopback).",
+    ),
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        help="Serve the turn metrics on 127.0.0.1:PORT/metrics for Prometheus while the run lasts.",
+    ),
+    csv: str | None = typer.Option(
+        None, "--csv", help="Also write Locust's CSV stats to PREFIX_stats.csv, PREFIX_failures.csv, ..."
+    ),
     track: str = typer.Option("stable", "--track", help="The track label of the exported metrics (stable or canary)."),
     state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
@@ -101,17 +143,13 @@ def run(
     settings = LoadSettings(
         ws, ota, devices, duration_, ramp, turn_every, arrivals, str(corpus) if corpus else None, turn_timeout, track
     )
+    check_workers(workers, remote_workers)
+    bind = _host_port(master_bind, "--master-bind")
+    load_corpus(settings.corpus)  # a bad corpus or no espeak-ng: one line before Locust starts
     from xzctl.loadtest.engine import RunOptions
     from xzctl.loadtest.engine import run as run_load
 
-    options = RunOptions(
-        workers=workers,
-        remote_workers=remote_workers,
-        master_bind=_host_port(master_bind, "--master-bind"),
-        metrics_port=metrics_port,
-        csv_prefix=csv,
-        progress=_progress(stderr),
-    )
+    options = RunOptions(workers, remote_workers, bind, metrics_port, csv, _progress(stderr))
     snap = run_load(settings, options)
     if stderr.is_terminal:
         stderr.print()
@@ -122,7 +160,9 @@ def run(
 
 @app.command()
 def worker(
-    master: str = typer.Option(..., "--master", help="HOST:PORT of a `loadtest run --workers` master (its Locust port)."),
+    master: str = typer.Option(
+        ..., "--master", help="HOST:PORT of a `loadtest run --workers` master (its Locust port)."
+    ),
 ) -> None:
     """Emulate devices for a master on another machine, until it ends its run.
 
@@ -139,4 +179,3 @@ def _host_port(text: str, flag: str) -> tuple[str, int]:
     if not host or not port.isdigit() or int(port) > 65535:
         raise BadInputError(f"{flag} {text!r} is not HOST:PORT")
     return host, int(port)
-

@@ -83,9 +83,14 @@ def _write_once(path: Path, data: bytes) -> None:
 
 def synthesise(text: str, voice: str) -> bytes:
     if shutil.which("espeak-ng") is None:
-        raise ExternalToolError("espeak-ng is not installed: the built-in corpus is spoken by it", hint="apt-get install espeak-ng, or give --corpus DIR")
+        raise ExternalToolError(
+            "espeak-ng is not installed: the built-in corpus is spoken by it",
+            hint="apt-get install espeak-ng, or give --corpus DIR",
+        )
     try:
-        done = subprocess.run(["espeak-ng", "--stdout", "-v", voice, "--", text], capture_output=True, timeout=30, check=False)
+        done = subprocess.run(
+            ["espeak-ng", "--stdout", "-v", voice, "--", text], capture_output=True, timeout=30, check=False
+        )
     except subprocess.TimeoutExpired:
         raise ExternalToolError("espeak-ng did not finish in 30 s") from None
     if done.returncode != 0:
@@ -99,7 +104,9 @@ def read_wav(data: bytes, name: str) -> bytes:
         with wave.open(io.BytesIO(data)) as w:
             width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
             if width != 2 or channels != 1:
-                raise BadInputError(f"{name}: {channels} channel(s) of {8 * width} bits", hint="give 16-bit mono WAV files")
+                raise BadInputError(
+                    f"{name}: {channels} channel(s) of {8 * width} bits", hint="give 16-bit mono WAV files"
+                )
             # read to the bound, not to the header's count: espeak-ng's --stdout header says 2^31 frames
             limit = int(MAX_UTTERANCE_SECONDS * rate)
             pcm = w.readframes(limit + 1)

@@ -29,13 +29,23 @@ from locust.stats import RequestStats, StatsCSVFileWriter
 
 from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.loadtest.corpus import Utterance, load_corpus
-from xzctl.loadtest.settings import LoadSettings, first_delay, next_delay
-from xzctl.loadtest.summary import FAILED, FIRST_AUDIO, STT, TIMED, TURN, Snapshot, Timing, cumulative, exposition, failure_kind
+from xzctl.loadtest.settings import LoadSettings, check_workers, first_delay, next_delay
+from xzctl.loadtest.summary import (
+    FAILED,
+    FIRST_AUDIO,
+    STT,
+    TIMED,
+    TURN,
+    Snapshot,
+    Timing,
+    cumulative,
+    exposition,
+    failure_kind,
+)
 
 locust.runners.WORKER_REPORT_INTERVAL = 1.0  # workers report each second: the run's end waits for one report, not 3 s
 WORKERS_READY_SECONDS = 60.0
 PREFLIGHT_SECONDS = 10.0
-MAX_WORKERS = 64
 
 
 class TurnOutcome(Protocol):
@@ -59,7 +69,8 @@ def protocol_device(settings: LoadSettings, device_id: str) -> Device:
     """A device speaking the real protocol to the node's xiaozhi server."""
     from xzctl.loadtest.device import DeviceClient
 
-    return DeviceClient(settings.ws_url, settings.ota_url, device_id, timeout=settings.turn_timeout)
+    device: Device = DeviceClient(settings.ws_url, settings.ota_url, device_id, timeout=settings.turn_timeout)
+    return device
 
 
 class DeviceUser(User):
@@ -90,11 +101,29 @@ class DeviceUser(User):
         self.took = time.monotonic() - started
         fire = self.environment.events.request.fire
         if outcome is not None and outcome.ok:
-            for name, value in ((STT, outcome.stt_seconds), (FIRST_AUDIO, outcome.first_audio_seconds), (TURN, outcome.turn_seconds)):
+            for name, value in (
+                (STT, outcome.stt_seconds),
+                (FIRST_AUDIO, outcome.first_audio_seconds),
+                (TURN, outcome.turn_seconds),
+            ):
                 if value is not None:
-                    fire(request_type="turn", name=name, response_time=value * 1000, response_length=0, exception=None, context={})
+                    fire(
+                        request_type="turn",
+                        name=name,
+                        response_time=value * 1000,
+                        response_length=0,
+                        exception=None,
+                        context={},
+                    )
             return
-        fire(request_type="turn", name=FAILED, response_time=self.took * 1000, response_length=0, exception=kind, context={})
+        fire(
+            request_type="turn",
+            name=FAILED,
+            response_time=self.took * 1000,
+            response_length=0,
+            exception=kind,
+            context={},
+        )
         self._hang_up()  # the next turn starts a fresh session, as a device does after a lost reply
 
     def _turn(self, pcm: bytes) -> tuple[TurnOutcome | None, str]:
@@ -170,9 +199,7 @@ WORKER_COMMAND = [sys.executable, "-m", "xzctl", "loadtest", "worker"]
 def run(settings: LoadSettings, options: RunOptions) -> Snapshot:
     """Run the load test to its end (or Ctrl-C: the figures so far, `interrupted`); a node that does not answer a
     first device at all is an error before any load starts."""
-    for flag, n in (("--workers", options.workers), ("--remote-workers", options.remote_workers)):
-        if not 0 <= n <= MAX_WORKERS:
-            raise BadInputError(f"{flag} {n}: give 0 to {MAX_WORKERS} worker processes")
+    check_workers(options.workers, options.remote_workers)
     load_corpus(settings.corpus)  # bad corpus or no espeak-ng: one line before anything starts
     preflight(settings, options.factory)
     DeviceUser.factory = options.factory
@@ -212,11 +239,7 @@ def run(settings: LoadSettings, options: RunOptions) -> Snapshot:
 
 def _locust_options(**extra: Any) -> argparse.Namespace:
     # Locust's own defaults (its master reads some of them), with ours beside them: they travel to the workers
-    parser = argument_parser.get_empty_argument_parser()
-    argument_parser.setup_parser_arguments(parser)
-    options = parser.parse_args(args=[])
-    vars(options).update(extra)
-    return options
+    return argparse.Namespace(**argument_parser.default_args_dict(), **extra)
 
 
 def _until(deadline: float, now: Callable[[], Snapshot], progress: Callable[[Snapshot], None] | None) -> None:
@@ -278,12 +301,16 @@ def _workers(runner: MasterRunner, options: RunOptions) -> Iterator[None]:
     command = [*(options.worker_command or WORKER_COMMAND), "--master", f"127.0.0.1:{runner.server.port}"]
     count = options.workers + options.remote_workers
     # their own session: Ctrl-C reaches the master only, which stops them through Locust
-    procs = [subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL) for _ in range(options.workers)]
+    procs = [
+        subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL) for _ in range(options.workers)
+    ]
     try:
         deadline = time.monotonic() + WORKERS_READY_SECONDS
         while runner.worker_count < count:
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                raise UnknownStateError(f"{runner.worker_count} of {count} workers connected in {WORKERS_READY_SECONDS:g} s")
+                raise UnknownStateError(
+                    f"{runner.worker_count} of {count} workers connected in {WORKERS_READY_SECONDS:g} s"
+                )
             gevent.sleep(0.2)
         yield
     finally:

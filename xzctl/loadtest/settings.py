@@ -16,6 +16,7 @@ from xzctl.errors import BadInputError
 TURN_EVERY = 20.0  # seconds between a device's turns: the realistic rate (one turn per device per 20 s)
 TURN_TIMEOUT = 30.0  # a reply not complete after this is a failed turn (the contract's top bucket)
 MAX_DEVICES = 100_000  # a bound on the loop that spawns users, far above what one machine emulates
+MAX_WORKERS = 64
 
 
 class Arrivals(StrEnum):
@@ -46,7 +47,9 @@ class LoadSettings:
             if value <= 0:
                 raise BadInputError(f"{flag} must be more than 0 seconds, not {value:g}")
         if self.ramp < 0 or self.ramp >= self.duration:
-            raise BadInputError(f"--ramp {self.ramp:g}s must be at least 0 and shorter than --duration {self.duration:g}s")
+            raise BadInputError(
+                f"--ramp {self.ramp:g}s must be at least 0 and shorter than --duration {self.duration:g}s"
+            )
         if self.turn_timeout <= 0:
             raise BadInputError(f"--turn-timeout must be more than 0 seconds, not {self.turn_timeout:g}")
         _check_url(self.ws_url, ("ws", "wss"), "--url")
@@ -68,6 +71,12 @@ class LoadSettings:
         return cls(**values)
 
 
+def check_workers(local: int, remote: int) -> None:
+    for flag, n in (("--workers", local), ("--remote-workers", remote)):
+        if not 0 <= n <= MAX_WORKERS:
+            raise BadInputError(f"{flag} {n}: give 0 to {MAX_WORKERS} worker processes")
+
+
 def _check_url(url: str, schemes: tuple[str, ...], flag: str) -> None:
     try:
         parts = urlsplit(url)
@@ -76,7 +85,9 @@ def _check_url(url: str, schemes: tuple[str, ...], flag: str) -> None:
         port_ok = False
         parts = urlsplit("")
     if parts.scheme not in schemes or not parts.hostname or not port_ok:
-        raise BadInputError(f"{flag} {url!r} is not a {'/'.join(schemes)} URL", hint=f"e.g. {schemes[0]}://127.0.0.1:8000/")
+        raise BadInputError(
+            f"{flag} {url!r} is not a {'/'.join(schemes)} URL", hint=f"e.g. {schemes[0]}://127.0.0.1:8000/"
+        )
 
 
 def first_delay(arrivals: Arrivals, every: float, rng: random.Random, now: float) -> float:
