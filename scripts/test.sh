@@ -9,7 +9,9 @@ command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
-for tool in mmdebstrap buildah espeak-ng; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+# ffmpeg/ffprobe: the upstream xiaozhi server decodes TTS audio with them; libopus0: the test devices' Opus encoder
+for tool in mmdebstrap buildah espeak-ng ffmpeg; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+[ -e /usr/lib/x86_64-linux-gnu/libopus.so.0 ] || ldconfig -p | grep -q libopus.so.0 || missing+=(libopus0)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   apt-get update -qq

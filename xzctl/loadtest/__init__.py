@@ -1,5 +1,6 @@
-"""Emulated devices: Locust users that speak the device protocol to a node's xiaozhi server and measure its turns.
+"""Devices that speak the real xiaozhi protocol to a node's upstream server: the turn probe and the load tests.
 
-`settings` (what a run is: devices, arrivals, duration, target) and `corpus` (the speech the devices say) are plain;
-`engine` is the Locust side (it imports gevent, which patches the process: import it only where a run happens).
+`device` is one device; `settings` (what a load test is: devices, arrivals, duration, target), `corpus` (what the
+devices say) and `summary` are plain; `engine` is the Locust side (it imports gevent, which patches the process:
+import it only where a run happens).
 """

@@ -35,6 +35,8 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3
 # A device's turn: the seed's KPI is 3 s end to end, an overloaded node takes 10-20 s, a lost reply times out at 30 s.
 TURN_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
 TURN_RESULTS = ("ok", "failed")
+# what went wrong in a failed turn (the `kind` label of TURN_FAILURES), as the device saw it
+TURN_FAILURE_KINDS = ("connect", "auth", "no_transcript", "no_audio", "timeout", "closed", "error")
 
 
 class MetricType(StrEnum):
