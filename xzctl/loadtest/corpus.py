@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
-import subprocess
 import wave
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
-from xzctl.errors import BadInputError, ExternalToolError
+from xzctl.errors import BadInputError
+from xzctl.loadtest.speech import speak
 
 RATE = 16000
 MAX_UTTERANCE_SECONDS = 30.0  # a device's turn is a sentence; longer files are not turns
@@ -68,7 +67,7 @@ def builtin_corpus(voice: str = "en-us") -> list[Utterance]:
     for i, text in enumerate(SENTENCES):
         path = folder / f"{i:02d}.wav"
         if not path.exists():
-            _write_once(path, to_wav(read_wav(synthesise(text, voice), text)))
+            _write_once(path, to_wav(speak(text, voice)))
         out.append(Utterance(text, read_wav(path.read_bytes(), str(path))))
     return out
 
@@ -79,23 +78,6 @@ def _write_once(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
-
-
-def synthesise(text: str, voice: str) -> bytes:
-    if shutil.which("espeak-ng") is None:
-        raise ExternalToolError(
-            "espeak-ng is not installed: the built-in corpus is spoken by it",
-            hint="apt-get install espeak-ng, or give --corpus DIR",
-        )
-    try:
-        done = subprocess.run(
-            ["espeak-ng", "--stdout", "-v", voice, "--", text], capture_output=True, timeout=30, check=False
-        )
-    except subprocess.TimeoutExpired:
-        raise ExternalToolError("espeak-ng did not finish in 30 s") from None
-    if done.returncode != 0:
-        raise ExternalToolError(f"espeak-ng failed: {done.stderr.decode(errors='replace').strip()[:200]}")
-    return done.stdout
 
 
 def read_wav(data: bytes, name: str) -> bytes:

@@ -134,10 +134,10 @@ class DeviceUser(User):
                     self.device.connect()
                 except Exception as exc:  # a dead or refusing node is a failed turn, not a crashed device
                     self.device = None
-                    return None, failure_kind(getattr(exc, "kind", "connect"))
+                    return None, failure_kind(getattr(exc, "failure", "connect"))
             outcome = self.device.turn(pcm)
         except Exception as exc:  # the device's fault is this turn's failure; the run goes on
-            return None, failure_kind(getattr(exc, "kind", "error"))
+            return None, failure_kind(getattr(exc, "failure", "error"))
         return outcome, failure_kind(outcome.failure)
 
     def _hang_up(self) -> None:

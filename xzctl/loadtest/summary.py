@@ -14,12 +14,11 @@ from xzctl.metrics import contract as c
 # The stats entries a device's turn writes (Locust's request names), and the contract metric of each.
 STT, FIRST_AUDIO, TURN, FAILED = "stt", "first_audio", "turn", "failed"
 TIMED = {STT: c.TURN_STT_SECONDS, FIRST_AUDIO: c.TURN_FIRST_AUDIO_SECONDS, TURN: c.TURN_SECONDS}
-FAILURE_KINDS = ("connect", "auth", "no_transcript", "no_audio", "timeout", "closed", "error")
 
 
 def failure_kind(raw: object) -> str:
     """The contract's kind of a failed turn; anything else a device reports is `error` (label values are data)."""
-    return raw if isinstance(raw, str) and raw in FAILURE_KINDS else "error"
+    return raw if isinstance(raw, str) and raw in c.TURN_FAILURE_KINDS else "error"
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def exposition(snapshot: Snapshot, track: str) -> str:
     lines.append(f'{c.TURNS.name}{{track="{track}",result="ok"}} {snapshot.turns - snapshot.failed}')
     lines.append(f'{c.TURNS.name}{{track="{track}",result="failed"}} {snapshot.failed}')
     lines += _header(c.TURN_FAILURES)
-    for kind in sorted({*FAILURE_KINDS, *snapshot.failures}):
+    for kind in sorted({*c.TURN_FAILURE_KINDS, *snapshot.failures}):
         lines.append(f'{c.TURN_FAILURES.name}{{track="{track}",kind="{kind}"}} {snapshot.failures.get(kind, 0)}')
     return "\n".join(lines) + "\n"
 
