@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 
-from xzctl.cli._common import Output, OutputOption, StateDirOption, duration, emit, stderr
+from xzctl.cli._common import Output, OutputOption, StateDirOption, duration, emit, option_set, stderr
 from xzctl.cli._layout import Column, print_table
 from xzctl.errors import BadInputError, NoSandboxError
 from xzctl.loadtest.corpus import load_corpus
 from xzctl.loadtest.settings import TURN_EVERY, TURN_TIMEOUT, Arrivals, LoadSettings, check_workers
 from xzctl.loadtest.summary import FIRST_AUDIO, STT, TURN, Snapshot
+from xzctl.state import atomic_write
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from xzctl.spec.measured import CapacityProfile, CurvePoint
 
 app = typer.Typer(
     help="Emulated devices (Locust users) speak the device protocol to a node's xiaozhi server and measure each "
@@ -82,33 +87,61 @@ def print_summary(console: Console, snap: Snapshot, *, wide: bool) -> None:
         )
 
 
+_URL = typer.Option(
+    None, "--url", help="The node's WebSocket URL (ws://...). Default: the sandbox's real node.", show_default=False
+)
+_OTA_URL = typer.Option(
+    None, "--ota-url", help="The node's OTA URL (http://...), where devices get their token.", show_default=False
+)
+_CORPUS = typer.Option(
+    None,
+    "--corpus",
+    help="Folder of 16-bit mono WAVs to speak. Default: built-in sentences spoken by espeak-ng (cached).",
+    show_default=False,
+)
+_TURN_EVERY = typer.Option(
+    f"{TURN_EVERY:g}s", "--turn-every", parser=duration, help="Mean time between a device's turns."
+)
+_ARRIVALS = typer.Option(
+    Arrivals.EVERY,
+    "--arrivals",
+    help="every: fixed pace, devices out of phase; poisson: random gaps; burst: all devices at once.",
+)
+_TURN_TIMEOUT = typer.Option(
+    f"{TURN_TIMEOUT:g}s", "--turn-timeout", parser=duration, help="A reply not complete by then is a failed turn."
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceOptions:
+    """What every run of emulated devices takes: the node, the speech, the pace and the turn's timeout."""
+
+    url: str | None = _URL
+    ota_url: str | None = _OTA_URL
+    corpus: Path | None = _CORPUS
+    turn_every: float = _TURN_EVERY
+    arrivals: Arrivals = _ARRIVALS
+    turn_timeout: float = _TURN_TIMEOUT
+    state_dir: Path | None = StateDirOption
+
+    def settings(self, devices: int, seconds: float, ramp: float = 0.0, track: str = "stable") -> LoadSettings:
+        """Checked settings (the target, then the corpus: one line before Locust starts)."""
+        ws, ota = _target(self.url, self.ota_url, self.state_dir)
+        corpus = str(self.corpus) if self.corpus else None
+        settings = LoadSettings(
+            ws, ota, devices, seconds, ramp, self.turn_every, self.arrivals, corpus, self.turn_timeout, track
+        )
+        load_corpus(settings.corpus)
+        return settings
+
+
 @app.command()
+@option_set(DeviceOptions, "device")
 def run(  # noqa: PLR0917 (each Typer option is a parameter)
+    device: DeviceOptions,
     devices: int = typer.Option(4, "--devices", "-n", help="Emulated devices, each with its own session."),
     duration_: float = typer.Option("90s", "--duration", "-d", parser=duration, help="How long the load lasts."),
     ramp: float = typer.Option("0", "--ramp", parser=duration, help="Start the devices evenly over this time."),
-    turn_every: float = typer.Option(
-        f"{TURN_EVERY:g}s", "--turn-every", parser=duration, help="Mean time between a device's turns."
-    ),
-    arrivals: Arrivals = typer.Option(
-        Arrivals.EVERY,
-        "--arrivals",
-        help="every: fixed pace, devices out of phase; poisson: random gaps; burst: all devices at once.",
-    ),
-    corpus: Path | None = typer.Option(
-        None,
-        "--corpus",
-        help="Folder of 16-bit mono WAVs to speak. Default: built-in sentences spoken by espeak-ng (cached).",
-    ),
-    url: str | None = typer.Option(
-        None, "--url", help="The node's WebSocket URL (ws://...). Default: the sandbox's real node."
-    ),
-    ota_url: str | None = typer.Option(
-        None, "--ota-url", help="The node's OTA URL (http://...), where devices get their token."
-    ),
-    turn_timeout: float = typer.Option(
-        f"{TURN_TIMEOUT:g}s", "--turn-timeout", parser=duration, help="A reply not complete by then is a failed turn."
-    ),
     workers: int = typer.Option(
         0,
         "--workers",
@@ -131,21 +164,17 @@ def run(  # noqa: PLR0917 (each Typer option is a parameter)
         None, "--csv", help="Also write Locust's CSV stats to PREFIX_stats.csv, PREFIX_failures.csv, ..."
     ),
     track: str = typer.Option("stable", "--track", help="The track label of the exported metrics (stable or canary)."),
-    state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
     """Run emulated devices against a node and print their turns' latency and failures.
 
     Example: xzctl loadtest run --devices 4 --duration 90s
     Example: xzctl loadtest run --url ws://127.0.0.1:8000/xiaozhi/v1/ --ota-url http://127.0.0.1:8003/xiaozhi/ota/ --arrivals poisson
+    Example: xzctl loadtest run --devices 400 --workers 2   (more devices than one process emulates)
     """
-    ws, ota = _target(url, ota_url, state_dir)
-    settings = LoadSettings(
-        ws, ota, devices, duration_, ramp, turn_every, arrivals, str(corpus) if corpus else None, turn_timeout, track
-    )
+    settings = device.settings(devices, duration_, ramp, track)
     check_workers(workers, remote_workers)
     bind = _host_port(master_bind, "--master-bind")
-    load_corpus(settings.corpus)  # a bad corpus or no espeak-ng: one line before Locust starts
     from xzctl.loadtest.engine import RunOptions
     from xzctl.loadtest.engine import run as run_load
 
@@ -156,6 +185,132 @@ def run(  # noqa: PLR0917 (each Typer option is a parameter)
     emit(snap.to_json(), output, lambda console: print_summary(console, snap, wide=output is Output.WIDE))
     if snap.interrupted:
         raise typer.Exit(130)
+
+
+@app.command()
+@option_set(DeviceOptions, "device")
+def sweep(  # noqa: PLR0917 (each Typer option is a parameter)
+    device: DeviceOptions,
+    node_class: str = typer.Option(
+        ..., "--node-class", help="The class of node measured (a name the fleet's profiles use)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Where the capacity profile goes (a fleet spec names it in capacity.measured)."
+    ),
+    steps: str = typer.Option("1,2,3,4,6,8", "--steps", help="Concurrent devices per step, rising."),
+    step_duration: float = typer.Option("120s", "--step-duration", parser=duration, help="How long each step lasts."),
+    kpi: float = typer.Option(
+        "3s", "--kpi", parser=duration, help="First-audio p95 a step must stay under (the seed's 3 s)."
+    ),
+    max_failed: float = typer.Option(
+        0.001, "--max-failed", min=0.0, max=1.0, help="Failed turns a step may have (0.001 = 0.1 %)."
+    ),
+    server_processes: int = typer.Option(
+        1, "--server-processes", min=1, help="xiaozhi server processes behind the node's balancer."
+    ),
+    asr_path: str | None = typer.Option(
+        None,
+        "--asr-path",
+        help="The ASR the server uses, e.g. 'openai-compatible: whisper base.en'. Default: the sandbox real node's.",
+    ),
+    image: list[str] | None = typer.Option(
+        None, "--image", help="NAME=IMAGE of what serves the turns (repeatable). Default: the sandbox real node's."
+    ),
+    output: Output = OutputOption,
+) -> None:
+    """Raise concurrent devices step by step on one node and record its capacity: the knee under the KPI.
+
+    Each step is a load test at one turn per device per --turn-every; the sweep stops at the first step that
+    misses the KPI. A 16-core, 2-GPU node is measured the same way on that node, e.g.:
+    xzctl loadtest sweep --url ws://NODE:8000/xiaozhi/v1/ --ota-url http://NODE:8003/xiaozhi/ota/
+    --node-class edge-standard --steps 25,50,75,100,125,150,175,200 --step-duration 5m --workers 4 ...
+
+    Example: xzctl loadtest sweep --node-class sandbox-2core --out capacity/sandbox-2core.yaml --steps 1,2,3,4
+    """
+    from xzctl.loadtest.sweep import Measured, SweepPlan, build_profile, parse_steps
+    from xzctl.loadtest.sweep import sweep as run_sweep
+    from xzctl.spec.measured import profile_document
+
+    plan = SweepPlan(parse_steps(steps), step_duration, kpi, max_failed)
+    base = device.settings(plan.steps[0], step_duration)
+    what = Measured(
+        node_class, *_served_by(device, image, asr_path), server_processes, " ".join(["xzctl", *sys.argv[1:]])
+    )
+    from xzctl.loadtest.engine import RunOptions
+    from xzctl.loadtest.engine import run as run_load
+
+    def step(settings: LoadSettings) -> Snapshot:
+        stderr.print(f"step: {settings.devices} devices for {settings.duration:g}s", markup=False)
+        return run_load(settings, RunOptions(progress=_progress(stderr)))
+
+    curve, interrupted = run_sweep(base, plan, step, lambda p: stderr.print(_step_line(p), markup=False))
+    if interrupted:
+        stderr.print(f"interrupted: {len(curve)} step(s) measured, no profile written")
+        raise typer.Exit(130)
+    profile = build_profile(curve, plan, base, what)
+    atomic_write(out, profile_document(profile))
+    emit(
+        profile.model_dump(mode="json"),
+        output,
+        lambda console: _print_curve(console, profile, out, wide=output is Output.WIDE),
+    )
+
+
+def _served_by(device: DeviceOptions, images: list[str] | None, asr_path: str | None) -> tuple[dict[str, str], str]:
+    """What served the turns: the flags, else the sandbox's real node (whose processes this machine runs)."""
+    real: dict[str, Any] = {}
+    if device.url is None:
+        from xzctl.sandbox import default_state_dir, sandbox_status
+
+        info = sandbox_status(device.state_dir or default_state_dir())
+        real = (info.real_node if info else None) or {}
+    given = dict(i.split("=", 1) for i in images or [] if "=" in i)
+    if images and len(given) != len(images):
+        raise BadInputError("--image takes NAME=IMAGE, e.g. server=registry.example/xiaozhi-server:0.9.6")
+    served = given or {name: str(s.get("source", "")) for name, s in (real.get("services") or {}).items()}
+    path = asr_path or real.get("asr_path")
+    if not served or not path:
+        raise BadInputError(
+            "say what served the turns: --image NAME=IMAGE and --asr-path TEXT", hint="the profile records them"
+        )
+    return served, str(path)
+
+
+def _step_line(p: CurvePoint) -> str:
+    fa = "-" if p.first_audio_p95 is None else f"{p.first_audio_p95:.2f}s"
+    return f"step {p.devices} devices: {p.turns} turns, {p.failed} failed, first audio p95 {fa}"
+
+
+def _print_curve(console: Console, profile: CapacityProfile, out: Path, *, wide: bool) -> None:
+    def s(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}s"
+
+    rows = [
+        [
+            str(p.devices),
+            str(p.turns),
+            str(p.failed),
+            s(p.first_audio_p50),
+            s(p.first_audio_p95),
+            s(p.stt_p95),
+            s(p.turn_p95),
+            "yes" if p.within(profile.kpi_first_audio_seconds, profile.max_failed_ratio) else "no",
+        ]
+        for p in profile.curve
+    ]
+    columns = [
+        Column("devices", justify="right"),
+        Column("turns", 2, "right"),
+        Column("failed", justify="right"),
+        Column("first audio p50", 1, "right"),
+        Column("first audio p95", justify="right"),
+        Column("stt p95", 2, "right"),
+        Column("turn p95", 2, "right"),
+        Column("within KPI"),
+    ]
+    title = f"{profile.node_class}: {profile.devices_per_node} devices per node (first audio p95 <= {profile.kpi_first_audio_seconds:g}s, failed <= {profile.max_failed_ratio:.1%})"
+    print_table(console, columns, rows, wide=wide, title=title)
+    console.print(f"profile written to {out}", markup=False)
 
 
 @app.command()
