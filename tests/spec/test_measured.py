@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from xzctl.errors import BadInputError
-from xzctl.spec.measured import CurvePoint, knee, load_capacity_profile
+from tests.fixtures.measured import fake_profile, measured_example
+from xzctl.errors import BadInputError, FleetSpecError
+from xzctl.spec import load_fleet
+from xzctl.spec.measured import CurvePoint, knee, load_capacity_profile, profile_document
 
 
 def pt(devices: int, p95: float | None, turns: int = 30, failed: int = 0) -> CurvePoint:
@@ -94,3 +96,29 @@ def test_missing_or_huge_files(tmp_path: Path) -> None:
     bad.write_text("{{{")
     with pytest.raises(BadInputError, match="not a profile"):
         load_capacity_profile(bad)
+
+
+def test_a_spec_naming_a_profile_reads_it_and_warns_with_both_numbers(tmp_path: Path) -> None:
+    loaded = measured_example(tmp_path, 120)
+    node = loaded.fleet.node("bj-edge-01")
+    assert node.capacity.measured_devices == (120, str(tmp_path / "edge-standard.yaml"))
+    assert node.capacity.carried_devices == 120 and node.capacity.max_devices == 150
+    warnings = [w.render() for w in loaded.warnings if "measured" in w.message]
+    assert len(warnings) == 1  # one per profile and max_devices, not one per node
+    assert "max_devices 150 is more than the 120 devices per node measured for class edge-standard" in warnings[0]
+
+
+def test_a_measurement_above_max_devices_keeps_the_spec_cap(tmp_path: Path) -> None:
+    loaded = measured_example(tmp_path, 200)
+    assert loaded.fleet.node("bj-edge-01").capacity.carried_devices == 150
+    assert not [w for w in loaded.warnings if "measured" in w.message]
+
+
+def test_a_spec_naming_a_missing_or_forged_profile_is_refused(tmp_path: Path) -> None:
+    forged = profile_document(fake_profile(120)).replace("devices_per_node: 120", "devices_per_node: 150")
+    with pytest.raises(FleetSpecError, match="devices_per_node 150 is not the knee of its curve"):
+        measured_example(tmp_path, 120, forged)
+    (tmp_path / "edge-standard.yaml").unlink()
+    with pytest.raises(FleetSpecError) as missing:
+        load_fleet(tmp_path / "fleet.yaml")
+    assert "capacity.measured" in missing.value.one_line() and "No such file" in missing.value.one_line()

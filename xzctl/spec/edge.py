@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from xzctl.spec.base import (
     FILLED_KEY,
@@ -50,6 +50,22 @@ class Capacity(Strict):
     cpu_cores: PositiveInt
     memory_gb: PositiveInt
     gpu: GpuSpec
+    measured: LocalPath | None = Field(
+        default=None,
+        description="the node class's capacity profile (xzctl loadtest sweep), relative to the spec file",
+    )
+    # Filled by load_fleet from the profile file: (devices per node, the profile's path).
+    _measured: tuple[int, str] | None = PrivateAttr(default=None)
+
+    @property
+    def measured_devices(self) -> tuple[int, str] | None:
+        """Measured devices per node of this class and the profile they come from; None without a profile."""
+        return self._measured
+
+    @property
+    def carried_devices(self) -> int:
+        """The devices the plan counts on one node: max_devices, or fewer where a measurement says so."""
+        return min(self.max_devices, self._measured[0]) if self._measured else self.max_devices
 
 
 class InferenceService(Strict):
@@ -231,3 +247,11 @@ class Region(Strict):
     @property
     def max_devices(self) -> int:
         return sum(n.capacity.max_devices for n in self.edge_nodes)
+
+    @property
+    def carried_devices(self) -> int:
+        """Device slots the plan counts on: max_devices, or the measured figure where a node's class has one."""
+        return sum(n.capacity.carried_devices for n in self.edge_nodes)
+
+    def measured_sources(self) -> list[str]:
+        return sorted({n.capacity.measured_devices[1] for n in self.edge_nodes if n.capacity.measured_devices})

@@ -10,12 +10,15 @@ capacity report and the failover check read its devices per node.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from xzctl.errors import BadInputError
+from xzctl.errors import BadInputError, SpecProblem
+
+if TYPE_CHECKING:
+    from xzctl.spec.models import Fleet
 
 MAX_PROFILE_BYTES = 1024 * 1024
 MAX_POINTS = 200
@@ -103,6 +106,48 @@ def load_capacity_profile(path: Path) -> CapacityProfile:
             f"capacity profile {path}: devices_per_node {profile.devices_per_node} is not the knee of its curve"
         )
     return profile
+
+
+def attach_measured(fleet: Fleet, spec_path: Path, lines: dict[tuple[str | int, ...], int]) -> list[SpecProblem]:
+    """Read each profile the spec names (once per file) into its nodes' capacity; warn where max_devices is more
+    than measured. A profile that cannot be read is an error: the plan must not silently fall back to the guess."""
+    from xzctl.spec.load import format_path
+
+    problems: list[SpecProblem] = []
+    read: dict[str, CapacityProfile | None] = {}
+    warned: set[tuple[str, int]] = set()
+    for region_name, region in fleet.regions.items():
+        for i, node in enumerate(region.edge_nodes):
+            ref = node.capacity.measured
+            if ref is None:
+                continue
+            at = ("regions", region_name, "edge_nodes", i, "capacity", "measured")
+            path = spec_path.parent / ref
+            if ref not in read:
+                try:
+                    read[ref] = load_capacity_profile(path)
+                except BadInputError as exc:
+                    read[ref] = None
+                    fix = "measure the class: xzctl loadtest sweep --node-class NAME --out FILE"
+                    problems.append(SpecProblem(str(spec_path), format_path(at), exc.message, fix, lines.get(at)))
+            profile = read[ref]
+            if profile is None:
+                continue
+            node.capacity._measured = (profile.devices_per_node, str(path))
+            if node.capacity.max_devices > profile.devices_per_node and (ref, node.capacity.max_devices) not in warned:
+                warned.add((ref, node.capacity.max_devices))
+                problems.append(
+                    SpecProblem(
+                        str(spec_path),
+                        format_path(at),
+                        f"max_devices {node.capacity.max_devices} is more than the {profile.devices_per_node} devices "
+                        f"per node measured for class {profile.node_class} ({ref}, {profile.measured_at})",
+                        f"set max_devices to {profile.devices_per_node} or add server processes and measure again",
+                        lines.get(at),
+                        severity="warning",
+                    )
+                )
+    return problems
 
 
 def profile_document(profile: CapacityProfile) -> str:
