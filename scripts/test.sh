@@ -18,6 +18,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+# The upstream xiaozhi server's venv for the sandbox's real node (inference_images/xiaozhi-server/build.yaml's
+# hash-pinned wheels): built once into ~/.cache/xzctl/xiaozhi-server, seconds when present.
+echo "== xiaozhi server venv: $(python3 -m xzctl.sandbox.xiaozhi_env)"
 # checkov pins protobuf/packaging versions that pulumi cannot live with: it gets a virtualenv of its own.
 export XZCTL_CHECKOV="${XZCTL_CHECKOV:-/opt/checkov-venv/bin/checkov}"
 if [ ! -x "$XZCTL_CHECKOV" ]; then

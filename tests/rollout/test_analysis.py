@@ -78,3 +78,39 @@ def test_word_error_rate_check_asked_for_with_max_wer(canary_wer: float | None, 
     )
     m = Analyzer(RealWerProm(canary_wer), "asr", thresholds).measure(0, ["bj-edge-01"], 10.0)  # type: ignore[arg-type]
     assert m.result == result, m.reason
+
+
+class TurnProm(WerProm):
+    """WerProm answering the real-turn queries: first-audio p95 and turn failure ratio per track (or nothing)."""
+
+    def __init__(self, canary: tuple[float, float] | None) -> None:
+        super().__init__(0.05)
+        self.canary = canary
+
+    def query(self, promql: str, at: float | None = None) -> list[Sample]:
+        turn_metric = {"xiaozhi_turn_first_audio_seconds_bucket": 0, "xiaozhi_turns_total": 1}
+        hit = next((i for name, i in turn_metric.items() if name in promql), None)
+        if hit is None:
+            return super().query(promql, at)
+        if self.canary is None:
+            return []
+        stable = (2.0, 0.01)
+        return [Sample({"track": "stable"}, stable[hit], 0.0), Sample({"track": "canary"}, self.canary[hit], 0.0)]
+
+
+@pytest.mark.parametrize(
+    ("canary", "result"),
+    [((2.2, 0.01), Result.SUCCESS), ((6.0, 0.01), Result.FAILURE), ((2.0, 0.3), Result.FAILURE), (None, Result.ERROR)],
+    ids=["as-stable", "slow-first-audio", "turns-failing", "no-probe-fails-closed"],
+)
+def test_real_turn_checks(canary: tuple[float, float] | None, result: Result) -> None:
+    thresholds = Thresholds(
+        error_ratio=0.001,
+        p95_seconds=0.5,
+        inference_error_ratio=0.001,
+        extra={"turn_first_audio_p95_seconds": 3.0, "turn_failure_ratio": 0.05},
+    )
+    m = Analyzer(TurnProm(canary), "asr", thresholds).measure(0, ["bj-edge-01"], 10.0)  # type: ignore[arg-type]
+    assert m.result == result, m.reason
+    if canary is not None:
+        assert m.metrics["turn_first_audio_p95_seconds"] == {"stable": 2.0, "canary": canary[0]}

@@ -212,7 +212,7 @@ def turn_alerts(fleet: Fleet, where: str) -> list[dict[str, Any]]:
         _alert(
             fleet,
             "TurnLatencyHigh",
-            f"{q.turn_quantile(c.TURN_FIRST_AUDIO_SECONDS, window=TURN_WINDOW)} > {kpi_seconds:g}",
+            f"{q.turn_latency_quantile(c.TURN_FIRST_AUDIO_SECONDS, window=TURN_WINDOW, by=NODE_LABELS)} > {kpi_seconds:g}",
             for_=TURN_FOR,
             severity="warning",
             summary=f"Devices wait over {kpi_seconds:g} s for the first reply audio on {where} (p95)",
@@ -222,7 +222,7 @@ def turn_alerts(fleet: Fleet, where: str) -> list[dict[str, Any]]:
         _alert(
             fleet,
             "TurnFailures",
-            f"{q.turn_failure_ratio(window=TURN_WINDOW)} > {failure_limit:g}",
+            f"{q.turn_failure_ratio(window=TURN_WINDOW, by=NODE_LABELS)} > {failure_limit:g}",
             for_=TURN_FOR,
             severity="warning",
             summary=f"Device turns failing on {where}",

@@ -67,6 +67,9 @@ def _print_summary(console: Console, data: dict[str, Any]) -> None:
     console.print(f"Fleet       {escape(data['fleet'])}", soft_wrap=True)  # a path to copy: never split
     if data["kubeconfig"]:
         console.print(f"Kubernetes  export KUBECONFIG={escape(data['kubeconfig'])}  (fake nodes: kwok)", soft_wrap=True)
+    xiaozhi = (data["real_node"] or {}).get("xiaozhi")
+    if xiaozhi:
+        console.print(f"Xiaozhi     {escape(xiaozhi['websocket_url'])}  (OTA {escape(xiaozhi['ota_url'])})", soft_wrap=True)
     if data["history"]:
         h = data["history"]
         console.print(
@@ -110,6 +113,12 @@ def up(
     kubernetes: bool = typer.Option(
         False, "--kubernetes", help="Also run a local Kubernetes (kwok nodes) the simulator follows; scripts/engine.sh."
     ),
+    xiaozhi_source: Path | None = typer.Option(
+        None,
+        "--xiaozhi-source",
+        envvar="XZCTL_XIAOZHI_SOURCE",
+        help="With --real-node: also run the upstream xiaozhi server from this directory (main/xiaozhi-server).",
+    ),
     state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
@@ -134,6 +143,7 @@ def up(
             force=force,
             real_node=real_node,
             kubernetes=kubernetes,
+            xiaozhi_source=xiaozhi_source,
         )
     except SandboxAlreadyUpError as exc:
         info = exc.info

@@ -142,16 +142,24 @@ def word_error_rate(*, window: str = "5m", by: By = (c.REGION, c.NODE, c.TRACK),
     return _ratio(errors, words)
 
 
-def turn_quantile(
-    metric: c.Metric, *, quantile: float = 0.95, window: str = "5m", by: By = NODE_BY, filters: Filters | None = None
+def turn_latency_quantile(
+    metric: c.Metric,
+    *,
+    quantile: float = 0.95,
+    window: str = "5m",
+    by: By = (c.REGION, c.NODE, c.TRACK),
+    filters: Filters | None = None,
 ) -> str:
-    """A quantile (seconds) of a device-measured turn histogram (TURN_FIRST_AUDIO_SECONDS, TURN_STT_SECONDS, ...)."""
+    """Quantile (seconds) of a device turn's latency histogram (TURN_STT_SECONDS, TURN_FIRST_AUDIO_SECONDS or
+    TURN_SECONDS): what devices measured through the xiaozhi server, not what one service measured."""
+    if metric not in (c.TURN_STT_SECONDS, c.TURN_FIRST_AUDIO_SECONDS, c.TURN_SECONDS):
+        raise BadInputError(f"{metric.name} is not a turn latency histogram")
     buckets = _sum_rate(f"{metric.name}_bucket", filters, window, tuple(dict.fromkeys((*by, "le"))))
     return f"histogram_quantile({quantile:g}, {buckets})"
 
 
-def turn_failure_ratio(*, window: str = "5m", by: By = NODE_BY, filters: Filters | None = None) -> str:
-    """Share of the devices' turns that failed (0..1): no reply, no transcript, a refused or dropped session."""
+def turn_failure_ratio(*, window: str = "5m", by: By = (c.REGION, c.NODE, c.TRACK), filters: Filters | None = None) -> str:
+    """Share of device turns that failed (0..1), whatever the kind."""
     failed = _sum_rate(c.TURNS.name, {**(filters or {}), "result": "failed"}, window, by)
     return _ratio(failed, _sum_rate(c.TURNS.name, filters, window, by))
 

@@ -68,6 +68,22 @@ CHECKS: dict[str, Check] = {
         lambda t: t.extra.get("word_error_rate"),
         lambda t: t.errors_vs_stable,
     ),
+    # Real turns: devices (the real node's probe) speaking the real protocol through the xiaozhi server, from the
+    # end of their speech to the first reply audio, and the share of their turns that failed. Only when asked
+    # for: a node without a probe on both tracks has no series, which fails closed.
+    "turn_first_audio_p95_seconds": Check(
+        "turn_first_audio_p95_seconds",
+        lambda _s, w, f: q.turn_latency_quantile(c.TURN_FIRST_AUDIO_SECONDS, window=w, by=_BY_TRACK, filters=f),
+        lambda t: t.extra.get("turn_first_audio_p95_seconds"),
+        lambda t: t.latency_vs_stable,
+        latency=True,
+    ),
+    "turn_failure_ratio": Check(
+        "turn_failure_ratio",
+        lambda _s, w, f: q.turn_failure_ratio(window=w, by=_BY_TRACK, filters=f),
+        lambda t: t.extra.get("turn_failure_ratio"),
+        lambda t: t.errors_vs_stable,
+    ),
 }
 
 

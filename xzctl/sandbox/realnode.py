@@ -2,6 +2,8 @@
 same package with this Python), fed by a load generator whose simulated devices speak known text, scored by word
 error rate. Prometheus scrapes the services and the generator next to the simulated nodes, in the edge job with the
 node's region and node labels, so alerts, capacity and the canary analysis read real inference for that node.
+With the upstream source (`xiaozhi_source`), the node also runs the upstream xiaozhi server wired to those services
+and to an LLM stand-in (xzctl.sandbox.xiaozhi): devices then speak the real protocol to it.
 
 The devices are the node's own count scaled to this machine: devices x local cores / the node's cores.
 """
@@ -21,13 +23,16 @@ from xzctl.images.build import stage_package
 from xzctl.images.catalog import load_catalog
 from xzctl.images.run import RunningService, remove_containers, start_service, stop_service, wait_ready
 from xzctl.metrics import contract as c
-from xzctl.sandbox.processes import free_port
+from xzctl.sandbox.processes import free_port, spawn
 from xzctl.spec.models import EdgeNode, Fleet
 
 SERVICES = ("vad", "asr", "tts")
 READY_TIMEOUT = 180.0
 LOADGEN_TIMEOUT = 60.0
 TURN_INTERVAL = 20.0  # seconds between a device's turns: a conversation turn, not a stream of requests
+PROBE_INTERVAL = 15.0  # seconds between the probe's turns through the xiaozhi server (one turn takes 3-10 s here)
+# command-line marks of the processes a real node starts (the xiaozhi server is known by its working directory)
+OURS = (b"xz_inference", b"buildah", b"xzctl.sandbox.llm_standin", b"xzctl.loadtest")
 
 
 def scaled_devices(node: EdgeNode, cores: int | None = None) -> int:
@@ -44,18 +49,26 @@ class RealNode:
     loadgen: RunningService | None = None
     devices: int = 0
     extra: list[RunningService] = field(default_factory=list)  # canary replicas started later
+    upstream: list[RunningService] = field(default_factory=list)  # the xiaozhi server and its LLM stand-in
+    xiaozhi: dict[str, str] = field(default_factory=dict)  # websocket_url, ota_url, work_dir
+    probe: RunningService | None = None  # a device taking turns through the xiaozhi server (xzctl.loadtest.probe)
+
+    def scraped(self) -> list[RunningService]:
+        optional = [s for s in (self.loadgen, self.probe) if s is not None]
+        return [*self.services.values(), *self.extra, *optional]
 
     def all(self) -> list[RunningService]:
-        return [*self.services.values(), *self.extra, *([self.loadgen] if self.loadgen else [])]
+        return [*self.scraped(), *self.upstream]
 
     def scrape_targets(self) -> list[dict[str, Any]]:
-        """Static configs for the edge job: one target per real service, labelled with the node."""
+        """Static configs for the edge job: one target per real service, labelled with the node (upstream's server
+        and the LLM stand-in expose no metrics)."""
         return [
             {
                 "targets": [f"127.0.0.1:{s.port}"],
                 "labels": {"instance": f"{self.node}/{s.name}-{s.port}", c.REGION: self.region, c.NODE: self.node},
             }
-            for s in self.all()
+            for s in self.scraped()
         ]
 
     def to_json(self) -> dict[str, Any]:
@@ -63,6 +76,7 @@ class RealNode:
             "node": self.node,
             "devices": self.devices,
             "services": {s.name + f"-{s.port}": {"url": s.url, "source": s.source} for s in self.all()},
+            "xiaozhi": self.xiaozhi or None,
             "pids": [s.process.pid for s in self.all()],
             "containers": [s.container for s in self.all() if s.container],
         }
@@ -107,12 +121,18 @@ def start_real_node(
     turn_interval: float = TURN_INTERVAL,
     duration_seconds: float = 7 * 86400.0,
     catalog_dir: Path | None = None,
+    xiaozhi_source: str | Path | None = None,
 ) -> RealNode:
-    """Start the node's services, wait until each is ready (a real warm-up inference), then the load generator."""
+    """Start the node's services, wait until each is ready (a real warm-up inference), then the load generator;
+    with `xiaozhi_source`, the upstream xiaozhi server too."""
     node = next((n for n in fleet.edge_nodes() if n.id == node_id), None)
     if node is None:
         known = ", ".join(n.id for n in fleet.edge_nodes()[:5])
         raise BadInputError(f"--real-node {node_id!r} is not an edge node of the fleet", hint=f"e.g. {known}")
+    if xiaozhi_source is not None and devices is None:
+        # the node's devices talk through the xiaozhi server (the probe): the load generator keeps one device for
+        # the service-level metrics, instead of a queue of synthetic requests that starves the real turns' ASR
+        devices = 1
     real = RealNode(node.id, node.region, {}, devices=devices or scaled_devices(node))
     # region and node come from the scrape targets' labels, as in production
     labels = {"XZ_TRACK": "stable"}
@@ -139,10 +159,53 @@ def start_real_node(
         config_file.write_text(json.dumps(config), encoding="utf-8")
         real.loadgen = _start_loadgen(config_file, loadgen_port, labels, log_dir, catalog_dir)
         wait_ready(real.loadgen, LOADGEN_TIMEOUT)
+        if xiaozhi_source is not None:
+            _start_xiaozhi(real, fleet, node, xiaozhi_source, log_dir)
     except BaseException:
         stop_real_node(real)
         raise
     return real
+
+
+def _start_xiaozhi(real: RealNode, fleet: Fleet, node: EdgeNode, source: str | Path, log_dir: Path) -> None:
+    from xzctl.sandbox import xiaozhi
+
+    llm = xiaozhi.start_llm_standin(log_dir)
+    real.upstream.append(llm)
+    wait_ready(llm, LOADGEN_TIMEOUT)
+    work_dir = log_dir / "xiaozhi-server"
+    server, http_port = xiaozhi.start_server(
+        fleet,
+        node,
+        source=source,
+        work_dir=work_dir,
+        log_dir=log_dir,
+        asr=real.services["asr"].url,
+        tts=real.services["tts"].url,
+        llm=llm.url,
+    )
+    real.upstream.append(server)
+    xiaozhi.wait_listening(server, http_port)
+    real.xiaozhi = {
+        "websocket_url": f"ws://127.0.0.1:{server.port}{xiaozhi.WS_PATH}",
+        "ota_url": f"http://127.0.0.1:{http_port}{xiaozhi.OTA_PATH}",
+        "work_dir": str(work_dir),
+    }
+    probe_port = free_port()
+    config = {
+        "ws_url": real.xiaozhi["websocket_url"],
+        "ota_url": real.xiaozhi["ota_url"],
+        "port": probe_port,
+        "track": "stable",
+        "device_id": f"{node.id}-probe",
+        "interval_seconds": PROBE_INTERVAL,
+    }
+    config_file = log_dir / "probe.json"
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+    log = log_dir / f"probe-{probe_port}.log"
+    process = spawn([sys.executable, "-m", "xzctl.loadtest.probe", str(config_file)], log)
+    real.probe = RunningService("probe", probe_port, "package", process, None, log, time.monotonic(), "sandbox/probe")
+    wait_ready(real.probe, LOADGEN_TIMEOUT)
 
 
 def _start_loadgen(
@@ -192,12 +255,14 @@ def stop_recorded_real_node(record: dict[str, Any]) -> None:
     import contextlib
     import signal
 
+    server_dir = str((record.get("xiaozhi") or {}).get("work_dir", "")) or None
     for pid in record.get("pids", []):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
-        if b"xz_inference" in cmdline or b"buildah" in cmdline:
+        if any(mark in cmdline for mark in OURS) or cwd == server_dir:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10.0

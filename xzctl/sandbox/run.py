@@ -120,10 +120,12 @@ def start_sandbox(
     force: bool = False,  # start although an unfinished rollout deploys to the previous sandbox
     real_node: str | None = None,
     kubernetes: bool = False,
+    xiaozhi_source: str | Path | None = None,
 ) -> SandboxInfo:
     """Start the simulator and Prometheus; return where they listen. Raises when one already runs.
 
-    `real_node` runs that edge node's VAD/ASR/TTS for real beside the simulated ones (see realnode.py);
+    `real_node` runs that edge node's VAD/ASR/TTS for real beside the simulated ones (see realnode.py), with
+    `xiaozhi_source` (the upstream server directory) also the upstream xiaozhi server (xzctl.sandbox.xiaozhi);
     `kubernetes` also starts a local cluster the simulator follows (xzctl.sandbox.kubernetes)."""
     state_dir = Path(state_dir)
     Claims(state_dir, "sandbox").refuse_unless(force, "the previous sandbox")
@@ -149,7 +151,9 @@ def start_sandbox(
     try:
         fleet, fleet_file = _load(fleet_path, scale, seed, work)
         if real_node:
-            real = start_real_node(fleet, real_node, state_dir=state_dir, log_dir=work / "real-node")
+            real = start_real_node(
+                fleet, real_node, state_dir=state_dir, log_dir=work / "real-node", xiaozhi_source=xiaozhi_source
+            )
         storage = work / "tsdb"
         storage.mkdir()
         backfilled = backfill_history(fleet, promtool, storage, work, seed=seed, history=history) if history else None

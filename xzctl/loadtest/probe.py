@@ -1,0 +1,151 @@
+"""The turn probe: one device in the sandbox's real node that speaks known text to the node's xiaozhi server every
+few seconds over the real protocol and exports what each turn cost (the metrics contract's TURN_* series) for
+Prometheus on /metrics. Region and node come from the scrape target's labels; `track` names the track of the
+service path the probe's server uses. The canary analysis judges real turns with them.
+
+Run: python -m xzctl.loadtest.probe CONFIG.json
+CONFIG: {"ws_url", "ota_url", "port", "track", "device_id", "interval_seconds", "timeout_seconds",
+"duration_seconds", "texts"}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from xzctl.loadtest.device import DeviceClient, DeviceError, TurnResult, failed
+from xzctl.metrics import contract as c
+
+LATENCIES = (
+    (c.TURN_STT_SECONDS, "stt_seconds"),
+    (c.TURN_FIRST_AUDIO_SECONDS, "first_audio_seconds"),
+    (c.TURN_SECONDS, "turn_seconds"),
+)
+MAX_CONFIG_BYTES = 64 * 1024
+
+
+class TurnRecorder:
+    """Counts and histograms of a probe's turns, rendered in the Prometheus text format."""
+
+    def __init__(self, track: str) -> None:
+        self.track = track
+        self._lock = threading.Lock()
+        self._buckets = {m.name: [0] * len(c.TURN_BUCKETS) for m, _ in LATENCIES}
+        self._sums = {m.name: 0.0 for m, _ in LATENCIES}
+        self._counts = {m.name: 0 for m, _ in LATENCIES}
+        self._turns = dict.fromkeys(c.TURN_RESULTS, 0)
+        self._failures = dict.fromkeys(c.TURN_FAILURE_KINDS, 0)
+
+    def record(self, result: TurnResult) -> None:
+        with self._lock:
+            self._turns["ok" if result.ok else "failed"] += 1
+            if result.failure is not None:
+                self._failures[result.failure] += 1
+            if not result.ok:
+                return  # a failed turn's partial latencies would flatter the histogram
+            for metric, field in LATENCIES:
+                value = getattr(result, field)
+                if value is None:
+                    continue
+                self._sums[metric.name] += value
+                self._counts[metric.name] += 1
+                for i, bound in enumerate(c.TURN_BUCKETS):
+                    if value <= bound:
+                        self._buckets[metric.name][i] += 1
+
+    def render(self) -> str:
+        track = f'{c.TRACK}="{self.track}"'
+        lines: list[str] = []
+        with self._lock:
+            for metric, _ in LATENCIES:
+                lines += [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} histogram"]
+                for bound, count in zip(c.TURN_BUCKETS, self._buckets[metric.name], strict=True):
+                    lines.append(f'{metric.name}_bucket{{{track},le="{bound:g}"}} {count}')
+                lines.append(f'{metric.name}_bucket{{{track},le="+Inf"}} {self._counts[metric.name]}')
+                lines.append(f"{metric.name}_sum{{{track}}} {self._sums[metric.name]:.6f}")
+                lines.append(f"{metric.name}_count{{{track}}} {self._counts[metric.name]}")
+            for metric, label, values in ((c.TURNS, "result", self._turns), (c.TURN_FAILURES, "kind", self._failures)):
+                lines += [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} counter"]
+                lines += [f'{metric.name}{{{track},{label}="{k}"}} {v}' for k, v in values.items()]
+        return "\n".join(lines) + "\n"
+
+
+def probe_turn(device: DeviceClient, pcm: bytes) -> TurnResult:
+    """One turn, (re)connecting first when needed: a refused connection is a failed turn of its kind."""
+    if device.session_id is None:
+        try:
+            device.connect()
+        except DeviceError as exc:
+            device.close()
+            return failed(exc.failure)
+    result = device.turn(pcm)
+    if not result.ok:
+        device.close()  # the next turn starts on a fresh connection, as a device does after an error
+        device.session_id = None
+    return result
+
+
+def run(config: dict[str, Any], recorder: TurnRecorder, speak: Callable[[str], bytes]) -> None:
+    """Turns every `interval_seconds` until `duration_seconds` have passed (bounded by the clock and a count)."""
+    texts = [str(t) for t in config.get("texts") or ["turn on the light in the kitchen"]]
+    speech = [speak(t) for t in texts]
+    interval = float(config.get("interval_seconds", 10.0))
+    duration = float(config.get("duration_seconds", 7 * 86400.0))
+    device = DeviceClient(
+        str(config["ws_url"]),
+        str(config["ota_url"]),
+        str(config.get("device_id", "xzctl-probe-00")),
+        timeout=float(config.get("timeout_seconds", 30.0)),
+    )
+    end = time.monotonic() + duration
+    for i in range(int(duration / max(interval, 0.1)) + 1):
+        started = time.monotonic()
+        if started > end:
+            break
+        recorder.record(probe_turn(device, speech[i % len(speech)]))
+        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    device.close()
+
+
+def serve(recorder: TurnRecorder, port: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            if path == "/metrics":
+                body, status = recorder.render().encode(), 200
+            elif path in ("/ready", "/health"):
+                body, status = b"ok\n", 200
+            else:
+                body, status = b"not found\n", 404
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def main(path: str) -> None:
+    from xzctl.loadtest.speech import speak
+
+    config = json.loads(Path(path).read_bytes()[:MAX_CONFIG_BYTES])
+    recorder = TurnRecorder(str(config.get("track", "stable")))
+    serve(recorder, int(config["port"]))
+    run(config, recorder, speak)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
