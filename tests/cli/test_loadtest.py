@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +16,7 @@ from tests.fixtures.golden import assert_golden
 from xzctl.cli import run
 from xzctl.cli.loadtest import print_summary
 from xzctl.loadtest.summary import FIRST_AUDIO, STT, TURN, Snapshot, Timing
+from xzctl.sandbox.processes import free_port
 
 GOLDEN = Path(__file__).parent / "golden"
 URLS = ["--url", "ws://127.0.0.1:9/xiaozhi/v1/", "--ota-url", "http://127.0.0.1:9/xiaozhi/ota/"]
@@ -40,9 +45,38 @@ def test_usage_errors_are_one_line_and_exit_2(
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-def test_without_a_url_it_needs_the_sandbox(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["loadtest", "run", "--state-dir", str(tmp_path)]) == 2
-    assert "no sandbox is running" in capsys.readouterr().err
+def xzctl(*args: str) -> subprocess.CompletedProcess[str]:
+    """A real run in its own process: Locust patches the process it runs in for gevent."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.run(
+        [sys.executable, "-m", "xzctl", *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+
+
+@pytest.mark.live
+def test_without_a_url_it_needs_the_sandbox(tmp_path: Path) -> None:
+    done = xzctl("loadtest", "run", "--state-dir", str(tmp_path))
+    assert done.returncode == 2 and "no sandbox is running" in done.stderr
+
+
+@pytest.mark.live
+def test_a_dead_node_is_one_line_and_exit_3_at_once() -> None:
+    port = free_port()
+    started = time.monotonic()
+    done = xzctl(
+        "loadtest",
+        "run",
+        "--duration",
+        "5m",
+        "--url",
+        f"ws://127.0.0.1:{port}/xiaozhi/v1/",
+        "--ota-url",
+        f"http://127.0.0.1:{port}/xiaozhi/ota/",
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith(f"xzctl: error: no xiaozhi server answers at ws://127.0.0.1:{port}/xiaozhi/v1/")
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
+    assert time.monotonic() - started < 60  # at once, not after --duration
 
 
 def test_worker_needs_a_master_address(capsys: pytest.CaptureFixture[str]) -> None:

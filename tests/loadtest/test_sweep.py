@@ -37,11 +37,11 @@ def fake_node(
 
 def test_the_sweep_stops_at_the_first_step_over_the_kpi_and_the_knee_is_the_last_within() -> None:
     seen, run_step = fake_node(0.9)  # p95 0.9 s per device: 3 devices 2.7 s, 4 devices 3.6 s
-    curve, interrupted = sweep(BASE, SweepPlan((1, 2, 3, 4, 6, 8), 90.0), run_step)  # type: ignore[arg-type]
+    curve, interrupted = sweep(BASE, SweepPlan((1, 2, 3, 4, 6, 8), 90.0, past_knee=0), run_step)  # type: ignore[arg-type]
     assert not interrupted
-    assert [s.devices for s in seen] == [1, 2, 3, 4]  # bounded: nothing after the breach
+    assert [s.devices for s in seen] == [1, 2, 3, 4]  # bounded: nothing after the breach (past_knee=0)
     assert all(s.duration == 90.0 and s.ramp == 0.0 for s in seen)
-    profile = build_profile(curve, SweepPlan((1, 2, 3, 4, 6, 8), 90.0), BASE, WHAT)
+    profile = build_profile(curve, SweepPlan((1, 2, 3, 4, 6, 8), 90.0, past_knee=0), BASE, WHAT)
     assert profile.devices_per_node == 3
     assert profile.curve[-1].first_audio_p95 == pytest.approx(3.6)
     assert profile.turn_every_seconds == 20.0 and profile.node_class == "sandbox-2core"
@@ -49,9 +49,9 @@ def test_the_sweep_stops_at_the_first_step_over_the_kpi_and_the_knee_is_the_last
 
 def test_failures_over_the_limit_end_the_capacity_even_when_fast() -> None:
     _, run_step = fake_node(0.1, fail_from=2)  # one failed turn in 6: far over 0.1 %
-    curve, _ = sweep(BASE, SweepPlan((1, 2, 4), 60.0), run_step)  # type: ignore[arg-type]
-    assert [p.devices for p in curve] == [1, 2]
-    assert build_profile(curve, SweepPlan((1, 2, 4), 60.0), BASE, WHAT).devices_per_node == 1
+    curve, _ = sweep(BASE, SweepPlan((1, 2, 4, 8), 60.0), run_step)  # type: ignore[arg-type]
+    assert [p.devices for p in curve] == [1, 2, 4]  # one step past the knee, for the curve's shape
+    assert build_profile(curve, SweepPlan((1, 2, 4, 8), 60.0), BASE, WHAT).devices_per_node == 1
 
 
 def test_a_node_over_the_kpi_at_one_device_has_no_capacity() -> None:

@@ -15,7 +15,7 @@ from xzctl.cli._common import Output, OutputOption, StateDirOption, duration, em
 from xzctl.cli._layout import Column, print_table
 from xzctl.errors import BadInputError, NoSandboxError
 from xzctl.loadtest.corpus import load_corpus
-from xzctl.loadtest.settings import TURN_EVERY, TURN_TIMEOUT, Arrivals, LoadSettings, check_workers
+from xzctl.loadtest.settings import TURN_EVERY, TURN_TIMEOUT, Arrivals, LoadSettings, check_numbers, check_workers
 from xzctl.loadtest.summary import FIRST_AUDIO, STT, TURN, Snapshot
 from xzctl.state import atomic_write
 
@@ -45,7 +45,7 @@ def _target(url: str | None, ota_url: str | None, state_dir: Path | None) -> tup
     info = sandbox_status(where)
     if info is None:
         raise NoSandboxError(where)
-    server = (info.real_node or {}).get("server") or {}
+    server = (info.real_node or {}).get("xiaozhi") or {}
     if not (server.get("websocket_url") and server.get("ota_url")):
         raise BadInputError(
             "the sandbox has no real node with a xiaozhi server",
@@ -125,14 +125,26 @@ class DeviceOptions:
     state_dir: Path | None = StateDirOption
 
     def settings(self, devices: int, seconds: float, ramp: float = 0.0, track: str = "stable") -> LoadSettings:
-        """Checked settings (the target, then the corpus: one line before Locust starts)."""
-        ws, ota = _target(self.url, self.ota_url, self.state_dir)
+        """Checked settings: the numbers and the corpus first (a usage error needs no node), then Locust is loaded
+        (gevent must patch the process before anything imports requests/urllib3), then the target."""
+        check_numbers(devices, seconds, ramp, self.turn_every, self.turn_timeout)
         corpus = str(self.corpus) if self.corpus else None
-        settings = LoadSettings(
+        load_corpus(corpus)
+        given = self.url is not None or self.ota_url is not None
+        if given:  # the user's URLs are checked before Locust loads, as the numbers are
+            settings = self._settings(*_target(self.url, self.ota_url, None), devices, seconds, ramp, corpus, track)
+        import xzctl.loadtest.engine  # noqa: F401 - for its effect: gevent's monkey-patching, before the target's lookup
+
+        if not given:
+            settings = self._settings(*_target(None, None, self.state_dir), devices, seconds, ramp, corpus, track)
+        return settings
+
+    def _settings(
+        self, ws: str, ota: str, devices: int, seconds: float, ramp: float, corpus: str | None, track: str
+    ) -> LoadSettings:
+        return LoadSettings(
             ws, ota, devices, seconds, ramp, self.turn_every, self.arrivals, corpus, self.turn_timeout, track
         )
-        load_corpus(settings.corpus)
-        return settings
 
 
 @app.command()
@@ -172,9 +184,9 @@ def run(  # noqa: PLR0917 (each Typer option is a parameter)
     Example: xzctl loadtest run --url ws://127.0.0.1:8000/xiaozhi/v1/ --ota-url http://127.0.0.1:8003/xiaozhi/ota/ --arrivals poisson
     Example: xzctl loadtest run --devices 400 --workers 2   (more devices than one process emulates)
     """
-    settings = device.settings(devices, duration_, ramp, track)
     check_workers(workers, remote_workers)
     bind = _host_port(master_bind, "--master-bind")
+    settings = device.settings(devices, duration_, ramp, track)
     from xzctl.loadtest.engine import RunOptions
     from xzctl.loadtest.engine import run as run_load
 
@@ -205,6 +217,9 @@ def sweep(  # noqa: PLR0917 (each Typer option is a parameter)
     max_failed: float = typer.Option(
         0.001, "--max-failed", min=0.0, max=1.0, help="Failed turns a step may have (0.001 = 0.1 %)."
     ),
+    past_knee: int = typer.Option(
+        1, "--past-knee", min=0, max=5, help="Steps to measure after the first that misses the KPI."
+    ),
     server_processes: int = typer.Option(
         1, "--server-processes", min=1, help="xiaozhi server processes behind the node's balancer."
     ),
@@ -231,7 +246,7 @@ def sweep(  # noqa: PLR0917 (each Typer option is a parameter)
     from xzctl.loadtest.sweep import sweep as run_sweep
     from xzctl.spec.measured import profile_document
 
-    plan = SweepPlan(parse_steps(steps), step_duration, kpi, max_failed)
+    plan = SweepPlan(parse_steps(steps), step_duration, kpi, max_failed, past_knee)
     base = device.settings(plan.steps[0], step_duration)
     what = Measured(
         node_class, *_served_by(device, image, asr_path), server_processes, " ".join(["xzctl", *sys.argv[1:]])

@@ -41,17 +41,7 @@ class LoadSettings:
     track: str = "stable"
 
     def __post_init__(self) -> None:
-        if not 1 <= self.devices <= MAX_DEVICES:
-            raise BadInputError(f"--devices {self.devices}: give 1 to {MAX_DEVICES} devices")
-        for flag, value in (("--duration", self.duration), ("--turn-every", self.turn_every)):
-            if value <= 0:
-                raise BadInputError(f"{flag} must be more than 0 seconds, not {value:g}")
-        if self.ramp < 0 or self.ramp >= self.duration:
-            raise BadInputError(
-                f"--ramp {self.ramp:g}s must be at least 0 and shorter than --duration {self.duration:g}s"
-            )
-        if self.turn_timeout <= 0:
-            raise BadInputError(f"--turn-timeout must be more than 0 seconds, not {self.turn_timeout:g}")
+        check_numbers(self.devices, self.duration, self.ramp, self.turn_every, self.turn_timeout)
         _check_url(self.ws_url, ("ws", "wss"), "--url")
         _check_url(self.ota_url, ("http", "https"), "--ota-url")
 
@@ -69,6 +59,17 @@ class LoadSettings:
         values = {k: v for k, v in data.items() if k in known}
         values["arrivals"] = Arrivals(values.get("arrivals", Arrivals.EVERY))
         return cls(**values)
+
+
+def check_numbers(devices: int, duration: float, ramp: float, turn_every: float, turn_timeout: float) -> None:
+    """The run's numbers, checked before its target is looked up (a usage error needs no node)."""
+    if not 1 <= devices <= MAX_DEVICES:
+        raise BadInputError(f"--devices {devices}: give 1 to {MAX_DEVICES} devices")
+    for flag, value in (("--duration", duration), ("--turn-every", turn_every), ("--turn-timeout", turn_timeout)):
+        if value <= 0:
+            raise BadInputError(f"{flag} must be more than 0 seconds, not {value:g}")
+    if ramp < 0 or ramp >= duration:
+        raise BadInputError(f"--ramp {ramp:g}s must be at least 0 and shorter than --duration {duration:g}s")
 
 
 def check_workers(local: int, remote: int) -> None:

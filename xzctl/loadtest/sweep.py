@@ -1,8 +1,8 @@
 """The capacity sweep: more concurrent devices step by step on one node until the turns miss the KPI.
 
 Each step is a load test of its own (the same engine, `run_step`), at one turn per device per `turn_every`. The
-sweep stops at the first step that misses the KPI (first-audio p95 over it, or failures over the limit): past the
-knee a node only gets slower, and the sweep stays bounded in time.
+sweep stops `past_knee` steps after the first step that misses the KPI (first-audio p95 over it, or failures over
+the limit): past the knee a node only gets slower, and the sweep stays bounded in time.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class SweepPlan:
     step_seconds: float
     kpi_seconds: float = 3.0  # the seed's end-to-end KPI
     max_failed_ratio: float = 0.001  # the seed's error KPI (0.1 %)
+    past_knee: int = 1  # steps measured after the first that misses the KPI: the curve's shape past the knee
 
 
 def parse_steps(text: str) -> tuple[int, ...]:
@@ -59,8 +60,10 @@ def sweep(
     run_step: Callable[[LoadSettings], Snapshot],
     on_step: Callable[[CurvePoint], None] | None = None,
 ) -> tuple[list[CurvePoint], bool]:
-    """The curve, step by step until the first step that misses the KPI; and whether Ctrl-C cut it short."""
+    """The curve, step by step until `past_knee` steps after the first that misses the KPI; and whether Ctrl-C cut
+    it short."""
     curve: list[CurvePoint] = []
+    missed = 0
     for devices in plan.steps:
         snap = run_step(replace(base, devices=devices, duration=plan.step_seconds, ramp=0.0))
         if snap.interrupted:
@@ -68,8 +71,10 @@ def sweep(
         curve.append(point(snap, devices))
         if on_step is not None:
             on_step(curve[-1])
-        if not curve[-1].within(plan.kpi_seconds, plan.max_failed_ratio):
-            break
+        if missed or not curve[-1].within(plan.kpi_seconds, plan.max_failed_ratio):
+            missed += 1
+            if missed > plan.past_knee:
+                break
     return curve, False
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -22,6 +22,9 @@ from xzctl.spec.base import (
 )
 from xzctl.spec.quantity import parse_memory
 from xzctl.spec.types import HostAddress, LabelText, LocalPath
+
+if TYPE_CHECKING:
+    from xzctl.spec.measured import CapacityProfile
 
 
 class Host(Strict):
@@ -54,18 +57,24 @@ class Capacity(Strict):
         default=None,
         description="the node class's capacity profile (xzctl loadtest sweep), relative to the spec file",
     )
-    # Filled by load_fleet from the profile file: (devices per node, the profile's path).
-    _measured: tuple[int, str] | None = PrivateAttr(default=None)
+    # Filled by load_fleet from the profile file: the profile and its path.
+    _measured: tuple[CapacityProfile, str] | None = PrivateAttr(default=None)
+
+    @property
+    def profile(self) -> CapacityProfile | None:
+        """The node class's measured capacity profile; None without one."""
+        return self._measured[0] if self._measured else None
 
     @property
     def measured_devices(self) -> tuple[int, str] | None:
         """Measured devices per node of this class and the profile they come from; None without a profile."""
-        return self._measured
+        return (self._measured[0].devices_per_node, self._measured[1]) if self._measured else None
 
     @property
     def carried_devices(self) -> int:
         """The devices the plan counts on one node: max_devices, or fewer where a measurement says so."""
-        return min(self.max_devices, self._measured[0]) if self._measured else self.max_devices
+        measured = self.measured_devices
+        return min(self.max_devices, measured[0]) if measured else self.max_devices
 
 
 class InferenceService(Strict):

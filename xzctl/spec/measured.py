@@ -9,6 +9,7 @@ capacity report and the failover check read its devices per node.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -75,6 +76,21 @@ class CapacityProfile(_Strict):
     command: str = Field(max_length=1000, description="the command that measured it (to measure again)")
 
 
+    def first_audio_median(self, devices: float) -> float | None:
+        """The measured median first audio at `devices` concurrent devices: linear between the curve's steps, the
+        last slope beyond them (a node past its last step only gets slower), the first step below it."""
+        points = sorted((p.devices, p.first_audio_p50) for p in self.curve if p.first_audio_p50 is not None)
+        if not points:
+            return None
+        if len(points) == 1 or devices <= points[0][0]:
+            return points[0][1]
+        for (x0, y0), (x1, y1) in itertools.pairwise(points):
+            if devices <= x1:
+                return y0 + (y1 - y0) * (devices - x0) / (x1 - x0)
+        (x0, y0), (x1, y1) = points[-2], points[-1]
+        return max(y1, y1 + (y1 - y0) * (devices - x1) / (x1 - x0))
+
+
 def knee(curve: list[CurvePoint], kpi_seconds: float, max_failed_ratio: float) -> int:
     """The most devices of the steps that held the KPI, counting only steps below the first that did not: past a
     breach the node is overloaded, and a lucky larger step is noise, not capacity."""
@@ -133,7 +149,7 @@ def attach_measured(fleet: Fleet, spec_path: Path, lines: dict[tuple[str | int, 
             profile = read[ref]
             if profile is None:
                 continue
-            node.capacity._measured = (profile.devices_per_node, str(path))
+            node.capacity._measured = (profile, str(path))
             if node.capacity.max_devices > profile.devices_per_node and (ref, node.capacity.max_devices) not in warned:
                 warned.add((ref, node.capacity.max_devices))
                 problems.append(
