@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -131,20 +132,18 @@ class DeviceOptions:
         corpus = str(self.corpus) if self.corpus else None
         load_corpus(corpus)
         given = self.url is not None or self.ota_url is not None
+
+        def settings(target: tuple[str, str]) -> LoadSettings:
+            ws, ota = target
+            return LoadSettings(
+                ws, ota, devices, seconds, ramp, self.turn_every, self.arrivals, corpus, self.turn_timeout, track
+            )
+
         if given:  # the user's URLs are checked before Locust loads, as the numbers are
-            settings = self._settings(*_target(self.url, self.ota_url, None), devices, seconds, ramp, corpus, track)
+            checked = settings(_target(self.url, self.ota_url, None))
         import xzctl.loadtest.engine  # noqa: F401 - for its effect: gevent's monkey-patching, before the target's lookup
 
-        if not given:
-            settings = self._settings(*_target(None, None, self.state_dir), devices, seconds, ramp, corpus, track)
-        return settings
-
-    def _settings(
-        self, ws: str, ota: str, devices: int, seconds: float, ramp: float, corpus: str | None, track: str
-    ) -> LoadSettings:
-        return LoadSettings(
-            ws, ota, devices, seconds, ramp, self.turn_every, self.arrivals, corpus, self.turn_timeout, track
-        )
+        return checked if given else settings(_target(None, None, self.state_dir))
 
 
 @app.command()
@@ -217,6 +216,9 @@ def sweep(  # noqa: PLR0917 (each Typer option is a parameter)
     max_failed: float = typer.Option(
         0.001, "--max-failed", min=0.0, max=1.0, help="Failed turns a step may have (0.001 = 0.1 %)."
     ),
+    conditions: str = typer.Option(
+        "", "--conditions", help="What else ran on the node during the sweep (recorded in the profile)."
+    ),
     past_knee: int = typer.Option(
         1, "--past-knee", min=0, max=5, help="Steps to measure after the first that misses the KPI."
     ),
@@ -249,7 +251,11 @@ def sweep(  # noqa: PLR0917 (each Typer option is a parameter)
     plan = SweepPlan(parse_steps(steps), step_duration, kpi, max_failed, past_knee)
     base = device.settings(plan.steps[0], step_duration)
     what = Measured(
-        node_class, *_served_by(device, image, asr_path), server_processes, " ".join(["xzctl", *sys.argv[1:]])
+        node_class,
+        *_served_by(device, image, asr_path),
+        server_processes,
+        shlex.join(["xzctl", *sys.argv[1:]]),
+        conditions,
     )
     from xzctl.loadtest.engine import RunOptions
     from xzctl.loadtest.engine import run as run_load

@@ -51,6 +51,7 @@ def point(snap: Snapshot, devices: int) -> CurvePoint:
         first_audio_p95=snap.timing(FIRST_AUDIO).p95,
         stt_p95=snap.timing(STT).p95,
         turn_p95=snap.timing(TURN).p95,
+        failures=dict(snap.failures),
     )
 
 
@@ -87,6 +88,7 @@ class Measured:
     asr_path: str
     server_processes: int
     command: str
+    conditions: str = ""
 
 
 def build_profile(curve: list[CurvePoint], plan: SweepPlan, base: LoadSettings, what: Measured) -> CapacityProfile:
@@ -106,6 +108,7 @@ def build_profile(curve: list[CurvePoint], plan: SweepPlan, base: LoadSettings, 
         curve=curve,
         devices_per_node=knee(curve, plan.kpi_seconds, plan.max_failed_ratio),
         command=what.command,
+        conditions=what.conditions,
     )
 
 

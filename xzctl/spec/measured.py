@@ -39,6 +39,7 @@ class CurvePoint(_Strict):
     first_audio_p95: float | None
     stt_p95: float | None
     turn_p95: float | None
+    failures: dict[str, int] = Field(default_factory=dict, description="failed turns by kind")
 
     @property
     def failed_ratio(self) -> float:
@@ -73,8 +74,8 @@ class CapacityProfile(_Strict):
     max_failed_ratio: float = Field(ge=0, le=1)
     curve: list[CurvePoint] = Field(min_length=1, max_length=MAX_POINTS)
     devices_per_node: Annotated[int, Field(ge=0)] = Field(description="the knee: 0 when not even the first step held")
-    command: str = Field(max_length=1000, description="the command that measured it (to measure again)")
-
+    command: str = Field(max_length=2000, description="the command that measured it (to measure again)")
+    conditions: str = Field(default="", max_length=1000, description="what else ran on the node during the sweep")
 
     def first_audio_median(self, devices: float) -> float | None:
         """The measured median first audio at `devices` concurrent devices: linear between the curve's steps, the
