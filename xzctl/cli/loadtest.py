@@ -216,6 +216,7 @@ def sweep(  # noqa: PLR0917 (each Typer option is a parameter)
     max_failed: float = typer.Option(
         0.001, "--max-failed", min=0.0, max=1.0, help="Failed turns a step may have (0.001 = 0.1 %)."
     ),
+    workers: int = typer.Option(0, "--workers", help="Local Locust worker processes per step (a big node needs them)."),
     conditions: str = typer.Option(
         "", "--conditions", help="What else ran on the node during the sweep (recorded in the profile)."
     ),
@@ -248,6 +249,7 @@ def sweep(  # noqa: PLR0917 (each Typer option is a parameter)
     from xzctl.loadtest.sweep import sweep as run_sweep
     from xzctl.spec.measured import profile_document
 
+    check_workers(workers, 0)
     plan = SweepPlan(parse_steps(steps), step_duration, kpi, max_failed, past_knee)
     base = device.settings(plan.steps[0], step_duration)
     what = Measured(
@@ -262,7 +264,7 @@ def sweep(  # noqa: PLR0917 (each Typer option is a parameter)
 
     def step(settings: LoadSettings) -> Snapshot:
         stderr.print(f"step: {settings.devices} devices for {settings.duration:g}s", markup=False)
-        return run_load(settings, RunOptions(progress=_progress(stderr)))
+        return run_load(settings, RunOptions(workers=workers, progress=_progress(stderr)))
 
     curve, interrupted = run_sweep(base, plan, step, lambda p: stderr.print(_step_line(p), markup=False))
     if interrupted:
