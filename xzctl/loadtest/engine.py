@@ -49,11 +49,18 @@ PREFLIGHT_SECONDS = 10.0
 
 
 class TurnOutcome(Protocol):
-    ok: bool
-    failure: str | None
-    stt_seconds: float | None
-    first_audio_seconds: float | None
-    turn_seconds: float | None
+    """What a device reports of a turn (read-only: `device.TurnResult` is frozen)."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def failure(self) -> str | None: ...
+    @property
+    def stt_seconds(self) -> float | None: ...
+    @property
+    def first_audio_seconds(self) -> float | None: ...
+    @property
+    def turn_seconds(self) -> float | None: ...
 
 
 class Device(Protocol):
