@@ -10,6 +10,7 @@ import yaml
 
 from tests.fixtures.measured import fake_profile, measured_example
 from xzctl.errors import BadInputError, FleetSpecError
+from xzctl.plan import build_plan
 from xzctl.spec import load_fleet
 from xzctl.spec.measured import CurvePoint, knee, load_capacity_profile, profile_document
 
@@ -122,3 +123,16 @@ def test_a_spec_naming_a_missing_or_forged_profile_is_refused(tmp_path: Path) ->
     with pytest.raises(FleetSpecError) as missing:
         load_fleet(tmp_path / "fleet.yaml")
     assert "capacity.measured" in missing.value.one_line() and "No such file" in missing.value.one_line()
+
+
+COMMITTED = Path(__file__).resolve().parents[2] / "capacity" / "sandbox-2core.yaml"
+
+
+def test_the_committed_profile_is_a_sweep_of_this_machine_class_and_the_plan_reads_it(tmp_path: Path) -> None:
+    profile = load_capacity_profile(COMMITTED)  # its knee is checked against its curve on load
+    assert profile.node_class == "sandbox-2core" and profile.hardware.cpu_cores == 2
+    assert profile.command.startswith("xzctl loadtest sweep") and len(profile.curve) >= 2
+    plan = build_plan(measured_example(tmp_path, profile_text=COMMITTED.read_text()).fleet)
+    beijing = next(r for r in plan.rows if r.section == "capacity" and r.subject == "beijing")
+    assert beijing.limit == 3 * min(150, profile.devices_per_node)
+    assert "slots as measured" in beijing.reason

@@ -45,7 +45,6 @@ from xzctl.loadtest.summary import (
 
 locust.runners.WORKER_REPORT_INTERVAL = 1.0  # workers report each second: the run's end waits for one report, not 3 s
 WORKERS_READY_SECONDS = 60.0
-PREFLIGHT_SECONDS = 10.0
 
 
 class TurnOutcome(Protocol):
@@ -259,7 +258,8 @@ def _until(deadline: float, now: Callable[[], Snapshot], progress: Callable[[Sna
 def preflight(settings: LoadSettings, factory: DeviceFactory) -> None:
     """One device connects (OTA and WebSocket hello) before the load starts: a dead or wrong URL ends here."""
     device = factory(settings, "02:00:00:00:00:00")
-    with gevent.Timeout(PREFLIGHT_SECONDS, False):
+    # as long as a device waits for a turn: a loaded node's hello can take seconds (upstream's, measured: ~9 s)
+    with gevent.Timeout(settings.turn_timeout, False):
         try:
             device.connect()
         except Exception as exc:
@@ -270,7 +270,7 @@ def preflight(settings: LoadSettings, factory: DeviceFactory) -> None:
         with contextlib.suppress(Exception):
             device.close()
         return
-    raise UnknownStateError(f"no xiaozhi server answered at {settings.ws_url} in {PREFLIGHT_SECONDS:g} s")
+    raise UnknownStateError(f"no xiaozhi server answered at {settings.ws_url} in {settings.turn_timeout:g} s")
 
 
 @contextlib.contextmanager
