@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.fixtures.bootstrap",
     "tests.fixtures.rollout_sandbox",
     "tests.fixtures.engine",
+    "tests.fixtures.xiaozhi",
 ]
 
 

@@ -3,6 +3,7 @@ kind; the protocol against the real upstream server is in tests/sandbox/test_xia
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ class ScriptedSocket:
         time.sleep(min(timeout, 0.01))  # a blocking recv that got nothing within its timeout
         raise TimeoutError
 
-    def close(self) -> None:
+    def __exit__(self, *exc: object) -> None:
         pass
 
 
@@ -117,14 +118,14 @@ def test_turn_without_connection_is_closed() -> None:
 def test_hello_refused_is_auth() -> None:
     device, _ = client([(0, CLOSED)])
     with pytest.raises(DeviceError) as caught:
-        device._await_hello()
+        device._hello()
     assert caught.value.failure == "auth"
 
 
 def test_no_hello_is_connect() -> None:
     device, _ = client([(0, json.dumps({"type": "hello"}))])  # no session id: not a hello
     with pytest.raises(DeviceError) as caught:
-        device._await_hello()
+        device._hello()
     assert caught.value.failure == "connect"
 
 
@@ -140,3 +141,48 @@ def test_opus_frames_are_60_ms() -> None:
     packets = encode_opus(ONE_FRAME * 3 + ONE_FRAME[:100])
     assert len(packets) == 4  # the last partial frame padded
     assert all(0 < len(p) < 400 for p in packets)
+
+
+class RawBody(io.BytesIO):
+    def read(self, size: int | None = -1, decode_content: bool = True) -> bytes:  # noqa: ARG002 - urllib3's signature
+        return super().read(size)
+
+
+class FakeOtaAnswer:
+    """What `requests.post(..., stream=True)` gives: a context manager with a raw body."""
+
+    def __init__(self, body: bytes) -> None:
+        self.raw = RawBody(body)
+
+    def __enter__(self) -> FakeOtaAnswer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def raise_for_status(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("body", "token"),
+    [
+        (b'{"websocket": {"url": "ws://x/", "token": "c2ln.1700000000"}}', "c2ln.1700000000"),
+        (b'{"websocket": {"url": "ws://x/", "token": ""}}', ""),  # auth disabled upstream
+        (b'{"mqtt": {}}', None),
+        (b'{"websocket": {"token": 42}}', None),
+        (b'{"websocket": {"token": "' + b"a" * 5000 + b'"}}', None),
+        (b"<html>not json</html>", None),
+        (b'{"websocket": {"token": "t"}, "pad": "' + b"x" * 100_000 + b'"}', None),  # over the size cap: cut, unparsable
+    ],
+    ids=["token", "auth-off", "no-websocket", "not-a-string", "oversized-token", "not-json", "oversized-answer"],
+)
+def test_ota_answer_is_data(monkeypatch: pytest.MonkeyPatch, body: bytes, token: str | None) -> None:
+    monkeypatch.setattr("requests.post", lambda *_a, **_k: FakeOtaAnswer(body))
+    device = DeviceClient("ws://127.0.0.1:9/", "http://127.0.0.1:9/xiaozhi/ota/", "d1", timeout=TIMEOUT)
+    if token is not None:
+        assert device.fetch_token() == token
+    else:
+        with pytest.raises(DeviceError) as caught:
+            device.fetch_token()
+        assert caught.value.failure == "connect"

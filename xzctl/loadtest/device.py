@@ -35,6 +35,7 @@ FRAME_BYTES = FRAME_SAMPLES * 2  # 16-bit mono PCM
 MAX_MESSAGE_BYTES = 256 * 1024  # a reply Opus frame is < 1 KiB, a text message a few KiB
 MAX_OTA_BYTES = 64 * 1024
 MAX_TRANSCRIPT_CHARS = 2000
+MAX_TOKEN_CHARS = 1024  # upstream's token: a base64 HMAC-SHA256 and a timestamp, ~55 characters
 HELLO = {
     "type": "hello",
     "version": 1,
@@ -149,8 +150,8 @@ class DeviceClient:
             token = json.loads(raw[:MAX_OTA_BYTES])["websocket"]["token"]
         except (ValueError, KeyError, TypeError) as exc:
             raise DeviceError("connect", f"OTA {self.ota_url}: no websocket token in the answer") from exc
-        if not isinstance(token, str):
-            raise DeviceError("connect", f"OTA {self.ota_url}: the websocket token is not a string")
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS:
+            raise DeviceError("connect", f"OTA {self.ota_url}: the websocket token is not a string of a token's size")
         return token
 
     def connect(self, token: str | None = None) -> None:
@@ -163,6 +164,7 @@ class DeviceClient:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         try:
+            # entered as a context manager (newer websockets want it so); close() leaves it
             self._ws = connect(
                 self.ws_url,
                 additional_headers=headers,
@@ -170,31 +172,35 @@ class DeviceClient:
                 close_timeout=min(self.timeout, 5.0),
                 max_size=MAX_MESSAGE_BYTES,
                 compression=None,
-            )
+            ).__enter__()
         except InvalidStatus as exc:
             status = exc.response.status_code
             raise DeviceError("auth" if status in (401, 403) else "connect", f"WebSocket refused: HTTP {status}") from exc
         except (OSError, TimeoutError, WebSocketException) as exc:
             raise DeviceError("connect", f"WebSocket {self.ws_url}: {type(exc).__name__}") from exc
         try:
-            self._ws.send(json.dumps(HELLO))
-            self.session_id = self._await_hello()
+            self.session_id = self._hello()
         except BaseException:
             self.close()
             raise
 
-    def _await_hello(self) -> str:
+    def _hello(self) -> str:
         from websockets.exceptions import ConnectionClosed
 
+        try:
+            self._ws.send(json.dumps(HELLO))
+            return self._await_hello()
+        except ConnectionClosed as exc:
+            # upstream accepts the WebSocket, then closes it when the token does not verify
+            raise DeviceError("auth", "the server closed the connection before hello (token refused?)") from exc
+
+    def _await_hello(self) -> str:
         deadline = time.monotonic() + self.timeout
         while (left := deadline - time.monotonic()) > 0:
             try:
                 data = self._ws.recv(timeout=left)
             except TimeoutError:
                 break
-            except ConnectionClosed as exc:
-                # upstream accepts the WebSocket, then closes it when the token does not verify
-                raise DeviceError("auth", "the server closed the connection before hello (token refused?)") from exc
             message = self._parse(data)
             if message and message.get("type") == "hello" and isinstance(message.get("session_id"), str):
                 return str(message["session_id"])[:128]
@@ -279,4 +285,4 @@ class DeviceClient:
     def close(self) -> None:
         ws, self._ws = self._ws, None
         if ws is not None:
-            ws.close()
+            ws.__exit__(None, None, None)

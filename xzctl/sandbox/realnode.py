@@ -23,14 +23,13 @@ from xzctl.images.build import stage_package
 from xzctl.images.catalog import load_catalog
 from xzctl.images.run import RunningService, remove_containers, start_service, stop_service, wait_ready
 from xzctl.metrics import contract as c
-from xzctl.sandbox.processes import free_port, spawn
+from xzctl.sandbox.processes import free_port
 from xzctl.spec.models import EdgeNode, Fleet
 
 SERVICES = ("vad", "asr", "tts")
 READY_TIMEOUT = 180.0
 LOADGEN_TIMEOUT = 60.0
 TURN_INTERVAL = 20.0  # seconds between a device's turns: a conversation turn, not a stream of requests
-PROBE_INTERVAL = 15.0  # seconds between the probe's turns through the xiaozhi server (one turn takes 3-10 s here)
 # command-line marks of the processes a real node starts (the xiaozhi server is known by its working directory)
 OURS = (b"xz_inference", b"buildah", b"xzctl.sandbox.llm_standin", b"xzctl.loadtest")
 
@@ -50,12 +49,16 @@ class RealNode:
     devices: int = 0
     extra: list[RunningService] = field(default_factory=list)  # canary replicas started later
     upstream: list[RunningService] = field(default_factory=list)  # the xiaozhi server and its LLM stand-in
-    xiaozhi: dict[str, str] = field(default_factory=dict)  # websocket_url, ota_url, work_dir
-    probe: RunningService | None = None  # a device taking turns through the xiaozhi server (xzctl.loadtest.probe)
+    xiaozhi: dict[str, str] = field(default_factory=dict)  # the stable path's websocket_url, ota_url, work_dir
+    probes: list[RunningService] = field(default_factory=list)  # devices taking turns through each xiaozhi server
+    server_dirs: list[str] = field(default_factory=list)  # each xiaozhi server's working directory
+    # what a canary's turn path needs (xzctl.sandbox.turnpath); not recorded
+    fleet: Fleet | None = None
+    xiaozhi_source: str | Path | None = None
+    log_dir: Path | None = None
 
     def scraped(self) -> list[RunningService]:
-        optional = [s for s in (self.loadgen, self.probe) if s is not None]
-        return [*self.services.values(), *self.extra, *optional]
+        return [*self.services.values(), *self.extra, *([self.loadgen] if self.loadgen else []), *self.probes]
 
     def all(self) -> list[RunningService]:
         return [*self.scraped(), *self.upstream]
@@ -75,8 +78,11 @@ class RealNode:
         return {
             "node": self.node,
             "devices": self.devices,
-            "services": {s.name + f"-{s.port}": {"url": s.url, "source": s.source} for s in self.all()},
+            "services": {
+                s.name + f"-{s.port}": {"url": s.url, "source": s.source, "pid": s.process.pid} for s in self.all()
+            },
             "xiaozhi": self.xiaozhi or None,
+            "server_dirs": self.server_dirs,
             "pids": [s.process.pid for s in self.all()],
             "containers": [s.container for s in self.all() if s.container],
         }
@@ -160,52 +166,14 @@ def start_real_node(
         real.loadgen = _start_loadgen(config_file, loadgen_port, labels, log_dir, catalog_dir)
         wait_ready(real.loadgen, LOADGEN_TIMEOUT)
         if xiaozhi_source is not None:
-            _start_xiaozhi(real, fleet, node, xiaozhi_source, log_dir)
+            from xzctl.sandbox.turnpath import start_turn_path
+
+            real.fleet, real.xiaozhi_source, real.log_dir = fleet, xiaozhi_source, log_dir
+            real.xiaozhi = start_turn_path(real, real.services["asr"], track="stable")
     except BaseException:
         stop_real_node(real)
         raise
     return real
-
-
-def _start_xiaozhi(real: RealNode, fleet: Fleet, node: EdgeNode, source: str | Path, log_dir: Path) -> None:
-    from xzctl.sandbox import xiaozhi
-
-    llm = xiaozhi.start_llm_standin(log_dir)
-    real.upstream.append(llm)
-    wait_ready(llm, LOADGEN_TIMEOUT)
-    work_dir = log_dir / "xiaozhi-server"
-    server, http_port = xiaozhi.start_server(
-        fleet,
-        node,
-        source=source,
-        work_dir=work_dir,
-        log_dir=log_dir,
-        asr=real.services["asr"].url,
-        tts=real.services["tts"].url,
-        llm=llm.url,
-    )
-    real.upstream.append(server)
-    xiaozhi.wait_listening(server, http_port)
-    real.xiaozhi = {
-        "websocket_url": f"ws://127.0.0.1:{server.port}{xiaozhi.WS_PATH}",
-        "ota_url": f"http://127.0.0.1:{http_port}{xiaozhi.OTA_PATH}",
-        "work_dir": str(work_dir),
-    }
-    probe_port = free_port()
-    config = {
-        "ws_url": real.xiaozhi["websocket_url"],
-        "ota_url": real.xiaozhi["ota_url"],
-        "port": probe_port,
-        "track": "stable",
-        "device_id": f"{node.id}-probe",
-        "interval_seconds": PROBE_INTERVAL,
-    }
-    config_file = log_dir / "probe.json"
-    config_file.write_text(json.dumps(config), encoding="utf-8")
-    log = log_dir / f"probe-{probe_port}.log"
-    process = spawn([sys.executable, "-m", "xzctl.loadtest.probe", str(config_file)], log)
-    real.probe = RunningService("probe", probe_port, "package", process, None, log, time.monotonic(), "sandbox/probe")
-    wait_ready(real.probe, LOADGEN_TIMEOUT)
 
 
 def _start_loadgen(
@@ -255,14 +223,14 @@ def stop_recorded_real_node(record: dict[str, Any]) -> None:
     import contextlib
     import signal
 
-    server_dir = str((record.get("xiaozhi") or {}).get("work_dir", "")) or None
+    server_dirs = {*(record.get("server_dirs") or []), (record.get("xiaozhi") or {}).get("work_dir")} - {None}
     for pid in record.get("pids", []):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
-        if any(mark in cmdline for mark in OURS) or cwd == server_dir:
+        if any(mark in cmdline for mark in OURS) or cwd in server_dirs:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10.0

@@ -1,0 +1,215 @@
+"""The real node's upstream xiaozhi server: its override (decisions, fast), then the real server in the sandbox
+(tier images): a device speaking the real protocol gets its transcript and reply audio; a bad token is refused
+while another device carries on; a malformed Opus frame is dropped; the auth key stays out of status and logs;
+the probe's turns reach Prometheus; TTS down and the server killed mid-turn end the turn failed in bounded time.
+The two destructive tests come last in this module (they stop parts of the session's real node)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fixtures.sandbox import wait_for_query
+from tests.fixtures.xiaozhi import DEVICE_TIMEOUT, device, service_pid, xiaozhi_urls
+from xzctl.errors import BadInputError
+from xzctl.loadtest.device import DeviceError, TurnResult
+from xzctl.loadtest.speech import speak
+from xzctl.metrics import contract as c
+from xzctl.metrics import queries as q
+from xzctl.render import render_node_documents
+from xzctl.sandbox import SandboxInfo
+from xzctl.sandbox.xiaozhi import find_source, server_override
+from xzctl.spec import Fleet
+
+SPEECH = "turn on the light in the kitchen"
+FAULT_BOUND = DEVICE_TIMEOUT + 15.0  # speech, then at most the device's reply timeout
+
+
+def test_override_points_every_provider_at_the_sandbox(example_fleet: Fleet) -> None:
+    rendered = render_node_documents(example_fleet, example_fleet.node("bj-edge-01")).server_config
+    urls = {"asr": "http://127.0.0.1:1001", "tts": "http://127.0.0.1:1002", "llm": "http://127.0.0.1:1003"}
+    config = server_override(rendered, port=2001, http_port=2002, auth_key="k" * 48, **urls)
+    modules = config["selected_module"]
+    assert config["server"]["ip"] == "127.0.0.1"
+    assert (config["server"]["port"], config["server"]["http_port"], config["server"]["auth_key"]) == (2001, 2002, "k" * 48)
+    assert config["server"]["websocket"] == "ws://127.0.0.1:2001/xiaozhi/v1/"
+    assert config["ASR"][modules["ASR"]] == {
+        "type": "openai",
+        "base_url": "http://127.0.0.1:1001/v1/audio/transcriptions",
+        "model_name": "node-asr",
+        "api_key": "none",
+        "output_dir": "tmp/",
+    }
+    tts = config["TTS"][modules["TTS"]]
+    assert (tts["url"], tts["format"], tts["params"]["response_format"]) == ("http://127.0.0.1:1002/v1/audio/speech", "wav", "wav")
+    assert config["LLM"][modules["LLM"]]["base_url"] == "http://127.0.0.1:1003/v1"
+    assert config["VAD"] == yaml.safe_load(rendered)["VAD"]  # what the node renders, unchanged
+    assert "example" not in json.dumps(config)  # no address of the rendered site is left
+
+
+@pytest.mark.parametrize(
+    ("layout", "error"),
+    [
+        ({"app.py": "", "config.yaml": ""}, None),
+        ({"server/app.py": "", "config.yaml": ""}, None),  # the reference copy: config.yaml one level up
+        ({"app.py": ""}, "no config.yaml"),
+        ({"config.yaml": ""}, "no app.py"),
+    ],
+)
+def test_source_directory(tmp_path: Path, layout: dict[str, str], error: str | None) -> None:
+    for name, text in layout.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    root = tmp_path / "server" if "server/app.py" in layout else tmp_path
+    if error is None:
+        assert find_source(root) == (root, tmp_path / "config.yaml")
+    else:
+        with pytest.raises(BadInputError, match=error):
+            find_source(root)
+
+
+def test_no_source_is_bad_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("XZCTL_XIAOZHI_SOURCE", raising=False)
+    with pytest.raises(BadInputError, match="needs the upstream source") as caught:
+        find_source(None)
+    assert caught.value.hint is not None and "--xiaozhi-source" in caught.value.hint
+
+
+def _turn_ok(result: TurnResult) -> None:
+    assert result.ok, result
+    assert result.transcript  # the stt message carried the ASR's words
+    assert result.audio_frames > 0
+    assert result.stt_seconds is not None and result.first_audio_seconds is not None
+    assert result.stt_seconds <= result.first_audio_seconds
+
+
+@pytest.mark.images
+def test_a_device_speaking_the_real_protocol_gets_its_transcript_and_reply_audio(xiaozhi_sandbox: SandboxInfo) -> None:
+    status = subprocess.run(
+        [sys.executable, "-m", "xzctl", "sandbox", "status", "-o", "json", "--state-dir", str(xiaozhi_sandbox.state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    real = json.loads(status.stdout)["real_node"]
+    assert real["xiaozhi"]["websocket_url"].startswith("ws://127.0.0.1:")
+    assert real["xiaozhi"]["websocket_url"].endswith("/xiaozhi/v1/")
+    assert real["xiaozhi"]["ota_url"].endswith("/xiaozhi/ota/")
+    assert {key.rsplit("-", 1)[0] for key in real["services"]} >= {"vad", "asr", "tts", "llm", "xiaozhi-server", "probe"}
+    client = device(xiaozhi_sandbox, "aa:bb:cc:00:00:01")
+    client.connect()
+    try:
+        result = client.turn(speak(SPEECH))
+    finally:
+        client.close()
+    _turn_ok(result)
+    # the figures of the closing note: one device, loaded 2-core machine
+    sys.stdout.write(f"\none device: stt {result.stt_seconds:.2f} s, first audio {result.first_audio_seconds:.2f} s\n")
+
+
+@pytest.mark.images
+def test_a_bad_token_is_refused_while_another_device_carries_on(xiaozhi_sandbox: SandboxInfo) -> None:
+    good = device(xiaozhi_sandbox, "aa:bb:cc:00:00:02")
+    good.connect()
+    try:
+        intruder = device(xiaozhi_sandbox, "aa:bb:cc:00:00:03")
+        assert good.token
+        for token in (good.token, "forged.1700000000", ""):  # another device's token, a forged one, none
+            with pytest.raises(DeviceError) as refused:
+                intruder.connect(token=token)
+            assert refused.value.failure == "auth"
+        _turn_ok(good.turn(speak(SPEECH)))
+    finally:
+        good.close()
+
+
+@pytest.mark.images
+def test_a_malformed_opus_frame_is_dropped(xiaozhi_sandbox: SandboxInfo) -> None:
+    client = device(xiaozhi_sandbox, "aa:bb:cc:00:00:04")
+    client.connect()
+    try:
+        _turn_ok(client.turn(speak(SPEECH), before_speech=[b"\xff\xfe not opus", b"\x00" * 4000]))
+    finally:
+        client.close()
+
+
+@pytest.mark.images
+def test_the_auth_key_is_never_in_status_state_or_logs(xiaozhi_sandbox: SandboxInfo) -> None:
+    work = Path(xiaozhi_urls(xiaozhi_sandbox)["work_dir"])
+    config = work / "data" / ".config.yaml"
+    assert config.stat().st_mode & 0o077 == 0  # the server's copy is its owner's alone
+    key = yaml.safe_load(config.read_text())["server"]["auth_key"]
+    assert len(key) >= 32
+    status = subprocess.run(
+        [sys.executable, "-m", "xzctl", "sandbox", "status", "-o", "json", "--state-dir", str(xiaozhi_sandbox.state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert key not in status.stdout + status.stderr
+    leaks = [
+        p
+        for p in Path(xiaozhi_sandbox.state_dir).rglob("*")
+        if p.is_file() and p != config and p.suffix in (".log", ".json", ".yaml", ".yml") and key in p.read_text(errors="replace")
+    ]
+    assert not leaks
+
+
+@pytest.mark.images
+def test_the_probe_turns_reach_prometheus_for_the_canary_checks(xiaozhi_sandbox: SandboxInfo) -> None:
+    node = {c.NODE: "bj-edge-01"}
+    first_audio = q.turn_latency_quantile(c.TURN_FIRST_AUDIO_SECONDS, window="5m", by=(c.NODE, c.TRACK), filters=node)
+    samples = wait_for_query(
+        xiaozhi_sandbox.prometheus_url,
+        first_audio,
+        lambda s: bool(s) and all(not math.isnan(x.value) and x.value > 0 for x in s),
+        timeout=240,
+    )
+    assert {s.labels[c.TRACK] for s in samples} == {"stable"}
+    failures = wait_for_query(xiaozhi_sandbox.prometheus_url, q.turn_failure_ratio(window="5m", filters=node), bool)
+    assert all(0 <= s.value <= 1 for s in failures)
+
+
+def _turn_while(xiaozhi_sandbox: SandboxInfo, device_id: str, fault: int) -> tuple[TurnResult, float]:
+    """A turn during which process group `fault` is killed (while the device speaks); the result and its duration."""
+    client = device(xiaozhi_sandbox, device_id)
+    client.connect()
+    results: list[TurnResult] = []
+    started = time.monotonic()
+    speaking = threading.Thread(target=lambda: results.append(client.turn(speak(SPEECH))))
+    speaking.start()
+    try:
+        time.sleep(0.5)  # mid-turn: the device is still speaking its 2 s utterance
+        os.killpg(fault, signal.SIGKILL)
+        speaking.join(FAULT_BOUND + 30)
+    finally:
+        client.close()
+    assert results, "the turn did not end"
+    return results[0], time.monotonic() - started
+
+
+@pytest.mark.images
+def test_tts_down_mid_turn_fails_the_turn_in_bounded_time(xiaozhi_sandbox: SandboxInfo) -> None:
+    result, took = _turn_while(xiaozhi_sandbox, "aa:bb:cc:00:00:05", service_pid(xiaozhi_sandbox, "tts"))
+    assert not result.ok and result.failure == "no_audio", result
+    assert result.transcript  # ASR still worked: upstream's TTS error path ended the reply without audio
+    assert took < FAULT_BOUND
+
+
+@pytest.mark.images
+def test_killing_the_server_mid_turn_ends_the_turn_failed(xiaozhi_sandbox: SandboxInfo) -> None:
+    result, took = _turn_while(xiaozhi_sandbox, "aa:bb:cc:00:00:06", service_pid(xiaozhi_sandbox, "xiaozhi-server"))
+    assert not result.ok and result.failure in ("closed", "error"), result
+    assert took < FAULT_BOUND
