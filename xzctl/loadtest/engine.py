@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Protocol
 
 import gevent
 import locust.runners
+import locust.stats
 from gevent.pywsgi import WSGIServer
 from locust import User, argument_parser, task
 from locust.env import Environment
@@ -220,8 +221,10 @@ def run(settings: LoadSettings, options: RunOptions) -> Snapshot:
         stack.callback(runner.quit)
         if options.csv_prefix:
             writer = StatsCSVFileWriter(env, [0.5, 0.95, 0.99], options.csv_prefix, full_history=False)
-            stack.enter_context(_greenlet(writer.stats_writer))
             stack.callback(writer.close_files)
+            stack.enter_context(_greenlet(writer.stats_writer))
+            # runs first at exit: one more round of Locust's writer, so the files hold the final stats
+            stack.callback(gevent.sleep, locust.stats.CSV_STATS_INTERVAL_SEC * 1.5)
         started = time.monotonic()
 
         def now() -> Snapshot:
