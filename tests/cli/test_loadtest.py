@@ -98,3 +98,17 @@ def test_summary_table(width: int) -> None:
     out = io.StringIO()
     print_summary(Console(file=out, width=width, color_system=None), snap, wide=False)
     assert_golden(GOLDEN / f"loadtest_summary_{width}.txt", out.getvalue())
+
+
+def test_sweep_curve_table() -> None:
+    from tests.fixtures.measured import fake_profile
+    from xzctl.cli.loadtest import print_curve
+
+    out = io.StringIO()
+    print_curve(
+        Console(file=out, width=80, color_system=None),
+        fake_profile(120),
+        Path("capacity/edge-standard.yaml"),
+        wide=False,
+    )
+    assert_golden(GOLDEN / "loadtest_sweep_80.txt", out.getvalue())

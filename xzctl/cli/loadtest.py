@@ -275,7 +275,7 @@ def sweep(  # noqa: PLR0917 (each Typer option is a parameter)
     emit(
         profile.model_dump(mode="json"),
         output,
-        lambda console: _print_curve(console, profile, out, wide=output is Output.WIDE),
+        lambda console: print_curve(console, profile, out, wide=output is Output.WIDE),
     )
 
 
@@ -304,7 +304,7 @@ def _step_line(p: CurvePoint) -> str:
     return f"step {p.devices} devices: {p.turns} turns, {p.failed} failed, first audio p95 {fa}"
 
 
-def _print_curve(console: Console, profile: CapacityProfile, out: Path, *, wide: bool) -> None:
+def print_curve(console: Console, profile: CapacityProfile, out: Path, *, wide: bool) -> None:
     def s(v: float | None) -> str:
         return "-" if v is None else f"{v:.2f}s"
 
