@@ -71,6 +71,18 @@ def word_errors(words_per_minute: float, errors_per_minute: float, track: str = 
     ]
 
 
+def turns(per_minute: float, failed_share: float, first_audio_below: dict[str, float]) -> list[dict[str, str]]:
+    """Devices' turns: `first_audio_below[le]` is the share of answered turns with first audio within `le` s."""
+    out = [
+        _series("xiaozhi_turns_total", _counter(per_minute * (1 - failed_share)), track="stable", result="ok"),
+        _series("xiaozhi_turns_total", _counter(per_minute * failed_share), track="stable", result="failed"),
+    ]
+    return out + [
+        _series("xiaozhi_turn_first_audio_seconds_bucket", _counter(per_minute * share), track="stable", le=le)
+        for le, share in {**first_audio_below, "+Inf": 1.0}.items()
+    ]
+
+
 def gauge(name: str, value: float, **labels: str) -> list[dict[str, str]]:
     return [_series(name, f"{value:g}x{POINTS}", **labels)]
 
@@ -169,6 +181,24 @@ CASES = [
         "8m",
         "22m",
         [{"severity": "warning", **WHERE, "track": "canary"}],
+    ),
+    Case(
+        # devices hear the first audio after 4-5 s (the seed's KPI is 3 s); healthy: 97% within 2.5 s
+        "TurnLatencyHigh",
+        turns(12, 0.0, {"2.5": 0.0, "3": 0.0, "4": 0.5, "5": 1.0}),
+        turns(12, 0.0, {"2.5": 0.97, "3": 1.0, "4": 1.0, "5": 1.0}),
+        "4m",
+        "8m",
+        [{"severity": "warning", **WHERE}],
+    ),
+    Case(
+        # 1 turn in 100 fails (10x the 0.1% KPI); healthy: 1 in 2000
+        "TurnFailures",
+        turns(100, 0.01, {"3": 1.0}),
+        turns(100, 0.0005, {"3": 1.0}),
+        "4m",
+        "8m",
+        [{"severity": "warning", **WHERE}],
     ),
     Case(
         "AvailabilityBudgetBurn",

@@ -198,3 +198,15 @@ def test_generated_1000_node_fleet_plans_every_node() -> None:
     plan = build_plan(fleet)
     assert sum(1 for r in plan.rows if r.section == "edge-gpu") == 1000
     assert _row(plan, "capacity", "fleet").value == fleet.devices
+
+
+def test_the_plan_counts_measured_slots_and_says_so(tmp_path: Path) -> None:
+    """edge-standard measured at 120 devices per node (a fake curve): beijing's 3 nodes carry 360, not 450."""
+    from tests.fixtures.measured import measured_example
+
+    plan = build_plan(measured_example(tmp_path, 120).fleet)
+    beijing = _row(plan, "capacity", "beijing")
+    assert beijing.limit == 360 and "slots as measured:" in beijing.reason and "edge-standard.yaml" in beijing.reason
+    lose = _row(plan, "n+1", "beijing")
+    assert lose.limit == 240  # two nodes left, at the measured figure
+    assert "of 120 devices" in lose.reason

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from xzctl.metrics import contract as c
 from xzctl.simulator.exposition import node_families, render_text
 from xzctl.simulator.load import NodeState
-from xzctl.simulator.model import IDLE_CLOSE_SECONDS, SESSION_SECONDS, FleetModel, diurnal_activity
+from xzctl.simulator.model import IDLE_CLOSE_SECONDS, SESSION_SECONDS, TRACK_SALT, FleetModel, diurnal_activity
 from xzctl.simulator.server import Simulator
 from xzctl.spec import Fleet
 
@@ -161,3 +163,26 @@ def test_each_session_lasts_a_conversation_plus_the_idle_close(example_fleet: Fl
     assert node.sessions_opened == pytest.approx(600, rel=1e-9)
     turns = node.series[("end_to_end", "stable")].count
     assert 0.95 * 600 * 6 <= turns <= 1.05 * 600 * 6  # six turns per conversation, within the load noise
+
+
+def test_a_measured_class_draws_end_to_end_latency_from_its_curve_with_noise_per_track(
+    tmp_path: Path, example_fleet: Fleet
+) -> None:
+    """edge-standard measured (a fake curve: median first audio 1.0 s at 120 and 130 devices): the simulator's
+    end-to-end median is the curve's, not the stage model's, and a canary never equals its stable by construction."""
+    from tests.fixtures.measured import measured_example
+    from xzctl.simulator.load import E2E_SIGMA
+
+    def e2e_median(fleet: Fleet) -> tuple[FleetModel, NodeState, float]:
+        model = FleetModel(fleet, seed=3, start=T0)
+        node = model.nodes["bj-edge-01"]
+        node.pinned = 125
+        model.advance(T0 + 600)
+        stable = node.series[("end_to_end", "stable")]
+        return model, node, stable.total / stable.count / math.exp(E2E_SIGMA**2 / 2)
+
+    model, node, median = e2e_median(measured_example(tmp_path, 120).fleet)
+    assert 0.95 <= median <= 1.05  # the curve's 1.0 s, within the noise
+    assert e2e_median(example_fleet)[2] > 1.1  # the stage model's guess, without a profile, is another figure
+    noises = {model._noise(node, T0 + 10 * i, 10 + TRACK_SALT[t]) for i in range(30) for t in TRACK_SALT}
+    assert len(noises) == 60  # stable and canary draw their own noise in every window

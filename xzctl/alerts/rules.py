@@ -29,6 +29,10 @@ CACHE_WINDOW = "10m"
 ASR_WER_LIMIT = 0.3
 ASR_WER_FOR = "10m"
 ASR_WER_WINDOW = "10m"
+# Turns as devices measure them (emulated or probe devices): a window that holds a few turns per device at the
+# realistic one turn per device per 20 s.
+TURN_WINDOW = "10m"
+TURN_FOR = "5m"
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ NODE_ALERTS = (
     "QueueBacklog",
     "CanaryDegraded",
     "AsrAccuracyLow",
+    "TurnLatencyHigh",
+    "TurnFailures",
 )
 ALERT_NAMES = (*NODE_ALERTS, "EdgeNodeDown", "AvailabilityBudgetBurn", "LatencyBudgetBurn")
 
@@ -193,8 +199,37 @@ def node_alerts(fleet: Fleet) -> list[dict[str, Any]]:
             description=f"{{{{ $value | humanizePercentage }}}} of the known test speech's words come back wrong "
             f"(limit {ASR_WER_LIMIT:.0%}).",
         ),
+        *turn_alerts(fleet, where),
     ]
     return rules
+
+
+def turn_alerts(fleet: Fleet, where: str) -> list[dict[str, Any]]:
+    """The seed's KPIs judged on turns as devices hear them (first reply audio, failed turns), not on the stages."""
+    kpi_seconds = fleet.kpis.latency.end_to_end_ms / 1000.0
+    failure_limit = fleet.kpis.reliability.error_rate_percent / 100.0
+    return [
+        _alert(
+            fleet,
+            "TurnLatencyHigh",
+            f"{q.turn_latency_quantile(c.TURN_FIRST_AUDIO_SECONDS, window=TURN_WINDOW, by=NODE_LABELS)} > {kpi_seconds:g}",
+            for_=TURN_FOR,
+            severity="warning",
+            summary=f"Devices wait over {kpi_seconds:g} s for the first reply audio on {where} (p95)",
+            description=f"p95 from the end of a device's speech to its first reply audio is {{{{ $value | humanizeDuration }}}} "
+            f"(KPI {kpi_seconds:g} s), measured by devices speaking the real protocol.",
+        ),
+        _alert(
+            fleet,
+            "TurnFailures",
+            f"{q.turn_failure_ratio(window=TURN_WINDOW, by=NODE_LABELS)} > {failure_limit:g}",
+            for_=TURN_FOR,
+            severity="warning",
+            summary=f"Device turns failing on {where}",
+            description=f"{{{{ $value | humanizePercentage }}}} of the devices' turns got no complete reply (KPI {failure_limit:.1%}); "
+            "xiaozhi_turn_failures_total says how (connect, auth, timeout, ...).",
+        ),
+    ]
 
 
 def _burn_alerts(

@@ -34,7 +34,7 @@ class CapacityThresholds:
 class Limit:
     """One limit of a node: where it stands now and how many devices the node carries when it is reached."""
 
-    name: str  # max_devices | cpu | memory | gpu | latency:<service>
+    name: str  # max_devices | measured | cpu | memory | gpu | latency:<service>
     value: float  # devices, a utilization fraction, or p95 seconds
     cap: float
     devices_at_cap: int
@@ -55,6 +55,7 @@ class Capacity(Readings):
     days_until_full: float | None = None
     limits: list[Limit] = field(default_factory=list)
     region: str = ""  # an edge node's region; empty for a region or the fleet
+    measured: tuple[int, str] | None = None  # an edge node's measured devices per node and its profile
 
     @property
     def capacity_devices(self) -> int | None:
@@ -80,6 +81,8 @@ class Capacity(Readings):
             "growth_per_day": _r(self.growth_per_day, 2),
             "days_until_full": _r(self.days_until_full, 1),
             "devices_at_limit": {lim.name: lim.devices_at_cap for lim in self.limits},
+            "measured_devices_per_node": self.measured[0] if self.measured else None,
+            "measured_source": self.measured[1] if self.measured else None,
         }
 
 
@@ -129,6 +132,9 @@ def node_limits(node: EdgeNode, m: NodeMetrics, fleet: Fleet) -> list[Limit]:
     devices = m.devices
     eff = fleet.kpis.efficiency
     limits = [Limit("max_devices", devices, node.capacity.max_devices, node.capacity.max_devices)]
+    if node.capacity.measured_devices is not None:  # what a node of its class carried under the KPI, measured
+        measured = node.capacity.measured_devices[0]
+        limits.append(Limit("measured", devices, measured, measured))
     resources = [("cpu", m.cpu, eff.cpu_percent), ("memory", m.memory, eff.memory_percent)]
     if node.capacity.gpu.count > 0:
         resources.append(("gpu", m.gpu, eff.gpu_percent))
@@ -171,7 +177,17 @@ def _days_until_full(growth: float | None, devices: int, capacity: int | None) -
 def node_capacity(node: EdgeNode, m: NodeMetrics, fleet: Fleet, th: CapacityThresholds) -> Capacity:
     max_devices = node.capacity.max_devices
     if not m.known or m.devices is None:
-        return Capacity(node.id, Status.UNKNOWN, list(m.problems), None, max_devices, None, None, region=node.region)
+        return Capacity(
+            node.id,
+            Status.UNKNOWN,
+            list(m.problems),
+            None,
+            max_devices,
+            None,
+            None,
+            region=node.region,
+            measured=node.capacity.measured_devices,
+        )
     devices = round(m.devices)
     limits = node_limits(node, m, fleet)
     first = min(limits, key=lambda lim: lim.devices_at_cap)
@@ -194,6 +210,7 @@ def node_capacity(node: EdgeNode, m: NodeMetrics, fleet: Fleet, th: CapacityThre
         growth_per_day=growth,
         limits=limits,
         region=node.region,
+        measured=node.capacity.measured_devices,
     )
     cap.days_until_full = _days_until_full(growth, devices, cap.capacity_devices)
     _judge(cap, fleet, th)
@@ -226,6 +243,8 @@ def _judge(cap: Capacity, fleet: Fleet, th: CapacityThresholds) -> None:
 def _over(lim: Limit) -> str:
     if lim.name == "max_devices":
         return f"{lim.value:.0f} devices > max_devices {lim.cap:.0f}"
+    if lim.name == "measured":
+        return f"{lim.value:.0f} devices > {lim.cap:.0f} measured per node of its class"
     if lim.name.startswith("latency:"):
         return f"p95 {lim.name.split(':', 1)[1]} {lim.value * 1000:.0f} ms > KPI {lim.cap * 1000:.0f} ms"
     return f"{lim.name} {lim.value:.1%} > KPI {lim.cap:.0%}"

@@ -89,7 +89,7 @@ def _utilization(used: int, capacity: int) -> float:
     return math.inf if used else 0.0
 
 
-def _capacity_row(subject: str, devices: int, capacity: int) -> PlanRow:
+def _capacity_row(subject: str, devices: int, capacity: int, measured: list[str] | None = None) -> PlanRow:
     used = _utilization(devices, capacity)
     if devices > capacity:
         verdict = Verdict.FAIL
@@ -100,19 +100,25 @@ def _capacity_row(subject: str, devices: int, capacity: int) -> PlanRow:
     else:
         verdict = Verdict.OK
         reason = f"{used:.1%} used, {capacity - devices:,} free slots"
+    if measured:
+        reason += f" (slots as measured: {', '.join(measured)})"
     return PlanRow("capacity", subject, "devices vs capacity", devices, capacity, "devices", verdict, reason)
 
 
 def capacity_rows(fleet: Fleet) -> list[PlanRow]:
-    rows = [_capacity_row(name, r.devices, r.max_devices) for name, r in fleet.regions.items()]
-    capacity = sum(r.max_devices for r in fleet.regions.values())
-    rows.append(_capacity_row("fleet", fleet.devices, capacity))
+    """Devices against device slots: max_devices, or the measured devices per node where a class has a profile."""
+    rows = [
+        _capacity_row(name, r.devices, r.carried_devices, r.measured_sources()) for name, r in fleet.regions.items()
+    ]
+    capacity = sum(r.carried_devices for r in fleet.regions.values())
+    measured = sorted({s for r in fleet.regions.values() for s in r.measured_sources()})
+    rows.append(_capacity_row("fleet", fleet.devices, capacity, measured))
     return rows
 
 
 def _largest(nodes: list[EdgeNode]) -> EdgeNode:
     # The worst single loss: the most capacity gone, and among equals the most devices to move.
-    return max(nodes, key=lambda n: (n.capacity.max_devices, n.devices))
+    return max(nodes, key=lambda n: (n.capacity.carried_devices, n.devices))
 
 
 @dataclass(frozen=True)
@@ -127,9 +133,10 @@ class RegionLoss:
 
 def region_loss(region: Region) -> RegionLoss:
     lost = _largest(region.edge_nodes)
-    remaining = region.max_devices - lost.capacity.max_devices
+    remaining = region.carried_devices - lost.capacity.carried_devices
     short = region.devices - remaining
-    add = math.ceil(short / lost.capacity.max_devices) if short > 0 else 0
+    # a class measured at 0 devices carries nothing: count each added node as one device, never divide by 0
+    add = math.ceil(short / max(1, lost.capacity.carried_devices)) if short > 0 else 0
     return RegionLoss(lost, remaining, short, add)
 
 
@@ -178,7 +185,7 @@ def n_plus_one_rows(fleet: Fleet) -> list[PlanRow]:
                 )
             )
             continue
-        fix = f"add {loss.nodes_to_add} edge node(s) of {lost.capacity.max_devices} devices to {name}"
+        fix = f"add {loss.nodes_to_add} edge node(s) of {lost.capacity.carried_devices} devices to {name}"
         if not placed.unserved:
             verdict = Verdict.WARN
             reason = (

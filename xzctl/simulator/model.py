@@ -73,6 +73,9 @@ __all__ = [
 ]
 
 
+TRACK_SALT = {"stable": 0, "canary": 1}
+
+
 class FleetModel:
     """All edge nodes of a fleet; `advance` integrates, `render_node` writes a node's exposition."""
 
@@ -151,6 +154,13 @@ class FleetModel:
         total = node.spec.capacity.memory_gb * 2**30
         node.memory_used = min(total * 0.98, total * BASELINE_MEMORY_SHARE + active * SESSION_MEMORY_BYTES)
 
+    @staticmethod
+    def _measured_e2e(node: NodeState, active: float) -> float | None:
+        """Where the node's class has a measured capacity profile, its median first audio at this many devices
+        (the real node's curve), instead of the stage model's guess."""
+        profile = node.spec.capacity.profile
+        return profile.first_audio_median(active) if profile is not None else None
+
     def _step(self, node: NodeState, t0: float, t1: float) -> None:
         """Integrate the node's counters over [t0, t1] at the load of t0."""
         dt = t1 - t0
@@ -196,7 +206,10 @@ class FleetModel:
             if share:
                 _, coordinator = self._image_profile(node, "coordinator", track)
                 _, server = self._image_profile(node, "xiaozhi_server", track)
-                median = e2e_median[track] * coordinator.latency_factor * server.latency_factor
+                base = self._measured_e2e(node, active) or e2e_median[track]
+                # each track's own noise: a canary and its stable never agree to the millisecond by construction
+                noise = self._noise(node, t0, 10 + TRACK_SALT[track])
+                median = base * coordinator.latency_factor * server.latency_factor * noise
                 errors = e2e_error[track] + coordinator.error_rate + server.error_rate
                 self._observe(
                     node,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from xzctl.spec.base import (
     FILLED_KEY,
@@ -22,6 +22,9 @@ from xzctl.spec.base import (
 )
 from xzctl.spec.quantity import parse_memory
 from xzctl.spec.types import HostAddress, LabelText, LocalPath
+
+if TYPE_CHECKING:
+    from xzctl.spec.measured import CapacityProfile
 
 
 class Host(Strict):
@@ -50,6 +53,28 @@ class Capacity(Strict):
     cpu_cores: PositiveInt
     memory_gb: PositiveInt
     gpu: GpuSpec
+    measured: LocalPath | None = Field(
+        default=None,
+        description="the node class's capacity profile (xzctl loadtest sweep), relative to the spec file",
+    )
+    # Filled by load_fleet from the profile file: the profile and its path.
+    _measured: tuple[CapacityProfile, str] | None = PrivateAttr(default=None)
+
+    @property
+    def profile(self) -> CapacityProfile | None:
+        """The node class's measured capacity profile; None without one."""
+        return self._measured[0] if self._measured else None
+
+    @property
+    def measured_devices(self) -> tuple[int, str] | None:
+        """Measured devices per node of this class and the profile they come from; None without a profile."""
+        return (self._measured[0].devices_per_node, self._measured[1]) if self._measured else None
+
+    @property
+    def carried_devices(self) -> int:
+        """The devices the plan counts on one node: max_devices, or fewer where a measurement says so."""
+        measured = self.measured_devices
+        return min(self.max_devices, measured[0]) if measured else self.max_devices
 
 
 class InferenceService(Strict):
@@ -231,3 +256,11 @@ class Region(Strict):
     @property
     def max_devices(self) -> int:
         return sum(n.capacity.max_devices for n in self.edge_nodes)
+
+    @property
+    def carried_devices(self) -> int:
+        """Device slots the plan counts on: max_devices, or the measured figure where a node's class has one."""
+        return sum(n.capacity.carried_devices for n in self.edge_nodes)
+
+    def measured_sources(self) -> list[str]:
+        return sorted({n.capacity.measured_devices[1] for n in self.edge_nodes if n.capacity.measured_devices})

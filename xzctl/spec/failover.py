@@ -46,13 +46,14 @@ def may_leave_region(fleet: Fleet, node: EdgeNode) -> bool:
 
 
 def spec_loads(fleet: Fleet) -> list[NodeLoad]:
-    """The placement inputs from the spec alone: assigned devices, capacity max_devices, score = free share."""
+    """The placement inputs from the spec alone: assigned devices, capacity (max_devices, or the measured devices
+    per node of the node's class), score = free share."""
     return [
         NodeLoad(
             node=n.id,
             region=n.region,
             devices=n.devices,
-            kpi_capacity=n.capacity.max_devices,
+            kpi_capacity=n.capacity.carried_devices,
             max_devices=n.capacity.max_devices,
             score=1 - n.devices / n.capacity.max_devices,
             score_per_device=1 / n.capacity.max_devices,

@@ -62,12 +62,13 @@ def resolve_fleet_path(explicit: str | Path | None, cwd: Path | None = None) -> 
 
 def load_fleet(path: str | Path | None = None) -> LoadedFleet:
     """Load and validate the fleet spec; raise FleetSpecError with every problem at once."""
+    from xzctl.spec.measured import attach_measured
     from xzctl.spec.validate import cross_checks
 
     spec_path = resolve_fleet_path(path)
     raw, lines = read_spec_document(spec_path)
     fleet = build_fleet(raw, lines, str(spec_path))
-    problems = cross_checks(fleet, file=str(spec_path), lines=lines)
+    problems = cross_checks(fleet, file=str(spec_path), lines=lines) + attach_measured(fleet, spec_path, lines)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise FleetSpecError(problems)

@@ -48,6 +48,7 @@ FIELDS: Mapping[str, frozenset[Sink]] = {
         "Host.ssh_user": (A,),
         "Host.ssh_key": (A,),
         "GpuSpec.model": (J, A, K),
+        "Capacity.measured": (T,),
         "Resources.cpu_request": (J, K),
         "Resources.cpu_limit": (J, K),
         "Resources.memory_request": (J, K),
