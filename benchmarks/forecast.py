@@ -80,7 +80,7 @@ def generate(shape: Shape, region: int, seed: int) -> np.ndarray:
     hours = np.arange(HISTORY + HORIZON)
     t = START + hours * 3600
     hod = hours % 24
-    dow = np.array([hour_of_week(x) // 24 for x in t])
+    dow = np.array([hour_of_week(float(x)) // 24 for x in t])
     weekday = _profile(hod, (1.0 + region, 11.0 + region), (2.0, 3.0))
     weekend = _profile(hod, (3.0 + region, 12.0), (3.0, 4.0)) * (0.6 + 0.25 * region)  # region 2: busier weekends
     level = 150.0 * (1 + region) * np.where(dow >= 5, weekend, weekday)

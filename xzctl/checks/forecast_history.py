@@ -180,20 +180,19 @@ def unusual_days(values: Sequence[float], start: float) -> tuple[list[float], li
     """Days (counted back from the last hour) far from the same weekday of the other weeks, scaled to it.
 
     An unannounced holiday in the history would otherwise teach the weekly season a dip that does not come back.
-    Returns the values and (first hour, factor) per unusual day; nothing on less than two weeks (no weekday to
-    compare with).
+    Returns the values and (first hour, factor) per unusual day; nothing on less than three weeks (the median of
+    a weekday needs three of them to outvote one unusual day).
     """
     out = list(values)
     found: list[tuple[float, float]] = []
     n = len(values)
     days = n // DAY
-    if days < 14:
+    if days < 21:
         return out, found
     first = n - days * DAY
     sums = [sum(values[first + d * DAY : first + (d + 1) * DAY]) for d in range(days)]
     for d in range(days):
-        others = [sums[o] for o in range(d % 7, days, 7) if o != d]
-        ref = statistics.median(others)
+        ref = statistics.median(sums[d % 7 :: 7])
         if ref <= 0 or sums[d] <= 0:
             continue
         factor = sums[d] / ref

@@ -15,8 +15,8 @@ measured out of sample: each cut's hours against the scale learned on the other 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from xzctl.errors import UnknownStateError
@@ -30,11 +30,14 @@ if TYPE_CHECKING:
 DAY = 24
 WEEK = 7 * DAY
 LEVEL = 95
+PEAK_LEVEL = 99  # the upper band, which sizes the schedule and the nodes
 WINDOWS = 3  # cut points of the rolling-origin backtest
 MIN_TRAIN = 2 * DAY  # two daily seasons before the earliest cut
 MIN_BACKTEST = 12  # hours ahead the backtest judges at the least
 MIN_HISTORY = MIN_TRAIN + (WINDOWS - 1) * 12 + MIN_BACKTEST  # 84 h: three days and a half
 NAIVE = "seasonal naive"
+# The mean of two candidates is a candidate of its own: their errors partly cancel (no fit of its own in the backtest).
+COMBINED = {"MSTL+AutoTheta": ("MSTL", "AutoTheta")}
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,21 @@ class Plan:
     notes: tuple[str, ...] = ()
 
 
-def days_for(hours: int) -> int:
-    return math.ceil(hours / DAY)
+def _plan(n: int, horizon: int) -> Plan:
+    step = DAY if n >= WEEK else 12
+    for lag in (WEEK, DAY):  # the same hour a week earlier when the history allows it and a backtest besides
+        backtest = min(horizon, n - max(lag, MIN_TRAIN) - (WINDOWS - 1) * step)
+        if backtest >= MIN_BACKTEST:
+            break
+    earliest = n - backtest - (WINDOWS - 1) * step
+    seasons = (DAY, WEEK) if earliest >= 2 * WEEK else (DAY,)  # MSTL needs two weeks to learn the weekly one
+    cuts = tuple(n - backtest - k * step for k in range(WINDOWS - 1, -1, -1))
+    return Plan(lag=lag, backtest_hours=backtest, cuts=cuts, seasons=seasons)
+
+
+def _days_until(horizon: int, enough: Callable[[Plan], bool]) -> int:
+    """The fewest days of history whose plan is `enough`."""
+    return next((d for d in range(MIN_HISTORY // DAY + 1, 60) if enough(_plan(d * DAY, horizon))), 60)
 
 
 def plan(n: int, horizon: int) -> Plan:
@@ -57,47 +73,54 @@ def plan(n: int, horizon: int) -> Plan:
     if n < MIN_HISTORY:
         raise UnknownStateError(
             f"{n} hours of history; the forecast needs at least {MIN_HISTORY} to fit and backtest "
-            f"(--days {days_for(MIN_HISTORY)} with that much history held)"
+            f"(--days {math.ceil(MIN_HISTORY / DAY)} with that much history held)"
         )
-    step = DAY if n >= WEEK else 12
-    for lag in (WEEK, DAY):
-        backtest = min(horizon, n - max(lag, MIN_TRAIN) - (WINDOWS - 1) * step)
-        if backtest >= MIN_BACKTEST:
-            break
-    earliest = n - backtest - (WINDOWS - 1) * step
-    seasons = (DAY, WEEK) if earliest >= 2 * WEEK else (DAY,)
+    p = _plan(n, horizon)
     notes = []
-    if backtest < horizon:
-        full = days_for(horizon + max(lag, MIN_TRAIN) + (WINDOWS - 1) * step)
-        notes.append(f"backtest judged {backtest} h ahead, not {horizon}: --days {full} judges the whole horizon")
-    if len(seasons) == 1:
-        weekly = days_for(2 * WEEK + backtest + (WINDOWS - 1) * DAY)
-        notes.append(f"the weekly pattern is not modelled on {days_for(n)} days of history (--days {weekly} is enough)")
-    cuts = tuple(n - backtest - k * step for k in range(WINDOWS - 1, -1, -1))
-    return Plan(lag=lag, backtest_hours=backtest, cuts=cuts, seasons=seasons, notes=tuple(notes))
+    if p.backtest_hours < horizon:
+        days = _days_until(horizon, lambda q: q.backtest_hours == horizon)
+        notes.append(f"backtest judged {p.backtest_hours} h ahead, not {horizon}: --days {days} judges the whole horizon")
+    if WEEK not in p.seasons:
+        days = _days_until(horizon, lambda q: WEEK in q.seasons)
+        notes.append(f"the weekly pattern is not modelled on {n / DAY:g} days of history (--days {days} is enough)")
+    return replace(p, notes=tuple(notes))
 
 
 def _candidates(p: Plan) -> dict[str, Any]:
     from statsforecast.models import MSTL, AutoETS, AutoTheta, SeasonalNaive
 
-    return {
+    models: dict[str, Any] = {
         NAIVE: SeasonalNaive(season_length=p.lag),
         # Additive season: devices drop to 0 at night in small regions, which a multiplicative season refuses.
         "AutoETS": AutoETS(season_length=DAY, model="ZZA"),
         "MSTL": MSTL(season_length=list(p.seasons)),
         "AutoTheta": AutoTheta(season_length=p.seasons[-1]),
     }
+    for name, parts in COMBINED.items():
+        models[name] = {part: models[part] for part in parts}
+    return models
 
 
-def _predict(model: Any, y: Array, h: int) -> tuple[Array, Array, Array]:
+def _predict(name: str, model: Any, y: Array, h: int) -> tuple[Array, Array, Array]:
+    """Mean, lower and upper of `model` fitted on `y`; the models other than the naive work on log(1 + y)."""
     import numpy as np
 
-    out = model.forecast(y=y, h=h, level=[LEVEL])
-    mean = np.asarray(out["mean"], dtype=float)
-    return mean, np.asarray(out[f"lo-{LEVEL}"], dtype=float), np.asarray(out[f"hi-{LEVEL}"], dtype=float)
+    if name in COMBINED:
+        parts = [_predict(part, model[part], y, h) for part in COMBINED[name]]
+        mean, lower, upper = (np.mean([p[i] for p in parts], axis=0) for i in range(3))
+        return mean, lower, upper
+    # Devices are a population times the hour's activity: on a log scale the daily and weekly swings add up,
+    # which is what MSTL's and Theta's decompositions assume; the band comes back asymmetric, as counts are.
+    logged = name != NAIVE
+    out = model.forecast(y=np.log1p(y) if logged else y, h=h, level=[LEVEL])
+
+    def back(values: Any) -> Array:
+        return np.asarray(np.expm1(values) if logged else values, dtype=float)
+
+    return back(out["mean"]), back(out[f"lo-{LEVEL}"]), back(out[f"hi-{LEVEL}"])
 
 
-def mape(actual: Sequence[float], predicted: Sequence[float]) -> float:
+def mape(actual: Iterable[float], predicted: Iterable[float]) -> float:
     """Mean absolute percentage error over the points whose actual value is not 0."""
     pairs = [(a, p) for a, p in zip(actual, predicted, strict=True) if a]
     if not pairs:
@@ -140,8 +163,12 @@ def calibrate(windows: Sequence[Window]) -> tuple[float, float, float]:
     import numpy as np
 
     def scales(chosen: Sequence[Window]) -> tuple[float, float]:
-        per_hour = float(np.quantile(np.concatenate([w.needed_scale() for w in chosen]), LEVEL / 100, method="higher"))
-        return per_hour, max(per_hour, *(_peak_scale(w) for w in chosen))
+        needed = np.concatenate([w.needed_scale() for w in chosen])
+        above = np.concatenate([w.needed_scale()[w.actual >= w.mean] for w in chosen])
+        per_hour = float(np.quantile(needed, LEVEL / 100, method="higher"))
+        # A week holds several near-equal peaks: each under the band with 99 % keeps the highest under it too.
+        peak = float(np.quantile(above, PEAK_LEVEL / 100, method="higher")) if above.size else per_hour
+        return per_hour, max(per_hour, peak, *(_peak_scale(w) for w in chosen))
 
     covered = []
     for i, w in enumerate(windows):
@@ -173,17 +200,30 @@ def _backtest(y: Array, p: Plan, models: dict[str, Any]) -> tuple[dict[str, list
     for cut in p.cuts:
         actual = y[cut : cut + p.backtest_hours]
         for name, model in models.items():
-            if name in failed:
+            if name in failed or name in COMBINED:
                 continue
             try:
-                mean, lo, hi = _predict(model, y[:cut], p.backtest_hours)
+                mean, lo, hi = _predict(name, model, y[:cut], p.backtest_hours)
             except Exception as exc:  # a candidate that cannot fit this history is out, and the forecast says so
                 if name == NAIVE:
                     raise
                 failed[name] = f"{type(exc).__name__}: {exc}"[:120]
                 continue
             windows[name].append(Window(actual, mean, lo, hi))
+    for name, parts in COMBINED.items():
+        if any(part in failed for part in parts):
+            failed[name] = f"{' or '.join(parts)} failed"
+            continue
+        for i in range(len(p.cuts)):
+            members = [windows[part][i] for part in parts]
+            windows[name].append(Window(actual=members[0].actual, **_average(members)))
     return {n: w for n, w in windows.items() if n not in failed}, failed
+
+
+def _average(members: Sequence[Window]) -> dict[str, Array]:
+    import numpy as np
+
+    return {k: np.mean([getattr(m, k) for m in members], axis=0) for k in ("mean", "lower", "upper")}
 
 
 def forecast_series(history: Sequence[float], horizon: int) -> SeriesForecast:
@@ -204,7 +244,7 @@ def forecast_series(history: Sequence[float], horizon: int) -> SeriesForecast:
         best, name = ranked[0]
         notes.append(f"no model beat the seasonal naive in the backtest ({name} {best:.1%} vs {scores[NAIVE]:.1%})")
     low_scale, up_scale, coverage = calibrate(windows[chosen])
-    mean, lo, hi = _predict(models[chosen], y, horizon)
+    mean, lo, hi = _predict(chosen, models[chosen], y, horizon)
     upper = mean + up_scale * (hi - mean)
     lower = mean - low_scale * (mean - lo)
     return SeriesForecast(
