@@ -79,7 +79,9 @@ def plan(n: int, horizon: int) -> Plan:
     notes = []
     if p.backtest_hours < horizon:
         days = _days_until(horizon, lambda q: q.backtest_hours == horizon)
-        notes.append(f"backtest judged {p.backtest_hours} h ahead, not {horizon}: --days {days} judges the whole horizon")
+        notes.append(
+            f"backtest judged {p.backtest_hours} h ahead, not {horizon}: --days {days} judges the whole horizon"
+        )
     if WEEK not in p.seasons:
         days = _days_until(horizon, lambda q: WEEK in q.seasons)
         notes.append(f"the weekly pattern is not modelled on {n / DAY:g} days of history (--days {days} is enough)")
