@@ -147,7 +147,7 @@ def _load(devices: SeriesForecast, history: Sequence[float], load: Sequence[floa
 
 
 def _scaled(forecast: SeriesForecast, factors: Sequence[float]) -> SeriesForecast:
-    """The forecast times `factors`, as many hours as there are factors."""
+    """The forecast times `factors`, hour by hour, cut to as many hours as there are factors."""
     from dataclasses import replace
 
     def times(values: list[float]) -> list[float]:
@@ -172,7 +172,7 @@ def region_forecast(
     ahead = max(horizon, WEEK)
     coming, coming_events = event_factors(events, region.name, start, ahead)
     usual, unusual = unusual_days([v / f for v, f in zip(fit, past, strict=True)], fit_start)
-    raw = forecast_series(usual, ahead)
+    raw = forecast_series(usual, ahead, judged_at=horizon)
     devices = _scaled(raw, coming)
     observed = max(history.values[-WEEK:])
     notes = history.notes(region.name) + [f"{region.name}: {n}" for n in devices.notes]
@@ -183,7 +183,7 @@ def region_forecast(
         )
     if past_events:
         notes.append(f"{region.name}: divided out of the history: {', '.join(past_events)}")
-    shown = _scaled(devices, [1.0] * horizon)
+    shown = _scaled(devices, [1.0] * horizon)  # the horizon asked; the schedule reads the whole week
     out = RegionForecast(
         region=region.name,
         devices_now=history.values[-1],
