@@ -123,7 +123,7 @@ def forecast_table(console: Console, result: Forecast, *, wide: bool = False) ->
                 f"{r.nodes_needed}/{r.nodes}",
             ]
         )
-    title = f"forecast, {result.horizon_hours} h ahead (devices in a session, 95 % band; MAPE and COVER: backtest)"
+    title = f"forecast {result.horizon_hours} h ahead: devices in a session, 95 % band; MAPE, COVER: backtest"
     print_table(console, FORECAST_COLUMNS, rows, wide=wide, title=title)
     for r in result.regions.values():
         if r.events:
