@@ -1,135 +1,93 @@
-"""Forecast devices and load per region from weeks of hourly history, and what the forecast asks of the fleet.
+"""Forecast devices per region from weeks of hourly history, and what the forecast asks of the fleet.
 
-The model is statsmodels' Holt-Winters (ExponentialSmoothing): additive trend (the fleet's growth),
-multiplicative seasonality of 24 hours (the daily swing grows with the fleet), fitted per region on hourly
-values without the brute-force start search (a fit takes a fraction of a second). It is judged by a backtest
-(each of the last three days of history held out and forecast 24 h ahead from the hours before it) beside a
-naive forecast ("the same hour yesterday"); both MAPEs are reported. The error band is +/- 1.96 standard
-deviations of the in-sample one-step residuals, widened by sqrt(1 + days ahead): an approximation of a 95 %
-band that grows with the horizon.
+The model of each region is chosen by a rolling-origin backtest among statsforecast's candidates, the seasonal
+naive always among them (xzctl.checks.forecast_models); the history's gaps, resets and step changes are repaired
+and reported (xzctl.checks.forecast_history); the spec's known events (holidays, campaigns) are divided out of the
+history and multiplied into the forecast. Load (requests/s) follows the devices at the requests per device of the
+last week.
 
 What the forecast asks: the spec's replicas carry the peak the history has seen, so an hour forecast at k x that
 peak needs k x those replicas (the autoscaler keeps load per replica at its target). A region whose upper band
 needs more than an autoscaler's max, or more device slots than its nodes have, is reported. The pre-scaling
-schedule is, per HPA and hour of day (UTC), the min replicas for the next hour's upper band, clamped to min..max:
-the autoscaler starts from there instead of chasing the morning ramp.
+schedule is, per HPA and hour of the week (UTC, 0 = Monday 00:00), the min replicas for the upper band of that
+hour and the next, clamped to min..max: the autoscaler starts from there instead of chasing the morning ramp.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from xzctl.checks.forecast_history import HOUR, WEEK, History, clean, unusual_days, when
+from xzctl.checks.forecast_models import MIN_HISTORY, SeriesForecast, forecast_series
 from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.metrics import contract as c
 from xzctl.metrics import queries as q
 from xzctl.prom.client import PrometheusClient
 from xzctl.spec.autoscaling import scaler
+from xzctl.spec.events import KnownEvent
 from xzctl.spec.models import Fleet, Region
 
-HOUR = 3600
-SEASON_HOURS = 24
-MIN_HISTORY_HOURS = 3 * SEASON_HOURS  # two seasons to fit, one more to hold out for the backtest
-MAX_HISTORY_HOURS = 35 * SEASON_HOURS  # five weeks: enough seasons; bounded fit time and query size
-MAX_MISSING_SHARE = 0.1  # more missing hours than this and the history says too little
-Z95 = 1.96
-BACKTEST_DAYS = 3  # one day is a noisy judge; three days of 24-h forecasts are a steadier one
+SCHEMA_VERSION = 2  # 2: prescale_schedule by hour of week (168 values), devices.model/coverage/candidates
+MAX_HISTORY_HOURS = 35 * 24  # five weeks: enough weekly seasons; bounded fit time and query size
+EPOCH_HOUR_OF_WEEK = 3 * 24  # 1970-01-01 00:00 UTC was a Thursday: hour 72 of a week that starts on Monday
+
+
+def hour_of_week(t: float) -> int:
+    return (int(t // HOUR) + EPOCH_HOUR_OF_WEEK) % WEEK
+
+
+def event_factors(events: Sequence[KnownEvent], region: str, start: float, hours: int) -> tuple[list[float], list[str]]:
+    """The expected factor of each hour from `start` in `region`, and the names of the events that touch them."""
+    factors, names = [1.0] * hours, []
+    for event in events:
+        if not event.applies_to(region):
+            continue
+        begin, end = event.span()
+        first, last = max(0, math.ceil((begin - start) / HOUR)), min(hours, math.ceil((end - start) / HOUR))
+        if first < last:
+            names.append(event.name)
+            for h in range(first, last):
+                factors[h] *= event.factor
+    return factors, names
 
 
 @dataclass(frozen=True)
-class SeriesForecast:
-    """One hourly series forecast `len(values)` hours ahead, with its band and backtest errors."""
+class LoadForecast:
+    """Requests per second end to end: the devices forecast times the last week's requests per device."""
 
+    requests_per_device: float
     values: list[float]
     lower: list[float]
     upper: list[float]
-    mape: float  # backtest: each of the last days forecast 24 h ahead from the hours before it
-    naive_mape: float  # same hour yesterday, on the same days
-
-
-def _holt_winters(history: Sequence[float], horizon: int) -> tuple[list[float], float]:
-    """Forecast `horizon` hours and the residual standard deviation of the fit."""
-    import warnings
-
-    import numpy as np
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing  # type: ignore[import-untyped]
-
-    y = np.asarray(history, dtype=float)
-    model = ExponentialSmoothing(
-        y,
-        trend="add",
-        # Devices in a session are the population times the hour's activity: the daily swing grows with the
-        # fleet, so the season multiplies. It needs values > 0; a region with empty hours falls back to adding.
-        seasonal="mul" if float(y.min()) > 0 else "add",
-        seasonal_periods=SEASON_HOURS,
-        initialization_method="estimated",
-    )
-    with warnings.catch_warnings():
-        # The optimizer's convergence chatter is not the operator's business; the backtest judges the fit.
-        warnings.simplefilter("ignore")
-        fit = model.fit(optimized=True, use_brute=False)
-    resid = y - np.asarray(fit.fittedvalues, dtype=float)
-    return [float(v) for v in fit.forecast(horizon)], float(np.std(resid))
-
-
-def mape(actual: Sequence[float], predicted: Sequence[float]) -> float:
-    """Mean absolute percentage error over the points whose actual value is not 0."""
-    pairs = [(a, p) for a, p in zip(actual, predicted, strict=True) if a]
-    if not pairs:
-        return math.nan
-    return sum(abs(a - p) / abs(a) for a, p in pairs) / len(pairs)
-
-
-def backtest(history: Sequence[float], days: int = BACKTEST_DAYS) -> tuple[float, float]:
-    """(model MAPE, naive MAPE) over the last `days` days, each forecast 24 h ahead from the hours before it."""
-    days = min(days, len(history) // SEASON_HOURS - 2)  # keep two seasons to fit on
-    model_errors, naive_errors = [], []
-    for day in range(days, 0, -1):
-        cut = len(history) - day * SEASON_HOURS
-        held_out = history[cut : cut + SEASON_HOURS]
-        predicted, _ = _holt_winters(history[:cut], SEASON_HOURS)
-        model_errors.append(mape(held_out, predicted))
-        naive_errors.append(mape(held_out, history[cut - SEASON_HOURS : cut]))
-    return sum(model_errors) / len(model_errors), sum(naive_errors) / len(naive_errors)
-
-
-def forecast_series(history: Sequence[float], horizon: int) -> SeriesForecast:
-    if len(history) < MIN_HISTORY_HOURS:
-        raise UnknownStateError(
-            f"{len(history)} hours of history; the forecast needs at least {MIN_HISTORY_HOURS} (3 days)"
-        )
-    values, sigma = _holt_winters(history, horizon)
-    widths = [Z95 * sigma * math.sqrt(1 + h / SEASON_HOURS) for h in range(horizon)]
-    model_mape, naive_mape = backtest(history)
-    return SeriesForecast(
-        values=[max(0.0, v) for v in values],
-        lower=[max(0.0, v - w) for v, w in zip(values, widths, strict=True)],
-        upper=[max(0.0, v + w) for v, w in zip(values, widths, strict=True)],
-        mape=model_mape,
-        naive_mape=naive_mape,
-    )
 
 
 @dataclass
 class RegionForecast:
     region: str
     devices_now: float
-    observed_peak: float  # the history's peak: what the spec's replicas carry
+    observed_peak: float  # the last week's peak: what the spec's replicas carry
     devices: SeriesForecast
-    load: SeriesForecast | None  # requests per second, end to end
+    load: LoadForecast | None
     peak_24h: float  # upper band
-    peak_7d: float
+    peak_7d: float  # upper band over the horizon
+    history_hours: int = 0  # hours the model fit on
+    events: list[str] = field(default_factory=list)  # known events applied to the forecast (or divided out of history)
     replicas_needed: dict[str, int] = field(default_factory=dict)  # service -> at the horizon's upper peak
     replicas_max: dict[str, int] = field(default_factory=dict)
     device_slots: int = 0
     nodes: int = 0
     nodes_needed: int = 0
+    notes: list[str] = field(default_factory=list)  # what the history and the backtest say, not a verdict
     warnings: list[str] = field(default_factory=list)
+    week_upper: list[float] = field(default_factory=list)  # the next 168 hours' upper band: the schedule's input
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
+        del out["week_upper"]
         for key in ("devices", "load"):
             if out[key] is not None:
                 out[key] = {k: _round(v) for k, v in out[key].items()}
@@ -138,8 +96,10 @@ class RegionForecast:
 
 def _round(value: Any) -> Any:
     if isinstance(value, list):
-        return [round(v, 2) for v in value]
-    return round(value, 4) if isinstance(value, float) and not math.isnan(value) else value
+        return [_round(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _round(v) for k, v in value.items()}
+    return round(value, 4) if isinstance(value, float) and math.isfinite(value) else value
 
 
 @dataclass
@@ -147,18 +107,25 @@ class Forecast:
     horizon_hours: int
     start: float  # the first forecast hour (unix seconds, on the hour)
     regions: dict[str, RegionForecast]
-    schedule: dict[str, dict[str, list[int]]]  # region -> HPA name -> min replicas per hour of day (UTC)
+    schedule: dict[str, dict[str, list[int]]]  # region -> HPA name -> min replicas per hour of week (UTC)
 
     @property
     def warnings(self) -> list[str]:
         return [w for r in self.regions.values() for w in r.warnings]
 
+    @property
+    def notes(self) -> list[str]:
+        return [n for r in self.regions.values() for n in r.notes]
+
     def to_dict(self) -> dict[str, Any]:
         return {
+            "schema_version": SCHEMA_VERSION,
             "horizon_hours": self.horizon_hours,
             "start": self.start,
             "regions": {n: r.to_dict() for n, r in self.regions.items()},
             "prescale_schedule": self.schedule,
+            "prescale_hours": "hour of week, UTC: 0 is Monday 00:00",
+            "notes": self.notes,
             "warnings": self.warnings,
         }
 
@@ -167,28 +134,82 @@ def _scale(replicas: int, devices: float, peak: float) -> int:
     return replicas if peak <= 0 else math.ceil(replicas * devices / peak - 0.02)
 
 
+def _load(devices: SeriesForecast, history: Sequence[float], load: Sequence[float] | None) -> LoadForecast | None:
+    if not load:
+        return None
+    week = [(lo, d) for lo, d in zip(load[-WEEK:], history[-WEEK:], strict=False) if d > 0]
+    if not week:
+        return None
+    per_device = statistics.median(lo / d for lo, d in week)
+    return LoadForecast(
+        per_device, *([v * per_device for v in s] for s in (devices.values, devices.lower, devices.upper))
+    )
+
+
+def _scaled(forecast: SeriesForecast, factors: Sequence[float]) -> SeriesForecast:
+    """The forecast times `factors`, hour by hour, cut to as many hours as there are factors."""
+    from dataclasses import replace
+
+    def times(values: list[float]) -> list[float]:
+        return [v * f for v, f in zip(values, factors, strict=False)]
+
+    return replace(forecast, values=times(forecast.values), lower=times(forecast.lower), upper=times(forecast.upper))
+
+
 def region_forecast(
-    region: Region, devices: Sequence[float], load: Sequence[float] | None, horizon: int
+    region: Region,
+    history: History,
+    load: Sequence[float] | None,
+    horizon: int,
+    events: Sequence[KnownEvent] = (),
 ) -> RegionForecast:
     """The forecast of one region from its hourly devices (and load) history, and what it asks of the region."""
-    dev = forecast_series(devices, horizon)
-    observed = max(devices[-7 * SEASON_HOURS :])
+    fit = history.fit_values
+    fit_start = history.start + history.fit_from * HOUR
+    past, past_events = event_factors(events, region.name, fit_start, len(fit))
+    start = history.start + len(history.values) * HOUR
+    # A week at least: the pre-scaling schedule covers every hour of the week.
+    ahead = max(horizon, WEEK)
+    coming, coming_events = event_factors(events, region.name, start, ahead)
+    usual, unusual = unusual_days([v / f for v, f in zip(fit, past, strict=True)], fit_start)
+    raw = forecast_series(usual, ahead, judged_at=horizon)
+    devices = _scaled(raw, coming)
+    observed = max(history.values[-WEEK:])
+    notes = history.notes(region.name) + [f"{region.name}: {n}" for n in devices.notes]
+    for t, factor in unusual:
+        notes.append(
+            f"{region.name}: {when(t)} UTC and the 23 h after are x{factor:.2f} the same weekday of other weeks "
+            "(an event?): not learned from; a known event that comes back belongs in known_events"
+        )
+    if past_events:
+        notes.append(f"{region.name}: divided out of the history: {', '.join(past_events)}")
+    shown = _scaled(devices, [1.0] * horizon)  # the horizon asked; the schedule reads the whole week
     out = RegionForecast(
         region=region.name,
-        devices_now=devices[-1],
+        devices_now=history.values[-1],
         observed_peak=observed,
-        devices=dev,
-        load=forecast_series(load, horizon) if load is not None else None,
-        peak_24h=max(dev.upper[:SEASON_HOURS]),
-        peak_7d=max(dev.upper),
+        devices=shown,
+        load=_load(shown, history.values, load),
+        peak_24h=max(shown.upper[:24]),
+        peak_7d=max(shown.upper),
+        history_hours=len(fit),
+        events=sorted(set(past_events + coming_events)),
         device_slots=region.max_devices,
         nodes=len(region.edge_nodes),
+        notes=notes,
     )
+    out.week_upper = devices.upper[:WEEK]
+    _needs(region, out)
+    return out
+
+
+def _needs(region: Region, out: RegionForecast) -> None:
     for node in region.edge_nodes:
         for name, svc in node.services.inference().items():
             if (auto := scaler(svc)) is None:
                 continue
-            out.replicas_needed[name] = out.replicas_needed.get(name, 0) + _scale(svc.replicas, out.peak_7d, observed)
+            need = _scale(svc.replicas, out.peak_7d, out.observed_peak)
+            out.replicas_needed[name] = out.replicas_needed.get(name, 0) + need
             out.replicas_max[name] = out.replicas_max.get(name, 0) + auto.max
     for name, need in out.replicas_needed.items():
         if need > out.replicas_max[name]:
@@ -208,83 +229,104 @@ def region_forecast(
             f"{region.name}: the forecast peak of {out.peak_7d:.0f} devices fills {out.nodes_needed} of {out.nodes} "
             "edge nodes: no node to spare (N+1) at peak"
         )
-    return out
 
 
 def prescale_schedule(region: Region, forecast: RegionForecast, start: float) -> dict[str, list[int]]:
-    """HPA name -> min replicas for each hour of day (UTC), sized for the next hour's upper band."""
-    upper = forecast.devices.upper
-    first_hour = int(start // HOUR) % SEASON_HOURS
-    # The upper band of the next 24 h, by hour of day; hour h's minimum carries hour h+1 (scale ahead).
-    by_hour = {(first_hour + i) % SEASON_HOURS: upper[i] for i in range(min(SEASON_HOURS, len(upper)))}
+    """HPA name -> min replicas for each hour of the week (UTC, 0 = Monday 00:00), sized for the upper band."""
+    upper = forecast.week_upper
+    first = hour_of_week(start)
+    by_hour = {(first + i) % WEEK: upper[i] for i in range(min(WEEK, len(upper)))}
     out: dict[str, list[int]] = {}
     for node in region.edge_nodes:
         for name, svc in node.services.inference().items():
             if (auto := scaler(svc)) is None:
                 continue
             mins = []
-            for hour in range(SEASON_HOURS):
-                ahead = max(by_hour.get(hour, 0.0), by_hour.get((hour + 1) % SEASON_HOURS, 0.0))
+            for hour in range(WEEK):
+                # Hour h's minimum carries hour h+1 too: the replicas are up before the ramp, not during it.
+                ahead = max(by_hour.get(hour, 0.0), by_hour.get((hour + 1) % WEEK, 0.0))
                 need = _scale(svc.replicas, ahead, forecast.observed_peak)
                 mins.append(min(auto.max, max(auto.min, need)))
             out[f"{node.id}-{name}"] = mins
     return out
 
 
-def _hourly(series: Mapping[str, list[tuple[float, float]]], start: float, hours: int) -> dict[str, list[float]]:
-    """Per region, one value per hour from `start`; short gaps filled from the hour before, long ones refused."""
-    out: dict[str, list[float]] = {}
-    for region, points in series.items():
-        by_hour = {round((t - start) / HOUR): v for t, v in points if math.isfinite(v)}
-        missing = sum(1 for h in range(hours) if h not in by_hour)
-        if missing > MAX_MISSING_SHARE * hours:
-            raise UnknownStateError(f"{region}: {missing} of {hours} hours of history are missing")
-        first = next(h for h in range(hours) if h in by_hour)
-        values, last = [], by_hour[first]
-        for h in range(hours):
-            last = by_hour.get(h, last)
-            values.append(last)
-        out[region] = values
-    return out
+def _hourly(points: Sequence[tuple[float, float]], start: float, hours: int) -> list[float]:
+    """One value per hour from `start`, 0 where there is none (load only scales the devices forecast)."""
+    by_hour = {round((t - start) / HOUR): v for t, v in points if math.isfinite(v)}
+    return [by_hour.get(h, 0.0) for h in range(hours)]
 
 
 def fetch_history(
-    client: PrometheusClient, fleet: Fleet, *, hours: int, end: float
-) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Hourly devices and end-to-end requests/s per region for the `hours` before `end` (two range queries)."""
-    if not MIN_HISTORY_HOURS <= hours <= MAX_HISTORY_HOURS:
-        raise BadInputError(f"history must be {MIN_HISTORY_HOURS // 24} to {MAX_HISTORY_HOURS // 24} days")
+    client: PrometheusClient, fleet: Fleet, *, hours: int | None, end: float
+) -> tuple[dict[str, History], dict[str, list[float]], dict[str, list[str]]]:
+    """Per region the hourly devices (repaired, reported) and requests/s before `end`; two range queries.
+
+    `hours` None: as much as the history holds, up to five weeks.
+    """
+    if hours is not None and not MIN_HISTORY <= hours <= MAX_HISTORY_HOURS:
+        raise BadInputError(f"history must be {math.ceil(MIN_HISTORY / 24)} to {MAX_HISTORY_HOURS // 24} days")
+    asked = hours or MAX_HISTORY_HOURS
     end = float(int(end // HOUR) * HOUR)
-    start = end - (hours - 1) * HOUR
-    found = []
-    for promql in (q.hourly_active_devices(), q.hourly_request_rate()):
-        series = client.query_range(promql, start, end, HOUR)
-        found.append(_hourly({s.labels.get(c.REGION, ""): s.points for s in series}, start, hours))
-    devices, load = found
-    missing = sorted(set(fleet.regions) - set(devices))
+    start = end - (asked - 1) * HOUR
+    devices_series = client.query_range(q.hourly_active_devices(), start, end, HOUR)
+    load_series = client.query_range(q.hourly_request_rate(), start, end, HOUR)
+    found = {s.labels.get(c.REGION, ""): s.points for s in devices_series}
+    missing = sorted(set(fleet.regions) - set(found))
     if missing:
-        raise UnknownStateError(f"no device history for region(s) {', '.join(missing)}")
-    return devices, load
+        raise UnknownStateError(f"no device history for region(s) {', '.join(missing)} before {when(end)} UTC")
+    devices: dict[str, History] = {}
+    notes: dict[str, list[str]] = {}
+    for name in fleet.regions:
+        try:
+            history = clean(found[name], start, asked, min_hours=MIN_HISTORY)
+        except UnknownStateError as exc:
+            raise UnknownStateError(f"{name}: {exc}") from None
+        if history.start + len(history.values) * HOUR <= end - HOUR:
+            gap = round((end - history.start) / HOUR) - len(history.values) + 1
+            raise UnknownStateError(f"{name}: the last {gap} hours before {when(end)} UTC have no history")
+        devices[name] = history
+        if hours is not None and len(history.values) < hours - 24:
+            notes[name] = [f"{name}: the history holds {len(history.values) // 24} of the {hours // 24} days asked"]
+    by_region = {s.labels.get(c.REGION, ""): s.points for s in load_series}
+    load = {name: _hourly(by_region[name], h.start, len(h.values)) for name, h in devices.items() if name in by_region}
+    return devices, load, notes
 
 
 def build_forecast(
-    fleet: Fleet, devices: Mapping[str, list[float]], load: Mapping[str, list[float]], *, horizon: int, start: float
+    fleet: Fleet,
+    devices: Mapping[str, History],
+    load: Mapping[str, list[float]],
+    *,
+    horizon: int,
+    events: Sequence[KnownEvent] = (),
 ) -> Forecast:
     regions, schedule = {}, {}
+    start = 0.0
     for name, region in fleet.regions.items():
-        rf = region_forecast(region, devices[name], load.get(name), horizon)
+        history = devices[name]
+        start = history.start + len(history.values) * HOUR
+        rf = region_forecast(region, history, load.get(name), horizon, events)
         regions[name] = rf
         schedule[name] = prescale_schedule(region, rf, start)
     return Forecast(horizon_hours=horizon, start=start, regions=regions, schedule=schedule)
 
 
 def capacity_forecast(
-    client: PrometheusClient, fleet: Fleet, *, history_hours: int, horizon: int, end: float
+    client: PrometheusClient,
+    fleet: Fleet,
+    *,
+    history_hours: int | None,
+    horizon: int,
+    end: float,
+    events: Sequence[KnownEvent] = (),
 ) -> Forecast:
-    """`xzctl capacity forecast`: fetch the history, forecast every region, derive the pre-scaling schedule."""
-    devices, load = fetch_history(client, fleet, hours=history_hours, end=end)
-    start = float(int(end // HOUR) * HOUR) + HOUR
-    return build_forecast(fleet, devices, load, horizon=horizon, start=start)
+    """`xzctl capacity forecast`: fetch the history before `end`, forecast every region, the pre-scaling schedule."""
+    devices, load, notes = fetch_history(client, fleet, hours=history_hours, end=end)
+    result = build_forecast(fleet, devices, load, horizon=horizon, events=[*fleet.known_events, *events])
+    for name, said in notes.items():
+        result.regions[name].notes[:0] = said
+    return result
 
 
 def prescale_files(fleet: Fleet, forecast: Forecast, image: str | None = None) -> dict[str, str]:

@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from xzctl.checks import capacity_report, take_snapshot, worst
-from xzctl.checks.forecast import Forecast, SeriesForecast
+from xzctl.checks.forecast import Forecast, LoadForecast
+from xzctl.checks.forecast_models import SeriesForecast
 from xzctl.cli._capacity_table import SortBy, View, capacity_table
 from xzctl.cli._common import FleetOption, Output, OutputOption, PrometheusOptions, duration, emit, option_set
 from xzctl.cli._layout import Column, print_table
@@ -81,13 +82,22 @@ def _band(s: SeriesForecast, hours: slice) -> str:
     return f"{s.values[peak]:.0f} ({s.lower[peak]:.0f}-{s.upper[peak]:.0f})"
 
 
+def _load_band(load: LoadForecast | None) -> str:
+    if load is None:
+        return "-"
+    peak = max(range(min(24, len(load.values))), key=lambda i: load.values[i])
+    return f"{load.values[peak]:.0f} ({load.lower[peak]:.0f}-{load.upper[peak]:.0f})"
+
+
 FORECAST_COLUMNS = [
     Column("REGION"),
     Column("NOW", 0, "right"),
     Column("PEAK 24H (BAND)", 0, "right"),
     Column("PEAK HORIZON (BAND)", 1, "right"),
-    Column("MAPE", 2, "right"),
-    Column("NAIVE", 2, "right"),
+    Column("MODEL"),
+    Column("MAPE", 0, "right"),
+    Column("NAIVE", 0, "right"),
+    Column("COVER", 2, "right"),
     Column("LOAD 24H REQ/S", 3, "right"),
     Column("REPLICAS NEEDED/MAX", 4),
     Column("NODES NEEDED/HAVE", 1, "right"),
@@ -104,27 +114,65 @@ def forecast_table(console: Console, result: Forecast, *, wide: bool = False) ->
                 f"{r.devices_now:.0f}",
                 _band(r.devices, slice(0, 24)),
                 _band(r.devices, slice(0, None)),
+                r.devices.model,
                 f"{r.devices.mape:.1%}",
                 f"{r.devices.naive_mape:.1%}",
-                "-" if r.load is None else _band(r.load, slice(0, 24)),
+                f"{r.devices.coverage:.0%}",
+                _load_band(r.load),
                 replicas,
                 f"{r.nodes_needed}/{r.nodes}",
             ]
         )
-    title = f"forecast, {result.horizon_hours} h ahead (devices in a session, 95 % band)"
+    title = f"forecast {result.horizon_hours} h ahead: devices in a session, 95 % band; MAPE, COVER: backtest"
     print_table(console, FORECAST_COLUMNS, rows, wide=wide, title=title)
+    for r in result.regions.values():
+        if r.events:
+            console.print(f"events: {escape(r.region)}: {escape(', '.join(r.events))}")
+    for note in result.notes:
+        console.print(f"note: {escape(note)}")
     for warning in result.warnings:
         console.print(f"[yellow]warn[/]: {escape(warning)}")
+
+
+def _as_of(text: str | None) -> float:
+    """--at: unix seconds or ISO 8601 (UTC unless it says otherwise); now when not given."""
+    from datetime import UTC, datetime
+
+    now = time.time()
+    if text is None:
+        return now
+    try:
+        at = float(text)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise BadInputError(f"--at {text!r}: give a time as 2026-05-28T10:00Z or unix seconds") from None
+        at = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    if at > now:
+        raise BadInputError(f"--at {text}: in the future; a forecast as of a time needs the history before it")
+    return at
 
 
 @app.command()
 @option_set(PrometheusOptions, "prom")
 def forecast(
     *,
-    days: int = typer.Option(14, "--days", min=3, max=35, help="Days of hourly history the model learns from."),
+    days: int | None = typer.Option(
+        None, "--days", min=4, max=35, help="Days of hourly history to learn from (default: all it holds, up to 35)."
+    ),
     horizon: str = typer.Option("7d", "--horizon", help="How far ahead to forecast (hours: 24h, days: 7d)."),
+    at: str | None = typer.Option(
+        None,
+        "--at",
+        metavar="TIME",
+        help="Forecast as of this past time (ISO 8601 or unix seconds), from the history before it.",
+    ),
+    events: Path | None = typer.Option(
+        None, "--events", help="YAML list of known events (name, start, end, regions, factor), beside the spec's."
+    ),
     schedule_out: Path | None = typer.Option(
-        None, "--schedule-out", help="Write the pre-scaling CronJobs (min replicas per hour) to this folder."
+        None, "--schedule-out", help="Write the pre-scaling CronJobs (min replicas per hour of week) to this folder."
     ),
     kubectl_image: str | None = typer.Option(
         None, "--kubectl-image", help="Image of the pre-scaling CronJobs (production: pinned by digest)."
@@ -134,19 +182,24 @@ def forecast(
     prom: PrometheusOptions,
     output: Output = OutputOption,
 ) -> None:
-    """Devices per region 24 h and 7 days ahead (Holt-Winters), what that needs, and a pre-scaling schedule.
+    """Devices per region ahead (model chosen by backtest against the seasonal naive), needs, pre-scaling schedule.
 
-    Example: xzctl capacity forecast --days 14 --schedule-out ./gitops/prescale
+    Example: xzctl capacity forecast --schedule-out ./gitops/prescale
+    Example: xzctl capacity forecast --at 2026-05-28T00:00Z --horizon 24h --events holidays.yaml
     """
     from xzctl.checks.forecast import capacity_forecast, prescale_files
     from xzctl.cli._common import parse_duration
     from xzctl.render import write_tree
+    from xzctl.spec.events import read_events
 
     hours = round(parse_duration(horizon, "--horizon") / 3600)
     if not 1 <= hours <= 14 * 24:
         raise BadInputError("--horizon must be between 1h and 14d")
+    end = _as_of(at)
+    extra = read_events(events) if events is not None else []
     with live(fleet, prom, window="5m", history=None, scrape_interval=None, rates=False) as ctx:
-        result = capacity_forecast(ctx.client, ctx.fleet, history_hours=days * 24, horizon=hours, end=time.time())
+        history = days * 24 if days is not None else None
+        result = capacity_forecast(ctx.client, ctx.fleet, history_hours=history, horizon=hours, end=end, events=extra)
         if schedule_out is not None:
             write_tree(schedule_out, prescale_files(ctx.fleet, result, kubectl_image), what="pre-scaling schedule")
     emit(

@@ -123,12 +123,14 @@ def adapter_chart(fleet: Fleet) -> list[HelmChart]:
 # fleet passes it pinned by digest (`capacity forecast --kubectl-image ...@sha256:...`).
 KUBECTL_IMAGE = "registry.k8s.io/kubectl:v1.30.6"
 PRESCALER = "xzctl-prescaler"
+WEEK_HOURS = 7 * 24
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def prescale_objects(
     fleet: Fleet, ns: str, schedule: dict[str, list[int]], prefix: str, image: str = KUBECTL_IMAGE
 ) -> list[Obj]:
-    """CronJobs that set each HPA's minReplicas per hour of day (UTC) from `capacity forecast`'s schedule.
+    """CronJobs that set each HPA's minReplicas per hour of the week (UTC) from `capacity forecast`'s schedule.
 
     One CronJob per hour at which some minimum changes, one container per HPA it patches (no shell: the
     names and numbers are arguments). A ServiceAccount allowed to get and patch HPAs, and nothing else.
@@ -154,7 +156,7 @@ def prescale_objects(
     ]
     image = k8s.check_image(fleet, image, "pre-scaler")
     res = k8s.resources(Resources(cpu_request="10m", cpu_limit="100m", memory_request="32Mi", memory_limit="64Mi"))
-    for hour in range(24):
+    for hour in range(WEEK_HOURS):  # hour of week, 0 = Monday 00:00 UTC
         changes = {name: mins[hour] for name, mins in sorted(schedule.items()) if mins[hour] != mins[hour - 1]}
         if not changes:
             continue
@@ -170,14 +172,15 @@ def prescale_objects(
         ]
         extra = {"restartPolicy": "OnFailure", "serviceAccountName": PRESCALER, "automountServiceAccountToken": True}
         pod = k8s.pod_spec(containers, extra=extra)
-        name = f"{prefix}-prescale-{hour:02d}"
+        day, at = divmod(hour, 24)
+        name = f"{prefix}-prescale-{WEEKDAYS[day]}-{at:02d}"
         out.append(
             {
                 "apiVersion": "batch/v1",
                 "kind": "CronJob",
                 "metadata": k8s.meta(name, ns, lbls),
                 "spec": {
-                    "schedule": f"0 {hour} * * *",
+                    "schedule": f"0 {at} * * {(day + 1) % 7}",  # cron counts days from Sunday
                     "timeZone": "Etc/UTC",
                     "concurrencyPolicy": "Replace",
                     "successfulJobsHistoryLimit": 1,

@@ -74,6 +74,7 @@ from xzctl.spec.edge import (
     TtsService,
     XiaozhiServer,
 )
+from xzctl.spec.events import KnownEvents
 from xzctl.spec.types import S3_URL
 
 # Every model of the spec stays importable from here, where the rest of xzctl and the tests look for it.
@@ -291,6 +292,7 @@ class Fleet(Strict):
     kpis: Kpis = Kpis()
     alerts: Alerts = Alerts()
     cost: Cost
+    known_events: KnownEvents = Field(default_factory=list)  # holidays and campaigns, for `capacity forecast`
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -42,6 +42,8 @@ FIELDS: Mapping[str, frozenset[Sink]] = {
         "Fleet.node_profiles[key]": (T,),
         "Fleet.regions[key]": (J, A, K, Q),
         "Metadata.name": (J, A, K, Q),
+        "KnownEvent.name": (T,),
+        "KnownEvent.regions": (T,),
         "SecretRef.env": (K, T),
         "SecretRef.pulumi_secret": (K, T),
         "Host.address": (A,),

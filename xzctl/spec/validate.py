@@ -102,6 +102,13 @@ def cross_checks(fleet: Fleet, *, file: str, lines: dict[Path_, int]) -> list[Sp
     _cost_coherence(fleet, add)
     _autoscaling_budget(fleet, add)
     _fleet_totals(fleet, add)
+    for index, event in enumerate(fleet.known_events):
+        for unknown in sorted(set(event.regions) - set(fleet.regions)):
+            add(
+                ("known_events", index, "regions"),
+                f"event {event.name!r}: no region {unknown!r}",
+                "name a region of the fleet",
+            )
     return problems
 
 
