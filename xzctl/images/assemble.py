@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from xzctl.errors import ExternalToolError
 from xzctl.images.catalog import BuildRecord
 from xzctl.images.inputs import (
     BUILD_SITE,
@@ -113,8 +114,11 @@ def _image_env(
     }
 
 
-def _install(buildah: _Buildah, container: str, wheels: _Wheels, steps: list[list[str]], env: dict[str, str]) -> None:
-    """Inside the mounted container: the image user, the offline pip installs, the build steps, then no leftovers."""
+def _install(
+    buildah: _Buildah, container: str, wheels: _Wheels, spec: BuildSpec, env: dict[str, str]
+) -> dict[str, str]:
+    """Inside the mounted container: the image user, the offline pip installs, the build steps, then no leftovers.
+    Returns the sha256 of each of the spec's `model_files` as the image holds them."""
     root = Path(buildah("mount", container, what="mount").strip())
     _passwd_lines(root)
     pip = ["python3", f"{WHEELS_INSIDE}/{wheels.pip.name}/pip", "install", "--no-index", "--no-deps"]
@@ -124,14 +128,19 @@ def _install(buildah: _Buildah, container: str, wheels: _Wheels, steps: list[lis
         if files:
             paths = [f"{WHEELS_INSIDE}/{folder}/{p.name}" for p in files]
             _run_inside(buildah, container, [*pip, "--target", site, *paths], {}, what=f"pip install {folder}")
-    for step in steps:
+    for step in spec.steps:
         step_env = {**env, "PYTHONPATH": f"{SITE}:{BUILD_SITE}"}
         _run_inside(buildah, container, step, step_env, what=f"build step {' '.join(step)}")
     for leftover in (WHEELS_INSIDE.lstrip("/"), BUILD_SITE.lstrip("/")):
         shutil.rmtree(root / leftover, ignore_errors=True)
     for cache_path in root.glob("**/__pycache__"):
         shutil.rmtree(cache_path, ignore_errors=True)
+    missing = [path for path in spec.model_files if not (root / path.lstrip("/")).is_file()]
+    if missing:
+        raise ExternalToolError(f"the image has no {', '.join(missing)}: its build steps did not make it")
+    recorded = {path: sha256_file(root / path.lstrip("/")) for path in spec.model_files}
     buildah("umount", container, what="unmount")
+    return recorded
 
 
 def _config_args(name: str, version: str, spec: BuildSpec, env: dict[str, str]) -> list[str]:
@@ -183,7 +192,7 @@ def assemble(
             target = variant.path if variant else (spec.model.path if spec.model else None)
             if baked is not None and target is not None:
                 buildah("add", container, str(baked), target, what="model")
-            _install(buildah, container, staged, spec.steps, env)
+            recorded = _install(buildah, container, staged, spec, env)
             buildah(*_config_args(name, version, spec, env), container, what="image config")
             local = f"localhost/xzctl/{tag}"
             buildah(
@@ -210,7 +219,7 @@ def assemble(
         base=f"sha256:{sha256_file(base)}",
         debian=debian_packages(base),
         wheels=[w.model_dump() for w in wheels],
-        model=model_record or None,
+        model={**model_record, **recorded} or None,
         layout=tag,
     )
     return BuildResult(name, version, digest, layout, tag, record, locked=False)

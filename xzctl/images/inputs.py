@@ -72,6 +72,9 @@ class BuildSpec(_Strict):
     model: ModelSource | None = None
     model_variant: Variant | None = Field(default=None, description="applies when --model FILE is given")
     steps: list[list[str]] = Field(default=[], description="commands run inside, offline, after installing")
+    model_files: list[str] = Field(
+        default=[], description="files inside the image (weights a wheel or a step put there) whose sha256 the lock records"
+    )
     module: str = Field(pattern=r"^[a-z_.]+$")
     port: Annotated[int, Field(ge=1024, le=65535)]
     env: dict[str, str] = {}

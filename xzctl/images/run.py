@@ -44,10 +44,15 @@ class RunningService:
     log: Path
     started: float  # time.monotonic() when the service process started
     image: str  # the `image` label its metrics carry
+    ws_port: int | None = None  # the ASR's FunASR WebSocket port (`XZ_ASR_WS_PORT`) when the caller chose one
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str | None:
+        return f"ws://127.0.0.1:{self.ws_port}" if self.ws_port is not None else None
 
 
 def _local_lib(name: str, state_dir: Path, catalog_root: Path) -> tuple[Path, dict[str, str]]:
@@ -122,7 +127,10 @@ def start_service(
     with log.open("ab") as out:
         # its own session, so stopping it stops buildah and the service under it, and nothing else
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=proc_env, start_new_session=True)
-    return RunningService(name, port, source, process, container, log, time.monotonic(), overrides["XZ_IMAGE"])
+    ws_port = int(overrides["XZ_ASR_WS_PORT"]) if "XZ_ASR_WS_PORT" in overrides else None
+    return RunningService(
+        name, port, source, process, container, log, time.monotonic(), overrides["XZ_IMAGE"], ws_port
+    )
 
 
 def wait_ready(service: RunningService, timeout: float) -> float:

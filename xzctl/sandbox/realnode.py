@@ -85,7 +85,7 @@ def start_asr_replica(
         state_dir=state_dir,
         log_dir=log_dir,
         version=version,
-        env={"XZ_TRACK": track, **(env or {})},
+        env={"XZ_TRACK": track, "XZ_ASR_WS_PORT": str(free_port()), **(env or {})},
         catalog_dir=catalog_dir,
     )
     real.extra.append(service)
@@ -118,8 +118,10 @@ def start_real_node(
     labels = {"XZ_TRACK": "stable"}
     try:
         for name in SERVICES:
+            # the ASR's FunASR WebSocket on a port of its own: replicas of one machine must not share 10095
+            env = {**labels, "XZ_ASR_WS_PORT": str(free_port())} if name == "asr" else labels
             real.services[name] = start_service(
-                name, port=free_port(), state_dir=state_dir, log_dir=log_dir, env=labels, catalog_dir=catalog_dir
+                name, port=free_port(), state_dir=state_dir, log_dir=log_dir, env=env, catalog_dir=catalog_dir
             )
         for service in real.services.values():
             wait_ready(service, READY_TIMEOUT)
