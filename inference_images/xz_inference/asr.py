@@ -113,6 +113,12 @@ WS_PORT = 10095  # FunASR runtime's port, which upstream's fun_server provider d
 class AsrService(Service):
     name = "asr"
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Whisper runs this many decodes at once (CTranslate2 workers of one thread each, sharing the weights)
+        if os.environ.get("XZ_ASR_ENGINE", "whisper") == "whisper":
+            self.allow_parallel(int(os.environ.get("XZ_ASR_PARALLEL", "2")))
+
     def load(self) -> None:
         engine = os.environ.get("XZ_ASR_ENGINE", "whisper")
         if engine not in ENGINES:
@@ -121,6 +127,9 @@ class AsrService(Service):
 
     def transcribe(self, samples: np.ndarray) -> str:
         with self.model():
+            decode = getattr(self.engine, "decode", None)
+            if decode is not None:  # a whole-utterance engine that keeps no state between calls (Whisper)
+                return str(decode(samples))
             self.engine.start()
             for window, fresh in windows(samples):
                 self.engine.accept(window[len(window) - fresh :])

@@ -172,3 +172,26 @@ def start(service: Service, host: str, port: int) -> Any:
     )
     threading.Thread(target=server.serve_forever, name="asr-websocket", daemon=True).start()
     return server
+
+
+def funasr_client(
+    url: str, pcm: bytes, *, mode: str = "offline", frame_bytes: int = 0, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """One utterance as upstream's fun_server provider sends it (config, PCM, end of speech; `frame_bytes` > 0
+    sends the PCM in frames as a streaming client would); every reply up to the final one."""
+    from websockets.sync.client import connect
+
+    config = {"mode": mode, "chunk_size": [5, 10, 5], "chunk_interval": 10, "wav_name": "client", "is_speaking": True}
+    replies: list[dict[str, Any]] = []
+    with connect(url, subprotocols=["binary"], open_timeout=timeout, max_size=MAX_MESSAGE) as ws:  # type: ignore[list-item]
+        ws.send(json.dumps(config))
+        step = frame_bytes or len(pcm) or 1
+        for start in range(0, len(pcm), step):
+            ws.send(pcm[start : start + step])
+        ws.send(json.dumps({"is_speaking": False}))
+        for _ in range(MAX_MESSAGES):
+            reply = json.loads(ws.recv(timeout=timeout))
+            replies.append(reply)
+            if reply.get("is_final", True):
+                break
+    return replies

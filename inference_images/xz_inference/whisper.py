@@ -129,7 +129,11 @@ class Whisper:
         device = env.get("XZ_WHISPER_DEVICE", "cpu")
         compute = env.get("XZ_WHISPER_COMPUTE") or ("float16" if device == "cuda" else "int8")
         self.model = ctranslate2.models.Whisper(
-            str(folder), device=device, compute_type=compute, intra_threads=int(env.get("XZ_THREADS", "1"))
+            str(folder),
+            device=device,
+            compute_type=compute,
+            intra_threads=int(env.get("XZ_THREADS", "1")),
+            inter_threads=int(env.get("XZ_ASR_PARALLEL", "2")),
         )
         self.vocabulary = Vocabulary(folder / "vocabulary.txt", multilingual=self.model.is_multilingual)
         language = env.get("XZ_LANGUAGE", "auto" if self.vocabulary.multilingual else "en")

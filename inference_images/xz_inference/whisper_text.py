@@ -64,7 +64,8 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 def cut_repeats(text: str, *, max_phrase: int = 12, min_restart: int = 3) -> str:
     """The text without the decoder's repetitions.
 
-    - A tail that restarts the text (its first `min_restart` or more units said again at the end) is cut.
+    - A tail that restarts the text (its first `min_restart` or more units said again at the end, or two after a
+      full stop) is cut.
     - A phrase of up to `max_phrase` units repeated back to back more than twice keeps two of its copies.
     Units are words (CJK: characters); the cut is made in the original text, so punctuation and case survive.
     """
@@ -84,10 +85,11 @@ def cut_repeats(text: str, *, max_phrase: int = 12, min_restart: int = 3) -> str
             if words[start + size : start + 2 * size] == phrase and words[start + 2 * size : start + 3 * size] == phrase:
                 keep = min(keep, start + 2 * size)
                 break
-    # the sentence started again at the end
-    for begin in range(max(1, keep // 2), keep - min_restart + 1):
+    # the sentence started again at the end (after a sentence's end, two units are enough to tell)
+    for begin in range(max(1, keep // 2), keep - 1):
         tail = words[begin:keep]
-        if len(tail) >= min_restart and words[: len(tail)] == tail and begin >= len(tail):
+        after_stop = text[: units[begin][1]].rstrip().endswith((".", "?", "!", "。", "？", "！"))
+        if len(tail) >= (2 if after_stop else min_restart) and words[: len(tail)] == tail and begin >= len(tail):
             keep = begin
             break
     if keep == len(words):

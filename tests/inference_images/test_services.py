@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from xz_inference.loadgen import word_errors, words
+from xz_inference.corpus import word_errors, words
 from xzctl.images.run import RunningService, start_service, stop_service, wait_ready
 
 pytestmark = pytest.mark.images  # each service runs as a real process with its real model

@@ -16,6 +16,8 @@ from xz_inference.whisper_text import _BYTES, Vocabulary, cut_repeats, tokens_bu
         # the decoder started the sentence again at the end of a short window
         ("Set a timer for 10 minutes. Set a timer", "Set a timer for 10 minutes."),
         ("Turn on the light in the kitchen. Turn on the light", "Turn on the light in the kitchen."),
+        ("Tell me a story about a cat. Tell me", "Tell me a story about a cat."),
+        ("How do you spell elephant? How do", "How do you spell elephant?"),
         # a phrase in a loop keeps two copies
         ("play music play music play music play music", "play music play music"),
         ("no no no no no no", "no no"),
@@ -26,6 +28,7 @@ from xz_inference.whisper_text import _BYTES, Vocabulary, cut_repeats, tokens_bu
         # real speech that repeats twice, or restarts with fewer than three words, stays whole
         ("very very good", "very very good"),
         ("the cat saw the cat", "the cat saw the cat"),
+        ("Stop. Stop the music. Stop", "Stop. Stop the music. Stop"),  # one unit is never a restart
         ("I said I said it", "I said I said it"),
         ("", ""),
     ],
