@@ -117,7 +117,9 @@ def report(service: RunningService, languages: list[str]) -> bool:
     """Print the corpus figures of a running ASR replica; True when the goals are met."""
     items = [(u, corpus.audio(u)) for u in corpus.utterances() if u.language in languages]
     seconds = sum(len(read_wav(w)) for _, w in items) / 16000
-    print(f"corpus: {len(items)} utterances ({', '.join(languages)}), {seconds:.0f} s of speech, each sent once per pass")
+    print(
+        f"corpus: {len(items)} utterances ({', '.join(languages)}), {seconds:.0f} s of speech, each sent once per pass"
+    )
     rate_names = " ".join(f"{'WER' if lang == 'en' else 'CER'}-{lang}" for lang in languages)
     print(f"{'pass':26} {'p50 ms':>7} {'p95 ms':>7} {'goal':>7} {'CPU ms':>7} {rate_names}")
     met = True
@@ -134,9 +136,13 @@ def report(service: RunningService, languages: list[str]) -> bool:
         met = met and ok
         rates = " ".join(f"{figures.rate(lang):6.3f}" for lang in languages)
         verdict = "ok" if ok else "MISSED"
-        print(f"{label:26} {figures.p(0.5):7.0f} {figures.p(0.95):7.0f} {'<=' + str(int(goal)):>7} {cpu_ms:7.0f} {rates}  {verdict}")
+        print(
+            f"{label:26} {figures.p(0.5):7.0f} {figures.p(0.95):7.0f} {'<=' + str(int(goal)):>7} {cpu_ms:7.0f} {rates}  {verdict}"
+        )
     print(f"RSS of the replica: {rss_mib(service):.0f} MiB; WER goal: English <= {GOAL_WER}")
-    print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall figures include the wait for CPU)")
+    print(
+        f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (wall figures include the wait for CPU)"
+    )
     return met
 
 
@@ -165,7 +171,9 @@ def main() -> None:
         )
         try:
             ready = wait_ready(service, 300.0)
-            print(f"asr {args.model} on {args.device} from {service.source}: ready in {ready:.1f} s; {os.cpu_count()} cores")
+            print(
+                f"asr {args.model} on {args.device} from {service.source}: ready in {ready:.1f} s; {os.cpu_count()} cores"
+            )
             met = report(service, languages)
         finally:
             stop_service(service)

@@ -56,14 +56,16 @@ def mel_filters(n_mels: int = N_MELS, n_fft: int = N_FFT, rate: int = RATE) -> n
     return weights.astype(np.float32)
 
 
-def log_mel(samples: np.ndarray) -> np.ndarray:
+def log_mel(samples: np.ndarray, pad_seconds: float = PAD_SECONDS) -> np.ndarray:
     """Whisper's input features (80 x frames, float32) for int16 or float samples at 16 kHz, padded by
-    `PAD_SECONDS` of silence; the frame count is even (the encoder's second convolution has stride 2)."""
+    `pad_seconds` of silence, within Whisper's 30 s window; the frame count is even (the encoder's second
+    convolution has stride 2)."""
     audio = samples.astype(np.float32)
     if samples.dtype == np.int16:
         audio /= 32768.0
-    audio = audio[: int(MAX_SECONDS * RATE)]
-    audio = np.concatenate([audio, np.zeros(int(PAD_SECONDS * RATE), np.float32)])
+    audio = audio[: int((MAX_SECONDS - min(pad_seconds, 1.0)) * RATE)]
+    pad = min(pad_seconds, MAX_SECONDS - len(audio) / RATE)
+    audio = np.concatenate([audio, np.zeros(int(pad * RATE), np.float32)])
     padded = np.pad(audio, N_FFT // 2, mode="reflect")
     frames = 1 + (len(padded) - N_FFT) // HOP
     index = np.arange(N_FFT)[None, :] + HOP * np.arange(frames)[:, None]
@@ -141,6 +143,8 @@ class Whisper:
             raise ValueError(f"XZ_LANGUAGE={language!r}: one of {['auto', *LANGUAGES]}")
         self.language = None if language == "auto" else language
         self.beam = int(env.get("XZ_WHISPER_BEAM", "1"))
+        # silence after the audio: 1 s is enough context; 28-29 s is faster-whisper's whole window (~10x the cost)
+        self.pad_seconds = float(env.get("XZ_WHISPER_PAD_SECONDS", str(PAD_SECONDS)))
         self.parts: list[np.ndarray] = []
 
     def start(self) -> None:
@@ -157,7 +161,7 @@ class Whisper:
         import ctranslate2
 
         # encoded once: language detection and decoding both read the encoder's output
-        features = self.model.encode(ctranslate2.StorageView.from_array(log_mel(samples)[None]), to_cpu=False)
+        features = self.model.encode(ctranslate2.StorageView.from_array(log_mel(samples, self.pad_seconds)[None]), to_cpu=False)
         language = self.language
         if language is None:
             language = self._detect(features)

@@ -8,7 +8,6 @@ import threading
 
 import numpy as np
 import pytest
-
 from xz_inference.asr_ws import MAX_AUDIO_SECONDS, Session
 from xz_inference.server import RequestError
 
@@ -56,7 +55,7 @@ def _talk(session: Session, mode: str, seconds: float, frame_ms: int = 100) -> l
         ("2pass", 0.3, 0.6, 0, None, "2pass-offline"),  # shorter than one partial interval
     ],
 )
-def test_replies_per_mode_partials_bounded_by_the_audio(
+def test_replies_per_mode_partials_bounded_by_the_audio(  # noqa: PLR0917 (one parameter per table column)
     mode: str, seconds: float, partial_seconds: float, partials: int, partial_mode: str | None, final_mode: str
 ) -> None:
     fake = FakeTranscriber()
@@ -64,7 +63,12 @@ def test_replies_per_mode_partials_bounded_by_the_audio(
     assert len(replies) == partials + 1
     assert all(r["mode"] == partial_mode and r["is_final"] is False for r in replies[:-1])
     final = replies[-1]
-    assert final == {"mode": final_mode, "text": f"{int(seconds * RATE)} samples", "wav_name": "dev-1", "is_final": True}
+    assert final == {
+        "mode": final_mode,
+        "text": f"{int(seconds * RATE)} samples",
+        "wav_name": "dev-1",
+        "is_final": True,
+    }
     # each partial re-decodes the whole buffer heard so far
     step = int(partial_seconds * RATE)
     assert fake.decodes[:-1] == [step * (i + 1) for i in range(partials)]

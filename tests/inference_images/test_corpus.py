@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
-
 from xz_inference.corpus import CHINESE, ENGLISH, Utterance, audio, score, utterances, words
 
 
@@ -15,7 +15,7 @@ def test_every_sentence_once_with_voices_and_speeds_in_turn() -> None:
     assert utterances() == english + chinese
     for part in (english, chinese):
         assert len({u.voice for u in part}) >= 2 and len({u.speed for u in part}) == 3
-        assert all(a.voice != b.voice and a.speed != b.speed for a, b in zip(part, part[1:], strict=False))
+        assert all(a.voice != b.voice and a.speed != b.speed for a, b in itertools.pairwise(part))
     assert len({u.key for u in utterances()}) == len(utterances())
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from xz_inference.whisper_text import _BYTES, Vocabulary, cut_repeats, tokens_budget
 
 
