@@ -25,7 +25,7 @@ def catalog() -> Catalog:
 def test_catalog_has_the_five_edge_images_with_their_models(catalog: Catalog) -> None:
     assert sorted(catalog.images) == ["asr", "edge-coordinator", "tts", "vad", "xiaozhi-server"]
     asr = catalog.get("asr").info
-    assert (asr.model.name, asr.model.precision, asr.batch_size) == ("sensevoice-small-fp16", "fp16", 8)
+    assert (asr.model.name, asr.model.precision, asr.batch_size) == ("whisper-tiny.en-int8", "int8", 1)
     assert asr.streaming is not None
     assert (asr.streaming.chunk_samples, asr.streaming.overlap_samples) == (1600, 320)
     vad = catalog.get("vad").info
@@ -80,7 +80,7 @@ def test_resolve_refuses_with_the_reason(catalog: Catalog, ref: str, needle: str
 def test_yanked_version_hint_names_the_newest_release(catalog: Catalog) -> None:
     with pytest.raises(BadInputError) as info:
         catalog.resolve(f"{ASR}:0.9.0")
-    assert info.value.hint is not None and f"{ASR}:1.3.0@sha256:" in info.value.hint
+    assert info.value.hint is not None and f"{ASR}:1.4.0@sha256:" in info.value.hint
 
 
 def test_image_ref_parses_registry_ports() -> None:
@@ -95,8 +95,8 @@ def test_production_requires_digests_and_matching_models(catalog: Catalog) -> No
     release = catalog.get("asr").release("1.2.0")
     assert release is not None
     pinned = catalog.get("asr").pinned(release)
-    assert "asr 1.2.0" in check_reference(catalog, pinned, "asr", production=True, model="sensevoice-small-fp16")
-    with pytest.raises(BadInputError, match="serves 'sensevoice-small-fp16'"):
+    assert "asr 1.2.0" in check_reference(catalog, pinned, "asr", production=True, model="whisper-tiny.en-int8")
+    with pytest.raises(BadInputError, match="serves 'whisper-tiny.en-int8'"):
         check_reference(catalog, pinned, "asr", production=True, model="sensevoice-large")
     with pytest.raises(BadInputError, match="is the asr image, not a tts image"):
         check_reference(catalog, pinned, "tts", production=False)

@@ -12,7 +12,7 @@ from xzctl.manifests.pins import ImagePins, spec_pins
 from xzctl.rollout.plan import canary_nodes, plan_steps, promoted_pins, step_pins
 from xzctl.spec import Fleet
 
-OLD = "registry.xiaozhi.example/inference/asr:1.0.0"
+OLD = "registry.xiaozhi.example/inference/asr:1.4.0"
 NEW = "registry.xiaozhi.example/inference/asr:1.2.0"
 
 

@@ -72,7 +72,7 @@ def test_edge_replicas_gpus_and_node_pinning(stack_runs: dict[str, StackRun], ex
             for e in _container(run.named(DEPLOYMENT, f"xiaozhi-beijing/{node.id}-asr").inputs)["env"]
         }
         assert batch["BATCH_SIZE"] == "8"
-        assert batch["MODEL"] == "sensevoice-small-fp16"
+        assert batch["MODEL"] == "whisper-tiny.en-int8"
     slicing = run.named(CONFIGMAP, "kube-system/nvidia-device-plugin-config").inputs
     assert set(slicing["data"]) == {"time-slicing-8"}  # the entry bootstrap labels each node with
     assert "replicas: 8" in slicing["data"]["time-slicing-8"]
@@ -187,7 +187,7 @@ def test_a_canary_pin_adds_a_one_replica_canary_beside_stable(
     monkeypatch.setenv("XIAOZHI_AUTH_KEY", AUTH_KEY)
     canary = "registry.xiaozhi.example/inference/asr:1.1.0"
     pins = spec_pins(example_fleet).with_pin(
-        "sh-edge-01", "asr", ServicePin(stable="registry.xiaozhi.example/inference/asr:1.0.0", canary=canary)
+        "sh-edge-01", "asr", ServicePin(stable="registry.xiaozhi.example/inference/asr:1.4.0", canary=canary)
     )
     config = {**stack_config("shanghai"), "xzctl:imagePins": json.dumps(pins.to_json())}
     run = StackRun("shanghai", pulumi_mocks.run(config, list(CONFIG_SECRETS)))
