@@ -96,7 +96,7 @@ def test_production_requires_digests_and_matching_models(catalog: Catalog) -> No
     assert release is not None
     pinned = catalog.get("asr").pinned(release)
     assert "asr 1.2.0" in check_reference(catalog, pinned, "asr", production=True, model="whisper-tiny.en-int8")
-    with pytest.raises(BadInputError, match="serves 'whisper-tiny.en-int8'"):
+    with pytest.raises(BadInputError, match=r"serves 'whisper-tiny\.en-int8'"):
         check_reference(catalog, pinned, "asr", production=True, model="sensevoice-large")
     with pytest.raises(BadInputError, match="is the asr image, not a tts image"):
         check_reference(catalog, pinned, "tts", production=False)
