@@ -68,7 +68,10 @@ def test_a_slower_asr_canary_shows_in_real_latency_and_every_turn_is_scored(tmp_
             log_dir=tmp_path / "logs",
             track="canary",
             # faster-whisper's 30 s window instead of one sized to the audio: ~10x the encoder's work
-            env={"XZ_WHISPER_PAD_SECONDS": "28", "XZ_IMAGE": "registry.xiaozhi.example/inference/asr:1.4.0-full-window"},
+            env={
+                "XZ_WHISPER_PAD_SECONDS": "28",
+                "XZ_IMAGE": "registry.xiaozhi.example/inference/asr:1.4.0-full-window",
+            },
         )
         assert len(real.scrape_targets()) == 5
         set_asr_split(real, [(stable, "stable", 0.5), (canary, "canary", 0.5)])

@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from xzctl.errors import ExternalToolError
+from xzctl.errors import BadInputError, ExternalToolError
 from xzctl.images.catalog import BuildRecord
 from xzctl.images.inputs import (
     BUILD_SITE,
@@ -99,7 +99,7 @@ def _passwd_lines(container_root: Path) -> None:
 
 
 def _image_env(
-    spec: BuildSpec, variant: Variant | None, image: str, extra_env: dict[str, str] | None
+    spec: BuildSpec, variant: Variant | None, image: str, extra_env: dict[str, str] | None, *, gpu: bool = False
 ) -> dict[str, str]:
     return {
         "PYTHONPATH": SITE,
@@ -110,6 +110,7 @@ def _image_env(
         "XZ_IMAGE": image,
         **spec.env,
         **(variant.env if variant else {}),
+        **(spec.gpu_variant.env if gpu and spec.gpu_variant else {}),
         **(extra_env or {}),
     }
 
@@ -164,12 +165,16 @@ def assemble(
     catalog_root: Path,
     model: Path | None = None,
     extra_env: dict[str, str] | None = None,
+    gpu: bool = False,
 ) -> BuildResult:
     """Build one image into the state dir's OCI layout and return its digest and bill of materials."""
+    if gpu and spec.gpu_variant is None:
+        raise BadInputError(f"image {name} has no GPU variant", hint="build it without --gpu")
     cache = cache_dir(state_dir)
     base = rootfs(spec, cache)
     variant = spec.model_variant if model is not None else None
     wheels = [*spec.wheels, *(variant.wheels if variant else [])]
+    wheels += spec.gpu_variant.wheels if gpu and spec.gpu_variant else []
     wheel_files = download_wheels([*wheels, *spec.build_wheels, spec.pip], cache)
     staged = _Wheels(
         run=wheel_files[: len(wheels)],
@@ -178,7 +183,7 @@ def assemble(
     )
     buildah = _Buildah()
     tag = f"{name}-{version}"
-    env = _image_env(spec, variant, f"{repository}:{version}", extra_env)
+    env = _image_env(spec, variant, f"{repository}:{version}", extra_env, gpu=gpu)
     with tempfile.TemporaryDirectory(prefix="xzctl-image-") as tmp:
         work = Path(tmp)
         baked, model_record = model_file(spec, model, cache, work)

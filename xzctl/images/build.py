@@ -56,6 +56,7 @@ def build_image(
     model: Path | None = None,
     env: dict[str, str] | None = None,
     lock: bool = True,
+    gpu: bool = False,
 ) -> BuildResult:
     """`xzctl images build NAME`: build from the catalog folder's build.yaml and record the digest in the lock."""
     catalog = load_catalog(catalog_dir)
@@ -73,6 +74,7 @@ def build_image(
         catalog_root=catalog.root,
         model=model,
         extra_env=env,
+        gpu=gpu,
     )
     changed = record_in_lock(catalog.root, result) if lock else False
     return BuildResult(result.name, version, result.digest, result.layout, result.tag, result.record, changed)

@@ -62,6 +62,13 @@ class Variant(_Strict):
     env: dict[str, str] = {}
 
 
+class GpuVariant(_Strict):
+    """What changes for a site with NVIDIA GPUs (`xzctl images build NAME --gpu`): the CUDA runtime wheels, other env."""
+
+    wheels: list[Wheel] = []
+    env: dict[str, str] = {}
+
+
 class BuildSpec(_Strict):
     """One image's build.yaml."""
 
@@ -71,9 +78,11 @@ class BuildSpec(_Strict):
     pip: Wheel
     model: ModelSource | None = None
     model_variant: Variant | None = Field(default=None, description="applies when --model FILE is given")
+    gpu_variant: GpuVariant | None = Field(default=None, description="applies when --gpu is given")
     steps: list[list[str]] = Field(default=[], description="commands run inside, offline, after installing")
     model_files: list[str] = Field(
-        default=[], description="files inside the image (weights a wheel or a step put there) whose sha256 the lock records"
+        default=[],
+        description="files inside the image (weights a wheel or a step put there) whose sha256 the lock records",
     )
     module: str = Field(pattern=r"^[a-z_.]+$")
     port: Annotated[int, Field(ge=1024, le=65535)]

@@ -128,9 +128,7 @@ def start_service(
         # its own session, so stopping it stops buildah and the service under it, and nothing else
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=proc_env, start_new_session=True)
     ws_port = int(overrides["XZ_ASR_WS_PORT"]) if "XZ_ASR_WS_PORT" in overrides else None
-    return RunningService(
-        name, port, source, process, container, log, time.monotonic(), overrides["XZ_IMAGE"], ws_port
-    )
+    return RunningService(name, port, source, process, container, log, time.monotonic(), overrides["XZ_IMAGE"], ws_port)
 
 
 def wait_ready(service: RunningService, timeout: float) -> float:
