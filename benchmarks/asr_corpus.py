@@ -3,7 +3,8 @@ language, latency one request at a time and with 4 at once, over HTTP and the Fu
 RSS, printed beside the goals of issue 27 (p95 <= 500 ms alone with WER <= 0.25; p95 <= 1 s with 4 at once).
 
     python benchmarks/asr_corpus.py [--state-dir .xzctl] [--package] [--model tiny.en|base] [--language en|zh|auto]
-    python benchmarks/asr_corpus.py --device cuda     # a site with a GPU: float16 through CTranslate2's CUDA build
+    python benchmarks/asr_corpus.py --version 1.4.0-cuda --device cuda   # a site with a GPU (images build asr --gpu)
+    python benchmarks/asr_corpus.py --nice -20       # as root on cores shared with other work
 
 Every utterance is sent once per pass, so the service never decodes the same audio twice in a pass. Latency is
 the client's wall time per request (HTTP: the upload and the answer; WebSocket: end of speech -> final result).
@@ -154,11 +155,20 @@ def main() -> None:
     parser.add_argument("--language", default=None, choices=["en", "zh", "auto"], help="base only; default auto")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--version", default=None, help="image version (default: the catalog's)")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=None,
+        help="run the replica and this client at this niceness (e.g. -20 as root): on cores shared with other work, "
+        "closer to the cores being the replica's own",
+    )
     args = parser.parse_args()
     env = {"XZ_WHISPER_MODEL": args.model, "XZ_WHISPER_DEVICE": args.device, "XZ_ASR_WS_PORT": str(free_port())}
     if args.language:
         env["XZ_LANGUAGE"] = args.language
     languages = ["en"] if args.model.endswith(".en") or args.language == "en" else ["en", "zh"]
+    if args.nice is not None:  # inherited by the replica and every thread it starts
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
     with tempfile.TemporaryDirectory() as logs:
         service = start_service(
             "asr",

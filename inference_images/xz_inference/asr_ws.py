@@ -163,7 +163,9 @@ def start(service: Service, host: str, port: int) -> Any:
         lambda connection: handle_connection(service, connection, partial_seconds),
         host,
         port,
-        subprotocols=["binary"],  # type: ignore[list-item]
+        # `binary` when offered (upstream's provider and FunASR's Python client do), none otherwise (FunASR's own
+        # server accepts a browser's bare WebSocket too)
+        select_subprotocol=lambda _connection, offered: "binary" if "binary" in offered else None,
         compression=None,
         max_size=MAX_MESSAGE,
         ping_interval=None,  # the provider disables pings too; idle connections end on IDLE_TIMEOUT

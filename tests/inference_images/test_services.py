@@ -120,6 +120,23 @@ def test_asr_speaks_the_funasr_websocket_protocol_of_upstreams_fun_server_provid
     assert 'xiaozhi_requests_total{region="beijing",node="bj-edge-01",service="asr"' in metrics
 
 
+def test_asr_websocket_accepts_a_client_without_subprotocol_and_closes_on_a_bad_mode(
+    services: dict[str, RunningService],
+) -> None:
+    from websockets.exceptions import ConnectionClosedError
+    from websockets.sync.client import connect
+
+    ws_url = services["asr"].ws_url
+    assert ws_url is not None
+    with connect(ws_url, open_timeout=TIMEOUT) as ws:
+        assert ws.subprotocol is None
+        ws.send(json.dumps({"mode": "streaming", "is_speaking": True}))
+        with pytest.raises(ConnectionClosedError) as closed:
+            ws.recv(timeout=TIMEOUT)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+    assert "mode 'streaming'" in closed.value.rcvd.reason
+
+
 def test_tts_speaks_and_answers_repeats_from_the_phrase_cache(services: dict[str, RunningService]) -> None:
     url = services["tts"].url
     for _ in range(2):
