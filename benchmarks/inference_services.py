@@ -11,6 +11,7 @@ device every --turn-interval seconds; each turn is one request to each service (
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import subprocess
@@ -19,8 +20,10 @@ import tempfile
 import threading
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
+import asr_corpus  # beside this script
 import requests
 
 from xzctl import service_contract as sc
@@ -147,6 +150,7 @@ def main() -> None:
         f"{'service':8} {'source':8} {'ready s':>8} {'RTF':>7} {'p50 ms':>8} {'p95 ms':>8} {'target':>8} "
         f"{'reqs':>5} {'errors':>6}"
     )
+    corpus_lines = ""
     with tempfile.TemporaryDirectory() as logs:
         for name in ("vad", "asr", "tts"):
             service = start_service(
@@ -155,11 +159,14 @@ def main() -> None:
                 state_dir=Path(args.state_dir),
                 log_dir=Path(logs),
                 prefer_image=not args.package,
+                ports={"ws": _free_port()} if name == "asr" else None,
             )
             try:
                 ready = wait_ready(service, 300.0)
                 rtf = _rtf(name, service.url, wav, pcm, spoken)
                 latencies, errors = _load(name, service.url, rate=rate, seconds=args.seconds, wav=wav, pcm=pcm)
+                if name == "asr":  # accuracy and latency on the corpus, printed after the table
+                    corpus_lines = _captured(lambda s=service: asr_corpus.report(s, ["en"]))
             finally:
                 stop_service(service)
             verdict = "ok" if _p95(latencies) * 1000 < TARGETS_MS[name] else "MISSED"
@@ -168,11 +175,21 @@ def main() -> None:
                 f"{_p95(latencies) * 1000:8.1f} {'<' + str(TARGETS_MS[name]):>8} {len(latencies):5d} {errors:6d}"
                 f"  {verdict}"
             )
+    if corpus_lines:
+        print(f"\nasr on the corpus (benchmarks/asr_corpus.py; --model base for Chinese):\n{corpus_lines}")
     print("ready: start -> first /ready 200 (for an image: `buildah run` in a working container made beforehand).")
     print("RTF: a request alone / seconds of audio in (VAD, ASR) or out (TTS, not cached). p50/p95: open-loop load")
     print(
         "at the scaled node rate, queueing included; TTS answers one repeated reply, so mostly from its phrase cache."
     )
+
+
+def _captured(report: Callable[[], object]) -> str:
+    """What a report prints, kept to print after the services' table."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        report()
+    return buffer.getvalue().rstrip()
 
 
 def _p50(values: list[float]) -> float:

@@ -1,11 +1,18 @@
 """Shared fixtures. Each fixture family lives in tests/fixtures/ and is loaded here as a plugin."""
 
 import sys
+from pathlib import Path
 
 # Compiled and assertion-rewritten modules are cached (gitignored __pycache__) even where the environment sets
 # PYTHONDONTWRITEBYTECODE: compiling ~300 modules afresh costs about 3 s of CPU in every run and every xdist
 # worker, and the `python -m xzctl` subprocesses of the tests read these caches too.
 sys.dont_write_bytecode = False
+
+# The inference services' package lives in inference_images/ (it ships in the images, not in xzctl): tests of the
+# services, the images and the sandbox import it from there.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1] / "inference_images")
+if _PACKAGE_ROOT not in sys.path:
+    sys.path.insert(0, _PACKAGE_ROOT)
 
 import pytest  # noqa: E402
 

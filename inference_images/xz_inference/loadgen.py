@@ -1,5 +1,6 @@
 """Load generator of the sandbox's real node: simulated devices speak known text (made by espeak-ng) through
-VAD, ASR and TTS, and the transcripts are scored against that text.
+VAD, ASR and TTS, and the transcripts are scored against that text (the corpus of corpus.py, English unless the
+config names another `language`).
 
 It serves /metrics like a service: the end-to-end latency of a turn (service `end_to_end`) and the word error
 counters per ASR track and image, so Prometheus judges accuracy beside latency. Configuration is one JSON file
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
-import subprocess
 import sys
 import threading
 import time
@@ -20,47 +19,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from xz_inference import corpus
 from xz_inference.audio import read_wav
 from xz_inference.server import Handler, Request, RequestError, Response, Service, serve
 from xzctl import service_contract as sc
 from xzctl.metrics import contract as c
 
-# What devices say (English: the engine tests build is pocketsphinx's English model) and what the node says back.
-UTTERANCES = (
-    "turn on the light in the kitchen",
-    "what is the weather today",
-    "set an alarm for seven in the morning",
-    "play some music",
-    "how far is the moon",
-    "tell me a story about a cat",
-    "what time is it now",
-    "turn off the television",
-)
+# What devices say comes from the corpus (corpus.py: several voices and speeds); what the node says back:
 REPLIES = ("好的", "今天天气晴朗", "闹钟已设置", "正在为你播放音乐", "好的，已经关掉了")
 HTTP_TIMEOUT = 30.0
 MAX_RESPONSE = 16 * 1024 * 1024
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
-def word_errors(reference: list[str], hypothesis: list[str]) -> int:
-    """Word-level Levenshtein distance: substitutions + deletions + insertions."""
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref in enumerate(reference, 1):
-        current = [i]
-        for j, hyp in enumerate(hypothesis, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref != hyp)))
-        previous = current
-    return previous[-1]
-
-
-def speak(text: str, voice: str = "en-us") -> bytes:
-    done = subprocess.run(
-        ["espeak-ng", "--stdout", "-v", voice, "--", text], capture_output=True, timeout=30, check=True
-    )
-    return done.stdout
 
 
 def post(url: str, body: bytes, content_type: str) -> bytes:
@@ -88,10 +56,12 @@ class LoadGenerator(Service):
         self.devices = int(config.get("devices", 4))
         self.interval = float(config.get("turn_interval_seconds", 10.0))
         self.deadline = time.monotonic() + float(config.get("duration_seconds", 3600.0))
-        self.speech: dict[str, bytes] = {}
+        # the language the transcripts are scored in (errors per word, or per character for Chinese)
+        self.utterances = corpus.utterances(str(config.get("language", "en")))
+        self.speech: dict[corpus.Utterance, bytes] = {}
 
     def load(self) -> None:
-        self.speech = {text: speak(text) for text in UTTERANCES}
+        self.speech = {u: corpus.audio(u) for u in self.utterances}
 
     def warm_up(self) -> None:
         for i in range(self.devices):
@@ -102,8 +72,8 @@ class LoadGenerator(Service):
         return rng.choices(targets, weights=[t.weight for t in targets])[0]
 
     def _turn(self, rng: random.Random, session: str) -> None:
-        text = rng.choice(UTTERANCES)
-        audio = self.speech[text]
+        utterance = rng.choice(self.utterances)
+        audio = self.speech[utterance]
         target = self._pick(rng)
         labels = {c.TRACK: target.track, c.IMAGE: target.image}
         started = time.monotonic()
@@ -123,9 +93,9 @@ class LoadGenerator(Service):
             return
         self.registry.observe(c.REQUEST_DURATION, time.monotonic() - started, **labels)
         self.registry.inc(c.REQUESTS, result="ok", **labels)
-        reference = words(text)
-        self.registry.inc(c.ASR_REFERENCE_WORDS, len(reference), **labels)
-        self.registry.inc(c.ASR_WORD_ERRORS, word_errors(reference, words(transcript)), **labels)
+        errors, reference = corpus.score(utterance.text, transcript, utterance.language)
+        self.registry.inc(c.ASR_REFERENCE_WORDS, reference, **labels)
+        self.registry.inc(c.ASR_WORD_ERRORS, errors, **labels)
 
     def _device(self, index: int) -> None:
         rng = random.Random(index)

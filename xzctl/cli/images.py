@@ -198,13 +198,14 @@ def build(  # noqa: PLR0917 (each Typer option is a parameter)
         help="Upstream source tree (xiaozhi-server: a checkout of the pinned tag's main/xiaozhi-server/).",
     ),
     no_lock: bool = typer.Option(False, "--no-lock", help="Build without recording the release in the lock."),
+    gpu: bool = typer.Option(False, "--gpu", help="The GPU variant (CUDA runtime wheels; give it its own --version)."),
     catalog: Path | None = CatalogOption,
     state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
     """Build an image offline-ready (mmdebstrap + buildah) into the state dir's OCI layout and lock its digest.
 
-    Example: xzctl images build vad --version 1.2.0
+    Example: xzctl images build vad --version 1.2.0; xzctl images build asr --gpu --version 1.4.0-cuda
     """
     from xzctl.images.build import build_image
 
@@ -216,6 +217,7 @@ def build(  # noqa: PLR0917 (each Typer option is a parameter)
         model=model,
         source=source,
         lock=not no_lock,
+        gpu=gpu,
     )
     wheels = [f"{w['name']}=={w['version']}" for w in result.record.wheels]
     data: dict[str, Any] = {

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xzctl import service_contract as sc
+from xzctl.errors import BadInputError, ExternalToolError
 from xzctl.images.catalog import BuildRecord
 from xzctl.images.inputs import (
     BUILD_SITE,
@@ -107,7 +108,13 @@ def _ports(service: str) -> list[int]:
 
 
 def _image_env(
-    service: str, spec: BuildSpec, variant: Variant | None, image: str, extra_env: dict[str, str] | None
+    service: str,
+    spec: BuildSpec,
+    variant: Variant | None,
+    image: str,
+    extra_env: dict[str, str] | None,
+    *,
+    gpu: bool = False,
 ) -> dict[str, str]:
     return {
         "PYTHONPATH": SITE,
@@ -118,12 +125,16 @@ def _image_env(
         sc.IMAGE_ENV: image,
         **spec.env,
         **(variant.env if variant else {}),
+        **(spec.gpu_variant.env if gpu and spec.gpu_variant else {}),
         **(extra_env or {}),
     }
 
 
-def _install(buildah: _Buildah, container: str, wheels: _Wheels, spec: BuildSpec, env: dict[str, str]) -> None:
-    """Inside the mounted container: the image user, the offline pip installs, the build steps, then no leftovers."""
+def _install(
+    buildah: _Buildah, container: str, wheels: _Wheels, spec: BuildSpec, env: dict[str, str]
+) -> dict[str, str]:
+    """Inside the mounted container: the image user, the offline pip installs, the build steps, then no leftovers.
+    Returns the sha256 of each of the spec's `model_files` as the image holds them."""
     root = Path(buildah("mount", container, what="mount").strip())
     _passwd_lines(root)
     if spec.source is not None:
@@ -143,7 +154,12 @@ def _install(buildah: _Buildah, container: str, wheels: _Wheels, spec: BuildSpec
         shutil.rmtree(root / leftover, ignore_errors=True)
     for cache_path in root.glob("**/__pycache__"):
         shutil.rmtree(cache_path, ignore_errors=True)
+    missing = [path for path in spec.model_files if not (root / path.lstrip("/")).is_file()]
+    if missing:
+        raise ExternalToolError(f"the image has no {', '.join(missing)}: its build steps did not make it")
+    recorded = {path: sha256_file(root / path.lstrip("/")) for path in spec.model_files}
     buildah("umount", container, what="unmount")
+    return recorded
 
 
 def _config_args(name: str, service: str, version: str, spec: BuildSpec, env: dict[str, str]) -> list[str]:
@@ -172,14 +188,18 @@ def assemble(
     model: Path | None = None,
     source: Path | None = None,
     extra_env: dict[str, str] | None = None,
+    gpu: bool = False,
 ) -> BuildResult:
     """Build one image into the state dir's OCI layout and return its digest and bill of materials."""
+    if gpu and spec.gpu_variant is None:
+        raise BadInputError(f"image {name} has no GPU variant", hint="build it without --gpu")
     cache = cache_dir(state_dir)
     # an upstream tree other than the pinned one is refused before anything is built
     tree = pinned_source(spec.source, source) if spec.source is not None else {}
     base = rootfs(spec, cache)
     variant = spec.model_variant if model is not None else None
     wheels = [*spec.wheels, *(variant.wheels if variant else [])]
+    wheels += spec.gpu_variant.wheels if gpu and spec.gpu_variant else []
     wheel_files = download_wheels([*wheels, *spec.build_wheels, spec.pip], cache)
     staged = _Wheels(
         run=wheel_files[: len(wheels)],
@@ -188,7 +208,7 @@ def assemble(
     )
     buildah = _Buildah()
     tag = f"{name}-{version}"
-    env = _image_env(service, spec, variant, f"{repository}:{version}", extra_env)
+    env = _image_env(service, spec, variant, f"{repository}:{version}", extra_env, gpu=gpu)
     with tempfile.TemporaryDirectory(prefix="xzctl-image-") as tmp:
         work = Path(tmp)
         baked, model_record = model_file(spec, model, cache, work)
@@ -205,7 +225,7 @@ def assemble(
             target = variant.path if variant else (spec.model.path if spec.model else None)
             if baked is not None and target is not None:
                 buildah("add", container, str(baked), target, what="model")
-            _install(buildah, container, staged, spec, env)
+            recorded = _install(buildah, container, staged, spec, env)
             buildah(*_config_args(name, service, version, spec, env), container, what="image config")
             local = f"localhost/xzctl/{tag}"
             buildah(
@@ -232,7 +252,7 @@ def assemble(
         base=f"sha256:{sha256_file(base)}",
         debian=debian_packages(base),
         wheels=[w.model_dump() for w in wheels],
-        model=model_record or None,
+        model={**model_record, **recorded} or None,
         layout=tag,
     )
     return BuildResult(name, version, digest, layout, tag, record, locked=False)

@@ -59,6 +59,7 @@ def build_image(
     source: Path | None = None,
     env: dict[str, str] | None = None,
     lock: bool = True,
+    gpu: bool = False,
 ) -> BuildResult:
     """`xzctl images build NAME`: build from the catalog folder's build.yaml and record the digest in the lock."""
     catalog = load_catalog(catalog_dir)
@@ -79,6 +80,7 @@ def build_image(
         model=model,
         source=source,
         extra_env=env,
+        gpu=gpu,
     )
     # the tree's files as they were when the build began, and a model given at build by its hash
     given = {f"{MODEL_PREFIX}{key}": value for key, value in (result.record.model or {}).items()} if model else {}

@@ -74,6 +74,13 @@ class UpstreamSource(_Strict):
     writable: list[str] = Field(default=[], description="folders under `path` the image user writes")
 
 
+class GpuVariant(_Strict):
+    """What changes for a site with NVIDIA GPUs (`xzctl images build NAME --gpu`): the CUDA runtime wheels, other env."""
+
+    wheels: list[Wheel] = []
+    env: dict[str, str] = {}
+
+
 class BuildSpec(_Strict):
     """One image's build.yaml: the service package's `module`, or an upstream `source`."""
 
@@ -83,7 +90,12 @@ class BuildSpec(_Strict):
     pip: Wheel
     model: ModelSource | None = None
     model_variant: Variant | None = Field(default=None, description="applies when --model FILE is given")
+    gpu_variant: GpuVariant | None = Field(default=None, description="applies when --gpu is given")
     steps: list[list[str]] = Field(default=[], description="commands run inside, offline, after installing")
+    model_files: list[str] = Field(
+        default=[],
+        description="files inside the image (weights a wheel or a step put there) whose sha256 the lock records",
+    )
     module: str | None = Field(default=None, pattern=r"^[a-z_.]+$")  # ports and port variables: the service contract
     source: UpstreamSource | None = None
     env: dict[str, str] = {}

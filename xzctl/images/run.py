@@ -56,6 +56,11 @@ class RunningService:
     def ready_url(self) -> str:
         return f"{self.url}{self.ready_path}"
 
+    @property
+    def ws_url(self) -> str | None:
+        """The ASR's FunASR WebSocket, when the service has that endpoint."""
+        return f"ws://127.0.0.1:{self.ports['ws']}" if "ws" in self.ports else None
+
 
 def _local_lib(name: str, state_dir: Path, catalog_root: Path) -> tuple[Path, dict[str, str]]:
     """The package and the model for running without an image, prepared once under the state dir."""
