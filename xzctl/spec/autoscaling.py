@@ -17,9 +17,9 @@ spec layer so that `fleet validate`, `fleet plan` and `check failover` share it.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 
 from xzctl.spec.models import Autoscaling, Cloud, EdgeNode, InferenceService, LlmModel, Region
 
