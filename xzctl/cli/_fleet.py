@@ -7,6 +7,7 @@ that touch the world refuse that last fallback; read commands use it and say so 
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,7 +68,15 @@ def load(path: Path | None, *, sandbox_fleet: str | None = None, schema_only: bo
             f"xzctl: fleet: the bundled example ({resolved}); pass --fleet FILE to use yours",
             file=sys.stderr,
         )
-    if schema_only:
-        raw, lines = read_spec_document(resolved)
-        return LoadedFleet(build_fleet(raw, lines, str(resolved)), str(resolved))
-    return load_fleet(resolved)
+    # A spec builds hundreds of thousands of acyclic objects and lives as long as the command: the cyclic collector
+    # would rescan them at every pass (40 % of a 10,000-node validate), so it is paused while they are built and they
+    # are set aside (gc.freeze) before it resumes. Reference counting still frees whatever is dropped.
+    gc.disable()
+    try:
+        if schema_only:
+            raw, lines = read_spec_document(resolved)
+            return LoadedFleet(build_fleet(raw, lines, str(resolved)), str(resolved))
+        return load_fleet(resolved)
+    finally:
+        gc.freeze()
+        gc.enable()

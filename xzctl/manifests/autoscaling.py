@@ -20,6 +20,7 @@ from xzctl.manifests.k8s import MONITORING_NAMESPACE, HelmChart, Obj
 from xzctl.metrics import contract as c
 from xzctl.metrics.queries import ADAPTER_SIGNALS, adapter_rule
 from xzctl.spec.autoscaling import scaler
+from xzctl.spec.memo import per_spec
 from xzctl.spec.models import Autoscaling, EdgeNode, Fleet, InferenceService, LlmModel, Resources, ScalingSignal
 
 ADAPTER_CHART = ("prometheus-adapter", "https://prometheus-community.github.io/helm-charts", "4.11.0")
@@ -103,11 +104,17 @@ def cloud_autoscalers(fleet: Fleet, ns: str) -> list[Obj]:
     return out
 
 
-def adapter_chart(fleet: Fleet) -> list[HelmChart]:
-    """prometheus-adapter serving the external metrics of the signals the spec uses (none: no chart)."""
+@per_spec
+def _signals(fleet: Fleet) -> list[str]:
+    """The autoscaling signals the whole fleet uses: every region's chart serves them all, so scan once."""
     services: list[InferenceService | LlmModel] = [*fleet.cloud.llm_models]
     services += [s for n in fleet.edge_nodes() for s in n.services.inference().values()]
-    signals = sorted({a.signal.value for s in services if (a := scaler(s))})
+    return sorted({a.signal.value for s in services if (a := scaler(s))})
+
+
+def adapter_chart(fleet: Fleet) -> list[HelmChart]:
+    """prometheus-adapter serving the external metrics of the signals the spec uses (none: no chart)."""
+    signals = _signals(fleet)
     if not signals:
         return []
     chart, repo, version = ADAPTER_CHART

@@ -140,11 +140,11 @@ def region_loss(region: Region) -> RegionLoss:
     return RegionLoss(lost, remaining, short, add)
 
 
-def _loss(fleet: Fleet, loads: list[NodeLoad], lost: EdgeNode) -> Placement:
+def _loss(fleet: Fleet, loads: list[NodeLoad], by_region: dict[str, list[int]], lost: EdgeNode) -> Placement:
     """The shared failover model (xzctl.spec.failover) on spec numbers: where `lost`'s devices go."""
-    index = next(i for i, n in enumerate(loads) if n.node == lost.id)
-    same = [i for i, n in enumerate(loads) if n.region == lost.region and i != index]
-    other = [i for i, n in enumerate(loads) if n.region != lost.region]
+    index = next(i for i in by_region[lost.region] if loads[i].node == lost.id)
+    same = [i for i in by_region[lost.region] if i != index]
+    other = [i for region, indexes in by_region.items() if region != lost.region for i in indexes]
     leavable = lost.devices if may_leave_region(fleet, lost) else 0
     return place(loads, lost.devices, leavable=leavable, same=same, other=other)
 
@@ -163,11 +163,14 @@ def _no_way_out(fleet: Fleet, lost: EdgeNode) -> str:
 def n_plus_one_rows(fleet: Fleet) -> list[PlanRow]:
     """Lose the largest edge node of each region: does the rest (or the fleet, with failover) hold its devices?"""
     loads = spec_loads(fleet)
+    by_region: dict[str, list[int]] = {}
+    for i, load in enumerate(loads):
+        by_region.setdefault(load.region, []).append(i)
     rows = []
     for name, region in fleet.regions.items():
         loss = region_loss(region)
         lost, remaining = loss.lost, loss.remaining
-        placed = _loss(fleet, loads, lost)
+        placed = _loss(fleet, loads, by_region, lost)
         short = lost.devices - placed.same_region
         check = f"lose {lost.id}"
         if short <= 0:
@@ -205,7 +208,7 @@ def n_plus_one_rows(fleet: Fleet) -> list[PlanRow]:
     nodes = fleet.edge_nodes()
     lost = _largest(nodes)
     capacity = sum(n.capacity.max_devices for n in nodes) - lost.capacity.max_devices
-    unserved = _loss(fleet, loads, lost).unserved
+    unserved = _loss(fleet, loads, by_region, lost).unserved
     if not unserved:
         verdict = Verdict.OK
         reason = f"the fleet holds all {fleet.devices:,} devices ({capacity - fleet.devices:,} slots spare)"

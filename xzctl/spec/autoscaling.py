@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 
 from xzctl.spec.models import Autoscaling, Cloud, EdgeNode, InferenceService, LlmModel, Region
 
@@ -48,10 +49,19 @@ def cloud_gpu_demand_at_max(cloud: Cloud) -> int:
 def devices_after_loss(region: Region, lost: EdgeNode) -> dict[str, int]:
     """Devices on each other node of the region once the lost node's devices reconnected (spread by free slots)."""
     others = [n for n in region.edge_nodes if n.id != lost.id]
-    spare = {n.id: max(0, n.capacity.max_devices - n.devices) for n in others}
+    spare = {n.id: _spare(n) for n in others}
     total_spare = sum(spare.values())
     moved = min(lost.devices, total_spare)
-    return {n.id: n.devices + (moved * spare[n.id] // total_spare if total_spare else 0) for n in others}
+    return {n.id: n.devices + _share(moved, spare[n.id], total_spare) for n in others}
+
+
+def _spare(node: EdgeNode) -> int:
+    return max(0, node.capacity.max_devices - node.devices)
+
+
+def _share(moved: int, spare: int, total_spare: int) -> int:
+    """The moved devices that reconnect to a survivor with `spare` of the survivors' `total_spare` free slots."""
+    return moved * spare // total_spare if total_spare else 0
 
 
 def needed_replicas(running: int, devices_before: int, devices_after: int) -> int:
@@ -94,28 +104,55 @@ def loss_shortfalls(
         adjusted = region.model_copy(update={"edge_nodes": nodes})
         lost = next(n for n in nodes if n.id == lost.id)
     after = devices_after_loss(adjusted, lost)
+    return [
+        short
+        for node in adjusted.edge_nodes
+        if node.id != lost.id
+        for short in _node_shortfalls(region.name, lost.id, node, after[node.id], running)
+    ]
+
+
+def _node_shortfalls(
+    region: str, lost: str, node: EdgeNode, after: int, running: Mapping[tuple[str, str], int] | None
+) -> list[PeakShortfall]:
+    """The autoscalers of one surviving node whose max is below their need once it carries `after` devices."""
     out: list[PeakShortfall] = []
-    for node in adjusted.edge_nodes:
-        if node.id == lost.id:
+    for name, svc in node.services.inference().items():
+        auto = scaler(svc)
+        if auto is None:  # a fixed count is the operator's sizing; the device N+1 rows judge it
             continue
-        for name, svc in node.services.inference().items():
-            auto = scaler(svc)
-            if auto is None:  # a fixed count is the operator's sizing; the device N+1 rows judge it
-                continue
-            count = svc.replicas if running is None else running.get((node.id, name))
-            if count is None:  # live, and no autoscaler reports this service: nothing to judge
-                continue
-            need = needed_replicas(count, node.devices, after[node.id])
-            if need > auto.max:
-                reason = (
-                    f"{name} needs {need} replicas for {after[node.id]} devices but its autoscaler max is {auto.max}"
-                )
-                out.append(PeakShortfall(region.name, lost.id, node.id, name, need, auto.max, reason))
+        count = svc.replicas if running is None else running.get((node.id, name))
+        if count is None:  # live, and no autoscaler reports this service: nothing to judge
+            continue
+        need = needed_replicas(count, node.devices, after)
+        if need > auto.max:
+            reason = f"{name} needs {need} replicas for {after} devices but its autoscaler max is {auto.max}"
+            out.append(PeakShortfall(region, lost, node.id, name, need, auto.max, reason))
     return out
 
 
 def region_peak_shortfalls(region: Region) -> list[PeakShortfall]:
-    """Every single-node loss of the region at peak, spec values; empty when the region is N+1 at peak."""
-    if len(region.edge_nodes) < 2:
+    """Every single-node loss of the region at peak, spec values; empty when the region is N+1 at peak.
+
+    Linear in the region's nodes when it holds (10,000-node fleets): a survivor's share of a lost node grows with
+    the lost node's devices per free slot of the others, so each survivor is first judged against the loss that
+    moves the most onto it; only when one fails there is every loss judged, node by node.
+    """
+    nodes = region.edge_nodes
+    if len(nodes) < 2:
         return []
-    return [s for lost in region.edge_nodes for s in loss_shortfalls(region, lost)]
+    spare = {n.id: _spare(n) for n in nodes}
+    total = sum(spare.values())
+
+    def moved_per_slot(lost: EdgeNode) -> Fraction:  # exact: the shares it orders are floored integers
+        others = total - spare[lost.id]
+        return Fraction(min(lost.devices, others), others) if others else Fraction(0)
+
+    worst = sorted(nodes, key=moved_per_slot, reverse=True)[:2]
+    for node in nodes:
+        lost = worst[1] if worst[0] is node else worst[0]
+        others = total - spare[lost.id]
+        after = node.devices + _share(min(lost.devices, others), spare[node.id], others)
+        if _node_shortfalls(region.name, lost.id, node, after, None):
+            return [s for lost in nodes for s in loss_shortfalls(region, lost)]
+    return []

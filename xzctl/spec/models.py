@@ -75,6 +75,7 @@ from xzctl.spec.edge import (
     XiaozhiServer,
 )
 from xzctl.spec.events import KnownEvents
+from xzctl.spec.memo import per_spec
 from xzctl.spec.types import S3_URL
 
 # Every model of the spec stays importable from here, where the rest of xzctl and the tests look for it.
@@ -300,11 +301,17 @@ class Fleet(Strict):
         return [n for r in self.regions.values() for n in r.edge_nodes]
 
     def node(self, node_id: str) -> EdgeNode:
-        for n in self.edge_nodes():
-            if n.id == node_id:
-                return n
-        raise KeyError(node_id)
+        return _nodes_by_id(self)[node_id]
 
     @property
     def devices(self) -> int:
         return sum(r.devices for r in self.regions.values())
+
+
+@per_spec
+def _nodes_by_id(fleet: Fleet) -> dict[str, EdgeNode]:
+    """Edge nodes by id, the first of a duplicated id (validation reports the duplicate)."""
+    index: dict[str, EdgeNode] = {}
+    for node in fleet.edge_nodes():
+        index.setdefault(node.id, node)
+    return index
