@@ -42,7 +42,7 @@ def report(
     count: int = typer.Option(0, "--count", min=0, help="With --watch: stop after this many reports (0: no limit)."),
     fleet: Path | None = FleetOption,
     prom: PrometheusOptions,
-    window: str = WindowOption,
+    window: str | None = WindowOption,
     history: str = HistoryOption,
     scrape_interval: int | None = ScrapeIntervalOption,
     output: Output = OutputOption,
@@ -145,7 +145,7 @@ def forecast(
     hours = round(parse_duration(horizon, "--horizon") / 3600)
     if not 1 <= hours <= 14 * 24:
         raise BadInputError("--horizon must be between 1h and 14d")
-    with live(fleet, prom, window="5m", history=None, scrape_interval=None, rates=False) as ctx:
+    with live(fleet, prom, window=None, history=None, scrape_interval=None, rates=False) as ctx:
         result = capacity_forecast(ctx.client, ctx.fleet, history_hours=days * 24, horizon=hours, end=time.time())
         if schedule_out is not None:
             write_tree(schedule_out, prescale_files(ctx.fleet, result, kubectl_image), what="pre-scaling schedule")

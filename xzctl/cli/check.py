@@ -142,7 +142,7 @@ def failover(
     ),
     fleet: Path | None = FleetOption,
     prom: PrometheusOptions,
-    window: str = WindowOption,
+    window: str | None = WindowOption,
     scrape_interval: int | None = ScrapeIntervalOption,
     output: Output = OutputOption,
 ) -> None:
@@ -197,7 +197,7 @@ def cost(
     *,
     fleet: Path | None = FleetOption,
     prom: PrometheusOptions,
-    window: str = WindowOption,
+    window: str | None = WindowOption,
     scrape_interval: int | None = ScrapeIntervalOption,
     output: Output = OutputOption,
 ) -> None:
@@ -217,7 +217,7 @@ def all_checks(
     *,
     fleet: Path | None = FleetOption,
     prom: PrometheusOptions,
-    window: str = WindowOption,
+    window: str | None = WindowOption,
     history: str = HistoryOption,
     scrape_interval: int | None = ScrapeIntervalOption,
     output: Output = typer.Option(Output.JSON, "--output", "-o", help="Output format.", case_sensitive=False),
