@@ -36,7 +36,7 @@ def default_window(scrape_interval: float) -> tuple[str, float]:
 
 
 def plan_window(window: str, window_seconds: float, scrape_interval: float, data_age: float | None) -> WindowPlan:
-    """`data_age`: seconds of live samples Prometheus holds (None: unknown, assumed enough)."""
+    """`data_age`: seconds the live samples span (None: unknown, assumed enough)."""
     if window_seconds < 2 * scrape_interval:
         raise BadInputError(
             f"--window {window} is shorter than two scrape intervals ({scrape_interval:g} s each): "
@@ -46,10 +46,11 @@ def plan_window(window: str, window_seconds: float, scrape_interval: float, data
     if data_age is None or data_age >= window_seconds:
         return WindowPlan(window)
     said = f"warming up: {data_age:.0f} s of live samples, the {window} window needs {_human(window_seconds)}"
-    if data_age < MIN_SCRAPES * scrape_interval:
+    needed = (MIN_SCRAPES - 1) * scrape_interval  # the span of MIN_SCRAPES samples
+    if data_age < needed:
         raise UnknownStateError(
-            f"{said}; no verdict before {MIN_SCRAPES * scrape_interval:g} s of scrapes",
-            hint=f"wait {math.ceil(MIN_SCRAPES * scrape_interval - data_age)} s (`xzctl sandbox up` waits for this)",
+            f"{said}; no verdict before {MIN_SCRAPES} scrapes ({needed:g} s of samples)",
+            hint=f"wait {math.ceil(needed - data_age)} s (`xzctl sandbox up` waits for this)",
         )
     clipped = math.floor(data_age)
     return WindowPlan(

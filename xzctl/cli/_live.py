@@ -4,7 +4,6 @@ and how a verdict is shown (`raise_for`: a result on stdout and an exit code, ne
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,6 +63,7 @@ def live(
 ) -> Iterator[Live]:
     """The fleet, Prometheus and options of a live command; `rates=False` for one that reads no rate window."""
     from xzctl.sandbox import current_prometheus_url, default_state_dir, sandbox_status
+    from xzctl.sandbox.ready import live_span
 
     where = prom.state_dir or default_state_dir()
     target = prom.target()  # flags > environment > context > sandbox
@@ -74,27 +74,26 @@ def live(
     # The sandbox's Prometheus scrapes the sandbox's fleet (perhaps a generated --scale one): judge that fleet.
     fleet = load(fleet_path, sandbox_fleet=sandbox.fleet_path if sandbox else None).fleet
     interval = scrape_interval or (sandbox.scrape_interval_seconds if sandbox else None)
-    # The sandbox's live samples begin when it started: the window must fit in them. Its backfilled history
-    # (if any) is another simulator run's counters at a step of minutes, so a rate across the seam is wrong.
-    age = time.time() - sandbox.started_at if sandbox is not None else None
     slowest = interval or max(n.monitoring.metrics_interval_seconds for n in fleet.edge_nodes())
     if window is None:
         window, seconds = default_window(slowest)
     else:
         window = promql_duration(window, "--window")
         seconds = parse_duration(window, "--window")
-    planned = plan_window(window, seconds, slowest, age if rates else None)
-    window = planned.window
-    if planned.note:
-        print(f"xzctl: {planned.note}", file=sys.stderr)
-    options = SnapshotOptions(
-        window=window,
-        history_seconds=parse_duration(history, "--history") if history else 0,
-        scrape_interval_seconds=interval,
-    )
-    heading = f"{context_heading()} · prometheus {target.url} ({target.source}) · fleet {fleet.metadata.name}"
-    heading += f" · {planned.note}" if planned.note else ""
     with target.client() as client:
+        # The window must fit in the sandbox's live samples. Its backfilled history (if any) is another simulator
+        # run's counters at a step of minutes, so a rate across the seam is wrong.
+        age = live_span(client, sandbox) if sandbox is not None and rates else None
+        planned = plan_window(window, seconds, slowest, age)
+        if planned.note:
+            print(f"xzctl: {planned.note}", file=sys.stderr)
+        options = SnapshotOptions(
+            window=planned.window,
+            history_seconds=parse_duration(history, "--history") if history else 0,
+            scrape_interval_seconds=interval,
+        )
+        heading = f"{context_heading()} · prometheus {target.url} ({target.source}) · fleet {fleet.metadata.name}"
+        heading += f" · {planned.note}" if planned.note else ""
         yield Live(fleet, client, options, sandbox.simulator_url if sandbox else None, heading)
 
 

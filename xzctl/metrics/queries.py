@@ -204,9 +204,14 @@ def nodes_up_count(*, filters: Filters | None = None) -> str:
     return f"count({node_up(filters=filters)} == 1)"
 
 
+def scrapes(*, window: str, by: By = NODE_BY, filters: Filters | None = None) -> str:
+    """Scrapes of each group's edge nodes in the window (the fewest of its targets), answered or not."""
+    return f"min{_by(by)} (count_over_time(up{selector(filters)}[{window}]))"
+
+
 def nodes_scraped(times: int, *, window: str, filters: Filters | None = None) -> str:
     """How many edge nodes were scraped at least `times` times in the window and are up at the last scrape."""
-    counts = f"min{_by(NODE_BY)} (count_over_time(up{selector(filters)}[{window}]))"
+    counts = scrapes(window=window, filters=filters)
     return f"count(({counts} >= {times}) and on ({', '.join(NODE_BY)}) ({node_up(filters=filters)} == 1))"
 
 
