@@ -160,6 +160,9 @@ def run(argv: list[str] | None = None) -> int:
 
         completion_init()
     _state["debug"] = False  # set again by the root callback; a usage error fails before it, after an earlier --debug
+    common = sys.modules.get("xzctl.cli._common")
+    if common is not None:
+        common.CHOSEN_OUTPUT.clear()  # run() is called many times in one process by the tests
     try:
         result = app(args=args, standalone_mode=False, prog_name="xzctl")
     except typer.Abort:
@@ -173,6 +176,7 @@ def run(argv: list[str] | None = None) -> int:
         return ExitCode.BAD_INPUT if exc.exit_code == 2 else exc.exit_code
     except XzctlError as exc:
         _error(f"xzctl: error: {exc.one_line()}")
+        _error_document(args, exc.exit_code, exc.message, exc.hint)
         return exc.exit_code
     except KeyboardInterrupt:
         print("xzctl: interrupted", file=sys.stderr)
@@ -182,8 +186,52 @@ def run(argv: list[str] | None = None) -> int:
         return ExitCode.OK
     except Exception as exc:  # a bug: still one line, with the way to see more
         _error(f"xzctl: internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
+        _error_document(args, ExitCode.INTERNAL, f"{type(exc).__name__}: {exc}", "rerun with --debug")
         return ExitCode.INTERNAL
     return result if isinstance(result, int) else ExitCode.OK
+
+
+_MACHINE_FORMATS = ("json", "yaml")
+
+
+def _requested_format(args: list[str]) -> str | None:
+    """json or yaml when the command line asks for it (-o json, -ojson, --output=json), else None."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        value = args[i + 1] if arg in ("-o", "--output") and i + 1 < len(args) else None
+        value = value or (arg[2:] if arg.startswith("-o") and not arg.startswith("--") else None)
+        value = value or (arg.split("=", 1)[1] if arg.startswith("--output=") else None)
+        if value and value.lower() in _MACHINE_FORMATS:
+            return value.lower()
+    return None
+
+
+def _error_document(args: list[str], code: int, message: str, hint: str | None) -> None:
+    """With -o json|yaml a failure is a document on stdout too, so a CI parser never reads nothing.
+
+    `unknown` when the state could not be read (a dead Prometheus), `error` otherwise; the line on stderr stays."""
+    fmt = _requested_format(args)
+    common = sys.modules.get("xzctl.cli._common")  # loaded when a command ran far enough to parse its -o
+    if fmt is None and common is not None and common.CHOSEN_OUTPUT:
+        fmt = str(common.CHOSEN_OUTPUT[0])
+    if fmt not in _MACHINE_FORMATS:
+        return
+    document: dict[str, Any] = {
+        "status": "unknown" if code == ExitCode.UNKNOWN else "error",
+        "error": redact(message),
+        "exit_code": int(code),
+        **({"hint": redact(hint)} if hint else {}),
+    }
+    if fmt == "json":
+        import json
+
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    sys.stdout.flush()
 
 
 def _error(line: str) -> None:

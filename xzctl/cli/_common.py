@@ -98,7 +98,18 @@ def duration(text: str) -> float:
         raise typer.BadParameter(f"{text!r} is not a duration: e.g. 30 (seconds), 500ms, 30s, 5m, 6h, 7d") from None
 
 
-OutputOption = typer.Option(Output.TABLE, "--output", "-o", help="Output format.", case_sensitive=False)
+CHOSEN_OUTPUT: list[Output] = []  # the running command's format: the root answers a failure in kind (xzctl.cli.run)
+
+
+def remember_output(value: Output) -> Output:
+    """Option callback: note the format, defaults included (`check all` prints JSON unless told otherwise)."""
+    CHOSEN_OUTPUT[:] = [value]
+    return value
+
+
+OutputOption = typer.Option(
+    Output.TABLE, "--output", "-o", help="Output format.", case_sensitive=False, callback=remember_output
+)
 
 
 def emit(data: Any, output: Output, table: Callable[[Console], None]) -> None:

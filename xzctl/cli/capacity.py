@@ -18,7 +18,7 @@ from xzctl.checks.forecast import Forecast, SeriesForecast
 from xzctl.cli._capacity_table import SortBy, View, capacity_table
 from xzctl.cli._common import FleetOption, Output, OutputOption, PrometheusOptions, duration, emit, option_set
 from xzctl.cli._layout import Column, print_table
-from xzctl.cli._live import BAD, HistoryOption, ScrapeIntervalOption, WindowOption, live, raise_for, titled
+from xzctl.cli._live import HistoryOption, ScrapeIntervalOption, WindowOption, live, raise_for, titled
 from xzctl.cli._watch import watch_round
 from xzctl.errors import BadInputError, ExitCode
 
@@ -72,7 +72,9 @@ def report(
                 break
             time.sleep(interval)
     shown = view.rows(result)
-    reasons = [f"{c.name} {c.status}: {reason}" for c in shown if c.status in BAD for reason in c.reasons]
+    # The verdict names the nodes that set it; why is said once, on their rows above.
+    top = view.region_rows(result) if view.filtered() else [result.fleet]
+    reasons = [reason if c is result.fleet else f"{c.name} {reason}" for c in top for reason in c.reasons]
     raise_for(worst(c.status for c in shown), reasons, output)
 
 

@@ -41,6 +41,7 @@ from xzctl.cli._common import (
     duration,
     emit,
     option_set,
+    remember_output,
 )
 from xzctl.cli._layout import Column, print_table
 from xzctl.cli._live import (
@@ -220,7 +221,9 @@ def all_checks(
     window: str | None = WindowOption,
     history: str = HistoryOption,
     scrape_interval: int | None = ScrapeIntervalOption,
-    output: Output = typer.Option(Output.JSON, "--output", "-o", help="Output format.", case_sensitive=False),
+    output: Output = typer.Option(
+        Output.JSON, "--output", "-o", help="Output format.", case_sensitive=False, callback=remember_output
+    ),
 ) -> None:
     """Every verdict (capacity, failover, cost) in one JSON document, for CI. Exit 0 ok, 1 crit, 3 unknown.
 
