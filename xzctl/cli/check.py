@@ -65,8 +65,8 @@ app = typer.Typer(
 
 
 def capacity_reasons(report: CapacityReport) -> list[str]:
-    rows = [*report.nodes.values(), *report.regions.values(), report.fleet]
-    return [f"{c.name} {c.status}: {reason}" for c in rows if c.status in BAD for reason in c.reasons]
+    # The fleet row names the nodes that are not ok; their rows above say why (once).
+    return [f"capacity {reason}" for reason in report.fleet.reasons] if report.fleet.status in BAD else []
 
 
 def failover_reasons(report: FailoverReport, result: DrillResult | None) -> list[str]:
