@@ -304,3 +304,37 @@ def test_first_measurement_of_a_step_waits_for_two_scrapes_after_its_deploy(
         assert deployed is not None
         assert at - deployed == pytest.approx(first, abs=1e-6)
         assert window == pytest.approx(first, abs=1e-6)  # every sample after the deploy
+
+
+@pytest.mark.parametrize(
+    ("script", "limits", "phase", "tolerated"),
+    [
+        (["fail", "pass"], {}, Phase.ROLLED_BACK, 0),  # Argo's default failureLimit 0: the first failure decides
+        (["fail"] + ["pass"] * 30, {"failure_limit": 1}, Phase.PROMOTED, 1),  # one noisy measurement tolerated
+        (
+            ["fail", "pass", "fail"] + ["pass"] * 30,
+            {"failure_limit": 1},
+            Phase.ROLLED_BACK,
+            1,
+        ),  # per step, not in a row
+        (["inconclusive", "pass"], {}, Phase.PAUSED, 0),
+        (["inconclusive"] + ["pass"] * 30, {"inconclusive_limit": 1}, Phase.PROMOTED, 1),
+    ],
+)
+def test_failure_and_inconclusive_limits_leave_room_for_noise(
+    *,
+    example_fleet: Fleet,
+    tmp_path: Path,
+    script: list[str],
+    limits: dict[str, int],
+    phase: Phase,
+    tolerated: int,
+) -> None:
+    settings = Settings(interval_seconds=5.0, checks=3, **limits)
+    engine, deployer, _, _ = _rig(example_fleet, tmp_path, script, settings)
+    state = engine.start()
+    assert state.phase is phase, state.reason
+    assert sum(e["kind"] == "tolerated" for e in state.events) == tolerated
+    if phase is Phase.ROLLED_BACK:
+        assert deployer.running == spec_pins(example_fleet)
+        assert state.steps[0].status is StepStatus.FAILED

@@ -161,8 +161,9 @@ def run(argv: list[str] | None = None) -> int:
         completion_init()
     _state["debug"] = False  # set again by the root callback; a usage error fails before it, after an earlier --debug
     common = sys.modules.get("xzctl.cli._common")
-    if common is not None:
-        common.CHOSEN_OUTPUT.clear()  # run() is called many times in one process by the tests
+    if common is not None:  # run() is called many times in one process by the tests
+        common.CHOSEN_OUTPUT.clear()
+        common.DOCUMENTS_PRINTED.clear()
     try:
         result = app(args=args, standalone_mode=False, prog_name="xzctl")
     except typer.Abort:
@@ -215,8 +216,8 @@ def _error_document(args: list[str], code: int, message: str, hint: str | None) 
     common = sys.modules.get("xzctl.cli._common")  # loaded when a command ran far enough to parse its -o
     if fmt is None and common is not None and common.CHOSEN_OUTPUT:
         fmt = str(common.CHOSEN_OUTPUT[0])
-    if fmt not in _MACHINE_FORMATS:
-        return
+    if fmt not in _MACHINE_FORMATS or (common is not None and common.DOCUMENTS_PRINTED):
+        return  # a table was asked for, or the command's own document (with its reason) is out already
     document: dict[str, Any] = {
         "status": "unknown" if code == ExitCode.UNKNOWN else "error",
         "error": redact(message),

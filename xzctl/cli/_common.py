@@ -98,7 +98,10 @@ def duration(text: str) -> float:
         raise typer.BadParameter(f"{text!r} is not a duration: e.g. 30 (seconds), 500ms, 30s, 5m, 6h, 7d") from None
 
 
-CHOSEN_OUTPUT: list[Output] = []  # the running command's format: the root answers a failure in kind (xzctl.cli.run)
+# The running command's format, and whether it printed a document already: the root answers a failure in kind,
+# once (xzctl.cli.run).
+CHOSEN_OUTPUT: list[Output] = []
+DOCUMENTS_PRINTED: list[Output] = []
 
 
 def remember_output(value: Output) -> Output:
@@ -114,6 +117,8 @@ OutputOption = typer.Option(
 
 def emit(data: Any, output: Output, table: Callable[[Console], None]) -> None:
     """Print `data` as JSON/YAML for machines, or call `table` to draw it for people."""
+    if output in (Output.JSON, Output.YAML):
+        DOCUMENTS_PRINTED.append(output)
     if output is Output.JSON:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
     elif output is Output.YAML:

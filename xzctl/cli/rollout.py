@@ -73,6 +73,12 @@ def canary(
         help="A node not scraped: wait (count errors, abort past the limit) or hold (pause).",
     ),
     error_limit: int = typer.Option(4, "--error-limit", help="Measurements without a verdict tolerated in a row."),
+    failure_limit: int = typer.Option(
+        0, "--failure-limit", help="Failed measurements a step tolerates before rolling back (Argo failureLimit)."
+    ),
+    inconclusive_limit: int = typer.Option(
+        0, "--inconclusive-limit", help="Inconclusive measurements a step tolerates before pausing."
+    ),
     max_wer: float | None = typer.Option(
         None,
         "--max-wer",
@@ -119,6 +125,8 @@ def canary(
         checks=checks,
         on_unreachable=on_unreachable,
         error_limit=error_limit,
+        failure_limit=failure_limit,
+        inconclusive_limit=inconclusive_limit,
         window_seconds=parse_duration(window, "--window") if window else 0.0,
         warmup_seconds=parse_duration(warmup, "--warmup") if warmup else image_warmup,
     )

@@ -277,9 +277,24 @@ class RolloutEngine(Transitions):
                 self.event("passed", f"step {s.step + 1}/{len(s.steps)} {step.name} passed {step.successes} checks")
             self.save()
         elif m.result == Result.FAILURE:
-            self._back(Phase.ROLLING_BACK, Cause.ANALYSIS_FAILED, f"analysis failed at step {s.step + 1}: {m.reason}")
+            step.failures += 1
+            if step.failures > self.settings.failure_limit:
+                self._back(
+                    Phase.ROLLING_BACK, Cause.ANALYSIS_FAILED, f"analysis failed at step {s.step + 1}: {m.reason}"
+                )
+            else:
+                self._tolerated("failure", step.failures, self.settings.failure_limit)
         elif m.result == Result.INCONCLUSIVE:
-            self._pause(Cause.INCONCLUSIVE, f"inconclusive at step {s.step + 1}: {m.reason}; promote or abort")
+            step.inconclusive += 1
+            if step.inconclusive > self.settings.inconclusive_limit:
+                self._pause(Cause.INCONCLUSIVE, f"inconclusive at step {s.step + 1}: {m.reason}; promote or abort")
+            else:
+                self._tolerated("inconclusive", step.inconclusive, self.settings.inconclusive_limit)
+
+    def _tolerated(self, what: str, count: int, limit: int) -> None:
+        # The measurement's reason is already in its analysis event: this says only where the step stands.
+        self.event("tolerated", f"{what} {count} of {limit} tolerated at step {self.state.step + 1}")
+        self.save()
 
     # --- operator actions --------------------------------------------------------------------
 
