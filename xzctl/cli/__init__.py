@@ -49,16 +49,26 @@ def _summary(module: str) -> str:
     return re.sub(r"^xzctl \S+ ", "", found.group(2).replace("`", ""))
 
 
+def _flags_without_type(command: Any) -> Any:
+    """`--force`, not `--force <bool>`: an on/off flag takes no value, so its help shows none (kubectl style)."""
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _flags_without_type(sub)
+    return command
+
+
 def _load(name: str, module_name: str) -> Any:
     module = importlib.import_module(f"{__name__}.{module_name}")
     if isinstance(getattr(module, "app", None), typer.Typer):
         group = typer.main.get_group(module.app)
         group.name = name
-        return group
+        return _flags_without_type(group)
     if callable(getattr(module, "command", None)):
         single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
         single.command(name=name)(module.command)
-        return typer.main.get_command(single)
+        return _flags_without_type(typer.main.get_command(single))
     return None
 
 

@@ -1,4 +1,4 @@
-"""`xzctl capacity report`: per edge node, region and fleet, devices vs limits, headroom, days until full.
+"""`xzctl capacity report|forecast`: headroom in devices per edge node, region and fleet, and the demand ahead.
 
 Exit codes as `xzctl check` (0 ok/warn, 1 crit, 3 unknown, 2 bad input).
 """

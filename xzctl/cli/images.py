@@ -1,4 +1,4 @@
-"""`xzctl images list|show|verify`: the inference image catalog and the spec's image references."""
+"""`xzctl images list|show|verify|build|diff`: the inference image catalog and the spec's image references."""
 
 from __future__ import annotations
 

@@ -153,7 +153,9 @@ def canary(
         "skipped_nodes": skips,
         "steps": [{"name": s.name, "region": s.region, "nodes": s.nodes} for s in steps],
     }
-    view.say_plan(plan, "the sandbox simulator" if kind == "sandbox" else f"Pulumi stacks {stack}")
+    regions = list(dict.fromkeys(s.region for s in steps))
+    stacks = ", ".join(dict.fromkeys(stack.replace("{region}", r) for r in regions))  # the names, filled in
+    view.say_plan(plan, "the sandbox simulator" if kind == "sandbox" else f"Pulumi stacks {stacks}")
     if dry_run or prometheus is None:
         view.dry_run(plan, steps, skips, output)
         return

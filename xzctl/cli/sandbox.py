@@ -1,4 +1,4 @@
-"""`xzctl sandbox up|status|down`: a real Prometheus scraping the fleet simulator on 127.0.0.1."""
+"""`xzctl sandbox up|status|down|scenario`: a real Prometheus scraping the fleet simulator on 127.0.0.1."""
 
 from __future__ import annotations
 
