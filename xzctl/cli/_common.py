@@ -210,6 +210,9 @@ class PrometheusOptions(PrometheusAuth):
         DEFAULT_MAX_RESPONSE_BYTES, "--max-response-size", min=1, help="Bytes one Prometheus answer may have."
     )
     state_dir: Path | None = StateDirOption
+    show_queries: bool = typer.Option(
+        False, "--show-queries", help="Print each PromQL query on stderr as it is sent (paste into Grafana)."
+    )
 
     def target(self) -> PrometheusTarget:
         """The target by the one rule (flag > env > context > running sandbox); a context's URL brings its auth."""
@@ -228,5 +231,13 @@ class PrometheusOptions(PrometheusAuth):
             auth = PrometheusAuth(context[1].bearer_token(), context[1].basic_auth(), self.header)
         target = auth.bind(url, f"context {context[0]}" if source == "context" and context else source)
         return dataclasses.replace(
-            target, timeout=self.timeout, retries=self.retries, max_response_bytes=self.max_response_size
+            target,
+            timeout=self.timeout,
+            retries=self.retries,
+            max_response_bytes=self.max_response_size,
+            on_query=_say_query if self.show_queries else None,
         )
+
+
+def _say_query(promql: str) -> None:
+    print(f"promql: {promql}", file=sys.stderr, flush=True)  # one whole line each, even from parallel queries
