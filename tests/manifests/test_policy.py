@@ -119,14 +119,16 @@ def test_policy_pack_runs_the_same_policies_on_pulumi_resources(stack_runs: dict
     def report(message: str, urn: str | None = None) -> None:
         violations.append(f"{urn}: {message}" if urn else message)  # a resource policy names no urn
 
+    timeouts = pulumi_policy.PolicyCustomTimeouts(0, 0, 0)
+    opts = pulumi_policy.PolicyResourceOptions(False, [], None, [], timeouts, [])  # what a plain resource has
     resources = []
     for rec in run.resources:
-        args = pulumi_policy.ResourceValidationArgs(rec.typ, rec.inputs, f"urn:{rec.name}", rec.name, None, None)
+        args = pulumi_policy.ResourceValidationArgs(rec.typ, rec.inputs, f"urn:{rec.name}", rec.name, opts, None)
         for name, p in pack.items():
             if name != "gpu-slots":
                 p.validate(args, report)
         resources.append(
-            pulumi_policy.PolicyResource(rec.typ, rec.inputs, f"urn:{rec.name}", rec.name, None, None, None, [], {})
+            pulumi_policy.PolicyResource(rec.typ, rec.inputs, f"urn:{rec.name}", rec.name, opts, None, None, [], {})
         )
     pack["gpu-slots"].validate(pulumi_policy.StackValidationArgs(resources), report)
     assert violations == []
@@ -137,6 +139,6 @@ def test_policy_pack_runs_the_same_policies_on_pulumi_resources(stack_runs: dict
     )
     asr.inputs["spec"]["template"]["spec"]["containers"][0].pop("readinessProbe")
     pack["probes"].validate(
-        pulumi_policy.ResourceValidationArgs(asr.typ, asr.inputs, "urn:x", asr.name, None, None), report
+        pulumi_policy.ResourceValidationArgs(asr.typ, asr.inputs, "urn:x", asr.name, opts, None), report
     )
     assert violations == ["container asr: no readinessProbe"]

@@ -128,8 +128,9 @@ def emit(data: Any, output: Output, table: Callable[[Console], None]) -> None:
 
 
 def print_warnings(warnings: list[Any]) -> None:
-    for w in warnings:
-        stderr.print(f"[yellow]warning:[/] {escape(w.render())}")
+    """One line each (a terminal may fold it; grep and CI logs keep it whole), each said once."""
+    for text in dict.fromkeys(w.render() for w in warnings):
+        stderr.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
 
 
 def option_set(cls: type[Any], name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
