@@ -98,6 +98,7 @@ NO_OUTPUT = {
     "bootstrap inventory",  # its output is the Ansible inventory YAML itself
     "completion",
     "config use-context",
+    "config set-context",
     "render alerts",
     "render manifests",
     "render node-config",

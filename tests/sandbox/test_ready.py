@@ -30,18 +30,18 @@ def mean_cpu(document: dict[str, Any]) -> float:
 
 
 def test_first_report_after_a_backfill_reads_like_one_without(
-    sandbox: SandboxInfo,
-    sandbox_factory: Callable[..., SandboxInfo],
-    capsys: pytest.CaptureFixture[str],
+    sandbox_factory: Callable[..., SandboxInfo], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The backfill ends where the live simulator starts with fresh counters: a rate across that seam read CPU 95 %.
+    # Both sandboxes fresh, each judged as soon as `sandbox up` would return: the first report of each.
     fresh = sandbox_factory(history=timedelta(hours=2))
-    assert wait_scraped(fresh, MIN_SCRAPES, timeout=60)
+    plain = sandbox_factory()
+    assert wait_scraped(fresh, MIN_SCRAPES, timeout=60) and wait_scraped(plain, MIN_SCRAPES, timeout=60)
     first = report(capsys, fresh)
     reasons = [r for n in first["nodes"] for r in n["reasons"]]
     assert not [r for r in reasons if "frozen" in r or "stale" in r], reasons
     assert all(n["status"] != "unknown" for n in first["nodes"]), reasons
-    without = mean_cpu(report(capsys, sandbox))
+    without = mean_cpu(report(capsys, plain))
     assert abs(mean_cpu(first) - without) < 0.10, (mean_cpu(first), without)
 
 
