@@ -338,3 +338,19 @@ def test_failure_and_inconclusive_limits_leave_room_for_noise(
     if phase is Phase.ROLLED_BACK:
         assert deployer.running == spec_pins(example_fleet)
         assert state.steps[0].status is StepStatus.FAILED
+
+
+def test_a_pause_stops_between_deploys_and_resume_carries_on(example_fleet: Fleet, tmp_path: Path) -> None:
+    engine, deployer, store, analyzer = _rig(example_fleet, tmp_path, ["pass"])
+    store.request_pause("asr-s4fe1")  # `rollout pause` asked of the process about to drive it
+    state = engine.start()
+    assert (state.phase, state.cause, EXIT_CODES[state.phase]) == (Phase.PAUSED, Cause.OPERATOR, 3)
+    assert deployer.applies == [] and not store.pause_requested(state.id)  # stopped before any deploy, asked once
+    assert "xzctl rollout resume asr-s4fe1" in state.reason
+    clock = analyzer.clock
+    resumed = RolloutEngine(
+        store, store.load(state.id), deployer, analyzer, sleep=clock.sleep, clock=clock.time
+    ).resume()
+    assert resumed.phase is Phase.PROMOTED
+    with pytest.raises(BadInputError, match="not progressing: nothing to pause"):
+        RolloutEngine(store, resumed, deployer, analyzer).pause()

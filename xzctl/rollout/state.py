@@ -279,6 +279,16 @@ class StateStore:
     def clear_abort(self, rollout_id: str) -> None:
         (self.dir / f"{rollout_id}.abort").unlink(missing_ok=True)
 
+    # A pause asked of the process driving a rollout (`rollout pause`), as an abort is: a file it polls.
+    def pause_requested(self, rollout_id: str) -> bool:
+        return (self.dir / f"{rollout_id}.pause").exists()
+
+    def request_pause(self, rollout_id: str) -> None:
+        atomic_write(self.dir / f"{rollout_id}.pause", "paused by the operator")
+
+    def clear_pause(self, rollout_id: str) -> None:
+        (self.dir / f"{rollout_id}.pause").unlink(missing_ok=True)
+
     def claims(self, resource: str) -> Claims:
         return Claims(self.root, resource)
 
