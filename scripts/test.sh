@@ -21,6 +21,9 @@ python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
 # The upstream xiaozhi server's venv for the sandbox's real node (inference_images/xiaozhi-server/build.yaml's
 # hash-pinned wheels): built once into ~/.cache/xzctl/xiaozhi-server, seconds when present.
 echo "== xiaozhi server venv: $(python3 -m xzctl.sandbox.xiaozhi_env)"
+# pulumi-policy pins protobuf 5; the pulumi SDK here runs protobuf 6, whose runtime reads that generated code: it is
+# installed without its pins so the policy-pack test runs (Pulumi builds the pack's own venv from policy/).
+python3 -m pip install -q --disable-pip-version-check --no-deps 'pulumi-policy>=1.13'
 # checkov pins protobuf/packaging versions that pulumi cannot live with: it gets a virtualenv of its own.
 export XZCTL_CHECKOV="${XZCTL_CHECKOV:-/opt/checkov-venv/bin/checkov}"
 if [ ! -x "$XZCTL_CHECKOV" ]; then

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,28 +139,86 @@ def _reads_back(name: str) -> bool:
         return False
 
 
-def use_context(name: str, path: Path | None = None) -> Path:
-    """Make `name` the current context; rewrites only that key (comments and order stay), atomically."""
+def _edit(where: Path, text: str, change: Callable[[Any], None]) -> None:
+    """Apply `change` to the file's YAML in round trip (comments, key order and quotes stay) and write it atomically."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
+
+    editor = YAML()
+    editor.preserve_quotes = True
+    editor.width = MAX_CONFIG_BYTES  # never re-wrap a long line
+    try:
+        document = editor.load(text) if text.strip() else None
+    except YAMLError as exc:  # stricter than the reader: e.g. a key given twice
+        raise BadInputError(f"{where}: cannot edit in place: {str(exc).splitlines()[0]}") from None
+    if document is None:
+        from ruamel.yaml.comments import CommentedMap
+
+        document = CommentedMap()
+    change(document)
+    out = io.StringIO()
+    editor.dump(document, out)
+    atomic_write(where, out.getvalue())
+
+
+def _name(name: str) -> Any:
     from ruamel.yaml.scalarstring import SingleQuotedScalarString
 
+    # ruamel writes YAML 1.2, the reader is YAML 1.1: quote a name such as `on` or `1` that 1.1 reads otherwise.
+    return name if _reads_back(name) else SingleQuotedScalarString(name)
+
+
+def use_context(name: str, path: Path | None = None) -> Path:
+    """Make `name` the current context; rewrites only that key (comments and order stay), atomically."""
     where = path or config_path()
     text = _read(where)
     config = Config() if text is None else _parse(where, text)
     if text is None or name not in config.contexts:
         known = ", ".join(sorted(config.contexts)) or "none"
         raise BadInputError(f"context {name!r} is not in {where}", hint=f"known contexts: {known}")
-    editor = YAML()  # round trip: the operator's comments, key order and quotes are kept
-    editor.preserve_quotes = True
-    editor.width = MAX_CONFIG_BYTES  # never re-wrap a long line
-    try:
-        document = editor.load(text)
-    except YAMLError as exc:  # stricter than the reader: e.g. a key given twice
-        raise BadInputError(f"{where}: cannot edit in place: {str(exc).splitlines()[0]}") from None
-    # ruamel writes YAML 1.2, the reader is YAML 1.1: quote a name such as `on` or `1` that 1.1 reads otherwise.
-    document["current_context"] = name if _reads_back(name) else SingleQuotedScalarString(name)
-    out = io.StringIO()
-    editor.dump(document, out)
-    atomic_write(where, out.getvalue())
+
+    def change(document: Any) -> None:
+        document["current_context"] = _name(name)
+
+    _edit(where, text, change)
     return where
+
+
+def set_context(name: str, values: dict[str, Any], path: Path | None = None) -> tuple[Path, Context]:
+    """Create context `name` or set the given keys of it (kubectl's `config set-context`); checked, then written.
+
+    `values` are Context fields (`prometheus_auth` a dict merged into the one there); None leaves a key as it is,
+    "" removes it."""
+    where = path or config_path()
+    text = _read(where) or ""
+    config = _parse(where, text) if text else Config()
+    merged: dict[str, Any] = config.contexts[name].model_dump(exclude_none=True) if name in config.contexts else {}
+    for key, given in values.items():
+        value = given
+        if isinstance(given, dict):
+            value = {k: v for k, v in {**merged.get(key, {}), **given}.items() if v is not None and v != ""} or ""
+        if value == "":
+            merged.pop(key, None)
+        elif value is not None:
+            merged[key] = value
+    try:
+        context = Context.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise BadInputError(f"context {name}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
+
+    def change(document: Any) -> None:
+        from ruamel.yaml.comments import CommentedMap
+
+        contexts = document.setdefault("contexts", CommentedMap())
+        entry = contexts.get(name)
+        if not isinstance(entry, dict):
+            entry = contexts[_name(name)] = CommentedMap()
+        for key in [k for k in entry if k not in merged]:
+            del entry[key]
+        for key, value in context.model_dump(exclude_none=True).items():
+            entry[key] = value
+
+    where.parent.mkdir(parents=True, exist_ok=True)
+    _edit(where, text, change)
+    return where, context

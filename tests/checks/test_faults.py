@@ -139,7 +139,7 @@ def test_stale_exporter_is_unknown(sandbox: SandboxInfo, example_fleet: Fleet) -
     SimulatorClient(box.simulator_url).control({"action": "stale", "node": "sh-edge-01", "enabled": True})
     # Frozen values are scraped with fresh timestamps; the CPU counters not moving for 3 scrapes gives it away.
     report = report_when(box, example_fleet, "sh-edge-01", "stale metrics")
-    assert_unknown(report, "sh-edge-01", "stale metrics: CPU counters unchanged for 3s")
+    assert_unknown(report, "sh-edge-01", "stale metrics: CPU counters unchanged for 4s")
 
 
 def test_nan_is_unknown(sandbox: SandboxInfo, example_fleet: Fleet) -> None:

@@ -160,17 +160,18 @@ def test_drill_times_the_failover_against_the_kpi(sandbox: SandboxInfo, example_
 
 @pytest.mark.xdist_group(HISTORY_GROUP)
 def test_forecast_reads_days_of_backfilled_history(history_sandbox: SandboxInfo, example_fleet: Fleet) -> None:
-    # Days of backfilled history (two read here); the reset left every node up.
+    # Days of backfilled history (all four read here: a trend needs three whole days of peaks); every node up.
     box = pin(history_sandbox, {"beijing": 0.6, "shanghai": 0.6, "guangzhou": 0.6})
-    options = SnapshotOptions(window="5s", history_seconds=2 * 86400, history_points=96, scrape_interval_seconds=1)
+    options = SnapshotOptions(window="5s", history_seconds=4 * 86400, history_points=192, scrape_interval_seconds=1)
     with PrometheusClient(box.prometheus_url) as client:
         snapshot = known_snapshot(client, example_fleet, options)
         report = capacity_report(snapshot)
     history = snapshot.nodes["bj-edge-01"].history
-    # 96 points of half an hour over two days, from the backfill (a few may be missing at the edges).
-    assert len(history) >= 90 and history[-1][0] - history[0][0] >= 47 * 3600
+    # 192 points of half an hour over four days, from the backfill (a few may be missing at the edges).
+    assert len(history) >= 180 and history[-1][0] - history[0][0] >= 95 * 3600
     for node in report.nodes.values():
         assert node.growth_per_day is not None, node.to_dict()
-        # A growing trend gives the days until the first limit; a flat or falling one gives none.
-        assert (node.days_until_full is None) == (node.growth_per_day <= 0)
+        # A growing trend gives the days until the first limit; a flat or falling one (or a full node) gives none.
+        growing = node.growth_per_day > 0 and node.headroom is not None and node.headroom > 0
+        assert (node.days_until_full is not None) == growing, node.to_dict()
     assert report.fleet.growth_per_day is not None

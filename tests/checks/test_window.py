@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from xzctl.checks.window import WindowPlan, plan_window
+from xzctl.checks.window import WindowPlan, default_window, plan_window
 from xzctl.errors import BadInputError, UnknownStateError
 
 
@@ -20,8 +20,7 @@ from xzctl.errors import BadInputError, UnknownStateError
             40.7,
             WindowPlan(
                 "40s",
-                "warming up: 41 s of history, the 5m window needs 5 m: judged over 40s "
-                "(use `xzctl sandbox up --history 1h`)",
+                "warming up: 41 s of live samples, the 5m window needs 5 m: judged over 40s (the full window in 260 s)",
             ),
         ),
         ("20s", 20, 10, 25, WindowPlan("20s")),
@@ -38,5 +37,16 @@ def test_too_short_a_window_names_the_scrape_interval() -> None:
 
 
 def test_before_three_scrapes_there_is_no_verdict() -> None:
-    with pytest.raises(UnknownStateError, match="warming up: 12 s of history, the 5m window needs 5 m; no verdict"):
+    with pytest.raises(
+        UnknownStateError, match="warming up: 12 s of live samples, the 5m window needs 5 m; no verdict"
+    ) as e:
         plan_window("5m", 300, 10, 12)
+    assert e.value.hint == "wait 8 s (`xzctl sandbox up` waits for this)"
+
+
+@pytest.mark.parametrize(
+    ("interval", "expected"),
+    [(1, ("5m", 300)), (10, ("5m", 300)), (75, ("5m", 300)), (120, ("480s", 480)), (300, ("1200s", 1200))],
+)
+def test_the_default_window_holds_four_scrapes(interval: float, expected: tuple[str, float]) -> None:
+    assert default_window(interval) == expected

@@ -142,12 +142,18 @@ def test_unreachable_prometheus_exits_3(
             capsys, "check", "all", "--prometheus", url, "--retries", "0", "--state-dir", str(tmp_path)
         )
         assert code == 3
-        assert out == ""  # no half document
+        # check all prints JSON by default: its failure is a JSON document too, never nothing for a CI parser
+        failed = json.loads(out)
+        assert failed["status"] == "unknown" and failed["exit_code"] == 3
+        assert failed["error"].startswith(f"cannot reach Prometheus at {url}")
         assert f"cannot reach Prometheus at {url}" in err
         # Without --prometheus and without a sandbox, $XZCTL_PROMETHEUS_URL is the one asked.
         monkeypatch.setenv("XZCTL_PROMETHEUS_URL", url)
-        code, _, err = xzctl(capsys, "capacity", "report", "--retries", "0", "--state-dir", str(tmp_path))
+        code, out, err = xzctl(capsys, "capacity", "report", "--retries", "0", "--state-dir", str(tmp_path))
         assert code == 3 and f"cannot reach Prometheus at {url}" in err
+        assert out == ""  # a table was asked: the error line alone
+        code, out, _ = xzctl(capsys, "capacity", "report", "--retries", "0", "--state-dir", str(tmp_path), "-oyaml")
+        assert code == 3 and yaml.safe_load(out)["status"] == "unknown"
         monkeypatch.delenv("XZCTL_PROMETHEUS_URL")
         code, _, err = xzctl(capsys, "check", "cost", "--state-dir", str(tmp_path))
         assert code == 2 and "no Prometheus to ask" in err

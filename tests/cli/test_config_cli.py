@@ -64,3 +64,23 @@ def test_the_context_kube_context_is_the_provision_default(config: Path) -> None
     config.write_text("current_context: bj\ncontexts:\n  bj: {kube_context: k3s-beijing-prod}\n", encoding="utf-8")
     assert kube_context_option(None) == "k3s-beijing-prod"
     assert kube_context_option("from-the-flag") == "from-the-flag"
+
+
+def test_set_context_creates_and_changes_keeping_the_file(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config.write_text("# our contexts\n" + config.read_text(encoding="utf-8"), encoding="utf-8")
+    url = "http://127.0.0.1:9090"
+    assert run(["config", "set-context", "staging", "--prometheus", url, "--bearer-token-env", "PROM_TOKEN"]) == 0
+    assert "context staging created" in capsys.readouterr().err
+    assert run(["config", "set-context", "--current", "--deployer", "sandbox"]) == 0  # lab is current
+    assert "context lab modified" in capsys.readouterr().err
+    assert run(["config", "set-context", "staging", "--prometheus", ""]) == 0  # "" removes a key, as kubectl's --unset
+    assert run(["config", "view", "-o", "json"]) == 0
+    contexts = json.loads(capsys.readouterr().out)["contexts"]
+    assert contexts["staging"] == {"prometheus_auth": {"bearer_token_env": "PROM_TOKEN"}}
+    assert contexts["lab"]["deployer"] == "sandbox" and "state_dir" in contexts["lab"]
+    assert config.read_text(encoding="utf-8").startswith("# our contexts\n")  # comments stay
+    before = config.read_text(encoding="utf-8")
+    assert run(["config", "set-context", "staging", "--deployer", "argo"]) == 2  # checked before written
+    assert "context staging: deployer: String should match pattern" in capsys.readouterr().err
+    assert run(["config", "set-context", "staging", "--current"]) == 2
+    assert config.read_text(encoding="utf-8") == before  # nothing half-applied

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,18 @@ def test_usage_errors_are_exit_2_in_one_line(args: list[str], message: str, caps
     err = capsys.readouterr().err
     assert err.startswith("xzctl: error: ") and message in err
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("form", [["-o", "json"], ["--output=json"], ["-ojson"], ["--output", "JSON"]])
+def test_a_failure_asked_for_as_json_is_a_json_document(
+    form: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert run(["fleet", "plan", "--fleet", str(missing), *form]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {
+        "status": "error",
+        "error": f"{missing}: no such file; fix: pass --fleet FILE or set XZCTL_FLEET",
+        "exit_code": 2,
+    }
+    assert err.startswith("xzctl: error: ")  # the line on stderr stays

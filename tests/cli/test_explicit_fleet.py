@@ -4,14 +4,15 @@ when they use it, a fleet path that is no file is bad input, and the context's f
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from xzctl.checks.window import MIN_SCRAPES
 from xzctl.cli import run
 from xzctl.sandbox import SandboxInfo
+from xzctl.sandbox.ready import wait_scraped
 from xzctl.spec import bundled_example_path
 
 NOTE = "xzctl: fleet: the bundled example"
@@ -101,13 +102,10 @@ def test_live_commands_on_the_sandbox_judge_its_fleet(
 ) -> None:
     # `sandbox up --scale 4` simulates a generated fleet: its nodes, not the example's 7, are what is judged.
     box = sandbox_factory(scale=4)
-    for _ in range(50):  # no verdict (and no document) before three scrapes: "warming up"
-        run(["capacity", "report", "--state-dir", str(box.state_dir), "--window", "5s", "-o", "json"])
-        out, err = capsys.readouterr()
-        if out:
-            break
-        assert "warming up" in err
-        time.sleep(0.2)
+    # No verdict before three scrapes of every node ("warming up", a document saying unknown): what `sandbox up` waits for.
+    assert wait_scraped(box, MIN_SCRAPES, timeout=30)
+    run(["capacity", "report", "--state-dir", str(box.state_dir), "--window", "5s", "-o", "json"])
+    out, err = capsys.readouterr()
     names = {n["name"] for n in json.loads(out)["nodes"]}
     assert names == {"beijing-edge-0001", "beijing-edge-0002", "shanghai-edge-0001", "guangzhou-edge-0001"}
     assert NOTE not in err

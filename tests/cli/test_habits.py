@@ -98,6 +98,7 @@ NO_OUTPUT = {
     "bootstrap inventory",  # its output is the Ansible inventory YAML itself
     "completion",
     "config use-context",
+    "config set-context",
     "loadtest worker",  # joins a master's run; the master reports
     "render alerts",
     "render manifests",

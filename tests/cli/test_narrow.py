@@ -12,9 +12,12 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.fixtures.sandbox import wait_scraped_since
+from xzctl.checks.window import MIN_SCRAPES
 from xzctl.cli import _common, run
 from xzctl.images import load_catalog
-from xzctl.sandbox import SandboxInfo
+from xzctl.sandbox import SandboxInfo, SimulatorClient
+from xzctl.sandbox.ready import wait_scraped
 from xzctl.spec import bundled_example_path, load_fleet
 
 pytestmark = pytest.mark.live
@@ -53,6 +56,11 @@ def test_read_commands_at_80_columns(
         if len(json.loads(capsys.readouterr().out)["targets"]) == len(ids):
             break
         time.sleep(0.2)
+    assert wait_scraped(box, MIN_SCRAPES, timeout=30)  # what `sandbox up` waits for: live verdicts, not warming up
+    # Every region near its max: failovers fail, so `check failover` has rows to fit (a healthy fleet prints none).
+    for region in regions:
+        SimulatorClient(box.simulator_url).control({"action": "set_devices", "region": region, "utilization": 0.95})
+    wait_scraped_since(box, time.time())
     for argv, names in commands:
         run(argv)
         out = capsys.readouterr().out

@@ -251,3 +251,18 @@ def test_the_scrape_interval_a_first_window_waits_for_is_the_sandbox_s_else_the_
     assert scrape_interval({"kind": "sandbox"}, store) == 0.5
     spec = max(n.monitoring.metrics_interval_seconds for n in example_fleet.edge_nodes())
     assert scrape_interval({"kind": "pulumi", "fleet": str(bundled_example_path())}, store) == spec
+
+
+def test_pause_of_a_rollout_whose_sandbox_is_gone_says_the_way_out(
+    tmp_path: Path, example_fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The pause itself is judged on fakes (tests/rollout/test_safety.py); here the CLI's refusals.
+    store = StateStore(tmp_path)
+    _interrupted(store, example_fleet)
+    assert run(["rollout", "pause", "asr-7xk2p", "--state-dir", str(tmp_path), "-o", "json"]) == 3
+    data = json.loads(capsys.readouterr().out)
+    assert data["status"] == "unknown" and data["hint"].endswith("xzctl rollout abort asr-7xk2p --force")
+    assert run(["rollout", "abort", "asr-7xk2p", "--force", "--state-dir", str(tmp_path)]) == 3
+    capsys.readouterr()
+    assert run(["rollout", "pause", "asr-7xk2p", "--state-dir", str(tmp_path)]) == 2  # aborted: nothing to pause
+    assert "is aborted, not progressing: nothing to pause" in capsys.readouterr().err

@@ -161,7 +161,7 @@ def test_a_bad_image_is_rolled_back_through_pulumi(beijing: Engine, tmp_path: Pa
 
     code, final, during = rollout(engine, BAD, lambda now: stable_and_canary(now, NODES[0])[1] == {BAD})
     assert (code, final["phase"], final["cause"]) == (1, "rolled_back", "analysis_failed"), final["reason"]
-    assert "error_ratio canary" in final["reason"]
+    assert "error ratio canary" in final["reason"]
     assert during is not None, "the canary pod never ran on the canary node"
     assert settled(engine, before) == before  # the canary gone, every stable as it was
     stable = next(iter(stable_and_canary(before, NODES[0])[0]))

@@ -107,8 +107,7 @@ def _load_pack() -> ModuleType:
     return module
 
 
-# skipped before the session's stack runs are set up for it (seconds)
-@pytest.mark.skipif(importlib.util.find_spec("pulumi_policy") is None, reason="the policy pack needs pulumi-policy")
+# never skipped: scripts/test.sh installs pulumi-policy (without its protobuf pin)
 def test_policy_pack_runs_the_same_policies_on_pulumi_resources(stack_runs: dict[str, StackRun]) -> None:
     import pulumi_policy
 
@@ -118,16 +117,18 @@ def test_policy_pack_runs_the_same_policies_on_pulumi_resources(stack_runs: dict
     violations: list[str] = []
 
     def report(message: str, urn: str | None = None) -> None:
-        violations.append(f"{urn}: {message}")
+        violations.append(f"{urn}: {message}" if urn else message)  # a resource policy names no urn
 
+    timeouts = pulumi_policy.PolicyCustomTimeouts(0, 0, 0)
+    opts = pulumi_policy.PolicyResourceOptions(False, [], None, [], timeouts, [])  # what a plain resource has
     resources = []
     for rec in run.resources:
-        args = pulumi_policy.ResourceValidationArgs(rec.typ, rec.inputs, f"urn:{rec.name}", rec.name, None, None)
+        args = pulumi_policy.ResourceValidationArgs(rec.typ, rec.inputs, f"urn:{rec.name}", rec.name, opts, None)
         for name, p in pack.items():
             if name != "gpu-slots":
                 p.validate(args, report)
         resources.append(
-            pulumi_policy.PolicyResource(rec.typ, rec.inputs, f"urn:{rec.name}", rec.name, None, None, None, [], {})
+            pulumi_policy.PolicyResource(rec.typ, rec.inputs, f"urn:{rec.name}", rec.name, opts, None, None, [], {})
         )
     pack["gpu-slots"].validate(pulumi_policy.StackValidationArgs(resources), report)
     assert violations == []
@@ -138,6 +139,6 @@ def test_policy_pack_runs_the_same_policies_on_pulumi_resources(stack_runs: dict
     )
     asr.inputs["spec"]["template"]["spec"]["containers"][0].pop("readinessProbe")
     pack["probes"].validate(
-        pulumi_policy.ResourceValidationArgs(asr.typ, asr.inputs, "urn:x", asr.name, None, None), report
+        pulumi_policy.ResourceValidationArgs(asr.typ, asr.inputs, "urn:x", asr.name, opts, None), report
     )
     assert violations == ["container asr: no readinessProbe"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -91,13 +92,16 @@ def test_a_failure_midway_leaves_the_previous_folder_and_no_temporary_files(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_missing_parent_and_file_targets_are_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(BadInputError, match="does not exist"):
-        write_tree(tmp_path / "no" / "such" / "out", {"n/node.yaml": "x\n"}, what="test")
+def test_missing_parents_are_made_and_file_targets_are_clear_errors(tmp_path: Path) -> None:
+    write_tree(tmp_path / "no" / "such" / "out", {"n/node.yaml": "x\n"}, what="test")  # mkdir -p, as the README runs
+    assert (tmp_path / "no" / "such" / "out" / "n" / "node.yaml").read_text(encoding="utf-8") == "x\n"
+    shutil.rmtree(tmp_path / "no")
     target = tmp_path / "file"
     target.write_text("x", encoding="utf-8")
     with pytest.raises(BadInputError, match="is not a folder"):
         write_tree(target, {"n/node.yaml": "x\n"}, what="test")
+    with pytest.raises(BadInputError, match=r"file is not a folder"):
+        write_tree(target / "out", {"n/node.yaml": "x\n"}, what="test")
     link = tmp_path / "link"
     link.symlink_to(tmp_path)
     with pytest.raises(BadInputError, match="is a symlink"):

@@ -34,7 +34,7 @@ def test_regressed_canary_is_rolled_back_within_two_intervals(rollout_box: Sandb
     engine, _ = make_engine(box)
     state = engine.start()
     assert state.phase == "rolled_back" and state.cause == "analysis_failed"
-    assert "error_ratio canary" in state.reason
+    assert "error ratio canary" in state.reason
     assert len(state.analysis) <= 2  # the failure came at the first or second measurement
     assert state.analysis[-1].result == "failure" and state.analysis[-1].step == 0
     assert [s.status for s in state.steps][:2] == ["failed", "pending"]  # never "analyzing" once rolled back

@@ -69,10 +69,10 @@ HEALTHY = {"error_ratio": 0.0002, "inference_error_ratio": 0.0002, "p95_seconds"
     ("canary", "stable", "result", "needle"),
     [
         (HEALTHY, HEALTHY, SUCCESS, "p95 canary 280 ms"),
-        ({**HEALTHY, "error_ratio": 0.05}, HEALTHY, FAILURE, "error_ratio canary 0.05"),
-        ({**HEALTHY, "p95_seconds": 0.6}, HEALTHY, FAILURE, "p95_seconds canary 0.6"),
+        ({**HEALTHY, "error_ratio": 0.05}, HEALTHY, FAILURE, "error ratio canary 5.00% vs stable 0.02% (KPI 0.10%)"),
+        ({**HEALTHY, "p95_seconds": 0.6}, HEALTHY, FAILURE, "p95 canary 600 ms vs stable 280 ms (KPI 500 ms)"),
         ({**HEALTHY, "p95_seconds": 0.45}, HEALTHY, FAILURE, "over 1.5x stable"),
-        ({**HEALTHY, "inference_error_ratio": 0.01}, HEALTHY, FAILURE, "inference_error_ratio"),
+        ({**HEALTHY, "inference_error_ratio": 0.01}, HEALTHY, FAILURE, "inference error ratio canary 1.00%"),
         ({**HEALTHY, "p95_seconds": 0.62}, {**HEALTHY, "p95_seconds": 0.6}, INCONCLUSIVE, "stable breaches"),
     ],
 )

@@ -304,3 +304,53 @@ def test_first_measurement_of_a_step_waits_for_two_scrapes_after_its_deploy(
         assert deployed is not None
         assert at - deployed == pytest.approx(first, abs=1e-6)
         assert window == pytest.approx(first, abs=1e-6)  # every sample after the deploy
+
+
+@pytest.mark.parametrize(
+    ("script", "limits", "phase", "tolerated"),
+    [
+        (["fail", "pass"], {}, Phase.ROLLED_BACK, 0),  # Argo's default failureLimit 0: the first failure decides
+        (["fail"] + ["pass"] * 30, {"failure_limit": 1}, Phase.PROMOTED, 1),  # one noisy measurement tolerated
+        (
+            ["fail", "pass", "fail"] + ["pass"] * 30,
+            {"failure_limit": 1},
+            Phase.ROLLED_BACK,
+            1,
+        ),  # per step, not in a row
+        (["inconclusive", "pass"], {}, Phase.PAUSED, 0),
+        (["inconclusive"] + ["pass"] * 30, {"inconclusive_limit": 1}, Phase.PROMOTED, 1),
+    ],
+)
+def test_failure_and_inconclusive_limits_leave_room_for_noise(
+    *,
+    example_fleet: Fleet,
+    tmp_path: Path,
+    script: list[str],
+    limits: dict[str, int],
+    phase: Phase,
+    tolerated: int,
+) -> None:
+    settings = Settings(interval_seconds=5.0, checks=3, **limits)
+    engine, deployer, _, _ = _rig(example_fleet, tmp_path, script, settings)
+    state = engine.start()
+    assert state.phase is phase, state.reason
+    assert sum(e["kind"] == "tolerated" for e in state.events) == tolerated
+    if phase is Phase.ROLLED_BACK:
+        assert deployer.running == spec_pins(example_fleet)
+        assert state.steps[0].status is StepStatus.FAILED
+
+
+def test_a_pause_stops_between_deploys_and_resume_carries_on(example_fleet: Fleet, tmp_path: Path) -> None:
+    engine, deployer, store, analyzer = _rig(example_fleet, tmp_path, ["pass"])
+    store.request_pause("asr-s4fe1")  # `rollout pause` asked of the process about to drive it
+    state = engine.start()
+    assert (state.phase, state.cause, EXIT_CODES[state.phase]) == (Phase.PAUSED, Cause.OPERATOR, 3)
+    assert deployer.applies == [] and not store.pause_requested(state.id)  # stopped before any deploy, asked once
+    assert "xzctl rollout resume asr-s4fe1" in state.reason
+    clock = analyzer.clock
+    resumed = RolloutEngine(
+        store, store.load(state.id), deployer, analyzer, sleep=clock.sleep, clock=clock.time
+    ).resume()
+    assert resumed.phase is Phase.PROMOTED
+    with pytest.raises(BadInputError, match="not progressing: nothing to pause"):
+        RolloutEngine(store, resumed, deployer, analyzer).pause()

@@ -103,3 +103,19 @@ def test_all_images_names_every_image_with_its_path() -> None:
     )
     assert images[("cloud", "llm_models", 1, "image")] == "registry.xiaozhi.example/llm/qwen-14b:1.0.0"
     assert len(images) == 7 * 7 + 2 + 2
+
+
+def test_a_rule_broken_by_a_profile_names_the_profile_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Every node of the example takes its services from edge-standard: one over-demand there is one warning at
+    # node_profiles.edge-standard..., a path the file has, not seven at regions.*.edge_nodes[*].services.
+    doc = yaml.safe_load(bundled_example_path().read_text(encoding="utf-8"))
+    doc["node_profiles"]["edge-standard"]["capacity"]["gpu"]["time_slicing_replicas"] = 7
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    slots = [w for w in load_fleet(spec).warnings if "GPU slots but the node has" in w.message]
+    assert [w.path for w in slots] == ["node_profiles.edge-standard.services"]
+    assert slots[0].message.endswith("(edge node bj-edge-01, from its profile) (+6 more like it)")
+    assert slots[0].line is not None
+    assert run(["fleet", "validate", "--fleet", str(spec)]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(lines) == len(set(lines)) and sum("GPU slots" in line for line in lines) == 1  # one line, once

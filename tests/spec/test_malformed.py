@@ -104,7 +104,7 @@ CASES = [
     Case(
         "GPU over-demand",
         _edit(lambda d: _profile(d)["services"]["asr"].update(gpu_per_replica=4)),
-        ("regions.beijing.edge_nodes[0].services", "services need 30 GPU slots", "time_slicing_replicas"),
+        ("node_profiles.edge-standard.services", "services need 30 GPU slots", "time_slicing_replicas"),
     ),
     Case(
         "devices over capacity",
@@ -172,7 +172,7 @@ CASES = [
     Case(
         "pods request more CPU than the node has",
         _edit(lambda d: _profile(d)["services"]["vad"].update(replicas=40)),
-        ("regions.beijing.edge_nodes[0].services", "pods request", "CPU cores but the node has 16"),
+        ("node_profiles.edge-standard.services", "pods request", "CPU cores but the node has 16"),
     ),
     Case(
         "cloud LLMs ask for more GPUs than the servers have",

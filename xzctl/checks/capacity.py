@@ -27,7 +27,8 @@ class CapacityThresholds:
 
     warn_headroom_ratio: float = 0.10  # headroom below this share of max_devices
     warn_days_until_full: float = 30.0
-    min_history_seconds: float = 600.0  # shorter history gives no forecast
+    min_trend_days: int = 3  # daily peaks needed before a trend is shown: fewer cannot tell growth from a busy day
+    trend_sigmas: float = 3.0  # growth is shown only this many standard errors above zero, else it is none
 
 
 @dataclass(frozen=True)
@@ -157,21 +158,45 @@ def node_limits(node: EdgeNode, m: NodeMetrics, fleet: Fleet) -> list[Limit]:
     return limits
 
 
-def fit_growth(points: list[tuple[float, float]], min_span: float) -> float | None:
-    """Devices per day of the least-squares line through the history, or None if too short."""
-    if len(points) < 3 or points[-1][0] - points[0][0] < min_span:
+def daily_peaks(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The busiest reading of each whole day, days counted back from the newest point (a partial day is left out).
+
+    A line through every reading follows the daily ramp (a morning says +75 devices/day); through daily peaks it
+    follows the fleet."""
+    if not points:
+        return []
+    end = points[-1][0]
+    whole_days = int((end - points[0][0]) // DAY)
+    peaks: dict[int, tuple[float, float]] = {}
+    for t, v in points:
+        day = int((end - t) // DAY)
+        if day < whole_days and (day not in peaks or v > peaks[day][1]):
+            peaks[day] = (end - day * DAY, v)
+    return sorted(peaks.values())
+
+
+def fit_growth(points: list[tuple[float, float]], th: CapacityThresholds) -> float | None:
+    """Devices per day of the least-squares line through the daily peaks; None with too few whole days, 0.0 when
+    the slope is within the peaks' noise (a fleet without growth is never "full in" some days)."""
+    peaks = daily_peaks(points)
+    if len(peaks) < th.min_trend_days:
         return None
-    times = [t / DAY for t, _ in points]
-    values = [v for _, v in points]
+    days = [t / DAY for t, _ in peaks]
+    values = [v for _, v in peaks]
     if len(set(values)) == 1:
         return 0.0
-    return statistics.linear_regression(times, values).slope
+    slope, intercept = statistics.linear_regression(days, values)
+    residuals = [v - (intercept + slope * d) for d, v in zip(days, values, strict=True)]
+    spread = sum((d - statistics.fmean(days)) ** 2 for d in days)
+    stderr = math.sqrt(sum(r * r for r in residuals) / (len(peaks) - 2) / spread) if len(peaks) > 2 else math.inf
+    return slope if slope > th.trend_sigmas * stderr else 0.0
 
 
 def _days_until_full(growth: float | None, devices: int, capacity: int | None) -> float | None:
-    if growth is None or capacity is None or growth <= 0:
+    # Already at or over the limit: the crit reason says so; "full in 0.0 days" would say it twice.
+    if growth is None or capacity is None or growth <= 0 or capacity <= devices:
         return None
-    return max(0.0, (capacity - devices) / growth)
+    return (capacity - devices) / growth
 
 
 def node_capacity(node: EdgeNode, m: NodeMetrics, fleet: Fleet, th: CapacityThresholds) -> Capacity:
@@ -191,7 +216,7 @@ def node_capacity(node: EdgeNode, m: NodeMetrics, fleet: Fleet, th: CapacityThre
     devices = round(m.devices)
     limits = node_limits(node, m, fleet)
     first = min(limits, key=lambda lim: lim.devices_at_cap)
-    growth = fit_growth(m.history, th.min_history_seconds)
+    growth = fit_growth(m.history, th)
     cap = Capacity(
         name=node.id,
         status=Status.OK,
@@ -296,16 +321,17 @@ def _group(
         for nm in metrics:
             for t, v in nm.history:
                 summed[t] = summed.get(t, 0.0) + v
-        group.growth_per_day = fit_growth(sorted(summed.items()), th.min_history_seconds)
+        group.growth_per_day = fit_growth(sorted(summed.items()), th)
         group.days_until_full = _days_until_full(group.growth_per_day, group.devices or 0, group.capacity_devices)
-    # Every member that is not ok, worst first: a region that is warn says which node makes it so.
-    order = [Status.CRIT, Status.UNKNOWN, Status.WARN]
-    bad = sorted((m for m in members if m.status in order), key=lambda m: order.index(m.status))
-    group.reasons = [f"{m.name} {m.status}: {m.reasons[0]}" for m in bad[:5] if m.reasons]
-    if len(bad) > 5:
-        group.reasons.append(f"and {len(bad) - 5} more edge nodes not ok")
-    if unknown:
-        group.reasons.append(f"{len(unknown)} edge node(s) without trustworthy metrics")
+    # Which members are not ok, worst first, by name only: their own rows say why, and saying it again per
+    # region and fleet turned 12 rows into 70 lines.
+    group.reasons = []
+    for status in (Status.CRIT, Status.UNKNOWN, Status.WARN):
+        names = [m.name for m in members if m.status is status]
+        more = f" (+{len(names) - 5} more)" if len(names) > 5 else ""
+        label = "unknown (no trustworthy metrics)" if status is Status.UNKNOWN else str(status)
+        if names:
+            group.reasons.append(f"{label}: {', '.join(names[:5])}{more}")
     status = worst(m.status for m in members)
     group.status = status
     if status is Status.OK and group.days_until_full is not None and group.days_until_full < th.warn_days_until_full:

@@ -6,11 +6,13 @@ same rule as the plan (over -> crit, within 10 % of it -> warn; idle over its th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from xzctl.checks.snapshot import FleetSnapshot
 from xzctl.plan.economics import IDLE_DEFINITION, economics, judge
+from xzctl.plan.static import money
 from xzctl.status import Status, worst
 
 
@@ -59,11 +61,14 @@ class CostReport:
         }
 
 
-def _against(value: float, limit: float, text: str, over: Status = Status.CRIT) -> tuple[Status, str | None]:
+def _against(
+    value: float, limit: float, text: str, shown: Callable[[float], str], over: Status = Status.CRIT
+) -> tuple[Status, str | None]:
+    """A reason with the limit in the same units as the value (¥150.00, 20%, 3.00 years), never a raw float."""
     status = judge(value, limit, over=over)
     if status is Status.OK:
         return status, None
-    return status, f"{text} {'>' if value > limit else 'near'} {limit:g}"
+    return status, f"{text} {'>' if value > limit else 'near'} {shown(limit)}"
 
 
 def cost_check(snapshot: FleetSnapshot) -> CostReport:
@@ -78,20 +83,30 @@ def cost_check(snapshot: FleetSnapshot) -> CostReport:
         return CostReport(Status.UNKNOWN, [reason], cost.currency, None, None, cost_month, None, None, None, None)
 
     e = economics(fleet, round(sum(m.devices or 0 for m in snapshot.nodes.values())))
-    verdicts = [
-        _against(e.idle_share, th.max_idle_share, f"idle share {e.idle_share:.0%} of device slots", Status.WARN)
-    ]
+    cur = cost.currency
+
+    def per_device(v: float) -> str:
+        return money(v, cur, 2)
+
+    def years(v: float) -> str:
+        return f"{v:.2f} years"
+
+    idle = f"idle share {e.idle_share:.0%} of device slots"
+    verdicts = [_against(e.idle_share, th.max_idle_share, idle, lambda v: f"{v:.0%}", Status.WARN)]
     if e.cost_per_device_month is None:
         verdicts.append((Status.CRIT, "no active devices: every cost is idle"))
     else:
-        text = f"{e.cost_per_device_month:.2f} {cost.currency}/device/month"
-        verdicts.append(_against(e.cost_per_device_month, th.max_cost_per_device_month, text))
+        text = f"{per_device(e.cost_per_device_month)}/device/month"
+        verdicts.append(_against(e.cost_per_device_month, th.max_cost_per_device_month, text, per_device))
     if e.payback_years is None:
         verdicts.append(
-            (Status.CRIT, f"never pays back: revenue {e.revenue_year:,.0f} <= opex {e.opex_year:,.0f}/year")
+            (
+                Status.CRIT,
+                f"never pays back: revenue {money(e.revenue_year, cur)} <= opex {money(e.opex_year, cur)}/year",
+            )
         )
     else:
-        verdicts.append(_against(e.payback_years, th.max_payback_years, f"payback {e.payback_years:.2f} years"))
+        verdicts.append(_against(e.payback_years, th.max_payback_years, f"payback {years(e.payback_years)}", years))
     return CostReport(
         status=worst(s for s, _ in verdicts),
         reasons=[text for _, text in verdicts if text],

@@ -91,8 +91,9 @@ def take_snapshot(
     intervals = {
         n.id: options.scrape_interval_seconds or n.monitoring.metrics_interval_seconds for n in fleet.edge_nodes()
     }
-    # Three scrapes of a live node's CPU counters always change; none changing means a frozen exporter.
-    frozen_window = f"{math.ceil(3 * max(intervals.values(), default=10))}s"
+    # Three scrapes of a live node's CPU counters always change; none changing means a frozen exporter. The window
+    # spans four scrape intervals so that it holds three samples even when a scrape comes late.
+    frozen_window = f"{math.ceil(4 * max(intervals.values(), default=10))}s"
     answers = client.query_many(
         [
             q.node_up(by=NODE_BY),
@@ -104,7 +105,7 @@ def take_snapshot(
             q.error_ratio(window=w, by=NODE_BY),
             q.queue_size(by=NODE_BY),
             q.cache_hit_ratio(window=w, by=NODE_BY),
-            q.counter_changes(window=frozen_window, by=NODE_BY),
+            q.counter_changes(window=frozen_window, min_samples=3, by=NODE_BY),
             q.p95_latency(window=w, by=LATENCY_BY),
         ],
         at,
@@ -135,7 +136,8 @@ def take_snapshot(
             history=history.get(node.id, []),
         )
         m.problems = _problems(node, m, up.get(node.id), age.get(node.id), intervals[node.id])
-        if node.id in up and up[node.id] >= 1 and changes.get(node.id, 0) == 0:
+        # No answer: fewer than three samples in the window, too few to call the exporter frozen.
+        if node.id in up and up[node.id] >= 1 and changes.get(node.id) == 0:
             m.problems.insert(0, f"stale metrics: CPU counters unchanged for {frozen_window} (exporter frozen)")
         nodes[node.id] = m
     return FleetSnapshot(

@@ -49,16 +49,26 @@ def _summary(module: str) -> str:
     return re.sub(r"^xzctl \S+ ", "", found.group(2).replace("`", ""))
 
 
+def _flags_without_type(command: Any) -> Any:
+    """`--force`, not `--force <bool>`: an on/off flag takes no value, so its help shows none (kubectl style)."""
+    for param in getattr(command, "params", []):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _flags_without_type(sub)
+    return command
+
+
 def _load(name: str, module_name: str) -> Any:
     module = importlib.import_module(f"{__name__}.{module_name}")
     if isinstance(getattr(module, "app", None), typer.Typer):
         group = typer.main.get_group(module.app)
         group.name = name
-        return group
+        return _flags_without_type(group)
     if callable(getattr(module, "command", None)):
         single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
         single.command(name=name)(module.command)
-        return typer.main.get_command(single)
+        return _flags_without_type(typer.main.get_command(single))
     return None
 
 
@@ -160,6 +170,10 @@ def run(argv: list[str] | None = None) -> int:
 
         completion_init()
     _state["debug"] = False  # set again by the root callback; a usage error fails before it, after an earlier --debug
+    common = sys.modules.get("xzctl.cli._common")
+    if common is not None:  # run() is called many times in one process by the tests
+        common.CHOSEN_OUTPUT.clear()
+        common.DOCUMENTS_PRINTED.clear()
     try:
         result = app(args=args, standalone_mode=False, prog_name="xzctl")
     except typer.Abort:
@@ -173,6 +187,7 @@ def run(argv: list[str] | None = None) -> int:
         return ExitCode.BAD_INPUT if exc.exit_code == 2 else exc.exit_code
     except XzctlError as exc:
         _error(f"xzctl: error: {exc.one_line()}")
+        _error_document(args, exc.exit_code, exc.message, exc.hint)
         return exc.exit_code
     except KeyboardInterrupt:
         print("xzctl: interrupted", file=sys.stderr)
@@ -182,8 +197,52 @@ def run(argv: list[str] | None = None) -> int:
         return ExitCode.OK
     except Exception as exc:  # a bug: still one line, with the way to see more
         _error(f"xzctl: internal error: {type(exc).__name__}: {exc} (rerun with --debug)")
+        _error_document(args, ExitCode.INTERNAL, f"{type(exc).__name__}: {exc}", "rerun with --debug")
         return ExitCode.INTERNAL
     return result if isinstance(result, int) else ExitCode.OK
+
+
+_MACHINE_FORMATS = ("json", "yaml")
+
+
+def _requested_format(args: list[str]) -> str | None:
+    """json or yaml when the command line asks for it (-o json, -ojson, --output=json), else None."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        value = args[i + 1] if arg in ("-o", "--output") and i + 1 < len(args) else None
+        value = value or (arg[2:] if arg.startswith("-o") and not arg.startswith("--") else None)
+        value = value or (arg.split("=", 1)[1] if arg.startswith("--output=") else None)
+        if value and value.lower() in _MACHINE_FORMATS:
+            return value.lower()
+    return None
+
+
+def _error_document(args: list[str], code: int, message: str, hint: str | None) -> None:
+    """With -o json|yaml a failure is a document on stdout too, so a CI parser never reads nothing.
+
+    `unknown` when the state could not be read (a dead Prometheus), `error` otherwise; the line on stderr stays."""
+    fmt = _requested_format(args)
+    common = sys.modules.get("xzctl.cli._common")  # loaded when a command ran far enough to parse its -o
+    if fmt is None and common is not None and common.CHOSEN_OUTPUT:
+        fmt = str(common.CHOSEN_OUTPUT[0])
+    if fmt not in _MACHINE_FORMATS or (common is not None and common.DOCUMENTS_PRINTED):
+        return  # a table was asked for, or the command's own document (with its reason) is out already
+    document: dict[str, Any] = {
+        "status": "unknown" if code == ExitCode.UNKNOWN else "error",
+        "error": redact(message),
+        "exit_code": int(code),
+        **({"hint": redact(hint)} if hint else {}),
+    }
+    if fmt == "json":
+        import json
+
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    sys.stdout.flush()
 
 
 def _error(line: str) -> None:

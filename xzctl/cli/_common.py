@@ -98,11 +98,27 @@ def duration(text: str) -> float:
         raise typer.BadParameter(f"{text!r} is not a duration: e.g. 30 (seconds), 500ms, 30s, 5m, 6h, 7d") from None
 
 
-OutputOption = typer.Option(Output.TABLE, "--output", "-o", help="Output format.", case_sensitive=False)
+# The running command's format, and whether it printed a document already: the root answers a failure in kind,
+# once (xzctl.cli.run).
+CHOSEN_OUTPUT: list[Output] = []
+DOCUMENTS_PRINTED: list[Output] = []
+
+
+def remember_output(value: Output) -> Output:
+    """Option callback: note the format, defaults included (`check all` prints JSON unless told otherwise)."""
+    CHOSEN_OUTPUT[:] = [value]
+    return value
+
+
+OutputOption = typer.Option(
+    Output.TABLE, "--output", "-o", help="Output format.", case_sensitive=False, callback=remember_output
+)
 
 
 def emit(data: Any, output: Output, table: Callable[[Console], None]) -> None:
     """Print `data` as JSON/YAML for machines, or call `table` to draw it for people."""
+    if output in (Output.JSON, Output.YAML):
+        DOCUMENTS_PRINTED.append(output)
     if output is Output.JSON:
         sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
     elif output is Output.YAML:
@@ -112,8 +128,9 @@ def emit(data: Any, output: Output, table: Callable[[Console], None]) -> None:
 
 
 def print_warnings(warnings: list[Any]) -> None:
-    for w in warnings:
-        stderr.print(f"[yellow]warning:[/] {escape(w.render())}")
+    """One line each (a terminal may fold it; grep and CI logs keep it whole), each said once."""
+    for text in dict.fromkeys(w.render() for w in warnings):
+        stderr.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
 
 
 def option_set(cls: type[Any], name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -194,6 +211,9 @@ class PrometheusOptions(PrometheusAuth):
         DEFAULT_MAX_RESPONSE_BYTES, "--max-response-size", min=1, help="Bytes one Prometheus answer may have."
     )
     state_dir: Path | None = StateDirOption
+    show_queries: bool = typer.Option(
+        False, "--show-queries", help="Print each PromQL query on stderr as it is sent (paste into Grafana)."
+    )
 
     def target(self) -> PrometheusTarget:
         """The target by the one rule (flag > env > context > running sandbox); a context's URL brings its auth."""
@@ -212,5 +232,13 @@ class PrometheusOptions(PrometheusAuth):
             auth = PrometheusAuth(context[1].bearer_token(), context[1].basic_auth(), self.header)
         target = auth.bind(url, f"context {context[0]}" if source == "context" and context else source)
         return dataclasses.replace(
-            target, timeout=self.timeout, retries=self.retries, max_response_bytes=self.max_response_size
+            target,
+            timeout=self.timeout,
+            retries=self.retries,
+            max_response_bytes=self.max_response_size,
+            on_query=_say_query if self.show_queries else None,
         )
+
+
+def _say_query(promql: str) -> None:
+    print(f"promql: {promql}", file=sys.stderr, flush=True)  # one whole line each, even from parallel queries

@@ -45,11 +45,27 @@ def fleet_option(ctx: typer.Context, value: Path | None) -> Path | None:
         return context[1].fleet_path()
     generated = bool(ctx.params.get("scale"))  # sandbox up --scale N simulates a generated fleet
     if touches_world(ctx.command_path) and not generated and not Path("fleet.yaml").exists():
+        running = _sandbox_fleet(ctx, context[1].state_path() if context else None)
+        # The running sandbox's fleet was chosen at `sandbox up`: a rollout there touches only the sandbox, and
+        # another world command may take it unless it is the bundled example.
+        if running is not None and (ctx.command_path.split()[1:2] == ["rollout"] or running != bundled_example_path()):
+            return running
         raise BadInputError(
             f"no fleet given: `{ctx.command_path}` will not run on the bundled example fleet",
             hint="pass --fleet FILE, set $XZCTL_FLEET or a context's fleet, or --example to mean the example",
         )
     return None
+
+
+def _sandbox_fleet(ctx: typer.Context, context_state: Path | None) -> Path | None:
+    """The fleet of the sandbox running in this command's state dir, or None (none running, or `sandbox ...`)."""
+    from xzctl.sandbox import default_state_dir, sandbox_status
+
+    if ctx.command_path.split()[1:2] == ["sandbox"]:
+        return None  # `sandbox up` picks a fleet of its own
+    where = ctx.params.get("state_dir") or context_state or default_state_dir()
+    running = sandbox_status(Path(where))
+    return Path(running.fleet_path) if running is not None and all(running.alive().values()) else None
 
 
 def load(path: Path | None, *, sandbox_fleet: str | None = None, schema_only: bool = False) -> LoadedFleet:

@@ -1,7 +1,8 @@
 """Tables that stay readable at 80 columns: drop columns by priority, never cut an ID, a node or a region.
 
 Each column has a priority: 0 is never dropped (names, status); higher numbers go first when the terminal is
-narrow. `-o wide` keeps every column. Free text (a reason) is the one column that folds onto more lines.
+narrow. `-o wide` keeps every column, one line per row as long as it needs (kubectl's). Free text (a reason)
+is the one column that folds onto more lines.
 """
 
 from __future__ import annotations
@@ -36,9 +37,13 @@ def _table(columns: list[Column], rows: list[list[str]], keep: list[int], title:
     return table
 
 
-def _fits(console: Console, table: Table) -> bool:
+def _needs(console: Console, table: Table) -> int:
     unbounded = console.options.update_width(1_000_000)  # measure what it needs, not what it is given
-    return Measurement.get(console, unbounded, table).maximum <= console.width
+    return Measurement.get(console, unbounded, table).maximum
+
+
+def _fits(console: Console, table: Table) -> bool:
+    return _needs(console, table) <= console.width
 
 
 def print_table(
@@ -56,7 +61,16 @@ def print_table(
             if columns[i].priority == 0 or _fits(console, _table(columns, rows, keep, title)):
                 break
             keep.remove(i)
-    console.print(_table(columns, rows, keep, title))
+    table = _table(columns, rows, keep, title)
+    if wide:  # kubectl's -o wide: every column, one line per row however long, never folded to the terminal
+        terminal = console.width  # rich clamps print(width=) to the console's: widen the console itself
+        console.width = max(terminal, _needs(console, table))
+        try:
+            console.print(table)
+        finally:
+            console.width = terminal
+        return
+    console.print(table)
     for name, text in notes:
         console.print(f"[bold]{name}[/]: {text}")  # wrapped at spaces: no ID is split
     hidden = len(columns) - len(keep) - (1 if notes else 0)

@@ -4,7 +4,6 @@ and how a verdict is shown (`raise_for`: a result on stdout and an exit code, ne
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from xzctl.checks import SnapshotOptions, Status, failure
-from xzctl.checks.window import plan_window
+from xzctl.checks.window import default_window, plan_window
 from xzctl.cli._common import Output, PrometheusOptions, parse_duration, promql_duration, stdout
 from xzctl.cli._context import context_heading
 from xzctl.cli._fleet import load
@@ -25,7 +24,12 @@ from xzctl.spec import Fleet
 BAD = (Status.CRIT, Status.UNKNOWN)
 STATUS_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.UNKNOWN: "magenta", Status.CRIT: "red"}
 
-WindowOption = typer.Option("5m", "--window", help="Rate window for latency, errors and cache ratios.")
+WindowOption = typer.Option(
+    None,
+    "--window",
+    help="Rate window for CPU, latency, errors and cache ratios. Default: 5m, or 4 scrape intervals if longer.",
+    show_default=False,
+)
 HistoryOption = typer.Option("7d", "--history", help="How far back the days-until-full forecast looks.")
 ScrapeIntervalOption = typer.Option(
     None,
@@ -52,15 +56,15 @@ def live(
     fleet_path: Path | None,
     prom: PrometheusOptions,
     *,
-    window: str,
+    window: str | None,
     history: str | None,
     scrape_interval: int | None,
     rates: bool = True,
 ) -> Iterator[Live]:
     """The fleet, Prometheus and options of a live command; `rates=False` for one that reads no rate window."""
     from xzctl.sandbox import current_prometheus_url, default_state_dir, sandbox_status
+    from xzctl.sandbox.ready import live_span
 
-    window = promql_duration(window, "--window")
     where = prom.state_dir or default_state_dir()
     target = prom.target()  # flags > environment > context > sandbox
     # Talking to the running sandbox: its scrape interval is known, and its simulator can run a drill.
@@ -70,21 +74,26 @@ def live(
     # The sandbox's Prometheus scrapes the sandbox's fleet (perhaps a generated --scale one): judge that fleet.
     fleet = load(fleet_path, sandbox_fleet=sandbox.fleet_path if sandbox else None).fleet
     interval = scrape_interval or (sandbox.scrape_interval_seconds if sandbox else None)
-    # A sandbox without history holds only the samples since it started: the window must fit in them.
-    age = time.time() - sandbox.started_at if sandbox is not None and not sandbox.history else None
     slowest = interval or max(n.monitoring.metrics_interval_seconds for n in fleet.edge_nodes())
-    planned = plan_window(window, parse_duration(window, "--window"), slowest, age if rates else None)
-    window = planned.window
-    if planned.note:
-        print(f"xzctl: {planned.note}", file=sys.stderr)
-    options = SnapshotOptions(
-        window=window,
-        history_seconds=parse_duration(history, "--history") if history else 0,
-        scrape_interval_seconds=interval,
-    )
-    heading = f"{context_heading()} · prometheus {target.url} ({target.source}) · fleet {fleet.metadata.name}"
-    heading += f" · {planned.note}" if planned.note else ""
+    if window is None:
+        window, seconds = default_window(slowest)
+    else:
+        window = promql_duration(window, "--window")
+        seconds = parse_duration(window, "--window")
     with target.client() as client:
+        # The window must fit in the sandbox's live samples. Its backfilled history (if any) is another simulator
+        # run's counters at a step of minutes, so a rate across the seam is wrong.
+        age = live_span(client, sandbox) if sandbox is not None and rates else None
+        planned = plan_window(window, seconds, slowest, age)
+        if planned.note:
+            print(f"xzctl: {planned.note}", file=sys.stderr)
+        options = SnapshotOptions(
+            window=planned.window,
+            history_seconds=parse_duration(history, "--history") if history else 0,
+            scrape_interval_seconds=interval,
+        )
+        heading = f"{context_heading()} · prometheus {target.url} ({target.source}) · fleet {fleet.metadata.name}"
+        heading += f" · {planned.note}" if planned.note else ""
         yield Live(fleet, client, options, sandbox.simulator_url if sandbox else None, heading)
 
 

@@ -1,4 +1,4 @@
-"""`xzctl capacity report`: per edge node, region and fleet, devices vs limits, headroom, days until full.
+"""`xzctl capacity report|forecast`: headroom in devices per edge node, region and fleet, and the demand ahead.
 
 Exit codes as `xzctl check` (0 ok/warn, 1 crit, 3 unknown, 2 bad input).
 """
@@ -19,7 +19,7 @@ from xzctl.checks.forecast_models import SeriesForecast
 from xzctl.cli._capacity_table import SortBy, View, capacity_table
 from xzctl.cli._common import FleetOption, Output, OutputOption, PrometheusOptions, duration, emit, option_set
 from xzctl.cli._layout import Column, print_table
-from xzctl.cli._live import BAD, HistoryOption, ScrapeIntervalOption, WindowOption, live, raise_for, titled
+from xzctl.cli._live import HistoryOption, ScrapeIntervalOption, WindowOption, live, raise_for, titled
 from xzctl.cli._watch import watch_round
 from xzctl.errors import BadInputError, ExitCode
 
@@ -43,7 +43,7 @@ def report(
     count: int = typer.Option(0, "--count", min=0, help="With --watch: stop after this many reports (0: no limit)."),
     fleet: Path | None = FleetOption,
     prom: PrometheusOptions,
-    window: str = WindowOption,
+    window: str | None = WindowOption,
     history: str = HistoryOption,
     scrape_interval: int | None = ScrapeIntervalOption,
     output: Output = OutputOption,
@@ -73,7 +73,9 @@ def report(
                 break
             time.sleep(interval)
     shown = view.rows(result)
-    reasons = [f"{c.name} {c.status}: {reason}" for c in shown if c.status in BAD for reason in c.reasons]
+    # The verdict names the nodes that set it; why is said once, on their rows above.
+    top = view.region_rows(result) if view.filtered() else [result.fleet]
+    reasons = [reason if c is result.fleet else f"{c.name} {reason}" for c in top for reason in c.reasons]
     raise_for(worst(c.status for c in shown), reasons, output)
 
 
@@ -197,7 +199,7 @@ def forecast(
         raise BadInputError("--horizon must be between 1h and 14d")
     end = _as_of(at)
     extra = read_events(events) if events is not None else []
-    with live(fleet, prom, window="5m", history=None, scrape_interval=None, rates=False) as ctx:
+    with live(fleet, prom, window=None, history=None, scrape_interval=None, rates=False) as ctx:
         history = days * 24 if days is not None else None
         result = capacity_forecast(ctx.client, ctx.fleet, history_hours=history, horizon=hours, end=end, events=extra)
         if schedule_out is not None:

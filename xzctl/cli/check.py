@@ -9,12 +9,12 @@ The live plumbing (which Prometheus, which fleet, how a verdict is shown) is `xz
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from xzctl.checks import (
     AllChecks,
@@ -41,6 +41,7 @@ from xzctl.cli._common import (
     duration,
     emit,
     option_set,
+    remember_output,
 )
 from xzctl.cli._layout import Column, print_table
 from xzctl.cli._live import (
@@ -64,8 +65,8 @@ app = typer.Typer(
 
 
 def capacity_reasons(report: CapacityReport) -> list[str]:
-    rows = [*report.nodes.values(), *report.regions.values(), report.fleet]
-    return [f"{c.name} {c.status}: {reason}" for c in rows if c.status in BAD for reason in c.reasons]
+    # The fleet row names the nodes that are not ok; their rows above say why (once).
+    return [f"capacity {reason}" for reason in report.fleet.reasons] if report.fleet.status in BAD else []
 
 
 def failover_reasons(report: FailoverReport, result: DrillResult | None) -> list[str]:
@@ -116,16 +117,30 @@ def failover_table(console: Console, report: FailoverReport, result: DrillResult
         console.print(f"drill {result.node}: {status_text(result.status)}: {escape(result.reason)}")
 
 
-def cost_table(console: Console, report: CostReport) -> None:
-    table = Table("cost", "value", title=f"cost {status_text(report.status)} ({report.currency})")
-    rows = report.to_dict()
-    for key in ("active_devices", "run_rate_revenue_year", "cost_month", "cost_per_device_month"):
-        table.add_row(key.replace("_", " "), "n/a" if rows[key] is None else str(rows[key]))
+COST_COLUMNS = [Column("cost"), Column("value", justify="right")]
+
+
+def cost_table(console: Console, report: CostReport, *, wide: bool = False) -> None:
+    from xzctl.plan.static import money
+
+    cur = report.currency
+
+    def shown(value: float | None, fmt: Callable[[float], str]) -> str:
+        return "n/a" if value is None else fmt(value)
+
     known = report.active_devices is not None
-    table.add_row("idle share of device slots", "n/a" if report.idle_share is None else f"{report.idle_share:.1%}")
-    payback = "n/a" if not known else "never" if report.payback_years is None else f"{report.payback_years:.2f}"
-    table.add_row("payback years", payback)
-    console.print(table)
+    payback = "n/a" if not known else "never" if report.payback_years is None else f"{report.payback_years:.2f} years"
+    rows = [
+        ["active devices", shown(report.active_devices, lambda v: f"{v:,.0f}")],
+        ["run rate revenue a year", shown(report.run_rate_revenue_year, lambda v: money(v, cur))],
+        ["cost a month", shown(report.cost_month, lambda v: money(v, cur))],
+        ["cost per device a month", shown(report.cost_per_device_month, lambda v: money(v, cur, 2))],
+        ["idle share of device slots", shown(report.idle_share, lambda v: f"{v:.1%}")],
+        ["idle cost a month", shown(report.idle_cost_month, lambda v: money(v, cur))],
+        ["payback", payback],
+    ]
+    # The one table style (print_table), money in the plan's format: ¥173,889, not 173888.889.
+    print_table(console, COST_COLUMNS, rows, wide=wide, title=f"cost {status_text(report.status)} ({cur})")
     for reason in report.reasons:
         console.print(f"  - {escape(reason)}")
 
@@ -142,7 +157,7 @@ def failover(
     ),
     fleet: Path | None = FleetOption,
     prom: PrometheusOptions,
-    window: str = WindowOption,
+    window: str | None = WindowOption,
     scrape_interval: int | None = ScrapeIntervalOption,
     output: Output = OutputOption,
 ) -> None:
@@ -197,7 +212,7 @@ def cost(
     *,
     fleet: Path | None = FleetOption,
     prom: PrometheusOptions,
-    window: str = WindowOption,
+    window: str | None = WindowOption,
     scrape_interval: int | None = ScrapeIntervalOption,
     output: Output = OutputOption,
 ) -> None:
@@ -207,7 +222,11 @@ def cost(
     """
     with live(fleet, prom, window=window, history=None, scrape_interval=scrape_interval) as ctx:
         report = cost_check(take_snapshot(ctx.client, ctx.fleet, ctx.options))
-    emit(report.to_dict(), output, titled(ctx.header, lambda console: cost_table(console, report)))
+    emit(
+        report.to_dict(),
+        output,
+        titled(ctx.header, lambda console: cost_table(console, report, wide=output is Output.WIDE)),
+    )
     raise_for(report.status, cost_reasons(report), output)
 
 
@@ -217,10 +236,12 @@ def all_checks(
     *,
     fleet: Path | None = FleetOption,
     prom: PrometheusOptions,
-    window: str = WindowOption,
+    window: str | None = WindowOption,
     history: str = HistoryOption,
     scrape_interval: int | None = ScrapeIntervalOption,
-    output: Output = typer.Option(Output.JSON, "--output", "-o", help="Output format.", case_sensitive=False),
+    output: Output = typer.Option(
+        Output.JSON, "--output", "-o", help="Output format.", case_sensitive=False, callback=remember_output
+    ),
 ) -> None:
     """Every verdict (capacity, failover, cost) in one JSON document, for CI. Exit 0 ok, 1 crit, 3 unknown.
 
@@ -232,7 +253,7 @@ def all_checks(
     def table(console: Console) -> None:
         capacity_table(console, result.capacity, wide=output is Output.WIDE)
         failover_table(console, result.failover, None, wide=output is Output.WIDE)
-        cost_table(console, result.cost)
+        cost_table(console, result.cost, wide=output is Output.WIDE)
 
     emit(result.to_dict(), output, titled(ctx.header, table))
     reasons = capacity_reasons(result.capacity) + failover_reasons(result.failover, None) + cost_reasons(result.cost)

@@ -120,7 +120,8 @@ def _plan_table(plan: Plan, console: Console) -> None:
         table.add_column("value / limit", no_wrap=True, justify="right")
         table.add_column("check and reason", overflow="fold", ratio=1)
         for subject, r in _grouped([r for r in plan.rows if r.section == section]):
-            limit = "" if r.limit is None else f" / {_number(r.limit, r.unit)}"
+            # A zero limit is a sign rule (net > 0, no problems), not a ratio: `¥1,450,000 / ¥0` read as one.
+            limit = "" if r.limit is None or r.limit == 0 else f" / {_number(r.limit, r.unit)}"
             table.add_row(
                 f"[{_VERDICT_STYLE[r.verdict]}]{r.verdict.value}[/]",
                 escape(subject),

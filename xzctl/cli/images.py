@@ -1,4 +1,4 @@
-"""`xzctl images list|show|verify`: the inference image catalog and the spec's image references."""
+"""`xzctl images list|show|verify|build|diff`: the inference image catalog and the spec's image references."""
 
 from __future__ import annotations
 
@@ -286,7 +286,7 @@ def diff(
     from xzctl.checks.drift import image_drift
     from xzctl.cli._live import live
 
-    with live(fleet, prom, window="5m", history=None, scrape_interval=None, rates=False) as ctx:
+    with live(fleet, prom, window=None, history=None, scrape_interval=None, rates=False) as ctx:
         rows = image_drift(ctx.client, ctx.fleet)
     shown = [r for r in rows if all_rows or r.status != "same"]
     columns = [Column("NODE"), Column("SERVICE"), Column("TRACK", 1), Column("STATUS"), Column("DIFF", text=True)]

@@ -1,4 +1,4 @@
-"""`xzctl rollout canary|status|resume|promote|abort`: node-by-node canaries gated on live metrics."""
+"""`xzctl rollout canary|status|pause|resume|promote|abort`: node-by-node canaries gated on live metrics."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from xzctl.rollout.analysis import thresholds_from_fleet
 from xzctl.rollout.deploy import choose_deployer
 from xzctl.rollout.engine import RolloutEngine, new_rollout
 from xzctl.rollout.plan import METRIC_SERVICE, normalise_service, plan_steps
-from xzctl.rollout.state import RolloutState, StateStore
+from xzctl.rollout.state import Phase, RolloutState, StateStore
 from xzctl.rollout.transitions import force_abort
 from xzctl.sandbox import sandbox_status
 from xzctl.spec import load_fleet
@@ -73,6 +73,12 @@ def canary(
         help="A node not scraped: wait (count errors, abort past the limit) or hold (pause).",
     ),
     error_limit: int = typer.Option(4, "--error-limit", help="Measurements without a verdict tolerated in a row."),
+    failure_limit: int = typer.Option(
+        0, "--failure-limit", help="Failed measurements a step tolerates before rolling back (Argo failureLimit)."
+    ),
+    inconclusive_limit: int = typer.Option(
+        0, "--inconclusive-limit", help="Inconclusive measurements a step tolerates before pausing."
+    ),
     max_wer: float | None = typer.Option(
         None,
         "--max-wer",
@@ -119,6 +125,8 @@ def canary(
         checks=checks,
         on_unreachable=on_unreachable,
         error_limit=error_limit,
+        failure_limit=failure_limit,
+        inconclusive_limit=inconclusive_limit,
         window_seconds=parse_duration(window, "--window") if window else 0.0,
         warmup_seconds=parse_duration(warmup, "--warmup") if warmup else image_warmup,
     )
@@ -145,7 +153,9 @@ def canary(
         "skipped_nodes": skips,
         "steps": [{"name": s.name, "region": s.region, "nodes": s.nodes} for s in steps],
     }
-    view.say_plan(plan, "the sandbox simulator" if kind == "sandbox" else f"Pulumi stacks {stack}")
+    regions = list(dict.fromkeys(s.region for s in steps))
+    stacks = ", ".join(dict.fromkeys(stack.replace("{region}", r) for r in regions))  # the names, filled in
+    view.say_plan(plan, "the sandbox simulator" if kind == "sandbox" else f"Pulumi stacks {stacks}")
     if dry_run or prometheus is None:
         view.dry_run(plan, steps, skips, output)
         return
@@ -223,6 +233,39 @@ def status(
         if not watch or settled or time.monotonic() > deadline:
             return
         time.sleep(period)
+
+
+@app.command()
+@option_set(Recorded, "options")
+def pause(*, options: Recorded) -> None:
+    """Pause a progressing rollout where it stands (its nodes keep their images and locks) until `rollout resume`.
+
+    A running rollout is asked and pauses between deploys; an interrupted one is marked paused. Exit 3 once paused.
+
+    Example: xzctl rollout pause asr-7xk2p    (then: xzctl rollout resume asr-7xk2p, or abort)
+    """
+    store = StateStore(options.state_dir)
+    state = store.load(options.rollout_id) if options.rollout_id else store.latest()
+    if state.phase != Phase.PROGRESSING:
+        raise BadInputError(f"rollout {state.id} is {state.phase.value}, not progressing: nothing to pause")
+    driver = store.driver(state)
+    if driver is None:
+        engine = _engine(store, options, state, analysis=False)
+        store.take_over(engine.state)
+        state = engine.pause()
+    else:
+        store.request_pause(state.id)
+        stderr.print(f"asked pid {driver.pid} to pause {state.id}")
+        deadline = time.monotonic() + ABORT_WAIT_SECONDS
+        while state.phase == Phase.PROGRESSING and store.driver(state) is not None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            state = store.load(state.id)
+        if state.phase == Phase.PROGRESSING:
+            raise ConflictError(
+                f"rollout {state.id} did not pause within {ABORT_WAIT_SECONDS:g}s (a deploy still running?)",
+                hint=f"xzctl rollout status {state.id}; the pause stays asked",
+            )
+    view.finish(state, store, options.output)
 
 
 @app.command()

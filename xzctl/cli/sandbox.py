@@ -1,7 +1,8 @@
-"""`xzctl sandbox up|status|down`: a real Prometheus scraping the fleet simulator on 127.0.0.1."""
+"""`xzctl sandbox up|status|down|scenario`: a real Prometheus scraping the fleet simulator on 127.0.0.1."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from xzctl.checks.window import MIN_SCRAPES
 from xzctl.cli._common import (
     FleetOption,
     Output,
@@ -41,7 +43,7 @@ app = typer.Typer(
 )
 
 
-def _summary(info: SandboxInfo) -> dict[str, Any]:
+def _summary(info: SandboxInfo, verdicts: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "prometheus_url": info.prometheus_url,
         "simulator_url": info.simulator_url,
@@ -54,6 +56,7 @@ def _summary(info: SandboxInfo) -> dict[str, Any]:
         "kubeconfig": info.kubeconfig or None,
         "pids": info.pids,
         "running": info.alive(),
+        **({"verdicts": verdicts} if verdicts else {}),
     }
 
 
@@ -74,8 +77,22 @@ def _print_summary(console: Console, data: dict[str, Any]) -> None:
         h = data["history"]
         console.print(
             f"History     {h['samples']:,} samples backfilled, one every {h['step_seconds']} s "
-            f"(rate() over it needs windows of {2 * h['step_seconds'] // 60}m or more)"
+            f"(rates over it need windows of {2 * h['step_seconds'] // 60}m or more; live checks read live scrapes)"
         )
+    if "verdicts" in data:
+        v = data["verdicts"]
+        when = "now" if v["ready"] else f"from {time.strftime('%H:%M:%S', time.localtime(v['from']))} (not yet)"
+        console.print(f"Verdicts    trustworthy {when}: every edge node scraped {v['scrapes']} times since the start")
+
+
+def _wait_for_verdicts(info: SandboxInfo, wait: bool) -> dict[str, Any]:
+    """Until live checks can judge (or at once with --no-wait): when, and whether it is so already."""
+    from xzctl.sandbox.ready import scraped_at, wait_scraped
+
+    # A node down or scrapes slower than asked: say until when instead of waiting on.
+    timeout = MIN_SCRAPES * info.scrape_interval_seconds + 30 if wait else 0.0
+    ready = wait_scraped(info, MIN_SCRAPES, timeout) if wait else False
+    return {"ready": ready, "from": scraped_at(info, MIN_SCRAPES), "scrapes": MIN_SCRAPES}
 
 
 def _differences(
@@ -119,12 +136,16 @@ def up(
         envvar="XZCTL_XIAOZHI_SOURCE",
         help="With --real-node: also run the upstream xiaozhi server from this directory (main/xiaozhi-server).",
     ),
+    wait: bool = typer.Option(
+        True, "--wait/--no-wait", help="Return once every edge node was scraped 3 times (live verdicts trustworthy)."
+    ),
     state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
     """Start the fleet simulator and a Prometheus scraping every edge node; print the Prometheus URL.
 
-    Later commands (capacity, checks, canary analysis) default to this Prometheus while it runs.
+    Later commands (capacity, checks, canary analysis) default to this Prometheus while it runs. It returns
+    when their verdicts can be trusted (3 scrapes of every edge node), or with --no-wait says from when.
 
     Example: xzctl sandbox up --scale 1000 --history 7d
     """
@@ -154,7 +175,8 @@ def up(
                 hint=f"xzctl sandbox down first (state in {where})",
             ) from None
         stderr.print(f"sandbox already up with these options (state in {escape(str(where))})")
-    emit(_summary(info), output, lambda console: _print_summary(console, _summary(info)))
+    summary = _summary(info, _wait_for_verdicts(info, wait))
+    emit(summary, output, lambda console: _print_summary(console, summary))
 
 
 _TARGET_COLUMNS = [Column("edge node"), Column("region"), Column("health"), Column("last error", text=True)]

@@ -226,14 +226,30 @@ def nodes_up_count(*, filters: Filters | None = None) -> str:
     return f"count({node_up(filters=filters)} == 1)"
 
 
+def scrapes(*, window: str, by: By = NODE_BY, filters: Filters | None = None) -> str:
+    """Scrapes of each group's edge nodes in the window (the fewest of its targets), answered or not."""
+    return f"min{_by(by)} (count_over_time(up{selector(filters)}[{window}]))"
+
+
+def nodes_scraped(times: int, *, window: str, filters: Filters | None = None) -> str:
+    """How many edge nodes were scraped at least `times` times in the window and are up at the last scrape."""
+    counts = scrapes(window=window, filters=filters)
+    return f"count(({counts} >= {times}) and on ({', '.join(NODE_BY)}) ({node_up(filters=filters)} == 1))"
+
+
 def scrape_age_seconds(*, by: By = NODE_BY, filters: Filters | None = None) -> str:
     """Seconds since the newest sample of each node: large values mean missing or stale metrics."""
     return f"time() - max{_by(by)} (timestamp({c.ACTIVE_DEVICES.name}{selector(filters)}))"
 
 
-def counter_changes(*, window: str, by: By = NODE_BY, filters: Filters | None = None) -> str:
-    """Changes of the CPU time counters in the window: 0 on a live node means its exporter serves frozen values."""
-    return f"sum{_by(by)} (changes({c.NODE_CPU_SECONDS.name}{selector(filters)}[{window}]))"
+def counter_changes(*, window: str, min_samples: int = 3, by: By = NODE_BY, filters: Filters | None = None) -> str:
+    """Changes of the CPU time counters in the window: 0 on a live node means its exporter serves frozen values.
+
+    Only groups with `min_samples` samples in the window answer: fewer samples (scraping just began, or the
+    window reaches back into a sparser backfill) cannot show a change, and must not read as frozen."""
+    series = f"{c.NODE_CPU_SECONDS.name}{selector(filters)}[{window}]"
+    samples = f"min{_by(by)} (count_over_time({series}))"
+    return f"sum{_by(by)} (changes({series})) and on ({', '.join(by)}) ({samples} >= {min_samples})"
 
 
 def running_images(*, by: By = (*SERVICE_BY, c.IMAGE), filters: Filters | None = None) -> str:

@@ -281,10 +281,11 @@ def cloud_gpu_rows(fleet: Fleet) -> list[PlanRow]:
     return [PlanRow("cloud-gpu", "cloud", "LLM GPUs", demand, have, "GPUs", verdict, reason)]
 
 
-def money(amount: float, currency: str) -> str:
+def money(amount: float, currency: str, digits: int = 0) -> str:
+    """The one money format: ¥1,610,000 (`digits` for small amounts such as a device's month, ¥174.94)."""
     symbol = CURRENCY_SYMBOLS.get(currency, f"{currency} ")
     sign = "-" if amount < 0 else ""
-    return f"{sign}{symbol}{abs(amount):,.0f}"
+    return f"{sign}{symbol}{abs(amount):,.{digits}f}"
 
 
 def _unit_price(fleet: Fleet, kind: CapexKind) -> float:

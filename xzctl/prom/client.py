@@ -74,6 +74,7 @@ class PrometheusClient:
         retries: int = 2,
         backoff_seconds: float = 0.2,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        on_query: Callable[[str], None] | None = None,
     ) -> None:
         url, in_url = split_url_credentials(url)
         basic_auth = basic_auth or in_url
@@ -89,6 +90,7 @@ class PrometheusClient:
         self.retries = retries
         self.backoff_seconds = backoff_seconds
         self.max_response_bytes = max_response_bytes
+        self.on_query = on_query  # told each PromQL before it is sent (`--show-queries`)
         self.query_count = 0  # logical queries (query + query_range), not counting retries
         self.request_count = 0  # HTTP requests, retries included
         self._count_lock = threading.Lock()
@@ -169,6 +171,8 @@ class PrometheusClient:
     ) -> _T:
         with self._count_lock:
             self.query_count += 1
+            if self.on_query is not None:
+                self.on_query(params["query"])
         deadline = shared or Deadline(self.timeout)
         try:
             return self._attempts(endpoint, params, deadline, parse)

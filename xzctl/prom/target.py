@@ -7,7 +7,7 @@ Credentials are registered for redaction as soon as they are read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from xzctl.errors import BadInputError
@@ -29,6 +29,7 @@ class PrometheusTarget:
     timeout: float = 10.0
     retries: int = 2
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    on_query: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Credentials in the URL become basic auth: the URL itself is then safe to show and store.
@@ -49,6 +50,7 @@ class PrometheusTarget:
             timeout=self.timeout,
             retries=self.retries,
             max_response_bytes=self.max_response_bytes,
+            on_query=self.on_query,
         )
 
 

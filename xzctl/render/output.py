@@ -49,8 +49,12 @@ def _prepare_target(out_dir: Path) -> Path:
     if out_dir.is_symlink():
         raise BadInputError(f"--out {out_dir} is a symlink", hint="give the real folder path")
     parent = out_dir.absolute().parent
-    if not parent.is_dir():
-        raise BadInputError(f"--out {out_dir}: folder {parent} does not exist", hint="create it first")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)  # like `mkdir -p`: `--out ./out/beijing` works on a fresh clone
+    except (FileExistsError, NotADirectoryError):
+        raise BadInputError(f"--out {out_dir}: {parent} is not a folder") from None
+    except OSError as exc:
+        raise BadInputError(f"--out {out_dir}: cannot create {parent}: {exc.strerror}") from exc
     if out_dir.exists():
         if not out_dir.is_dir():
             raise BadInputError(f"--out {out_dir} exists and is not a folder")

@@ -109,6 +109,15 @@ def _by_track(samples: list[Sample], what: str) -> dict[str, float]:
     return out
 
 
+def _label(name: str) -> str:
+    return name.removesuffix("_seconds").replace("_", " ")  # p95_seconds -> p95, error_ratio -> error ratio
+
+
+def _unit(name: str, value: float) -> str:
+    """In the operator's units, as the KPIs are written: latency in ms, ratios in percent."""
+    return f"{value * 1000:.0f} ms" if name.endswith("_seconds") else f"{value:.2%}"
+
+
 class Analyzer:
     def __init__(
         self,
@@ -182,7 +191,9 @@ class Analyzer:
             kpi, factor = check.kpi(self.thresholds), check.vs_stable(self.thresholds)
             assert kpi is not None  # only checks with a KPI were read
             canary, stable = values["canary"], values["stable"]
-            text = f"{name} canary {canary:.4g} vs stable {stable:.4g} (KPI {kpi:.4g})"
+            text = (
+                f"{_label(name)} canary {_unit(name, canary)} vs stable {_unit(name, stable)} (KPI {_unit(name, kpi)})"
+            )
             worse = canary > stable * factor
             if canary > kpi and (worse or stable <= kpi):
                 failures.append(text)

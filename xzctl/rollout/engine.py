@@ -169,6 +169,9 @@ class RolloutEngine(Transitions):
         if s.phase == Phase.PROGRESSING and self.store.abort_requested(s.id):
             self._back(Phase.ABORTING, Cause.OPERATOR, "aborted by the operator")
             return
+        if s.phase == Phase.PROGRESSING and s.pending is None and self.store.pause_requested(s.id):
+            self.pause()  # between deploys only: a half-done deploy is finished first
+            return
         if s.pending is not None:
             backward = s.phase in BACKWARD
             if backward and s.pending.purpose != Purpose.RESTORE:
@@ -225,10 +228,10 @@ class RolloutEngine(Transitions):
         self._transition(pins, Purpose.STEP)
 
     def _wait(self, seconds: float) -> bool:
-        """Sleep `seconds`; False when an abort was requested meanwhile."""
+        """Sleep `seconds`; False when an abort or a pause was requested meanwhile."""
         deadline = self._clock() + seconds
         for _ in range(int(seconds / WAIT_SLICE_SECONDS) + 2):
-            if self.store.abort_requested(self.state.id):
+            if self.store.abort_requested(self.state.id) or self.store.pause_requested(self.state.id):
                 return False
             left = deadline - self._clock()
             if left <= 0:
@@ -277,9 +280,24 @@ class RolloutEngine(Transitions):
                 self.event("passed", f"step {s.step + 1}/{len(s.steps)} {step.name} passed {step.successes} checks")
             self.save()
         elif m.result == Result.FAILURE:
-            self._back(Phase.ROLLING_BACK, Cause.ANALYSIS_FAILED, f"analysis failed at step {s.step + 1}: {m.reason}")
+            step.failures += 1
+            if step.failures > self.settings.failure_limit:
+                self._back(
+                    Phase.ROLLING_BACK, Cause.ANALYSIS_FAILED, f"analysis failed at step {s.step + 1}: {m.reason}"
+                )
+            else:
+                self._tolerated("failure", step.failures, self.settings.failure_limit)
         elif m.result == Result.INCONCLUSIVE:
-            self._pause(Cause.INCONCLUSIVE, f"inconclusive at step {s.step + 1}: {m.reason}; promote or abort")
+            step.inconclusive += 1
+            if step.inconclusive > self.settings.inconclusive_limit:
+                self._pause(Cause.INCONCLUSIVE, f"inconclusive at step {s.step + 1}: {m.reason}; promote or abort")
+            else:
+                self._tolerated("inconclusive", step.inconclusive, self.settings.inconclusive_limit)
+
+    def _tolerated(self, what: str, count: int, limit: int) -> None:
+        # The measurement's reason is already in its analysis event: this says only where the step stands.
+        self.event("tolerated", f"{what} {count} of {limit} tolerated at step {self.state.step + 1}")
+        self.save()
 
     # --- operator actions --------------------------------------------------------------------
 
@@ -310,6 +328,7 @@ class RolloutEngine(Transitions):
         if s.phase not in BACKWARD:
             self._check_spec(accept_spec_change)  # going back restores the recorded baseline: no spec needed
         self.store.take_over(s)
+        self.store.clear_pause(s.id)  # a pause asked of a process that died first is not carried over
         if s.phase == Phase.PAUSED:
             s.phase, s.cause, s.reason = Phase.PROGRESSING, Cause.NONE, ""
         if s.step < len(s.steps) and s.steps[s.step].status == StepStatus.ANALYZING:
@@ -339,6 +358,15 @@ class RolloutEngine(Transitions):
         self.event("promoted-step", f"accepted by the operator without analysis: {names}")
         self.save()
         return self.run()
+
+    def pause(self) -> RolloutState:
+        """Stop where it is, the nodes as they are and locked, until `rollout resume` (Argo's pause)."""
+        s = self.state
+        if s.phase != Phase.PROGRESSING:
+            raise BadInputError(f"rollout {s.id} is {s.phase.value}, not progressing: nothing to pause")
+        self.store.clear_pause(s.id)
+        self._pause(Cause.OPERATOR, f"paused by the operator; xzctl rollout resume {s.id} (or abort)")
+        return s
 
     def abort(self, reason: str = "aborted by the operator") -> RolloutState:
         """Restore the previous images everywhere (the caller made sure no live process drives it)."""

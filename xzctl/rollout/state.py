@@ -113,6 +113,10 @@ class Settings(_Model):
     checks: int = Field(5, ge=1, le=1000)
     on_unreachable: str = Field("wait", pattern="^(wait|hold)$")  # wait: count as errors; hold: pause
     error_limit: int = Field(4, ge=0, le=100)  # consecutive errors tolerated, as Argo's consecutiveErrorLimit
+    # Failed and inconclusive measurements a step tolerates before it rolls back or pauses: Argo's failureLimit and
+    # inconclusiveLimit, with Argo's defaults (0: the first one decides); raise them for noisy metrics.
+    failure_limit: int = Field(0, ge=0, le=100)
+    inconclusive_limit: int = Field(0, ge=0, le=100)
     window_seconds: float = Field(0.0, ge=0)  # 0: two intervals
     warmup_seconds: float = Field(0.0, ge=0, le=3600)  # after a deploy, samples before this are not judged
 
@@ -127,6 +131,8 @@ class Step(_Model):
     nodes: list[str]
     status: StepStatus = StepStatus.PENDING
     successes: int = 0
+    failures: int = 0  # failed measurements of this step (tolerated up to Settings.failure_limit)
+    inconclusive: int = 0
     deployed_at: float | None = None  # when its deploy was confirmed: analysis reads only later samples
 
 
@@ -272,6 +278,16 @@ class StateStore:
 
     def clear_abort(self, rollout_id: str) -> None:
         (self.dir / f"{rollout_id}.abort").unlink(missing_ok=True)
+
+    # A pause asked of the process driving a rollout (`rollout pause`), as an abort is: a file it polls.
+    def pause_requested(self, rollout_id: str) -> bool:
+        return (self.dir / f"{rollout_id}.pause").exists()
+
+    def request_pause(self, rollout_id: str) -> None:
+        atomic_write(self.dir / f"{rollout_id}.pause", "paused by the operator")
+
+    def clear_pause(self, rollout_id: str) -> None:
+        (self.dir / f"{rollout_id}.pause").unlink(missing_ok=True)
 
     def claims(self, resource: str) -> Claims:
         return Claims(self.root, resource)

@@ -67,8 +67,11 @@ def load_fleet(path: str | Path | None = None) -> LoadedFleet:
 
     spec_path = resolve_fleet_path(path)
     raw, lines = read_spec_document(spec_path)
-    fleet = build_fleet(raw, lines, str(spec_path))
-    problems = cross_checks(fleet, file=str(spec_path), lines=lines) + attach_measured(fleet, spec_path, lines)
+    origins: dict[Path_, Path_] = {}
+    fleet = build_fleet(raw, lines, str(spec_path), origins=origins)
+    # A rule broken by a value a node took from its profile names the profile's path: the one the file has.
+    problems = cross_checks(fleet, file=str(spec_path), lines=lines, origin=lambda path: _remap(path, origins))
+    problems += attach_measured(fleet, spec_path, lines)
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         raise FleetSpecError(problems)
@@ -201,10 +204,16 @@ def _index_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int], budget: 
     return visited
 
 
-def build_fleet(raw: dict[str, Any], lines: dict[Path_, int], file: str) -> Fleet:
-    """Resolve node profiles, validate the schema, and map each error back to the YAML the user wrote."""
+def build_fleet(
+    raw: dict[str, Any], lines: dict[Path_, int], file: str, *, origins: dict[Path_, Path_] | None = None
+) -> Fleet:
+    """Resolve node profiles, validate the schema, and map each error back to the YAML the user wrote.
+
+    `origins` (if given) is filled with where each profile-given section of a node came from."""
     problems: list[SpecProblem] = []
-    resolved, origins = _resolve_profiles(raw, problems, lines, file)
+    resolved, found = _resolve_profiles(raw, problems, lines, file)
+    origins = found if origins is None else origins
+    origins.update(found)
     try:
         fleet = Fleet.model_validate(resolved)
     except ValidationError as exc:

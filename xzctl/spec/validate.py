@@ -7,7 +7,8 @@ Errors refuse the spec. Warnings are contradictions an operator must know about 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Protocol
 
 from xzctl.errors import SpecProblem
@@ -63,12 +64,24 @@ class _Add(Protocol):
     def __call__(self, path: Path_, message: str, fix: str, severity: str = "error") -> None: ...
 
 
-def cross_checks(fleet: Fleet, *, file: str, lines: dict[Path_, int]) -> list[SpecProblem]:
+def cross_checks(
+    fleet: Fleet, *, file: str, lines: dict[Path_, int], origin: Callable[[Path_], Path_] | None = None
+) -> list[SpecProblem]:
+    """Every cross-field problem; `origin` maps a resolved path to where the file sets it (a node profile)."""
     problems: list[SpecProblem] = []
+    # Nodes sharing a profile break a rule at one place of the file: said once, with how many more like it.
+    repeats: Counter[tuple[str, str, str]] = Counter()
 
     def add(path: Path_, message: str, fix: str, severity: str = "error") -> None:
+        resolved, path = path, origin(path) if origin else path
+        if path != resolved and resolved[:1] == ("regions",) and len(resolved) > 3:
+            node = fleet.regions[str(resolved[1])].edge_nodes[int(resolved[3])]
+            message = f"{message} (edge node {node.id}, from its profile)"
         line = next((lines[path[:cut]] for cut in range(len(path), -1, -1) if path[:cut] in lines), None)
-        problems.append(SpecProblem(file, format_path(path), message, fix, line, severity))
+        key = (format_path(path), fix, severity)
+        repeats[key] += 1
+        if repeats[key] == 1:
+            problems.append(SpecProblem(file, key[0], message, fix, line, severity))
 
     ids = Counter(n.id for n in fleet.edge_nodes())
     hostnames = Counter(n.public_hostname for n in fleet.edge_nodes())
@@ -109,7 +122,11 @@ def cross_checks(fleet: Fleet, *, file: str, lines: dict[Path_, int]) -> list[Sp
                 f"event {event.name!r}: no region {unknown!r}",
                 "name a region of the fleet",
             )
-    return problems
+    return [_counted(p, repeats[(p.path, p.fix, p.severity)] - 1) for p in problems]
+
+
+def _counted(problem: SpecProblem, more: int) -> SpecProblem:
+    return replace(problem, message=f"{problem.message} (+{more} more like it)") if more else problem
 
 
 def _node_naming(node: EdgeNode, region_name: str, path: Path_, add: _Add) -> None:
