@@ -37,19 +37,15 @@ FAULT_BOUND = DEVICE_TIMEOUT + 15.0  # speech, then at most the device's reply t
 
 def test_override_points_every_provider_at_the_sandbox(example_fleet: Fleet) -> None:
     rendered = render_node_documents(example_fleet, example_fleet.node("bj-edge-01")).server_config
-    urls = {"asr": "http://127.0.0.1:1001", "tts": "http://127.0.0.1:1002", "llm": "http://127.0.0.1:1003"}
+    urls = {"asr_ws": "ws://127.0.0.1:1001", "tts": "http://127.0.0.1:1002", "llm": "http://127.0.0.1:1003"}
     config = server_override(rendered, port=2001, http_port=2002, auth_key="k" * 48, **urls)
     modules = config["selected_module"]
     assert config["server"]["ip"] == "127.0.0.1"
     assert (config["server"]["port"], config["server"]["http_port"], config["server"]["auth_key"]) == (2001, 2002, "k" * 48)
     assert config["server"]["websocket"] == "ws://127.0.0.1:2001/xiaozhi/v1/"
-    assert config["ASR"][modules["ASR"]] == {
-        "type": "openai",
-        "base_url": "http://127.0.0.1:1001/v1/audio/transcriptions",
-        "model_name": "node-asr",
-        "api_key": "none",
-        "output_dir": "tmp/",
-    }
+    # the rendered providers, at the sandbox's addresses: fun_server on the replica's FunASR WebSocket
+    asr = config["ASR"][modules["ASR"]]
+    assert (asr["type"], asr["host"], asr["port"], asr["is_ssl"]) == ("fun_server", "127.0.0.1", 1001, False)
     tts = config["TTS"][modules["TTS"]]
     assert (tts["url"], tts["format"], tts["params"]["response_format"]) == ("http://127.0.0.1:1002/v1/audio/speech", "wav", "wav")
     assert config["LLM"][modules["LLM"]]["base_url"] == "http://127.0.0.1:1003/v1"

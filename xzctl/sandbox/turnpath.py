@@ -29,6 +29,8 @@ def start_turn_path(real: RealNode, asr: RunningService, *, track: str) -> dict[
         llm = xiaozhi.start_llm_standin(log_dir)
         real.upstream.append(llm)
         wait_ready(llm, LOADGEN_TIMEOUT)
+    if asr.ws_url is None:  # the server reaches ASR through its FunASR WebSocket (the rendered fun_server)
+        raise BadInputError(f"{asr.name} on port {asr.port} serves no FunASR WebSocket")
     work_dir = log_dir / f"xiaozhi-server-{track}-{asr.port}"
     real.server_dirs.append(str(work_dir))
     server, http_port = xiaozhi.start_server(
@@ -37,7 +39,7 @@ def start_turn_path(real: RealNode, asr: RunningService, *, track: str) -> dict[
         source=real.xiaozhi_source,
         work_dir=work_dir,
         log_dir=log_dir,
-        asr=asr.url,
+        asr_ws=asr.ws_url,
         tts=real.services["tts"].url,
         llm=llm.url,
     )

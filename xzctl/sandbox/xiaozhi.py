@@ -3,9 +3,8 @@ the upstream server directory, upstream's config.yaml beside it and the node's r
 xzctl.render) with its addresses pointed at the sandbox's loopback ports: the node's ASR and TTS services and the
 LLM stand-in (xzctl.sandbox.llm_standin). VAD runs inside the server (silero), as upstream does.
 
-Two changes to the rendered override, both for the sandbox and said here: the node's ASR is reached with
-upstream's `openai` provider (our ASR service speaks HTTP; `fun_server` needs the FunASR WebSocket protocol,
-which the service does not speak yet), and TTS with `format: wav` (what the service returns).
+The rendered providers are kept (ASR `fun_server` on the replica's FunASR WebSocket, TTS `custom` asking for
+wav, LLM `openai`: xzctl/service_contract.py); only their addresses change, to the sandbox's loopback ports.
 
 The auth key is made per sandbox, registered with xzctl.redact and written only into the server's copy of the
 config (mode 0600): status, state and logs never hold it.
@@ -24,10 +23,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from xzctl import redact
+from xzctl import service_contract as sc
 from xzctl.errors import BadInputError, ExternalToolError, UnknownStateError
 from xzctl.images.run import RunningService
 from xzctl.render import render_node_documents
@@ -37,10 +38,9 @@ from xzctl.spec.models import EdgeNode, Fleet
 SOURCE_ENV = "XZCTL_XIAOZHI_SOURCE"
 LISTEN_TIMEOUT = 120.0  # upstream listens 3-7 s after start on an idle machine; a loaded one takes longer
 POLL = 0.2
-WS_PATH = "/xiaozhi/v1/"
-OTA_PATH = "/xiaozhi/ota/"
-ASR_PATH = "/v1/audio/transcriptions"
-TTS_PATH = "/v1/audio/speech"
+WS_PATH = sc.XIAOZHI_SERVER.endpoint("ws").path
+OTA_PATH = sc.XIAOZHI_SERVER.endpoint("http").path
+TTS_PATH = sc.TTS.main.path
 SERVER_IMAGE = "xinnan-tech/xiaozhi-esp32-server (upstream source)"
 STANDIN_IMAGE = "sandbox/llm-stand-in"
 # not copied: the server's runtime output (top level only: models/ has a data/ of its own) and what the source
@@ -74,7 +74,9 @@ def find_source(source: str | Path | None) -> tuple[Path, Path]:
     return root, config
 
 
-def server_override(rendered: str, *, port: int, http_port: int, asr: str, tts: str, llm: str, auth_key: str) -> Any:
+def server_override(
+    rendered: str, *, port: int, http_port: int, asr_ws: str, tts: str, llm: str, auth_key: str
+) -> Any:
     """The node's rendered override with the sandbox's addresses and key (see the module's docstring)."""
     config = yaml.safe_load(rendered)
     server = config["server"]
@@ -87,16 +89,9 @@ def server_override(rendered: str, *, port: int, http_port: int, asr: str, tts: 
         auth_key=auth_key,
     )
     modules = config["selected_module"]
-    config["ASR"][modules["ASR"]] = {
-        "type": "openai",
-        "base_url": f"{asr}{ASR_PATH}",
-        "model_name": "node-asr",
-        "api_key": "none",
-        "output_dir": "tmp/",
-    }
-    tts_block = config["TTS"][modules["TTS"]]
-    tts_block.update(url=f"{tts}{TTS_PATH}", format="wav")
-    tts_block.setdefault("params", {})["response_format"] = "wav"
+    asr = urlsplit(asr_ws)
+    config["ASR"][modules["ASR"]].update(host=asr.hostname, port=asr.port, is_ssl=False)
+    config["TTS"][modules["TTS"]].update(url=f"{tts}{TTS_PATH}")
     config["LLM"][modules["LLM"]].update(base_url=f"{llm}/v1", model_name="xzctl-llm-stand-in")
     return config
 
@@ -122,7 +117,7 @@ def start_server(
     source: str | Path | None,
     work_dir: Path,
     log_dir: Path,
-    asr: str,
+    asr_ws: str,
     tts: str,
     llm: str,
 ) -> tuple[RunningService, int]:
@@ -138,7 +133,9 @@ def start_server(
     auth_key = secrets.token_hex(24)
     redact.register(auth_key)
     rendered = render_node_documents(fleet, node).server_config
-    override = server_override(rendered, port=port, http_port=http_port, asr=asr, tts=tts, llm=llm, auth_key=auth_key)
+    override = server_override(
+        rendered, port=port, http_port=http_port, asr_ws=asr_ws, tts=tts, llm=llm, auth_key=auth_key
+    )
     data = work_dir / "data"
     data.mkdir(exist_ok=True)
     target = data / ".config.yaml"
