@@ -28,5 +28,7 @@ def test_the_asr_gpu_variant_sets_cuda_only_when_asked(gpu: bool, device: str | 
 def test_an_image_without_a_gpu_variant_refuses_gpu(tmp_path: Path) -> None:
     spec = load_build_spec(CATALOG / "vad")
     with pytest.raises(BadInputError, match="no GPU variant"):
-        assemble("vad", "9.0.0", spec, service="vad", repository="r/vad", state_dir=tmp_path, catalog_root=CATALOG, gpu=True)
+        assemble(
+            "vad", "9.0.0", spec, service="vad", repository="r/vad", state_dir=tmp_path, catalog_root=CATALOG, gpu=True
+        )
     assert not (tmp_path / "images").exists()

@@ -73,7 +73,7 @@ ONE_FRAME = b"\x01\x00" * (FRAME_BYTES // 2)
 )
 def test_turn_outcome(script: list[tuple[int, str | bytes]], failure: str | None) -> None:
     messages = [m for _, m in script]
-    reply_frames = messages[messages.index(STT):].count(AUDIO) if STT in messages else 0
+    reply_frames = messages[messages.index(STT) :].count(AUDIO) if STT in messages else 0
     device, socket = client(script)
     started = time.monotonic()
     result = device.turn(ONE_FRAME)
@@ -173,7 +173,10 @@ class FakeOtaAnswer:
         (b'{"websocket": {"token": 42}}', None),
         (b'{"websocket": {"token": "' + b"a" * 5000 + b'"}}', None),
         (b"<html>not json</html>", None),
-        (b'{"websocket": {"token": "t"}, "pad": "' + b"x" * 100_000 + b'"}', None),  # over the size cap: cut, unparsable
+        (
+            b'{"websocket": {"token": "t"}, "pad": "' + b"x" * 100_000 + b'"}',
+            None,
+        ),  # over the size cap: cut, unparsable
     ],
     ids=["token", "auth-off", "no-websocket", "not-a-string", "oversized-token", "not-json", "oversized-answer"],
 )

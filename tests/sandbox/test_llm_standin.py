@@ -14,9 +14,16 @@ TOOLS = [{"type": "function", "function": {"name": "handle_exit_intent", "parame
 @pytest.mark.parametrize(
     ("messages", "reply"),
     [
-        ([{"role": "user", "content": "turn on the light"}], "This is the sandbox stand-in. You said: turn on the light."),
         (
-            [{"role": "user", "content": "first"}, {"role": "assistant", "content": "x"}, {"role": "user", "content": "  last\n one "}],
+            [{"role": "user", "content": "turn on the light"}],
+            "This is the sandbox stand-in. You said: turn on the light.",
+        ),
+        (
+            [
+                {"role": "user", "content": "first"},
+                {"role": "assistant", "content": "x"},
+                {"role": "user", "content": "  last\n one "},
+            ],
             "This is the sandbox stand-in. You said: last one.",
         ),
         ([{"role": "system", "content": "prompt"}], "This is the sandbox stand-in."),

@@ -69,7 +69,10 @@ def test_a_slower_asr_canary_shows_in_real_latency_and_every_turn_is_scored(tmp_
             log_dir=tmp_path / "logs",
             track="canary",
             # faster-whisper's 30 s window instead of one sized to the audio: ~10x the encoder's work
-            env={sc.WHISPER_PAD_SECONDS_ENV: "28", sc.IMAGE_ENV: "registry.xiaozhi.example/inference/asr:2.0.0-full-window"},
+            env={
+                sc.WHISPER_PAD_SECONDS_ENV: "28",
+                sc.IMAGE_ENV: "registry.xiaozhi.example/inference/asr:2.0.0-full-window",
+            },
         )
         assert len(real.scrape_targets()) == 5
         set_asr_split(real, [(stable, "stable", 0.5), (canary, "canary", 0.5)])

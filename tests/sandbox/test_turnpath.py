@@ -49,7 +49,9 @@ def test_a_canary_replica_gets_real_turns_of_its_own_track(tmp_path: Path, examp
         deadline = time.monotonic() + WAIT
         seen: dict[str, float] = {}
         while time.monotonic() < deadline:
-            seen = {track: _ok_turns(url).get(track.removeprefix("sandbox/probe-"), 0.0) for track, url in probes.items()}
+            seen = {
+                track: _ok_turns(url).get(track.removeprefix("sandbox/probe-"), 0.0) for track, url in probes.items()
+            }
             if min(seen.values()) >= 1:
                 break
             time.sleep(2.0)

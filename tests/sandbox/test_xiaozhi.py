@@ -41,13 +41,21 @@ def test_override_points_every_provider_at_the_sandbox(example_fleet: Fleet) -> 
     config = server_override(rendered, port=2001, http_port=2002, auth_key="k" * 48, **urls)
     modules = config["selected_module"]
     assert config["server"]["ip"] == "127.0.0.1"
-    assert (config["server"]["port"], config["server"]["http_port"], config["server"]["auth_key"]) == (2001, 2002, "k" * 48)
+    assert (config["server"]["port"], config["server"]["http_port"], config["server"]["auth_key"]) == (
+        2001,
+        2002,
+        "k" * 48,
+    )
     assert config["server"]["websocket"] == "ws://127.0.0.1:2001/xiaozhi/v1/"
     # the rendered providers, at the sandbox's addresses: fun_server on the replica's FunASR WebSocket
     asr = config["ASR"][modules["ASR"]]
     assert (asr["type"], asr["host"], asr["port"], asr["is_ssl"]) == ("fun_server", "127.0.0.1", 1001, False)
     tts = config["TTS"][modules["TTS"]]
-    assert (tts["url"], tts["format"], tts["params"]["response_format"]) == ("http://127.0.0.1:1002/v1/audio/speech", "wav", "wav")
+    assert (tts["url"], tts["format"], tts["params"]["response_format"]) == (
+        "http://127.0.0.1:1002/v1/audio/speech",
+        "wav",
+        "wav",
+    )
     assert config["LLM"][modules["LLM"]]["base_url"] == "http://127.0.0.1:1003/v1"
     assert config["VAD"] == yaml.safe_load(rendered)["VAD"]  # what the node renders, unchanged
     assert "example" not in json.dumps(config)  # no address of the rendered site is left
@@ -92,7 +100,17 @@ def _turn_ok(result: TurnResult) -> None:
 @pytest.mark.images
 def test_a_device_speaking_the_real_protocol_gets_its_transcript_and_reply_audio(xiaozhi_sandbox: SandboxInfo) -> None:
     status = subprocess.run(
-        [sys.executable, "-m", "xzctl", "sandbox", "status", "-o", "json", "--state-dir", str(xiaozhi_sandbox.state_dir)],
+        [
+            sys.executable,
+            "-m",
+            "xzctl",
+            "sandbox",
+            "status",
+            "-o",
+            "json",
+            "--state-dir",
+            str(xiaozhi_sandbox.state_dir),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -102,7 +120,14 @@ def test_a_device_speaking_the_real_protocol_gets_its_transcript_and_reply_audio
     assert real["xiaozhi"]["websocket_url"].startswith("ws://127.0.0.1:")
     assert real["xiaozhi"]["websocket_url"].endswith("/xiaozhi/v1/")
     assert real["xiaozhi"]["ota_url"].endswith("/xiaozhi/ota/")
-    assert {key.rsplit("-", 1)[0] for key in real["services"]} >= {"vad", "asr", "tts", "llm", "xiaozhi-server", "probe"}
+    assert {key.rsplit("-", 1)[0] for key in real["services"]} >= {
+        "vad",
+        "asr",
+        "tts",
+        "llm",
+        "xiaozhi-server",
+        "probe",
+    }
     client = device(xiaozhi_sandbox, "aa:bb:cc:00:00:01")
     client.connect()
     try:
@@ -148,7 +173,17 @@ def test_the_auth_key_is_never_in_status_state_or_logs(xiaozhi_sandbox: SandboxI
     key = yaml.safe_load(config.read_text())["server"]["auth_key"]
     assert len(key) >= 32
     status = subprocess.run(
-        [sys.executable, "-m", "xzctl", "sandbox", "status", "-o", "json", "--state-dir", str(xiaozhi_sandbox.state_dir)],
+        [
+            sys.executable,
+            "-m",
+            "xzctl",
+            "sandbox",
+            "status",
+            "-o",
+            "json",
+            "--state-dir",
+            str(xiaozhi_sandbox.state_dir),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -158,7 +193,10 @@ def test_the_auth_key_is_never_in_status_state_or_logs(xiaozhi_sandbox: SandboxI
     leaks = [
         p
         for p in Path(xiaozhi_sandbox.state_dir).rglob("*")
-        if p.is_file() and p != config and p.suffix in (".log", ".json", ".yaml", ".yml") and key in p.read_text(errors="replace")
+        if p.is_file()
+        and p != config
+        and p.suffix in (".log", ".json", ".yaml", ".yml")
+        and key in p.read_text(errors="replace")
     ]
     assert not leaks
 

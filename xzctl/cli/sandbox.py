@@ -72,7 +72,9 @@ def _print_summary(console: Console, data: dict[str, Any]) -> None:
         console.print(f"Kubernetes  export KUBECONFIG={escape(data['kubeconfig'])}  (fake nodes: kwok)", soft_wrap=True)
     xiaozhi = (data["real_node"] or {}).get("xiaozhi")
     if xiaozhi:
-        console.print(f"Xiaozhi     {escape(xiaozhi['websocket_url'])}  (OTA {escape(xiaozhi['ota_url'])})", soft_wrap=True)
+        console.print(
+            f"Xiaozhi     {escape(xiaozhi['websocket_url'])}  (OTA {escape(xiaozhi['ota_url'])})", soft_wrap=True
+        )
     if data["history"]:
         h = data["history"]
         console.print(

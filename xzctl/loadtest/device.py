@@ -175,7 +175,9 @@ class DeviceClient:
             ).__enter__()
         except InvalidStatus as exc:
             status = exc.response.status_code
-            raise DeviceError("auth" if status in (401, 403) else "connect", f"WebSocket refused: HTTP {status}") from exc
+            raise DeviceError(
+                "auth" if status in (401, 403) else "connect", f"WebSocket refused: HTTP {status}"
+            ) from exc
         except (OSError, TimeoutError, WebSocketException) as exc:
             raise DeviceError("connect", f"WebSocket {self.ws_url}: {type(exc).__name__}") from exc
         try:
@@ -234,7 +236,9 @@ class DeviceClient:
         speech = encode_opus(pcm16k) or [silence]
         turn = _Turn()
         try:
-            self._ws.send(json.dumps({"type": "listen", "state": "start", "mode": "auto", "session_id": self.session_id}))
+            self._ws.send(
+                json.dumps({"type": "listen", "state": "start", "mode": "auto", "session_id": self.session_id})
+            )
             for packet in before_speech:
                 self._ws.send(packet)
             return self._run(turn, speech, silence)

@@ -26,7 +26,9 @@ def speak(text: str, voice: str = "en-us") -> bytes:
             check=True,
         )
     except (OSError, subprocess.SubprocessError) as exc:
-        raise ExternalToolError(f"espeak-ng could not speak: {type(exc).__name__}", hint="apt-get install espeak-ng") from exc
+        raise ExternalToolError(
+            f"espeak-ng could not speak: {type(exc).__name__}", hint="apt-get install espeak-ng"
+        ) from exc
     with wave.open(io.BytesIO(done.stdout[:MAX_WAV_BYTES])) as wav:
         rate, frames = wav.getframerate(), wav.readframes(wav.getnframes())
     samples = np.frombuffer(frames, dtype="<i2").astype(np.float64)

@@ -158,7 +158,9 @@ def turn_latency_quantile(
     return f"histogram_quantile({quantile:g}, {buckets})"
 
 
-def turn_failure_ratio(*, window: str = "5m", by: By = (c.REGION, c.NODE, c.TRACK), filters: Filters | None = None) -> str:
+def turn_failure_ratio(
+    *, window: str = "5m", by: By = (c.REGION, c.NODE, c.TRACK), filters: Filters | None = None
+) -> str:
     """Share of device turns that failed (0..1), whatever the kind."""
     failed = _sum_rate(c.TURNS.name, {**(filters or {}), "result": "failed"}, window, by)
     return _ratio(failed, _sum_rate(c.TURNS.name, filters, window, by))

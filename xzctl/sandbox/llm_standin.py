@@ -54,7 +54,13 @@ def chunks(text: str) -> list[dict[str, Any]]:
     out.append({"index": 0, "delta": {}, "finish_reason": "stop"})
     created = int(time.time())
     return [
-        {"id": "chatcmpl-standin", "object": "chat.completion.chunk", "created": created, "model": MODEL, "choices": [c]}
+        {
+            "id": "chatcmpl-standin",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": MODEL,
+            "choices": [c],
+        }
         for c in out
     ]
 

@@ -74,9 +74,7 @@ def find_source(source: str | Path | None) -> tuple[Path, Path]:
     return root, config
 
 
-def server_override(
-    rendered: str, *, port: int, http_port: int, asr_ws: str, tts: str, llm: str, auth_key: str
-) -> Any:
+def server_override(rendered: str, *, port: int, http_port: int, asr_ws: str, tts: str, llm: str, auth_key: str) -> Any:
     """The node's rendered override with the sandbox's addresses and key (see the module's docstring)."""
     config = yaml.safe_load(rendered)
     server = config["server"]
