@@ -47,7 +47,7 @@ def test_xiaozhi_server_matches_upstream_deployment_facts(beijing: list[Obj], ex
     pod = server["spec"]["template"]["spec"]
     main = pod["containers"][0]
     # the image built here from upstream 0.9.6, pulled by the lock's digest
-    assert main["image"] == load_catalog().by_digest("registry.xiaozhi.example/inference/xiaozhi-server:0.9.6")
+    assert main["image"] == load_catalog().by_digest("registry.xiaozhi.example/inference/xiaozhi-server:0.9.6-1")
     assert "@sha256:" in main["image"]
     assert [(p["name"], p["containerPort"]) for p in main["ports"]] == [("ws", 8000), ("http", 8003)]
     assert main["readinessProbe"]["httpGet"] == {"path": "/", "port": "ws"}

@@ -1,4 +1,4 @@
-"""`xzctl loadtest run|worker`: emulated devices speak the real protocol to a node and measure its turns."""
+"""`xzctl loadtest run|sweep|worker`: emulated devices speak the real protocol to a node and measure its turns."""
 
 from __future__ import annotations
 
