@@ -134,13 +134,13 @@ def test_image_ref_parses_registry_ports() -> None:
 
 def test_production_requires_digests_and_matching_models(catalog: Catalog) -> None:
     with pytest.raises(BadInputError, match="not pinned by digest"):
-        check_reference(catalog, f"{ASR}:1.3.0", "asr", production=True)
-    release = catalog.get("asr").release("1.3.0")
+        check_reference(catalog, f"{ASR}:2.0.0", "asr", production=True)
+    release = catalog.get("asr").release("2.0.0")
     assert release is not None
     pinned = catalog.get("asr").pinned(release)
-    assert "asr 1.3.0" in check_reference(catalog, pinned, "asr", production=True, model="sensevoice-small-fp16")
-    with pytest.raises(BadInputError, match="serves 'sensevoice-small-fp16'"):
-        check_reference(catalog, pinned, "asr", production=True, model="sensevoice-large")
+    assert "asr 2.0.0" in check_reference(catalog, pinned, "asr", production=True, model="whisper-tiny.en-int8")
+    with pytest.raises(BadInputError, match=r"serves 'whisper-tiny\.en-int8'"):
+        check_reference(catalog, pinned, "asr", production=True, model="whisper-base")
     with pytest.raises(BadInputError, match="is the asr image, not a tts image"):
         check_reference(catalog, pinned, "tts", production=False)
 
