@@ -74,7 +74,7 @@ def test_every_service_has_distinct_ports_and_named_providers() -> None:
     "provider", [p for s in sc.SERVICES.values() for p in s.providers], ids=lambda p: f"{p.module}-{p.type}"
 )
 def test_each_provider_is_upstream_and_reads_every_key_the_contract_renders(provider: sc.Provider) -> None:
-    folder = f"server/core/providers/{provider.module.lower()}"
+    folder = f"core/providers/{provider.module.lower()}"
     name = (
         f"{folder}/{provider.type}/{provider.type}.py" if provider.module == "LLM" else f"{folder}/{provider.type}.py"
     )
