@@ -166,12 +166,14 @@ def _wait_gone(procs: list[Proc], seconds: float) -> list[Proc]:
 
 
 def stop(
-    procs: Iterable[Proc], *, grace: float = 0.0, term: float = TERM_SECONDS, kill: float = KILL_SECONDS
+    procs: Iterable[Proc], *, grace: float = 0.0, term: float | None = None, kill: float | None = None
 ) -> list[Proc]:
     """Let `procs` exit on their own for `grace` seconds, then SIGTERM, wait `term`, then SIGKILL, wait `kill`.
 
     Returns only when each is gone; returns those that had to be signalled. A Ctrl-C during the grace wait
     skips to the signals (and is raised again once they are gone). ExternalToolError names any survivor."""
+    term = TERM_SECONDS if term is None else term
+    kill = KILL_SECONDS if kill is None else kill
     left = list(procs)
     interrupted = False
     try:

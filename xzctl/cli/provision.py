@@ -213,7 +213,7 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
 
 
 TargetArgument = typer.Argument(
-    ..., metavar="region REGION | cloud", help="The stack: `region beijing` (stack edge-beijing) or `cloud`."
+    ..., metavar="STACK", help="The stack: `region beijing` (stack edge-beijing) or `cloud`."
 )
 
 
@@ -241,7 +241,7 @@ class StackRunOptions:
 RUN_COLUMNS = [Column("resource"), Column("type", 1), Column("op"), Column("fields", text=True)]
 
 
-def _run_summary(data: dict[str, Any], console: Console) -> None:
+def _run_summary(data: dict[str, Any], console: Console, wide: bool) -> None:
     done = {"destroy": ("would remove", "removed"), "refresh": ("would read back", "read back")}[data["action"]]
     counts = ", ".join(f"{n} {op}" for op, n in sorted(data["changes"].items())) or "nothing"
     console.print(f"[bold]{escape(data['stack'])}[/] {done[0 if data['preview'] else 1]}: {escape(counts)}")
@@ -253,36 +253,32 @@ def _run_summary(data: dict[str, Any], console: Console) -> None:
         for r in data["resources"]
     ]
     if rows:
-        print_table(console, RUN_COLUMNS, rows, wide=data.get("wide", False))
+        print_table(console, RUN_COLUMNS, rows, wide=wide)
 
 
 def _stack_run(action: str, words: list[str], o: StackRunOptions, **extra: Any) -> None:
     from xzctl.provision import lifecycle
 
+    name = _stack_name(words)
     if not o.preview and not o.yes and not sys.stdin.isatty():
         raise BadInputError(
             f"{action} needs --yes when stdin is not a terminal", hint="add --yes, or --preview to only look"
         )
     run = getattr(lifecycle, action)
+    wide = o.output is Output.WIDE
 
     def call(only_preview: bool) -> dict[str, Any]:
-        result = run(
-            _stack_name(words),
-            o.fleet,
-            preview=only_preview,
-            on_event=_progress,
-            state=o.state_dir,
-            parallel=o.parallel,
-            **extra,
-        )
-        return {**result.to_dict(), "wide": o.output is Output.WIDE}
+        kwargs = {"preview": only_preview, "on_event": _progress, "state": o.state_dir, "parallel": o.parallel}
+        result = run(name, o.fleet, **kwargs, **extra)
+        data: dict[str, Any] = result.to_dict()
+        return data
 
     if not o.preview and not o.yes:
         planned = call(True)
-        _run_summary(planned, stderr)
+        _run_summary(planned, stderr, wide)
         typer.confirm(f"{action.capitalize()} stack {planned['stack']}?", abort=True)
     data = call(o.preview)
-    emit({k: v for k, v in data.items() if k != "wide"}, o.output, lambda console: _run_summary(data, console))
+    emit(data, o.output, lambda console: _run_summary(data, console, wide))
 
 
 def _rollout_holds(state_dir: Path | None) -> dict[str, str]:
