@@ -130,7 +130,7 @@ def stack_outputs(state: Path, stack: str) -> dict[str, Any] | None:
     latest = _latest(state, stack)
     if latest is None:
         return None
-    root = next((r for r in latest.get("resources") or [] if r.get("type") == STACK_RESOURCE), {})
+    root: dict[str, Any] = next((r for r in latest.get("resources") or [] if r.get("type") == STACK_RESOURCE), {})
     outputs = root.get("outputs") or {}
     return {k: "[secret]" if isinstance(v, dict) and SECRET_SIGNATURE in v else v for k, v in sorted(outputs.items())}
 
