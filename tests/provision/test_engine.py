@@ -39,6 +39,7 @@ def start_plugin(env: dict[str, str], ready: Path) -> int:
 @pytest.fixture(autouse=True)
 def _short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine, "FINISH_SECONDS", 0.2)
+    monkeypatch.setattr(engine, "LEFTOVER_TERM_SECONDS", 0.3)
     monkeypatch.setattr(reaper, "TERM_SECONDS", 0.3)
 
 

@@ -25,6 +25,7 @@ WORKSPACE = "pulumi-workspace"  # under the state dir: the Automation API's proj
 # After Ctrl-C the engine cancels: it waits for the operations in flight, writes the checkpoint and closes its
 # plugins. Past this it is stopped (its stack then needs --recover, as after a kill).
 FINISH_SECONDS = 20.0
+LEFTOVER_TERM_SECONDS = 2.0
 _GENERIC_ERRORS = ("error: update failed", "error: preview failed", "error: destroy failed", "error: refresh failed")
 
 
@@ -41,7 +42,11 @@ def engine_run() -> Iterator[dict[str, str]]:
     try:
         yield {ENGINE_MARK: mark}
     finally:
-        reaper.stop([proc for proc, _ in reaper.marked(ENGINE_MARK, mark)], grace=FINISH_SECONDS)
+        started = [proc for proc, _ in reaper.marked(ENGINE_MARK, mark)]
+        engines = [proc for proc in started if Path(proc.command.split(" ")[0]).name == "pulumi"]
+        reaper.stop(engines, grace=FINISH_SECONDS)
+        # With the engine gone, a plugin still running is left over: no grace, and it ignores SIGTERM anyway.
+        reaper.stop([proc for proc in started if proc not in engines], term=LEFTOVER_TERM_SECONDS)
 
 
 def open_stack(stack_name: str, state: Path, env: Mapping[str, str], program: Callable[[], None] | None = None) -> Any:
