@@ -266,3 +266,44 @@ def test_the_simulator_runs_what_the_api_server_runs(engine: Engine, tmp_path_fa
     code, _ = engine.xzctl_json("provision", "region", REGION, "--yes")
     assert code == 0
     assert asr_images(None) == {"stable": stable, "canary": None}
+
+
+@pytest.mark.usefixtures("cloud")
+def test_refresh_reports_drift_then_destroy_removes_every_resource(engine: Engine) -> None:
+    """guangzhou applied, then changed outside Pulumi (a ConfigMap edited, a Service deleted): `refresh --preview`
+    names both and keeps the state; `refresh` reads them back; `destroy` removes every resource and says so."""
+    from kubernetes import client as k8s
+
+    from xzctl.sandbox.kubernetes import api_client
+
+    code, applied = engine.xzctl_json("provision", "region", "guangzhou", "--yes")
+    assert code == 0, applied
+    code, outputs = engine.xzctl_json("provision", "outputs", "region", "guangzhou")
+    assert code == 0 and outputs["outputs"]["namespace"] == "xiaozhi-guangzhou"
+    api = api_client(engine.kubeconfig)
+    try:
+        core = k8s.CoreV1Api(api)
+        maps = [
+            m
+            for m in core.list_namespaced_config_map("xiaozhi-guangzhou").items
+            if m.metadata.name != "kube-root-ca.crt"
+        ]
+        edited = maps[0].metadata.name
+        core.patch_namespaced_config_map(edited, "xiaozhi-guangzhou", {"data": {"edited-by-hand": "yes"}})
+        deleted = core.list_namespaced_service("xiaozhi-guangzhou").items[0].metadata.name
+        core.delete_namespaced_service(deleted, "xiaozhi-guangzhou")
+    finally:
+        api.close()
+    code, preview = engine.xzctl_json("provision", "refresh", "region", "guangzhou", "--preview")
+    assert code == 0, preview
+    drift = {(r["name"], r["op"]) for r in preview["resources"]}
+    assert (deleted, "delete") in drift and (edited, "update") in drift, preview
+    code, again = engine.xzctl_json("provision", "refresh", "region", "guangzhou", "--preview")
+    assert code == 0 and {(r["name"], r["op"]) for r in again["resources"]} == drift  # a preview keeps the state
+    code, refreshed = engine.xzctl_json("provision", "refresh", "region", "guangzhou", "--yes")
+    assert code == 0 and refreshed["changes"].get("delete") == 1, refreshed
+    code, destroyed = engine.xzctl_json("provision", "destroy", "region", "guangzhou", "--yes")
+    assert code == 0, destroyed
+    assert destroyed["changes"]["delete"] == len(destroyed["resources"]) > 50
+    status = {s["stack"]: s for s in engine.xzctl_json("provision", "status", fleet=False)[1]["stacks"]}
+    assert status["edge-guangzhou"]["resources"] == 0
