@@ -55,7 +55,7 @@ def _progress(event: Any) -> None:
         mark = "[red]failed[/]" if event.phase == "failed" else "done"
         count = f"[{event.done}/{event.total}]"
         stderr.print(f"  {escape(count)} {mark} {escape(event.op)} {escape(event.type)} {escape(event.name)}")
-    elif event.phase == "start" and event.op != "same":
+    elif event.phase == "start" and event.op not in ("same", "refresh"):  # a refresh says what it found when done
         style = _OP_STYLE.get(event.op, "white")
         stderr.print(f"[{style}]{escape(event.op):>8}[/] {escape(event.type)} {escape(event.name)}")
 

@@ -300,7 +300,7 @@ def _simplify(event: Any) -> ProvisionEvent | None:
             meta = found.metadata
             op = getattr(meta.op, "value", str(meta.op))
             fields = tuple(meta.diffs or ())
-            if op == "refresh":  # what the refresh found: gone from the cluster, changed there, or as recorded
+            if op == "refresh" and phase == "done":  # what it found: gone from the cluster, changed there, or same
                 op = "delete" if meta.new is None else "update" if fields else "same"
             return ProvisionEvent(phase=phase, op=op, type=meta.type, name=meta.urn.split("::")[-1], fields=fields)
     diag = getattr(event, "diagnostic_event", None)
