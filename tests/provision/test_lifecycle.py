@@ -96,3 +96,19 @@ def test_outputs_are_read_from_the_backend_secrets_masked(tmp_path: Path, capsys
     assert run(argv) == 0
     table = capsys.readouterr().out
     assert "cloudEndpoint" in table and '"[secret]"' in table and "v1:abc" not in table
+
+
+@pytest.mark.usefixtures("pulumi_on_path")
+def test_destroy_asks_the_rollouts_of_the_state_dir(
+    example_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.fixtures.rollout_fakes import make_state
+    from xzctl.rollout.state import StateStore
+
+    state = state_dir(tmp_path)
+    write_stack(state, "edge-beijing", 87)
+    StateStore(state).save(make_state(example_fleet, "asr-x7k2p", ["bj-edge-02"]))  # unfinished: it has not run
+    argv = ["--example", "provision", "destroy", "region", "beijing", "--yes", "--state-dir", str(state)]
+    assert run(argv) == 5
+    assert "region beijing: rollout asr-x7k2p holds edge node(s) bj-edge-02" in capsys.readouterr().err
+    assert not (state / "pulumi-workspace").exists()
