@@ -26,6 +26,7 @@ from xzctl.state import pid_alive
 
 TERM_SECONDS = 10.0  # a server's graceful stop
 KILL_SECONDS = 10.0  # the kernel freeing a killed process (a large Go heap takes a moment)
+COLLECT_SECONDS = 10.0  # an orphan's zombie until PID 1 collects it
 POLL_SECONDS = 0.05
 _COMMAND_CHARS = 160
 _ENVIRON_BYTES = 1 << 20  # bounded read: an environment is a few KB
@@ -54,6 +55,12 @@ class Proc:
         except OSError:
             return False
         return any((s := _stat(self.pid, int(t))) is not None and s[0] not in ("Z", "X") for t in tasks)
+
+    def listed(self) -> bool:
+        """Still in /proc, even as a zombie whose parent has not collected it yet."""
+        _reap(self.pid)
+        stat = _stat(self.pid)
+        return stat is not None and int(stat[19]) == self.start
 
     def signal(self, sig: int) -> None:
         if self.alive():
@@ -165,12 +172,29 @@ def _wait_gone(procs: list[Proc], seconds: float) -> list[Proc]:
     return left
 
 
+def wait_collected(procs: list[Proc]) -> None:
+    """Wait (bounded) until their parents collected the exited processes: whoever looks right after (`ps`,
+    `pgrep`) then finds nothing. Where PID 1 reaps orphans only now and then (a container's init), that takes
+    seconds; past the bound a zombie is left to its parent: it holds no port and no memory."""
+    deadline = time.monotonic() + COLLECT_SECONDS
+    for _ in range(int(COLLECT_SECONDS / POLL_SECONDS) + 1):
+        if not any(p.listed() for p in procs) or time.monotonic() >= deadline:
+            return
+        time.sleep(POLL_SECONDS)
+
+
 def stop(
-    procs: Iterable[Proc], *, grace: float = 0.0, term: float | None = None, kill: float | None = None
+    procs: Iterable[Proc],
+    *,
+    grace: float = 0.0,
+    term: float | None = None,
+    kill: float | None = None,
+    collect: bool = True,
 ) -> list[Proc]:
     """Let `procs` exit on their own for `grace` seconds, then SIGTERM, wait `term`, then SIGKILL, wait `kill`.
 
-    Returns only when each is gone; returns those that had to be signalled. A Ctrl-C during the grace wait
+    Returns only when each is gone (`collect`: and collected by its parent, see `wait_collected`); returns those
+    that had to be signalled. A Ctrl-C during the grace wait
     skips to the signals (and is raised again once they are gone). ExternalToolError names any survivor."""
     term = TERM_SECONDS if term is None else term
     kill = KILL_SECONDS if kill is None else kill
@@ -190,6 +214,8 @@ def stop(
         left = _wait_gone(left, wait)
     if left:
         raise ExternalToolError(f"still running after SIGKILL: {'; '.join(p.describe() for p in left)}")
+    if collect:
+        wait_collected(signalled)
     if interrupted:
         raise KeyboardInterrupt
     return signalled

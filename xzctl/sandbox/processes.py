@@ -21,9 +21,12 @@ def alive(pid: int, start_time: int | None) -> bool:
     return reaper.find(pid, start_time) is not None
 
 
-def stop_group(pid: int, start_time: int | None) -> None:
-    """SIGTERM every process of the session `pid` leads (bounded wait), then SIGKILL; returns when all are gone."""
-    reaper.stop(reaper.session(pid, start_time), term=STOP_TIMEOUT_SECONDS, kill=STOP_TIMEOUT_SECONDS)
+def stop_group(pid: int, start_time: int | None, *, collect: bool = True) -> list[reaper.Proc]:
+    """SIGTERM every process of the session `pid` leads (bounded wait), then SIGKILL; returns when all are gone
+    (`collect`: and their parents collected them), with those it stopped."""
+    return reaper.stop(
+        reaper.session(pid, start_time), term=STOP_TIMEOUT_SECONDS, kill=STOP_TIMEOUT_SECONDS, collect=collect
+    )
 
 
 def polls(seconds: float) -> int:

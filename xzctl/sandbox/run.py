@@ -23,6 +23,7 @@ from typing import Any
 import requests
 import yaml
 
+from xzctl import reaper
 from xzctl.errors import BadInputError, ConflictError, UnknownStateError
 from xzctl.metrics import contract as c
 from xzctl.sandbox.processes import STOP_TIMEOUT_SECONDS, alive, spawn, stop_group, wait_until
@@ -233,8 +234,12 @@ def stop_sandbox(state_dir: str | Path) -> None:
     info = _read_state(state_dir)
     if info is None:
         return
-    for name, pid in reversed(info.pids.items()):
-        stop_group(pid, info.start_times.get(name))
+    stopped = [
+        p
+        for name, pid in reversed(info.pids.items())
+        for p in stop_group(pid, info.start_times.get(name), collect=False)
+    ]
+    reaper.wait_collected(stopped)  # once for all: PID 1 may collect orphans only every few seconds
     if info.real_node:
         stop_recorded_real_node(info.real_node)
     if info.work_dir:
