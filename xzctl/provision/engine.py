@@ -1,6 +1,7 @@
 """One Automation API run of the pulumi engine: its workspace, its stack, its errors, and what it started.
 
-The engine (the pulumi CLI) starts each provider plugin in a process group of its own, and
+The engine (the pulumi CLI) starts each provider plugin in a process group of its own, with its own environment
+(pulumi sdk v3.274 go/common/resource/plugin/plugin.go: `RegisterProcessGroup` = setpgid, `os.Environ()`), and
 pulumi-resource-kubernetes does not exit on SIGTERM: an engine that is killed, or a run that is interrupted,
 leaves the plugin running under PID 1, holding a port and memory. So every run marks the engine it starts
 (`XZCTL_ENGINE_RUN` in its environment, which each plugin inherits) and, however the run ends (success, a pulumi
