@@ -140,7 +140,8 @@ def _engine(run: StackRun, on_event: OnEvent, where: Path, parallel: int) -> Sta
                 run.changes = _ops(st.preview_refresh(**common).change_summary)
             else:
                 run.changes = _ops(st.refresh(**common).summary.resource_changes)
-    run.resources = [_changed(e) for e in progress.changed if e.type != "pulumi:pulumi:Stack"]
+    # The stack itself and its providers are not the cluster's resources (nor in Pulumi's summary).
+    run.resources = [_changed(e) for e in progress.changed if not e.type.startswith("pulumi:")]
     return run
 
 
