@@ -49,6 +49,7 @@ echo "== pytest"
 # --no-loadscope-reorder); then, alone, the tests marked `latency`, which judge real inference services by the
 # latency they measure. XZCTL_FAST_ONLY=1 runs the fast suite alone. Extra arguments go to every run.
 fast='not live and not ssh and not engine and not images and not tools'
+export XZCTL_TEST_RUN="test-sh-$$-$(date +%s%N)"  # inherited by every process the runs start: see == leftovers
 rc=0
 selected=0
 pytest_run() {  # one run; a run that selects nothing (a path with no tier test in it) is fine unless all do
@@ -64,6 +65,12 @@ if [ "${XZCTL_FAST_ONLY:-}" != "1" ]; then
   pytest_run -n "${XZCTL_WORKERS:-6}" --dist loadgroup --no-loadscope-reorder -m "not ($fast) and not latency" "$@"
   pytest_run -m latency "$@"
 fi
+# No process started under the runs may outlive them (a leaked engine plugin holds a port and memory): each pytest
+# process checks its own at its session's end (tests/fixtures/leftovers.py); this catches the rest.
+echo "== leftovers"
+python3 -c 'import sys; from tests.fixtures.leftovers import outlived; left = outlived("XZCTL_TEST_RUN", sys.argv[1])
+print(*(f"outlived the test run (now killed): {p}" for p in left), sep="\n", file=sys.stderr); sys.exit(bool(left))' \
+  "$XZCTL_TEST_RUN" || rc=1
 if [ "$selected" -eq 0 ]; then
   echo "pytest collected no tests: that is a failure here" >&2
   exit 1

@@ -20,10 +20,12 @@ from xzctl.spec import Fleet, bundled_example_path, load_fleet  # noqa: E402
 
 pytest_plugins = [
     "pytester",
+    "tests.fixtures.leftovers",
     "tests.fixtures.tiers",
     "tests.fixtures.distribution",
     "tests.fixtures.sandbox",
     "tests.fixtures.pulumi_mocks",
+    "tests.fixtures.pulumi_backend",
     "tests.fixtures.sshd",
     "tests.fixtures.bootstrap",
     "tests.fixtures.rollout_sandbox",

@@ -11,7 +11,8 @@ from pulumi.automation.errors import CommandError
 
 from xzctl.cli import run
 from xzctl.provision import ProvisionEvent
-from xzctl.provision.automation import _reason, missing_secrets, stored_config_keys
+from xzctl.provision.automation import missing_secrets, stored_config_keys
+from xzctl.provision.engine import reason
 from xzctl.spec import Fleet
 
 DIAGNOSTICS = (
@@ -38,7 +39,7 @@ DIAGNOSTICS = (
     ],
 )
 def test_a_failure_names_its_reason_not_the_stream(stdout: str, stderr: str, expected: str) -> None:
-    assert _reason(CommandError(CommandResult(stdout=stdout, stderr=stderr, code=255))) == expected
+    assert reason(CommandError(CommandResult(stdout=stdout, stderr=stderr, code=255))) == expected
 
 
 def test_pulumi_secrets_are_pre_checked_against_env_and_stored_config(example_fleet: Fleet, tmp_path: Path) -> None:

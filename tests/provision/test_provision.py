@@ -8,13 +8,12 @@ a stand-in `pulumi` file on PATH that only `shutil.which` sees and nothing execu
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.fixtures.golden import assert_golden
+from tests.fixtures.pulumi_backend import write_stack
 from xzctl.cli import _common, run
 from xzctl.errors import BadInputError
 from xzctl.provision import ProvisionEvent
@@ -30,20 +29,6 @@ def no_pulumi(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
     return empty
-
-
-@pytest.fixture
-def pulumi_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    stand_in = bin_dir / "pulumi"
-    stand_in.write_text("#!/bin/sh\necho 'not the real pulumi' >&2\nexit 99\n", encoding="utf-8")
-    stand_in.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
-    monkeypatch.setenv("XIAOZHI_AUTH_KEY", "test-key")
-    monkeypatch.setenv("XZCTL_SECRET_REDIS_PASSWORD", "test-redis")
-    return bin_dir
 
 
 @pytest.mark.usefixtures("no_pulumi")
@@ -120,33 +105,19 @@ def test_stack_names(example_fleet: Fleet) -> None:
             stack_for(example_fleet, bad)
 
 
-def _write_stack(state: Path, stack: str, resources: int, history: list[dict[str, Any]]) -> None:
-    root = state / "pulumi" / ".pulumi"
-    checkpoint = {
-        "version": 3,
-        "checkpoint": {"stack": f"organization/xzctl/{stack}", "latest": {"resources": [{}] * resources}},
-    }
-    (root / "stacks" / "xzctl").mkdir(parents=True, exist_ok=True)
-    (root / "stacks" / "xzctl" / f"{stack}.json").write_text(json.dumps(checkpoint), encoding="utf-8")
-    folder = root / "history" / "xzctl" / stack
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, update in enumerate(history):
-        (folder / f"{stack}-{1764000000000000000 + i}.history.json").write_text(json.dumps(update), encoding="utf-8")
-
-
 def test_status_lists_stacks_with_last_update_and_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = tmp_path / "state"
     assert run(["--example", "provision", "status", "--state-dir", str(state)]) == 0
     assert "no stacks in" in capsys.readouterr().out
-    _write_stack(
+    write_stack(
         state,
         "cloud",
         42,
         [{"kind": "update", "result": "succeeded", "endTime": 1764017000, "resourceChanges": {"create": 42}}],
     )
-    _write_stack(
+    write_stack(
         state,
         "edge-beijing",
         87,
@@ -252,7 +223,7 @@ def test_a_lock_of_another_project_does_not_block(tmp_path: Path) -> None:
 def test_status_ignores_the_attrs_files_beside_the_history(tmp_path: Path) -> None:
     state = tmp_path / "state"
     update = {"kind": "update", "result": "succeeded", "endTime": 1764017000, "resourceChanges": {"same": 3}}
-    _write_stack(state, "cloud", 3, [update])
+    write_stack(state, "cloud", 3, [update])
     folder = state / "pulumi" / ".pulumi" / "history" / "xzctl" / "cloud"
     # The file backend writes a .attrs file beside each history and checkpoint; it sorts after them.
     (folder / "cloud-1764000000000000000.history.json.attrs").write_text('{"md5": "x"}', encoding="utf-8")
@@ -277,7 +248,7 @@ def _dead_pid() -> int:
 def _write_interrupted(state: Path, stack: str, *, lock: bool, pending: int) -> Path:
     import socket
 
-    _write_stack(state, stack, 3, [])
+    write_stack(state, stack, 3, [])
     checkpoint_path = state / "pulumi" / ".pulumi" / "stacks" / "xzctl" / f"{stack}.json"
     checkpoint = json.loads(checkpoint_path.read_text(encoding="utf-8"))
     urn = f"urn:pulumi:{stack}::xzctl::kubernetes:apps/v1:Deployment::xiaozhi/bj-edge-01-asr"
@@ -326,7 +297,7 @@ def test_a_checkpoint_sidecar_a_kill_left_empty_is_removed_only_with_consent(tmp
     from xzctl.provision.backend import ensure_unlocked
 
     state = tmp_path / "state"
-    _write_stack(state, "edge-beijing", 3, [])
+    write_stack(state, "edge-beijing", 3, [])
     folder = state / "pulumi" / ".pulumi" / "stacks" / "xzctl"
     (folder / "edge-beijing.json.attrs").write_bytes(b"")
     (folder / "edge-beijing.json.bak.attrs").write_text('{"md5": "x"}', encoding="utf-8")

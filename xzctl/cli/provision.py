@@ -1,4 +1,4 @@
-"""`xzctl provision region|cloud|status`: the Pulumi stacks of edge regions and the cloud."""
+"""`xzctl provision region|cloud|destroy|refresh|outputs|status`: the Pulumi stacks of edge regions and the cloud."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def _progress(event: Any) -> None:
         mark = "[red]failed[/]" if event.phase == "failed" else "done"
         count = f"[{event.done}/{event.total}]"
         stderr.print(f"  {escape(count)} {mark} {escape(event.op)} {escape(event.type)} {escape(event.name)}")
-    elif event.phase == "start" and event.op != "same":
+    elif event.phase == "start" and event.op not in ("same", "refresh"):  # a refresh says what it found when done
         style = _OP_STYLE.get(event.op, "white")
         stderr.print(f"[{style}]{escape(event.op):>8}[/] {escape(event.type)} {escape(event.name)}")
 
@@ -210,3 +210,129 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
         print_table(console, STATUS_COLUMNS, rows, wide=output is Output.WIDE)
 
     emit({"state": str(where / "pulumi"), "stacks": stacks}, output, table)
+
+
+TargetArgument = typer.Argument(
+    ..., metavar="STACK", help="The stack: `region beijing` (stack edge-beijing) or `cloud`."
+)
+
+
+def _stack_name(words: list[str]) -> str:
+    """`region beijing` -> beijing, `cloud` -> cloud (a stack name such as edge-beijing passes as it is)."""
+    if len(words) == 2 and words[0] == "region":
+        return words[1]
+    if len(words) == 1 and words[0] != "region":
+        return words[0]
+    raise BadInputError(f"{' '.join(words)!r} names no stack", hint="give `region REGION` or `cloud`")
+
+
+@dataclasses.dataclass(frozen=True)
+class StackRunOptions:
+    """The options `destroy` and `refresh` share."""
+
+    preview: bool = PreviewOption
+    yes: bool = YesOption
+    fleet: Path | None = FleetOption
+    state_dir: Path | None = StateDirOption
+    parallel: int = ParallelOption
+    output: Output = OutputOption
+
+
+RUN_COLUMNS = [Column("resource"), Column("type", 1), Column("op"), Column("fields", text=True)]
+
+
+def _run_summary(data: dict[str, Any], console: Console, wide: bool) -> None:
+    done = {"destroy": ("would remove", "removed"), "refresh": ("would read back", "read back")}[data["action"]]
+    counts = ", ".join(f"{n} {op}" for op, n in sorted(data["changes"].items())) or "nothing"
+    console.print(f"[bold]{escape(data['stack'])}[/] {done[0 if data['preview'] else 1]}: {escape(counts)}")
+    if data["action"] == "refresh":
+        drifted = len(data["resources"])
+        console.print(f"drift: {drifted} resource(s) changed or deleted outside Pulumi" if drifted else "no drift")
+    rows = [
+        [escape(r["name"]), escape(r["type"]), escape(r["op"]), escape(", ".join(r["fields"]))]
+        for r in data["resources"]
+    ]
+    if rows:
+        print_table(console, RUN_COLUMNS, rows, wide=wide)
+
+
+def _stack_run(action: str, words: list[str], o: StackRunOptions, **extra: Any) -> None:
+    from xzctl.provision import lifecycle
+
+    name = _stack_name(words)
+    if not o.preview and not o.yes and not sys.stdin.isatty():
+        raise BadInputError(
+            f"{action} needs --yes when stdin is not a terminal", hint="add --yes, or --preview to only look"
+        )
+    run = getattr(lifecycle, action)
+    wide = o.output is Output.WIDE
+
+    def call(only_preview: bool) -> dict[str, Any]:
+        kwargs = {"preview": only_preview, "on_event": _progress, "state": o.state_dir, "parallel": o.parallel}
+        result = run(name, o.fleet, **kwargs, **extra)
+        data: dict[str, Any] = result.to_dict()
+        return data
+
+    if not o.preview and not o.yes:
+        planned = call(True)
+        _run_summary(planned, stderr, wide)
+        typer.confirm(f"{action.capitalize()} stack {planned['stack']}?", abort=True)
+    data = call(o.preview)
+    emit(data, o.output, lambda console: _run_summary(data, console, wide))
+
+
+def _rollout_holds(state_dir: Path | None) -> dict[str, str]:
+    """Edge node -> the unfinished rollout that may change it (`destroy` refuses to pull a region from under it)."""
+    from xzctl.rollout.state import StateStore
+
+    return {node: s.id for s in StateStore(state_dir).all() if not s.terminal for node in s.nodes}
+
+
+@app.command()
+@option_set(StackRunOptions, "options")
+def destroy(target: list[str] = TargetArgument, *, options: StackRunOptions) -> None:
+    """Delete every resource of a stack from its cluster, as `pulumi destroy` (asks first unless --yes).
+
+    Refused while an unfinished rollout holds the region's nodes, and for the cloud while an edge stack still
+    reads its endpoint. The stack and its config stay (empty): `provision region|cloud` creates it all again.
+
+    Example: xzctl provision destroy region beijing --preview
+    """
+    _stack_run("destroy", target, options, held_by=_rollout_holds(options.state_dir))
+
+
+@app.command()
+@option_set(StackRunOptions, "options")
+def refresh(target: list[str] = TargetArgument, *, options: StackRunOptions) -> None:
+    """Read a stack's resources back from the cluster into its state and report drift, as `pulumi refresh`.
+
+    Drift is a resource changed (fields listed) or deleted outside Pulumi; --preview reports it and keeps the
+    state as it is; the next `provision region|cloud` puts the cluster back to the spec.
+
+    Example: xzctl provision refresh region beijing --preview
+    """
+    _stack_run("refresh", target, options)
+
+
+@app.command()
+def outputs(
+    target: list[str] = TargetArgument,
+    fleet: Path | None = FleetOption,
+    state_dir: Path | None = StateDirOption,
+    output: Output = OutputOption,
+) -> None:
+    """Print a stack's outputs (its endpoint, namespace, replicas), as `pulumi stack output`.
+
+    Read from the local backend: works without the pulumi CLI. Secret outputs show as [secret].
+
+    Example: xzctl provision outputs cloud -o json
+    """
+    from xzctl.provision import lifecycle
+
+    data = lifecycle.outputs(_stack_name(target), fleet, state=state_dir)
+
+    def table(console: Console) -> None:
+        rows = [[escape(k), escape(json.dumps(v, default=str))] for k, v in data["outputs"].items()]
+        print_table(console, [Column("output"), Column("value", text=True)], rows, wide=output is Output.WIDE)
+
+    emit(data, output, table)

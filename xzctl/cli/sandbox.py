@@ -223,7 +223,9 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
 
 @app.command()
 def down(state_dir: Path | None = StateDirOption) -> None:
-    """Stop the simulator and Prometheus (whole process groups) and remove the sandbox's temp dirs.
+    """Stop every process of the sandbox and remove its temp dirs; returns once each one is gone.
+
+    Each process with all it started (its session) gets SIGTERM, then SIGKILL after 10 s; last started first.
 
     Example: xzctl sandbox down
     """

@@ -16,16 +16,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from xzctl.errors import BadInputError, ConflictError, ExternalToolError
+from xzctl.errors import BadInputError, ExternalToolError, NotFoundError
 from xzctl.manifests.pins import ImagePins
-from xzctl.provision.backend import PROJECT, backend_url, ensure_unlocked, stack_for
-from xzctl.provision.objects import TargetObjects, target_objects
+from xzctl.provision.backend import ensure_unlocked, stack_for, stack_outputs
+from xzctl.provision.engine import WORKSPACE, engine_run, open_stack, pulumi_errors
+from xzctl.provision.objects import CLOUD, TargetObjects, target_objects
 from xzctl.spec import load_fleet, resolve_fleet_path
 from xzctl.spec.models import Fleet, SecretRef
 from xzctl.state import state_dir
 
 PASSPHRASE_ENVS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
-WORKSPACE = "pulumi-workspace"  # under the state dir: the Automation API's project and stack settings
 # Pulumi's default (4 per CPU) leaves a 2-core machine at 8 steps, most of them waiting for readiness (Deployments
 # rolled out, claims bound): the waits hold a slot but cost nothing. A region registers ~90 resources; at 32 the
 # last ones queued behind waits (measured: +10 s of 30 s), so every independent step may run at once.
@@ -44,6 +44,7 @@ class ProvisionEvent:
     message: str = ""
     done: int = 0  # resources finished so far in this run
     total: int = 0  # resources the program registers
+    fields: tuple[str, ...] = ()  # the properties that differ (a drifted resource's, in a refresh)
 
 
 @dataclass
@@ -167,15 +168,31 @@ def up(
         raise BadInputError(f"stack {stack_name} needs the secret(s) in {', '.join(missing)}", hint="export them first")
     where.mkdir(parents=True, exist_ok=True)
     (where / "pulumi").mkdir(exist_ok=True)
-    pending = ensure_unlocked(where, stack_name, recover=recover)
     kube = {
         "xzctl:kubeContext": kube_context,
         "xzctl:kubeconfig": str(Path(kubeconfig).absolute()) if kubeconfig else None,
     }
     secrets = secret_config_from_env(objects.secrets, os.environ)
     overrides = {k: v for k, v in kube.items() if v}
-    request = _Request(stack_name, target, path, pins, preview, diff, overrides, secrets, where, parallel, pending)
-    return _run(request, fleet, objects, on_event)
+    with engine_run() as env:
+        # After the engines a killed run left are stopped: their lock is then an interrupted update's.
+        pending = ensure_unlocked(where, stack_name, recover=recover)
+        if target != CLOUD and "xzctl:cloudStack" not in stored:
+            require_cloud_endpoint(where, stack_name)
+        request = _Request(stack_name, target, path, pins, preview, diff, overrides, secrets, where, parallel, pending)
+        return _run(request, fleet, objects, on_event, env)
+
+
+def require_cloud_endpoint(state: Path, stack_name: str) -> None:
+    """An edge stack reads `cloudEndpoint` from the cloud stack: without it Pulumi fails with its raw `unknown
+    stack "organization/xzctl/cloud"`; say which command comes first instead."""
+    from xzctl.provision.program import CLOUD_ENDPOINT_OUTPUT
+
+    if CLOUD_ENDPOINT_OUTPUT not in (stack_outputs(state, CLOUD) or {}):
+        raise NotFoundError(
+            f"stack {stack_name} reads the cloud endpoint from stack {CLOUD}, which has none yet",
+            hint="run `xzctl provision cloud` first",
+        )
 
 
 @dataclass(frozen=True)
@@ -194,36 +211,19 @@ class _Request:
 
 
 def _run(
-    req: _Request, fleet: Fleet, objects: TargetObjects, on_event: Callable[[ProvisionEvent], None] | None
+    req: _Request,
+    fleet: Fleet,
+    objects: TargetObjects,
+    on_event: Callable[[ProvisionEvent], None] | None,
+    env: Mapping[str, str],
 ) -> ProvisionResult:
     from pulumi import automation as auto
 
     from xzctl.provision.program import inline_program, resource_count
 
-    workspace = auto.LocalWorkspaceOptions(
-        work_dir=str(req.state / WORKSPACE),
-        project_settings=auto.ProjectSettings(
-            name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=backend_url(req.state))
-        ),
-    )
-    Path(workspace.work_dir or ".").mkdir(parents=True, exist_ok=True)
-    by_type: dict[str, Counter[str]] = defaultdict(Counter)
-    progress = Counter({"total": resource_count(objects)})
-
-    def engine_event(event: Any) -> None:
-        simple = _simplify(event)
-        if simple is None:
-            return
-        if simple.phase == "start":
-            by_type[simple.type][simple.op] += 1
-        elif simple.phase in ("done", "failed"):
-            progress["done"] += 1
-        if on_event is not None:
-            on_event(replace(simple, done=progress["done"], total=max(progress["total"], progress["done"])))
-
-    try:
-        program = inline_program(fleet, req.target, req.pins, objects)
-        st = auto.create_or_select_stack(req.stack_name, project_name=PROJECT, program=program, opts=workspace)
+    engine_event = Progress(resource_count(objects), on_event)
+    with pulumi_errors(req.stack_name):
+        st = open_stack(req.stack_name, req.state, env, inline_program(fleet, req.target, req.pins, objects))
         config = {"xzctl:fleet": auto.ConfigValue(str(req.fleet_path)), "xzctl:region": auto.ConfigValue(req.target)}
         config |= {key: auto.ConfigValue(value) for key, value in req.kube.items()}
         config |= {key: auto.ConfigValue(value, secret=True) for key, value in req.secrets.items()}
@@ -245,13 +245,7 @@ def _run(
             result.changes = dict((applied.summary.resource_changes or {}).items())
             result.outputs = {k: v.value for k, v in applied.outputs.items() if not v.secret}
             result.diff = applied.stdout if req.diff else None
-    except auto.ConcurrentUpdateError as exc:
-        raise ConflictError(f"stack {req.stack_name} is locked by another update: {_reason(exc)}") from None
-    except auto.CommandError as exc:
-        raise ExternalToolError(
-            f"pulumi failed on stack {req.stack_name}: {_reason(exc)}", hint="rerun with --diff or --debug"
-        ) from None
-    result.by_type = {t: dict(ops) for t, ops in sorted(by_type.items())}
+    result.by_type = engine_event.counts()
     return result
 
 
@@ -266,22 +260,32 @@ def _clear_pending_operations(st: Any) -> None:
     st.import_stack(auto.Deployment(version=state.version, deployment=deployment))
 
 
-_GENERIC_ERRORS = ("error: update failed", "error: preview failed")
+class Progress:
+    """An engine run's event handler: counts the steps by resource type and operation, keeps the resources that
+    changed, and hands each step to the caller's progress display with how many of `total` are done."""
 
+    def __init__(self, total: int, on_event: Callable[[ProvisionEvent], None] | None) -> None:
+        self.total = total
+        self.on_event = on_event
+        self.done = 0
+        self.by_type: dict[str, Counter[str]] = defaultdict(Counter)
+        self.changed: list[ProvisionEvent] = []  # finished steps other than `same`
 
-def _reason(exc: Exception) -> str:
-    """The line that says why: the first specific `error:` line pulumi printed, else the last line of its stderr.
+    def __call__(self, event: Any) -> None:
+        simple = _simplify(event)
+        if simple is None:
+            return
+        if simple.phase == "start":
+            self.by_type[simple.type][simple.op] += 1
+        elif simple.phase in ("done", "failed"):
+            self.done += 1
+            if simple.op != "same":
+                self.changed.append(simple)
+        if self.on_event is not None:
+            self.on_event(replace(simple, done=self.done, total=max(self.total, self.done)))
 
-    str(CommandError) is "\\n code: N\\n stdout: ...\\n stderr: ..."; the header words are not the message.
-    """
-    head, _, err = str(exc).partition("\n stderr: ")
-    out = head.partition("\n stdout: ")[2]
-    lines = [line.strip() for line in (*out.splitlines(), *err.splitlines()) if line.strip()]
-    specific = [line for line in lines if line.startswith("error:") and line not in _GENERIC_ERRORS]
-    if specific:
-        return specific[0]
-    tail = [line.strip() for line in err.splitlines() if line.strip()] or lines
-    return tail[-1] if tail else type(exc).__name__
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {t: dict(ops) for t, ops in sorted(self.by_type.items())}
 
 
 def _simplify(event: Any) -> ProvisionEvent | None:
@@ -295,7 +299,10 @@ def _simplify(event: Any) -> ProvisionEvent | None:
         if found is not None:
             meta = found.metadata
             op = getattr(meta.op, "value", str(meta.op))
-            return ProvisionEvent(phase=phase, op=op, type=meta.type, name=meta.urn.split("::")[-1])
+            fields = tuple(meta.diffs or ())
+            if op == "refresh" and phase == "done":  # what it found: gone from the cluster, changed there, or same
+                op = "delete" if meta.new is None else "update" if fields else "same"
+            return ProvisionEvent(phase=phase, op=op, type=meta.type, name=meta.urn.split("::")[-1], fields=fields)
     diag = getattr(event, "diagnostic_event", None)
     if diag is not None and diag.severity in ("warning", "error"):
         return ProvisionEvent(phase="diagnostic", op=diag.severity, message=diag.message.strip())

@@ -120,6 +120,21 @@ def _latest(state: Path, stack: str) -> dict[str, Any] | None:
     return None
 
 
+STACK_RESOURCE = "pulumi:pulumi:Stack"
+SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # how Pulumi's state marks a secret value
+
+
+def stack_outputs(state: Path, stack: str) -> dict[str, Any] | None:
+    """The stack's outputs as its last update left them (a secret one as "[secret]", as `pulumi stack output`
+    shows it); None when the stack has no checkpoint yet."""
+    latest = _latest(state, stack)
+    if latest is None:
+        return None
+    root: dict[str, Any] = next((r for r in latest.get("resources") or [] if r.get("type") == STACK_RESOURCE), {})
+    outputs = root.get("outputs") or {}
+    return {k: "[secret]" if isinstance(v, dict) and SECRET_SIGNATURE in v else v for k, v in sorted(outputs.items())}
+
+
 def pending_operations(state: Path, stack: str) -> list[str]:
     """The operations an interrupted update left in the stack's checkpoint ("creating urn", ...)."""
     ops = (_latest(state, stack) or {}).get("pending_operations") or []

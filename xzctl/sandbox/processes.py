@@ -1,54 +1,32 @@
-"""The sandbox's processes: started in their own session (process group), waited for with bounds in time and
-count, stopped as a whole group; a pid is identified with its start time, so a recycled pid is never signalled."""
+"""The sandbox's processes: started in their own session, waited for with bounds in time and count, stopped as a
+whole session (xzctl.reaper); a pid is identified with its start time, so a recycled pid is never signalled."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+from xzctl import reaper
 from xzctl.errors import ExternalToolError
-from xzctl.state import proc_start
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 POLL_SECONDS = 0.1
 
 
-def reap(pid: int) -> None:
-    """Collect the exit status if `pid` is our child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-
-
 def alive(pid: int, start_time: int | None) -> bool:
-    reap(pid)
-    now = proc_start(pid)
-    return now is not None and (start_time is None or now == start_time)
+    return reaper.find(pid, start_time) is not None
 
 
-def stop_group(pid: int, start_time: int | None) -> None:
-    """SIGTERM the process group, wait (bounded), then SIGKILL what is left."""
-    if not alive(pid, start_time):
-        return
-    for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT_SECONDS), (signal.SIGKILL, STOP_TIMEOUT_SECONDS)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait
-        for _ in range(polls(wait)):
-            if not alive(pid, start_time) or time.monotonic() > deadline:
-                break
-            time.sleep(POLL_SECONDS)
-        if not alive(pid, start_time):
-            return
-    raise ExternalToolError(f"process {pid} did not stop after SIGKILL")
+def stop_group(pid: int, start_time: int | None, *, collect: bool = True) -> list[reaper.Proc]:
+    """SIGTERM every process of the session `pid` leads (bounded wait), then SIGKILL; returns when all are gone
+    (`collect`: and their parents collected them), with those it stopped."""
+    return reaper.stop(
+        reaper.session(pid, start_time), term=STOP_TIMEOUT_SECONDS, kill=STOP_TIMEOUT_SECONDS, collect=collect
+    )
 
 
 def polls(seconds: float) -> int:

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 import yaml
 
+from xzctl import reaper
 from xzctl.errors import BadInputError, ConflictError, UnknownStateError
 from xzctl.metrics import contract as c
 from xzctl.sandbox.processes import STOP_TIMEOUT_SECONDS, alive, spawn, stop_group, wait_until
@@ -203,7 +204,7 @@ def start_sandbox(
         # fail closed: nothing keeps running, nothing is left behind
         if real is not None:
             stop_real_node(real)
-        for proc in procs:
+        for proc in reversed(procs):
             stop_group(proc.pid, None)
             proc.wait(timeout=STOP_TIMEOUT_SECONDS)
         shutil.rmtree(work, ignore_errors=True)
@@ -231,13 +232,18 @@ def sandbox_status(state_dir: str | Path) -> SandboxInfo | None:
 
 
 def stop_sandbox(state_dir: str | Path) -> None:
-    """Stop both processes (their whole process groups) and remove the sandbox's temp dirs."""
+    """Stop every process the sandbox started (each with its whole session) and remove its temp dirs; returns when
+    each is gone. Last started first: the follower and kwok before the API server, the API server before etcd."""
     state_dir = Path(state_dir)
     info = _read_state(state_dir)
     if info is None:
         return
-    for name, pid in info.pids.items():
-        stop_group(pid, info.start_times.get(name))
+    stopped = [
+        p
+        for name, pid in reversed(info.pids.items())
+        for p in stop_group(pid, info.start_times.get(name), collect=False)
+    ]
+    reaper.wait_collected(stopped)  # once for all: PID 1 may collect orphans only every few seconds
     if info.real_node:
         stop_recorded_real_node(info.real_node)
     if info.work_dir:
