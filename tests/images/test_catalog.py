@@ -173,9 +173,9 @@ def test_production_requires_digests_and_matching_models(catalog: Catalog) -> No
 
 def test_verify_flags_the_upstream_latest_tag(catalog: Catalog, example_fleet: Fleet) -> None:
     upstream = "ghcr.io/xinnan-tech/xiaozhi-esp32-server:server_latest"
-    server = example_fleet.node_profiles["edge-standard"].services.xiaozhi_server
+    spec_server = example_fleet.node_profiles["edge-standard"].services.xiaozhi_server
     report = verify_fleet(
-        _with_services(example_fleet, xiaozhi_server=server.model_copy(update={"image": upstream})), catalog
+        _with_services(example_fleet, xiaozhi_server=spec_server.model_copy(update={"image": upstream})), catalog
     )
     by_service = {f.service: f for f in report.findings}
     server = by_service["xiaozhi_server"]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.manifests import DIGEST, find, production_variant, variant
+from tests.fixtures.manifests import DIGEST, SITE_COORDINATOR, coordinator_variant, find, production_variant, variant
 from xzctl import service_contract as sc
 from xzctl.errors import BadInputError, NotFoundError
 from xzctl.images import load_catalog
@@ -144,8 +144,8 @@ def test_monitoring_resources(beijing: list[Obj]) -> None:
 
 
 def test_a_coordinator_the_spec_sets_runs_and_is_scraped_on_its_metrics_port(tmp_path: Path) -> None:
-    image = "registry.example/site/coordinator:2.1"
-    fleet = variant(tmp_path, (r"\n      cache:\n", f"\n      coordinator: {{image: {image}}}\n      cache:\n"))
+    image = SITE_COORDINATOR
+    fleet = coordinator_variant(tmp_path)
     objs = target_objects(fleet, "beijing").objects()
     service = find(objs, "Service", "bj-edge-02-coordinator")
     assert [p["port"] for p in service["spec"]["ports"]] == [SERVICE_PORTS["coordinator"], 9090]

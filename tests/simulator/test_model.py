@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.manifests import variant
+from tests.fixtures.manifests import SITE_COORDINATOR, coordinator_variant
 from xzctl.metrics import contract as c
 from xzctl.simulator.exposition import node_families, render_text
 from xzctl.simulator.load import NodeState
@@ -189,15 +189,13 @@ def test_a_measured_class_draws_end_to_end_latency_from_its_curve_with_noise_per
     assert len(noises) == 60  # stable and canary draw their own noise in every window
 
 
-@pytest.mark.parametrize("coordinator", [None, "registry.example/site/coordinator:2.1"])
+@pytest.mark.parametrize("coordinator", [None, SITE_COORDINATOR])
 def test_end_to_end_series_carry_the_image_of_what_measures_the_turns(
     example_fleet: Fleet, tmp_path: Path, coordinator: str | None
 ) -> None:
     fleet = example_fleet
     if coordinator:
-        fleet = variant(
-            tmp_path, (r"\n      cache:\n", f"\n      coordinator: {{image: {coordinator}}}\n      cache:\n")
-        )
+        fleet = coordinator_variant(tmp_path, coordinator)
     body = _run(fleet, seed=7, minutes=1)
     images = set(
         re.findall(

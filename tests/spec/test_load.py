@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fixtures.manifests import variant
+from tests.fixtures.manifests import SITE_COORDINATOR, coordinator_variant
 from xzctl.cli import run
 from xzctl.errors import FleetSpecError
 from xzctl.spec import bundled_example_path, load_fleet, resolve_fleet_path
@@ -110,8 +110,8 @@ def test_all_images_names_every_image_with_its_path() -> None:
 
 def test_a_coordinator_the_spec_sets_is_an_image_and_a_pod_of_every_node(tmp_path: Path) -> None:
     example = load_fleet(bundled_example_path()).fleet
-    image = "registry.example/site/coordinator:2.1"
-    fleet = variant(tmp_path, (r"\n      cache:\n", f"\n      coordinator: {{image: {image}}}\n      cache:\n"))
+    image = SITE_COORDINATOR
+    fleet = coordinator_variant(tmp_path)
     images = dict(all_images(fleet))
     assert images[("regions", "beijing", "edge_nodes", 0, "services", "coordinator", "image")] == image
     assert len(images) == len(dict(all_images(example))) + len(fleet.edge_nodes())

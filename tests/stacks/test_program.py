@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.kubernetes_schema import validate_strict
-from tests.fixtures.manifests import variant
+from tests.fixtures.manifests import coordinator_variant
 from tests.fixtures.pulumi_mocks import (
     AUTH_KEY,
     CLOUD_ENDPOINT,
@@ -114,10 +114,7 @@ def test_a_coordinator_reads_the_cloud_endpoint_through_the_stack_reference(
         # the example runs no coordinator: no build here makes its image
         assert not [r for r in run.of_type(DEPLOYMENT) if r.name.endswith("-coordinator")]
     # a site that brings its own coordinator sets services.coordinator; it calls the cloud router
-    variant(
-        tmp_path,
-        (r"\n      cache:\n", "\n      coordinator: {image: registry.example/site/coordinator:2.1}\n      cache:\n"),
-    )
+    coordinator_variant(tmp_path)
     monkeypatch.setenv("XIAOZHI_AUTH_KEY", AUTH_KEY)
     config = {**stack_config("beijing"), "xzctl:fleet": str(tmp_path / "fleet.yaml")}
     run = StackRun("beijing", pulumi_mocks.run(config, list(CONFIG_SECRETS)))
