@@ -12,6 +12,7 @@ from tests.fixtures.image_catalog import YANKED_ASR
 from xzctl.errors import BadInputError, NotFoundError
 from xzctl.images import Catalog, ImageRef, check_reference, load_catalog, verify_fleet
 from xzctl.spec import Fleet
+from xzctl.spec.models import Coordinator
 
 ROOT = Path(__file__).resolve().parents[2] / "inference_images"
 ASR = "registry.xiaozhi.example/inference/asr"
@@ -20,6 +21,18 @@ ASR = "registry.xiaozhi.example/inference/asr"
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
     return load_catalog(ROOT)
+
+
+def _with_services(fleet: Fleet, **update: object) -> Fleet:
+    """The fleet with every edge node's services changed as `update` says."""
+    services = fleet.node_profiles["edge-standard"].services.model_copy(update=update)
+    regions = {
+        name: region.model_copy(
+            update={"edge_nodes": [n.model_copy(update={"services": services}) for n in region.edge_nodes]}
+        )
+        for name, region in fleet.regions.items()
+    }
+    return fleet.model_copy(update={"regions": regions})
 
 
 def test_catalog_has_the_five_edge_images_with_their_models(catalog: Catalog) -> None:
@@ -62,10 +75,23 @@ def test_the_images_of_the_example_are_built_here_or_marked_external(catalog: Ca
         assert statuses[service][0] == "ok" and release.built is not None, (service, image.info.name)
     external = {service: message for service, (status, message) in statuses.items() if status == "external"}
     assert {"llm", "cache"} <= set(external) and all(m.startswith("external: ") for m in external.values())
-    # not done: the coordinator is still in the example, and verify says that no build produced it
-    assert [f.service for f in report.errors] == ["coordinator"]
-    assert "not a released version" in statuses["coordinator"][1]
-    assert "no build here produced any edge-coordinator image" in report.errors[0].fix
+    # the example runs no coordinator (no build here makes one): nothing it pins fails
+    assert "coordinator" not in statuses
+    assert report.errors == []
+
+
+def test_a_coordinator_a_spec_sets_is_judged_like_any_image(catalog: Catalog, example_fleet: Fleet) -> None:
+    image = "registry.xiaozhi.example/inference/edge-coordinator:1.0.0"
+    report = verify_fleet(_with_services(example_fleet, coordinator=Coordinator(image=image)), catalog)
+    # one error more than the example has: the coordinator's, no build here made it
+    assert [f.service for f in report.errors] == [
+        *(f.service for f in verify_fleet(example_fleet, catalog).errors),
+        "coordinator",
+    ]
+    coordinator = report.errors[-1]
+    assert "not a released version" in coordinator.message
+    assert "no build here produced any edge-coordinator image" in coordinator.fix
+    assert len(coordinator.places) == len(example_fleet.edge_nodes())
 
 
 def test_an_image_neither_built_nor_marked_external_is_an_error(catalog: Catalog) -> None:
@@ -147,24 +173,17 @@ def test_production_requires_digests_and_matching_models(catalog: Catalog) -> No
 
 def test_verify_flags_the_upstream_latest_tag(catalog: Catalog, example_fleet: Fleet) -> None:
     upstream = "ghcr.io/xinnan-tech/xiaozhi-esp32-server:server_latest"
-    profile = example_fleet.node_profiles["edge-standard"]
-    services = profile.services.model_copy(
-        update={"xiaozhi_server": profile.services.xiaozhi_server.model_copy(update={"image": upstream})}
+    spec_server = example_fleet.node_profiles["edge-standard"].services.xiaozhi_server
+    report = verify_fleet(
+        _with_services(example_fleet, xiaozhi_server=spec_server.model_copy(update={"image": upstream})), catalog
     )
-    regions = {
-        name: region.model_copy(
-            update={"edge_nodes": [n.model_copy(update={"services": services}) for n in region.edge_nodes]}
-        )
-        for name, region in example_fleet.regions.items()
-    }
-    report = verify_fleet(example_fleet.model_copy(update={"regions": regions}), catalog)
     by_service = {f.service: f for f in report.findings}
     server = by_service["xiaozhi_server"]
     assert server.status == "error" and "server_latest" in server.image
     assert "registry.xiaozhi.example/inference/xiaozhi-server:0.9.6@sha256:" in server.fix
     assert len(server.places) == len(example_fleet.edge_nodes())
     assert by_service["asr"].status == "ok" and by_service["cache"].status == "external"
-    assert [f.service for f in report.errors] == ["xiaozhi_server", "coordinator"]
+    assert [f.service for f in report.errors] == ["xiaozhi_server"]
 
 
 def test_a_lock_pinning_an_unknown_image_is_refused(catalog_copy: Path) -> None:

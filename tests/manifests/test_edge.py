@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.manifests import DIGEST, find, production_variant, variant
+from tests.fixtures.manifests import DIGEST, SITE_COORDINATOR, coordinator_variant, find, production_variant, variant
+from xzctl import service_contract as sc
 from xzctl.errors import BadInputError, NotFoundError
 from xzctl.images import load_catalog
 from xzctl.manifests.edge import edge_region_objects, edge_region_units
@@ -71,9 +72,12 @@ def test_services_listen_where_the_rendered_configs_point(beijing: list[Obj]) ->
         assert svc["spec"]["selector"] == {"xiaozhi.io/edge-node": "bj-edge-02", "xiaozhi.io/service": service}
     cache = find(beijing, "Service", "bj-edge-02-cache")
     assert cache["spec"]["ports"][0]["port"] == SERVICE_PORTS["cache"]
-    coordinator = find(beijing, "Service", "bj-edge-02-coordinator")
-    assert [p["port"] for p in coordinator["spec"]["ports"]] == [SERVICE_PORTS["coordinator"], 9090]
-    assert coordinator["metadata"]["labels"]["xiaozhi.io/job"] == "xiaozhi-edge"
+    # the example runs no coordinator: the inference Services themselves are the node's scrape targets
+    assert not [o for o in beijing if "coordinator" in o["metadata"]["name"]]
+    for service in ("vad", "asr", "tts", "llm"):
+        labels = find(beijing, "Service", f"bj-edge-02-{service}")["metadata"]["labels"]
+        assert labels["xiaozhi.io/job"] == "xiaozhi-edge", service
+    assert "xiaozhi.io/job" not in find(beijing, "Service", "bj-edge-02-xiaozhi-server")["metadata"]["labels"]
 
 
 def test_redis_cache_follows_the_spec(beijing: list[Obj]) -> None:
@@ -111,17 +115,52 @@ def test_network_policies_deny_by_default(beijing: list[Obj]) -> None:
     to_cache = policies["allow-to-cache"]["ingress"][0]
     assert to_cache["ports"] == [{"protocol": "TCP", "port": "redis"}]
     callers = to_cache["from"][0]["podSelector"]["matchExpressions"][0]["values"]
-    assert callers == ["xiaozhi_server", "coordinator"]
+    assert callers == ["xiaozhi_server"]
+    # the region's Prometheus reaches each service's metrics port, and only that one
+    scrape = policies["allow-to-inference"]["ingress"][1]
+    assert scrape["from"][0]["namespaceSelector"] and scrape["ports"] == [{"protocol": "TCP", "port": "http"}]
+    assert "allow-to-coordinator" not in policies
 
 
 def test_monitoring_resources(beijing: list[Obj]) -> None:
     monitor = find(beijing, "ServiceMonitor", "xiaozhi-edge")
     assert monitor["spec"]["selector"] == {"matchLabels": {"xiaozhi.io/job": "xiaozhi-edge"}}
-    endpoint = monitor["spec"]["endpoints"][0]
-    assert endpoint["port"] == "metrics" and endpoint["interval"] == "10s"
-    assert {r["targetLabel"] for r in endpoint["relabelings"]} == {"region", "node"}
+    # the services' own /metrics, at the contract's port and path, labelled with their region and node
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == (sc.VAD.main.name, sc.VAD.metrics_path)
+    assert {(sc.SERVICES[s].main.name, sc.SERVICES[s].metrics_path) for s in ("asr", "tts", "llm")} == {
+        (endpoint["port"], endpoint["path"])
+    }
+    assert endpoint["interval"] == "10s"
+    keep, *relabel = endpoint["relabelings"]
+    assert keep == {
+        "sourceLabels": ["__meta_kubernetes_service_label_xiaozhi_io_service"],
+        "regex": "vad|asr|tts|llm",
+        "action": "keep",
+    }
+    assert {r["targetLabel"] for r in relabel} == {"region", "node"}
     rules = find(beijing, "PrometheusRule", "xiaozhi-edge-rules")
     assert [g["name"] for g in rules["spec"]["groups"]] == ["xiaozhi-edge-nodes", "xiaozhi-slo"]
+
+
+def test_a_coordinator_the_spec_sets_runs_and_is_scraped_on_its_metrics_port(tmp_path: Path) -> None:
+    image = SITE_COORDINATOR
+    fleet = coordinator_variant(tmp_path)
+    objs = target_objects(fleet, "beijing").objects()
+    service = find(objs, "Service", "bj-edge-02-coordinator")
+    assert [p["port"] for p in service["spec"]["ports"]] == [SERVICE_PORTS["coordinator"], 9090]
+    assert service["metadata"]["labels"]["xiaozhi.io/job"] == "xiaozhi-edge"
+    main = find(objs, "Deployment", "bj-edge-02-coordinator")["spec"]["template"]["spec"]["containers"][0]
+    assert main["image"] == image and main["resources"]["requests"]["cpu"] == "2"
+    endpoints = find(objs, "ServiceMonitor", "xiaozhi-edge")["spec"]["endpoints"]
+    assert [(e["port"], e["relabelings"][0]["regex"]) for e in endpoints] == [
+        ("http", "vad|asr|tts|llm"),
+        ("metrics", "coordinator"),
+    ]
+    policies = {o["metadata"]["name"]: o["spec"] for o in objs if o["kind"] == "NetworkPolicy"}
+    assert "allow-to-coordinator" in policies
+    callers = policies["allow-to-cache"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"]
+    assert callers == ["xiaozhi_server", "coordinator"]
 
 
 def test_canary_pin_gets_its_own_deployment_and_no_pdb(example_fleet: Fleet) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.manifests import SITE_COORDINATOR, coordinator_variant
 from xzctl.metrics import contract as c
 from xzctl.simulator.exposition import node_families, render_text
 from xzctl.simulator.load import NodeState
@@ -186,3 +187,21 @@ def test_a_measured_class_draws_end_to_end_latency_from_its_curve_with_noise_per
     assert e2e_median(example_fleet)[2] > 1.1  # the stage model's guess, without a profile, is another figure
     noises = {model._noise(node, T0 + 10 * i, 10 + TRACK_SALT[t]) for i in range(30) for t in TRACK_SALT}
     assert len(noises) == 60  # stable and canary draw their own noise in every window
+
+
+@pytest.mark.parametrize("coordinator", [None, SITE_COORDINATOR])
+def test_end_to_end_series_carry_the_image_of_what_measures_the_turns(
+    example_fleet: Fleet, tmp_path: Path, coordinator: str | None
+) -> None:
+    fleet = example_fleet
+    if coordinator:
+        fleet = coordinator_variant(tmp_path, coordinator)
+    body = _run(fleet, seed=7, minutes=1)
+    images = set(
+        re.findall(
+            r'^xiaozhi_request_duration_seconds_count\{[^}]*service="end_to_end"[^}]*image="([^"]+)"', body, re.M
+        )
+    )
+    # without a coordinator the turns go through the xiaozhi server, which labels them
+    assert images == {coordinator or fleet.node("bj-edge-01").services.xiaozhi_server.image}
+    assert ('service="coordinator"' in body) == bool(coordinator)

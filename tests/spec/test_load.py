@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fixtures.manifests import SITE_COORDINATOR, coordinator_variant
 from xzctl.cli import run
 from xzctl.errors import FleetSpecError
 from xzctl.spec import bundled_example_path, load_fleet, resolve_fleet_path
@@ -90,10 +91,10 @@ def test_example_node_budgets() -> None:
     node = load_fleet(bundled_example_path()).fleet.node("bj-edge-01")
     assert node_gpu_demand(node) == 6 * 1 + 4 * 1 + 1 * 2
     cpu, memory = node_cpu_memory_requests(node)
-    assert cpu == pytest.approx(4 * 0.5 + 6 * 1 + 4 * 0.5 + 1 + 1 + 2)
+    assert cpu == pytest.approx(4 * 0.5 + 6 * 1 + 4 * 0.5 + 1 + 1)
     gib = 2**30
-    # vad 4 x 512Mi, asr 6 x 3Gi, tts 4 x 1Gi, llm 6Gi, server 2Gi, coordinator 4Gi, Redis limit 16Gi
-    assert memory == 4 * gib // 2 + 6 * 3 * gib + 4 * gib + 6 * gib + 2 * gib + 4 * gib + 16 * gib
+    # vad 4 x 512Mi, asr 6 x 3Gi, tts 4 x 1Gi, llm 6Gi, server 2Gi, Redis limit 16Gi (the example runs no coordinator)
+    assert memory == 4 * gib // 2 + 6 * 3 * gib + 4 * gib + 6 * gib + 2 * gib + 16 * gib
 
 
 def test_all_images_names_every_image_with_its_path() -> None:
@@ -102,7 +103,21 @@ def test_all_images_names_every_image_with_its_path() -> None:
         "registry.xiaozhi.example/inference/asr:2.0.0"
     )
     assert images[("cloud", "llm_models", 1, "image")] == "registry.xiaozhi.example/llm/qwen-14b:1.0.0"
-    assert len(images) == 7 * 7 + 2 + 2
+    # per node: server, vad, asr, tts, llm, cache (the example runs no coordinator); cloud: two models, two tools
+    assert len(images) == 7 * 6 + 2 + 2
+    assert not [path for path in images if "coordinator" in path]
+
+
+def test_a_coordinator_the_spec_sets_is_an_image_and_a_pod_of_every_node(tmp_path: Path) -> None:
+    example = load_fleet(bundled_example_path()).fleet
+    image = SITE_COORDINATOR
+    fleet = coordinator_variant(tmp_path)
+    images = dict(all_images(fleet))
+    assert images[("regions", "beijing", "edge_nodes", 0, "services", "coordinator", "image")] == image
+    assert len(images) == len(dict(all_images(example))) + len(fleet.edge_nodes())
+    cpu, memory = node_cpu_memory_requests(fleet.node("bj-edge-01"))
+    base_cpu, base_memory = node_cpu_memory_requests(example.node("bj-edge-01"))
+    assert (cpu - base_cpu, memory - base_memory) == (2, 4 * 2**30)  # the coordinator's default requests
 
 
 def test_a_rule_broken_by_a_profile_names_the_profile_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

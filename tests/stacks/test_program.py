@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.fixtures.kubernetes_schema import validate_strict
+from tests.fixtures.manifests import coordinator_variant
 from tests.fixtures.pulumi_mocks import (
     AUTH_KEY,
     CLOUD_ENDPOINT,
@@ -61,7 +63,7 @@ def test_every_target_runs_and_registers_its_units(stack_runs: dict[str, StackRu
 def test_edge_replicas_gpus_and_node_pinning(stack_runs: dict[str, StackRun], example_fleet: Fleet) -> None:
     run = stack_runs["beijing"]
     for node in example_fleet.regions["beijing"].edge_nodes:
-        expected = {"vad": (4, None), "asr": (6, "1"), "tts": (4, "1"), "llm": (1, "2"), "coordinator": (1, None)}
+        expected = {"vad": (4, None), "asr": (6, "1"), "tts": (4, "1"), "llm": (1, "2")}
         for service, (replicas, gpus) in expected.items():
             rec = run.named(DEPLOYMENT, f"xiaozhi-beijing/{node.id}-{service}").inputs
             assert rec["spec"]["replicas"] == replicas
@@ -103,20 +105,27 @@ def test_server_gets_the_auth_key_only_from_a_pulumi_secret(stack_runs: dict[str
         assert redis["stringData"]["value"] == {"value": CONFIG_SECRETS["xzctl:redisPassword"]}
 
 
-def test_coordinator_reads_the_cloud_endpoint_through_the_stack_reference(stack_runs: dict[str, StackRun]) -> None:
+def test_a_coordinator_reads_the_cloud_endpoint_through_the_stack_reference(
+    stack_runs: dict[str, StackRun], pulumi_mocks: RecordingMocks, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for target, run in stack_runs.items():
         refs = run.of_type("pulumi:pulumi:StackReference")
-        if target == "cloud":
-            assert refs == []
-            continue
-        assert [r.name for r in refs] == ["organization/xzctl/cloud"]
-        for rec in run.of_type(DEPLOYMENT):
-            if rec.name.endswith("-coordinator"):
-                env = {e["name"]: e for e in _container(rec.inputs)["env"]}
-                assert env["CLOUD_ENDPOINT"]["value"] == CLOUD_ENDPOINT
-                assert env["NODE_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
-                assert _container(rec.inputs)["resources"]["requests"] == {"cpu": "2", "memory": "4Gi"}
-                assert _container(rec.inputs)["resources"]["limits"] == {"cpu": "4", "memory": "8Gi"}
+        assert [r.name for r in refs] == ([] if target == "cloud" else ["organization/xzctl/cloud"])
+        # the example runs no coordinator: no build here makes its image
+        assert not [r for r in run.of_type(DEPLOYMENT) if r.name.endswith("-coordinator")]
+    # a site that brings its own coordinator sets services.coordinator; it calls the cloud router
+    coordinator_variant(tmp_path)
+    monkeypatch.setenv("XIAOZHI_AUTH_KEY", AUTH_KEY)
+    config = {**stack_config("beijing"), "xzctl:fleet": str(tmp_path / "fleet.yaml")}
+    run = StackRun("beijing", pulumi_mocks.run(config, list(CONFIG_SECRETS)))
+    coordinators = [r for r in run.of_type(DEPLOYMENT) if r.name.endswith("-coordinator")]
+    assert len(coordinators) == 3
+    for rec in coordinators:
+        env = {e["name"]: e for e in _container(rec.inputs)["env"]}
+        assert env["CLOUD_ENDPOINT"]["value"] == CLOUD_ENDPOINT
+        assert env["NODE_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+        assert _container(rec.inputs)["resources"]["requests"] == {"cpu": "2", "memory": "4Gi"}
+        assert _container(rec.inputs)["resources"]["limits"] == {"cpu": "4", "memory": "8Gi"}
 
 
 def test_providers_target_the_spec_contexts(stack_runs: dict[str, StackRun]) -> None:
@@ -256,7 +265,6 @@ def test_components_expose_typed_outputs(
         "gz-edge-01-asr": 6,
         "gz-edge-01-tts": 4,
         "gz-edge-01-llm": 1,
-        "gz-edge-01-coordinator": 1,
     }
     assert seen["endpoint"] == "https://cloud.xiaozhi.example/v1"
 

@@ -259,7 +259,9 @@ def scenario(
     image: str | None = typer.Option(None, "--image", help="Image reference (image-profile, deploy)."),
     latency_factor: float | None = typer.Option(None, "--latency-factor", help="image-profile: latency x."),
     error_rate: float | None = typer.Option(None, "--error-rate", help="image-profile: share of failed requests."),
-    service: str | None = typer.Option(None, "--service", help="deploy: vad, asr, llm, tts, coordinator, ..."),
+    service: str | None = typer.Option(
+        None, "--service", help="deploy: vad, asr, llm, tts, xiaozhi_server (coordinator if the spec sets one)."
+    ),
     track: str | None = typer.Option(None, "--track", help="deploy: stable or canary."),
     seconds: float | None = typer.Option(
         None,

@@ -1,7 +1,7 @@
 """The Kubernetes objects of one edge region (one K3s cluster), grouped into reusable units.
 
-Per edge node: the xiaozhi server, vad/asr/tts(/llm), the edge coordinator (unit EdgeNode) and its
-Redis L2 cache (unit EdgeCache). Per region: namespace and secrets (RegionBase), NVIDIA time-slicing
+Per edge node: the xiaozhi server, vad/asr/tts(/llm), a coordinator where the spec sets one (unit EdgeNode)
+and the Redis L2 cache (unit EdgeCache). Per region: namespace and secrets (RegionBase), NVIDIA time-slicing
 (GpuSharing), NetworkPolicies, and monitoring custom resources (RegionMonitoring).
 
 What other blocks render (node documents, alert rules) arrives as `RegionInputs`: the layering keeps
@@ -58,7 +58,7 @@ def edge_region_units(
         builder = NodeBuilder(fleet, node, ns, pins, inputs)
         units.append(Unit("EdgeNode", node.id, builder.objects(endpoint)))
         units.append(Unit("EdgeCache", node.id, builder.cache()))
-    units.append(Unit("NetworkPolicies", region.name, network_policies(ns, inputs.service_ports)))
+    units.append(Unit("NetworkPolicies", region.name, network_policies(ns, inputs.service_ports, region)))
     units.append(Unit("RegionMonitoring", region.name, monitoring(region, ns, inputs.rule_groups)))
     if autoscalers := edge_autoscalers(fleet, region.name, ns, labels):
         units.append(Unit("Autoscaling", region.name, autoscalers))

@@ -1,4 +1,4 @@
-"""The objects of one edge node: the xiaozhi server, vad/asr/tts(/llm), the coordinator and its Redis cache."""
+"""The objects of one edge node: the xiaozhi server, vad/asr/tts(/llm), Redis and the spec's coordinator if any."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from xzctl.manifests.edge_common import (
 from xzctl.manifests.k8s import GPU_COUNT_ANNOTATION, GPU_SHARING_ANNOTATION, NODE_LABEL, SECRET_KEY, Obj, secret_name
 from xzctl.manifests.pins import ImagePins
 from xzctl.metrics.contract import EDGE_JOB
-from xzctl.spec.models import EdgeNode, Fleet, InferenceService, Resources
+from xzctl.spec.models import Coordinator, EdgeNode, Fleet, InferenceService, Resources
 
 
 def contract_ports(edge: sc.EdgeService) -> list[tuple[str, int]]:
@@ -66,14 +66,16 @@ class NodeBuilder:
             k8s.pvc(self.name("models"), self.ns, labels(node, "models"), "5Gi"),
         ]
         out += self.workload("xiaozhi_server", s.xiaozhi_server.replicas, self.server_pod, self.server_ports())
+        # The services' own /metrics are the node's series (job xiaozhi-edge): the region's ServiceMonitor selects
+        # the Services with this label, so the canary analysis reads what the pods themselves measured.
+        scrape = {JOB_LABEL: EDGE_JOB}
         for name, svc in s.inference().items():
             ports = contract_ports(sc.SERVICES[name])
-            out += self.workload(name, svc.replicas, self.inference_pod(name, svc), ports)
-        coordinator_ports = [("http", self.ports["coordinator"]), ("metrics", METRICS_PORT)]
-        # The coordinator Service is the edge node's one scrape target (job xiaozhi-edge).
-        scrape = {JOB_LABEL: EDGE_JOB}
-        pod = self.coordinator_pod(endpoint)
-        out += self.workload("coordinator", s.coordinator.replicas, pod, coordinator_ports, scrape)
+            out += self.workload(name, svc.replicas, self.inference_pod(name, svc), ports, scrape)
+        if s.coordinator is not None:
+            coordinator_ports = [("http", self.ports["coordinator"]), ("metrics", METRICS_PORT)]
+            pod = self.coordinator_pod(endpoint, s.coordinator)
+            out += self.workload("coordinator", s.coordinator.replicas, pod, coordinator_ports, scrape)
         out.append(self.ingress())
         return out
 
@@ -200,7 +202,8 @@ class NodeBuilder:
 
         return pod
 
-    def coordinator_pod(self, endpoint: Any) -> PodFor:
+    def coordinator_pod(self, endpoint: Any, coordinator: Coordinator) -> PodFor:
+        """A site's own coordinator (no build here makes one): its env as the spec's cache tiers set it."""
         node, tiers = self.node, self.fleet.cache_tiers
         values = {
             "EDGE_CONFIG": f"/etc/edge-config/{NODE_CONFIG_KEY}",
@@ -225,7 +228,7 @@ class NodeBuilder:
             main = k8s.container(
                 "coordinator",
                 image,
-                k8s.resources(node.services.coordinator.resources),
+                k8s.resources(coordinator.resources),
                 ports=[("http", self.ports["coordinator"]), ("metrics", METRICS_PORT)],
                 readiness=k8s.http_probe("/healthz", "http", period=5),
                 liveness=k8s.http_probe("/healthz", "http", period=20, delay=15),

@@ -56,14 +56,27 @@ def _services(*names: str) -> Obj:
     return {"matchExpressions": [{"key": SERVICE_LABEL, "operator": "In", "values": list(names)}]}
 
 
-def network_policies(ns: str, service_ports: Mapping[str, int]) -> list[Obj]:
-    """Default deny, then one allow per flow the fleet needs."""
+def scraped_services(region: Region) -> list[str]:
+    """The region's services whose own /metrics (the contract's path, on their main port) the scrape reads."""
+    running = {name for n in region.edge_nodes for name in n.services.inference()}
+    return [s for s in ("vad", "asr", "tts", "llm") if s in running and sc.SERVICES[s].metrics_path]
+
+
+def runs_coordinator(region: Region) -> bool:
+    return any(n.services.coordinator is not None for n in region.edge_nodes)
+
+
+def network_policies(ns: str, service_ports: Mapping[str, int], region: Region) -> list[Obj]:
+    """Default deny, then one allow per flow the fleet needs; the coordinator's only where a node runs one."""
     inference = sorted(s for s in ("vad", "asr", "tts", "llm") if s in service_ports)
     # every endpoint of the contract: the server reaches ASR on its FunASR WebSocket port ("ws"), not only "http"
     inference_ports = sorted({e.name for s in inference for e in sc.SERVICES[s].endpoints})
-    callers = [{"podSelector": _services("xiaozhi_server", "coordinator")}]
+    metrics_ports = sorted({sc.SERVICES[s].main.name for s in scraped_services(region)})
+    coordinator = runs_coordinator(region)
+    front = ("xiaozhi_server", "coordinator") if coordinator else ("xiaozhi_server",)
+    callers = [{"podSelector": _services(*front)}]
     monitoring = k8s.from_namespace(MONITORING_NAMESPACE)
-    return [
+    policies = [
         k8s.network_policy(ns, "default-deny", {}, ingress=[], egress=[]),
         k8s.network_policy(ns, "allow-dns", {}, egress=[k8s.DNS_EGRESS]),
         # Devices come through the ingress controller or straight to the node: any source, two ports only.
@@ -77,39 +90,71 @@ def network_policies(ns: str, service_ports: Mapping[str, int]) -> list[Obj]:
             ns,
             "allow-to-inference",
             _services(*inference),
-            ingress=[{"from": callers, "ports": k8s.tcp_ports(*inference_ports)}],
+            # the region's Prometheus scrapes each service's own /metrics on its main port
+            ingress=[
+                {"from": callers, "ports": k8s.tcp_ports(*inference_ports)},
+                {"from": [monitoring], "ports": k8s.tcp_ports(*metrics_ports)},
+            ],
         ),
         k8s.network_policy(
             ns, "allow-to-cache", _services("cache"), ingress=[{"from": callers, "ports": k8s.tcp_ports("redis")}]
         ),
+    ]
+    if coordinator:
+        policies.append(
+            k8s.network_policy(
+                ns,
+                "allow-to-coordinator",
+                _services("coordinator"),
+                ingress=[
+                    {"from": [{"podSelector": _services("xiaozhi_server")}], "ports": k8s.tcp_ports("http")},
+                    {"from": [monitoring], "ports": k8s.tcp_ports("metrics")},
+                ],
+            )
+        )
+    callees = (*inference, "cache", "coordinator") if coordinator else (*inference, "cache")
+    return [
+        *policies,
         k8s.network_policy(
-            ns,
-            "allow-to-coordinator",
-            _services("coordinator"),
-            ingress=[
-                {"from": [{"podSelector": _services("xiaozhi_server")}], "ports": k8s.tcp_ports("http")},
-                {"from": [monitoring], "ports": k8s.tcp_ports("metrics")},
-            ],
+            ns, "allow-calls-in-namespace", _services(*front), egress=[{"to": [{"podSelector": _services(*callees)}]}]
         ),
-        k8s.network_policy(
-            ns,
-            "allow-calls-in-namespace",
-            _services("xiaozhi_server", "coordinator"),
-            egress=[{"to": [{"podSelector": _services(*inference, "cache", "coordinator")}]}],
-        ),
-        # The server calls external LLM/TTS APIs and the coordinator the cloud router: HTTPS out only.
-        k8s.network_policy(
-            ns, "allow-https-out", _services("xiaozhi_server", "coordinator"), egress=[{"ports": k8s.tcp_ports(443)}]
-        ),
+        # The server calls external LLM/TTS APIs (and a coordinator the cloud router): HTTPS out only.
+        k8s.network_policy(ns, "allow-https-out", _services(*front), egress=[{"ports": k8s.tcp_ports(443)}]),
     ]
 
 
-def monitoring(region: Region, ns: str, rule_groups: list[Obj]) -> list[Obj]:
+def scrape_endpoints(region: Region) -> list[Obj]:
+    """The ServiceMonitor's endpoints: each service's own metrics port and path (the contract's), kept to the
+    services that serve them there, every series labelled with its region and node."""
     interval = min(n.monitoring.metrics_interval_seconds for n in region.edge_nodes)
+    service_label = "__meta_kubernetes_service_label_xiaozhi_io_service"
     relabel = [
         {"sourceLabels": ["__meta_kubernetes_service_label_xiaozhi_io_region"], "targetLabel": "region"},
         {"sourceLabels": ["__meta_kubernetes_service_label_xiaozhi_io_edge_node"], "targetLabel": "node"},
     ]
+    by_port: dict[tuple[str, str], list[str]] = {}
+    for name in scraped_services(region):
+        edge = sc.SERVICES[name]
+        by_port.setdefault((edge.main.name, str(edge.metrics_path)), []).append(name)
+    # a site's own coordinator serves its metrics on a port of their own
+    if runs_coordinator(region):
+        by_port.setdefault(("metrics", sc.METRICS_PATH), []).append("coordinator")
+    return [
+        {
+            "port": port,
+            "path": path,
+            "interval": f"{interval}s",
+            # a port name alone would also match another service's port of that name (the coordinator's http)
+            "relabelings": [
+                {"sourceLabels": [service_label], "regex": "|".join(names), "action": "keep"},
+                *relabel,
+            ],
+        }
+        for (port, path), names in by_port.items()
+    ]
+
+
+def monitoring(region: Region, ns: str, rule_groups: list[Obj]) -> list[Obj]:
     lbls = k8s.labels("monitoring", extra={REGION_LABEL: region.name})
     monitor = {
         "apiVersion": "monitoring.coreos.com/v1",
@@ -119,9 +164,7 @@ def monitoring(region: Region, ns: str, rule_groups: list[Obj]) -> list[Obj]:
             "jobLabel": JOB_LABEL,
             "selector": {"matchLabels": {JOB_LABEL: EDGE_JOB}},
             "namespaceSelector": {"matchNames": [ns]},
-            "endpoints": [
-                {"port": "metrics", "path": sc.METRICS_PATH, "interval": f"{interval}s", "relabelings": relabel}
-            ],
+            "endpoints": scrape_endpoints(region),
         },
     }
     rules = {

@@ -68,10 +68,10 @@ def spec_pins(fleet: Fleet) -> ImagePins:
             "vad": services.vad.image,
             "asr": services.asr.image,
             "tts": services.tts.image,
-            "coordinator": services.coordinator.image,
         }
-        if services.llm is not None:
-            images["llm"] = services.llm.image
+        for name, optional in (("coordinator", services.coordinator), ("llm", services.llm)):
+            if optional is not None:
+                images[name] = optional.image
         nodes[node.id] = {svc: ServicePin(stable=img) for svc, img in images.items()}
     return ImagePins(nodes)
 

@@ -31,9 +31,9 @@ def render_metrics_doc() -> str:
         "<!-- Generated from xzctl/metrics/contract.py by xzctl/metrics/doc.py; do not edit by hand. -->",
         "",
         "What the fleet's edge services expose, and so what alerts, checks, rollouts, dashboards and the",
-        "simulator read. One Prometheus target per edge node in job "
-        f"`{c.EDGE_JOB}`; the scrape config sets the target labels `{c.REGION}` and `{c.NODE}` on every series,",
-        f'so `up{{job="{c.EDGE_JOB}"}} == 0` means the edge node is unreachable.',
+        f"simulator read. Job `{c.EDGE_JOB}` scrapes each service's own /metrics (the simulator: one target per",
+        f"edge node); the scrape config sets the target labels `{c.REGION}` and `{c.NODE}` on every series, so",
+        f'`max by ({c.NODE}) (up{{job="{c.EDGE_JOB}"}}) == 0` means the edge node is unreachable.',
         "",
         "## Metrics",
         "",
@@ -48,7 +48,7 @@ def render_metrics_doc() -> str:
         "## Label values",
         "",
         f"- `{c.SERVICE}`: {', '.join(f'`{s}`' for s in c.SERVICES)} (`end_to_end`: speech end to first audio, "
-        "measured by the edge coordinator); on `xiaozhi_build_info` it is any rolled-out service "
+        "measured by the load generator, or by a coordinator where a site runs one); on `xiaozhi_build_info` it is any rolled-out service "
         "(also `xiaozhi_server`, `coordinator`)",
         f"- `{c.TRACK}`: {', '.join(f'`{t}`' for t in c.TRACKS)}; a canary takes a share of the node's traffic",
         f"- `{c.IMAGE}`: the image reference serving the series, as in the fleet spec",

@@ -126,7 +126,7 @@ def _describe(o: Obj) -> str:
 
 
 class EdgeNode(KubernetesUnit):
-    """The xiaozhi server, inference services and coordinator of one edge node. Output: `gpu_requests`."""
+    """The xiaozhi server, inference services (and a coordinator the spec sets) of one edge node. Output: `gpu_requests`."""
 
     gpu_requests: pulumi.Output[int]
 

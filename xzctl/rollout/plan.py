@@ -54,7 +54,8 @@ def plan_steps(
     if first_region is not None:
         order.remove(first_region)
         order.insert(0, first_region)
-    carriers = {n.id for n in fleet.edge_nodes() if service != "llm" or n.services.llm is not None}
+    # llm and coordinator are optional: only the nodes that run them carry them
+    carriers = {n.id for n in fleet.edge_nodes() if getattr(n.services, service) is not None}
     carriers = {n for n in carriers if (only is None or n in only) and n not in (skip or [])}
     if not carriers:
         raise BadInputError(f"no edge node left to roll {service} out to")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from xzctl.metrics import contract as c
+from xzctl.simulator.load import end_to_end_owner
 from xzctl.simulator.model import CPU_MODES, MODEL_FB_MIB, FleetModel, NodeState
 
 LE_LABELS = tuple(f"{b:g}" for b in c.LATENCY_BUCKETS)
@@ -67,7 +68,7 @@ def node_families(model: FleetModel, node: NodeState, base: str = "") -> list[Fa
     requests: list[str] = []
     inference: list[str] = []
     for (service, track), s in sorted(node.series.items()):
-        owner = "coordinator" if service == "end_to_end" else service
+        owner = end_to_end_owner(node.images) if service == "end_to_end" else service
         image = node.images[owner][track] or node.images[owner]["stable"] or ""
         *buckets, sum_prefix, count_prefix, ok, error, failed = _request_prefixes(base, service, track, image)
         histogram.extend(f"{prefix}{value:.3f}" for prefix, value in zip(buckets, (*s.buckets, s.count), strict=True))

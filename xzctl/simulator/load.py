@@ -6,6 +6,7 @@ Everything random comes from a seeded hash (`unit_noise`), so a run is a functio
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from xzctl.metrics import contract as c
@@ -172,11 +173,18 @@ class Arrival:
     count: int
 
 
+def end_to_end_owner(images: Mapping[str, object]) -> str:
+    """The service whose image labels the end-to-end series: a node's coordinator measures the turns where it runs
+    one, else the xiaozhi server carries them."""
+    return "coordinator" if "coordinator" in images else "xiaozhi_server"
+
+
 def spec_images(node: EdgeNode) -> dict[str, dict[str, str | None]]:
     s = node.services
     images: dict[str, str] = {
         "xiaozhi_server": s.xiaozhi_server.image,
-        "coordinator": s.coordinator.image,
         **{name: svc.image for name, svc in s.inference().items()},
     }
+    if s.coordinator is not None:
+        images["coordinator"] = s.coordinator.image
     return {svc: {"stable": img, "canary": None} for svc, img in images.items()}

@@ -125,7 +125,9 @@ class FleetModel:
         return loads
 
     def _image_profile(self, node: NodeState, service: str, track: str) -> tuple[str, ImageProfile]:
-        image = node.images[service][track] or node.images[service]["stable"] or ""
+        # a service the node does not run (no coordinator) changes nothing: the default profile
+        images = node.images.get(service, {})
+        image = images.get(track) or images.get("stable") or ""
         return image, self.profiles.get(image, ImageProfile())
 
     def _tracks(self, node: NodeState, service: str) -> list[tuple[str, float]]:

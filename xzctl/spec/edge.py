@@ -163,7 +163,8 @@ class EdgeServices(Strict):
     asr: AsrService
     tts: TtsService
     cache: CacheService = CacheService()
-    coordinator: Coordinator
+    # The example fleet runs none: no build here makes a coordinator image (issue 22); a site with its own sets it.
+    coordinator: Coordinator | None = None
     llm: InferenceService | None = Field(default=None, description="optional edge LLM for simple prompts")
 
     def inference(self) -> dict[str, InferenceService]:

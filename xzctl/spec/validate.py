@@ -36,10 +36,9 @@ def node_cpu_memory_requests(node: EdgeNode) -> tuple[float, int]:
     """CPU cores and memory bytes requested by every pod the node runs."""
     s = node.services
     pods = [(svc.replicas, svc.resources) for svc in s.inference().values()]
-    pods += [
-        (s.xiaozhi_server.replicas, s.xiaozhi_server.resources),
-        (s.coordinator.replicas, s.coordinator.resources),
-    ]
+    pods += [(s.xiaozhi_server.replicas, s.xiaozhi_server.resources)]
+    if s.coordinator is not None:
+        pods.append((s.coordinator.replicas, s.coordinator.resources))
     cpu = sum(n * parse_cpu(r.cpu_request) for n, r in pods)
     mem = sum(n * parse_memory(r.memory_request) for n, r in pods) + parse_memory(s.cache.memory_limit)
     return cpu, mem
@@ -53,7 +52,8 @@ def all_images(fleet: Fleet) -> Iterable[tuple[Path_, str]]:
         for name, svc in s.inference().items():
             yield (*base, "services", name, "image"), svc.image
         yield (*base, "services", "cache", "image"), s.cache.image
-        yield (*base, "services", "coordinator", "image"), s.coordinator.image
+        if s.coordinator is not None:
+            yield (*base, "services", "coordinator", "image"), s.coordinator.image
     for i, model in enumerate(fleet.cloud.llm_models):
         yield ("cloud", "llm_models", i, "image"), model.image
     yield ("cloud", "orchestrator", "image"), fleet.cloud.orchestrator.image
