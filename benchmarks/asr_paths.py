@@ -5,7 +5,8 @@ Goal (issue 22): render the ASR path that does not stall the server. For each of
 Whisper), and an upstream server whose override points its ASR at that path (TTS and the LLM stand-in are shared),
 then measures (a) one device alone, a few turns: transcript (stt) and first-audio latency p50/p95; (b) 4 devices
 talking at once (a few turns each, the same utterances) while a probe GETs the server's WebSocket port (`/`,
-"Server is running") every 0.2 s: the stall is the max and p95 of those GETs. Loopback only; everything started is
+"Server is running") every 0.2 s: the stall is the max and p95 of those GETs. Verdict: the path with the lower GET
+p95 (then max) stalls less; it should be the one the override renders. Loopback only; everything started is
 stopped. Needs the upstream source ($XZCTL_XIAOZHI_SOURCE), espeak-ng and ffmpeg.
 
     python benchmarks/asr_paths.py [--state-dir .xzctl] [--devices 4] [--turns 3] [--solo-turns 5]
@@ -193,7 +194,7 @@ def main() -> int:
     speech = [speak(text) for text in UTTERANCES]
     print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("latencies in seconds from the end of the device's speech; GET: the probe's plain GET on the server")
-    stalls: dict[str, float] = {}
+    stalls: dict[str, tuple[float, float]] = {}  # provider -> (GET p95, GET max)
     with tempfile.TemporaryDirectory() as tmp:
         logs = Path(tmp)
         shared: list[RunningService] = []
@@ -214,7 +215,9 @@ def main() -> int:
             urls = {"tts": tts.url, "llm": llm.url}
             for provider in (p.type for p in sc.ASR.providers):
                 crowd = measure_path(provider, args, logs=logs, shared=urls, speech=speech)
-                stalls[provider] = max(crowd.probes, default=float("inf"))
+                # judged on the p95 first: on 2 loaded cores a lone descheduled GET can reach 1 s on either path
+                p95 = quantile(crowd.probes, 0.95)
+                stalls[provider] = (float("inf") if p95 is None else p95, max(crowd.probes, default=float("inf")))
         finally:
             for service in shared:
                 stop_service(service)
@@ -223,7 +226,7 @@ def main() -> int:
     rendered = xiaozhi.RENDERED_ASR
     print(
         "verdict: "
-        + ", ".join(f"{p} stalls the server up to {s:.2f} s" for p, s in stalls.items())
+        + ", ".join(f"{p} GET p95 {p95:.2f} s, max {top:.2f} s" for p, (p95, top) in stalls.items())
         + f"; {best} stalls less; the override renders {rendered}: {'right' if best == rendered else 'WRONG'}"
     )
     return 0 if best == rendered else 1
