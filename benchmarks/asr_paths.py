@@ -129,6 +129,18 @@ def row(label: str, figures: Figures) -> str:
     )
 
 
+def start_package(name: str, args: argparse.Namespace, logs: Path) -> RunningService:
+    """Service `name` from the package (Whisper for ASR), every contract endpoint on a free loopback port."""
+    return start_service(
+        name,
+        port=free_port(),
+        state_dir=Path(args.state_dir),
+        log_dir=logs,
+        prefer_image=False,
+        ports=other_ports(name),
+    )
+
+
 def measure_path(
     provider: str, args: argparse.Namespace, *, logs: Path, shared: dict[str, str], speech: list[bytes]
 ) -> Figures:
@@ -136,24 +148,16 @@ def measure_path(
     fleet = load_fleet(bundled_example_path()).fleet
     started: list[RunningService] = []
     try:
-        asr = start_service(
-            "asr",
-            port=free_port(),
-            state_dir=Path(args.state_dir),
-            log_dir=logs,
-            prefer_image=False,
-            ports=other_ports("asr"),
-        )
+        asr = start_package("asr", args, logs)
         started.append(asr)
         wait_ready(asr, READY_TIMEOUT)
-        assert asr.ws_url is not None
         server, http_port = xiaozhi.start_server(
             fleet,
             fleet.node(NODE),
             source=None,
             work_dir=logs / f"xiaozhi-server-{provider}",
             log_dir=logs,
-            asr_ws=asr.ws_url,
+            asr_ws=asr.ws_url or "",  # other_ports gave the replica its FunASR WebSocket
             tts=shared["tts"],
             llm=shared["llm"],
             asr_provider=provider,
@@ -199,14 +203,7 @@ def main() -> int:
         logs = Path(tmp)
         shared: list[RunningService] = []
         try:
-            tts = start_service(
-                "tts",
-                port=free_port(),
-                state_dir=Path(args.state_dir),
-                log_dir=logs,
-                prefer_image=False,
-                ports=other_ports("tts"),
-            )
+            tts = start_package("tts", args, logs)
             shared.append(tts)
             llm = xiaozhi.start_llm_standin(logs)
             shared.append(llm)
