@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -28,17 +29,25 @@ from xzctl.metrics import contract as c
 from xzctl.metrics import queries as q
 from xzctl.render import render_node_documents
 from xzctl.sandbox import SandboxInfo
-from xzctl.sandbox.xiaozhi import find_source, server_override
+from xzctl.sandbox.xiaozhi import RENDERED_ASR, find_source, server_override
 from xzctl.spec import Fleet
 
 SPEECH = "turn on the light in the kitchen"
 FAULT_BOUND = DEVICE_TIMEOUT + 15.0  # speech, then at most the device's reply timeout
 
 
+def _override(fleet: Fleet, *, asr_provider: str = RENDERED_ASR, asr_http: str | None = None) -> Any:
+    """bj-edge-01's override at fixed sandbox addresses (ASR ws 1001, TTS 1002, LLM 1003; server 2001/2002)."""
+    rendered = render_node_documents(fleet, fleet.node("bj-edge-01")).server_config
+    urls = {"asr_ws": "ws://127.0.0.1:1001", "tts": "http://127.0.0.1:1002", "llm": "http://127.0.0.1:1003"}
+    return server_override(
+        rendered, port=2001, http_port=2002, auth_key="k" * 48, **urls, asr_provider=asr_provider, asr_http=asr_http
+    )
+
+
 def test_override_points_every_provider_at_the_sandbox(example_fleet: Fleet) -> None:
     rendered = render_node_documents(example_fleet, example_fleet.node("bj-edge-01")).server_config
-    urls = {"asr_ws": "ws://127.0.0.1:1001", "tts": "http://127.0.0.1:1002", "llm": "http://127.0.0.1:1003"}
-    config = server_override(rendered, port=2001, http_port=2002, auth_key="k" * 48, **urls)
+    config = _override(example_fleet)
     modules = config["selected_module"]
     assert config["server"]["ip"] == "127.0.0.1"
     assert (config["server"]["port"], config["server"]["http_port"], config["server"]["auth_key"]) == (
@@ -59,6 +68,52 @@ def test_override_points_every_provider_at_the_sandbox(example_fleet: Fleet) -> 
     assert config["LLM"][modules["LLM"]]["base_url"] == "http://127.0.0.1:1003/v1"
     assert config["VAD"] == yaml.safe_load(rendered)["VAD"]  # what the node renders, unchanged
     assert "example" not in json.dumps(config)  # no address of the rendered site is left
+
+
+@pytest.mark.parametrize(
+    ("provider", "asr_http", "block"),
+    [
+        (
+            "fun_server",
+            None,
+            {
+                "type": "fun_server",
+                "host": "127.0.0.1",
+                "port": 1001,
+                "is_ssl": False,
+                "api_key": "none",
+                "output_dir": "tmp/",
+            },
+        ),
+        (
+            "openai",
+            "http://127.0.0.1:1004",
+            {
+                "type": "openai",
+                "base_url": "http://127.0.0.1:1004/v1/audio/transcriptions",
+                "model_name": "xzctl-asr",
+                "api_key": "none",
+                "output_dir": "tmp/",
+            },
+        ),
+    ],
+)
+def test_override_points_asr_at_the_chosen_provider(
+    example_fleet: Fleet, provider: str, asr_http: str | None, block: dict[str, object]
+) -> None:
+    config = _override(example_fleet, asr_provider=provider, asr_http=asr_http)
+    assert config["ASR"][config["selected_module"]["ASR"]] == block
+
+
+@pytest.mark.parametrize(
+    ("provider", "asr_http", "error"),
+    [("whisper_local", "http://127.0.0.1:1004", "reaches no endpoint"), ("openai", None, "needs the replica's HTTP")],
+)
+def test_override_refuses_an_asr_provider_it_cannot_wire(
+    example_fleet: Fleet, provider: str, asr_http: str | None, error: str
+) -> None:
+    with pytest.raises(BadInputError, match=error):
+        _override(example_fleet, asr_provider=provider, asr_http=asr_http)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ LLM stand-in (xzctl.sandbox.llm_standin). VAD runs inside the server (silero), a
 
 The rendered providers are kept (ASR `fun_server` on the replica's FunASR WebSocket, TTS `custom` asking for
 wav, LLM `openai`: xzctl/service_contract.py); only their addresses change, to the sandbox's loopback ports.
+`asr_provider` may name the contract's other ASR provider (`openai` on the replica's HTTP form), which
+benchmarks/asr_paths.py measures against the rendered one.
 
 The auth key is made per sandbox, registered with xzctl.redact and written only into the server's copy of the
 config (mode 0600): status, state and logs never hold it.
@@ -43,6 +45,7 @@ OTA_PATH = sc.XIAOZHI_SERVER.endpoint("http").path
 TTS_PATH = sc.TTS.main.path
 SERVER_IMAGE = "xinnan-tech/xiaozhi-esp32-server (upstream source)"
 STANDIN_IMAGE = "sandbox/llm-stand-in"
+RENDERED_ASR = sc.ASR.providers[0].type
 # not copied: the server's runtime output (top level only: models/ has a data/ of its own) and what the source
 # tree carries but the server never reads
 TOP_LEVEL_IGNORED = frozenset({"tmp", "data", "music", "performance_tester", "performance_tester.py"})
@@ -74,8 +77,20 @@ def find_source(source: str | Path | None) -> tuple[Path, Path]:
     return root, config
 
 
-def server_override(rendered: str, *, port: int, http_port: int, asr_ws: str, tts: str, llm: str, auth_key: str) -> Any:
-    """The node's rendered override with the sandbox's addresses and key (see the module's docstring)."""
+def server_override(
+    rendered: str,
+    *,
+    port: int,
+    http_port: int,
+    asr_ws: str,
+    tts: str,
+    llm: str,
+    auth_key: str,
+    asr_provider: str = RENDERED_ASR,
+    asr_http: str | None = None,
+) -> Any:
+    """The node's rendered override with the sandbox's addresses and key (see the module's docstring); the ASR
+    block is `asr_provider`'s: fun_server on `asr_ws`, or openai on `asr_http` (the replica's HTTP form)."""
     config = yaml.safe_load(rendered)
     server = config["server"]
     server.update(
@@ -87,8 +102,26 @@ def server_override(rendered: str, *, port: int, http_port: int, asr_ws: str, tt
         auth_key=auth_key,
     )
     modules = config["selected_module"]
-    asr = urlsplit(asr_ws)
-    config["ASR"][modules["ASR"]].update(host=asr.hostname, port=asr.port, is_ssl=False)
+    block = config["ASR"][modules["ASR"]]
+    provider = next((p for p in sc.ASR.providers if p.type == asr_provider), None)
+    if provider is None:
+        known = ", ".join(p.type for p in sc.ASR.providers)
+        raise BadInputError(f"ASR provider {asr_provider!r} reaches no endpoint of the ASR service", hint=known)
+    if provider.endpoint == "ws":
+        asr = urlsplit(asr_ws)
+        block.update(type=provider.type, host=asr.hostname, port=asr.port, is_ssl=False)
+    elif asr_http is None:
+        raise BadInputError(f"the {provider.type} ASR provider needs the replica's HTTP URL")
+    else:
+        path = sc.ASR.endpoint(provider.endpoint).path
+        kept = {key: block[key] for key in ("api_key", "output_dir")}
+        # model_name is sent as a form field the service ignores: it serves the one model it loaded
+        config["ASR"][modules["ASR"]] = {
+            "type": provider.type,
+            "base_url": f"{asr_http}{path}",
+            "model_name": "xzctl-asr",
+            **kept,
+        }
     config["TTS"][modules["TTS"]].update(url=f"{tts}{TTS_PATH}")
     config["LLM"][modules["LLM"]].update(base_url=f"{llm}/v1", model_name="xzctl-llm-stand-in")
     return config
@@ -118,6 +151,8 @@ def start_server(
     asr_ws: str,
     tts: str,
     llm: str,
+    asr_provider: str = RENDERED_ASR,
+    asr_http: str | None = None,
 ) -> tuple[RunningService, int]:
     """Copy the upstream server into `work_dir`, write its config and start it; (the server, its HTTP/OTA port)."""
     from xzctl.sandbox.xiaozhi_env import server_python
@@ -132,7 +167,15 @@ def start_server(
     redact.register(auth_key)
     rendered = render_node_documents(fleet, node).server_config
     override = server_override(
-        rendered, port=port, http_port=http_port, asr_ws=asr_ws, tts=tts, llm=llm, auth_key=auth_key
+        rendered,
+        port=port,
+        http_port=http_port,
+        asr_ws=asr_ws,
+        tts=tts,
+        llm=llm,
+        auth_key=auth_key,
+        asr_provider=asr_provider,
+        asr_http=asr_http,
     )
     data = work_dir / "data"
     data.mkdir(exist_ok=True)
