@@ -46,7 +46,8 @@ def beijing(engine: Engine) -> Engine:
 
 
 def asr_images(engine: Engine) -> Images:
-    """What the API server says runs: the node and image of every running asr pod, by track."""
+    """What the API server says runs: the node and image (the pinned reference) of every running asr pod, by
+    track."""
     from kubernetes import client
 
     from xzctl.sandbox.kubernetes import api_client
@@ -62,7 +63,10 @@ def asr_images(engine: Engine) -> Images:
     for pod in pods.items:
         if pod.status.phase == "Running" and not pod.metadata.deletion_timestamp and pod.spec.node_name:
             track = (pod.metadata.labels or {}).get(TRACK_LABEL, "stable")
-            out.setdefault((pod.spec.node_name, track), set()).update(c.image for c in pod.spec.containers)
+            # pods pull by the lock's digest: compared by the reference they were pinned from
+            pulled = [c.image for c in pod.spec.containers]
+            assert all("@sha256:" in image for image in pulled), pulled
+            out.setdefault((pod.spec.node_name, track), set()).update(image.split("@")[0] for image in pulled)
     return out
 
 

@@ -90,7 +90,7 @@ def test_a_slower_asr_canary_shows_in_real_latency_and_every_turn_is_scored(tmp_
         for track in ("stable", "canary"):
             words = _counter(turns, "xiaozhi_asr_reference_words_total", track=track)
             assert words > 0 and _counter(turns, "xiaozhi_asr_word_errors_total", track=track) >= 0
-        assert 'image="registry.xiaozhi.example/inference/asr:1.4.0-full-window"' in turns
+        assert 'image="registry.xiaozhi.example/inference/asr:2.0.0-full-window"' in turns
         # the canary's own latency histogram says it is slower: its encoder runs on 30 s, not on the utterance
         means = {}
         for service in (stable, canary):
