@@ -152,25 +152,15 @@ def _turn_ok(result: TurnResult) -> None:
     assert result.stt_seconds <= result.first_audio_seconds
 
 
+def _status(info: SandboxInfo) -> subprocess.CompletedProcess[str]:
+    """`xzctl sandbox status -o json` as an operator runs it."""
+    argv = [sys.executable, "-m", "xzctl", "sandbox", "status", "-o", "json", "--state-dir", str(info.state_dir)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+
+
 @pytest.mark.images
 def test_a_device_speaking_the_real_protocol_gets_its_transcript_and_reply_audio(xiaozhi_sandbox: SandboxInfo) -> None:
-    status = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xzctl",
-            "sandbox",
-            "status",
-            "-o",
-            "json",
-            "--state-dir",
-            str(xiaozhi_sandbox.state_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    status = _status(xiaozhi_sandbox)
     real = json.loads(status.stdout)["real_node"]
     assert real["xiaozhi"]["websocket_url"].startswith("ws://127.0.0.1:")
     assert real["xiaozhi"]["websocket_url"].endswith("/xiaozhi/v1/")
@@ -227,23 +217,7 @@ def test_the_auth_key_is_never_in_status_state_or_logs(xiaozhi_sandbox: SandboxI
     assert config.stat().st_mode & 0o077 == 0  # the server's copy is its owner's alone
     key = yaml.safe_load(config.read_text())["server"]["auth_key"]
     assert len(key) >= 32
-    status = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "xzctl",
-            "sandbox",
-            "status",
-            "-o",
-            "json",
-            "--state-dir",
-            str(xiaozhi_sandbox.state_dir),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    status = _status(xiaozhi_sandbox)
     assert key not in status.stdout + status.stderr
     leaks = [
         p
