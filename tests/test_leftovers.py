@@ -3,7 +3,12 @@ named, and is stopped; a process a test stopped is not blamed."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+
+CHECKOUT = Path(__file__).resolve().parents[1]  # where `tests.fixtures` is imported from
 
 MODULE = """
 import subprocess, sys
@@ -23,7 +28,9 @@ def test_starts_a_server_and_stops_it():
 
 
 @pytest.fixture
-def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    # the inner session runs in a folder of its own: it imports the check from this checkout
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")])))
     pytester.makeconftest(
         'from tests.fixtures import leftovers\n\npytest_plugins = ["tests.fixtures.leftovers"]\n'
         "leftovers.GRACE_SECONDS = 0.5\n"
