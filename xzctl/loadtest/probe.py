@@ -15,65 +15,52 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from xzctl.loadtest.device import DeviceClient, DeviceError, TurnResult, failed
+from xzctl.loadtest.summary import FIRST_AUDIO, STT, TURN, Snapshot, Timing, exposition
 from xzctl.metrics import contract as c
 
-LATENCIES = (
-    (c.TURN_STT_SECONDS, "stt_seconds"),
-    (c.TURN_FIRST_AUDIO_SECONDS, "first_audio_seconds"),
-    (c.TURN_SECONDS, "turn_seconds"),
-)
+# TurnResult's field of each timed part of a turn (summary.TIMED names their contract metric)
+FIELDS = {STT: "stt_seconds", FIRST_AUDIO: "first_audio_seconds", TURN: "turn_seconds"}
 MAX_CONFIG_BYTES = 64 * 1024
 
 
 class TurnRecorder:
-    """Counts and histograms of a probe's turns, rendered in the Prometheus text format."""
+    """Counts and histograms of a probe's turns, rendered by the load generator's exposition (one writer of the
+    contract's turn series)."""
 
     def __init__(self, track: str) -> None:
         self.track = track
         self._lock = threading.Lock()
-        self._buckets = {m.name: [0] * len(c.TURN_BUCKETS) for m, _ in LATENCIES}
-        self._sums = {m.name: 0.0 for m, _ in LATENCIES}
-        self._counts = {m.name: 0 for m, _ in LATENCIES}
-        self._turns = dict.fromkeys(c.TURN_RESULTS, 0)
+        self._timings = {name: Timing(buckets=(0,) * len(c.TURN_BUCKETS)) for name in FIELDS}
+        self._turns = 0
+        self._failed = 0
         self._failures = dict.fromkeys(c.TURN_FAILURE_KINDS, 0)
 
     def record(self, result: TurnResult) -> None:
         with self._lock:
-            self._turns["ok" if result.ok else "failed"] += 1
+            self._turns += 1
             if result.failure is not None:
                 self._failures[result.failure] += 1
             if not result.ok:
+                self._failed += 1
                 return  # a failed turn's partial latencies would flatter the histogram
-            for metric, field in LATENCIES:
-                value = getattr(result, field)
+            for name, attr in FIELDS.items():
+                value = getattr(result, attr)
                 if value is None:
                     continue
-                self._sums[metric.name] += value
-                self._counts[metric.name] += 1
-                for i, bound in enumerate(c.TURN_BUCKETS):
-                    if value <= bound:
-                        self._buckets[metric.name][i] += 1
+                t = self._timings[name]
+                buckets = tuple(n + (value <= bound) for n, bound in zip(t.buckets, c.TURN_BUCKETS, strict=True))
+                self._timings[name] = replace(t, count=t.count + 1, sum_seconds=t.sum_seconds + value, buckets=buckets)
 
     def render(self) -> str:
-        track = f'{c.TRACK}="{self.track}"'
-        lines: list[str] = []
         with self._lock:
-            for metric, _ in LATENCIES:
-                lines += [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} histogram"]
-                for bound, count in zip(c.TURN_BUCKETS, self._buckets[metric.name], strict=True):
-                    lines.append(f'{metric.name}_bucket{{{track},le="{bound:g}"}} {count}')
-                lines.append(f'{metric.name}_bucket{{{track},le="+Inf"}} {self._counts[metric.name]}')
-                lines.append(f"{metric.name}_sum{{{track}}} {self._sums[metric.name]:.6f}")
-                lines.append(f"{metric.name}_count{{{track}}} {self._counts[metric.name]}")
-            for metric, label, values in ((c.TURNS, "result", self._turns), (c.TURN_FAILURES, "kind", self._failures)):
-                lines += [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} counter"]
-                lines += [f'{metric.name}{{{track},{label}="{k}"}} {v}' for k, v in values.items()]
-        return "\n".join(lines) + "\n"
+            snapshot = Snapshot(1, self._turns, self._failed, dict(self._timings), dict(self._failures))
+        return exposition(snapshot, self.track)
 
 
 def probe_turn(device: DeviceClient, pcm: bytes) -> TurnResult:
