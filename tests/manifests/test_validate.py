@@ -46,6 +46,20 @@ def test_every_builtin_object_is_valid_kubernetes_1_30(example_fleet: Fleet) -> 
     }
 
 
+def test_every_claim_template_is_applied_with_force(example_fleet: Fleet) -> None:
+    """volumeClaimTemplates is an atomic list the API server defaults: without force, re-applying a create that an
+    interrupted update left pending (after --recover) conflicts with its own earlier field manager."""
+    templated = [
+        obj
+        for target in targets(example_fleet)
+        for obj in target_objects(example_fleet, target).objects()
+        if obj["kind"] == "StatefulSet" and obj["spec"].get("volumeClaimTemplates")
+    ]
+    assert {obj["metadata"]["name"] for obj in templated} >= {"object-store"}
+    for obj in templated:
+        assert obj["metadata"]["annotations"]["pulumi.com/patchForce"] == "true", obj["metadata"]["name"]
+
+
 def test_a_broken_object_is_caught_by_the_strict_schema() -> None:
     """The validator is strict: an unknown field (a typo) is an error, not ignored."""
     bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {}, "datta": {}}

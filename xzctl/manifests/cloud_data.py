@@ -37,19 +37,9 @@ def object_store(fleet: Fleet, ns: str) -> list[Obj]:
         ],
         mounts=[{"name": "data", "mountPath": "/data"}, {"name": "tmp", "mountPath": "/tmp"}],
     )
-    claim = k8s.pvc("data", ns, lbls, OBJECT_STORE_SIZE)
-    sts = {
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": k8s.meta(name, ns, lbls),
-        "spec": {
-            "serviceName": name,
-            "replicas": 1,
-            "selector": {"matchLabels": sel},
-            "template": {"metadata": {"labels": lbls}, "spec": k8s.pod_spec([main], volumes=[k8s.empty_dir("tmp")])},
-            "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": lbls}, "spec": claim["spec"]}],
-        },
-    }
+    pod = k8s.pod_spec([main], volumes=[k8s.empty_dir("tmp")])
+    claim = k8s.pvc("data", ns, lbls, OBJECT_STORE_SIZE)["spec"]
+    sts = k8s.stateful_set(name, ns, lbls, sel, pod=pod, claim=claim)
     return [sts, k8s.service(name, ns, lbls, sel, [("s3", OBJECT_STORE_PORT)])]
 
 

@@ -310,14 +310,6 @@ class NodeBuilder:
         )
         volumes = None if cache.persistence else [k8s.empty_dir("data", cache.storage_size)]
         pod = k8s.pod_spec([main], node_selector=self.pinned(), volumes=volumes)
-        spec: Obj = {
-            "serviceName": name,
-            "replicas": 1,
-            "selector": {"matchLabels": sel},
-            "template": {"metadata": {"labels": lbls}, "spec": pod},
-        }
-        if cache.persistence:
-            claim = k8s.pvc("data", self.ns, lbls, cache.storage_size)
-            spec["volumeClaimTemplates"] = [{"metadata": {"name": "data", "labels": lbls}, "spec": claim["spec"]}]
-        sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": k8s.meta(name, self.ns, lbls), "spec": spec}
+        claim = k8s.pvc("data", self.ns, lbls, cache.storage_size)["spec"] if cache.persistence else None
+        sts = k8s.stateful_set(name, self.ns, lbls, sel, pod=pod, claim=claim)
         return [sts, k8s.service(name, self.ns, lbls, sel, [("redis", port)])]

@@ -228,6 +228,24 @@ def deployment(name: str, ns: str, lbls: dict[str, str], selector: dict[str, str
     }
 
 
+def stateful_set(
+    name: str, ns: str, lbls: dict[str, str], selector: dict[str, str], *, pod: Obj, claim: Obj | None
+) -> Obj:
+    """One replica with its own volume claim (`claim` a PVC spec) or none. volumeClaimTemplates is an atomic list the
+    API server fills with defaults, so a second field manager applying the same list conflicts with the first: a
+    create an interrupted update left pending, re-applied after --recover, would fail. Forcing takes the fields over."""
+    spec: Obj = {
+        "serviceName": name,
+        "replicas": 1,
+        "selector": {"matchLabels": dict(selector)},
+        "template": {"metadata": {"labels": dict(lbls)}, "spec": pod},
+    }
+    if claim is not None:
+        spec["volumeClaimTemplates"] = [{"metadata": {"name": "data", "labels": dict(lbls)}, "spec": claim}]
+    annotations = {"pulumi.com/patchForce": "true"}
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta(name, ns, lbls, annotations), "spec": spec}
+
+
 def service(name: str, ns: str, lbls: dict[str, str], selector: dict[str, str], ports: list[tuple[str, int]]) -> Obj:
     """A ClusterIP Service. pulumi-kubernetes' wait for a Service adds nothing an operator relies on: it succeeds
     once no endpoint changed for 10 s, with or without ready endpoints, so it only adds 10 s to every `up`.
