@@ -26,8 +26,9 @@ from xzctl.errors import BadInputError, ConflictError
 from xzctl.manifests.pins import spec_pins
 from xzctl.rollout.analysis import thresholds_from_fleet
 from xzctl.rollout.deploy import choose_deployer
-from xzctl.rollout.engine import RolloutEngine, new_rollout
+from xzctl.rollout.engine import RolloutEngine
 from xzctl.rollout.plan import METRIC_SERVICE, normalise_service, plan_steps
+from xzctl.rollout.start import new_rollout
 from xzctl.rollout.state import Phase, RolloutState, StateStore
 from xzctl.rollout.transitions import force_abort
 from xzctl.sandbox import sandbox_status
