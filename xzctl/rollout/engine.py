@@ -27,6 +27,7 @@ from xzctl.rollout.plan import canary_nodes, promoted_pins, step_pins
 from xzctl.rollout.start import file_hash
 from xzctl.rollout.state import (
     BACKWARD,
+    RETRIABLE,
     Cause,
     Measurement,
     Phase,
@@ -49,6 +50,21 @@ class Analysis(Protocol):
     def unreachable(self, nodes: list[str]) -> list[str]: ...
 
     def measure(self, step: int, nodes: list[str], window_seconds: float) -> Measurement: ...
+
+
+def check_retriable(s: RolloutState) -> None:
+    """BadInputError naming the command that fits, unless `s` is a rollout `retry` can run again."""
+    if s.phase not in RETRIABLE:
+        verb = "resume" if not s.terminal else "undo"
+        raise BadInputError(
+            f"rollout {s.id} is {s.phase.value}: only a rolled-back or aborted rollout is retried",
+            hint=f"xzctl rollout {verb} {s.id if verb == 'resume' else s.service.replace('_', '-')}",
+        )
+    if s.cause == Cause.FORCED:
+        raise BadInputError(
+            f"rollout {s.id} was aborted with --force: what its nodes run is not known",
+            hint=f"check them, then start anew: xzctl rollout canary {s.service.replace('_', '-')} {s.image}",
+        )
 
 
 class RolloutEngine(Transitions):
@@ -318,17 +334,7 @@ class RolloutEngine(Transitions):
         had passed keep their verdicts and take the canary again with that step's deploy; that step is judged
         afresh, on what the nodes run now."""
         s = self.state
-        if s.phase not in (Phase.ROLLED_BACK, Phase.ABORTED):
-            verb = "resume" if not s.terminal else "undo"
-            raise BadInputError(
-                f"rollout {s.id} is {s.phase.value}: only a rolled-back or aborted rollout is retried",
-                hint=f"xzctl rollout {verb} {s.id if verb == 'resume' else s.service.replace('_', '-')}",
-            )
-        if s.cause == Cause.FORCED:
-            raise BadInputError(
-                f"rollout {s.id} was aborted with --force: what its nodes run is not known",
-                hint=f"check them, then start anew: xzctl rollout canary {s.service.replace('_', '-')} {s.image}",
-            )
+        check_retriable(s)
         self._check_spec(accept_spec_change)
         self.store.take_over(s)
         self.store.clear_abort(s.id)

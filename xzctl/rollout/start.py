@@ -15,10 +15,8 @@ from xzctl.errors import BadInputError, ConflictError, NotFoundError
 from xzctl.manifests.pins import ImagePins
 from xzctl.rollout.deploy import Deployer
 from xzctl.rollout.plan import canary_nodes, normalise_service, plan_steps, scoped, step_locks, with_lock_units
-from xzctl.rollout.state import Phase, RolloutState, Settings, StateStore, Thresholds
+from xzctl.rollout.state import UNDOABLE, RolloutState, Settings, StateStore, Thresholds
 from xzctl.spec.models import Fleet
-
-UNDOABLE = (Phase.PROMOTED, Phase.PARTIAL)
 
 
 def file_hash(path: str) -> str:

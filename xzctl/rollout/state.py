@@ -43,6 +43,8 @@ class Phase(StrEnum):
 
 TERMINAL = frozenset({Phase.PROMOTED, Phase.PARTIAL, Phase.ROLLED_BACK, Phase.ABORTED})
 BACKWARD = frozenset({Phase.ROLLING_BACK, Phase.ABORTING})
+RETRIABLE = frozenset({Phase.ROLLED_BACK, Phase.ABORTED})  # `rollout retry` runs these again
+UNDOABLE = frozenset({Phase.PROMOTED, Phase.PARTIAL})  # `rollout undo` returns their nodes to the previous release
 
 # The exit code of a command that leaves a rollout in this phase (README's table is tested against it):
 # 0 only when the image was analysed and is stable on every planned node.
@@ -262,10 +264,12 @@ class StateStore(NodeLocks):
                 bad[str(path)] = exc.message
         return states, bad
 
-    def latest(self) -> RolloutState:
-        states = self.all()
+    def latest(self, phases: frozenset[Phase] | None = None) -> RolloutState:
+        """The latest unfinished rollout, else the latest one; only those in `phases` when given."""
+        states = [s for s in self.all() if phases is None or s.phase in phases]
         if not states:
-            raise NotFoundError(f"no rollout recorded in {self.dir}", hint="start one: xzctl rollout canary ...")
+            which = " or ".join(sorted(p.value for p in phases)) + " " if phases else ""
+            raise NotFoundError(f"no {which}rollout recorded in {self.dir}", hint="see: xzctl rollout status")
         unfinished = [s for s in states if not s.terminal]
         return (unfinished or states)[-1]
 
