@@ -142,7 +142,7 @@ def test_dry_run_shows_the_steps_and_writes_nothing(tmp_path: Path, capsys: pyte
     assert not any(tmp_path.iterdir())
 
 
-def _interrupted(store: StateStore, fleet: Fleet, rollout_id: str = "asr-7xk2p") -> None:
+def _interrupted(store: StateStore, fleet: Fleet, rollout_id: str = "asr-7xk2p", *, locks: bool = True) -> None:
     state = make_state(fleet, rollout_id)
     state.created = state.updated = 1795557600.0
     state.steps[0].status, state.steps[0].successes = StepStatus.ANALYZING, 1
@@ -153,6 +153,8 @@ def _interrupted(store: StateStore, fleet: Fleet, rollout_id: str = "asr-7xk2p")
         Measurement(step=0, at=1795557602.0, result=Result.ERROR, reason="missing data: no asr requests in 4s"),
     ]
     store.save(state)
+    if locks:  # what its killed process held: the nodes of its step
+        store.hold(state, state.steps[0].nodes)
 
 
 def test_status_of_an_interrupted_rollout_matches_golden(
@@ -167,7 +169,7 @@ def test_status_of_an_interrupted_rollout_matches_golden(
     assert_golden(Path(__file__).parent / "golden" / "rollout-status.json", json.dumps(data, indent=2) + "\n")
     assert run(["rollout", "status", "asr-7xk2p", "--state-dir", str(tmp_path)]) == 0
     table = capsys.readouterr().out
-    for needle in ("interrupted", "half-applied", "left out", "bj-edge-03", "missing data", "age"):
+    for needle in ("interrupted", "half-applied", "left out", "bj-edge-03", "missing data", "age", "locks edge node"):
         assert needle in table
     assert run(["rollout", "status", "../etc", "--state-dir", str(tmp_path)]) == 2
 
@@ -178,7 +180,7 @@ def test_status_list_never_cuts_ids_at_80_columns(
     store = StateStore(tmp_path)
     ids = [store.new_id("xiaozhi_server") for _ in range(3)]
     for rollout_id in ids:
-        _interrupted(store, example_fleet, rollout_id)
+        _interrupted(store, example_fleet, rollout_id, locks=False)  # a listing: three on the same nodes
     from xzctl.cli import _common
 
     monkeypatch.setattr(_common.stdout, "_width", 80)

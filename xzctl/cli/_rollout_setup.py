@@ -68,7 +68,7 @@ class UndoOptions(PrometheusAuth):
 
     target: str = typer.Argument(
         ...,
-        metavar="SERVICE|ROLLOUT_ID",
+        metavar="SERVICE_OR_ID",
         help="A service (undo its latest promoted rollout) or a promoted rollout's id.",
     )
     catalog: Path | None = CatalogOption

@@ -121,6 +121,8 @@ def _draw(console: Console, data: dict[str, Any]) -> None:
         console.print(f"  {escape(data['reason'])}", soft_wrap=True)
     if data["pending_deploy"]:
         console.print(f"  [yellow]a {data['pending_deploy']} deploy may be half-applied[/]")
+    if data["locked_nodes"]:
+        console.print(f"  locks edge node(s) {', '.join(data['locked_nodes'])}")
     steps = Table("#", "STEP", "NODES", "STATUS", "CHECKS")
     for i, s in enumerate(data["steps"], 1):
         steps.add_row(str(i), s["name"], ", ".join(s["nodes"]) or "-", s["status"], str(s["successes"]))
