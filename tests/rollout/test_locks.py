@@ -235,3 +235,42 @@ def test_a_restore_with_unknown_applied_pins_keeps_what_other_rollouts_did(world
     assert world.pin("bj-edge-01", "tts") == ServicePin(NEW_TTS)
     assert world.pin("bj-edge-01", "asr") == ServicePin(OLD)
     assert ImagePins.from_json(state.baseline).get("bj-edge-01", "tts") == ServicePin(NEW_TTS)
+
+
+def test_an_abort_while_waiting_for_a_node_restores_only_what_it_changed(world: World) -> None:
+    def place(kind: str, s: RolloutState) -> None:
+        if kind == "passed" and s.step == 1:
+            _other(world, "tts-h0ld3", "sh-edge-01", Phase.PROGRESSING, alive=False)
+
+    engine = world.engine("asr-4b0rt", ["pass"], hook=place)
+    assert engine.start().cause == Cause.LOCKED
+    final = engine.abort()  # sh-edge-01 never took its canary: the restore does not wait for it
+    assert final.phase == Phase.ABORTED
+    assert all(world.pin(n, "asr") == ServicePin(OLD) for n in final.nodes)
+    holder = world.store.holder("sh-edge-01")
+    assert holder is not None and holder.owner == "tts-h0ld3"
+
+
+class RegionDeployer(FakeDeployer):
+    """A target whose one update rewrites a whole region, as a Pulumi stack does."""
+
+    def config(self) -> dict[str, Any]:
+        return {"kind": "pulumi"}
+
+
+def test_a_region_wide_deploy_holds_the_region_and_keeps_what_others_run_there(world: World) -> None:
+    world.deployer = RegionDeployer(world.deployer.running)
+    beijing = ["bj-edge-01", "bj-edge-02", "bj-edge-03"]
+    held: list[list[str]] = []
+
+    def meanwhile(kind: str, s: RolloutState) -> None:
+        if kind in ("applied", "promoted"):
+            held.append(world.store.held(s))
+        if kind == "passed":  # another rollout's asr canary on a node of the region this one does not roll to
+            world.set_pin("bj-edge-02", "asr", ServicePin(OLD, OTHER_ASR))
+
+    state = world.engine("asr-r3g10", ["pass"], nodes=["bj-edge-01"], hook=meanwhile).start()
+    assert state.phase == Phase.PROMOTED and state.steps[0].locks == beijing
+    assert held == [beijing, beijing]
+    assert world.pin("bj-edge-01", "asr") == ServicePin(NEW)
+    assert world.pin("bj-edge-02", "asr") == ServicePin(OLD, OTHER_ASR)  # the promote's region update kept it

@@ -93,26 +93,29 @@ class Transitions:
 
     # --- locks and the target as it is ----------------------------------------------------------
 
+    def _carries(self, node: str) -> bool:
+        """Whether `node` runs this rollout's canary, as far as the recorded pins tell (unknown: it may)."""
+        s = self.state
+        if s.applied is None:
+            return True
+        pin = ImagePins.from_json(s.applied).nodes.get(node, {}).get(s.service)
+        return pin is not None and pin.canary == s.image
+
     def reach(self) -> list[int]:
         """The steps whose nodes the current step's deploy gives the canary: the current one, and after a retry
         every earlier one whose nodes lost it with the restore."""
         s = self.state
         k = min(s.step, len(s.steps) - 1)
-        applied = ImagePins.from_json(s.applied) if s.applied is not None else ImagePins()
-
-        def carries(node: str) -> bool:
-            pin = applied.nodes.get(node, {}).get(s.service)
-            return pin is not None and pin.canary == s.image
-
-        return [j for j in range(k) if not all(carries(n) for n in s.steps[j].nodes)] + [k]
+        return [j for j in range(k) if not all(self._carries(n) for n in s.steps[j].nodes)] + [k]
 
     def scope(self, purpose: Purpose) -> list[str]:
         """The nodes a deploy of `purpose` changes, which the rollout holds while it runs."""
         s = self.state
         if purpose == Purpose.PROMOTE:
             return step_locks(s.steps, list(range(len(s.steps))))
-        if purpose == Purpose.RESTORE:
-            return step_locks(s.steps, list(range(min(s.step, len(s.steps) - 1) + 1)))
+        if purpose == Purpose.RESTORE:  # the steps whose nodes may carry its canary; not one it never reached
+            upto = range(min(s.step, len(s.steps) - 1) + 1)
+            return step_locks(s.steps, [j for j in upto if any(self._carries(n) for n in s.steps[j].nodes)])
         return step_locks(s.steps, self.reach())
 
     def _hold(self, nodes: list[str]) -> bool:
@@ -145,20 +148,22 @@ class Transitions:
         return True
 
     def _refresh(self, reached: list[str]) -> bool:
-        """Build on what the target runs now (when it can tell): other services' pins on every node of this
-        rollout, and this service's stable on the nodes a step reaches now. False (paused) when a reached node runs
-        another rollout's canary of this service."""
+        """Build on what the target runs now (when it can tell): every pin of the nodes it may deploy to but its own
+        service's on the nodes it rolls to, and that one's stable where a step reaches now. False (paused) when a
+        reached node runs another rollout's canary of this service."""
         s = self.state
         now = self.deployer.current()
         if now is None:
             return True
         baseline = ImagePins.from_json(s.baseline)
         applied = ImagePins.from_json(s.applied) if s.applied is not None else None
+        ours = set(canary_nodes(s.steps, len(s.steps) - 1))  # not the rest of a region a Pulumi update rewrites
         for node in s.nodes:
             for service, pin in now.nodes.get(node, {}).items():
-                if service == s.service and node not in reached:
+                own = service == s.service and node in ours
+                if own and node not in reached:
                     continue  # this rollout's own change, or what it restores to: kept as recorded
-                if service == s.service and pin.canary not in (None, s.image):
+                if own and pin.canary not in (None, s.image):
                     self._pause(
                         Cause.LOCKED,
                         f"edge node {node} runs a {service} canary of another rollout ({pin.canary}); finish or "
@@ -166,7 +171,7 @@ class Transitions:
                     )
                     self.store.hold(s, [])  # nothing of it changed there: it holds no node while paused
                     return False
-                baseline = baseline.with_pin(node, service, ServicePin(pin.stable) if service == s.service else pin)
+                baseline = baseline.with_pin(node, service, ServicePin(pin.stable) if own else pin)
                 if applied is not None:
                     applied = applied.with_pin(node, service, pin)
         s.baseline, s.applied = baseline.to_json(), applied.to_json() if applied is not None else None
