@@ -296,3 +296,17 @@ def test_retry_and_undo_say_what_there_is_to_act_on(
     store.save(done)
     assert run(["rollout", "undo", "asr-7xk2p", *state_dir]) == 2  # its sandbox is gone and none runs
     assert "deployed to the sandbox, but none runs (xzctl sandbox up)" in capsys.readouterr().err
+
+
+def test_write_spec_after_an_undo_to_the_release_the_spec_pins_changes_nothing(
+    tmp_path: Path, example_fleet: Fleet
+) -> None:
+    from xzctl.cli._rollout_view import _offer_spec_pin
+
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(bundled_example_path().read_text())
+    undo = make_state(example_fleet, "asr-und01").model_copy(update={"image": OLD_ASR, "fleet": str(spec)})
+    undo.phase = Phase.PROMOTED
+    undo.baseline = {n: {**pins, "asr": {"stable": NEW_ASR, "canary": None}} for n, pins in undo.baseline.items()}
+    _offer_spec_pin(undo, True)  # the promotion it undid was never pinned: the spec already names OLD_ASR
+    assert spec.read_text() == bundled_example_path().read_text()

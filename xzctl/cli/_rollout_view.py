@@ -73,7 +73,8 @@ def _offer_spec_pin(state: RolloutState, write_spec: bool | None) -> None:
         return
     old = {pin["stable"] for node, pins in state.baseline.items() if node in state.nodes for s, pin in pins.items()
            if s == state.service}  # fmt: skip
-    changed = write_pin(Path(state.fleet), state.service, old, state.image)
+    # the image itself too: an undo returns to the release the spec may still pin (then nothing changes)
+    changed = write_pin(Path(state.fleet), state.service, old | {state.image}, state.image)
     stderr.print(f"pinned {escape(state.image)} in {escape(state.fleet)}: {', '.join(changed)}")
 
 

@@ -129,6 +129,7 @@ class Transitions:
             if self._blocked_since is None:
                 self._blocked_since = now
                 self.event("waiting", exc.message)
+                self.save()
             if exc.running and now - self._blocked_since < LOCK_WAIT_SECONDS:
                 if s.phase in BACKWARD:  # going back no request changes anything: just wait
                     self._sleep(self.settings.interval_seconds)
