@@ -23,7 +23,8 @@ from xzctl.metrics import queries as q
 from xzctl.prom import PrometheusClient
 from xzctl.rollout.analysis import Analyzer, thresholds_from_fleet
 from xzctl.rollout.deploy import SimulatorDeployer
-from xzctl.rollout.engine import RolloutEngine, new_rollout
+from xzctl.rollout.engine import RolloutEngine
+from xzctl.rollout.start import new_rollout
 from xzctl.rollout.state import RolloutState, Settings, StateStore
 from xzctl.rollout.transitions import EventSink
 from xzctl.sandbox import SandboxInfo, SimulatorClient, start_sandbox, stop_sandbox

@@ -47,26 +47,26 @@ def _spawn_rollout(box: SandboxInfo, checks: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, cwd=REPO, env=_cli_env(box), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _wait_first_step(store: StateStore, status: str, proc: subprocess.Popen[bytes], before: set[str]) -> str:
-    """The id of the rollout `proc` started (not one of `before`) once its first step is `status` (bounded: 60 s)."""
+def _wait_step(store: StateStore, step: int, status: str, proc: subprocess.Popen[bytes], before: set[str]) -> str:
+    """The id of the rollout `proc` started (not one of `before`) once its step `step` is `status` (bounded: 60 s)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         states = [s for s in store.all() if s.id not in before]
-        if states and states[0].steps[0].status == status:
+        if states and states[0].steps[step].status == status:
             return states[0].id
         time.sleep(0.2)
-    pytest.fail(f"the rollout's first step never became {status}")
+    pytest.fail(f"the rollout's step {step + 1} never became {status}")
 
 
 def _start_and_kill_between_steps(box: SandboxInfo) -> str:
-    """Run a rollout in a subprocess, kill -9 it once step 1 passed; return the rollout id."""
+    """Run a rollout in a subprocess, kill -9 it once step 1 passed and step 2 is analysed; return the rollout id."""
     store = StateStore(box.state_dir)
     before = {s.id for s in store.all()}  # the session's sandbox keeps earlier tests' finished rollouts
     proc = _spawn_rollout(box, checks=2)
     try:
-        rollout_id = _wait_first_step(store, "passed", proc, before)
-        # a second rollout on the same nodes is refused while this one runs (short settings: it must not run)
-        assert run([*_tts(box), "--interval", "1s", "--checks", "1"]) == 5
+        rollout_id = _wait_step(store, 1, "analyzing", proc, before)
+        # a second rollout on the nodes of its step is refused while this one runs (short settings: it must not run)
+        assert run([*_tts(box), "--node", "bj-edge-02", "--interval", "1s", "--checks", "1"]) == 5
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -87,9 +87,10 @@ def test_kill_between_steps_then_resume_finishes(rollout_box: SandboxInfo, capsy
     assert status["interrupted"] is True and status["phase"] == "progressing"
     assert status["prometheus"] == box.prometheus_url
     assert SECRET not in (box.state_dir / "rollouts" / f"{rollout_id}.json").read_text()
-    # the dead rollout still owns its nodes: a new one must not trample its half-changed pins
-    assert run([*_tts(box), "--interval", "1s", "--checks", "1"]) == 5
-    assert "was interrupted" in capsys.readouterr().err
+    # the dead rollout still owns the nodes it was on: a new one must not trample its half-changed pins
+    assert run([*_tts(box), "--node", "bj-edge-03", "--interval", "1s", "--checks", "1"]) == 5
+    assert f"rollout {rollout_id} on edge node bj-edge-03 was interrupted" in capsys.readouterr().err
+    assert StateStore(box.state_dir).held(StateStore(box.state_dir).load(rollout_id)) == ["bj-edge-02", "bj-edge-03"]
     # nor may a new sandbox replace the one it deploys to
     assert run(["sandbox", "up", "--state-dir", str(box.state_dir)]) == 5
     assert "depend on the previous sandbox" in capsys.readouterr().err
@@ -141,7 +142,7 @@ def test_dry_run_shows_the_steps_and_writes_nothing(tmp_path: Path, capsys: pyte
     assert not any(tmp_path.iterdir())
 
 
-def _interrupted(store: StateStore, fleet: Fleet, rollout_id: str = "asr-7xk2p") -> None:
+def _interrupted(store: StateStore, fleet: Fleet, rollout_id: str = "asr-7xk2p", *, locks: bool = True) -> None:
     state = make_state(fleet, rollout_id)
     state.created = state.updated = 1795557600.0
     state.steps[0].status, state.steps[0].successes = StepStatus.ANALYZING, 1
@@ -152,6 +153,8 @@ def _interrupted(store: StateStore, fleet: Fleet, rollout_id: str = "asr-7xk2p")
         Measurement(step=0, at=1795557602.0, result=Result.ERROR, reason="missing data: no asr requests in 4s"),
     ]
     store.save(state)
+    if locks:  # what its killed process held: the nodes of its step
+        store.hold(state, state.steps[0].nodes)
 
 
 def test_status_of_an_interrupted_rollout_matches_golden(
@@ -166,7 +169,7 @@ def test_status_of_an_interrupted_rollout_matches_golden(
     assert_golden(Path(__file__).parent / "golden" / "rollout-status.json", json.dumps(data, indent=2) + "\n")
     assert run(["rollout", "status", "asr-7xk2p", "--state-dir", str(tmp_path)]) == 0
     table = capsys.readouterr().out
-    for needle in ("interrupted", "half-applied", "left out", "bj-edge-03", "missing data", "age"):
+    for needle in ("interrupted", "half-applied", "left out", "bj-edge-03", "missing data", "age", "locks edge node"):
         assert needle in table
     assert run(["rollout", "status", "../etc", "--state-dir", str(tmp_path)]) == 2
 
@@ -177,7 +180,7 @@ def test_status_list_never_cuts_ids_at_80_columns(
     store = StateStore(tmp_path)
     ids = [store.new_id("xiaozhi_server") for _ in range(3)]
     for rollout_id in ids:
-        _interrupted(store, example_fleet, rollout_id)
+        _interrupted(store, example_fleet, rollout_id, locks=False)  # a listing: three on the same nodes
     from xzctl.cli import _common
 
     monkeypatch.setattr(_common.stdout, "_width", 80)
@@ -235,7 +238,15 @@ def test_write_spec_changes_only_the_image_lines(tmp_path: Path) -> None:
 def test_help_explains_phases_exit_codes_locks_force_and_partial(capsys: pytest.CaptureFixture[str]) -> None:
     run(["rollout", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    for needle in ("Phases:", "partial", "Exit codes: 0 promoted", "Locks:", "--force", "disjoint nodes"):
+    for needle in (
+        "Phases:",
+        "partial",
+        "Exit codes: 0 promoted",
+        "Locks:",
+        "--force",
+        "current deploy changes",
+        "retry",
+    ):
         assert needle in text
 
 
@@ -266,3 +277,36 @@ def test_pause_of_a_rollout_whose_sandbox_is_gone_says_the_way_out(
     capsys.readouterr()
     assert run(["rollout", "pause", "asr-7xk2p", "--state-dir", str(tmp_path)]) == 2  # aborted: nothing to pause
     assert "is aborted, not progressing: nothing to pause" in capsys.readouterr().err
+
+
+def test_retry_and_undo_say_what_there_is_to_act_on(
+    tmp_path: Path, example_fleet: Fleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What retry and undo decide is judged on fakes (tests/rollout/test_retry_undo.py); here the CLI's refusals.
+    state_dir = ["--state-dir", str(tmp_path)]
+    assert run(["rollout", "retry", *state_dir]) == 2
+    assert "no aborted or rolled_back rollout recorded" in capsys.readouterr().err
+    assert run(["rollout", "undo", "asr", *state_dir, "-o", "json"]) == 2
+    assert "no promoted asr rollout recorded" in json.loads(capsys.readouterr().out)["error"]
+    store = StateStore(tmp_path)
+    _interrupted(store, example_fleet)
+    assert run(["rollout", "retry", "asr-7xk2p", *state_dir]) == 2
+    assert "xzctl rollout resume asr-7xk2p" in capsys.readouterr().err
+    done = store.load("asr-7xk2p").model_copy(update={"phase": Phase.PROMOTED, "fleet": str(bundled_example_path())})
+    store.save(done)
+    assert run(["rollout", "undo", "asr-7xk2p", *state_dir]) == 2  # its sandbox is gone and none runs
+    assert "deployed to the sandbox, but none runs (xzctl sandbox up)" in capsys.readouterr().err
+
+
+def test_write_spec_after_an_undo_to_the_release_the_spec_pins_changes_nothing(
+    tmp_path: Path, example_fleet: Fleet
+) -> None:
+    from xzctl.cli._rollout_view import _offer_spec_pin
+
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(bundled_example_path().read_text())
+    undo = make_state(example_fleet, "asr-und01").model_copy(update={"image": OLD_ASR, "fleet": str(spec)})
+    undo.phase = Phase.PROMOTED
+    undo.baseline = {n: {**pins, "asr": {"stable": NEW_ASR, "canary": None}} for n, pins in undo.baseline.items()}
+    _offer_spec_pin(undo, True)  # the promotion it undid was never pinned: the spec already names OLD_ASR
+    assert spec.read_text() == bundled_example_path().read_text()

@@ -71,12 +71,18 @@ def asr_images(engine: Engine) -> Images:
 
 
 def rollout(engine: Engine, image: str, seen: Callable[[Images], bool]) -> tuple[int, dict[str, Any], Images | None]:
-    """Run the rollout in a subprocess (as an operator would), polling the API server meanwhile: its exit code,
-    its final state (JSON) and the first snapshot `seen` accepted (None: never seen)."""
-    argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", image, "--deployer", "pulumi"]
-    argv += [arg for node in NODES for arg in ("--node", node)]
-    argv += ["--interval", "2s", "--checks", "2", "--warmup", "2s", "-o", "json"]
-    argv += ["--fleet", str(engine.fleet), "--state-dir", str(engine.state)]
+    """A canary of `image` on NODES through Pulumi, as `run_rollout` runs it."""
+    argv = ["canary", "asr", image, "--deployer", "pulumi", *[arg for node in NODES for arg in ("--node", node)]]
+    argv += ["--interval", "2s", "--checks", "2", "--warmup", "2s", "--fleet", str(engine.fleet)]
+    return run_rollout(engine, argv, seen)
+
+
+def run_rollout(
+    engine: Engine, args: list[str], seen: Callable[[Images], bool]
+) -> tuple[int, dict[str, Any], Images | None]:
+    """Run `xzctl rollout ARGS` in a subprocess (as an operator would), polling the API server meanwhile: its exit
+    code, its final state (JSON) and the first snapshot `seen` accepted (None: never seen)."""
+    argv = [sys.executable, "-m", "xzctl", "rollout", *args, "-o", "json", "--state-dir", str(engine.state)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
     snapshot = None
     deadline = time.monotonic() + ROLLOUT_SECONDS
@@ -170,4 +176,23 @@ def test_a_bad_image_is_rolled_back_through_pulumi(beijing: Engine, tmp_path: Pa
     assert settled(engine, before) == before  # the canary gone, every stable as it was
     stable = next(iter(stable_and_canary(before, NODES[0])[0]))
     assert wait_simulator(engine, NODES[0], {"stable": stable, "canary": None}) == {"stable": stable, "canary": None}
+    assert_stack_is_a_no_op(engine, tmp_path)
+
+
+def test_undo_returns_the_release_before_through_pulumi(beijing: Engine, tmp_path: Path) -> None:
+    """After the good image's promotion (and the bad one's rollback), `rollout undo asr` rolls the release it
+    replaced back out on the same nodes: a canary through Pulumi again, with the settings it recorded."""
+    engine = beijing
+    before = asr_images(engine)
+    assert all(stable_and_canary(before, node) == ({GOOD}, set()) for node in NODES), before
+    previous = {image for (node, _), images in before.items() if node not in NODES for image in images}
+    assert len(previous) == 1 and GOOD not in previous, before  # the rest of the region kept the spec's release
+    [old] = previous
+
+    code, final, during = run_rollout(engine, ["undo", "asr"], lambda now: stable_and_canary(now, NODES[0])[1] == {old})
+    assert (code, final["phase"], final["image"]) == (0, "promoted", old), final["reason"]
+    assert during is not None and stable_and_canary(during, NODES[0])[0] == {GOOD}, "no canary of the old release"
+    assert [s["nodes"] for s in final["steps"]] == [[NODES[0]], [NODES[1]]]
+    restored = before | {(node, "stable"): {old} for node in NODES}
+    assert settled(engine, restored) == restored
     assert_stack_is_a_no_op(engine, tmp_path)

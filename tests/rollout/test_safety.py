@@ -24,8 +24,9 @@ from xzctl.manifests.pins import spec_pins
 from xzctl.prom import Sample
 from xzctl.redact import split_url_credentials
 from xzctl.rollout.deploy import choose_deployer
-from xzctl.rollout.engine import RolloutEngine, new_rollout
+from xzctl.rollout.engine import RolloutEngine
 from xzctl.rollout.plan import canary_nodes, promoted_pins
+from xzctl.rollout.start import new_rollout
 from xzctl.rollout.state import EXIT_CODES, Cause, Phase, Purpose, Result, Settings, StateStore, StepStatus
 from xzctl.rollout.transitions import force_abort
 from xzctl.sandbox import start_sandbox
@@ -135,7 +136,7 @@ def test_bug5_gone_target_has_a_way_out(example_fleet: Fleet, tmp_path: Path) ->
     state.deployer = {"kind": "sandbox", "simulator_url": "http://127.0.0.1:9", "instance": "1.000/42"}
     state.phase = Phase.ABORTING
     store.save(state)
-    store.acquire(state.id, state.nodes)
+    store.hold(state, state.nodes)
     Claims(tmp_path, "sandbox").add(state.id, f"rollout {state.id} is unfinished")
     from xzctl.cli._rollout_setup import build_deployer
 

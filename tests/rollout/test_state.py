@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,12 +14,14 @@ import pytest
 
 from tests.fixtures.rollout_fakes import make_state
 from xzctl.errors import ConflictError, NotFoundError, UnknownStateError
+from xzctl.rollout.locks import NodeLockedError
 from xzctl.rollout.state import (
     Measurement,
     Pending,
     Phase,
     Purpose,
     Result,
+    RolloutState,
     StateStore,
 )
 from xzctl.spec import Fleet
@@ -84,57 +87,93 @@ def test_ids_are_short_and_unique(tmp_path: Path, example_fleet: Fleet) -> None:
     assert all(i.startswith("xiaozhi-server-") and len(i) == len("xiaozhi-server-") + 5 for i in ids)
 
 
+def _saved(store: StateStore, fleet: Fleet, rollout_id: str, nodes: list[str], phase: Phase = Phase.PROGRESSING
+           ) -> RolloutState:  # fmt: skip
+    state = make_state(fleet, rollout_id, nodes)
+    state.phase = phase
+    store.save(state)
+    return state
+
+
 def test_rollouts_on_disjoint_nodes_proceed_overlapping_ones_are_refused(tmp_path: Path, example_fleet: Fleet) -> None:
     """Bug 8: every rollout used to lock every region, whatever nodes it changed."""
     store = StateStore(tmp_path)
-    first = make_state(example_fleet, "asr-f1rst", ["bj-edge-01"])
-    store.save(first)
-    store.acquire(first.id, first.nodes)  # held by this (live) process
-    store.acquire("tts-d1sj1", ["bj-edge-02", "sh-edge-01"])  # disjoint: proceeds
-    with pytest.raises(ConflictError, match="rollout asr-f1rst is running on edge node bj-edge-01") as info:
-        store.acquire("vad-s3c0n", ["gz-edge-01", "bj-edge-01"])
-    assert info.value.exit_code == 5
+    first = _saved(store, example_fleet, "asr-f1rst", ["bj-edge-01"])
+    store.hold(first, first.nodes)  # held by this (live) process
+    store.hold(_saved(store, example_fleet, "tts-d1sj1", ["bj-edge-02", "sh-edge-01"]), ["bj-edge-02", "sh-edge-01"])
+    third = _saved(store, example_fleet, "vad-s3c0n", ["gz-edge-01", "bj-edge-01"])
+    with pytest.raises(NodeLockedError, match="rollout asr-f1rst is running on edge node bj-edge-01") as info:
+        store.hold(third, third.nodes)
+    assert info.value.exit_code == 5 and info.value.running
     assert store.holder("gz-edge-01") is None  # all or nothing
     store.release(first)
-    store.acquire("vad-s3c0n", ["gz-edge-01", "bj-edge-01"])
+    store.hold(third, third.nodes)
     holder = store.holder("bj-edge-01")
     assert holder is not None and holder.owner == "vad-s3c0n"
 
 
-def test_lock_of_a_dead_pid_with_an_unfinished_rollout_asks_to_resume_or_abort(
-    tmp_path: Path, example_fleet: Fleet
-) -> None:
+def test_a_rollout_holds_only_what_it_is_given_and_lets_go_of_the_rest(tmp_path: Path, example_fleet: Fleet) -> None:
+    """Issue 25 item 5: the locks follow the rollout's step instead of covering every planned node."""
     store = StateStore(tmp_path)
-    crashed = make_state(example_fleet, "asr-cr4sh")
-    store.save(crashed)
+    state = _saved(store, example_fleet, "asr-m0ve1", ["bj-edge-01", "bj-edge-02", "sh-edge-01"])
+    for nodes in (["bj-edge-01"], ["bj-edge-02", "sh-edge-01"], [], ["bj-edge-01", "sh-edge-01"]):
+        store.hold(state, nodes)
+        assert store.held(state) == nodes
+        assert sorted(p.stem for p in store.locks.glob("*.lock")) == sorted(nodes)
+    store.release(state)
+    assert store.held(state) == [] and store.driver(state) is None
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (Phase.PROGRESSING, False, "was interrupted (pid", "xzctl rollout resume asr-h0ld1 or xzctl rollout abort"),
+        (Phase.PAUSED, False, "is held by rollout asr-h0ld1, paused there", "xzctl rollout resume asr-h0ld1 or"),
+        (Phase.ROLLING_BACK, False, "was interrupted (pid", "xzctl rollout resume asr-h0ld1 or"),
+        (Phase.PROGRESSING, True, "rollout asr-h0ld1 is running on edge node", "xzctl rollout status asr-h0ld1"),
+        (Phase.PROMOTED, False, None, None),  # its rollout ended: a stale lock is taken over
+        (Phase.ABORTED, True, None, None),
+    ],
+)
+def test_a_node_held_by_another_rollout_says_the_next_command(
+    tmp_path: Path, example_fleet: Fleet, case: tuple[Phase, bool, str | None, str | None]
+) -> None:
+    """(the holder's phase, its process alive, what the refusal says, the command it names)"""
+    phase, alive, needle, hint = case
+    store = StateStore(tmp_path)
+    other = _saved(store, example_fleet, "asr-h0ld1", ["bj-edge-01"], phase)
+    write_lock(store, "bj-edge-01", other.id, os.getpid() if alive else dead_pid())
+    mine = _saved(store, example_fleet, "tts-n3xt1", ["bj-edge-01"])
+    if needle is None:
+        store.hold(mine, mine.nodes)
+        holder = store.holder("bj-edge-01")
+        assert holder is not None and holder.owner == mine.id
+        return
+    with pytest.raises(NodeLockedError, match=re.escape(needle)) as info:
+        store.hold(mine, mine.nodes)
+    assert info.value.hint is not None and hint is not None and hint in info.value.hint
+    assert (info.value.owner, info.value.node, info.value.running) == (other.id, "bj-edge-01", alive)
+
+
+def test_a_crashed_rollout_is_taken_over_with_the_nodes_it_held(tmp_path: Path, example_fleet: Fleet) -> None:
+    store = StateStore(tmp_path)
+    crashed = _saved(store, example_fleet, "asr-cr4sh", ["bj-edge-01", "bj-edge-02"])
     write_lock(store, "bj-edge-01", crashed.id, dead_pid())
-    with pytest.raises(ConflictError, match="was interrupted") as info:
-        store.acquire("asr-n3ww1", ["bj-edge-01"])
-    assert info.value.hint is not None and "resume asr-cr4sh" in info.value.hint
+    store.dir.joinpath(f"{crashed.id}.driver").write_text((store.locks / "bj-edge-01.lock").read_text())
     assert store.driver(crashed) is None
     store.take_over(crashed)  # resume may take it over: the old driver is gone
-    holder = store.holder("bj-edge-01")
-    assert holder is not None and holder.pid == os.getpid()
-
-
-def test_stale_lock_of_a_finished_rollout_is_replaced(tmp_path: Path, example_fleet: Fleet) -> None:
-    store = StateStore(tmp_path)
-    done = make_state(example_fleet, "asr-d0ne1")
-    done.phase = Phase.PROMOTED
-    store.save(done)
-    write_lock(store, "bj-edge-01", done.id, dead_pid())
-    store.acquire("asr-n3xt1", ["bj-edge-01"])
-    holder = store.holder("bj-edge-01")
-    assert holder is not None and holder.owner == "asr-n3xt1"
+    driver, holder = store.driver(crashed), store.holder("bj-edge-01")
+    assert driver is not None and driver.pid == os.getpid()
+    assert holder is not None and holder.pid == os.getpid() and store.held(crashed) == ["bj-edge-01"]
 
 
 def test_take_over_refuses_while_another_process_drives_the_rollout(tmp_path: Path, example_fleet: Fleet) -> None:
     store = StateStore(tmp_path)
-    state = make_state(example_fleet, "asr-l1ve1")
-    store.save(state)
+    state = _saved(store, example_fleet, "asr-l1ve1", ["bj-edge-01"])
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
         try:
-            write_lock(store, "bj-edge-01", state.id, other.pid)
+            holder = {"owner": state.id, "pid": other.pid, "host": socket.gethostname(), "start": None}
+            store.dir.joinpath(f"{state.id}.driver").write_text(json.dumps(holder))
             with pytest.raises(ConflictError, match=f"being driven by pid {other.pid}"):
                 store.take_over(state)
         finally:
@@ -143,12 +182,12 @@ def test_take_over_refuses_while_another_process_drives_the_rollout(tmp_path: Pa
     store.take_over(state)
 
 
-def test_unreadable_lock_fails_closed(tmp_path: Path) -> None:
+def test_unreadable_lock_fails_closed(tmp_path: Path, example_fleet: Fleet) -> None:
     store = StateStore(tmp_path)
     store.locks.mkdir(parents=True)
     (store.locks / "bj-edge-01.lock").write_text("garbage")
     with pytest.raises(ConflictError, match="unreadable"):
-        store.acquire("asr-x", ["bj-edge-01"])
+        store.hold(make_state(example_fleet, "asr-x"), ["bj-edge-01"])
 
 
 def test_a_file_of_another_version_does_not_hide_the_other_rollouts(tmp_path: Path, example_fleet: Fleet) -> None:

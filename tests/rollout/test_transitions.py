@@ -29,11 +29,13 @@ from tests.fixtures.rollout_fakes import (
     FakeDeployer,
     MemoryStore,
     ScriptedAnalyzer,
+    make_state,
 )
 from xzctl.errors import XzctlError
 from xzctl.manifests.pins import ImagePins, spec_pins
-from xzctl.rollout.engine import RolloutEngine, new_rollout
-from xzctl.rollout.plan import canary_nodes, promoted_pins, step_pins
+from xzctl.rollout.engine import RolloutEngine
+from xzctl.rollout.plan import canary_nodes, promoted_pins, scoped, step_locks, step_pins
+from xzctl.rollout.start import new_rollout
 from xzctl.rollout.state import BACKWARD, EXIT_CODES, Phase, RolloutState, Settings
 from xzctl.spec import Fleet, load_fleet
 
@@ -73,13 +75,14 @@ def _engine(world: World, state: RolloutState, script: list[str], down: list[str
 
 
 def _target(situation: str, baseline: ImagePins, state: RolloutState) -> ImagePins:
+    """The pins of the deploy `situation` names, on the nodes that deploy holds (each deploy sends only those)."""
     steps = state.steps
     if situation.startswith("step"):
         k = int(situation[4:])
-        return step_pins(baseline, "asr", NEW, canary_nodes(steps, k))
+        return scoped(step_pins(baseline, "asr", NEW, canary_nodes(steps, k)), steps[k].nodes)
     if situation == "promote":
         return promoted_pins(baseline, "asr", NEW, canary_nodes(steps, len(steps) - 1))
-    return baseline
+    return scoped(baseline, canary_nodes(steps, 1))  # both restores go back from step 2
 
 
 _CRASHED: dict[tuple[str, str], World] = {}
@@ -259,10 +262,18 @@ def _transition(fleet: Fleet, state_root: Path, case: tuple[str, str, str, str])
         # a crashed rollout's file tells the truth: what runs is what it confirmed, or what it meant to apply
         applied = ImagePins.from_json(after.applied) if after.applied is not None else None
         pending = ImagePins.from_json(after.pending.pins) if after.pending is not None else None
-        assert running in (applied, pending), "the state file does not cover what runs"
-    # once going back, nothing but the baseline is ever deployed; a finished rollout never says analyzing
-    assert all(pins == base for phase_, pins in world.deployer.applies if phase_ in BACKWARD)
+        covered = (
+            [applied] if pending is None else [applied, ImagePins({**(applied or running).nodes, **pending.nodes})]
+        )
+        assert running in covered, "the state file does not cover what runs"
+    # once going back, nothing but the baseline is ever deployed (on the nodes it holds); a finished rollout never
+    # says analyzing
+    assert all(pins == scoped(base, list(pins.nodes)) for phase_, pins in world.deployer.applies if phase_ in BACKWARD)
     if after.phase in (Phase.ROLLED_BACK, Phase.ABORTED):
         assert "analyzing" not in [s.status for s in after.steps]
     if after.terminal:  # its locks are gone, or stale (a crash after the final write): a new rollout may start
-        world.store.acquire("asr-n3xt2", after.nodes)
+        world.store.hold(make_state(fleet, "asr-n3xt2", after.nodes), after.nodes)
+    else:  # a crashed or paused rollout holds at most the nodes of the step it was on (or of its restore/promote)
+        k = min(after.step, len(after.steps) - 1)
+        last = list(range(k + 1)) if after.phase in BACKWARD or after.step >= len(after.steps) else [k]
+        assert set(world.store.held(after)) <= set(step_locks(after.steps, last))

@@ -25,7 +25,8 @@ from xzctl.manifests.pins import ImagePins
 from xzctl.metrics import queries as q
 from xzctl.prom import PrometheusClient
 from xzctl.rollout.analysis import Analyzer
-from xzctl.rollout.engine import RolloutEngine, new_rollout
+from xzctl.rollout.engine import RolloutEngine
+from xzctl.rollout.start import new_rollout
 from xzctl.rollout.state import Settings, StateStore, Thresholds
 from xzctl.sandbox import SandboxInfo, SimulatorClient, start_sandbox, stop_sandbox
 from xzctl.sandbox.realnode import RealNode, set_asr_split, start_asr_replica, start_real_node, stop_real_node

@@ -16,21 +16,27 @@ from pydantic import ValidationError
 from xzctl.cli._common import Output, OutputOption, PrometheusAuth, StateDirOption
 from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.images import check_reference, load_catalog
-from xzctl.manifests.pins import ImagePins
+from xzctl.manifests.pins import ROLLABLE_SERVICES, ImagePins, spec_pins
 from xzctl.prom import PrometheusClient
 from xzctl.rollout.analysis import Analyzer
 from xzctl.rollout.deploy import Deployer, SimulatorDeployer, StackDeployer
 from xzctl.rollout.engine import RolloutEngine
-from xzctl.rollout.plan import METRIC_SERVICE
-from xzctl.rollout.state import RolloutState, Settings, StateStore
+from xzctl.rollout.plan import METRIC_SERVICE, canary_nodes
+from xzctl.rollout.start import new_rollout, undo_source
+from xzctl.rollout.state import RETRIABLE, RolloutState, Settings, StateStore
 from xzctl.rollout.transitions import EventSink
 from xzctl.sandbox import SandboxInfo, SimulatorClient, sandbox_status
 from xzctl.spec import Fleet, load_fleet
 
-IdArgument = typer.Argument(None, help="Rollout id (default: the latest unfinished one).", show_default=False)
+IdArgument = typer.Argument(
+    None,
+    help="Rollout id (default: the latest unfinished one; retry: the latest rolled back or aborted).",
+    show_default=False,
+)
 AcceptSpecOption = typer.Option(
     False, "--accept-spec-change", help="Carry on although the fleet spec changed since the rollout started."
 )
+CatalogOption = typer.Option(None, "--catalog", envvar="XZCTL_CATALOG", help="Image catalog directory.")
 WriteSpecOption = typer.Option(
     None,
     "--write-spec/--no-write-spec",
@@ -50,9 +56,24 @@ class Recorded(PrometheusAuth):
 
 @dataclass(frozen=True)
 class CarryOn(Recorded):
-    """resume and promote: they may meet a changed spec and end promoted."""
+    """resume, promote and retry: they may meet a changed spec and end promoted."""
 
     accept_spec_change: bool = AcceptSpecOption
+    write_spec: bool | None = WriteSpecOption
+
+
+@dataclass(frozen=True)
+class UndoOptions(PrometheusAuth):
+    """undo: which release to return to, the catalog that must still list it, where and how to say the result."""
+
+    target: str = typer.Argument(
+        ...,
+        metavar="SERVICE_OR_ID",
+        help="A service (undo its latest promoted rollout) or a promoted rollout's id.",
+    )
+    catalog: Path | None = CatalogOption
+    state_dir: Path | None = StateDirOption
+    output: Output = OutputOption
     write_spec: bool | None = WriteSpecOption
 
 
@@ -130,7 +151,7 @@ def recorded_engine(
     analysis: bool = True,
 ) -> RolloutEngine:
     """The engine of a recorded rollout; `analysis` False (abort) needs no Prometheus credentials."""
-    if analysis and state.prometheus_auth and not auth.given() and not state.terminal:
+    if analysis and state.prometheus_auth and not auth.given() and (not state.terminal or state.phase in RETRIABLE):
         raise BadInputError(
             f"rollout {state.id} was started with Prometheus credentials ({', '.join(state.prometheus_auth)}), "
             "which are never recorded",
@@ -175,3 +196,33 @@ def catalog_warmup(fleet: Fleet, service: str, image: str, catalog: Path | None,
 
     listed = known.by_repository(ImageRef.parse(image).repository)
     return float(listed.info.warmup_seconds if listed is not None else 0)
+
+
+def undo_engine(store: StateStore, options: UndoOptions, on_event: EventSink) -> RolloutEngine:
+    """A new rollout back to the release the promoted rollout `options.target` names (or its service's latest one)
+    replaced: over the nodes it promoted, with its recorded settings and thresholds, the image checked against the
+    catalog again (a release yanked since is refused)."""
+    name = options.target.replace("-", "_")
+    service = name in ROLLABLE_SERVICES or name == "edge_coordinator"
+    source, image = undo_source(store, options.target if service else None, None if service else options.target)
+    loaded = load_fleet(source.fleet)
+    production = loaded.fleet.metadata.environment.value == "production"
+    warmup = catalog_warmup(loaded.fleet, source.service, image, options.catalog, production=production)
+    config = source.deployer
+    if config.get("kind") == "sandbox":  # the sandbox running now, whichever one promoted
+        info = sandbox_status(store.root)
+        if info is None or not all(info.alive().values()):
+            raise BadInputError(f"rollout {source.id} deployed to the sandbox, but none runs", hint="xzctl sandbox up")
+        config = {**config, "simulator_url": info.simulator_url, "instance": sandbox_instance(info)}
+    target = build_deployer(config, store)
+    nodes = canary_nodes(source.steps, len(source.steps) - 1)
+    state = new_rollout(
+        loaded.fleet, loaded.source, source.service, image, rollout_id=store.new_id(source.service),
+        baseline=target.current() or spec_pins(loaded.fleet),
+        settings=source.settings.model_copy(update={"warmup_seconds": warmup}), thresholds=source.thresholds,
+        deployer=target, prometheus_url=source.prometheus_url, first_region=source.steps[0].region, only_nodes=nodes,
+    )  # fmt: skip
+    state.prometheus_auth = source.prometheus_auth
+    engine = recorded_engine(store, state, options, on_event)
+    engine.event("undo", f"back to {image}, the {source.service} release before rollout {source.id}")
+    return engine

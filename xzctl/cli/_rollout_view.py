@@ -73,7 +73,8 @@ def _offer_spec_pin(state: RolloutState, write_spec: bool | None) -> None:
         return
     old = {pin["stable"] for node, pins in state.baseline.items() if node in state.nodes for s, pin in pins.items()
            if s == state.service}  # fmt: skip
-    changed = write_pin(Path(state.fleet), state.service, old, state.image)
+    # the image itself too: an undo returns to the release the spec may still pin (then nothing changes)
+    changed = write_pin(Path(state.fleet), state.service, old | {state.image}, state.image)
     stderr.print(f"pinned {escape(state.image)} in {escape(state.fleet)}: {', '.join(changed)}")
 
 
@@ -121,6 +122,8 @@ def _draw(console: Console, data: dict[str, Any]) -> None:
         console.print(f"  {escape(data['reason'])}", soft_wrap=True)
     if data["pending_deploy"]:
         console.print(f"  [yellow]a {data['pending_deploy']} deploy may be half-applied[/]")
+    if data["locked_nodes"]:
+        console.print(f"  locks edge node(s) {', '.join(data['locked_nodes'])}")
     steps = Table("#", "STEP", "NODES", "STATUS", "CHECKS")
     for i, s in enumerate(data["steps"], 1):
         steps.add_row(str(i), s["name"], ", ".join(s["nodes"]) or "-", s["status"], str(s["successes"]))

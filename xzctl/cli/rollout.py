@@ -1,4 +1,4 @@
-"""`xzctl rollout canary|status|pause|resume|promote|abort`: node-by-node canaries gated on live metrics."""
+"""`xzctl rollout canary|status|pause|resume|promote|abort|retry|undo`: node-by-node canaries on live metrics."""
 
 from __future__ import annotations
 
@@ -21,27 +21,30 @@ from xzctl.cli._common import (
     parse_duration,
     stderr,
 )
-from xzctl.cli._rollout_setup import CarryOn, Recorded, WriteSpecOption
+from xzctl.cli._rollout_setup import CarryOn, CatalogOption, Recorded, UndoOptions, WriteSpecOption
 from xzctl.errors import BadInputError, ConflictError
 from xzctl.manifests.pins import spec_pins
 from xzctl.rollout.analysis import thresholds_from_fleet
 from xzctl.rollout.deploy import choose_deployer
-from xzctl.rollout.engine import RolloutEngine, new_rollout
+from xzctl.rollout.engine import RolloutEngine, check_retriable
 from xzctl.rollout.plan import METRIC_SERVICE, normalise_service, plan_steps
-from xzctl.rollout.state import Phase, RolloutState, StateStore
+from xzctl.rollout.start import new_rollout
+from xzctl.rollout.state import RETRIABLE, Phase, RolloutState, StateStore
 from xzctl.rollout.transitions import force_abort
 from xzctl.sandbox import sandbox_status
 from xzctl.spec import load_fleet
 
 HELP = """Node-by-node canary rollouts of catalog images, judged on live metrics.
 
-Phases: progressing -> promoted | partial | rolled_back | aborted; paused (inconclusive analysis or a held node: promote, resume or abort); rolling_back / aborting while the previous images go back.
+Phases: progressing -> promoted | partial | rolled_back | aborted; paused (inconclusive analysis, a held node or one another rollout holds: promote, resume or abort); rolling_back / aborting while the previous images go back.
 
 Exit codes: 0 promoted on every planned node; 1 rolled back (the canary was worse, or a deploy failed); 3 aborted (operator, or missing data), paused, or partial (some nodes left on the previous image, named with the command that converges them); 5 an edge node is locked by another rollout.
 
 Fail closed: a step passes only on --checks successful measurements, each over samples taken after its deploy and the image's warm-up; no data, NaN or an unscraped node counts as an error, and more errors in a row than the limit abort the rollout. Nodes are left out only with --skip-node.
 
-Locks: a rollout locks every edge node it may change; a second rollout on any of them is refused (exit 5) until the first ends, even if its process died: resume or abort it. Rollouts on disjoint nodes run.
+Locks: a rollout holds only the edge nodes its current deploy changes: a step's nodes from its deploy until its analysis passes (under Pulumi its whole region), the nodes carrying its canary while it promotes or restores. A first step on a node another rollout holds is refused (exit 5); a later step waits while that rollout runs (up to 30 min), else pauses with the command that frees the node. A killed rollout keeps at most the nodes it was on until it is resumed or aborted.
+
+retry runs a rolled-back or aborted rollout again from the step it stopped at; undo returns a service to the release before its latest promoted rollout, as a canary of that image.
 
 --force (abort): when the deploy target is gone (a replaced sandbox, a deleted cluster), mark the rollout aborted without deploying and release its locks; then check the nodes by hand.
 
@@ -96,7 +99,7 @@ def canary(
         "{region}", "--stack", help="Pulumi stack of a region (pulumi deployer); {region} is replaced."
     ),
     fleet: Path | None = FleetOption,
-    catalog: Path | None = typer.Option(None, "--catalog", envvar="XZCTL_CATALOG", help="Image catalog directory."),
+    catalog: Path | None = CatalogOption,
     prom: PrometheusOptions,
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Say what would happen and stop: nothing is deployed or recorded."
@@ -298,6 +301,36 @@ def promote(
     store = StateStore(options.state_dir)
     final = _engine(store, options).promote(full=full, accept_spec_change=options.accept_spec_change)
     view.finish(final, store, options.output, options.write_spec)
+
+
+@app.command()
+@option_set(CarryOn, "options")
+def retry(*, options: CarryOn) -> None:
+    """Run a rolled-back or aborted rollout again from the step it stopped at (as `kubectl argo rollouts retry`).
+
+    The steps that had passed keep their verdicts; their nodes take the canary again with that step's deploy.
+
+    Example: xzctl rollout retry asr-7xk2p
+    """
+    store = StateStore(options.state_dir)
+    state = store.load(options.rollout_id) if options.rollout_id else store.latest(RETRIABLE)
+    check_retriable(state)  # before its deployer is built: a promoted rollout's answer is undo, not its target
+    final = _engine(store, options, state).retry(accept_spec_change=options.accept_spec_change)
+    view.finish(final, store, options.output, options.write_spec)
+
+
+@app.command()
+@option_set(UndoOptions, "options")
+def undo(*, options: UndoOptions) -> None:
+    """Return a service to the release before its latest promoted rollout, by a canary rollout of that image.
+
+    Over the nodes that rollout promoted, with its recorded settings and thresholds (as `kubectl argo rollouts
+    undo`, the steps run again). Exit codes as for canary.
+
+    Example: xzctl rollout undo asr    (or a promoted rollout's id: xzctl rollout undo asr-7xk2p)
+    """
+    store = StateStore(options.state_dir)
+    _drive(setup.undo_engine(store, options, view.live), options.output, options.write_spec)
 
 
 @app.command()

@@ -2,7 +2,8 @@
 
 from xzctl.rollout.analysis import CHECKS, Analyzer, Check
 from xzctl.rollout.deploy import Deployer, SimulatorDeployer, StackDeployer
-from xzctl.rollout.engine import RolloutEngine, new_rollout
+from xzctl.rollout.engine import RolloutEngine
+from xzctl.rollout.start import new_rollout
 from xzctl.rollout.state import EXIT_CODES, Phase, RolloutState, Settings, StateStore, Thresholds
 from xzctl.rollout.status import summarize
 

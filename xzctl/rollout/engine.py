@@ -15,35 +15,31 @@ Rules that make "promoted" mean "analysed and healthy everywhere":
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
-from xzctl.errors import BadInputError, ConflictError, UnknownStateError
+from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.manifests.pins import ImagePins
 from xzctl.rollout.deploy import Deployer
-from xzctl.rollout.plan import canary_nodes, lock_set, plan_steps, promoted_pins, scoped, step_pins
+from xzctl.rollout.plan import canary_nodes, promoted_pins, step_pins
+from xzctl.rollout.start import file_hash
 from xzctl.rollout.state import (
     BACKWARD,
+    RETRIABLE,
     Cause,
     Measurement,
     Phase,
     Purpose,
     Result,
     RolloutState,
-    Settings,
     StateStore,
     StepStatus,
-    Thresholds,
 )
 from xzctl.rollout.transitions import MAX_EVENTS, SANDBOX, EventSink, Transitions, release
-from xzctl.spec.models import Fleet
 
 MAX_TICKS = 1_000_000  # a bound on transitions; a real rollout needs steps x (checks + errors) of them
-WAIT_SLICE_SECONDS = 0.2  # how often a waiting rollout looks for an abort request
 
 
 class Analysis(Protocol):
@@ -56,65 +52,19 @@ class Analysis(Protocol):
     def measure(self, step: int, nodes: list[str], window_seconds: float) -> Measurement: ...
 
 
-def file_hash(path: str) -> str:
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    except OSError:
-        return "missing"
-
-
-def new_rollout(
-    fleet: Fleet,
-    fleet_path: str,
-    service: str,
-    image: str,
-    *,
-    rollout_id: str,
-    baseline: ImagePins,
-    settings: Settings,
-    thresholds: Thresholds,
-    deployer: Deployer,
-    prometheus_url: str,
-    first_region: str | None = None,
-    only_nodes: list[str] | None = None,
-    skip_nodes: dict[str, str] | None = None,
-) -> RolloutState:
-    """A rollout ready to run (not yet saved nor locked). `skip_nodes`: node -> why the operator left it out."""
-    skip = dict(skip_nodes or {})
-    steps = plan_steps(fleet, service, first_region, only=only_nodes, skip=list(skip))
-    nodes = [n for s in steps for n in s.nodes]
-    missing = [n for n in nodes if service not in baseline.nodes.get(n, {})]
-    if missing:
-        raise BadInputError(f"the deploy target does not know {service} on {', '.join(missing)}")
-    busy = [n for n in nodes if baseline.get(n, service).canary]
-    if busy:
-        raise ConflictError(
-            f"{', '.join(busy)} already run a {service} canary",
-            hint="finish or abort that rollout first (xzctl rollout status)",
+def check_retriable(s: RolloutState) -> None:
+    """BadInputError naming the command that fits, unless `s` is a rollout `retry` can run again."""
+    if s.phase not in RETRIABLE:
+        verb = "resume" if not s.terminal else "undo"
+        raise BadInputError(
+            f"rollout {s.id} is {s.phase.value}: only a rolled-back or aborted rollout is retried",
+            hint=f"xzctl rollout {verb} {s.id if verb == 'resume' else s.service.replace('_', '-')}",
         )
-    if all(baseline.get(n, service).stable == image for n in nodes):
-        raise BadInputError(f"{image} already runs as the stable {service} on every node; nothing to roll out")
-    locked = lock_set(fleet, steps, per_region=deployer.config().get("kind") == "pulumi")
-    baseline = scoped(baseline, locked)
-    now = time.time()
-    return RolloutState(
-        id=rollout_id,
-        service=service,
-        image=image,
-        fleet=fleet_path,
-        spec_hash=file_hash(fleet_path),
-        settings=settings,
-        thresholds=thresholds,
-        deployer=deployer.config(),
-        prometheus_url=prometheus_url,
-        nodes=locked,
-        steps=steps,
-        baseline=baseline.to_json(),
-        applied=baseline.to_json(),
-        skipped_nodes=skip,
-        created=now,
-        updated=now,
-    )
+    if s.cause == Cause.FORCED:
+        raise BadInputError(
+            f"rollout {s.id} was aborted with --force: what its nodes run is not known",
+            hint=f"check them, then start anew: xzctl rollout canary {s.service.replace('_', '-')} {s.image}",
+        )
 
 
 class RolloutEngine(Transitions):
@@ -129,20 +79,19 @@ class RolloutEngine(Transitions):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(store, state, deployer, on_event=on_event, clock=clock)
+        super().__init__(store, state, deployer, on_event=on_event, sleep=sleep, clock=clock)
         self.analyzer = analyzer
-        self._sleep = sleep
         self._measured: float | None = None  # when this process last began a measurement
 
     # --- the loop ----------------------------------------------------------------------------
 
     def start(self) -> RolloutState:
-        """Lock the nodes, record the rollout, run it."""
+        """Lock the first step's nodes, record the rollout, run it."""
         s = self.state
-        self.store.acquire(s.id, s.nodes)
+        self.store.take_over(s)
         try:
-            if s.deployer.get("kind") == SANDBOX:
-                self.store.claims(SANDBOX).add(s.id, f"rollout {s.id} ({s.service} -> {s.image}) is unfinished")
+            self.store.hold(s, self.scope(Purpose.STEP))  # the first step's nodes: refused before anything is recorded
+            self._claim()
             planned = canary_nodes(s.steps, len(s.steps) - 1)
             self.event("started", f"{s.service} -> {s.image} on {len(planned)} node(s) in {len(s.steps)} step(s)")
             self.save()
@@ -151,6 +100,11 @@ class RolloutEngine(Transitions):
             self.store.claims(SANDBOX).drop(s.id)
             raise
         return self.run()
+
+    def _claim(self) -> None:
+        s = self.state
+        if s.deployer.get("kind") == SANDBOX:  # the sandbox is not replaced under an unfinished rollout
+            self.store.claims(SANDBOX).add(s.id, f"rollout {s.id} ({s.service} -> {s.image}) is unfinished")
 
     def run(self) -> RolloutState:
         s = self.state
@@ -183,10 +137,12 @@ class RolloutEngine(Transitions):
                 return
             if not backward and s.pending.purpose == Purpose.RESTORE:
                 raise UnknownStateError(f"rollout {s.id} records a restore while {s.phase.value}: state is corrupt")
-            self._apply_pending()
+            if self._hold(self.scope(s.pending.purpose)):
+                self._apply_pending()
             return
         if s.phase in BACKWARD:
-            self._transition(ImagePins.from_json(s.baseline), Purpose.RESTORE)
+            if self._hold(self.scope(Purpose.RESTORE)) and self._refresh([]):
+                self._transition(ImagePins.from_json(s.baseline), Purpose.RESTORE)
         elif s.step >= len(s.steps):
             self._promote()
         elif s.steps[s.step].status == StepStatus.PENDING:
@@ -205,6 +161,8 @@ class RolloutEngine(Transitions):
         nodes = canary_nodes(s.steps, len(s.steps) - 1)
         if unproven or not nodes:  # unreachable by construction; a promote must never rest on less
             raise UnknownStateError(f"rollout {s.id} cannot promote: steps not passed: {', '.join(unproven) or '-'}")
+        if not (self._hold(self.scope(Purpose.PROMOTE)) and self._refresh([])):
+            return
         final = promoted_pins(ImagePins.from_json(s.baseline), s.service, s.image, nodes)
         self._transition(final, Purpose.PROMOTE)
 
@@ -224,20 +182,11 @@ class RolloutEngine(Transitions):
                     Cause.HOLD, f"edge node(s) {', '.join(down)} unreachable; holding (resume when back, or abort)"
                 )
                 return
+        reached = [n for j in self.reach() for n in s.steps[j].nodes]
+        if not (self._hold(self.scope(Purpose.STEP)) and self._refresh(reached)):
+            return
         pins = step_pins(ImagePins.from_json(s.baseline), s.service, s.image, canary_nodes(s.steps, s.step))
         self._transition(pins, Purpose.STEP)
-
-    def _wait(self, seconds: float) -> bool:
-        """Sleep `seconds`; False when an abort or a pause was requested meanwhile."""
-        deadline = self._clock() + seconds
-        for _ in range(int(seconds / WAIT_SLICE_SECONDS) + 2):
-            if self.store.abort_requested(self.state.id) or self.store.pause_requested(self.state.id):
-                return False
-            left = deadline - self._clock()
-            if left <= 0:
-                break
-            self._sleep(min(WAIT_SLICE_SECONDS, left))
-        return True
 
     def _record(self, m: Measurement) -> None:
         s = self.state
@@ -279,6 +228,8 @@ class RolloutEngine(Transitions):
                 step.status = StepStatus.PASSED
                 self.event("passed", f"step {s.step + 1}/{len(s.steps)} {step.name} passed {step.successes} checks")
             self.save()
+            if step.status == StepStatus.PASSED:
+                self.store.hold(s, [])  # its nodes are done: another rollout may act on them until promote
         elif m.result == Result.FAILURE:
             step.failures += 1
             if step.failures > self.settings.failure_limit:
@@ -376,4 +327,25 @@ class RolloutEngine(Transitions):
         self.store.take_over(s)
         if s.phase not in BACKWARD:
             self._back(Phase.ABORTING, Cause.OPERATOR, reason)
+        return self.run()
+
+    def retry(self, *, accept_spec_change: bool = False) -> RolloutState:
+        """Run a rolled-back or aborted rollout again from the step it stopped at (Argo's retry). The steps that
+        had passed keep their verdicts and take the canary again with that step's deploy; that step is judged
+        afresh, on what the nodes run now."""
+        s = self.state
+        check_retriable(s)
+        self._check_spec(accept_spec_change)
+        self.store.take_over(s)
+        self.store.clear_abort(s.id)
+        self.store.clear_pause(s.id)
+        was = f"{s.phase.value} ({s.reason})"
+        s.step = min(s.step, len(s.steps) - 1)  # a failed promote is retried from the last step, analysed again
+        for step in s.steps[s.step :]:
+            step.status, step.deployed_at = StepStatus.PENDING, None
+            step.successes = step.failures = step.inconclusive = 0
+        s.phase, s.cause, s.reason, s.consecutive_errors = Phase.PROGRESSING, Cause.NONE, "", 0
+        self._claim()
+        self.event("retried", f"was {was}; again from step {s.step + 1}/{len(s.steps)} {s.steps[s.step].name}")
+        self.save()
         return self.run()

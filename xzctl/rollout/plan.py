@@ -99,11 +99,14 @@ def scoped(pins: ImagePins, nodes: list[str]) -> ImagePins:
     return ImagePins({n: pins.nodes[n] for n in nodes if n in pins.nodes})
 
 
-def lock_set(fleet: Fleet, steps: list[Step], per_region: bool) -> list[str]:
-    """The nodes a rollout locks: its own, or every node of its regions when one deploy rewrites a whole
-    region (a Pulumi stack update sets every node's pins, so two rollouts in one region would undo each other)."""
-    own = [n for s in steps for n in s.nodes]
+def with_lock_units(fleet: Fleet, steps: list[Step], per_region: bool) -> list[Step]:
+    """`steps` with what each one's deploy changes: its nodes, or every node of its region when one deploy rewrites a
+    whole region (a Pulumi stack update sets every node's pins, so two rollouts in one region would undo each other)."""
     if not per_region:
-        return own
-    regions = list(dict.fromkeys(s.region for s in steps))
-    return own + [n.id for r in regions for n in fleet.regions[r].edge_nodes if n.id not in own]
+        return steps
+    return [s.model_copy(update={"locks": [n.id for n in fleet.regions[s.region].edge_nodes]}) for s in steps]
+
+
+def step_locks(steps: list[Step], indices: list[int]) -> list[str]:
+    """The nodes the deploys of steps `indices` change (a node once)."""
+    return list(dict.fromkeys(n for i in indices for n in steps[i].locks or steps[i].nodes))

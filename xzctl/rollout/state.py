@@ -8,16 +8,12 @@ version; a file of another version is refused with a clear error rather than hal
 What a rollout needs to carry on is recorded at start (thresholds, node order, baseline pins, the
 spec's hash), so a resume does not depend on the fleet spec file staying the same.
 
-Locks: a rollout holds `locks/<node>.lock` for every edge node it may change, recording its id, pid and
-the pid's start time. Two rollouts never act on the same node; rollouts on disjoint nodes proceed. A lock
-whose rollout finished is stale and taken over; a lock whose process died while its rollout is unfinished
-still refuses: the pins are mid-change, so the operator must `resume` or `abort` that rollout first.
+Locks (locks.py): a rollout holds only the edge nodes its next deploy changes, and says which process drives it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from enum import StrEnum
 from pathlib import Path
@@ -26,7 +22,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from xzctl.errors import BadInputError, ConflictError, NotFoundError, UnknownStateError
-from xzctl.state import Claims, Holder, atomic_write, guard, state_dir
+from xzctl.rollout.locks import NodeLocks
+from xzctl.state import Claims, atomic_write, state_dir
 
 SCHEMA_VERSION = 2
 ID_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # kubectl's generated-name alphabet: no vowels, no look-alikes
@@ -46,6 +43,8 @@ class Phase(StrEnum):
 
 TERMINAL = frozenset({Phase.PROMOTED, Phase.PARTIAL, Phase.ROLLED_BACK, Phase.ABORTED})
 BACKWARD = frozenset({Phase.ROLLING_BACK, Phase.ABORTING})
+RETRIABLE = frozenset({Phase.ROLLED_BACK, Phase.ABORTED})  # `rollout retry` runs these again
+UNDOABLE = frozenset({Phase.PROMOTED, Phase.PARTIAL})  # `rollout undo` returns their nodes to the previous release
 
 # The exit code of a command that leaves a rollout in this phase (README's table is tested against it):
 # 0 only when the image was analysed and is stable on every planned node.
@@ -77,6 +76,7 @@ class Cause(StrEnum):
     MISSING_DATA = "missing_data"
     OPERATOR = "operator"
     DEPLOY_FAILED = "deploy_failed"
+    LOCKED = "locked"  # a node the next deploy changes is held by another rollout
     FORCED = "forced"  # aborted without deploying: the deployer's target is gone
 
 
@@ -129,6 +129,7 @@ class Step(_Model):
     name: str
     region: str
     nodes: list[str]
+    locks: list[str] = Field(default_factory=list)  # what its deploy changes when more than its nodes (a region)
     status: StepStatus = StepStatus.PENDING
     successes: int = 0
     failures: int = 0  # failed measurements of this step (tolerated up to Settings.failure_limit)
@@ -163,7 +164,7 @@ class RolloutState(_Model):
     deployer: dict[str, Any]  # how to rebuild the Deployer on resume (kind + parameters, never secrets)
     prometheus_url: str  # credentials redacted; auth comes from flags or the environment on resume
     prometheus_auth: list[str] = Field(default_factory=list)  # which kinds of credentials it used, never values
-    nodes: list[str]  # the nodes it locks: its own (in rollout order), plus the rest of its regions under Pulumi
+    nodes: list[str]  # the nodes it may lock: its own (in rollout order), plus the rest of its regions under Pulumi
     steps: list[Step]
     baseline: dict[str, Any]  # ImagePins JSON before the rollout: what a rollback restores
     applied: dict[str, Any] | None  # ImagePins JSON confirmed deployed; None: unknown (send everything)
@@ -208,7 +209,7 @@ class RolloutState(_Model):
             raise UnknownStateError(f"{where}: rollout state is unreadable: {exc.errors()[0]['msg']}") from None
 
 
-class StateStore:
+class StateStore(NodeLocks):
     """Rollout state files and node locks under <state dir>/rollouts/."""
 
     def __init__(self, root: str | Path | None = None) -> None:
@@ -263,10 +264,12 @@ class StateStore:
                 bad[str(path)] = exc.message
         return states, bad
 
-    def latest(self) -> RolloutState:
-        states = self.all()
+    def latest(self, phases: frozenset[Phase] | None = None) -> RolloutState:
+        """The latest unfinished rollout, else the latest one; only those in `phases` when given."""
+        states = [s for s in self.all() if phases is None or s.phase in phases]
         if not states:
-            raise NotFoundError(f"no rollout recorded in {self.dir}", hint="start one: xzctl rollout canary ...")
+            which = " or ".join(sorted(p.value for p in phases)) + " " if phases else ""
+            raise NotFoundError(f"no {which}rollout recorded in {self.dir}", hint="see: xzctl rollout status")
         unfinished = [s for s in states if not s.terminal]
         return (unfinished or states)[-1]
 
@@ -291,69 +294,3 @@ class StateStore:
 
     def claims(self, resource: str) -> Claims:
         return Claims(self.root, resource)
-
-    # --- locks -------------------------------------------------------------------------------
-
-    def _lock(self, node: str) -> Path:
-        return self.locks / f"{node}.lock"
-
-    def holder(self, node: str) -> Holder | None:
-        return Holder.read(self._lock(node))
-
-    def _finished(self, rollout_id: str) -> bool:
-        try:
-            return self.load(rollout_id).terminal
-        except NotFoundError:
-            return True  # its state file is gone: nothing to resume, the lock protects nothing
-
-    def acquire(self, rollout_id: str, nodes: list[str]) -> None:
-        """Take every node's lock for a new rollout, or none of them (ConflictError)."""
-        with guard(self.locks):
-            for node in nodes:
-                held = self.holder(node)
-                if held is None or held.owner == rollout_id or self._finished(held.owner):
-                    continue  # free, ours, or stale (its rollout ended but the lock survived a crash)
-                if held.alive():
-                    raise ConflictError(
-                        f"rollout {held.owner} is running on edge node {node} (pid {held.pid} on {held.host})",
-                        hint=f"wait for it, or: xzctl rollout abort {held.owner}",
-                    )
-                raise ConflictError(
-                    f"rollout {held.owner} on edge node {node} was interrupted (pid {held.pid} is gone) "
-                    "and left it mid-change",
-                    hint=f"xzctl rollout resume {held.owner} or xzctl rollout abort {held.owner}",
-                )
-            me = Holder.me(rollout_id).to_json()
-            for node in nodes:
-                atomic_write(self._lock(node), me)
-
-    def take_over(self, state: RolloutState) -> None:
-        """Become the process driving an existing rollout (resume, promote, abort after a crash)."""
-        with guard(self.locks):
-            for node in state.nodes:
-                held = self.holder(node)
-                if held is not None and held.owner != state.id and not self._finished(held.owner):
-                    raise ConflictError(f"edge node {node} is locked by another rollout, {held.owner}")
-                if held is not None and held.owner == state.id and held.pid != os.getpid() and held.alive():
-                    raise ConflictError(
-                        f"rollout {state.id} is being driven by pid {held.pid} on {held.host}",
-                        hint=f"stop that process, or: xzctl rollout abort {state.id}",
-                    )
-            me = Holder.me(state.id).to_json()
-            for node in state.nodes:
-                atomic_write(self._lock(node), me)
-
-    def driver(self, state: RolloutState) -> Holder | None:
-        """The live process driving this rollout, if any."""
-        for node in state.nodes:
-            held = self.holder(node)
-            if held is not None and held.owner == state.id and held.alive():
-                return held
-        return None
-
-    def release(self, state: RolloutState) -> None:
-        with guard(self.locks):
-            for node in state.nodes:
-                held = self.holder(node)
-                if held is not None and held.owner == state.id:
-                    self._lock(node).unlink(missing_ok=True)

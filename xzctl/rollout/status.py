@@ -1,4 +1,5 @@
-"""A rollout as `status` shows it: phase, steps, nodes left out, the driving process, last analysis results."""
+"""A rollout as `status` shows it: phase, steps, nodes left out, the driving process and the nodes it locks, last
+analysis results."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def summarize(
         "skipped_nodes": state.skipped_nodes,
         "canary_nodes": canary_nodes(state.steps, min(state.step, len(state.steps) - 1)),
         "driver_pid": driver.pid if driver else None,
+        "locked_nodes": store.held(state),  # what it holds now: another rollout waits for these
         "interrupted": not state.terminal and state.phase != Phase.PAUSED and driver is None,
         "pending_deploy": state.pending.purpose.value if state.pending else None,
         "settings": state.settings.model_dump(),
