@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 
+from xzctl.checks.forecast_daytypes import NAME as DAY_TYPES
 from xzctl.checks.forecast_models import (
     MIN_HISTORY,
     NAIVE,
@@ -109,3 +110,24 @@ def test_a_model_that_beats_the_naive_is_chosen_and_both_reported() -> None:
     assert result.candidates[result.model] == result.mape
     assert all(lo <= v <= hi for lo, v, hi in zip(result.lower, result.values, result.upper, strict=True))
     assert 0.5 <= result.coverage <= 1.0 and result.backtest_hours == 24
+
+
+def _noisy_workweek(days: int, seed: int) -> list[float]:
+    """Working days of one shape, weekend days of another (peaks later, fewer devices), 4 % noise."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(days * 24)
+    weekend = (hours // 24) % 7 >= 5
+    peak = np.where(weekend, 14, 10)
+    d = np.minimum(np.abs(hours % 24 - peak), 24 - np.abs(hours % 24 - peak))
+    level = np.where(weekend, 200.0, 300.0) * (0.2 + np.exp(-0.5 * (d / 3.0) ** 2))
+    return list(level * rng.lognormal(0.0, 0.04, len(hours)))
+
+
+def test_with_four_weeks_the_day_types_pool_the_working_days_and_beat_mstl() -> None:
+    result = forecast_series(_noisy_workweek(28, seed=5), 24 * 7)
+    assert list(result.candidates) == [NAIVE, "AutoETS", "MSTL", DAY_TYPES, "AutoTheta", "MSTL+AutoTheta"]
+    scores = {name: score for name, score in result.candidates.items() if score is not None}
+    assert len(scores) == len(result.candidates)  # every candidate fitted
+    # Twenty working days per hour instead of four Mondays: less of the noise is forecast as season.
+    assert scores[DAY_TYPES] < scores["MSTL"] < scores[NAIVE]
+    assert result.model == DAY_TYPES and result.mape == scores[DAY_TYPES]

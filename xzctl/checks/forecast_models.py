@@ -1,7 +1,8 @@
 """Which model forecasts a series, chosen by a backtest the operator can read, with a band whose coverage is measured.
 
 Candidates (Nixtla statsforecast): the seasonal naive (the same hour a week earlier; a day earlier when the history
-is shorter than a week and the backtest), AutoETS (daily season), MSTL (daily and weekly seasons) and AutoTheta.
+is shorter than a week and the backtest), AutoETS (daily season), MSTL (daily and weekly seasons), MSTL with its
+weekly season learned per day type (xzctl.checks.forecast_daytypes; from the same fit) and AutoTheta.
 Rolling origin: the history is cut at three points a day apart (half a day on short history), each candidate
 forecasts the backtest horizon (the horizon asked, or less when the history is short, which is said) from the hours
 before the cut, and its MAPE is the mean over the cuts. The candidate with the lowest MAPE is used only when it beats
@@ -19,6 +20,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from xzctl.checks.forecast_daytypes import NAME as DAY_TYPES
+from xzctl.checks.forecast_daytypes import DayTypeMSTL
 from xzctl.errors import UnknownStateError
 
 if TYPE_CHECKING:
@@ -36,6 +39,8 @@ MIN_TRAIN = 2 * DAY  # two daily seasons before the earliest cut
 MIN_BACKTEST = 12  # hours ahead the backtest judges at the least
 MIN_HISTORY = MIN_TRAIN + (WINDOWS - 1) * 12 + MIN_BACKTEST  # 84 h: three days and a half
 NAIVE = "seasonal naive"
+# Candidates that come out of another's fit, and that candidate.
+SHARED_FIT = {DAY_TYPES: "MSTL"}
 # The mean of two candidates is a candidate of its own: their errors partly cancel (no fit of its own in the backtest).
 COMBINED = {"MSTL+AutoTheta": ("MSTL", "AutoTheta")}
 
@@ -88,39 +93,51 @@ def plan(n: int, horizon: int) -> Plan:
     return replace(p, notes=tuple(notes))
 
 
-def _candidates(p: Plan) -> dict[str, Any]:
-    from statsforecast.models import MSTL, AutoETS, AutoTheta, SeasonalNaive
+def _candidates(p: Plan) -> tuple[dict[str, Any], list[str]]:
+    """The models to fit, and the names of the candidates they and the combinations yield."""
+    from statsforecast.models import AutoETS, AutoTheta, SeasonalNaive
 
     models: dict[str, Any] = {
         NAIVE: SeasonalNaive(season_length=p.lag),
         # Additive season (on the log scale: multiplicative in devices); no damped trend, which costs a third of
         # the search and has not won on hourly device counts.
         "AutoETS": AutoETS(season_length=DAY, model="ZZA", damped=False),
-        "MSTL": MSTL(season_length=list(p.seasons)),
+        "MSTL": DayTypeMSTL(p.seasons),
         "AutoTheta": AutoTheta(season_length=p.seasons[-1]),
     }
-    for name, parts in COMBINED.items():
-        models[name] = {part: models[part] for part in parts}
-    return models
+    names = [*models, *COMBINED]
+    if WEEK in p.seasons:  # day types are told apart by the noise between weeks: two of each at every cut
+        names.insert(names.index("MSTL") + 1, DAY_TYPES)
+    return models, names
 
 
-def _predict(name: str, model: Any, y: Array, h: int) -> tuple[Array, Array, Array]:
-    """Mean, lower and upper of `model` fitted on `y`; the models other than the naive work on log(1 + y)."""
+def _predict(name: str, model: Any, y: Array, h: int) -> dict[str, tuple[Array, Array, Array]]:
+    """Mean, lower and upper of each candidate `model` yields fitted on `y` (MSTL yields its day-type variant
+    besides); the models other than the naive work on log(1 + y)."""
     import numpy as np
 
-    if name in COMBINED:
-        parts = [_predict(part, model[part], y, h) for part in COMBINED[name]]
-        mean, lower, upper = (np.mean([p[i] for p in parts], axis=0) for i in range(3))
-        return mean, lower, upper
     # Devices are a population times the hour's activity: on a log scale the daily and weekly swings add up,
     # which is what MSTL's and Theta's decompositions assume; the band comes back asymmetric, as counts are.
     logged = name != NAIVE
     out = model.forecast(y=np.log1p(y) if logged else y, h=h, level=[LEVEL])
+    yielded = out if isinstance(model, DayTypeMSTL) else {name: out}
 
     def back(values: Any) -> Array:
         return np.asarray(np.expm1(values) if logged else values, dtype=float)
 
-    return back(out["mean"]), back(out[f"lo-{LEVEL}"]), back(out[f"hi-{LEVEL}"])
+    return {n: (back(o["mean"]), back(o[f"lo-{LEVEL}"]), back(o[f"hi-{LEVEL}"])) for n, o in yielded.items()}
+
+
+def _forecast(name: str, models: dict[str, Any], y: Array, h: int) -> tuple[Array, Array, Array]:
+    """The forecast of candidate `name`: its model's, or the mean of a combination's parts."""
+    import numpy as np
+
+    if name in COMBINED:
+        parts = [_forecast(part, models, y, h) for part in COMBINED[name]]
+        mean, lower, upper = (np.mean([p[i] for p in parts], axis=0) for i in range(3))
+        return mean, lower, upper
+    fitter = SHARED_FIT.get(name, name)
+    return _predict(fitter, models[fitter], y, h)[name]
 
 
 def mape(actual: Iterable[float], predicted: Iterable[float]) -> float:
@@ -197,22 +214,28 @@ class SeriesForecast:
     notes: list[str] = field(default_factory=list)
 
 
-def _backtest(y: Array, p: Plan, models: dict[str, Any]) -> tuple[dict[str, list[Window]], dict[str, str]]:
-    windows: dict[str, list[Window]] = {name: [] for name in models}
+def _backtest(
+    y: Array, p: Plan, models: dict[str, Any], names: list[str]
+) -> tuple[dict[str, list[Window]], dict[str, str]]:
+    windows: dict[str, list[Window]] = {name: [] for name in names}
     failed: dict[str, str] = {}
     for cut in p.cuts:
         actual = y[cut : cut + p.backtest_hours]
         for name, model in models.items():
-            if name in failed or name in COMBINED:
+            if name in failed:
                 continue
             try:
-                mean, lo, hi = _predict(name, model, y[:cut], p.backtest_hours)
+                predicted = _predict(name, model, y[:cut], p.backtest_hours)
             except Exception as exc:  # a candidate that cannot fit this history is out, and the forecast says so
                 if name == NAIVE:
                     raise
                 failed[name] = f"{type(exc).__name__}: {exc}"[:120]
                 continue
-            windows[name].append(Window(actual, mean, lo, hi))
+            for yielded, (mean, lo, hi) in predicted.items():
+                windows[yielded].append(Window(actual, mean, lo, hi))
+    for shared, fitter in SHARED_FIT.items():
+        if shared in names and fitter in failed:
+            failed[shared] = f"{fitter} failed"
     for name, parts in COMBINED.items():
         if any(part in failed for part in parts):
             failed[name] = f"{' or '.join(parts)} failed"
@@ -236,8 +259,8 @@ def forecast_series(history: Sequence[float], horizon: int, *, judged_at: int | 
 
     y = np.asarray(history, dtype=float)
     p = plan(len(y), judged_at or horizon)
-    models = _candidates(p)
-    windows, failed = _backtest(y, p, models)
+    models, names = _candidates(p)
+    windows, failed = _backtest(y, p, models, names)
     scores = {n: float(np.mean([mape(w.actual, w.mean) for w in ws])) for n, ws in windows.items()}
     notes = list(p.notes) + [f"{name} could not be fitted ({why})" for name, why in failed.items()]
     ranked = sorted((s, n) for n, s in scores.items() if n != NAIVE and math.isfinite(s))
@@ -248,7 +271,7 @@ def forecast_series(history: Sequence[float], horizon: int, *, judged_at: int | 
         best, name = ranked[0]
         notes.append(f"no model beat the seasonal naive in the backtest ({name} {best:.1%} vs {scores[NAIVE]:.1%})")
     low_scale, up_scale, coverage = calibrate(windows[chosen])
-    mean, lo, hi = _predict(chosen, models[chosen], y, horizon)
+    mean, lo, hi = _forecast(chosen, models, y, horizon)
     upper = mean + up_scale * (hi - mean)
     lower = mean - low_scale * (mean - lo)
     return SeriesForecast(
@@ -260,6 +283,6 @@ def forecast_series(history: Sequence[float], horizon: int, *, judged_at: int | 
         naive_mape=scores[NAIVE],
         coverage=coverage,
         backtest_hours=p.backtest_hours,
-        candidates={n: scores.get(n) for n in models},
+        candidates={n: scores.get(n) for n in names},
         notes=notes,
     )
