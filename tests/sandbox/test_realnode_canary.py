@@ -43,8 +43,9 @@ VARIANTS = {
 }
 MAX_WER = 0.5  # Whisper tiny.en scores ~0.2 on the corpus; a short window of turns needs the margin
 INTERVAL_SECONDS = 5.0
-# How long a canary that finished no request yet is waited for (its measurements are inconclusive, read over the
-# whole step): on two loaded cores the full-window canary's first utterance can take tens of seconds.
+# How long a canary that finished no request yet is waited for after a whole window (its measurements pending, then
+# inconclusive, read over the whole step): on two loaded cores the full-window canary's first utterance can take
+# tens of seconds.
 FIRST_SAMPLE_WAIT_SECONDS = 180.0
 
 

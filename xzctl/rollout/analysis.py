@@ -6,9 +6,10 @@ aggregate by track, or by node and track).
 
 Fail closed: a node not scraped (up missing, NaN or 0), a missing series or an unreachable Prometheus is an
 `error` (no verdict), never a success nor a skip. A track that finished no request in the window (its rates 0,
-so its ratios and quantiles NaN) has no samples yet: a slow canary under load finishes few. The measurement then
-reads every sample since the step's deploy and warm-up; with none there either it is `inconclusive`, counted
-against the step's inconclusive limit (a pause for the operator), never a pass and never an abort for missing data.
+so its ratios and quantiles NaN) has no samples yet: a slow or little-used canary finishes few. Until the step's
+samples span a whole window that is `pending` (waited for); after, the measurement reads every sample since the
+step's deploy and warm-up, and with none there either it is `inconclusive`, counted against the step's
+inconclusive limit (a pause for the operator): never a pass, and never an abort for missing data.
 
 The checks are a registry (`CHECKS`): a new check (e.g. word error rate for ASR images) is one entry
 plus its KPI in `Thresholds.extra[name]`; the engine never names a metric.
@@ -155,23 +156,27 @@ class Analyzer:
         self, step: int, nodes: list[str], window_seconds: float, since_seconds: float | None = None
     ) -> Measurement:
         """Judge the last `window_seconds`; a track with no samples there is read again over `since_seconds`, every
-        sample since the step's deploy and warm-up (the engine keeps both after them)."""
+        sample since the step's deploy and warm-up (the engine keeps both after them), and is `pending` while
+        those span no more than the window."""
         if window_seconds < 1:
             raise BadInputError("the analysis window must be at least 1s")
         at = time.time()
+        # The step has samples beyond the window; else the window read was all of them (the engine shortens the
+        # window to them), not yet a whole window.
+        beyond = since_seconds is not None and math.floor(since_seconds) > math.floor(window_seconds)
+        waiting = since_seconds is not None and not beyond
         try:
             try:
                 metrics = self._read(nodes, f"{math.floor(window_seconds)}s")
             except NoSamplesError:
-                if since_seconds is None or math.floor(since_seconds) <= math.floor(window_seconds):
+                if not beyond or since_seconds is None:
                     raise
                 window_seconds = since_seconds
                 metrics = self._read(nodes, f"{math.floor(window_seconds)}s")
         except NoSamplesError as exc:
             reason = f"no samples yet: {exc.message} in the {window_seconds:.0f} s since the deploy and warm-up"
-            return Measurement(
-                step=step, at=at, result=Result.INCONCLUSIVE, reason=reason, window_seconds=window_seconds
-            )
+            result = Result.PENDING if waiting else Result.INCONCLUSIVE
+            return Measurement(step=step, at=at, result=result, reason=reason, window_seconds=window_seconds)
         except UnknownStateError as exc:
             return Measurement(
                 step=step,

@@ -7,7 +7,8 @@ Rules that make "promoted" mean "analysed and healthy everywhere":
 - a step passes only on `checks` successful measurements, each over samples taken after that step's
   deploy plus the image's warm-up; an unscraped node, a missing series or no Prometheus is an error, never a
   pass or a skip, and more than `error_limit` errors in a row abort the rollout; a track with no finished request
-  even since the deploy is inconclusive (counted against `inconclusive_limit`, then a pause), never a pass;
+  is waited for (pending) until the step's samples span the window, then inconclusive (counted against
+  `inconclusive_limit`, then a pause), never a pass;
 - nodes are left out only on the operator's word (recorded at start); a rollout that leaves any planned
   node behind ends `partial`, never `promoted`;
 - abort means backward: once a rollout goes back, a pending forward deploy (step or promote) is dropped,
