@@ -169,12 +169,13 @@ class Analyzer:
             try:
                 metrics = self._read(nodes, f"{math.floor(window_seconds)}s")
             except NoSamplesError:
-                if not beyond or since_seconds is None:
+                if since_seconds is None or not beyond:
                     raise
                 window_seconds = since_seconds
                 metrics = self._read(nodes, f"{math.floor(window_seconds)}s")
         except NoSamplesError as exc:
-            reason = f"no samples yet: {exc.message} in the {window_seconds:.0f} s since the deploy and warm-up"
+            whole = " (all of the step's)" if since_seconds is not None else ""
+            reason = f"no samples yet: {exc.message} in the last {window_seconds:.0f} s{whole}"
             result = Result.PENDING if waiting else Result.INCONCLUSIVE
             return Measurement(step=step, at=at, result=result, reason=reason, window_seconds=window_seconds)
         except UnknownStateError as exc:
