@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,11 @@ def test_exit_codes_follow_the_verdicts(
     assert "error" not in err  # a verdict is a result: stdout and the exit code
     code, out, err = xzctl(capsys, "check", "failover", *common)
     assert code == 1 and "error" not in err
-    assert "verdict crit (exit 1):" in out and "  node sh-edge-01 crit: " in out
+    # Every reason said once (on its row, or under the table at 80 columns); the verdict is one line.
+    assert out.rstrip().endswith("verdict crit (exit 1)")
+    for why in {f["reason"] for f in failover["failures"]}:
+        said = len(re.findall(rf"(?<![\w.]){re.escape(why)}", out))  # not "94 devices" inside "194 devices"
+        assert said == sum(f["reason"] == why for f in failover["failures"]), (why, out)
 
     # check all: one JSON document with the three verdicts; the worst one sets the exit code.
     code, out, _ = xzctl(capsys, "check", "all", *common)
@@ -69,6 +74,8 @@ def test_exit_codes_follow_the_verdicts(
     gz = next(n for n in json.loads(out)["nodes"] if n["name"] == "gz-edge-01")
     assert code == 3, err
     assert gz["status"] == "unknown" and "up == 0" in gz["reasons"][0]
+    code, out, _ = xzctl(capsys, "check", "cost", *common)
+    assert code == 3 and out.count("no trustworthy metrics for 1 edge node(s): gz-edge-01") == 1, out
 
 
 def test_cost_passes_and_table_renders(
@@ -79,6 +86,7 @@ def test_cost_passes_and_table_renders(
     where = ["--prometheus", box.prometheus_url, "--scrape-interval", "1", "--fleet", str(path)]
     code, out, err = xzctl(capsys, "check", "cost", *where)
     assert code == 0, err
+    assert "verdict" not in out  # ok: the table is the whole answer
     # 173,888.89 a month over 994 devices; payback 1,610,000 / (2,982,000 - 1,550,000).
     assert "cost ok (CNY)" in out
     assert "174.94" in out and "1.12" in out

@@ -4,6 +4,7 @@ when they use it, a fleet path that is no file is bad input, and the context's f
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -116,3 +117,30 @@ def test_live_commands_on_the_sandbox_judge_its_fleet(
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
     assert all(json.loads(line)["time"].endswith("+00:00") for line in lines)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["rollout", "canary", "asr", "registry.xiaozhi.example/inference/asr:1.4.0", "--dry-run", "-o", "json"],
+        ["provision", "region", "beijing", "--preview", "-o", "json"],
+    ],
+)
+def test_world_commands_take_the_users_spec_the_sandbox_runs(
+    argv: list[str], empty_cwd: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A sandbox (its record; this process stands in for its processes) runs the user's spec, not the example.
+    spec = empty_cwd / "mine.yaml"
+    spec.write_text(bundled_example_path().read_text(encoding="utf-8").replace("xiaozhi-1000", "mine-1000"))
+    info = SandboxInfo("http://127.0.0.1:9", "http://127.0.0.1:9", empty_cwd / ".xzctl", {"simulator": os.getpid()})
+    info.fleet_path = str(spec)
+    (empty_cwd / ".xzctl" / "sandbox").mkdir(parents=True)
+    (empty_cwd / ".xzctl" / "sandbox" / "state.json").write_text(json.dumps(info.to_json()), encoding="utf-8")
+    monkeypatch.setenv("PATH", str(empty_cwd))  # no pulumi CLI: provision stops before any engine runs
+    code = run(argv)
+    out, err = capsys.readouterr()
+    assert "bundled example" not in err, err
+    if argv[0] == "rollout":
+        assert code == 0 and json.loads(out)["fleet"] == str(spec)
+    else:
+        assert code == 4 and "the pulumi CLI is not installed" in err, err  # past the fleet: its next need

@@ -228,7 +228,7 @@ def test_preview_works_offline_with_a_local_chart(engine: Engine, tmp_path_facto
     fleet.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     from xzctl.provision import up
 
-    result = up("guangzhou", fleet, preview=True, state=engine.state)
+    result = up("guangzhou", fleet, preview=True, state=engine.state, kubeconfig=engine.kubeconfig)
     assert result.by_type["kubernetes:helm.sh/v3:Release"] == {"create": 1}
     assert result.changes["create"] >= resource_count(target_objects(load_fleet(fleet).fleet, "guangzhou")) - 1
 

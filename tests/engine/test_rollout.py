@@ -37,8 +37,9 @@ Images = dict[tuple[str, str], set[str]]  # (node, track) -> images of the runni
 def beijing(engine: Engine) -> Engine:
     """The region up (a no-op when an earlier module brought it up) and peak load: at the trough a 10% canary
     serves so few requests that one counter step of the simulator reads as an error ratio above the KPI."""
-    assert engine.xzctl("provision", "cloud", "--yes", "-o", "json") == 0
-    assert engine.xzctl("provision", "region", REGION, "--yes", "-o", "json") == 0
+    # No --fleet and no --kubeconfig: the running sandbox's spec (examples/fleet-sandbox.yaml) and its cluster.
+    assert engine.xzctl("provision", "cloud", "--yes", "-o", "json", fleet=False) == 0
+    assert engine.xzctl("provision", "region", REGION, "--yes", "-o", "json", fleet=False) == 0
     SimulatorClient(engine.sandbox.simulator_url).control(
         {"action": "set_devices", "region": REGION, "utilization": 0.95}
     )
@@ -73,7 +74,7 @@ def asr_images(engine: Engine) -> Images:
 def rollout(engine: Engine, image: str, seen: Callable[[Images], bool]) -> tuple[int, dict[str, Any], Images | None]:
     """A canary of `image` on NODES through Pulumi, as `run_rollout` runs it."""
     argv = ["canary", "asr", image, "--deployer", "pulumi", *[arg for node in NODES for arg in ("--node", node)]]
-    argv += ["--interval", "2s", "--checks", "2", "--warmup", "2s", "--fleet", str(engine.fleet)]
+    argv += ["--interval", "2s", "--checks", "2", "--warmup", "2s"]  # the fleet the sandbox runs, not repeated
     return run_rollout(engine, argv, seen)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
 
 from xzctl.prom import Sample
@@ -114,3 +117,50 @@ def test_real_turn_checks(canary: tuple[float, float] | None, result: Result) ->
     assert m.result == result, m.reason
     if canary is not None:
         assert m.metrics["turn_first_audio_p95_seconds"] == {"stable": 2.0, "canary": canary[0]}
+
+
+class SlowCanaryProm(WerProm):
+    """A canary whose first request finished `finished_ago` seconds ago (None: never): a window shorter than that
+    holds no canary sample (rates 0, the p95 NaN), a longer one its slow p95 of 3 s."""
+
+    def __init__(self, finished_ago: float | None) -> None:
+        super().__init__(0.05)
+        self.finished_ago = finished_ago
+        self.windows: list[int] = []
+
+    def query(self, promql: str, at: float | None = None) -> list[Sample]:
+        found = re.search(r"\[(\d+)s\]", promql)
+        if found is None:
+            return super().query(promql, at)  # up
+        window = int(found.group(1))
+        self.windows.append(window)
+        seen = self.finished_ago is not None and window >= self.finished_ago
+        if promql.startswith("sum by (node, track)"):
+            served = {"stable": 5.0, "canary": 1.0 if seen else 0.0}
+            return [Sample({"node": "bj-edge-01", "track": t}, served[t], 0.0) for t in served]
+        if promql.startswith("histogram_quantile"):
+            return [Sample({"track": "stable"}, 0.2, 0.0), Sample({"track": "canary"}, 3.0 if seen else math.nan, 0.0)]
+        return super().query(promql, at)
+
+
+@pytest.mark.parametrize(
+    ("finished_ago", "since", "result", "window"),
+    [
+        (5.0, 60.0, Result.FAILURE, 10.0),  # in the window: judged on it, nothing more read
+        (40.0, 60.0, Result.FAILURE, 60.0),  # only since the deploy: judged over all of it (3 s vs 0.2 s)
+        (None, 60.0, Result.INCONCLUSIVE, 60.0),  # nothing since the deploy: no samples yet, no abort
+        (None, 10.0, Result.PENDING, 10.0),  # the step's samples span no more than the window: wait
+        (40.0, None, Result.INCONCLUSIVE, 10.0),  # no span given: the window is all there is
+    ],
+    ids=["in-window", "since-deploy", "none-yet", "window-not-full", "window-only"],
+)
+def test_a_track_with_no_samples_is_read_over_the_whole_step(
+    finished_ago: float | None, since: float | None, result: Result, window: float
+) -> None:
+    thresholds = Thresholds(error_ratio=0.001, p95_seconds=0.5, inference_error_ratio=0.001, latency_vs_stable=2.0)
+    prom = SlowCanaryProm(finished_ago)
+    m = Analyzer(prom, "asr", thresholds).measure(0, ["bj-edge-01"], 10.0, since)  # type: ignore[arg-type]
+    assert (m.result, m.window_seconds) == (result, window), m.reason
+    assert max(prom.windows) == window  # never a sample from before the step's deploy
+    if result in (Result.INCONCLUSIVE, Result.PENDING):
+        assert m.reason.startswith("no samples yet: no asr request finished on bj-edge-01/canary"), m.reason

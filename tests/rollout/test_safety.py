@@ -320,6 +320,11 @@ def test_first_measurement_of_a_step_waits_for_two_scrapes_after_its_deploy(
         ),  # per step, not in a row
         (["inconclusive", "pass"], {}, Phase.PAUSED, 0),
         (["inconclusive"] + ["pass"] * 30, {"inconclusive_limit": 1}, Phase.PROMOTED, 1),
+        # a canary with no finished request is waited for (pending) while the step's samples span one window ...
+        (["idle", "idle", "fail"], {}, Phase.ROLLED_BACK, 0),
+        # ... then counted as inconclusive (read over the whole step), and the operator decides: never an abort
+        (["idle"] * 3 + ["fail"], {"inconclusive_limit": 1}, Phase.ROLLED_BACK, 1),
+        (["idle"] * 5 + ["pass"], {"inconclusive_limit": 1}, Phase.PAUSED, 1),
     ],
 )
 def test_failure_and_inconclusive_limits_leave_room_for_noise(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from xzctl.config import Context, current_context
+
+if TYPE_CHECKING:
+    from xzctl.spec.base import KubernetesTarget
 
 
 def active() -> tuple[str, Context] | None:
@@ -37,3 +42,19 @@ def context_heading() -> str:
     """What every live command shows first: which context it runs in."""
     context = active()
     return f"context {context[0]}" if context else "context (none)"
+
+
+def sandbox_kubeconfig(target: KubernetesTarget, kube_context: str | None, state: Path | None) -> Path | None:
+    """The kubeconfig of a cluster the spec names by the sandbox's context alone (examples/fleet-sandbox.yaml): the
+    running sandbox's, whose path changes at every `sandbox up`. One rule: --kubeconfig > the spec's > $KUBECONFIG >
+    the sandbox's, so None when any of those names one, the cluster is another, or no sandbox runs Kubernetes."""
+    from xzctl.sandbox import sandbox_status
+    from xzctl.sandbox.kubernetes import CONTEXT
+    from xzctl.state import state_dir
+
+    if (kube_context or target.context) != CONTEXT or target.kubeconfig or os.environ.get("KUBECONFIG"):
+        return None
+    running = sandbox_status(state_dir(state))
+    if running is None or not running.kubeconfig or not all(running.alive().values()):
+        return None
+    return Path(running.kubeconfig)

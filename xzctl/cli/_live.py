@@ -11,17 +11,15 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from xzctl.checks import SnapshotOptions, Status, failure
 from xzctl.checks.window import default_window, plan_window
-from xzctl.cli._common import Output, PrometheusOptions, parse_duration, promql_duration, stdout
+from xzctl.cli._common import CHOSEN_OUTPUT, Output, PrometheusOptions, parse_duration, promql_duration, stdout
 from xzctl.cli._context import context_heading
 from xzctl.cli._fleet import load
 from xzctl.prom import PrometheusClient
 from xzctl.spec import Fleet
 
-BAD = (Status.CRIT, Status.UNKNOWN)
 STATUS_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.UNKNOWN: "magenta", Status.CRIT: "red"}
 
 WindowOption = typer.Option(
@@ -85,8 +83,8 @@ def live(
         # run's counters at a step of minutes, so a rate across the seam is wrong.
         age = live_span(client, sandbox) if sandbox is not None and rates else None
         planned = plan_window(window, seconds, slowest, age)
-        if planned.note:
-            print(f"xzctl: {planned.note}", file=sys.stderr)
+        if planned.note and CHOSEN_OUTPUT[:1] in ([Output.JSON], [Output.YAML]):
+            print(f"xzctl: {planned.note}", file=sys.stderr)  # a table says it in its heading
         options = SnapshotOptions(
             window=planned.window,
             history_seconds=parse_duration(history, "--history") if history else 0,
@@ -111,14 +109,13 @@ def status_text(status: Status) -> str:
     return f"[{STATUS_STYLE[status]}]{status}[/]"
 
 
-def raise_for(status: Status, reasons: list[str], output: Output) -> None:
-    """A verdict is a result, not an error: with table output its reasons go to stdout, one per line; the
-    exit code says crit (1) or unknown (3). JSON and YAML documents already hold the reasons."""
+def raise_for(status: Status, output: Output) -> None:
+    """A verdict is a result, not an error: the exit code says crit (1) or unknown (3). The table above said why
+    (each reason once, on its row or under the table) and the documents hold the reasons, so a table ends with the
+    verdict's one line and nothing is said again."""
     err = failure(status, "")
     if err is None:
         return
-    if output is Output.TABLE:
-        stdout.print(f"verdict {status_text(status)} (exit {err.exit_code}):")
-        for reason in reasons:
-            stdout.print(f"  {escape(reason)}")
+    if output in (Output.TABLE, Output.WIDE):
+        stdout.print(f"verdict {status_text(status)} (exit {err.exit_code})")
     raise typer.Exit(err.exit_code)

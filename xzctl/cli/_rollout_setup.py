@@ -14,6 +14,7 @@ import typer
 from pydantic import ValidationError
 
 from xzctl.cli._common import Output, OutputOption, PrometheusAuth, StateDirOption
+from xzctl.cli._context import sandbox_kubeconfig
 from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.images import check_reference, load_catalog
 from xzctl.manifests.pins import ROLLABLE_SERVICES, ImagePins, spec_pins
@@ -112,14 +113,16 @@ def _stack_deployer(template: str, fleet_path: str, state_dir: str | None) -> St
     from xzctl.provision import check_pulumi_cli, up
     from xzctl.provision import state_dir as backend_state
     from xzctl.provision.automation import check_passphrase
-    from xzctl.provision.backend import stack_pins
+    from xzctl.provision.backend import stack_cluster, stack_pins
 
     check_pulumi_cli()
     check_passphrase()
     stacks = [template.replace("{region}", region) for region in regions]
 
     def update(region: str, pins: ImagePins) -> None:
-        up(template.replace("{region}", region), fleet_path, pins=pins, state=state_dir)
+        stack = template.replace("{region}", region)
+        kubeconfig = sandbox_kubeconfig(stack_cluster(fleet, stack), None, Path(state_dir) if state_dir else None)
+        up(stack, fleet_path, pins=pins, state=state_dir, kubeconfig=kubeconfig)
 
     def current() -> ImagePins:
         return stack_pins(fleet, stacks, backend_state(state_dir))

@@ -19,7 +19,7 @@ from xzctl.rollout.specpin import write_pin
 from xzctl.rollout.state import EXIT_CODES, TERMINAL, Phase, RolloutState, StateStore, Step
 from xzctl.rollout.status import summarize
 
-COLOURS = {"success": "green", "failure": "red", "inconclusive": "yellow", "error": "magenta"}
+COLOURS = {"success": "green", "failure": "red", "inconclusive": "yellow", "error": "magenta", "pending": "cyan"}
 SETTLED = {p.value for p in TERMINAL} | {Phase.PAUSED.value}
 PHASE_COLOURS = {"rolled_back": "red", "aborted": "red", "promoted": "green", "paused": "yellow", "partial": "yellow"}
 

@@ -72,11 +72,7 @@ def report(
             if not watch or rounds == count:
                 break
             time.sleep(interval)
-    shown = view.rows(result)
-    # The verdict names the nodes that set it; why is said once, on their rows above.
-    top = view.region_rows(result) if view.filtered() else [result.fleet]
-    reasons = [reason if c is result.fleet else f"{c.name} {reason}" for c in top for reason in c.reasons]
-    raise_for(worst(c.status for c in shown), reasons, output)
+    raise_for(worst(c.status for c in view.rows(result)), output)
 
 
 def _band(s: SeriesForecast, hours: slice) -> str:

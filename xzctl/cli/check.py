@@ -18,7 +18,6 @@ from rich.markup import escape
 
 from xzctl.checks import (
     AllChecks,
-    CapacityReport,
     CostReport,
     DrillResult,
     FailoverReport,
@@ -45,7 +44,6 @@ from xzctl.cli._common import (
 )
 from xzctl.cli._layout import Column, print_table
 from xzctl.cli._live import (
-    BAD,
     HistoryOption,
     ScrapeIntervalOption,
     WindowOption,
@@ -62,20 +60,6 @@ app = typer.Typer(
     "Example: xzctl check all --prometheus http://127.0.0.1:9090 > verdicts.json",
     no_args_is_help=True,
 )
-
-
-def capacity_reasons(report: CapacityReport) -> list[str]:
-    # The fleet row names the nodes that are not ok; their rows above say why (once).
-    return [f"capacity {reason}" for reason in report.fleet.reasons] if report.fleet.status in BAD else []
-
-
-def failover_reasons(report: FailoverReport, result: DrillResult | None) -> list[str]:
-    lines = [f"{f.kind} {f.lost} {f.status}: {f.reason}" for f in report.failures if f.status in BAD]
-    return lines + ([f"drill {result.node} {result.status}: {result.reason}"] if result is not None else [])
-
-
-def cost_reasons(report: CostReport) -> list[str]:
-    return [f"cost {report.status}: {reason}" for reason in report.reasons]
 
 
 FAILOVER_COLUMNS = [
@@ -203,7 +187,7 @@ def failover(
         data["status"] = str(status)
     wide = output is Output.WIDE
     emit(data, output, titled(ctx.header, lambda console: failover_table(console, report, result, wide=wide)))
-    raise_for(status, failover_reasons(report, result), output)
+    raise_for(status, output)
 
 
 @app.command()
@@ -227,7 +211,7 @@ def cost(
         output,
         titled(ctx.header, lambda console: cost_table(console, report, wide=output is Output.WIDE)),
     )
-    raise_for(report.status, cost_reasons(report), output)
+    raise_for(report.status, output)
 
 
 @app.command("all")
@@ -256,5 +240,4 @@ def all_checks(
         cost_table(console, result.cost, wide=output is Output.WIDE)
 
     emit(result.to_dict(), output, titled(ctx.header, table))
-    reasons = capacity_reasons(result.capacity) + failover_reasons(result.failover, None) + cost_reasons(result.cost)
-    raise_for(result.status, reasons, output)
+    raise_for(result.status, output)

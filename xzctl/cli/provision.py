@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, StateDirOption, emit, option_set, stderr
-from xzctl.cli._context import kube_context_option
+from xzctl.cli._context import kube_context_option, sandbox_kubeconfig
 from xzctl.cli._layout import Column, print_table
 from xzctl.errors import BadInputError
 from xzctl.provision.automation import DEFAULT_PARALLEL
@@ -34,7 +34,12 @@ ContextOption = typer.Option(
     help="Kubeconfig context; default: the xzctl context's kube_context, else the one the fleet spec names.",
     callback=kube_context_option,
 )
-KubeconfigOption = typer.Option(None, "--kubeconfig", help="Kubeconfig file; default: the spec's, else ~/.kube/config.")
+KubeconfigOption = typer.Option(
+    None,
+    "--kubeconfig",
+    help="Kubeconfig file; default: the spec's, else $KUBECONFIG, else the running sandbox's for context "
+    "xzctl-sandbox, else ~/.kube/config.",
+)
 RecoverOption = typer.Option(
     False, "--recover", help="Clear what a killed update left (its lock, pending operations), then apply."
 )
@@ -105,6 +110,7 @@ def _provision(o: ProvisionOptions, region: str = "cloud", pins: Path | None = N
     from xzctl.provision import up
 
     image_pins = load_pins(pins) if pins else None
+    kubeconfig = o.kubeconfig or _sandbox_kubeconfig(o, region)
 
     def run(only_preview: bool) -> dict[str, Any]:
         result = up(
@@ -115,7 +121,7 @@ def _provision(o: ProvisionOptions, region: str = "cloud", pins: Path | None = N
             _progress,
             diff=o.diff,
             kube_context=o.context,
-            kubeconfig=o.kubeconfig,
+            kubeconfig=kubeconfig,
             state=o.state_dir,
             parallel=o.parallel,
             recover=o.recover,
@@ -128,6 +134,16 @@ def _provision(o: ProvisionOptions, region: str = "cloud", pins: Path | None = N
         typer.confirm("Apply these changes?", abort=True)
     data = run(o.preview)
     emit(data, o.output, lambda console: _summary(data, console))
+
+
+def _sandbox_kubeconfig(o: ProvisionOptions, stack: str) -> Path | None:
+    from xzctl.provision.backend import stack_cluster
+    from xzctl.spec import load_fleet
+    from xzctl.spec.load import resolve_fleet_path
+
+    return sandbox_kubeconfig(
+        stack_cluster(load_fleet(resolve_fleet_path(o.fleet)).fleet, stack), o.context, o.state_dir
+    )
 
 
 @app.command()

@@ -23,7 +23,7 @@ from xzctl.manifests.edge_common import IMAGE_ENV, SERVICE_LABEL
 from xzctl.manifests.k8s import NODE_LABEL, TRACK_LABEL
 from xzctl.manifests.pins import ImagePins, ServicePin, spec_pins
 from xzctl.provision.objects import CLOUD
-from xzctl.spec.models import Fleet
+from xzctl.spec.models import Fleet, KubernetesTarget
 
 PROJECT = "xzctl"
 ORGANIZATION = "organization"  # the only organization a file backend knows
@@ -54,6 +54,12 @@ def stack_for(fleet: Fleet, name: str) -> tuple[str, str]:
         known = ", ".join([*sorted(fleet.regions), CLOUD])
         raise BadInputError(f"no region or stack {name!r} in the fleet", hint=f"one of: {known}")
     return region, EDGE_PREFIX + region
+
+
+def stack_cluster(fleet: Fleet, name: str) -> KubernetesTarget:
+    """The cluster the spec aims a stack at: its region's `kubernetes`, or the cloud's."""
+    target, _ = stack_for(fleet, name)
+    return fleet.cloud.kubernetes if target == CLOUD else fleet.regions[target].kubernetes
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,12 @@ Both tracks are read on the same edge nodes (the canary nodes), so the stable tr
 under the same hardware and load. A few queries per measurement whatever the number of nodes (they
 aggregate by track, or by node and track).
 
-Fail closed: a node not scraped (up missing, NaN or 0), a missing series, NaN, a node that serves no
-traffic on a track, or an unreachable Prometheus is an `error` (no verdict), never a success nor a skip.
+Fail closed: a node not scraped (up missing, NaN or 0), a missing series or an unreachable Prometheus is an
+`error` (no verdict), never a success nor a skip. A track that finished no request in the window (its rates 0,
+so its ratios and quantiles NaN) has no samples yet: a slow or little-used canary finishes few. Until the step's
+samples span a whole window that is `pending` (waited for); after, the measurement reads every sample since the
+step's deploy and warm-up, and with none there either it is `inconclusive`, counted against the step's
+inconclusive limit (a pause for the operator): never a pass, and never an abort for missing data.
 
 The checks are a registry (`CHECKS`): a new check (e.g. word error rate for ASR images) is one entry
 plus its KPI in `Thresholds.extra[name]`; the engine never names a metric.
@@ -96,11 +100,17 @@ def thresholds_from_fleet(fleet: Fleet, metric_service: str) -> Thresholds:
     )
 
 
+class NoSamplesError(UnknownStateError):
+    """A scraped track finished no request in the window: its rates are 0, its ratios and quantiles NaN."""
+
+
 def _by_track(samples: list[Sample], what: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for s in samples:
         track = s.labels.get(c.TRACK, "")
-        if s.is_nan or math.isinf(s.value):
+        if s.is_nan:
+            raise NoSamplesError(f"no {what} of the {track or '?'} track: nothing finished")
+        if math.isinf(s.value):
             raise UnknownStateError(f"{what} of the {track or '?'} track is {s.value}")
         out[track] = s.value
     for track in c.TRACKS:
@@ -142,14 +152,32 @@ class Analyzer:
         up = {s.labels.get(c.NODE): s.value for s in samples}
         return [n for n in nodes if up.get(n) != 1.0]
 
-    def measure(self, step: int, nodes: list[str], window_seconds: float) -> Measurement:
-        """Judge the last `window_seconds` (the engine keeps it after the step's deploy and warm-up)."""
+    def measure(
+        self, step: int, nodes: list[str], window_seconds: float, since_seconds: float | None = None
+    ) -> Measurement:
+        """Judge the last `window_seconds`; a track with no samples there is read again over `since_seconds`, every
+        sample since the step's deploy and warm-up (the engine keeps both after them), and is `pending` while
+        those span no more than the window."""
         if window_seconds < 1:
             raise BadInputError("the analysis window must be at least 1s")
         at = time.time()
-        window = f"{math.floor(window_seconds)}s"
+        # The step has samples beyond the window; else the window read was all of them (the engine shortens the
+        # window to them), not yet a whole window.
+        beyond = since_seconds is not None and math.floor(since_seconds) > math.floor(window_seconds)
+        waiting = since_seconds is not None and not beyond
         try:
-            metrics = self._read(nodes, window)
+            try:
+                metrics = self._read(nodes, f"{math.floor(window_seconds)}s")
+            except NoSamplesError:
+                if since_seconds is None or not beyond:
+                    raise
+                window_seconds = since_seconds
+                metrics = self._read(nodes, f"{math.floor(window_seconds)}s")
+        except NoSamplesError as exc:
+            whole = " (all of the step's)" if since_seconds is not None else ""
+            reason = f"no samples yet: {exc.message} in the last {window_seconds:.0f} s{whole}"
+            result = Result.PENDING if waiting else Result.INCONCLUSIVE
+            return Measurement(step=step, at=at, result=result, reason=reason, window_seconds=window_seconds)
         except UnknownStateError as exc:
             return Measurement(
                 step=step,
@@ -174,8 +202,8 @@ class Analyzer:
         serving = {(s.labels.get(c.NODE), s.labels.get(c.TRACK)) for s in per_node if s.value > 0}
         silent = [f"{n}/{t}" for n in nodes for t in c.TRACKS if (n, t) not in serving]
         if silent:
-            # a frozen exporter or a canary that takes no traffic looks healthy to a ratio: refuse it
-            raise UnknownStateError(f"no {self.service} requests in the last {window} from {', '.join(silent)}")
+            # a track that finished nothing (a slow or idle canary, a frozen exporter) looks healthy to a ratio
+            raise NoSamplesError(f"no {self.service} request finished on {', '.join(silent)}")
         return {
             name: _by_track(self.prom.query(check.query(self.service, window, filters)), name.replace("_", " "))
             for name, check in CHECKS.items()

@@ -5,8 +5,10 @@ confirmation), so `run` may be called on a state loaded after a kill -9 at any m
 
 Rules that make "promoted" mean "analysed and healthy everywhere":
 - a step passes only on `checks` successful measurements, each over samples taken after that step's
-  deploy plus the image's warm-up; no sample, NaN or an unscraped node is an error, never a pass or a skip,
-  and more than `error_limit` errors in a row abort the rollout;
+  deploy plus the image's warm-up; an unscraped node, a missing series or no Prometheus is an error, never a
+  pass or a skip, and more than `error_limit` errors in a row abort the rollout; a track with no finished request
+  is waited for (pending) until the step's samples span the window, then inconclusive (counted against
+  `inconclusive_limit`, then a pause), never a pass;
 - nodes are left out only on the operator's word (recorded at start); a rollout that leaves any planned
   node behind ends `partial`, never `promoted`;
 - abort means backward: once a rollout goes back, a pending forward deploy (step or promote) is dropped,
@@ -49,7 +51,9 @@ class Analysis(Protocol):
 
     def unreachable(self, nodes: list[str]) -> list[str]: ...
 
-    def measure(self, step: int, nodes: list[str], window_seconds: float) -> Measurement: ...
+    def measure(
+        self, step: int, nodes: list[str], window_seconds: float, since_seconds: float | None = None
+    ) -> Measurement: ...
 
 
 def check_retriable(s: RolloutState) -> None:
@@ -217,8 +221,8 @@ class RolloutEngine(Transitions):
         if not self._wait(due - self._clock()):
             return  # the next tick sees the abort request
         self._measured = self._clock()
-        window = min(self.settings.window, self._measured - start)
-        m = self.analyzer.measure(s.step, canary_nodes(s.steps, s.step), window)
+        since = self._measured - start  # every sample of this step: a track with none in the window is read over it
+        m = self.analyzer.measure(s.step, canary_nodes(s.steps, s.step), min(self.settings.window, since), since)
         self._record(m)
         if s.phase != Phase.PROGRESSING:
             return

@@ -85,6 +85,7 @@ class Result(StrEnum):
     FAILURE = "failure"
     INCONCLUSIVE = "inconclusive"
     ERROR = "error"
+    PENDING = "pending"  # no samples yet while the step's samples span less than the window: waited for, not counted
 
 
 class Purpose(StrEnum):
