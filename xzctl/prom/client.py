@@ -184,8 +184,11 @@ class PrometheusClient:
         self, endpoint: str, params: dict[str, str], deadline: Deadline, parse: Callable[[dict[str, Any], str], _T]
     ) -> _T:
         promql = params["query"]
-        # Prometheus stops evaluating at its own timeout; keep it just under ours so its answer wins.
-        form = urlencode({**params, "timeout": f"{max(int(deadline.remaining() * 900), 1)}ms"}).encode()
+        # Prometheus stops evaluating at its own timeout; keep it just under ours so its answer wins. Through Thanos
+        # Query, an answer missing a store (a region's Prometheus) must fail, not read as complete; Prometheus
+        # ignores the parameter.
+        timeout = f"{max(int(deadline.remaining() * 900), 1)}ms"
+        form = urlencode({**params, "timeout": timeout, "partial_response": "false"}).encode()
         path = f"{self._parts.path.rstrip('/')}/api/v1/{endpoint}"
         last_problem = ""
         for attempt in range(self.retries + 1):
