@@ -71,7 +71,17 @@ def curl_replay(url: str, sent: list[tuple[str, dict[str, str]]], work: Path) ->
     )
     started = time.perf_counter()
     subprocess.run(
-        ["curl", "-sS", "--fail", "--parallel", "--parallel-max", str(CURL_PARALLEL), "--config", str(config)],
+        [
+            "curl",
+            "-sS",
+            "--no-progress-meter",
+            "--fail",
+            "--parallel",
+            "--parallel-max",
+            str(CURL_PARALLEL),
+            "--config",
+            str(config),
+        ],
         check=True,
         timeout=300,
     )
