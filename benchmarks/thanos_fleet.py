@@ -6,7 +6,7 @@ Goals (issue 26):
   - each command's wall time (the CLI in this process: queries, decoding, the models, rendering) <= 2 x the time of
     the very queries it sent, replayed with curl to the global endpoint at the same concurrency (16 at once);
   - Prometheus memory per region, not per fleet (RSS of each region's Prometheus after the runs).
-Needs thanos (bash scripts/engine.sh thanos). Run: python benchmarks/thanos_fleet.py [--nodes 700] [--runs 3]
+Needs thanos (bash scripts/engine.sh thanos). Run: python benchmarks/thanos_fleet.py [--nodes 700] [--runs 3] [--output table|json]
 """
 
 from __future__ import annotations
@@ -99,6 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--nodes", type=int, default=700)
     parser.add_argument("--runs", type=int, default=3)
+    # json: the same without table rendering (a 700-row table is most of `capacity report`'s time on a busy host)
+    parser.add_argument("--output", choices=["table", "json"], default="table")
     args = parser.parse_args()
     PrometheusClient._call = _recording(PrometheusClient._call)  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,13 +134,15 @@ def main() -> None:
                     out = io.StringIO()
                     t = time.perf_counter()
                     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-                        code = run([*argv, "--state-dir", str(state), "--window", WINDOW])
+                        code = run([*argv, "--state-dir", str(state), "--window", WINDOW, "-o", args.output])
                     times[name].append(time.perf_counter() - t)
                     codes[name].append(code)
                     queries[name] = len(SENT)
                     curl[name].append(curl_replay(info.global_url, list(SENT), Path(tmp)))
             load = os.getloadavg()
-            print(f"load average during the runs: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (2 cores)")
+            print(
+                f"load average during the runs: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} (2 cores); -o {args.output}"
+            )
             for name in COMMANDS:
                 answered = sum(1 for c in codes[name] if c in (0, 1))
                 ratio = statistics.median(times[name]) / statistics.median(curl[name])
