@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local "engine" the engine test tier and air-gapped sites use: the pulumi CLI, the pulumi-kubernetes
-# provider plugin, kube-apiserver/controller-manager/scheduler and kwok, from the Go module proxy (etcd comes from
+# provider plugin, kube-apiserver/controller-manager/scheduler, kwok and thanos (the sandbox's per-region Prometheus
+# sidecars and global query view), from the Go module proxy (etcd comes from
 # Debian's etcd-server). Users install Pulumi the normal way; this exists because pulumi.com downloads are not
 # reachable here, only the module proxy, which serves an allow-list of versions (the pins below are the ones it serves).
 #
@@ -24,6 +25,7 @@ K8S_PROVIDER_SDK=v4.22.2
 KUBE_VERSION=v1.37.2
 KUBE_STAGING=v0.37.2
 KWOK_VERSION=v0.8.0
+THANOS_VERSION=v0.42.4 # v0.42.5 needs go >= 1.26.10
 
 mkdir -p "$ENGINE_BIN" "$SRC"
 
@@ -90,19 +92,34 @@ recipe_kwok() {
   mv "$1.d/kwok" "$1"
 }
 
+recipe_thanos() {
+  local mod v=github.com/prometheus/common/version
+  mod="$("$GO" mod download -json "github.com/thanos-io/thanos@$THANOS_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+  # Its go.mod has replace directives, which `go install module@version` refuses: build inside a copy of the module.
+  rm -rf "$SRC/thanos" && cp -r "$mod" "$SRC/thanos" && chmod -R u+w "$SRC/thanos"
+  cd "$SRC/thanos"
+  # The tags of its .promu.yml: without slicelabels, Prometheus' labels have another layout than the one Thanos casts
+  # them to (unsafe), and a sidecar's Info answer has a garbage size (a panic in gRPC's buffer pool).
+  "$GO" build "${PAR[@]}" -tags netgo,slicelabels -o "$1" \
+    -ldflags "-s -w -X $v.Version=${THANOS_VERSION#v} -X $v.Revision=$THANOS_VERSION -X $v.Branch=release" ./cmd/thanos
+}
+
 # recipe name -> the binaries it produces
 declare -A OUTPUTS=(
   [kwok]="kwok"
   [kube]="kube-apiserver kube-controller-manager kube-scheduler"
   [pulumi]="pulumi"
   [pulumi_resource_kubernetes]="pulumi-resource-kubernetes"
+  [thanos]="thanos"
 )
-ORDER=(kwok kube pulumi pulumi_resource_kubernetes)
+ORDER=(kwok kube pulumi pulumi_resource_kubernetes thanos)
 
 recipe_hash() {
   {
     declare -f wrapper "recipe_$1"
     echo "$PULUMI_VERSION $K8S_PROVIDER_MODULE $K8S_PROVIDER_VERSION $K8S_PROVIDER_SDK $KUBE_VERSION $KUBE_STAGING $KWOK_VERSION"
+    # Later recipes hash only their own pin, so adding one leaves the binaries already built valid.
+    [ "$1" != thanos ] || echo "$THANOS_VERSION"
     "$GO" version
   } | sha256sum | cut -d' ' -f1
 }

@@ -30,6 +30,7 @@ pytest_plugins = [
     "tests.fixtures.bootstrap",
     "tests.fixtures.rollout_sandbox",
     "tests.fixtures.engine",
+    "tests.fixtures.thanos",
     "tests.fixtures.image_catalog",
     "tests.fixtures.xiaozhi",
 ]

@@ -49,7 +49,7 @@ def test_replicas_with_room_below_max_pass(example_fleet: Fleet) -> None:
 def test_running_replicas_come_from_the_simulator_gauge(example_fleet: Fleet, sandbox: SandboxInfo) -> None:
     box = sandbox  # reset: the autoscaler is off, as at start
     with PrometheusClient(box.prometheus_url, timeout=5, retries=0) as client:
-        assert running_replicas(client) == {}  # the simulator's autoscaler is off: no replicas series
+        assert running_replicas(client, example_fleet) == {}  # the simulator's autoscaler is off: no replicas series
     sim = SimulatorClient(box.simulator_url)
     sim.control({"action": "autoscaling", "enabled": True})
     sim.control({"action": "set_devices", "node": "bj-edge-01", "devices": 1500})
@@ -60,6 +60,6 @@ def test_running_replicas_come_from_the_simulator_gauge(example_fleet: Fleet, sa
         60,
     )
     with PrometheusClient(box.prometheus_url, timeout=5, retries=0) as client:
-        running = running_replicas(client)
+        running = running_replicas(client, example_fleet)
     assert running[("bj-edge-01", "asr")] == 7  # at its autoscaler's max
     assert {n for n, _ in running} == {n.id for n in example_fleet.edge_nodes()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import time
 from collections.abc import Callable
 
@@ -117,3 +118,24 @@ def test_a_good_answer_still_reads_and_counts() -> None:
         assert [s.value for s in client.query("vector(1)")] == [1.0]
         assert client.query_many(["a", "b"]) == [client.query("c")] * 2
         assert (client.query_count, client.request_count) == (4, 4)
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "raised"),
+    [
+        (400, "parse error", BadInputError),
+        # Thanos Query with a store down (partial answers off), or Prometheus "expanding series": not the query's fault
+        (422, "expanding series: proxy Series()", UnknownStateError),
+    ],
+)
+def test_a_malformed_query_is_bad_input_one_that_could_not_be_evaluated_is_unknown(
+    status: int, error: str, raised: type[Exception]
+) -> None:
+    kind = "bad_data" if status == 400 else "execution"
+    body = f'{{"status":"error","errorType":"{kind}","error":"{error}"}}'.encode()
+    with (
+        fault_server(Fault(answer(status, body))) as url,
+        PrometheusClient(url, retries=0) as client,
+        pytest.raises(raised, match=re.escape(error)),
+    ):
+        client.query("up")

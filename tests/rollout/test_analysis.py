@@ -164,3 +164,36 @@ def test_a_track_with_no_samples_is_read_over_the_whole_step(
     assert max(prom.windows) == window  # never a sample from before the step's deploy
     if result in (Result.INCONCLUSIVE, Result.PENDING):
         assert m.reason.startswith("no samples yet: no asr request finished on bj-edge-01/canary"), m.reason
+
+
+class RecordingProm(WerProm):
+    """WerProm that remembers every PromQL it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__(0.05)
+        self.asked: list[str] = []
+
+    def query(self, promql: str, _at: float | None = None) -> list[Sample]:
+        self.asked.append(promql)
+        return super().query(promql.replace(',region=~"beijing"', ""), _at)
+
+
+@pytest.mark.parametrize(
+    ("node_regions", "matcher"),
+    [
+        ({"bj-edge-01": "beijing", "sh-edge-01": "shanghai"}, ',region=~"beijing"'),  # only the canary's region
+        (None, None),  # no fleet given: node matchers alone
+    ],
+)
+def test_the_analysis_names_the_canary_regions_so_thanos_asks_only_them(
+    node_regions: dict[str, str] | None, matcher: str | None
+) -> None:
+    prom = RecordingProm()
+    thresholds = Thresholds(error_ratio=0.001, p95_seconds=0.5, inference_error_ratio=0.001)
+    analyzer = Analyzer(prom, "asr", thresholds, node_regions=node_regions)  # type: ignore[arg-type]
+    m = analyzer.measure(0, ["bj-edge-01"], 10.0)
+    assert m.result is Result.SUCCESS, m.reason
+    assert prom.asked
+    for promql in prom.asked:
+        assert ("region=" in promql) == (matcher is not None), promql
+        assert matcher is None or matcher in promql, promql

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from xzctl.errors import BadInputError
-from xzctl.simulator.history import SAMPLE_BUDGET, history_step, write_openmetrics_history
+from xzctl.simulator.history import (
+    MAX_STEP_SECONDS,
+    REGION_SAMPLE_BUDGET,
+    history_step,
+    write_openmetrics_history,
+)
 from xzctl.spec import Fleet
 
 END = 1_790_000_000.0
@@ -47,10 +52,35 @@ def test_promtool_turns_it_into_blocks(example_fleet: Fleet, tmp_path: Path) -> 
     assert sum(int(b[4]) for b in blocks) == stats.samples  # the NUM SAMPLES column
 
 
-def test_long_histories_coarsen_the_step_to_stay_in_budget(example_fleet: Fleet) -> None:
-    week = 7 * 86400
-    step = history_step(example_fleet, week)
-    assert step % 60 == 0 and step > 60
-    assert 200 * len(example_fleet.edge_nodes()) * week / step <= SAMPLE_BUDGET
-    with pytest.raises(BadInputError):
-        write_openmetrics_history(example_fleet, None, seed=0, end=END, span_seconds=90 * 86400)  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("nodes", "days", "step"),
+    [
+        (3, 1 / 48, 60),  # small and short: the finest step
+        (3, 7, 420),  # coarser to stay in the region's budget
+        (50, 3, MAX_STEP_SECONDS),  # a 50-node region over 3 days: capped, so every hour holds two samples
+        (50, 35, MAX_STEP_SECONDS),
+    ],
+)
+def test_the_step_follows_a_regions_size_never_past_two_samples_an_hour(nodes: int, days: float, step: int) -> None:
+    span = days * 86400
+    assert history_step(nodes, span) == step
+    if step < MAX_STEP_SECONDS:
+        assert 200 * nodes * span / step <= REGION_SAMPLE_BUDGET
+
+
+def test_a_regions_history_holds_only_its_nodes_with_the_fleets_samples(example_fleet: Fleet, tmp_path: Path) -> None:
+    whole, beijing = tmp_path / "all.om", tmp_path / "beijing.om"
+    write_openmetrics_history(example_fleet, whole, seed=4, end=END, span_seconds=600, step=60)
+    stats = write_openmetrics_history(
+        example_fleet, beijing, seed=4, end=END, span_seconds=600, step=60, region="beijing"
+    )
+    lines = [line for line in beijing.read_text().splitlines() if not line.startswith("#")]
+    assert lines and all('region="beijing"' in line for line in lines) and stats.samples == len(lines)
+    assert set(lines) <= set(whole.read_text().splitlines())
+    with pytest.raises(BadInputError, match="no edge nodes"):
+        write_openmetrics_history(example_fleet, tmp_path / "x.om", seed=0, end=END, span_seconds=600, region="mars")
+
+
+def test_history_longer_than_the_forecast_reads_is_refused(example_fleet: Fleet) -> None:
+    with pytest.raises(BadInputError, match="35 days"):
+        write_openmetrics_history(example_fleet, None, seed=0, end=END, span_seconds=36 * 86400)  # type: ignore[arg-type]

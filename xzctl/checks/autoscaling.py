@@ -14,17 +14,21 @@ from xzctl.checks.failover import FailoverReport
 from xzctl.metrics import contract as c
 from xzctl.metrics import queries as q
 from xzctl.prom.client import PrometheusClient
+from xzctl.prom.regions import per_region
 from xzctl.spec.autoscaling import loss_shortfalls
 from xzctl.spec.models import Fleet
 from xzctl.status import Status, worst
 
 
-def running_replicas(client: PrometheusClient) -> dict[tuple[str, str], int]:
-    """(node, service) -> replicas running now; one query for the whole fleet."""
+def running_replicas(client: PrometheusClient, fleet: Fleet) -> dict[tuple[str, str], int]:
+    """(node, service) -> replicas running now; one query per region. A region that does not answer has none here:
+    its nodes' losses are unknown already (their metrics are), the others' limits still count."""
+    split = per_region(list(fleet.regions), lambda region: client.query(q.service_replicas(filters={c.REGION: region})))
     out = {}
-    for sample in client.query(q.service_replicas()):
-        if not sample.is_nan:
-            out[(sample.labels.get(c.NODE, ""), sample.labels.get(c.SERVICE, ""))] = round(sample.value)
+    for samples in split.answers.values():
+        for sample in samples:
+            if not sample.is_nan:
+                out[(sample.labels.get(c.NODE, ""), sample.labels.get(c.SERVICE, ""))] = round(sample.value)
     return out
 
 
@@ -50,6 +54,6 @@ def add_autoscaler_limits(
 
 
 def check_autoscalers(client: PrometheusClient, fleet: Fleet, report: FailoverReport, capacity: CapacityReport) -> None:
-    """`add_autoscaler_limits` with the live replicas and the devices in session now (one more query)."""
+    """`add_autoscaler_limits` with the live replicas and the devices in session now (one more query per region)."""
     devices = {n: cap.devices for n, cap in capacity.nodes.items() if cap.devices is not None}
-    add_autoscaler_limits(fleet, report, running_replicas(client), devices)
+    add_autoscaler_limits(fleet, report, running_replicas(client, fleet), devices)

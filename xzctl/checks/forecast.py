@@ -26,13 +26,15 @@ from xzctl.checks.forecast_models import MIN_HISTORY, SeriesForecast, forecast_s
 from xzctl.errors import BadInputError, UnknownStateError
 from xzctl.metrics import contract as c
 from xzctl.metrics import queries as q
+from xzctl.metrics.history import MAX_HISTORY_DAYS
 from xzctl.prom.client import PrometheusClient
+from xzctl.prom.regions import per_region
 from xzctl.spec.autoscaling import scaler
 from xzctl.spec.events import KnownEvent
 from xzctl.spec.models import Fleet, Region
 
 SCHEMA_VERSION = 2  # 2: prescale_schedule by hour of week (168 values), devices.model/coverage/candidates
-MAX_HISTORY_HOURS = 35 * 24  # five weeks: enough weekly seasons; bounded fit time and query size
+MAX_HISTORY_HOURS = MAX_HISTORY_DAYS * 24
 EPOCH_HOUR_OF_WEEK = 3 * 24  # 1970-01-01 00:00 UTC was a Thursday: hour 72 of a week that starts on Monday
 
 
@@ -108,6 +110,7 @@ class Forecast:
     start: float  # the first forecast hour (unix seconds, on the hour)
     regions: dict[str, RegionForecast]
     schedule: dict[str, dict[str, list[int]]]  # region -> HPA name -> min replicas per hour of week (UTC)
+    unknown: dict[str, str] = field(default_factory=dict)  # region -> why it has no forecast (the others stand)
 
     @property
     def warnings(self) -> list[str]:
@@ -127,6 +130,7 @@ class Forecast:
             "prescale_hours": "hour of week, UTC: 0 is Monday 00:00",
             "notes": self.notes,
             "warnings": self.warnings,
+            "unknown_regions": self.unknown,
         }
 
 
@@ -257,10 +261,19 @@ def _hourly(points: Sequence[tuple[float, float]], start: float, hours: int) -> 
     return [by_hour.get(h, 0.0) for h in range(hours)]
 
 
-def fetch_history(
-    client: PrometheusClient, fleet: Fleet, *, hours: int | None, end: float
-) -> tuple[dict[str, History], dict[str, list[float]], dict[str, list[str]]]:
-    """Per region the hourly devices (repaired, reported) and requests/s before `end`; two range queries.
+@dataclass
+class FetchedHistory:
+    """Per region the hourly devices (repaired), requests/s and notes on the history; why the others are unknown."""
+
+    devices: dict[str, History] = field(default_factory=dict)
+    load: dict[str, list[float]] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    unknown: dict[str, str] = field(default_factory=dict)  # region -> why it has no forecast
+
+
+def fetch_history(client: PrometheusClient, fleet: Fleet, *, hours: int | None, end: float) -> FetchedHistory:
+    """Per region, two range queries (regions in parallel): its hourly devices and requests/s before `end`. A region
+    whose Prometheus does not answer, or whose history is too short, is unknown; the others stand.
 
     `hours` None: as much as the history holds, up to five weeks.
     """
@@ -269,28 +282,32 @@ def fetch_history(
     asked = hours or MAX_HISTORY_HOURS
     end = float(int(end // HOUR) * HOUR)
     start = end - (asked - 1) * HOUR
-    devices_series = client.query_range(q.hourly_active_devices(), start, end, HOUR)
-    load_series = client.query_range(q.hourly_request_rate(), start, end, HOUR)
-    found = {s.labels.get(c.REGION, ""): s.points for s in devices_series}
-    missing = sorted(set(fleet.regions) - set(found))
-    if missing:
-        raise UnknownStateError(f"no device history for region(s) {', '.join(missing)} before {when(end)} UTC")
-    devices: dict[str, History] = {}
-    notes: dict[str, list[str]] = {}
-    for name in fleet.regions:
-        try:
-            history = clean(found[name], start, asked, min_hours=MIN_HISTORY)
-        except UnknownStateError as exc:
-            raise UnknownStateError(f"{name}: {exc}") from None
+
+    def region_history(name: str) -> tuple[History, list[float] | None, list[str]]:
+        only = {c.REGION: name}
+        devices_series = client.query_range(q.hourly_active_devices(filters=only), start, end, HOUR)
+        load_series = client.query_range(q.hourly_request_rate(filters=only), start, end, HOUR)
+        if not devices_series:
+            raise UnknownStateError(f"no device history before {when(end)} UTC")
+        history = clean(devices_series[0].points, start, asked, min_hours=MIN_HISTORY)
         if history.start + len(history.values) * HOUR <= end - HOUR:
             gap = round((end - history.start) / HOUR) - len(history.values) + 1
-            raise UnknownStateError(f"{name}: the last {gap} hours before {when(end)} UTC have no history")
-        devices[name] = history
+            raise UnknownStateError(f"the last {gap} hours before {when(end)} UTC have no history")
+        notes = []
         if hours is not None and len(history.values) < hours - 24:
-            notes[name] = [f"{name}: the history holds {len(history.values) // 24} of the {hours // 24} days asked"]
-    by_region = {s.labels.get(c.REGION, ""): s.points for s in load_series}
-    load = {name: _hourly(by_region[name], h.start, len(h.values)) for name, h in devices.items() if name in by_region}
-    return devices, load, notes
+            notes.append(f"{name}: the history holds {len(history.values) // 24} of the {hours // 24} days asked")
+        load = _hourly(load_series[0].points, history.start, len(history.values)) if load_series else None
+        return history, load, notes
+
+    split = per_region(list(fleet.regions), region_history)
+    out = FetchedHistory(unknown={name: f"{name}: {why.message}" for name, why in split.failed.items()})
+    for name, (history, load, notes) in split.answers.items():
+        out.devices[name] = history
+        if load is not None:
+            out.load[name] = load
+        if notes:
+            out.notes[name] = notes
+    return out
 
 
 def build_forecast(
@@ -304,6 +321,8 @@ def build_forecast(
     regions, schedule = {}, {}
     start = 0.0
     for name, region in fleet.regions.items():
+        if name not in devices:  # unknown: no history to forecast from (Forecast.unknown says why)
+            continue
         history = devices[name]
         start = history.start + len(history.values) * HOUR
         rf = region_forecast(region, history, load.get(name), horizon, events)
@@ -322,9 +341,14 @@ def capacity_forecast(
     events: Sequence[KnownEvent] = (),
 ) -> Forecast:
     """`xzctl capacity forecast`: fetch the history before `end`, forecast every region, the pre-scaling schedule."""
-    devices, load, notes = fetch_history(client, fleet, hours=history_hours, end=end)
-    result = build_forecast(fleet, devices, load, horizon=horizon, events=[*fleet.known_events, *events])
-    for name, said in notes.items():
+    fetched = fetch_history(client, fleet, hours=history_hours, end=end)
+    if not fetched.devices:
+        raise UnknownStateError("no region has history to forecast from: " + "; ".join(fetched.unknown.values()))
+    result = build_forecast(
+        fleet, fetched.devices, fetched.load, horizon=horizon, events=[*fleet.known_events, *events]
+    )
+    result.unknown = fetched.unknown
+    for name, said in fetched.notes.items():
         result.regions[name].notes[:0] = said
     return result
 

@@ -1,9 +1,10 @@
-"""One consistent snapshot of the fleet's live metrics, in a fixed number of PromQL queries.
+"""One consistent snapshot of the fleet's live metrics, in a fixed number of PromQL queries per region.
 
-Every query is aggregated by labels (xzctl.metrics.queries), so the query count is the same for 7
-edge nodes or 1000. All instant queries are evaluated at the same instant. Whatever keeps a node's
-numbers from being trusted (no target, target down, stale or NaN series, a missing metric family)
-is recorded on the node as a problem: the checks then call that node unknown, never ok.
+Every query is aggregated by labels (xzctl.metrics.queries) and narrowed to one region (xzctl.prom.regions), so the
+query count grows with regions, not edge nodes, and each answer is bounded by a region's size. All instant queries
+are evaluated at the same instant. Whatever keeps a node's numbers from being trusted (no target, target down,
+stale or NaN series, a missing metric family, its region not answering) is recorded on the node as a problem: the
+checks then call that node unknown, never ok; the other regions' nodes keep their numbers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from xzctl.metrics import contract as c
 from xzctl.metrics import queries as q
 from xzctl.prom import PrometheusClient, Sample
+from xzctl.prom.regions import per_region
 from xzctl.spec import EdgeNode, Fleet
 
 NODE_BY = (c.REGION, c.NODE)
@@ -81,44 +83,66 @@ def expected_services(node: EdgeNode) -> list[str]:
     return [*node.services.inference(), "end_to_end"]
 
 
+def _region_round(
+    client: PrometheusClient, region: str, at: float, options: SnapshotOptions, frozen_window: str
+) -> tuple[list[list[Sample]], dict[str, list[tuple[float, float]]]]:
+    """One region's instant answers (in the order of `_instant_queries`) and its devices history per node."""
+    only = {c.REGION: region}
+    answers = client.query_many(_instant_queries(options.window, frozen_window, only), at)
+    history: dict[str, list[tuple[float, float]]] = {}
+    if options.history_seconds > 0:  # 0: no forecast wanted (failover, cost), one query fewer
+        step = max(options.history_seconds / options.history_points, 1.0)
+        start = at - options.history_seconds
+        for series in client.query_range(q.active_devices(by=NODE_BY, filters=only), start, at, step):
+            history[series.labels.get(c.NODE, "")] = [(t, v) for t, v in series.points if math.isfinite(v)]
+    return answers, history
+
+
+def _instant_queries(w: str, frozen_window: str, only: dict[str, str]) -> list[str]:
+    """up, scrape age, devices, cpu, memory, gpu, errors, queue, cache, counter changes, latency: the order
+    take_snapshot reads them in."""
+    return [
+        q.node_up(by=NODE_BY, filters=only),
+        q.scrape_age_seconds(by=NODE_BY, filters=only),
+        q.active_devices(by=NODE_BY, filters=only),
+        q.cpu_utilization(window=w, by=NODE_BY, filters=only),
+        q.memory_utilization(by=NODE_BY, filters=only),
+        q.gpu_utilization(by=NODE_BY, filters=only),
+        q.error_ratio(window=w, by=NODE_BY, filters=only),
+        q.queue_size(by=NODE_BY, filters=only),
+        q.cache_hit_ratio(window=w, by=NODE_BY, filters=only),
+        q.counter_changes(window=frozen_window, min_samples=3, by=NODE_BY, filters=only),
+        q.p95_latency(window=w, by=LATENCY_BY, filters=only),
+    ]
+
+
 def take_snapshot(
     client: PrometheusClient, fleet: Fleet, options: SnapshotOptions = SnapshotOptions(), *, now: float | None = None
 ) -> FleetSnapshot:
-    """Query the fleet's metrics (12 queries whatever its size) and attach every trust problem per node."""
+    """Query the fleet's metrics (12 queries per region whatever its size, regions in parallel) and attach every
+    trust problem per node; a region that does not answer makes its nodes unknown."""
     at = time.time() if now is None else now
     before = client.query_count
-    w = options.window
     intervals = {
         n.id: options.scrape_interval_seconds or n.monitoring.metrics_interval_seconds for n in fleet.edge_nodes()
     }
     # Three scrapes of a live node's CPU counters always change; none changing means a frozen exporter. The window
     # spans four scrape intervals so that it holds three samples even when a scrape comes late.
     frozen_window = f"{math.ceil(4 * max(intervals.values(), default=10))}s"
-    answers = client.query_many(
-        [
-            q.node_up(by=NODE_BY),
-            q.scrape_age_seconds(by=NODE_BY),
-            q.active_devices(by=NODE_BY),
-            q.cpu_utilization(window=w, by=NODE_BY),
-            q.memory_utilization(by=NODE_BY),
-            q.gpu_utilization(by=NODE_BY),
-            q.error_ratio(window=w, by=NODE_BY),
-            q.queue_size(by=NODE_BY),
-            q.cache_hit_ratio(window=w, by=NODE_BY),
-            q.counter_changes(window=frozen_window, min_samples=3, by=NODE_BY),
-            q.p95_latency(window=w, by=LATENCY_BY),
-        ],
-        at,
-    )
+    regions = list(dict.fromkeys(node.region for node in fleet.edge_nodes()))
+    split = per_region(regions, lambda region: _region_round(client, region, at, options, frozen_window))
+    if regions and not split.answers:  # nothing answered: Prometheus itself is the problem, say so as one error
+        raise next(iter(split.failed.values()))
+    answers: list[list[Sample]] = [[] for _ in _instant_queries(options.window, frozen_window, {})]
+    history: dict[str, list[tuple[float, float]]] = {}
+    for region_answers, region_history in split.answers.values():
+        for merged, answer in zip(answers, region_answers, strict=True):
+            merged.extend(answer)
+        history |= region_history
     up, age, devices, cpu, memory, gpu, errors, queue, cache, changes = (_by_node(a) for a in answers[:10])
     latency: dict[str, dict[str, float]] = {}
     for s in answers[10]:
         latency.setdefault(s.labels.get(c.NODE, ""), {})[s.labels.get(c.SERVICE, "")] = s.value
-    history: dict[str, list[tuple[float, float]]] = {}
-    if options.history_seconds > 0:  # 0: no forecast wanted (failover, cost), one query fewer
-        step = max(options.history_seconds / options.history_points, 1.0)
-        for series in client.query_range(q.active_devices(by=NODE_BY), at - options.history_seconds, at, step):
-            history[series.labels.get(c.NODE, "")] = [(t, v) for t, v in series.points if math.isfinite(v)]
 
     nodes: dict[str, NodeMetrics] = {}
     for node in fleet.edge_nodes():
@@ -135,7 +159,10 @@ def take_snapshot(
             cache_hit=cache.get(node.id),
             history=history.get(node.id, []),
         )
-        m.problems = _problems(node, m, up.get(node.id), age.get(node.id), intervals[node.id])
+        if node.region in split.failed:
+            m.problems = [f"region {node.region} did not answer: {split.failed[node.region].message}"]
+        else:
+            m.problems = _problems(node, m, up.get(node.id), age.get(node.id), intervals[node.id])
         # No answer: fewer than three samples in the window, too few to call the exporter frozen.
         if node.id in up and up[node.id] >= 1 and changes.get(node.id) == 0:
             m.problems.insert(0, f"stale metrics: CPU counters unchanged for {frozen_window} (exporter frozen)")

@@ -133,7 +133,14 @@ def _stack_deployer(template: str, fleet_path: str, state_dir: str | None) -> St
 
 def analyzer(state: RolloutState, prometheus: PrometheusClient, store: StateStore) -> Analyzer:
     scrape = scrape_interval(state.deployer, store)
-    return Analyzer(prometheus, METRIC_SERVICE[state.service], state.thresholds, scrape_interval_seconds=scrape)
+    regions = {n.id: n.region for n in load_fleet(state.fleet).fleet.edge_nodes()}
+    return Analyzer(
+        prometheus,
+        METRIC_SERVICE[state.service],
+        state.thresholds,
+        scrape_interval_seconds=scrape,
+        node_regions=regions,
+    )
 
 
 def scrape_interval(config: dict[str, Any], store: StateStore) -> float:

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from xzctl.checks import capacity_report, take_snapshot, worst
+from xzctl.checks import Status, capacity_report, take_snapshot, worst
 from xzctl.checks.forecast import Forecast, LoadForecast
 from xzctl.checks.forecast_models import SeriesForecast
 from xzctl.cli._capacity_table import SortBy, View, capacity_table
@@ -22,6 +22,7 @@ from xzctl.cli._layout import Column, print_table
 from xzctl.cli._live import HistoryOption, ScrapeIntervalOption, WindowOption, live, raise_for, titled
 from xzctl.cli._watch import watch_round
 from xzctl.errors import BadInputError, ExitCode
+from xzctl.metrics.history import MAX_HISTORY_DAYS
 
 app = typer.Typer(
     help="Capacity of the fleet from live metrics: headroom in devices and days until full.\n\n"
@@ -157,7 +158,11 @@ def _as_of(text: str | None) -> float:
 def forecast(
     *,
     days: int | None = typer.Option(
-        None, "--days", min=4, max=35, help="Days of hourly history to learn from (default: all it holds, up to 35)."
+        None,
+        "--days",
+        min=4,
+        max=MAX_HISTORY_DAYS,
+        help=f"Days of hourly history to learn from (default: all it holds, up to {MAX_HISTORY_DAYS}).",
     ),
     horizon: str = typer.Option("7d", "--horizon", help="How far ahead to forecast (hours: 24h, days: 7d)."),
     at: str | None = typer.Option(
@@ -205,3 +210,5 @@ def forecast(
     )
     if check and result.warnings:  # a verdict, not an error: the warnings are already in the output
         raise typer.Exit(ExitCode.CHECK_FAILED)
+    if result.unknown:  # the regions that answered are forecast above; these are not
+        raise_for(Status.UNKNOWN, [f"no forecast for {why}" for why in result.unknown.values()], output)

@@ -54,6 +54,8 @@ def _summary(info: SandboxInfo, verdicts: dict[str, Any] | None = None) -> dict[
         "history": info.history,
         "real_node": info.real_node,
         "kubeconfig": info.kubeconfig or None,
+        "global_url": info.global_url or None,
+        "regions": info.regions,
         "pids": info.pids,
         "running": info.alive(),
         **({"verdicts": verdicts} if verdicts else {}),
@@ -61,9 +63,15 @@ def _summary(info: SandboxInfo, verdicts: dict[str, Any] | None = None) -> dict[
 
 
 def _print_summary(console: Console, data: dict[str, Any]) -> None:
-    console.print(
-        f"Prometheus  [bold]{escape(data['prometheus_url'])}[/]  (alerts: {escape(data['prometheus_url'])}/alerts)"
-    )
+    if data["global_url"]:
+        console.print(
+            f"Global      [bold]{escape(data['global_url'])}[/]  (Thanos Query over {len(data['regions'])} "
+            "regions' Prometheus; commands read it)"
+        )
+    else:
+        console.print(
+            f"Prometheus  [bold]{escape(data['prometheus_url'])}[/]  (alerts: {escape(data['prometheus_url'])}/alerts)"
+        )
     console.print(
         f"Simulator   {escape(data['simulator_url'])}  ({data['edge_nodes']} edge nodes, seed {data['seed']})"
     )
@@ -98,7 +106,14 @@ def _wait_for_verdicts(info: SandboxInfo, wait: bool) -> dict[str, Any]:
 
 
 def _differences(
-    info: SandboxInfo, *, fleet: Path | None, scale: int | None, seed: int, interval: int, history: timedelta | None
+    info: SandboxInfo,
+    *,
+    fleet: Path | None,
+    scale: int | None,
+    seed: int,
+    interval: int,
+    history: timedelta | None,
+    per_region: bool,
 ) -> list[str]:
     """What `up` asks for that the running sandbox does not have."""
     differs = []
@@ -112,6 +127,8 @@ def _differences(
         differs.append(f"scrape interval {info.scrape_interval_seconds} s, not {interval} s")
     if (history is None) != (info.history is None):
         differs.append("history " + ("backfilled" if info.history else "none"))
+    if per_region != bool(info.global_url):
+        differs.append("a Prometheus per region" if info.global_url else "one Prometheus")
     return differs
 
 
@@ -141,6 +158,11 @@ def up(
     wait: bool = typer.Option(
         True, "--wait/--no-wait", help="Return once every edge node was scraped 3 times (live verdicts trustworthy)."
     ),
+    per_region_prometheus: bool = typer.Option(
+        False,
+        "--per-region-prometheus",
+        help="A Prometheus per region, each with a Thanos sidecar, under Thanos Query (scripts/engine.sh thanos).",
+    ),
     state_dir: Path | None = StateDirOption,
     output: Output = OutputOption,
 ) -> None:
@@ -167,10 +189,19 @@ def up(
             real_node=real_node,
             kubernetes=kubernetes,
             xiaozhi_source=xiaozhi_source,
+            per_region_prometheus=per_region_prometheus,
         )
     except SandboxAlreadyUpError as exc:
         info = exc.info
-        differs = _differences(info, fleet=fleet, scale=scale, seed=seed, interval=scrape_interval, history=span)
+        differs = _differences(
+            info,
+            fleet=fleet,
+            scale=scale,
+            seed=seed,
+            interval=scrape_interval,
+            history=span,
+            per_region=per_region_prometheus,
+        )
         if differs:
             raise ConflictError(
                 f"a sandbox with other options is up ({'; '.join(differs)})",
@@ -182,6 +213,7 @@ def up(
 
 
 _TARGET_COLUMNS = [Column("edge node"), Column("region"), Column("health"), Column("last error", text=True)]
+_REGION_COLUMNS = [Column("region"), Column("prometheus"), Column("sidecar"), Column("running")]
 _HEALTH_STYLE = {"up": "green", "down": "red"}
 
 
@@ -201,9 +233,13 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
 
     def table(console: Console) -> None:
         _print_summary(console, data)
+        regional = {name for region in data["regions"] for name in (f"prometheus-{region}", f"sidecar-{region}")}
         for name, alive in data["running"].items():
-            state = "[green]running[/]" if alive else "[red]not running[/]"
-            console.print(f"{name:<11} pid {data['pids'][name]} {state}")
+            if name not in regional:
+                state = "[green]running[/]" if alive else "[red]not running[/]"
+                console.print(f"{name:<11} pid {data['pids'][name]} {state}")
+        if data["regions"]:
+            print_table(console, _REGION_COLUMNS, _region_rows(data), wide=output is Output.WIDE, title="Regions")
         rows = [
             [
                 node,
@@ -219,6 +255,24 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
     emit(data, output, table)
     if not running:
         raise UnknownStateError("the sandbox's processes are not all running", hint="xzctl sandbox down; then up")
+
+
+def _region_rows(data: dict[str, Any]) -> list[list[str]]:
+    """A region's Prometheus and sidecar URLs, and whether both run (with their pids)."""
+    rows = []
+    for region, stack in data["regions"].items():
+        names = (f"prometheus-{region}", f"sidecar-{region}")
+        up = all(data["running"][name] for name in names)
+        pids = " ".join(str(data["pids"][name]) for name in names)
+        rows.append(
+            [
+                region,
+                escape(stack["prometheus_url"]),
+                escape(stack["sidecar_url"]),
+                f"[green]yes[/] (pids {pids})" if up else f"[red]no[/] (pids {pids})",
+            ]
+        )
+    return rows
 
 
 @app.command()

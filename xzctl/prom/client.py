@@ -2,8 +2,9 @@
 
 Every answer that does not let the caller trust the data (unreachable, timeout, non-2xx, too big, a
 body that is not the API's JSON) raises UnknownStateError, so a check built on it can only say
-"unknown", never "ok". A query Prometheus rejects as malformed (400/422) is the caller's mistake:
-BadInputError. Only transient failures are retried (connection errors, 502/503/504).
+"unknown", never "ok". A query Prometheus rejects as malformed (400) is the caller's mistake:
+BadInputError; one it could not evaluate (422: "expanding series", a store of Thanos Query unreachable) is
+unknown. Only transient failures are retried (connection errors, 502/503/504).
 
 Bounds: each logical query has ONE deadline (`timeout` seconds) covering connect, headers, body and
 retries; a watchdog shuts the socket at the deadline, so a server trickling one byte a second cannot
@@ -184,8 +185,11 @@ class PrometheusClient:
         self, endpoint: str, params: dict[str, str], deadline: Deadline, parse: Callable[[dict[str, Any], str], _T]
     ) -> _T:
         promql = params["query"]
-        # Prometheus stops evaluating at its own timeout; keep it just under ours so its answer wins.
-        form = urlencode({**params, "timeout": f"{max(int(deadline.remaining() * 900), 1)}ms"}).encode()
+        # Prometheus stops evaluating at its own timeout; keep it just under ours so its answer wins. Through Thanos
+        # Query, an answer missing a store (a region's Prometheus) must fail, not read as complete; Prometheus
+        # ignores the parameter.
+        timeout = f"{max(int(deadline.remaining() * 900), 1)}ms"
+        form = urlencode({**params, "timeout": timeout, "partial_response": "false"}).encode()
         path = f"{self._parts.path.rstrip('/')}/api/v1/{endpoint}"
         last_problem = ""
         for attempt in range(self.retries + 1):
@@ -269,8 +273,10 @@ class PrometheusClient:
         return bytes(body)
 
     def _decode(self, status: int, body: bytes, promql: str) -> dict[str, Any]:
-        if status in (400, 422):
+        if status == 400:
             raise BadInputError(f"Prometheus refused the query {promql!r}: {_api_error(body)}")
+        if status == 422:  # well-formed, but the data could not be read: a failing store, a series limit
+            raise UnknownStateError(f"Prometheus {self.url} could not evaluate {promql!r}: {_api_error(body)}")
         if status in (401, 403):
             raise UnknownStateError(
                 f"Prometheus {self.url} refused access (HTTP {status})",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from xzctl.errors import BadInputError, UnknownStateError
@@ -136,10 +136,14 @@ class Analyzer:
         thresholds: Thresholds,
         *,
         scrape_interval_seconds: float = 1.0,
+        node_regions: Mapping[str, str] | None = None,
     ) -> None:
         self.prom = prom
         self.service = metric_service
         self.thresholds = thresholds
+        # Queries also name the canary nodes' regions: behind Thanos Query they then reach only those regions'
+        # Prometheus, so another region's lost Prometheus cannot fail the analysis.
+        self.node_regions = dict(node_regions or {})
         # a rate needs two scrapes inside its window: the shortest window worth a first measurement
         self.min_window_seconds = max(2 * scrape_interval_seconds, 1.0)
 
@@ -148,9 +152,13 @@ class Analyzer:
         return self._not_up(nodes)
 
     def _not_up(self, nodes: list[str]) -> list[str]:
-        samples = self.prom.query(q.node_up(by=(c.NODE,), filters={c.NODE: nodes}))
+        samples = self.prom.query(q.node_up(by=(c.NODE,), filters=self._filters(nodes)))
         up = {s.labels.get(c.NODE): s.value for s in samples}
         return [n for n in nodes if up.get(n) != 1.0]
+
+    def _filters(self, nodes: list[str]) -> q.Filters:
+        regions = sorted({self.node_regions[n] for n in nodes if n in self.node_regions})
+        return {c.NODE: nodes, **({c.REGION: regions} if regions else {})}
 
     def measure(
         self, step: int, nodes: list[str], window_seconds: float, since_seconds: float | None = None
@@ -194,7 +202,7 @@ class Analyzer:
     def _read(self, nodes: list[str], window: str) -> dict[str, dict[str, float]]:
         if not nodes:
             raise UnknownStateError("no canary node to measure")
-        filters: q.Filters = {c.NODE: nodes}
+        filters = self._filters(nodes)
         down = self._not_up(nodes)
         if down:
             raise UnknownStateError(f"canary node(s) {', '.join(down)} not scraped (up missing or != 1)")

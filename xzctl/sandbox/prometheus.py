@@ -1,13 +1,19 @@
-"""The sandbox's Prometheus: found on PATH, configured to scrape every edge node of the simulator (and the
-fleet's own alert rules), started on a free port it is proven to own, and backfilled with history by promtool."""
+"""The sandbox's Prometheus: found on PATH, configured to scrape every edge node of the simulator (or, one per
+region, that region's; and the fleet's own alert rules), started on a free port it is proven to own, and backfilled
+with history by promtool, each region's in parallel."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,7 @@ RULES_FILE = "rules.yml"
 INSTALL_HINT = "install it: apt-get install prometheus (Debian/Ubuntu), or pass --prometheus-bin PATH"
 HTTP_TIMEOUT_SECONDS = 3.0
 PORT_ATTEMPTS = 3
+BACKFILL_TIMEOUT_SECONDS = 900  # one region's history generation, then its promtool run
 
 
 def _our_prometheus(url: str, storage: Path) -> bool:
@@ -35,15 +42,22 @@ def _our_prometheus(url: str, storage: Path) -> bool:
         return False
 
 
-def _start_prometheus(argv: list[str], storage: Path, log: Path, procs: list[subprocess.Popen[bytes]]) -> str:
-    """Start Prometheus on a free port; pick another when the port was taken between the pick and the bind."""
+def start_listening(
+    what: str,
+    argv: Callable[[int], list[str]],
+    ready: Callable[[str], bool],
+    log: Path,
+    procs: list[subprocess.Popen[bytes]],
+) -> str:
+    """Start `argv(port)` on a free port until `ready(url)`; pick another when the port (or another one the
+    process picked) was taken between the pick and the bind. Its URL; the process is appended to `procs`."""
     for attempt in range(PORT_ATTEMPTS):
         port = free_port()
-        proc = spawn([*argv, f"--web.listen-address=127.0.0.1:{port}"], log)
+        proc = spawn(argv(port), log)
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_until("prometheus", lambda u=url: _our_prometheus(u, storage), proc, log)
+            wait_until(what, lambda u=url: ready(u), proc, log)
             return url
         except ExternalToolError:
             if attempt + 1 == PORT_ATTEMPTS or "address already in use" not in tail(log):
@@ -51,7 +65,7 @@ def _start_prometheus(argv: list[str], storage: Path, log: Path, procs: list[sub
             procs.remove(proc)
             stop_group(proc.pid, None)
             proc.wait(timeout=STOP_TIMEOUT_SECONDS)
-    raise ExternalToolError(f"prometheus found no free port in {PORT_ATTEMPTS} attempts")
+    raise ExternalToolError(f"{what} found no free port in {PORT_ATTEMPTS} attempts")
 
 
 def _http_ok(url: str) -> bool:
@@ -83,8 +97,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s" if float(seconds).is_integer() else f"{round(seconds * 1000)}ms"
 
 
-def scrape_config(fleet: Fleet, simulator_port: int, interval_seconds: float) -> dict[str, Any]:
-    """One static target per edge node, labelled region/node, so every node is a target at once."""
+def scrape_config(
+    fleet: Fleet, simulator_port: int, interval_seconds: float, region: str | None = None
+) -> dict[str, Any]:
+    """One static target per edge node (of `region` when given), labelled region/node, so every node is a target at
+    once. A region's Prometheus also carries the external label region=..., which Thanos uses to route queries."""
     targets = [
         {
             "targets": [f"127.0.0.1:{simulator_port}"],
@@ -96,10 +113,15 @@ def scrape_config(fleet: Fleet, simulator_port: int, interval_seconds: float) ->
             },
         }
         for node in fleet.edge_nodes()
+        if region is None or node.region == region
     ]
     interval = _duration(interval_seconds)
     return {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "global": {
+            "scrape_interval": interval,
+            "evaluation_interval": interval,
+            **({"external_labels": {c.REGION: region}} if region else {}),
+        },
         "scrape_configs": [
             {
                 "job_name": c.EDGE_JOB,
@@ -112,38 +134,54 @@ def scrape_config(fleet: Fleet, simulator_port: int, interval_seconds: float) ->
 
 
 def backfill_history(
-    fleet: Fleet, promtool: str | None, storage: Path, work: Path, *, seed: int, history: timedelta
+    fleet_file: Path, promtool: str | None, storages: dict[str, Path], work: Path, *, seed: int, history: timedelta
 ) -> dict[str, Any]:
-    from xzctl.simulator.history import write_openmetrics_history
-
+    """Backfill `history` of each region into its storage (`storages`: region -> TSDB dir; one dir for all with a
+    single Prometheus), as many regions at once as there are cores, each at the step its own size allows
+    (xzctl.simulator.history)."""
     if promtool is None:
         raise ExternalToolError("promtool not found (needed for --history)", hint=INSTALL_HINT)
-    source = work / "history.om"
-    stats = write_openmetrics_history(fleet, source, seed=seed, end=time.time(), span_seconds=history.total_seconds())
+    end = time.time()
+    one = partial(
+        _backfill_region, fleet_file=fleet_file, promtool=promtool, work=work, seed=seed, end=end, span=history
+    )
+    # Threads that each wait on processes: the history generator and promtool do the work.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(storages), os.cpu_count() or 1))) as pool:
+        stats = list(pool.map(one, storages, storages.values()))
+    return {
+        "start": min(s["start"] for s in stats),
+        "end": end,
+        "step_seconds": max(s["step_seconds"] for s in stats),
+        "samples": sum(s["samples"] for s in stats),
+        "regions": len(stats),
+    }
+
+
+def _run(what: str, argv: list[str]) -> str:
+    """Run a backfill step (bounded); its stdout, or ExternalToolError with the end of its stderr."""
     try:
-        result = subprocess.run(
-            # day-long blocks: 5x faster than the 2h default, and a sandbox never compacts them away early
-            [
-                promtool,
-                "tsdb",
-                "create-blocks-from",
-                "openmetrics",
-                "--max-block-duration=24h",
-                str(source),
-                str(storage),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=BACKFILL_TIMEOUT_SECONDS, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise ExternalToolError("promtool tsdb create-blocks-from took over 15 minutes") from exc
+        raise ExternalToolError(f"{what} took over {BACKFILL_TIMEOUT_SECONDS // 60} minutes") from exc
+    if result.returncode != 0:
+        raise ExternalToolError(f"{what} failed: {result.stderr.strip()[-500:]}")
+    return result.stdout
+
+
+def _backfill_region(
+    region: str, storage: Path, *, fleet_file: Path, promtool: str, work: Path, seed: int, end: float, span: timedelta
+) -> dict[str, Any]:
+    source = work / f"history-{region}.om"
+    generate = [sys.executable, "-m", "xzctl.simulator.history", "--fleet", str(fleet_file), "--region", region]
+    generate += ["--out", str(source), "--seed", str(seed), "--end", repr(end), "--span", repr(span.total_seconds())]
+    try:
+        stats: dict[str, Any] = json.loads(_run(f"the history of {region}", generate))
+        # day-long blocks: 5x faster than the 2h default, and a sandbox never compacts them away early
+        blocks = [promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h"]
+        _run(f"promtool tsdb create-blocks-from ({region})", [*blocks, str(source), str(storage)])
     finally:
         source.unlink(missing_ok=True)
-    if result.returncode != 0:
-        raise ExternalToolError(f"promtool tsdb create-blocks-from failed: {result.stderr.strip()[-500:]}")
-    return {"start": stats.start, "end": stats.end, "step_seconds": stats.step, "samples": stats.samples}
+    return stats
 
 
 def run_prometheus(
@@ -157,12 +195,16 @@ def run_prometheus(
     scrape_interval_seconds: float,
     history: timedelta | None,
     extra_targets: list[dict[str, Any]],
+    region: str | None = None,
 ) -> str:
-    """Write the sandbox's Prometheus config (the fleet's own alert rules included) and start it; its URL."""
+    """Write the sandbox's Prometheus config (the fleet's own alert rules included) and start it (scraping only
+    `region`'s edge nodes when given); its URL."""
     # The fleet's own alert rules run in the sandbox too: /alerts shows what would page in production.
-    (work / RULES_FILE).write_text(yaml.safe_dump(rules_file(fleet), sort_keys=False))
-    config = work / "prometheus.yml"
-    prometheus_config = {**scrape_config(fleet, sim_port, scrape_interval_seconds), "rule_files": [RULES_FILE]}
+    if not (work / RULES_FILE).is_file():
+        (work / RULES_FILE).write_text(yaml.safe_dump(rules_file(fleet), sort_keys=False))
+    name = f"prometheus-{region}" if region else "prometheus"
+    config = work / f"{name}.yml"
+    prometheus_config = {**scrape_config(fleet, sim_port, scrape_interval_seconds, region), "rule_files": [RULES_FILE]}
     prometheus_config["scrape_configs"][0]["static_configs"] += extra_targets
     config.write_text(yaml.safe_dump(prometheus_config, sort_keys=False))
     retention_days = max(15, int((history or timedelta()).total_seconds() // 86400) + 2)
@@ -173,4 +215,10 @@ def run_prometheus(
         f"--storage.tsdb.retention.time={retention_days}d",
         "--log.level=warn",
     ]
-    return _start_prometheus(argv, storage, work / "prometheus.log", procs)
+    return start_listening(
+        name,
+        lambda port: [*argv, f"--web.listen-address=127.0.0.1:{port}"],
+        lambda url: _our_prometheus(url, storage),
+        work / f"{name}.log",
+        procs,
+    )

@@ -29,6 +29,7 @@ from xzctl.metrics import contract as c
 from xzctl.sandbox.processes import STOP_TIMEOUT_SECONDS, alive, spawn, stop_group, wait_until
 from xzctl.sandbox.prometheus import HTTP_TIMEOUT_SECONDS, backfill_history, find_prometheus, run_prometheus
 from xzctl.sandbox.realnode import start_real_node, stop_real_node, stop_recorded_real_node
+from xzctl.sandbox.thanos import QUERY, RegionStack, find_thanos, process_names, regions_with_nodes, start_regions
 from xzctl.spec.models import Fleet
 from xzctl.state import Claims, atomic_write
 from xzctl.state import proc_start as _start_time
@@ -62,6 +63,10 @@ class SandboxInfo:
     history: dict[str, Any] | None = None
     real_node: dict[str, Any] | None = None  # realnode.RealNode.to_json(): services, pids, containers
     kubeconfig: str = ""  # with --kubernetes: the sandbox cluster's
+    # With --per-region-prometheus: Thanos Query's URL (also `prometheus_url`, what commands read) and each region's
+    # Prometheus and sidecar (thanos.RegionStack.to_json()).
+    global_url: str = ""
+    regions: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -74,6 +79,11 @@ class SandboxInfo:
 
     def alive(self) -> dict[str, bool]:
         return {name: alive(pid, self.start_times.get(name)) for name, pid in self.pids.items()}
+
+    @property
+    def serving(self) -> str:
+        """The process that answers `prometheus_url`."""
+        return QUERY if self.global_url else "prometheus"
 
 
 def _sandbox_dir(state_dir: Path) -> Path:
@@ -122,8 +132,12 @@ def start_sandbox(
     real_node: str | None = None,
     kubernetes: bool = False,
     xiaozhi_source: str | Path | None = None,
+    per_region_prometheus: bool = False,
 ) -> SandboxInfo:
     """Start the simulator and Prometheus; return where they listen. Raises when one already runs.
+
+    `per_region_prometheus`: a Prometheus per region with a Thanos sidecar each, and Thanos Query as the global
+    URL commands read (xzctl.sandbox.thanos).
 
     `real_node` runs that edge node's VAD/ASR/TTS for real beside the simulated ones (see realnode.py), with
     `xiaozhi_source` (the upstream server directory) also the upstream xiaozhi server (xzctl.sandbox.xiaozhi);
@@ -136,6 +150,7 @@ def start_sandbox(
         raise SandboxAlreadyUpError(running)
     prometheus, promtool = find_prometheus(prometheus_bin)
     binaries = _kubernetes_binaries() if kubernetes else {}
+    thanos = find_thanos() if per_region_prometheus else None
     if running is not None:
         stop_sandbox(state_dir)  # half-dead leftovers of a crashed run
     box = _sandbox_dir(state_dir)
@@ -155,41 +170,46 @@ def start_sandbox(
             real = start_real_node(
                 fleet, real_node, state_dir=state_dir, log_dir=work / "real-node", xiaozhi_source=xiaozhi_source
             )
-        storage = work / "tsdb"
-        storage.mkdir()
-        backfilled = backfill_history(fleet, promtool, storage, work, seed=seed, history=history) if history else None
+        # Prometheus makes its storage dir; promtool, backfilling first, does too.
+        storages = {r: work / (f"tsdb-{r}" if thanos else "tsdb") for r in regions_with_nodes(fleet)}
+        backfilled = (
+            backfill_history(fleet_file, promtool, storages, work, seed=seed, history=history) if history else None
+        )
         ready = work / "simulator.port"
         sim_log = work / "simulator.log"
         argv = [sys.executable, "-m", "xzctl.simulator", "--fleet", str(fleet_file), "--port", str(port)]
         procs.append(spawn([*argv, "--seed", str(seed), "--ready-file", str(ready)], sim_log))
         sim_port = int(wait_until("simulator", lambda: ready.is_file() and ready.read_text(), procs[0], sim_log))
         simulator_url = f"http://127.0.0.1:{sim_port}"
-        extra_targets = real.scrape_targets() if real is not None else []
-        prometheus_url = run_prometheus(
+        prometheus_url, stacks = _monitoring(
             prometheus,
+            thanos,
             fleet,
             work,
-            storage=storage,
-            procs=procs,
+            procs,
             sim_port=sim_port,
             scrape_interval_seconds=scrape_interval_seconds,
             history=history,
-            extra_targets=extra_targets,
+            extra_targets=real.scrape_targets() if real is not None else [],
         )
+        names = ["simulator", *(process_names(stacks) if stacks else ["prometheus"])]
+        pids = {name: proc.pid for name, proc in zip(names, procs, strict=True)}
         info = SandboxInfo(
             prometheus_url=prometheus_url,
             simulator_url=simulator_url,
             state_dir=state_dir,
-            pids={"simulator": procs[0].pid, "prometheus": procs[-1].pid},
+            pids=pids,
             fleet_path=str(fleet_file),
             nodes=len(fleet.edge_nodes()),
             seed=seed,
             scrape_interval_seconds=scrape_interval_seconds,
             started_at=time.time(),
             work_dir=str(work),
-            start_times={"simulator": _start_time(procs[0].pid) or 0, "prometheus": _start_time(procs[-1].pid) or 0},
+            start_times={name: _start_time(pid) or 0 for name, pid in pids.items()},
             history=backfilled,
             real_node=real.to_json() if real else None,
+            global_url=prometheus_url if thanos else "",
+            regions={region: stack.to_json() for region, stack in stacks.items()},
         )
         if kubernetes:
             from xzctl.sandbox.kubernetes import start_cluster
@@ -209,6 +229,46 @@ def start_sandbox(
             proc.wait(timeout=STOP_TIMEOUT_SECONDS)
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def _monitoring(
+    prometheus: str,
+    thanos: str | None,
+    fleet: Fleet,
+    work: Path,
+    procs: list[subprocess.Popen[bytes]],
+    *,
+    sim_port: int,
+    scrape_interval_seconds: float,
+    history: timedelta | None,
+    extra_targets: list[dict[str, Any]],
+) -> tuple[str, dict[str, RegionStack]]:
+    """The one Prometheus (its URL, no stacks), or with `thanos` a Prometheus and sidecar per region under Thanos
+    Query (its URL and the regions' stacks)."""
+    if thanos:
+        return start_regions(
+            thanos,
+            prometheus,
+            fleet,
+            work,
+            procs,
+            sim_port=sim_port,
+            scrape_interval_seconds=scrape_interval_seconds,
+            history=history,
+            extra_targets=extra_targets,
+        )
+    url = run_prometheus(
+        prometheus,
+        fleet,
+        work,
+        storage=work / "tsdb",
+        procs=procs,
+        sim_port=sim_port,
+        scrape_interval_seconds=scrape_interval_seconds,
+        history=history,
+        extra_targets=extra_targets,
+    )
+    return url, {}
 
 
 def _check_options(scrape_interval_seconds: float, history: timedelta | None, port: int) -> None:
@@ -257,7 +317,7 @@ def current_prometheus_url(state_dir: str | Path | None = None) -> str | None:
         info = _read_state(Path(state_dir) if state_dir is not None else default_state_dir())
     except UnknownStateError:
         return None
-    if info is None or not info.alive().get("prometheus", False):
+    if info is None or not info.alive().get(info.serving, False):
         return None
     return info.prometheus_url
 
