@@ -266,3 +266,23 @@ def test_pause_of_a_rollout_whose_sandbox_is_gone_says_the_way_out(
     capsys.readouterr()
     assert run(["rollout", "pause", "asr-7xk2p", "--state-dir", str(tmp_path)]) == 2  # aborted: nothing to pause
     assert "is aborted, not progressing: nothing to pause" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("service", "record", "nodes", "expected"),
+    [
+        ("asr", {"node": "bj-edge-01", "xiaozhi": {"websocket_url": "ws://x"}}, ["bj-edge-01"], "bj-edge-01"),
+        ("tts", {"node": "bj-edge-01", "xiaozhi": {"websocket_url": "ws://x"}}, ["bj-edge-01"], None),
+        ("asr", {"node": "bj-edge-01", "xiaozhi": None}, ["bj-edge-01"], None),  # no server: no real turns
+        ("asr", {"node": "bj-edge-01", "xiaozhi": {"websocket_url": "ws://x"}}, ["bj-edge-02"], None),
+        ("asr", None, ["bj-edge-01"], None),
+    ],
+    ids=["asr-reaches-it", "other-service", "no-server", "other-node", "no-real-node"],
+)
+def test_an_asr_rollout_drives_the_real_node_only_when_it_reaches_it_with_its_server(
+    service: str, record: dict[str, object] | None, nodes: list[str], expected: str | None
+) -> None:
+    from xzctl.cli._rollout_setup import real_asr_node
+
+    info = SandboxInfo("http://p", "http://s", Path("."), {}, real_node=record)
+    assert real_asr_node(info, service, nodes) == expected
