@@ -106,7 +106,10 @@ def test_an_operator_rolls_the_real_node_from_the_previous_asr_release_to_the_cu
     before = _stable(_record(previous_node))
     assert before["image"] == previous  # from the spec's previous release
     argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", current, "--node", NODE, "--max-wer", "0.5"]
-    argv += ["--interval", "15s", "--window", "60s", "--checks", "2", "--no-write-spec", "-o", "json"]
+    # a probe takes a turn every 15 s: the window holds several per track once it has grown; on two loaded cores a
+    # first short window may have none (an error, not a verdict) and one noisy p95 of a few turns is tolerated
+    argv += ["--interval", "20s", "--window", "120s", "--checks", "2", "--error-limit", "6", "--failure-limit", "1"]
+    argv += ["--no-write-spec", "-o", "json"]
     argv += ["--state-dir", str(previous_node.state_dir)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=840, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

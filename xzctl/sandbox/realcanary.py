@@ -23,10 +23,16 @@ from xzctl.images.catalog import ImageRef, load_catalog
 from xzctl.images.provenance import input_drift
 from xzctl.images.run import RunningService, start_service, stop_service, wait_ready
 from xzctl.manifests.pins import ImagePins, ServicePin
-from xzctl.metrics import contract as c
 from xzctl.sandbox.processes import free_port
 from xzctl.sandbox.prometheus import rescrape
-from xzctl.sandbox.realnode import READY_TIMEOUT, other_ports, post_asr_split, service_record, stop_recorded
+from xzctl.sandbox.realnode import (
+    READY_TIMEOUT,
+    other_ports,
+    post_asr_split,
+    scrape_target,
+    service_record,
+    stop_recorded,
+)
 from xzctl.sandbox.run import SandboxInfo, record_real_node, sandbox_status
 from xzctl.sandbox.served import service_image
 from xzctl.sandbox.turnpath import server_dir, start_path
@@ -137,7 +143,10 @@ class RealNodeAsr:
         record["asr_tracks"]["canary_urls"] = urls
         scraped = [replica, *(s for s in started if s.name == "probe")]
         rescrape(
-            Path(info.work_dir), info.pids["prometheus"], [target(record, s.port, _key(s)) for s in scraped], set()
+            Path(info.work_dir),
+            info.pids["prometheus"],
+            [scrape_target(str(record["node"]), str(record["region"]), s) for s in scraped],
+            set(),
         )
         record_real_node(self.state_dir, record)
 
@@ -181,12 +190,6 @@ class RealNodeAsr:
         record["pids"] = [p for p in record["pids"] if p not in gone]
         for key in keys:
             services.pop(key, None)
-
-
-def target(record: dict[str, Any], port: int, key: str) -> dict[str, Any]:
-    """A real service's scrape target in the edge job, labelled with the node (as `RealNode.scrape_targets`)."""
-    labels = {"instance": f"{record['node']}/{key}", c.REGION: record["region"], c.NODE: record["node"]}
-    return {"targets": [f"127.0.0.1:{port}"], "labels": labels}
 
 
 def same_release(a: str, b: str) -> bool:

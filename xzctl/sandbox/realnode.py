@@ -68,13 +68,7 @@ class RealNode:
     def scrape_targets(self) -> list[dict[str, Any]]:
         """Static configs for the edge job: one target per real service, labelled with the node (upstream's server
         and the LLM stand-in expose no metrics)."""
-        return [
-            {
-                "targets": [f"127.0.0.1:{s.port}"],
-                "labels": {"instance": f"{self.node}/{s.name}-{s.port}", c.REGION: self.region, c.NODE: self.node},
-            }
-            for s in self.scraped()
-        ]
+        return [scrape_target(self.node, self.region, s) for s in self.scraped()]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,6 +85,12 @@ class RealNode:
             "pids": [s.process.pid for s in self.all()],
             "containers": [s.container for s in self.all() if s.container],
         }
+
+
+def scrape_target(node: str, region: str, s: RunningService) -> dict[str, Any]:
+    """A real service's static target in the edge job: instance NODE/NAME-PORT, the node's region and node labels."""
+    labels = {"instance": f"{node}/{s.name}-{s.port}", c.REGION: region, c.NODE: node}
+    return {"targets": [f"127.0.0.1:{s.port}"], "labels": labels}
 
 
 def service_record(s: RunningService) -> dict[str, Any]:
