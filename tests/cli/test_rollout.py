@@ -141,6 +141,18 @@ def test_dry_run_shows_the_steps_and_writes_nothing(tmp_path: Path, capsys: pyte
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(("flag", "turns"), [(None, False), ("--turns", True), ("--no-turns", False)])
+def test_turn_checks_are_asked_for_with_turns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str | None, turns: bool
+) -> None:
+    """Away from the sandbox's real node the turn checks are off unless asked for (a node without probes would fail
+    closed); asked for, their KPIs are the spec's end-to-end latency and error rate."""
+    argv = ["rollout", "canary", "asr", NEW_ASR, "--dry-run", "--deployer", "pulumi", "--state-dir", str(tmp_path)]
+    assert run([*argv, *([flag] if flag else []), "-o", "json"]) == 0
+    extra = json.loads(capsys.readouterr().out)["thresholds"]["extra"]
+    assert extra == ({"turn_first_audio_p95_seconds": 3.0, "turn_failure_ratio": 0.001} if turns else {})
+
+
 def _interrupted(store: StateStore, fleet: Fleet, rollout_id: str = "asr-7xk2p") -> None:
     state = make_state(fleet, rollout_id)
     state.created = state.updated = 1795557600.0
