@@ -21,7 +21,7 @@ import yaml
 from tests.fixtures.xiaozhi import NODE, xiaozhi_source
 from xzctl.images.catalog import load_catalog
 from xzctl.manifests.pins import ImagePins, ServicePin
-from xzctl.sandbox import SandboxInfo, sandbox_status, start_sandbox, stop_sandbox
+from xzctl.sandbox import SandboxInfo, SimulatorClient, sandbox_status, start_sandbox, stop_sandbox
 from xzctl.sandbox.realcanary import RealNodeAsr
 from xzctl.spec import bundled_example_path
 
@@ -71,6 +71,12 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _twin(info: SandboxInfo) -> int | None:
+    """The devices the simulator's copy of the real node is pinned to (None: it follows the load)."""
+    pinned: int | None = SimulatorClient(info.simulator_url).state()["nodes"][NODE]["pinned"]
+    return pinned
+
+
 def _stable(record: dict[str, Any]) -> dict[str, Any]:
     return dict(record["services"][record["asr_tracks"]["stable"]])
 
@@ -88,6 +94,7 @@ def test_a_canary_gets_a_real_path_of_its_own_and_a_rollback_removes_it(previous
     assert tracks["canary_urls"]["websocket_url"] != record["xiaozhi"]["websocket_url"]
     assert {f"{NODE}/{k}" for k in canary if not k.startswith("xiaozhi-server")} <= _instances(previous_node)
     pids = [int(record["services"][k]["pid"]) for k in canary]
+    assert _twin(previous_node) == 0  # the node's series are its real replicas' while two tracks are compared
     assert all(_alive(p) for p in pids) and set(pids) <= set(record["pids"])
 
     real.apply(ImagePins({NODE: {"asr": ServicePin(previous)}}), None)
@@ -96,6 +103,7 @@ def test_a_canary_gets_a_real_path_of_its_own_and_a_rollback_removes_it(previous
     assert not any(_alive(p) for p in pids) and not set(pids) & set(after["pids"])
     assert not {f"{NODE}/{k}" for k in canary} & _instances(previous_node)
     assert _stable(after)["image"] == previous  # the stable replica was never touched
+    assert _twin(previous_node) is None  # the simulator's copy follows the load again
 
 
 @pytest.mark.timeout(900)

@@ -4,7 +4,8 @@ The node's stable path is one ASR replica behind its own xiaozhi server and prob
 canary pin starts a second replica of the pinned release with a turn path of its own (server and probe, track
 canary: xzctl.sandbox.turnpath), adds both to the sandbox Prometheus and sends half of the load generator's scored
 requests to it, so the analysis reads real turns (`turn_first_audio_p95_seconds`, `turn_failure_ratio`) and the
-word error rate of both tracks. Promotion restarts the stable replica on the new release (same ports: its server
+word error rate of both tracks. Meanwhile the simulator's copy of the node carries no devices (then what it was
+given back), so the service checks too compare the two real replicas. Promotion restarts the stable replica on the new release (same ports: its server
 and probe stay) and removes the canary's path; a rollback removes it. Every process is recorded in the sandbox
 state as soon as it runs, so `sandbox down` (or a later `rollout resume`) stops what runs now.
 
@@ -23,6 +24,7 @@ from xzctl.images.catalog import ImageRef, load_catalog
 from xzctl.images.provenance import input_drift
 from xzctl.images.run import RunningService, start_service, stop_service, wait_ready
 from xzctl.manifests.pins import ImagePins, ServicePin
+from xzctl.sandbox.client import SimulatorClient
 from xzctl.sandbox.processes import free_port
 from xzctl.sandbox.prometheus import rescrape
 from xzctl.sandbox.realnode import (
@@ -115,7 +117,19 @@ class RealNodeAsr:
                 record["containers"].append(s.container)
         record_real_node(self.state_dir, record)
 
+    def _twin(self, info: SandboxInfo, record: dict[str, Any], devices: int | None) -> None:
+        """Set the simulator's copy of the node to `devices` (None: it follows the load again). While two real
+        tracks are compared it carries none: its stable series would outweigh the real stable replica's, so the
+        service checks would compare a simulated stable with a real canary."""
+        SimulatorClient(info.simulator_url).control(
+            {"action": "set_devices", "node": record["node"], "devices": devices}
+        )
+
     def _start_canary(self, info: SandboxInfo, record: dict[str, Any], ref: str) -> None:
+        twin = SimulatorClient(info.simulator_url).state()["nodes"][record["node"]].get("pinned")
+        record["asr_tracks"]["twin_pinned"] = twin
+        record_real_node(self.state_dir, record)
+        self._twin(info, record, 0)
         replica = self._start(record, ref, "canary", free_port(), other_ports(SERVICE))
         record["asr_tracks"]["canary"] = _key(replica)
         record["asr_tracks"]["canary_path"] = []
@@ -159,7 +173,8 @@ class RealNodeAsr:
         port = int(tracks["canary"].rsplit("-", 1)[1])
         gone = str(server_dir(Path(record["log_dir"]), "canary", port))
         record["server_dirs"] = [d for d in record["server_dirs"] if d != gone]
-        for name in ("canary", "canary_path", "canary_urls"):
+        self._twin(info, record, tracks.get("twin_pinned"))
+        for name in ("canary", "canary_path", "canary_urls", "twin_pinned"):
             tracks.pop(name, None)
         record_real_node(self.state_dir, record)
 

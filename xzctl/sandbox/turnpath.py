@@ -18,6 +18,7 @@ from xzctl.sandbox.realnode import LOADGEN_TIMEOUT, RealNode
 from xzctl.spec.models import Fleet
 
 PROBE_INTERVAL = 15.0  # seconds between a probe's turns (one turn took 4-38 s on 2 loaded cores)
+FIRST_TURN_TIMEOUT = 180.0  # the probe is ready after its first answered turn: a new server's first is the slowest
 
 
 def start_turn_path(real: RealNode, asr: RunningService, *, track: str) -> dict[str, str]:
@@ -101,5 +102,5 @@ def start_path(
     process = spawn([sys.executable, "-m", "xzctl.loadtest.probe", str(config_file)], log)
     probe = RunningService("probe", port, "package", process, None, log, time.monotonic(), f"sandbox/probe-{track}")
     probes.append(probe)
-    wait_ready(probe, LOADGEN_TIMEOUT)
+    wait_ready(probe, FIRST_TURN_TIMEOUT)
     return urls
