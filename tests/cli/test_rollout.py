@@ -142,6 +142,18 @@ def test_dry_run_shows_the_steps_and_writes_nothing(tmp_path: Path, capsys: pyte
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(("flag", "turns"), [(None, False), ("--turns", True), ("--no-turns", False)])
+def test_turn_checks_are_asked_for_with_turns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str | None, turns: bool
+) -> None:
+    """Away from the sandbox's real node the turn checks are off unless asked for (a node without probes would fail
+    closed); asked for, their KPIs are the spec's end-to-end latency and error rate."""
+    argv = ["rollout", "canary", "asr", NEW_ASR, "--dry-run", "--deployer", "pulumi", "--state-dir", str(tmp_path)]
+    assert run([*argv, *([flag] if flag else []), "-o", "json"]) == 0
+    extra = json.loads(capsys.readouterr().out)["thresholds"]["extra"]
+    assert extra == ({"turn_first_audio_p95_seconds": 3.0, "turn_failure_ratio": 0.001} if turns else {})
+
+
 def _interrupted(store: StateStore, fleet: Fleet, rollout_id: str = "asr-7xk2p", *, locks: bool = True) -> None:
     state = make_state(fleet, rollout_id)
     state.created = state.updated = 1795557600.0
@@ -310,3 +322,23 @@ def test_write_spec_after_an_undo_to_the_release_the_spec_pins_changes_nothing(
     undo.baseline = {n: {**pins, "asr": {"stable": NEW_ASR, "canary": None}} for n, pins in undo.baseline.items()}
     _offer_spec_pin(undo, True)  # the promotion it undid was never pinned: the spec already names OLD_ASR
     assert spec.read_text() == bundled_example_path().read_text()
+
+
+@pytest.mark.parametrize(
+    ("service", "record", "nodes", "expected"),
+    [
+        ("asr", {"node": "bj-edge-01", "xiaozhi": {"websocket_url": "ws://x"}}, ["bj-edge-01"], "bj-edge-01"),
+        ("tts", {"node": "bj-edge-01", "xiaozhi": {"websocket_url": "ws://x"}}, ["bj-edge-01"], None),
+        ("asr", {"node": "bj-edge-01", "xiaozhi": None}, ["bj-edge-01"], None),  # no server: no real turns
+        ("asr", {"node": "bj-edge-01", "xiaozhi": {"websocket_url": "ws://x"}}, ["bj-edge-02"], None),
+        ("asr", None, ["bj-edge-01"], None),
+    ],
+    ids=["asr-reaches-it", "other-service", "no-server", "other-node", "no-real-node"],
+)
+def test_an_asr_rollout_drives_the_real_node_only_when_it_reaches_it_with_its_server(
+    service: str, record: dict[str, object] | None, nodes: list[str], expected: str | None
+) -> None:
+    from xzctl.cli._rollout_setup import real_asr_node
+
+    info = SandboxInfo("http://p", "http://s", Path("."), {}, real_node=record)
+    assert real_asr_node(info, service, nodes) == expected

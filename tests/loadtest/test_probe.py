@@ -66,3 +66,12 @@ def test_probe_reconnects_after_a_failed_turn_and_counts_refusals() -> None:
     assert probe_turn(device, b"") == failed("auth")
     assert probe_turn(device, b"") == OK
     assert fake.connects == [] and fake.closed == 2
+
+
+def test_the_probe_is_ready_once_a_turn_was_answered() -> None:
+    recorder = TurnRecorder("canary")
+    assert not recorder.answered()
+    recorder.record(failed("no_transcript"))
+    assert not recorder.answered()  # a path that failed its turns is not ready to be judged
+    recorder.record(OK)
+    assert recorder.answered()

@@ -14,7 +14,11 @@ from xzctl.spec.measured import load_capacity_profile, profile_document
 
 BASE = LoadSettings("ws://127.0.0.1:9/xiaozhi/v1/", "http://127.0.0.1:9/xiaozhi/ota/", devices=1, duration=60.0)
 WHAT = Measured(
-    "sandbox-2core", {"server": "xiaozhi-esp32-server 0.9.6 (source)"}, "openai: whisper", 1, "xzctl loadtest sweep"
+    "sandbox-2core",
+    {"xiaozhi-server": "registry.example/xiaozhi-server:0.9.6-1@sha256:" + "0" * 64},
+    "openai: whisper",
+    1,
+    "xzctl loadtest sweep",
 )
 
 

@@ -9,8 +9,9 @@ import pytest
 
 from xzctl.prom import Sample
 from xzctl.rollout import analysis
-from xzctl.rollout.analysis import CHECKS, Analyzer, Check
+from xzctl.rollout.analysis import CHECKS, Analyzer, Check, describe, turn_kpis
 from xzctl.rollout.state import Result, Thresholds
+from xzctl.spec import Fleet
 
 WER_QUERY = 'sum by (track) (xiaozhi_asr_word_error_rate{node=~"bj-edge-01"})'
 
@@ -117,6 +118,21 @@ def test_real_turn_checks(canary: tuple[float, float] | None, result: Result) ->
     assert m.result == result, m.reason
     if canary is not None:
         assert m.metrics["turn_first_audio_p95_seconds"] == {"stable": 2.0, "canary": canary[0]}
+    if result == Result.SUCCESS:  # the operator sees what the turn checks read, not only the service's p95
+        assert "turn first audio p95 canary 2200 ms vs stable 2000 ms" in m.reason, m.reason
+        assert "turn failure ratio canary 1.00% vs stable 1.00%" in m.reason, m.reason
+
+
+def test_the_turn_kpis_are_the_specs_end_to_end_latency_and_error_rate(example_fleet: Fleet) -> None:
+    kpis = turn_kpis(example_fleet)
+    assert kpis == {
+        "turn_first_audio_p95_seconds": example_fleet.kpis.latency.end_to_end_ms / 1000,
+        "turn_failure_ratio": example_fleet.kpis.reliability.error_rate_percent / 100,
+    }
+    assert [describe(n, v) for n, v in sorted(kpis.items())] == [
+        "turn failure ratio 0.10%",
+        "turn first audio p95 3000 ms",
+    ]
 
 
 class SlowCanaryProm(WerProm):

@@ -1,11 +1,12 @@
-"""The production deployer updates one Pulumi stack per region, only where a step changes pins."""
+"""The production deployer updates one Pulumi stack per region, only where a step changes pins; the sandbox's
+also drives its real node."""
 
 from __future__ import annotations
 
 import pytest
 
 from xzctl.manifests.pins import ImagePins, ServicePin, spec_pins
-from xzctl.rollout.deploy import StackDeployer, canaries_removed_first
+from xzctl.rollout.deploy import SimulatorDeployer, StackDeployer, canaries_removed_first
 from xzctl.rollout.plan import canary_nodes, plan_steps, promoted_pins, step_pins
 from xzctl.spec import Fleet
 
@@ -73,3 +74,19 @@ def test_after_a_crash_a_promotion_still_removes_the_canary_first() -> None:
     promoted = ImagePins({"n1": {"asr": ServicePin(NEW)}})
     deployer.apply(promoted, None)
     assert updates == [ImagePins({"n1": {"asr": ServicePin(OLD)}}), promoted]
+
+
+@pytest.mark.parametrize("real_node", [None, "bj-edge-01"])
+def test_the_sandbox_deployer_drives_the_real_node_after_the_simulator_and_records_it(real_node: str | None) -> None:
+    calls: list[str] = []
+    pins = ImagePins({"bj-edge-01": {"asr": ServicePin("r/asr:1", "r/asr:2")}})
+    real = (
+        (real_node, lambda p, _prev: calls.append(f"real {p.get('bj-edge-01', 'asr').canary}")) if real_node else None
+    )
+    deployer = SimulatorDeployer(
+        lambda a: calls.append(f"sim {a['track']} {a['image']}"), dict, "http://sim", "1/2", real
+    )
+    deployer.apply(pins, None)
+    expected = ["sim stable r/asr:1", "sim canary r/asr:2"] + (["real r/asr:2"] if real_node else [])
+    assert calls == expected
+    assert deployer.config().get("real_node") == real_node

@@ -11,7 +11,6 @@ devices so only real requests count.
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from xzctl.rollout.engine import RolloutEngine
 from xzctl.rollout.start import new_rollout
 from xzctl.rollout.state import Settings, StateStore, Thresholds
 from xzctl.sandbox import SandboxInfo, SimulatorClient, start_sandbox, stop_sandbox
+from xzctl.sandbox.prometheus import rescrape
 from xzctl.sandbox.realnode import RealNode, set_asr_split, start_asr_replica, start_real_node, stop_real_node
 from xzctl.spec.generate import generate_fleet_document
 from xzctl.spec.models import Fleet
@@ -52,13 +52,10 @@ FIRST_SAMPLE_WAIT_SECONDS = 180.0
 
 def _rescrape(box: SandboxInfo, real: RealNode) -> None:
     """Add the real node's current services to the sandbox Prometheus (a SIGHUP reloads its config)."""
-    path = Path(box.work_dir) / "prometheus.yml"
-    config = yaml.safe_load(path.read_text())
-    job = config["scrape_configs"][0]
-    simulated = [t for t in job["static_configs"] if "/" not in t["labels"]["instance"]]
-    job["static_configs"] = simulated + real.scrape_targets()
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    os.kill(box.pids["prometheus"], signal.SIGHUP)
+    config = yaml.safe_load((Path(box.work_dir) / "prometheus.yml").read_text())
+    instances = {t["labels"]["instance"] for t in config["scrape_configs"][0]["static_configs"]}
+    real_ones = {i for i in instances if "/" in i}  # a real service's instance is NODE/NAME-PORT
+    rescrape(Path(box.work_dir), box.pids["prometheus"], real.scrape_targets(), real_ones)
     count = len(real.scrape_targets())
     wait_for_query(
         box.prometheus_url,

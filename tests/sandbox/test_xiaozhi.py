@@ -23,12 +23,14 @@ import yaml
 from tests.fixtures.sandbox import wait_for_query
 from tests.fixtures.xiaozhi import DEVICE_TIMEOUT, device, service_pid, xiaozhi_urls
 from xzctl.errors import BadInputError
+from xzctl.images.catalog import load_catalog
 from xzctl.loadtest.device import DeviceError, TurnResult
 from xzctl.loadtest.speech import speak
 from xzctl.metrics import contract as c
 from xzctl.metrics import queries as q
 from xzctl.render import render_node_documents
 from xzctl.sandbox import SandboxInfo
+from xzctl.sandbox.served import LLM_STANDIN
 from xzctl.sandbox.xiaozhi import RENDERED_ASR, find_source, server_override
 from xzctl.spec import Fleet
 
@@ -173,6 +175,12 @@ def test_a_device_speaking_the_real_protocol_gets_its_transcript_and_reply_audio
         "xiaozhi-server",
         "probe",
     }
+    # what a capacity profile records: the turn path's image versions by digest (the tree's package is each
+    # release's inputs), not its processes
+    catalog = load_catalog()
+    releases = {n: catalog.get(n).release(catalog.get(n).info.version) for n in ("xiaozhi-server", "asr", "tts")}
+    pinned = {n: catalog.get(n).pinned(r) for n, r in releases.items() if r is not None}
+    assert real["images"] == {**pinned, "llm": LLM_STANDIN}
     client = device(xiaozhi_sandbox, "aa:bb:cc:00:00:01")
     client.connect()
     try:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.manifests import SITE_COORDINATOR, coordinator_variant
+from xzctl.errors import BadInputError
 from xzctl.metrics import contract as c
 from xzctl.simulator.exposition import node_families, render_text
 from xzctl.simulator.load import NodeState
@@ -205,3 +206,13 @@ def test_end_to_end_series_carry_the_image_of_what_measures_the_turns(
     # without a coordinator the turns go through the xiaozhi server, which labels them
     assert images == {coordinator or fleet.node("bj-edge-01").services.xiaozhi_server.image}
     assert ('service="coordinator"' in body) == bool(coordinator)
+
+
+def test_a_pinned_node_follows_the_load_again_when_unpinned(example_fleet: Fleet) -> None:
+    model = FleetModel(example_fleet, seed=1, start=T0)
+    model.control({"action": "set_devices", "node": "bj-edge-01", "devices": 0}, T0)
+    assert model.state(T0)["nodes"]["bj-edge-01"]["pinned"] == 0
+    model.control({"action": "set_devices", "node": "bj-edge-01", "devices": None}, T0)
+    assert model.state(T0)["nodes"]["bj-edge-01"]["pinned"] is None
+    with pytest.raises(BadInputError, match="or null"):
+        model.control({"action": "set_devices", "node": "bj-edge-01", "devices": -1}, T0)

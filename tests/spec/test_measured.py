@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,9 @@ def test_the_committed_profile_is_a_sweep_of_this_machine_class_and_the_plan_rea
     profile = load_capacity_profile(COMMITTED)  # its knee is checked against its curve on load
     assert profile.node_class == "sandbox-2core" and profile.hardware.cpu_cores == 2
     assert profile.command.startswith("xzctl loadtest sweep") and len(profile.curve) >= 2
+    # what served the turns is named by image version and digest (the sandbox's processes are no image)
+    released = r"[a-z0-9./-]+:[0-9][0-9A-Za-z.-]*@sha256:[0-9a-f]{64}"
+    assert all(re.fullmatch(released, profile.images[n]) for n in ("xiaozhi-server", "asr", "tts")), profile.images
     plan = build_plan(measured_example(tmp_path, profile_text=COMMITTED.read_text()).fleet)
     beijing = next(r for r in plan.rows if r.section == "capacity" and r.subject == "beijing")
     assert beijing.limit == 3 * min(150, profile.devices_per_node)

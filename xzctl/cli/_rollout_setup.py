@@ -78,6 +78,14 @@ class UndoOptions(PrometheusAuth):
     write_spec: bool | None = WriteSpecOption
 
 
+def real_asr_node(info: SandboxInfo, service: str, nodes: list[str]) -> str | None:
+    """The sandbox's real node when an ASR rollout reaches it and it runs the xiaozhi server (its turns are then
+    measured on both tracks); None otherwise."""
+    record = info.real_node or {}
+    node = record.get("node")
+    return str(node) if service == "asr" and record.get("xiaozhi") and node in nodes else None
+
+
 def sandbox_instance(info: SandboxInfo) -> str:
     return f"{info.started_at:.3f}/{info.pids.get('simulator', 0)}"
 
@@ -95,7 +103,12 @@ def build_deployer(config: dict[str, Any], store: StateStore, rollout_id: str = 
                 hint=f"nothing can restore its nodes: {force}",
             )
         client = SimulatorClient(str(config["simulator_url"]))
-        return SimulatorDeployer(client.control, client.state, client.url, str(config.get("instance", "")))
+        real = None
+        if config.get("real_node"):
+            from xzctl.sandbox.realcanary import RealNodeAsr
+
+            real = (str(config["real_node"]), RealNodeAsr(store.root).apply)
+        return SimulatorDeployer(client.control, client.state, client.url, str(config.get("instance", "")), real)
     if config.get("kind") == "pulumi":
         return _stack_deployer(str(config["stack"]), str(config["fleet"]), config.get("state_dir"))
     raise BadInputError(f"unknown deployer {config!r} in the rollout state", hint=force)

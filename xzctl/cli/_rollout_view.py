@@ -15,6 +15,7 @@ from rich.table import Table
 
 from xzctl.cli._common import Output, emit, stderr
 from xzctl.errors import CheckFailedError, UnknownStateError
+from xzctl.rollout.analysis import describe
 from xzctl.rollout.specpin import write_pin
 from xzctl.rollout.state import EXIT_CODES, TERMINAL, Phase, RolloutState, StateStore, Step
 from xzctl.rollout.status import summarize
@@ -44,7 +45,9 @@ def say_plan(plan: dict[str, Any], target: str) -> None:
         f"Prometheus {escape(plan['prometheus'])}; {len(plan['steps'])} steps x {s['checks']} checks every "
         f"{s['interval_seconds']:g}s (window {s['window_seconds']:g}s, warm-up {s['warmup_seconds']:g}s); "
         f"thresholds: errors {t['error_ratio']:.3%}, p95 {t['p95_seconds'] * 1000:.0f} ms, "
-        f"inference errors {t['inference_error_ratio']:.3%}; node order {', '.join(plan['node_order'])}",
+        f"inference errors {t['inference_error_ratio']:.3%}"
+        + "".join(f", {describe(name, value)}" for name, value in sorted(t.get("extra", {}).items()))
+        + f"; node order {', '.join(plan['node_order'])}",
         soft_wrap=True,
     )
 

@@ -129,6 +129,8 @@ def forecast_table(console: Console, result: Forecast, *, wide: bool = False) ->
             console.print(f"events: {escape(r.region)}: {escape(', '.join(r.events))}")
     for note in result.notes:
         console.print(f"note: {escape(note)}")
+    for why in result.unknown.values():
+        console.print(f"[magenta]unknown[/]: no forecast for {escape(why)}")
     for warning in result.warnings:
         console.print(f"[yellow]warn[/]: {escape(warning)}")
 
@@ -211,4 +213,4 @@ def forecast(
     if check and result.warnings:  # a verdict, not an error: the warnings are already in the output
         raise typer.Exit(ExitCode.CHECK_FAILED)
     if result.unknown:  # the regions that answered are forecast above; these are not
-        raise_for(Status.UNKNOWN, [f"no forecast for {why}" for why in result.unknown.values()], output)
+        raise_for(Status.UNKNOWN, output)

@@ -280,7 +280,7 @@ def sweep(  # noqa: PLR0917 (each Typer option is a parameter)
 
 
 def _served_by(device: DeviceOptions, images: list[str] | None, asr_path: str | None) -> tuple[dict[str, str], str]:
-    """What served the turns: the flags, else the sandbox's real node (whose processes this machine runs)."""
+    """What served the turns: the flags, else the image versions of the sandbox real node's turn path."""
     real: dict[str, Any] = {}
     if device.url is None:
         from xzctl.sandbox import default_state_dir, sandbox_status
@@ -289,8 +289,10 @@ def _served_by(device: DeviceOptions, images: list[str] | None, asr_path: str | 
         real = (info.real_node if info else None) or {}
     given = dict(i.split("=", 1) for i in images or [] if "=" in i)
     if images and len(given) != len(images):
-        raise BadInputError("--image takes NAME=IMAGE, e.g. server=registry.example/xiaozhi-server:0.9.6")
-    served = given or {name: str(s.get("source", "")) for name, s in (real.get("services") or {}).items()}
+        raise BadInputError(
+            "--image takes NAME=IMAGE, e.g. xiaozhi-server=registry.example/xiaozhi-server:0.9.6-1@sha256:..."
+        )
+    served = given or dict(real.get("images") or {})
     path = asr_path or real.get("asr_path")
     if not served or not path:
         raise BadInputError(

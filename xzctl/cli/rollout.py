@@ -24,7 +24,7 @@ from xzctl.cli._common import (
 from xzctl.cli._rollout_setup import CarryOn, CatalogOption, Recorded, UndoOptions, WriteSpecOption
 from xzctl.errors import BadInputError, ConflictError
 from xzctl.manifests.pins import spec_pins
-from xzctl.rollout.analysis import thresholds_from_fleet
+from xzctl.rollout.analysis import thresholds_from_fleet, turn_kpis
 from xzctl.rollout.deploy import choose_deployer
 from xzctl.rollout.engine import RolloutEngine, check_retriable
 from xzctl.rollout.plan import METRIC_SERVICE, normalise_service, plan_steps
@@ -88,6 +88,14 @@ def canary(
         min=0,
         help="ASR: also judge the word error rate a prober measures (e.g. 0.3); nodes without a prober then fail closed.",
     ),
+    turns: bool | None = typer.Option(
+        None,
+        "--turns/--no-turns",
+        help="Also judge real turns through the xiaozhi server (probe devices): first-audio p95 against the spec's "
+        "end-to-end KPI and turn failures against its error rate. Default: on when an ASR rollout reaches the "
+        "sandbox's real node.",
+        show_default=False,
+    ),
     window: str | None = typer.Option(None, "--window", help="PromQL rate window (default: two intervals)."),
     warmup: str | None = typer.Option(
         None, "--warmup", help="Ignore samples this long after each deploy (default: the image's, from the catalog)."
@@ -138,6 +146,10 @@ def canary(
     thresholds = thresholds_from_fleet(loaded.fleet, METRIC_SERVICE[name])
     if max_wer is not None:
         thresholds.extra["word_error_rate"] = max_wer
+    nodes = [n for s in steps for n in s.nodes]
+    real_node = setup.real_asr_node(sandbox, name, nodes) if kind == "sandbox" and sandbox is not None else None
+    if turns or (turns is None and real_node is not None):
+        thresholds.extra |= turn_kpis(loaded.fleet)
     try:
         prometheus = prom.target()  # flags > environment > context > sandbox, as for every live command
     except BadInputError:
@@ -152,13 +164,16 @@ def canary(
         "fleet": loaded.source,
         "settings": settings.model_dump(),
         "thresholds": thresholds.model_dump(),
-        "node_order": [n for s in steps for n in s.nodes],
+        "node_order": nodes,
         "skipped_nodes": skips,
         "steps": [{"name": s.name, "region": s.region, "nodes": s.nodes} for s in steps],
     }
     regions = list(dict.fromkeys(s.region for s in steps))
     stacks = ", ".join(dict.fromkeys(stack.replace("{region}", r) for r in regions))  # the names, filled in
-    view.say_plan(plan, "the sandbox simulator" if kind == "sandbox" else f"Pulumi stacks {stacks}")
+    sandbox_target = "the sandbox simulator" + (
+        f" and real node {real_node}'s ASR replicas, each with its xiaozhi server and probe" if real_node else ""
+    )
+    view.say_plan(plan, sandbox_target if kind == "sandbox" else f"Pulumi stacks {stacks}")
     if dry_run or prometheus is None:
         view.dry_run(plan, steps, skips, output)
         return
@@ -168,7 +183,7 @@ def canary(
             "kind": "sandbox",
             "simulator_url": sandbox.simulator_url,
             "instance": setup.sandbox_instance(sandbox),
-        }
+        } | ({"real_node": real_node} if real_node else {})
     else:
         config = {"kind": "pulumi", "stack": stack, "fleet": loaded.source, "state_dir": str(store.root)}
     target = setup.build_deployer(config, store)

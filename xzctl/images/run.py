@@ -32,6 +32,7 @@ from xzctl.images.build import (
 from xzctl.images.catalog import default_catalog_dir, load_catalog
 
 READY_POLL = 0.1
+IMAGE_SOURCE = "image oci:"  # RunningService.source of a service run from its built image: then LAYOUT:TAG
 STOP_TIMEOUT = 10.0
 
 
@@ -135,7 +136,7 @@ def start_service(
             argv += ["--volume", f"{host}:{inside}"]
         argv += [container, "--", *spec.command]
         proc_env.update(tool_env)
-        source = f"image oci:{layout}:{tag}"
+        source = f"{IMAGE_SOURCE}{layout}:{tag}"
     elif spec.module is None:
         raise NotFoundError(f"{layout}: no built image {tag}", hint=f"xzctl images build {name} --version {version}")
     else:

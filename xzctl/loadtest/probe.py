@@ -57,6 +57,11 @@ class TurnRecorder:
                 buckets = tuple(n + (value <= bound) for n, bound in zip(t.buckets, c.TURN_BUCKETS, strict=True))
                 self._timings[name] = replace(t, count=t.count + 1, sum_seconds=t.sum_seconds + value, buckets=buckets)
 
+    def answered(self) -> bool:
+        """Whether a turn has gone through: the probe is ready when the path it probes has carried one."""
+        with self._lock:
+            return self._turns > self._failed
+
     def render(self) -> str:
         with self._lock:
             snapshot = Snapshot(1, self._turns, self._failed, dict(self._timings), dict(self._failures))
@@ -109,8 +114,10 @@ def serve(recorder: TurnRecorder, port: int) -> ThreadingHTTPServer:
             path = self.path.split("?")[0]
             if path == "/metrics":
                 body, status = recorder.render().encode(), 200
-            elif path in ("/ready", "/health"):
+            elif path == "/health":
                 body, status = b"ok\n", 200
+            elif path == "/ready":  # a fresh path is judged once it has carried a turn (warm, and known to work)
+                body, status = (b"ok\n", 200) if recorder.answered() else (b"no turn answered yet\n", 503)
             else:
                 body, status = b"not found\n", 404
             self.send_response(status)

@@ -100,6 +100,15 @@ def thresholds_from_fleet(fleet: Fleet, metric_service: str) -> Thresholds:
     )
 
 
+def turn_kpis(fleet: Fleet) -> dict[str, float]:
+    """The turn checks' KPIs (`Thresholds.extra`): first audio within the spec's end-to-end latency, failed turns
+    under its error rate."""
+    return {
+        "turn_first_audio_p95_seconds": fleet.kpis.latency.end_to_end_ms / 1000,
+        "turn_failure_ratio": fleet.kpis.reliability.error_rate_percent / 100,
+    }
+
+
 class NoSamplesError(UnknownStateError):
     """A scraped track finished no request in the window: its rates are 0, its ratios and quantiles NaN."""
 
@@ -126,6 +135,11 @@ def _label(name: str) -> str:
 def _unit(name: str, value: float) -> str:
     """In the operator's units, as the KPIs are written: latency in ms, ratios in percent."""
     return f"{value * 1000:.0f} ms" if name.endswith("_seconds") else f"{value:.2%}"
+
+
+def describe(name: str, value: float) -> str:
+    """A check's threshold as the operator reads it, e.g. `turn first audio p95 3000 ms`."""
+    return f"{_label(name)} {_unit(name, value)}"
 
 
 class Analyzer:
@@ -245,4 +259,10 @@ class Analyzer:
         parts = [f"p95 canary {p95['canary'] * 1000:.0f} ms vs stable {p95['stable'] * 1000:.0f} ms"] if p95 else []
         if errors:
             parts.append(f"errors canary {errors['canary']:.3%} vs stable {errors['stable']:.3%}")
+        # the checks asked for by name (real turns, word error rate): what they read is what the operator asked
+        parts += [
+            f"{_label(name)} canary {_unit(name, values['canary'])} vs stable {_unit(name, values['stable'])}"
+            for name, values in metrics.items()
+            if name in self.thresholds.extra
+        ]
         return Result.SUCCESS, ", ".join(parts) or "every check within its KPI"

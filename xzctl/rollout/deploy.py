@@ -81,17 +81,22 @@ def canaries_removed_first(pins: ImagePins, previous: ImagePins, nodes: Sequence
 
 
 class SimulatorDeployer:
+    """The sandbox: the simulator's nodes, and with `real_node` the sandbox real node's own services too (its
+    `apply` starts and stops real replicas: xzctl.sandbox.realcanary), after the simulator's copy of it."""
+
     def __init__(
         self,
         control: Callable[[dict[str, Any]], Any],
         read_state: Callable[[], dict[str, Any]],
         simulator_url: str,
         instance: str = "",
+        real_node: tuple[str, Callable[[ImagePins, ImagePins | None], None]] | None = None,
     ) -> None:
         self._control = control
         self._read_state = read_state
         self.url = simulator_url
         self.instance = instance  # which sandbox run: a resume must not deploy to a newer one
+        self.real_node = real_node  # (node id, apply)
 
     def current(self) -> ImagePins:
         """The images the simulator runs now (its /state), per node, service and track."""
@@ -99,7 +104,8 @@ class SimulatorDeployer:
         return ImagePins.from_json({node: data["images"] for node, data in nodes.items()})
 
     def config(self) -> dict[str, Any]:
-        return {"kind": "sandbox", "simulator_url": self.url, "instance": self.instance}
+        config = {"kind": "sandbox", "simulator_url": self.url, "instance": self.instance}
+        return config | ({"real_node": self.real_node[0]} if self.real_node else {})
 
     def apply(self, pins: ImagePins, previous: ImagePins | None) -> None:
         for node, services in sorted(pins.nodes.items()):
@@ -116,6 +122,8 @@ class SimulatorDeployer:
                             f"simulator at {self.url} refused to deploy {image} on {node}/{service}/{track}: "
                             f"{exc.message}"
                         ) from exc
+        if self.real_node is not None:
+            self.real_node[1](pins, previous)
 
 
 def choose_deployer(explicit: str | None, environment: str, sandbox_up: bool) -> str:

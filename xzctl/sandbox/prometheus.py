@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -222,3 +223,15 @@ def run_prometheus(
         work / f"{name}.log",
         procs,
     )
+
+
+def rescrape(work: Path, pid: int, add: list[dict[str, Any]], remove: set[str]) -> None:
+    """Change the edge job's static targets of a running sandbox Prometheus (`pid`, its config in `work`): add
+    these, drop those whose instance is in `remove`; a SIGHUP makes it reload."""
+    path = work / "prometheus.yml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    job = config["scrape_configs"][0]
+    kept = [t for t in job["static_configs"] if t.get("labels", {}).get("instance") not in remove]
+    job["static_configs"] = kept + add
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    os.kill(pid, signal.SIGHUP)

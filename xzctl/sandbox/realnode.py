@@ -21,7 +21,7 @@ from typing import Any
 from xzctl import service_contract as sc
 from xzctl.errors import BadInputError, ExternalToolError
 from xzctl.images.build import stage_package
-from xzctl.images.catalog import load_catalog
+from xzctl.images.catalog import Catalog, ImageRef, load_catalog
 from xzctl.images.run import RunningService, remove_containers, start_service, stop_service, wait_ready
 from xzctl.metrics import contract as c
 from xzctl.sandbox.processes import free_port
@@ -53,6 +53,7 @@ class RealNode:
     xiaozhi: dict[str, str] = field(default_factory=dict)  # the stable path's websocket_url, ota_url, work_dir
     probes: list[RunningService] = field(default_factory=list)  # devices taking turns through each xiaozhi server
     server_dirs: list[str] = field(default_factory=list)  # each xiaozhi server's working directory
+    images: dict[str, str] = field(default_factory=dict)  # service -> image of the stable turn path (served.py)
     # what a canary's turn path needs (xzctl.sandbox.turnpath); not recorded
     fleet: Fleet | None = None
     xiaozhi_source: str | Path | None = None
@@ -67,27 +68,34 @@ class RealNode:
     def scrape_targets(self) -> list[dict[str, Any]]:
         """Static configs for the edge job: one target per real service, labelled with the node (upstream's server
         and the LLM stand-in expose no metrics)."""
-        return [
-            {
-                "targets": [f"127.0.0.1:{s.port}"],
-                "labels": {"instance": f"{self.node}/{s.name}-{s.port}", c.REGION: self.region, c.NODE: self.node},
-            }
-            for s in self.scraped()
-        ]
+        return [scrape_target(self.node, self.region, s) for s in self.scraped()]
 
     def to_json(self) -> dict[str, Any]:
         return {
             "node": self.node,
+            "region": self.region,
             "devices": self.devices,
-            "services": {
-                s.name + f"-{s.port}": {"url": s.url, "source": s.source, "ports": s.ports, "pid": s.process.pid}
-                for s in self.all()
-            },
+            "services": {s.name + f"-{s.port}": service_record(s) for s in self.all()},
             "xiaozhi": self.xiaozhi or None,
             "server_dirs": self.server_dirs,
+            "images": self.images,
+            # what a rollout on this node needs to start a canary's turn path from another process
+            "xiaozhi_source": str(self.xiaozhi_source) if self.xiaozhi_source is not None else None,
+            "log_dir": str(self.log_dir) if self.log_dir is not None else None,
             "pids": [s.process.pid for s in self.all()],
             "containers": [s.container for s in self.all() if s.container],
         }
+
+
+def scrape_target(node: str, region: str, s: RunningService) -> dict[str, Any]:
+    """A real service's static target in the edge job: instance NODE/NAME-PORT, the node's region and node labels."""
+    labels = {"instance": f"{node}/{s.name}-{s.port}", c.REGION: region, c.NODE: node}
+    return {"targets": [f"127.0.0.1:{s.port}"], "labels": labels}
+
+
+def service_record(s: RunningService) -> dict[str, Any]:
+    """One running service as the sandbox state records it (`sandbox status`, stop and rollouts read it)."""
+    return {"url": s.url, "source": s.source, "ports": s.ports, "pid": s.process.pid, "image": s.image}
 
 
 def other_ports(name: str) -> dict[str, int]:
@@ -150,6 +158,7 @@ def start_real_node(
     real = RealNode(node.id, node.region, {}, devices=devices or scaled_devices(node))
     # region and node come from the scrape targets' labels, as in production
     labels = {sc.TRACK_ENV: "stable"}
+    catalog = load_catalog(catalog_dir)
     try:
         for name in SERVICES:
             real.services[name] = start_service(
@@ -157,6 +166,7 @@ def start_real_node(
                 port=free_port(),
                 state_dir=state_dir,
                 log_dir=log_dir,
+                version=spec_version(catalog, name, node.services.inference()[name].image),
                 env=labels,
                 catalog_dir=catalog_dir,
                 ports=other_ports(name),
@@ -184,10 +194,24 @@ def start_real_node(
 
             real.fleet, real.xiaozhi_source, real.log_dir = fleet, xiaozhi_source, log_dir
             real.xiaozhi = start_turn_path(real, real.services["asr"], track="stable")
+            from xzctl.sandbox.served import served_images
+
+            asr, tts = real.services["asr"], real.services["tts"]
+            real.images = served_images(asr, tts, xiaozhi_source, catalog)
     except BaseException:
         stop_real_node(real)
         raise
     return real
+
+
+def spec_version(catalog: Catalog, name: str, ref: str) -> str | None:
+    """The catalog version the spec pins for service `name` (what the node runs), None when the spec names no
+    release of the catalog's image (the catalog's current version then runs)."""
+    image = catalog.get(name)
+    parsed = ImageRef.parse(ref)
+    if parsed.repository != image.info.repository or parsed.tag is None or image.release(parsed.tag) is None:
+        return None
+    return parsed.tag
 
 
 def _start_loadgen(
@@ -211,15 +235,18 @@ def _start_loadgen(
 
 def set_asr_split(real: RealNode, targets: list[tuple[RunningService, str, float]]) -> None:
     """Send the devices' ASR traffic to these replicas: (replica, track, weight)."""
-    import urllib.request
-
     if real.loadgen is None:
         raise ExternalToolError("the real node's load generator is not running")
-    body = json.dumps(
-        [{"url": s.url, "track": track, "image": s.image, "weight": weight} for s, track, weight in targets]
-    ).encode()
+    post_asr_split(real.loadgen.url, [(s.url, track, s.image, weight) for s, track, weight in targets])
+
+
+def post_asr_split(loadgen_url: str, targets: list[tuple[str, str, str, float]]) -> None:
+    """Tell the load generator at `loadgen_url` where the ASR traffic goes: (replica URL, track, image, weight)."""
+    import urllib.request
+
+    body = json.dumps([{"url": u, "track": t, "image": i, "weight": w} for u, t, i, w in targets]).encode()
     request = urllib.request.Request(
-        f"{real.loadgen.url}/targets", data=body, headers={"Content-Type": "application/json"}, method="POST"
+        f"{loadgen_url}/targets", data=body, headers={"Content-Type": "application/json"}, method="POST"
     )
     with urllib.request.urlopen(request, timeout=10.0) as response:
         response.read(4096)
@@ -234,11 +261,17 @@ def stop_recorded_real_node(record: dict[str, Any]) -> None:
     """Stop a real node recorded by `sandbox up` (from another process): its process groups, then its containers.
 
     A pid is only signalled while its command line is still one of ours, so a reused pid is left alone."""
+    server_dirs = {*(record.get("server_dirs") or []), (record.get("xiaozhi") or {}).get("work_dir")} - {None}
+    stop_recorded(list(record.get("pids", [])), {str(d) for d in server_dirs}, list(record.get("containers", [])))
+
+
+def stop_recorded(pids: list[int], server_dirs: set[str], containers: list[str]) -> None:
+    """Stop recorded processes of the real node (ours by command line, or a xiaozhi server by its working
+    directory), wait until they are gone (bounded), then remove the containers."""
     import contextlib
     import signal
 
-    server_dirs = {*(record.get("server_dirs") or []), (record.get("xiaozhi") or {}).get("work_dir")} - {None}
-    for pid in record.get("pids", []):
+    for pid in pids:
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             cwd = os.readlink(f"/proc/{pid}/cwd")
@@ -248,6 +281,6 @@ def stop_recorded_real_node(record: dict[str, Any]) -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10.0
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in record.get("pids", [])):
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
         time.sleep(0.1)
-    remove_containers(list(record.get("containers", [])))
+    remove_containers(containers)

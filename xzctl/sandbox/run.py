@@ -311,6 +311,16 @@ def stop_sandbox(state_dir: str | Path) -> None:
     (_sandbox_dir(state_dir) / STATE_FILE).unlink(missing_ok=True)
 
 
+def record_real_node(state_dir: str | Path, record: dict[str, Any]) -> None:
+    """Replace the running sandbox's real-node record (a rollout started or stopped some of its processes), so
+    `sandbox down` stops what runs now."""
+    info = _read_state(Path(state_dir))
+    if info is None:
+        raise UnknownStateError(f"no sandbox in {state_dir}", hint="xzctl sandbox up --real-node NODE")
+    info.real_node = record
+    atomic_write(_sandbox_dir(Path(state_dir)) / STATE_FILE, json.dumps(info.to_json(), indent=2))
+
+
 def current_prometheus_url(state_dir: str | Path | None = None) -> str | None:
     """The running sandbox's Prometheus URL, for commands that default to it; None when not running."""
     try:

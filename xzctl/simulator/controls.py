@@ -59,8 +59,11 @@ def set_devices(model: FleetModel, action: dict[str, Any], _now: float) -> dict[
     if "node" in action:
         node = node_or_error(model, action["node"])
         devices = action.get("devices")
-        if not isinstance(devices, int) or isinstance(devices, bool) or not 0 <= devices <= 100_000:
-            raise BadInputError('"devices" must be an integer 0..100000')
+        # null unpins: the node follows the fleet's load again (what a real node's rollout gives back)
+        if devices is not None and (
+            not isinstance(devices, int) or isinstance(devices, bool) or not 0 <= devices <= 100_000
+        ):
+            raise BadInputError('"devices" must be an integer 0..100000, or null to follow the load again')
         node.pinned = devices
         return {"nodes": {node.id: devices}}
     region = action.get("region")

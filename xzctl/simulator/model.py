@@ -346,6 +346,7 @@ class FleetModel:
             n.id: {
                 "region": n.region,
                 "devices": n.active,
+                "pinned": n.pinned,  # set_devices' value, None while the node follows the load
                 "max_devices": n.max_devices,
                 "up": n.up,
                 "metrics": "stale" if n.stale else ("gap" if n.gap_until > now else ("down" if not n.up else "ok")),

@@ -65,7 +65,9 @@ class CapacityProfile(_Strict):
     node_class: str = Field(max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")
     measured_at: str = Field(max_length=40, description="ISO date and time of the sweep")
     hardware: Hardware
-    images: dict[str, str] = Field(description="what served the turns: server, asr, ... -> image or source")
+    images: dict[str, str] = Field(
+        description="what served the turns: service -> repository:version@digest (or why it is no release)"
+    )
     asr_path: str = Field(max_length=200, description="the ASR the server used (provider and model)")
     server_processes: Annotated[int, Field(ge=1)]
     turn_every_seconds: float = Field(gt=0)
