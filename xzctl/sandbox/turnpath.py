@@ -1,7 +1,9 @@
-"""A turn path of the sandbox's real node: one upstream xiaozhi server wired to one ASR replica (with the node's
-TTS and the LLM stand-in), and a probe device taking turns through it that exports the TURN_* series with the
-replica's track. The stable path starts with the node; a canary ASR replica gets a path of its own, so the
-rollout analysis compares real turns of both tracks (checks turn_first_audio_p95_seconds, turn_failure_ratio)."""
+"""A turn path of the sandbox's real node: the node's upstream xiaozhi server processes (`RealNode.server_processes`,
+sharing one auth key) behind its L4 balancer (xzctl.sandbox.balancer), wired to one ASR replica (with the node's
+TTS and the LLM stand-in), and a probe device taking turns through the balancer that exports the TURN_* series
+with the replica's track. The stable path starts with the node; a canary ASR replica gets a path of its own (as
+many processes), so the rollout analysis compares real turns of both tracks (checks turn_first_audio_p95_seconds,
+turn_failure_ratio)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import time
 from xzctl.errors import BadInputError
 from xzctl.images.run import RunningService, wait_ready
 from xzctl.sandbox import xiaozhi
+from xzctl.sandbox.balancer import start_balancer
 from xzctl.sandbox.processes import free_port, spawn
 from xzctl.sandbox.realnode import LOADGEN_TIMEOUT, RealNode
 
@@ -19,8 +22,8 @@ PROBE_INTERVAL = 15.0  # seconds between a probe's turns (one turn took 4-38 s o
 
 
 def start_turn_path(real: RealNode, asr: RunningService, *, track: str) -> dict[str, str]:
-    """Start a xiaozhi server on `asr` and its probe (track `track`); the server's URLs. Started processes join
-    the real node's, so stopping the node stops them."""
+    """Start the node's xiaozhi server processes on `asr`, their balancer and the probe (track `track`); the URLs
+    devices use (the balancer's). Started processes join the real node's, so stopping the node stops them."""
     if real.fleet is None or real.xiaozhi_source is None or real.log_dir is None:
         raise BadInputError("the real node runs no xiaozhi server", hint="start it with the upstream source")
     log_dir = real.log_dir
@@ -31,24 +34,34 @@ def start_turn_path(real: RealNode, asr: RunningService, *, track: str) -> dict[
         wait_ready(llm, LOADGEN_TIMEOUT)
     if asr.ws_url is None:  # the server reaches ASR through its FunASR WebSocket (the rendered fun_server)
         raise BadInputError(f"{asr.name} on port {asr.port} serves no FunASR WebSocket")
-    work_dir = log_dir / f"xiaozhi-server-{track}-{asr.port}"
-    real.server_dirs.append(str(work_dir))
-    server, http_port = xiaozhi.start_server(
-        real.fleet,
-        real.fleet.node(real.node),
-        source=real.xiaozhi_source,
-        work_dir=work_dir,
-        log_dir=log_dir,
-        asr_ws=asr.ws_url,
-        tts=real.services["tts"].url,
-        llm=llm.url,
-    )
-    real.upstream.append(server)
-    xiaozhi.wait_listening(server, http_port)
+    node = real.fleet.node(real.node)
+    front = {"ws": free_port(), "http": free_port()}  # the balancer's: what devices and the OTA answer name
+    auth_key = xiaozhi.new_auth_key()
+    servers: list[tuple[RunningService, int]] = []
+    for index in range(real.server_processes):
+        work_dir = log_dir / f"xiaozhi-server-{track}-{asr.port}-{index}"
+        real.server_dirs.append(str(work_dir))
+        server, http_port = xiaozhi.start_server(
+            real.fleet,
+            node,
+            source=real.xiaozhi_source,
+            work_dir=work_dir,
+            log_dir=log_dir,
+            asr_ws=asr.ws_url,
+            tts=real.services["tts"].url,
+            llm=llm.url,
+            auth_key=auth_key,
+            front=(front["ws"], front["http"]),
+        )
+        real.upstream.append(server)
+        servers.append((server, http_port))
+    for server, http_port in servers:  # started together: their start-ups overlap
+        xiaozhi.wait_listening(server, http_port)
+    ports = {"ws": [s.port for s, _ in servers], "http": [h for _, h in servers]}
+    real.upstream.append(start_balancer(front, ports, log_dir))
     urls = {
-        "websocket_url": f"ws://127.0.0.1:{server.port}{xiaozhi.WS_PATH}",
-        "ota_url": f"http://127.0.0.1:{http_port}{xiaozhi.OTA_PATH}",
-        "work_dir": str(work_dir),
+        "websocket_url": f"ws://127.0.0.1:{front['ws']}{xiaozhi.WS_PATH}",
+        "ota_url": f"http://127.0.0.1:{front['http']}{xiaozhi.OTA_PATH}",
     }
     port = free_port()
     config = {

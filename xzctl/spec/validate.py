@@ -13,8 +13,8 @@ from typing import Protocol
 
 from xzctl.errors import SpecProblem
 from xzctl.spec.autoscaling import cloud_gpu_demand_at_max, node_gpu_demand_at_max, region_peak_shortfalls
-from xzctl.spec.load import Path_, format_path
 from xzctl.spec.edge import CORES_PER_SERVER_PROCESS
+from xzctl.spec.load import Path_, format_path
 from xzctl.spec.models import CapexKind, Cloud, EdgeNode, Environment, Fleet
 from xzctl.spec.quantity import parse_cpu, parse_memory
 
