@@ -6,7 +6,7 @@ With the upstream source (`xiaozhi_source`), the node also runs the upstream xia
 and to an LLM stand-in (xzctl.sandbox.xiaozhi): devices then speak the real protocol to it.
 
 The devices and the xiaozhi server processes are the node's own counts scaled to this machine: count x local
-cores / the node's cores, at least one; a sweep of 1 against N processes says `server_processes`.
+cores / the node's cores, at least one (`server_processes` sets the count, e.g. to compare 1 against N).
 """
 
 from __future__ import annotations
