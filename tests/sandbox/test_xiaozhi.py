@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -217,7 +218,7 @@ def _established(ports: list[int]) -> dict[int, int]:
 
 @pytest.mark.images
 def test_devices_spread_over_the_server_processes_and_each_gets_its_reply(xiaozhi_sandbox: SandboxInfo) -> None:
-    ports = [int(s["port"]) for s in services(xiaozhi_sandbox, "xiaozhi-server")]
+    ports = [urlsplit(s["url"]).port or 0 for s in services(xiaozhi_sandbox, "xiaozhi-server")]
     assert len(ports) == SERVER_PROCESSES
     clients = [device(xiaozhi_sandbox, f"aa:bb:cc:00:01:0{i}") for i in range(SERVER_PROCESSES)]
     try:
