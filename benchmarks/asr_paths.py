@@ -160,6 +160,7 @@ def measure_path(
             asr_ws=asr.ws_url or "",  # other_ports gave the replica its FunASR WebSocket
             tts=shared["tts"],
             llm=shared["llm"],
+            auth_key=xiaozhi.new_auth_key(),
             asr_provider=provider,
             asr_http=asr.url,
         )

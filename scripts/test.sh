@@ -9,8 +9,11 @@ command -v prometheus >/dev/null || missing+=(prometheus)
 command -v promtool >/dev/null || missing+=(prometheus)
 command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
-# ffmpeg/ffprobe: the upstream xiaozhi server decodes TTS audio with them; libopus0: the test devices' Opus encoder
-for tool in mmdebstrap buildah espeak-ng ffmpeg; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+# ffmpeg/ffprobe: the upstream xiaozhi server decodes TTS audio with them; libopus0: the test devices' Opus encoder;
+# haproxy: the L4 balancer in front of the real node's xiaozhi server processes
+for tool in mmdebstrap buildah espeak-ng ffmpeg haproxy; do
+  command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
+done
 [ -e /usr/lib/x86_64-linux-gnu/libopus.so.0 ] || ldconfig -p | grep -q libopus.so.0 || missing+=(libopus0)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"

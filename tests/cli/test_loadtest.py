@@ -53,6 +53,22 @@ def xzctl(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.parametrize(
+    "given",
+    [
+        ["--asr-path", "openai: whisper", "--server-processes", "2"],  # no image
+        ["--image", "server=upstream", "--server-processes", "2"],  # no ASR path
+        ["--image", "server=upstream", "--asr-path", "openai: whisper"],  # no process count: a node's own, not 1
+    ],
+)
+def test_a_sweep_of_a_node_by_url_says_what_served_the_turns(given: list[str], tmp_path: Path) -> None:
+    # its own process: the sweep's stats model is Locust's, which patches the process that imports it
+    done = xzctl("loadtest", "sweep", "--node-class", "site-a", "--out", str(tmp_path / "a.yaml"), *URLS, *given)
+    assert done.returncode == 2, done.stderr
+    assert "--image NAME=IMAGE, --asr-path TEXT and --server-processes N" in done.stderr
+    assert not (tmp_path / "a.yaml").exists()
+
+
 @pytest.mark.live
 def test_without_a_url_it_needs_the_sandbox(tmp_path: Path) -> None:
     done = xzctl("loadtest", "run", "--state-dir", str(tmp_path))

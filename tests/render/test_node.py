@@ -53,7 +53,8 @@ def test_node_yaml_has_the_seed_shape_and_the_spec_values(example_fleet: Fleet) 
         assert edge["capacity"]["max_devices"] == node.capacity.max_devices
         assert edge["capacity"]["gpu_count"] == node.capacity.gpu.count
         services = edge["services"]
-        assert set(services) == {"vad", "asr", "tts", "llm", "cache"}
+        assert set(services) == {"xiaozhi_server", "vad", "asr", "tts", "llm", "cache"}
+        assert services["xiaozhi_server"]["processes"] == node.server_processes == 4  # 16 cores, no count given
         assert services["vad"] == services["vad"] | {"replicas": 4, "model": "silero-vad-quantized", "batch_size": 16}
         assert services["asr"]["streaming"] == {
             "enabled": True,

@@ -12,9 +12,12 @@ import pytest
 import requests
 
 from xzctl import service_contract as sc
+from xzctl.errors import BadInputError
 from xzctl.sandbox.realnode import (
+    MAX_SERVER_PROCESSES,
     RealNode,
     scaled_devices,
+    scaled_processes,
     set_asr_split,
     start_asr_replica,
     start_real_node,
@@ -48,6 +51,41 @@ def test_devices_scale_to_the_local_cores() -> None:
     assert scaled_devices(node, cores=node.capacity.cpu_cores) == node.devices
     assert scaled_devices(node, cores=2) == round(node.devices * 2 / node.capacity.cpu_cores)
     assert scaled_devices(node, cores=64) == node.devices  # never more than the node's own load
+
+
+@pytest.mark.parametrize(
+    ("node_cores", "processes", "local_cores", "runs"),
+    [
+        (16, None, 2, 1),  # the example's 4 (one per 4 cores) on this 2-core machine
+        (16, None, 16, 4),
+        (16, 8, 4, 2),
+        (16, 8, 64, 8),  # never more than the node's own
+        (2, 2, 2, 2),
+        (16, 1, 1, 1),  # at least one
+    ],
+)
+def test_server_processes_scale_to_the_local_cores(
+    node_cores: int, processes: int | None, local_cores: int, runs: int
+) -> None:
+    node = load_fleet(None).fleet.edge_nodes()[0]
+    server = node.services.xiaozhi_server.model_copy(update={"processes": processes})
+    node = node.model_copy(
+        update={
+            "capacity": node.capacity.model_copy(update={"cpu_cores": node_cores}),
+            "services": node.services.model_copy(update={"xiaozhi_server": server}),
+        }
+    )
+    assert scaled_processes(node, cores=local_cores) == runs
+
+
+@pytest.mark.parametrize("processes", [0, MAX_SERVER_PROCESSES + 1])
+def test_a_server_process_count_this_machine_cannot_run_is_refused_before_anything_starts(
+    tmp_path: Path, processes: int
+) -> None:
+    fleet = load_fleet(None).fleet
+    with pytest.raises(BadInputError, match="--server-processes"):
+        start_real_node(fleet, "bj-edge-01", state_dir=tmp_path, log_dir=tmp_path / "logs", server_processes=processes)
+    assert not (tmp_path / "logs").exists()
 
 
 @pytest.mark.images  # the real inference services and load generator, as processes

@@ -42,7 +42,9 @@ def test_a_canary_replica_gets_real_turns_of_its_own_track(tmp_path: Path, examp
         canary = start_asr_replica(real, state_dir=tmp_path / "state", log_dir=tmp_path / "logs", track="canary")
         urls = start_turn_path(real, canary, track="canary")
         assert urls["websocket_url"] != real.xiaozhi["websocket_url"]
-        assert [s.name for s in real.upstream].count("xiaozhi-server") == 2 and len(real.server_dirs) == 2
+        processes = 2 * real.server_processes  # each path runs the node's count
+        assert [s.name for s in real.upstream].count("xiaozhi-server") == processes == len(real.server_dirs)
+        assert [s.name for s in real.upstream].count("balancer") == 2
         probes = {p.image: p.url for p in real.probes}
         assert set(probes) == {"sandbox/probe-stable", "sandbox/probe-canary"}
         assert {t["targets"][0] for t in real.scrape_targets()} >= {u.removeprefix("http://") for u in probes.values()}

@@ -16,12 +16,13 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from tests.fixtures.sandbox import wait_for_query
-from tests.fixtures.xiaozhi import DEVICE_TIMEOUT, device, service_pid, xiaozhi_urls
+from tests.fixtures.xiaozhi import DEVICE_TIMEOUT, SERVER_PROCESSES, device, services
 from xzctl.errors import BadInputError
 from xzctl.images.catalog import load_catalog
 from xzctl.loadtest.device import DeviceError, TurnResult
@@ -38,12 +39,26 @@ SPEECH = "turn on the light in the kitchen"
 FAULT_BOUND = DEVICE_TIMEOUT + 15.0  # speech, then at most the device's reply timeout
 
 
-def _override(fleet: Fleet, *, asr_provider: str = RENDERED_ASR, asr_http: str | None = None) -> Any:
+def _override(
+    fleet: Fleet,
+    *,
+    asr_provider: str = RENDERED_ASR,
+    asr_http: str | None = None,
+    front: tuple[int, int] | None = None,
+) -> Any:
     """bj-edge-01's override at fixed sandbox addresses (ASR ws 1001, TTS 1002, LLM 1003; server 2001/2002)."""
     rendered = render_node_documents(fleet, fleet.node("bj-edge-01")).server_config
-    urls = {"asr_ws": "ws://127.0.0.1:1001", "tts": "http://127.0.0.1:1002", "llm": "http://127.0.0.1:1003"}
     return server_override(
-        rendered, port=2001, http_port=2002, auth_key="k" * 48, **urls, asr_provider=asr_provider, asr_http=asr_http
+        rendered,
+        port=2001,
+        http_port=2002,
+        auth_key="k" * 48,
+        asr_ws="ws://127.0.0.1:1001",
+        tts="http://127.0.0.1:1002",
+        llm="http://127.0.0.1:1003",
+        asr_provider=asr_provider,
+        asr_http=asr_http,
+        front=front,
     )
 
 
@@ -58,6 +73,11 @@ def test_override_points_every_provider_at_the_sandbox(example_fleet: Fleet) -> 
         "k" * 48,
     )
     assert config["server"]["websocket"] == "ws://127.0.0.1:2001/xiaozhi/v1/"
+    # behind a balancer, the OTA answer names the balancer's WebSocket; the server still listens on its own ports
+    behind = _override(example_fleet, front=(3001, 3002))["server"]
+    assert (behind["port"], behind["http_port"]) == (2001, 2002)
+    assert behind["websocket"] == "ws://127.0.0.1:3001/xiaozhi/v1/"
+    assert behind["vision_explain"] == "http://127.0.0.1:3002/mcp/vision/explain"
     # the rendered providers, at the sandbox's addresses: fun_server on the replica's FunASR WebSocket
     asr = config["ASR"][modules["ASR"]]
     assert (asr["type"], asr["host"], asr["port"], asr["is_ssl"]) == ("fun_server", "127.0.0.1", 1001, False)
@@ -192,6 +212,35 @@ def test_a_device_speaking_the_real_protocol_gets_its_transcript_and_reply_audio
     sys.stdout.write(f"\none device: stt {result.stt_seconds:.2f} s, first audio {result.first_audio_seconds:.2f} s\n")
 
 
+def _established(ports: list[int]) -> dict[int, int]:
+    """Established TCP connections (on loopback, IPv4) whose local port is one of `ports`: the sockets a server
+    process holds from the balancer."""
+    held = dict.fromkeys(ports, 0)
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        port = int(fields[1].rsplit(":", 1)[1], 16)
+        if port in held and fields[3] == "01":  # 01: ESTABLISHED
+            held[port] += 1
+    return held
+
+
+@pytest.mark.images
+def test_devices_spread_over_the_server_processes_and_each_gets_its_reply(xiaozhi_sandbox: SandboxInfo) -> None:
+    ports = [urlsplit(s["url"]).port or 0 for s in services(xiaozhi_sandbox, "xiaozhi-server")]
+    assert len(ports) == SERVER_PROCESSES
+    clients = [device(xiaozhi_sandbox, f"aa:bb:cc:00:01:0{i}") for i in range(SERVER_PROCESSES)]
+    try:
+        for client in clients:  # each one's OTA token, from whichever process answered, opens its WebSocket
+            client.connect()
+        held = _established(ports)
+        assert all(held.values()), held  # the balancer gave each process a session (the probe's may be one)
+        for client in clients:
+            _turn_ok(client.turn(speak(SPEECH)))
+    finally:
+        for client in clients:
+            client.close()
+
+
 @pytest.mark.images
 def test_a_bad_token_is_refused_while_another_device_carries_on(xiaozhi_sandbox: SandboxInfo) -> None:
     good = device(xiaozhi_sandbox, "aa:bb:cc:00:00:02")
@@ -220,10 +269,13 @@ def test_a_malformed_opus_frame_is_dropped(xiaozhi_sandbox: SandboxInfo) -> None
 
 @pytest.mark.images
 def test_the_auth_key_is_never_in_status_state_or_logs(xiaozhi_sandbox: SandboxInfo) -> None:
-    work = Path(xiaozhi_urls(xiaozhi_sandbox)["work_dir"])
-    config = work / "data" / ".config.yaml"
-    assert config.stat().st_mode & 0o077 == 0  # the server's copy is its owner's alone
-    key = yaml.safe_load(config.read_text())["server"]["auth_key"]
+    assert xiaozhi_sandbox.real_node is not None
+    configs = [Path(d) / "data" / ".config.yaml" for d in xiaozhi_sandbox.real_node["server_dirs"]]
+    assert len(configs) == SERVER_PROCESSES
+    assert all(c.stat().st_mode & 0o077 == 0 for c in configs)  # each server's copy is its owner's alone
+    keys = {yaml.safe_load(c.read_text())["server"]["auth_key"] for c in configs}
+    assert len(keys) == 1  # one key for the node's processes: a token from any opens a socket on any
+    key = keys.pop()
     assert len(key) >= 32
     status = _status(xiaozhi_sandbox)
     assert key not in status.stdout + status.stderr
@@ -231,7 +283,7 @@ def test_the_auth_key_is_never_in_status_state_or_logs(xiaozhi_sandbox: SandboxI
         p
         for p in Path(xiaozhi_sandbox.state_dir).rglob("*")
         if p.is_file()
-        and p != config
+        and p not in configs
         and p.suffix in (".log", ".json", ".yaml", ".yml")
         and key in p.read_text(errors="replace")
     ]
@@ -253,8 +305,9 @@ def test_the_probe_turns_reach_prometheus_for_the_canary_checks(xiaozhi_sandbox:
     assert all(0 <= s.value <= 1 for s in failures)
 
 
-def _turn_while(xiaozhi_sandbox: SandboxInfo, device_id: str, fault: int) -> tuple[TurnResult, float]:
-    """A turn during which process group `fault` is killed (while the device speaks); the result and its duration."""
+def _turn_while(xiaozhi_sandbox: SandboxInfo, device_id: str, fault: str) -> tuple[TurnResult, float]:
+    """A turn during which every process of service `fault` is killed (while the device speaks, each with its
+    process group); the result and its duration."""
     client = device(xiaozhi_sandbox, device_id)
     client.connect()
     results: list[TurnResult] = []
@@ -263,7 +316,8 @@ def _turn_while(xiaozhi_sandbox: SandboxInfo, device_id: str, fault: int) -> tup
     speaking.start()
     try:
         time.sleep(0.5)  # mid-turn: the device is still speaking its 2 s utterance
-        os.killpg(fault, signal.SIGKILL)
+        for process in services(xiaozhi_sandbox, fault):
+            os.killpg(int(process["pid"]), signal.SIGKILL)
         speaking.join(FAULT_BOUND + 30)
     finally:
         client.close()
@@ -273,7 +327,7 @@ def _turn_while(xiaozhi_sandbox: SandboxInfo, device_id: str, fault: int) -> tup
 
 @pytest.mark.images
 def test_tts_down_mid_turn_fails_the_turn_in_bounded_time(xiaozhi_sandbox: SandboxInfo) -> None:
-    result, took = _turn_while(xiaozhi_sandbox, "aa:bb:cc:00:00:05", service_pid(xiaozhi_sandbox, "tts"))
+    result, took = _turn_while(xiaozhi_sandbox, "aa:bb:cc:00:00:05", "tts")
     assert not result.ok and result.failure == "no_audio", result
     assert result.transcript  # ASR still worked: upstream's TTS error path ended the reply without audio
     assert took < FAULT_BOUND
@@ -281,6 +335,7 @@ def test_tts_down_mid_turn_fails_the_turn_in_bounded_time(xiaozhi_sandbox: Sandb
 
 @pytest.mark.images
 def test_killing_the_server_mid_turn_ends_the_turn_failed(xiaozhi_sandbox: SandboxInfo) -> None:
-    result, took = _turn_while(xiaozhi_sandbox, "aa:bb:cc:00:00:06", service_pid(xiaozhi_sandbox, "xiaozhi-server"))
+    # every process: the balancer put the device on one of them
+    result, took = _turn_while(xiaozhi_sandbox, "aa:bb:cc:00:00:06", "xiaozhi-server")
     assert not result.ok and result.failure in ("closed", "error"), result
     assert took < FAULT_BOUND

@@ -144,10 +144,12 @@ def example() -> tuple[Fleet, dict[str, Any]]:
     # The example relies on the default chart sources: give the corpus one of each field to reach.
     chart = {"source": "local", "path": "charts/kube-prometheus-stack", "repository": "https://charts.example.com"}
     kubernetes = {**spec["kubernetes"], "charts": {"monitoring": chart | {"version": "65.1.1"}}}
-    # The example runs no coordinator (a site may bring its own): give the node one, so its fields are reached too.
+    # The example runs no coordinator (a site may bring its own): give the node one, so its fields are reached too;
+    # its 2 requested cores take one server process's.
     node = spec["edge_nodes"][0]
     coordinator = {"image": "registry.example.com/edge-coordinator:1.0.0", "replicas": 1}
-    node = {**node, "services": {**node["services"], "coordinator": coordinator}}
+    server = {**node["services"]["xiaozhi_server"], "processes": 3}
+    node = {**node, "services": {**node["services"], "coordinator": coordinator, "xiaozhi_server": server}}
     doc = {**full, "regions": {region: {**spec, "kubernetes": kubernetes, "edge_nodes": [node]}}}
     return build_fleet(doc, {}, "fleet.yaml"), doc
 

@@ -91,10 +91,11 @@ def test_example_node_budgets() -> None:
     node = load_fleet(bundled_example_path()).fleet.node("bj-edge-01")
     assert node_gpu_demand(node) == 6 * 1 + 4 * 1 + 1 * 2
     cpu, memory = node_cpu_memory_requests(node)
-    assert cpu == pytest.approx(4 * 0.5 + 6 * 1 + 4 * 0.5 + 1 + 1)
+    # 4 server processes: one per 4 of the node's 16 cores (the example gives no count)
+    assert cpu == pytest.approx(4 * 0.5 + 6 * 1 + 4 * 0.5 + 1 + 4 * 1)
     gib = 2**30
-    # vad 4 x 512Mi, asr 6 x 3Gi, tts 4 x 1Gi, llm 6Gi, server 2Gi, Redis limit 16Gi (the example runs no coordinator)
-    assert memory == 4 * gib // 2 + 6 * 3 * gib + 4 * gib + 6 * gib + 2 * gib + 16 * gib
+    # vad 4 x 512Mi, asr 6 x 3Gi, tts 4 x 1Gi, llm 6Gi, server 4 x 2Gi, Redis limit 16Gi (no coordinator)
+    assert memory == 4 * gib // 2 + 6 * 3 * gib + 4 * gib + 6 * gib + 4 * 2 * gib + 16 * gib
 
 
 def test_all_images_names_every_image_with_its_path() -> None:
@@ -117,7 +118,8 @@ def test_a_coordinator_the_spec_sets_is_an_image_and_a_pod_of_every_node(tmp_pat
     assert len(images) == len(dict(all_images(example))) + len(fleet.edge_nodes())
     cpu, memory = node_cpu_memory_requests(fleet.node("bj-edge-01"))
     base_cpu, base_memory = node_cpu_memory_requests(example.node("bj-edge-01"))
-    assert (cpu - base_cpu, memory - base_memory) == (2, 4 * 2**30)  # the coordinator's default requests
+    # the coordinator's default requests (2 cores, 4Gi), less one server process (1 core, 2Gi) it makes room for
+    assert (cpu - base_cpu, memory - base_memory) == (2 - 1, (4 - 2) * 2**30)
 
 
 def test_a_rule_broken_by_a_profile_names_the_profile_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

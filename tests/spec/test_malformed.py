@@ -130,6 +130,16 @@ CASES = [
         ("services.xiaozhi_server.image", "not pinned by digest", "xzctl images show"),
     ),
     Case(
+        "server replicas, the count's old name",
+        _edit(lambda d: _profile(d)["services"]["xiaozhi_server"].update(replicas=2)),
+        ("node_profiles.edge-standard.services.xiaozhi_server", "is now xiaozhi_server.processes"),
+    ),
+    Case(
+        "server processes out of range",
+        _edit(lambda d: _profile(d)["services"]["xiaozhi_server"].update(processes=0)),
+        ("node_profiles.edge-standard.services.xiaozhi_server.processes", "greater than or equal to 1"),
+    ),
+    Case(
         "unknown field (typo)",
         _edit(lambda d: _profile(d)["capacity"].update(max_device=150)),
         ("node_profiles.edge-standard.capacity.max_device", "unknown field 'max_device'", "check its spelling"),

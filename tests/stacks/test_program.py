@@ -260,7 +260,7 @@ def test_components_expose_typed_outputs(
     pulumi_mocks.run(stack_config("cloud"), list(CONFIG_SECRETS), cloud)
     assert seen["gpus"] == 6 * 1 + 4 * 1 + 1 * 2  # asr + tts + llm slots on gz-edge-01
     assert seen["replicas"] == {
-        "gz-edge-01-xiaozhi-server": 1,
+        "gz-edge-01-xiaozhi-server": 4,  # one server process per 4 of its 16 cores
         "gz-edge-01-vad": 4,
         "gz-edge-01-asr": 6,
         "gz-edge-01-tts": 4,

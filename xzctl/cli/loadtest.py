@@ -223,8 +223,11 @@ def sweep(  # noqa: PLR0917 (each Typer option is a parameter)
     past_knee: int = typer.Option(
         1, "--past-knee", min=0, max=5, help="Steps to measure after the first that misses the KPI."
     ),
-    server_processes: int = typer.Option(
-        1, "--server-processes", min=1, help="xiaozhi server processes behind the node's balancer."
+    server_processes: int | None = typer.Option(
+        None,
+        "--server-processes",
+        min=1,
+        help="xiaozhi server processes behind the node's balancer. Default: the sandbox real node's.",
     ),
     asr_path: str | None = typer.Option(
         None,
@@ -254,8 +257,7 @@ def sweep(  # noqa: PLR0917 (each Typer option is a parameter)
     base = device.settings(plan.steps[0], step_duration)
     what = Measured(
         node_class,
-        *_served_by(device, image, asr_path),
-        server_processes,
+        *_served_by(device, image, asr_path, server_processes),
         shlex.join(["xzctl", *sys.argv[1:]]),
         conditions,
     )
@@ -279,8 +281,11 @@ def sweep(  # noqa: PLR0917 (each Typer option is a parameter)
     )
 
 
-def _served_by(device: DeviceOptions, images: list[str] | None, asr_path: str | None) -> tuple[dict[str, str], str]:
-    """What served the turns: the flags, else the image versions of the sandbox real node's turn path."""
+def _served_by(
+    device: DeviceOptions, images: list[str] | None, asr_path: str | None, processes: int | None
+) -> tuple[dict[str, str], str, int]:
+    """What served the turns (image versions, ASR path, server processes): the flags, else those of the
+    sandbox real node's turn path (whose processes this machine runs)."""
     real: dict[str, Any] = {}
     if device.url is None:
         from xzctl.sandbox import default_state_dir, sandbox_status
@@ -294,11 +299,13 @@ def _served_by(device: DeviceOptions, images: list[str] | None, asr_path: str | 
         )
     served = given or dict(real.get("images") or {})
     path = asr_path or real.get("asr_path")
-    if not served or not path:
+    processes = processes or real.get("server_processes")
+    if not served or not path or not processes:
         raise BadInputError(
-            "say what served the turns: --image NAME=IMAGE and --asr-path TEXT", hint="the profile records them"
+            "say what served the turns: --image NAME=IMAGE, --asr-path TEXT and --server-processes N",
+            hint="the profile records them",
         )
-    return served, str(path)
+    return served, str(path), int(processes)
 
 
 def _step_line(p: CurvePoint) -> str:

@@ -80,8 +80,11 @@ def _print_summary(console: Console, data: dict[str, Any]) -> None:
         console.print(f"Kubernetes  export KUBECONFIG={escape(data['kubeconfig'])}  (fake nodes: kwok)", soft_wrap=True)
     xiaozhi = (data["real_node"] or {}).get("xiaozhi")
     if xiaozhi:
+        processes = data["real_node"].get("server_processes", 1)
         console.print(
-            f"Xiaozhi     {escape(xiaozhi['websocket_url'])}  (OTA {escape(xiaozhi['ota_url'])})", soft_wrap=True
+            f"Xiaozhi     {escape(xiaozhi['websocket_url'])}  (OTA {escape(xiaozhi['ota_url'])}; "
+            f"{processes} server process{'es' if processes > 1 else ''} behind a balancer)",
+            soft_wrap=True,
         )
     if data["history"]:
         h = data["history"]
@@ -155,6 +158,12 @@ def up(
         envvar="XZCTL_XIAOZHI_SOURCE",
         help="With --real-node: also run the upstream xiaozhi server from this directory (main/xiaozhi-server).",
     ),
+    server_processes: int | None = typer.Option(
+        None,
+        "--server-processes",
+        help="With --xiaozhi-source: xiaozhi server processes behind the node's balancer (default: the node's "
+        "processes scaled to this machine's cores).",
+    ),
     wait: bool = typer.Option(
         True, "--wait/--no-wait", help="Return once every edge node was scraped 3 times (live verdicts trustworthy)."
     ),
@@ -190,6 +199,7 @@ def up(
             kubernetes=kubernetes,
             xiaozhi_source=xiaozhi_source,
             per_region_prometheus=per_region_prometheus,
+            server_processes=server_processes,
         )
     except SandboxAlreadyUpError as exc:
         info = exc.info

@@ -65,7 +65,9 @@ class NodeBuilder:
             # The SenseVoice model file is not in the server image; `xzctl bootstrap` copies it here.
             k8s.pvc(self.name("models"), self.ns, labels(node, "models"), "5Gi"),
         ]
-        out += self.workload("xiaozhi_server", s.xiaozhi_server.replicas, self.server_pod, self.server_ports())
+        # One server process per pod, the Service (L4, kube-proxy) in front: a WebSocket stays on the pod it reached
+        # for its life, and every pod fills the same auth key, so a token from any pod's OTA opens any pod's socket.
+        out += self.workload("xiaozhi_server", node.server_processes, self.server_pod, self.server_ports())
         # The services' own /metrics are the node's series (job xiaozhi-edge): the region's ServiceMonitor selects
         # the Services with this label, so the canary analysis reads what the pods themselves measured.
         scrape = {JOB_LABEL: EDGE_JOB}

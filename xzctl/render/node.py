@@ -72,7 +72,14 @@ def node_context(fleet: Fleet, node: EdgeNode, pull: ImageRefs = str) -> dict[st
     server = s.xiaozhi_server
     http = "https" if server.websocket_scheme == "wss" else "http"
     router_key = fleet.secrets.llm_router_key
-    services: dict[str, Any] = {name: _inference(fleet, node, name, svc, pull) for name, svc in s.inference().items()}
+    services: dict[str, Any] = {
+        # several processes behind the node's Service (L4), each with the same auth key (issue 23)
+        "xiaozhi_server": {
+            "processes": node.server_processes,
+            "image": pull(server.image),
+        },
+        **{name: _inference(fleet, node, name, svc, pull) for name, svc in s.inference().items()},
+    }
     services["asr"]["streaming"] = s.asr.streaming.model_dump()
     services["tts"] |= {"cache_size": s.tts.cache_size, "fallback_voice": s.tts.fallback_voice}
     services["cache"] = {

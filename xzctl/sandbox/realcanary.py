@@ -37,7 +37,7 @@ from xzctl.sandbox.realnode import (
 )
 from xzctl.sandbox.run import SandboxInfo, record_real_node, sandbox_status
 from xzctl.sandbox.served import service_image
-from xzctl.sandbox.turnpath import server_dir, start_path
+from xzctl.sandbox.turnpath import server_dirs, start_path
 from xzctl.spec import load_fleet
 
 SERVICE = "asr"
@@ -135,6 +135,9 @@ class RealNodeAsr:
         record["asr_tracks"]["canary_path"] = []
         record_real_node(self.state_dir, record)
         services = record["services"]
+        processes = int(record.get("server_processes") or 1)
+        record["server_dirs"] += server_dirs(Path(record["log_dir"]), "canary", replica.port, processes)
+        record_real_node(self.state_dir, record)  # before they start: a stop finds them by their directories
         started: list[RunningService] = []
         try:
             urls = start_path(
@@ -146,13 +149,13 @@ class RealNodeAsr:
                 tts_url=next(s["url"] for k, s in services.items() if k.startswith("tts-")),
                 llm_url=next(s["url"] for k, s in services.items() if k.startswith("llm-")),
                 track="canary",
+                processes=processes,
                 started=started,
                 probes=started,
             )
         finally:
             self._ours.update({_key(s): s for s in started})
             record["asr_tracks"]["canary_path"] = [_key(s) for s in started]
-            record["server_dirs"].append(str(server_dir(Path(record["log_dir"]), "canary", replica.port)))
             self._note(record, started)
         record["asr_tracks"]["canary_urls"] = urls
         scraped = [replica, *(s for s in started if s.name == "probe")]
@@ -171,8 +174,8 @@ class RealNodeAsr:
         instances = {f"{record['node']}/{k}" for k in keys}
         rescrape(Path(info.work_dir), info.pids["prometheus"], [], instances)
         port = int(tracks["canary"].rsplit("-", 1)[1])
-        gone = str(server_dir(Path(record["log_dir"]), "canary", port))
-        record["server_dirs"] = [d for d in record["server_dirs"] if d != gone]
+        gone = set(server_dirs(Path(record["log_dir"]), "canary", port, int(record.get("server_processes") or 1)))
+        record["server_dirs"] = [d for d in record["server_dirs"] if d not in gone]
         self._twin(info, record, tracks.get("twin_pinned"))
         for name in ("canary", "canary_path", "canary_urls", "twin_pinned"):
             tracks.pop(name, None)

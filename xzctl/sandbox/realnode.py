@@ -5,7 +5,8 @@ node's region and node labels, so alerts, capacity and the canary analysis read 
 With the upstream source (`xiaozhi_source`), the node also runs the upstream xiaozhi server wired to those services
 and to an LLM stand-in (xzctl.sandbox.xiaozhi): devices then speak the real protocol to it.
 
-The devices are the node's own count scaled to this machine: devices x local cores / the node's cores.
+The devices and the xiaozhi server processes are the node's own counts scaled to this machine: count x local
+cores / the node's cores, at least one (`server_processes` sets the count, e.g. to compare 1 against N).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from xzctl.images.build import stage_package
 from xzctl.images.catalog import Catalog, ImageRef, load_catalog
 from xzctl.images.run import RunningService, remove_containers, start_service, stop_service, wait_ready
 from xzctl.metrics import contract as c
+from xzctl.sandbox.balancer import MARK as BALANCER_MARK
 from xzctl.sandbox.processes import free_port
 from xzctl.spec.models import EdgeNode, Fleet
 
@@ -32,13 +34,23 @@ READY_TIMEOUT = 180.0
 LOADGEN_TIMEOUT = 60.0
 TURN_INTERVAL = 20.0  # seconds between a device's turns: a conversation turn, not a stream of requests
 # command-line marks of the processes a real node starts (the xiaozhi server is known by its working directory)
-OURS = (b"xz_inference", b"buildah", b"xzctl.sandbox.llm_standin", b"xzctl.loadtest")
+OURS = (b"xz_inference", b"buildah", b"xzctl.sandbox.llm_standin", b"xzctl.loadtest", BALANCER_MARK.encode())
+MAX_SERVER_PROCESSES = 8  # each upstream process holds ~300 MB and 30+ threads before its first device
+
+
+def _scaled(count: int, node: EdgeNode, cores: int | None) -> int:
+    local = cores or os.cpu_count() or 1
+    return max(1, round(count * min(local, node.capacity.cpu_cores) / node.capacity.cpu_cores))
 
 
 def scaled_devices(node: EdgeNode, cores: int | None = None) -> int:
     """The node's devices scaled to what this machine's cores carry (at least one device)."""
-    local = cores or os.cpu_count() or 1
-    return max(1, round(node.devices * min(local, node.capacity.cpu_cores) / node.capacity.cpu_cores))
+    return _scaled(node.devices, node, cores)
+
+
+def scaled_processes(node: EdgeNode, cores: int | None = None) -> int:
+    """The node's xiaozhi server processes scaled to this machine's cores (at least one)."""
+    return _scaled(node.server_processes, node, cores)
 
 
 @dataclass
@@ -48,9 +60,10 @@ class RealNode:
     services: dict[str, RunningService]
     loadgen: RunningService | None = None
     devices: int = 0
+    server_processes: int = 1  # per turn path, behind its balancer
     extra: list[RunningService] = field(default_factory=list)  # canary replicas started later
-    upstream: list[RunningService] = field(default_factory=list)  # the xiaozhi server and its LLM stand-in
-    xiaozhi: dict[str, str] = field(default_factory=dict)  # the stable path's websocket_url, ota_url, work_dir
+    upstream: list[RunningService] = field(default_factory=list)  # the xiaozhi servers, balancers, LLM stand-in
+    xiaozhi: dict[str, str] = field(default_factory=dict)  # the stable path's websocket_url, ota_url (balancer's)
     probes: list[RunningService] = field(default_factory=list)  # devices taking turns through each xiaozhi server
     server_dirs: list[str] = field(default_factory=list)  # each xiaozhi server's working directory
     images: dict[str, str] = field(default_factory=dict)  # service -> image of the stable turn path (served.py)
@@ -75,6 +88,7 @@ class RealNode:
             "node": self.node,
             "region": self.region,
             "devices": self.devices,
+            "server_processes": self.server_processes,
             "services": {s.name + f"-{s.port}": service_record(s) for s in self.all()},
             "xiaozhi": self.xiaozhi or None,
             "server_dirs": self.server_dirs,
@@ -144,9 +158,11 @@ def start_real_node(
     duration_seconds: float = 7 * 86400.0,
     catalog_dir: Path | None = None,
     xiaozhi_source: str | Path | None = None,
+    server_processes: int | None = None,
 ) -> RealNode:
     """Start the node's services, wait until each is ready (a real warm-up inference), then the load generator;
-    with `xiaozhi_source`, the upstream xiaozhi server too."""
+    with `xiaozhi_source`, the upstream xiaozhi server too: `server_processes` of them (default: the node's, scaled
+    to this machine) behind a balancer."""
     node = next((n for n in fleet.edge_nodes() if n.id == node_id), None)
     if node is None:
         known = ", ".join(n.id for n in fleet.edge_nodes()[:5])
@@ -155,7 +171,10 @@ def start_real_node(
         # the node's devices talk through the xiaozhi server (the probe): the load generator keeps one device for
         # the service-level metrics, instead of a queue of synthetic requests that starves the real turns' ASR
         devices = 1
-    real = RealNode(node.id, node.region, {}, devices=devices or scaled_devices(node))
+    processes = scaled_processes(node) if server_processes is None else server_processes
+    if not 1 <= processes <= MAX_SERVER_PROCESSES:
+        raise BadInputError(f"--server-processes {processes}: give 1 to {MAX_SERVER_PROCESSES} on this machine")
+    real = RealNode(node.id, node.region, {}, devices=devices or scaled_devices(node), server_processes=processes)
     # region and node come from the scrape targets' labels, as in production
     labels = {sc.TRACK_ENV: "stable"}
     catalog = load_catalog(catalog_dir)

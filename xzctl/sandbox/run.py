@@ -133,6 +133,7 @@ def start_sandbox(
     kubernetes: bool = False,
     xiaozhi_source: str | Path | None = None,
     per_region_prometheus: bool = False,
+    server_processes: int | None = None,
 ) -> SandboxInfo:
     """Start the simulator and Prometheus; return where they listen. Raises when one already runs.
 
@@ -140,7 +141,8 @@ def start_sandbox(
     URL commands read (xzctl.sandbox.thanos).
 
     `real_node` runs that edge node's VAD/ASR/TTS for real beside the simulated ones (see realnode.py), with
-    `xiaozhi_source` (the upstream server directory) also the upstream xiaozhi server (xzctl.sandbox.xiaozhi);
+    `xiaozhi_source` (the upstream server directory) also the upstream xiaozhi server (xzctl.sandbox.xiaozhi),
+    `server_processes` of them behind a balancer (default: the node's, scaled to this machine's cores);
     `kubernetes` also starts a local cluster the simulator follows (xzctl.sandbox.kubernetes)."""
     state_dir = Path(state_dir)
     Claims(state_dir, "sandbox").refuse_unless(force, "the previous sandbox")
@@ -168,7 +170,12 @@ def start_sandbox(
         fleet, fleet_file = _load(fleet_path, scale, seed, work)
         if real_node:
             real = start_real_node(
-                fleet, real_node, state_dir=state_dir, log_dir=work / "real-node", xiaozhi_source=xiaozhi_source
+                fleet,
+                real_node,
+                state_dir=state_dir,
+                log_dir=work / "real-node",
+                xiaozhi_source=xiaozhi_source,
+                server_processes=server_processes,
             )
         # Prometheus makes its storage dir; promtool, backfilling first, does too.
         storages = {r: work / (f"tsdb-{r}" if thanos else "tsdb") for r in regions_with_nodes(fleet)}

@@ -8,8 +8,10 @@ wav, LLM `openai`: xzctl/service_contract.py); only their addresses change, to t
 `asr_provider` may name the contract's other ASR provider (`openai` on the replica's HTTP form), which
 benchmarks/asr_paths.py measures against the rendered one.
 
-The auth key is made per sandbox, registered with xzctl.redact and written only into the server's copy of the
-config (mode 0600): status, state and logs never hold it.
+The auth key is made per turn path (`new_auth_key`), registered with xzctl.redact and written only into each
+server's copy of the config (mode 0600): status, state and logs never hold it. The several server processes of one
+path share it, so the OTA token from one opens a WebSocket on any (the node's balancer picks the process); their
+OTA answers name the balancer's WebSocket, not their own port.
 """
 
 from __future__ import annotations
@@ -88,17 +90,20 @@ def server_override(
     auth_key: str,
     asr_provider: str = RENDERED_ASR,
     asr_http: str | None = None,
+    front: tuple[int, int] | None = None,
 ) -> Any:
     """The node's rendered override with the sandbox's addresses and key (see the module's docstring); the ASR
-    block is `asr_provider`'s: fun_server on `asr_ws`, or openai on `asr_http` (the replica's HTTP form)."""
+    block is `asr_provider`'s: fun_server on `asr_ws`, or openai on `asr_http` (the replica's HTTP form). `front`:
+    the WebSocket and HTTP ports devices reach (the balancer's), which the OTA answer names; default the server's."""
     config = yaml.safe_load(rendered)
     server = config["server"]
+    ws_port, front_http = front or (port, http_port)
     server.update(
         ip="127.0.0.1",
         port=port,
         http_port=http_port,
-        websocket=f"ws://127.0.0.1:{port}{WS_PATH}",
-        vision_explain=f"http://127.0.0.1:{http_port}/mcp/vision/explain",
+        websocket=f"ws://127.0.0.1:{ws_port}{WS_PATH}",
+        vision_explain=f"http://127.0.0.1:{front_http}/mcp/vision/explain",
         auth_key=auth_key,
     )
     modules = config["selected_module"]
@@ -127,6 +132,13 @@ def server_override(
     return config
 
 
+def new_auth_key() -> str:
+    """A server auth key for one turn path, masked in everything xzctl shows or stores."""
+    key = secrets.token_hex(24)
+    redact.register(key)
+    return key
+
+
 def start_llm_standin(log_dir: Path) -> RunningService:
     port = free_port()
     log = log_dir / f"llm-stand-in-{port}.log"
@@ -151,10 +163,13 @@ def start_server(
     asr_ws: str,
     tts: str,
     llm: str,
+    auth_key: str,
     asr_provider: str = RENDERED_ASR,
     asr_http: str | None = None,
+    front: tuple[int, int] | None = None,
 ) -> tuple[RunningService, int]:
-    """Copy the upstream server into `work_dir`, write its config and start it; (the server, its HTTP/OTA port)."""
+    """Copy the upstream server into `work_dir`, write its config and start it; (the server, its HTTP/OTA port).
+    `front`: the balancer's WebSocket and HTTP ports, when devices reach the server through one."""
     from xzctl.sandbox.xiaozhi_env import server_python
 
     root, upstream_config = find_source(source)
@@ -163,8 +178,6 @@ def start_server(
     shutil.copytree(root, work_dir, ignore=_ignore(root))  # never write into the upstream source
     shutil.copyfile(upstream_config, work_dir / "config.yaml")
     port, http_port = free_port(), free_port()
-    auth_key = secrets.token_hex(24)
-    redact.register(auth_key)
     rendered = render_node_documents(fleet, node).server_config
     override = server_override(
         rendered,
@@ -176,6 +189,7 @@ def start_server(
         auth_key=auth_key,
         asr_provider=asr_provider,
         asr_http=asr_http,
+        front=front,
     )
     data = work_dir / "data"
     data.mkdir(exist_ok=True)

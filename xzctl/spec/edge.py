@@ -146,15 +146,37 @@ class Coordinator(Strict):
     resources: Resources = Resources(cpu_request="2", cpu_limit="4", memory_request="4Gi", memory_limit="8Gi")
 
 
+# Upstream's server is one asyncio process: a blocking call in it stalls every session it holds (issue 23), so a
+# node runs several behind its Service. One per 4 cores leaves the rest to the inference services on the node.
+CORES_PER_SERVER_PROCESS = 4
+MAX_SERVER_PROCESSES = 16
+
+
+def default_server_processes(cpu_cores: int) -> int:
+    """Server processes of a node that does not say: one per CORES_PER_SERVER_PROCESS cores, at least one."""
+    return max(1, min(MAX_SERVER_PROCESSES, cpu_cores // CORES_PER_SERVER_PROCESS))
+
+
 class XiaozhiServer(Strict):
-    """The upstream xiaozhi-esp32-server process on the node."""
+    """The upstream xiaozhi-esp32-server processes on the node, behind its L4 Service."""
 
     image: ImageRef
-    replicas: Annotated[int, Field(ge=1, le=16)] = 1
+    processes: Annotated[int, Field(ge=1, le=MAX_SERVER_PROCESSES)] | None = Field(
+        default=None,
+        description="server processes (pods) behind the node's Service, all with the fleet's auth key; "
+        f"default: one per {CORES_PER_SERVER_PROCESS} cores",
+    )
     port: Annotated[int, Field(ge=1, le=65535)] = 8000
     http_port: Annotated[int, Field(ge=1, le=65535)] = 8003
     websocket_scheme: Literal["ws", "wss"] = "wss"
     resources: Resources = Resources(cpu_request="1", cpu_limit="2", memory_request="2Gi", memory_limit="4Gi")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: object) -> object:
+        if isinstance(data, dict) and "replicas" in data:
+            raise ValueError("xiaozhi_server.replicas is now xiaozhi_server.processes (or omit it: one per 4 cores)")
+        return data
 
 
 class EdgeServices(Strict):
@@ -201,6 +223,12 @@ class NodeProfile(Strict):
     services: EdgeServices
     networking: Networking = Networking()
     monitoring: Monitoring = Monitoring()
+
+    @property
+    def server_processes(self) -> int:
+        """The xiaozhi server processes the node runs: the spec's count, else derived from its cores."""
+        given = self.services.xiaozhi_server.processes
+        return given if given is not None else default_server_processes(self.capacity.cpu_cores)
 
 
 class EdgeNode(NodeProfile):

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from xzctl.errors import SpecProblem
 from xzctl.spec.autoscaling import cloud_gpu_demand_at_max, node_gpu_demand_at_max, region_peak_shortfalls
+from xzctl.spec.edge import CORES_PER_SERVER_PROCESS
 from xzctl.spec.load import Path_, format_path
 from xzctl.spec.models import CapexKind, Cloud, EdgeNode, Environment, Fleet
 from xzctl.spec.quantity import parse_cpu, parse_memory
@@ -36,7 +37,7 @@ def node_cpu_memory_requests(node: EdgeNode) -> tuple[float, int]:
     """CPU cores and memory bytes requested by every pod the node runs."""
     s = node.services
     pods = [(svc.replicas, svc.resources) for svc in s.inference().values()]
-    pods += [(s.xiaozhi_server.replicas, s.xiaozhi_server.resources)]
+    pods += [(node.server_processes, s.xiaozhi_server.resources)]
     if s.coordinator is not None:
         pods.append((s.coordinator.replicas, s.coordinator.resources))
     cpu = sum(n * parse_cpu(r.cpu_request) for n, r in pods)
@@ -160,18 +161,26 @@ def _node_capacity(node: EdgeNode, path: Path_, add: _Add) -> None:
             f"{cap.gpu.time_slicing_replicas} time-slicing replicas = {slots} slots",
             "lower replicas or gpu_per_replica, or raise capacity.gpu.time_slicing_replicas",
         )
+    processes = node.services.xiaozhi_server.processes
+    if processes is not None and processes > cap.cpu_cores:
+        add(
+            (*path, "services", "xiaozhi_server", "processes"),
+            f"{processes} xiaozhi server processes on {cap.cpu_cores} CPU cores: their event loops contend for cores",
+            f"at most one per core (omit it for one per {CORES_PER_SERVER_PROCESS} cores)",
+            "warning",
+        )
     cpu, mem = node_cpu_memory_requests(node)
     if cpu > cap.cpu_cores:
         add(
             (*path, "services"),
             f"pods request {cpu:g} CPU cores but the node has {cap.cpu_cores}",
-            "lower replicas or resources.cpu_request",
+            "lower replicas, xiaozhi_server.processes or resources.cpu_request",
         )
     if mem > cap.memory_gb * 2**30:
         add(
             (*path, "services"),
             f"pods request {mem / 2**30:.1f} GiB (Redis limit included) but the node has {cap.memory_gb} GB",
-            "lower replicas, resources.memory_request or cache.memory_limit",
+            "lower replicas, xiaozhi_server.processes, resources.memory_request or cache.memory_limit",
         )
 
 
