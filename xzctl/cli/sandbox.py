@@ -23,7 +23,7 @@ from xzctl.cli._common import (
     parse_duration,
     stderr,
 )
-from xzctl.cli._layout import Column, print_table
+from xzctl.cli._layout import Column, print_table, summarise
 from xzctl.errors import BadInputError, ConflictError, NoSandboxError, UnknownStateError
 from xzctl.sandbox import (
     SandboxAlreadyUpError,
@@ -183,6 +183,7 @@ def up(
 
 _TARGET_COLUMNS = [Column("edge node"), Column("region"), Column("health"), Column("last error", text=True)]
 _HEALTH_STYLE = {"up": "green", "down": "red"}
+_WORST_HEALTH = ["down", "unknown", "up"]
 
 
 @app.command()
@@ -204,6 +205,9 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
         for name, alive in data["running"].items():
             state = "[green]running[/]" if alive else "[red]not running[/]"
             console.print(f"{name:<11} pid {data['pids'][name]} {state}")
+        wide = output is Output.WIDE
+        targets = sorted(data["targets"].items())
+        shown, left_out = summarise(targets, lambda t: t[1]["health"], _WORST_HEALTH, wide=wide, noun="targets")
         rows = [
             [
                 node,
@@ -211,10 +215,10 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
                 f"[{_HEALTH_STYLE.get(t['health'], 'yellow')}]{t['health']}[/]",
                 escape(t["last_error"] or "-"),
             ]
-            for node, t in sorted(data["targets"].items())
+            for node, t in shown
         ]
         if rows:
-            print_table(console, _TARGET_COLUMNS, rows, wide=output is Output.WIDE, title="Scrape targets")
+            print_table(console, _TARGET_COLUMNS, rows, wide=wide, title="Scrape targets", left_out=left_out)
 
     emit(data, output, table)
     if not running:
