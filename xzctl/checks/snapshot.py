@@ -18,7 +18,6 @@ from xzctl.prom import PrometheusClient, Sample
 from xzctl.spec import EdgeNode, Fleet
 
 NODE_BY = (c.REGION, c.NODE)
-LATENCY_BY = (c.REGION, c.NODE, c.SERVICE)
 
 
 @dataclass(kw_only=True)
@@ -81,10 +80,27 @@ def expected_services(node: EdgeNode) -> list[str]:
     return [*node.services.inference(), "end_to_end"]
 
 
+def _node_figures(
+    client: PrometheusClient, window: str, plain: list[str], at: float
+) -> tuple[list[list[Sample]], dict[str, list[Sample]]]:
+    """The answers to `plain`, and to each rate figure by name, read from its recorded series where the window is
+    the recorded one. A Prometheus without the recording rules (a site's own, or one before its first evaluation)
+    has no recorded series at all: those figures are then read raw, in a second round."""
+    reads = q.node_figure_reads(window)
+    answers = client.query_many([*plain, *reads.values()], at)
+    figures = dict(zip(reads, answers[len(plain) :], strict=True))
+    raw = q.node_figures(window)
+    missing = [f for f, query in reads.items() if query != raw[f] and not figures[f]]
+    if missing:
+        figures.update(zip(missing, client.query_many([raw[f] for f in missing], at), strict=True))
+    return answers[: len(plain)], figures
+
+
 def take_snapshot(
     client: PrometheusClient, fleet: Fleet, options: SnapshotOptions = SnapshotOptions(), *, now: float | None = None
 ) -> FleetSnapshot:
-    """Query the fleet's metrics (12 queries whatever its size) and attach every trust problem per node."""
+    """Query the fleet's metrics (12 queries whatever its size, 4 more from a Prometheus without the recording rules)
+    and attach every trust problem per node."""
     at = time.time() if now is None else now
     before = client.query_count
     w = options.window
@@ -94,25 +110,20 @@ def take_snapshot(
     # Three scrapes of a live node's CPU counters always change; none changing means a frozen exporter. The window
     # spans four scrape intervals so that it holds three samples even when a scrape comes late.
     frozen_window = f"{math.ceil(4 * max(intervals.values(), default=10))}s"
-    answers = client.query_many(
-        [
-            q.node_up(by=NODE_BY),
-            q.scrape_age_seconds(by=NODE_BY),
-            q.active_devices(by=NODE_BY),
-            q.cpu_utilization(window=w, by=NODE_BY),
-            q.memory_utilization(by=NODE_BY),
-            q.gpu_utilization(by=NODE_BY),
-            q.error_ratio(window=w, by=NODE_BY),
-            q.queue_size(by=NODE_BY),
-            q.cache_hit_ratio(window=w, by=NODE_BY),
-            q.counter_changes(window=frozen_window, min_samples=3, by=NODE_BY),
-            q.p95_latency(window=w, by=LATENCY_BY),
-        ],
-        at,
-    )
-    up, age, devices, cpu, memory, gpu, errors, queue, cache, changes = (_by_node(a) for a in answers[:10])
+    plain = [
+        q.node_up(by=NODE_BY),
+        q.scrape_age_seconds(by=NODE_BY),
+        q.active_devices(by=NODE_BY),
+        q.memory_utilization(by=NODE_BY),
+        q.gpu_utilization(by=NODE_BY),
+        q.queue_size(by=NODE_BY),
+        q.counter_changes(window=frozen_window, min_samples=3, by=NODE_BY),
+    ]
+    plain_answers, figures = _node_figures(client, w, plain, at)
+    up, age, devices, memory, gpu, queue, changes = (_by_node(a) for a in plain_answers)
+    cpu, errors, cache = (_by_node(figures[f]) for f in ("cpu_utilization", "error_ratio", "cache_hit_ratio"))
     latency: dict[str, dict[str, float]] = {}
-    for s in answers[10]:
+    for s in figures["p95_latency"]:
         latency.setdefault(s.labels.get(c.NODE, ""), {})[s.labels.get(c.SERVICE, "")] = s.value
     history: dict[str, list[tuple[float, float]]] = {}
     if options.history_seconds > 0:  # 0: no forecast wanted (failover, cost), one query fewer
