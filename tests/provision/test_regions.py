@@ -3,11 +3,12 @@ region (an error, or its process dying) is reported beside the others' results."
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.region_workers import FAKE_WORKER, most_at_once, spans
+from tests.fixtures.region_workers import FAKE_WORKER, HANG_SECONDS, most_at_once, spans
 from xzctl.cli import run
 from xzctl.errors import ExitCode
 from xzctl.provision.regions import RegionOutcome, RegionRun, up_regions
@@ -40,6 +41,16 @@ def test_a_failed_and_a_dead_region_do_not_lose_the_others(tmp_path: Path) -> No
     assert "locked by another update" in (locked.error or "")
     dead = outcomes["crash-guangzhou"]
     assert not dead.ok and dead.exit_code == ExitCode.EXTERNAL and dead.error
+
+
+def test_a_batch_that_ends_early_stops_the_regions_still_running(tmp_path: Path) -> None:
+    def stop_here(outcome: RegionOutcome) -> None:
+        raise RuntimeError(f"the operator's terminal went away after {outcome.region}")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="after beijing"):
+        up_regions(["beijing", "hang-shanghai"], _run(tmp_path), at_once=2, worker=FAKE_WORKER, on_done=stop_here)
+    assert time.monotonic() - started < HANG_SECONDS / 2  # stopped, not waited for (the session checks it is gone)
 
 
 def test_an_outcome_as_json_keeps_the_region_result_and_the_error() -> None:

@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xzctl import reaper
 from xzctl.errors import ExitCode, XzctlError
+from xzctl.provision.engine import FINISH_SECONDS
 
 DEFAULT_REGIONS_AT_ONCE = 4  # each region holds a Python program, the pulumi CLI and a provider plugin (~0.5 GB)
 WORKER = f"{__name__}:up_one"
+STOP_MARGIN_SECONDS = 10.0  # beyond the engine's own finish: the child's engine_run then stops what it started
 
 
 @dataclass(frozen=True)
@@ -132,11 +135,22 @@ def up_regions(
                     outcomes[region] = outcome
                     if on_done is not None:
                         on_done(outcome)
-        finally:  # interrupted: the regions still running are stopped (their engine_run stops their engines)
-            for _, child, _ in running.values():
-                child.terminate()
-                child.wait()
+        except BaseException as exc:  # the regions still running are stopped (their engine_run stops their engines)
+            _stop([child for _, child, _ in running.values()], interrupted=isinstance(exc, KeyboardInterrupt))
+            raise
     return [outcomes[r] for r in regions]
+
+
+def _stop(children: list[subprocess.Popen[bytes]], *, interrupted: bool) -> None:
+    """SIGTERM, then SIGKILL. After Ctrl-C each child is already cancelling its update (SIGINT reached the whole
+    process group): it first gets the engine's time to finish."""
+    procs = [p for p in (reaper.find(c.pid) for c in children) if p is not None]
+    grace = FINISH_SECONDS + STOP_MARGIN_SECONDS if interrupted else 0.0
+    reaper.stop(procs, grace=grace, collect=False)
+    for child in children:
+        child.wait()  # gone already: this only collects it
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 def _answer(region: str, child: subprocess.Popen[bytes], started: float) -> RegionOutcome:
