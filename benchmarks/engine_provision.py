@@ -7,7 +7,15 @@ ready endpoints behind each Service, claims bound, jobs complete, ingress addres
 (goal <= 5 s), then a rollout step through Pulumi: the update that adds a canary on the region's first node until its
 pod runs there per the API server (median of 5). Prints the figures; asserts nothing.
 
+With --all-regions: `provision region --all` (every region of the fleet, --parallel at once, each in its own process)
+against the slowest region provisioned alone (the same regions one at a time, in a fresh sandbox); goal: the whole
+fleet within 1.5x the slowest single region. --regions N clones the example's regions up to N (each its own
+namespace on the sandbox's one cluster). The sandbox cluster has a fixed set of volumes (VOLUMES in
+xzctl/sandbox/cluster_objects.py): at 14 regions the claims of the regions past the fifth stayed unbound and their
+updates waited on Pulumi's readiness timeout, so 14 regions need more volumes there first.
+
     python benchmarks/engine_provision.py [--region beijing]
+    python benchmarks/engine_provision.py --all-regions [--regions 3] [--parallel 4]
 """
 
 from __future__ import annotations
@@ -182,48 +190,113 @@ def rollout_steps(fleet_path: Path, state: Path, kubeconfig: Path, region: str) 
     return times
 
 
+def with_regions(fleet_path: Path, count: int) -> list[str]:
+    """Clone the spec's regions (nodes renamed) until it has `count`; the region names."""
+    import yaml
+
+    doc = yaml.safe_load(fleet_path.read_text(encoding="utf-8"))
+    regions = doc["regions"]
+    originals = list(regions.items())
+    for i in range(len(regions), count):
+        name, region = originals[i % len(originals)]
+        clone = yaml.safe_load(yaml.safe_dump(region))
+        for node in clone["edge_nodes"]:  # ids and hostnames are unique in a fleet
+            node["id"] = f"r{i:02d}-{node['id']}"
+            if "public_hostname" in node:
+                node["public_hostname"] = f"r{i:02d}-{node['public_hostname']}"
+        clone.get("kubernetes", {}).pop("namespace", None)  # the default: xiaozhi-<region>
+        regions[f"r{i:02d}-{name}"] = clone
+    fleet_path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return list(regions)
+
+
+def regions_at_once(root: Path, count: int, parallel: int) -> None:
+    """Every region at once vs each alone, each measurement in a fresh sandbox after `provision cloud`."""
+    from xzctl.provision.regions import RegionRun, up_regions
+
+    fleet_path = offline_fleet(root / "fleet.yaml")
+    names = with_regions(fleet_path, count)
+    runs = {}
+    for label, at_once in (("all", parallel), ("alone", 1)):
+        state = root / f"state-{label}"
+        info = start_sandbox(fleet_path, state, kubernetes=True)
+        try:
+            offline_fleet(fleet_path, info.kubeconfig)
+            with_regions(fleet_path, count)
+            up("cloud", fleet_path, state=state)
+            started, cpu = time.perf_counter(), _cpu_seconds()
+            outcomes = up_regions(names, RegionRun(fleet_path, False, state), at_once=at_once)
+            runs[label] = (time.perf_counter() - started, outcomes, f"{_load()}, {_cpu_seconds() - cpu:.0f} CPU-s")
+        finally:
+            stop_sandbox(state)
+    wall, outcomes, load = runs["all"]
+    alone = {o.region: o.seconds for o in runs["alone"][1]}
+    failed = [o for label in runs for o in runs[label][1] if not o.ok]
+    slowest = max(alone, key=alone.__getitem__)
+    print(f"{len(names)} regions, {parallel} at once: {wall:.1f} s wall (load at the end {load} of region processes)")
+    print(f"  each alone: {', '.join(f'{r} {s:.1f} s' for r, s in alone.items())} (load at the end {runs['alone'][2]})")
+    print(f"  each in the batch: {', '.join(f'{o.region} {o.seconds:.1f} s' for o in outcomes)}")
+    ratio = wall / alone[slowest]
+    print(
+        f"  ratio to the slowest alone ({slowest}): {ratio:.2f}x (goal <= {RATIO_GOAL}x): "
+        f"{'ok' if ratio <= RATIO_GOAL else 'MISSED'}"
+    )
+    for o in failed:
+        print(f"  FAILED {o.region}: {o.error}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--region", default="beijing")
+    parser.add_argument("--all-regions", action="store_true")
+    parser.add_argument("--regions", type=int, default=3)
+    parser.add_argument("--parallel", type=int, default=4)
     args = parser.parse_args()
     os.environ["PATH"] = os.pathsep.join([str(engine_bin_dir()), os.environ.get("PATH", "")])
     os.environ.setdefault("PULUMI_SKIP_UPDATE_CHECK", "true")
     for name, value in SECRETS.items():
         os.environ.setdefault(name, value)
     with tempfile.TemporaryDirectory(prefix="xzctl-engine-bench-") as tmp:
-        root = Path(tmp)
-        os.environ["PULUMI_HOME"] = str(root / "pulumi-home")
-        fleet_path = offline_fleet(root / "fleet.yaml")
-        state = root / "state"
-        info = start_sandbox(fleet_path, state, kubernetes=True)
-        try:
-            offline_fleet(fleet_path, info.kubeconfig)
-            up("cloud", fleet_path, state=state)
-            cpu = _cpu_seconds()
-            started = time.perf_counter()
-            first: list[float] = []  # when the engine reported its first resource step
-            result = up(args.region, fleet_path, state=state, on_event=lambda _: first.append(time.perf_counter()))
-            region_up = time.perf_counter() - started
-            up_cpu = _cpu_seconds() - cpu
-            startup = (first[0] if first else started) - started
-            started = time.perf_counter()
-            up(args.region, fleet_path, state=state)
-            noop = time.perf_counter() - started
-            steps = rollout_steps(fleet_path, state, Path(info.kubeconfig), args.region)
-        finally:
-            stop_sandbox(state)
-        resources = sum(result.changes.values())
-        objects = target_objects(load_fleet(fleet_path).fleet, args.region).objects()
-        baseline_state = root / "baseline"
-        info = start_sandbox(fleet_path, baseline_state, kubernetes=True)
-        try:
-            cpu = _cpu_seconds()
-            baseline = apply_with_client(Path(info.kubeconfig), objects)
-            baseline_cpu = _cpu_seconds() - cpu
-        finally:
-            stop_sandbox(baseline_state)
+        os.environ["PULUMI_HOME"] = str(Path(tmp) / "pulumi-home")
+        if args.all_regions:
+            regions_at_once(Path(tmp), args.regions, args.parallel)
+        else:
+            one_region(Path(tmp), args.region)
+
+
+def one_region(root: Path, region: str) -> None:
+    """One region's up against the client-side apply of the same objects, its no-op up and rollout steps."""
+    fleet_path = offline_fleet(root / "fleet.yaml")
+    state = root / "state"
+    info = start_sandbox(fleet_path, state, kubernetes=True)
+    try:
+        offline_fleet(fleet_path, info.kubeconfig)
+        up("cloud", fleet_path, state=state)
+        cpu = _cpu_seconds()
+        started = time.perf_counter()
+        first: list[float] = []  # when the engine reported its first resource step
+        result = up(region, fleet_path, state=state, on_event=lambda _: first.append(time.perf_counter()))
+        region_up = time.perf_counter() - started
+        up_cpu = _cpu_seconds() - cpu
+        startup = (first[0] if first else started) - started
+        started = time.perf_counter()
+        up(region, fleet_path, state=state)
+        noop = time.perf_counter() - started
+        steps = rollout_steps(fleet_path, state, Path(info.kubeconfig), region)
+    finally:
+        stop_sandbox(state)
+    resources = sum(result.changes.values())
+    objects = target_objects(load_fleet(fleet_path).fleet, region).objects()
+    baseline_state = root / "baseline"
+    info = start_sandbox(fleet_path, baseline_state, kubernetes=True)
+    try:
+        cpu = _cpu_seconds()
+        baseline = apply_with_client(Path(info.kubeconfig), objects)
+        baseline_cpu = _cpu_seconds() - cpu
+    finally:
+        stop_sandbox(baseline_state)
     ratio = region_up / baseline
-    print(f"region {args.region}: {resources} resources, {len(objects)} Kubernetes objects")
+    print(f"region {region}: {resources} resources, {len(objects)} Kubernetes objects")
     print(f"  pulumi up (xzctl provision):        {region_up:7.1f} s")
     print(
         f"    of which before the first resource step (checks, workspace, config, engine and plugin start): {startup:.1f} s"

@@ -21,6 +21,8 @@ class Status(StrEnum):
 
 
 _RANK = {Status.OK: 0, Status.WARN: 1, Status.UNKNOWN: 2, Status.CRIT: 3}
+# crit, unknown, warn, ok: the order in which tables that show only some rows pick them
+WORST_FIRST = sorted(Status, key=_RANK.__getitem__, reverse=True)
 
 
 def worst(statuses: Iterable[Status]) -> Status:

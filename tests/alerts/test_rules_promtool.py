@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from xzctl.alerts import ALERT_NAMES, rules_file
+from xzctl.metrics import recorded
 from xzctl.spec.models import Fleet
 
 pytestmark = pytest.mark.live
@@ -289,3 +290,43 @@ def test_promtool_test_catches_a_wrong_expectation(example_fleet: Fleet, tmp_pat
     result = _promtool_test(tmp_path, example_fleet, [_unit(case, case.healthy, [(case.firing_at, case.labels)])])
     assert result.returncode != 0
     assert "DeviceOverload" in result.stdout + result.stderr
+
+
+def test_the_node_recordings_hold_the_figures_the_checks_read(example_fleet: Fleet, tmp_path: Path) -> None:
+    """What `capacity report` and `check failover` read at the 5m window, recorded: a quarter of the requests fail,
+    half the cache lookups hit at L1, the CPU is idle half the time, p95 lies between the 1 s and 2 s bounds."""
+    cache = {"tier": "l1"}
+    series = [
+        *requests("end_to_end", 60, 0.25),
+        *histogram("end_to_end", 60, {"1": 0.5, "2": 1.0}),
+        _series("xiaozhi_cache_requests_total", _counter(30), **cache, result="hit"),
+        _series("xiaozhi_cache_requests_total", _counter(30), **cache, result="miss"),
+        _series("node_cpu_seconds_total", _counter(30), cpu="0", mode="idle"),  # 0.5 s idle a second
+        _series("node_cpu_seconds_total", _counter(30), cpu="0", mode="user"),
+    ]
+    expected = {
+        recorded.NODE_ERROR_RATIO: 0.25,
+        recorded.NODE_CACHE_HIT: 0.5,
+        recorded.NODE_CPU: 0.5,
+        recorded.NODE_P95: 1.9,  # 1 + (0.95 - 0.5) / 0.5 x (2 - 1)
+    }
+    by = {recorded.NODE_P95: {**WHERE, "service": "end_to_end"}}
+    unit = {
+        "interval": "1m",
+        "input_series": series,
+        "promql_expr_test": [
+            {
+                "expr": record,
+                "eval_time": "30m",
+                "exp_samples": [{"labels": _plain(record, by.get(record, WHERE)), "value": v}],
+            }
+            for record, v in expected.items()
+        ],
+    }
+    result = _promtool_test(tmp_path, example_fleet, [unit])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def _plain(name: str, labels: dict[str, str]) -> str:
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"

@@ -12,8 +12,9 @@ from rich.console import Console
 
 from tests.fixtures.golden import assert_golden
 from xzctl.cli import run
+from xzctl.cli._layout import SUMMARY_ROWS
 from xzctl.cli.fleet import _plan_table
-from xzctl.plan import build_plan
+from xzctl.plan import Plan, PlanRow, Verdict, build_plan
 from xzctl.spec import Fleet, bundled_example_path
 
 
@@ -82,5 +83,32 @@ def test_invalid_spec_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_table_matches_golden_at_80_columns(example_fleet: Fleet) -> None:
     buffer = io.StringIO()
-    _plan_table(build_plan(example_fleet), Console(file=buffer, width=80, color_system=None, highlight=False))
+    console = Console(file=buffer, width=80, color_system=None, highlight=False)
+    _plan_table(build_plan(example_fleet), console, wide=False)
     assert_golden(Path(__file__).parent / "golden" / "fleet-plan-table.txt", buffer.getvalue())
+
+
+@pytest.mark.parametrize(("wide", "lines"), [(False, SUMMARY_ROWS), (True, 3_000)])
+def test_thousands_of_node_rows_summarise_unless_wide(wide: bool, lines: int) -> None:
+    # distinct rows (no two merge): one GPU row per edge node, every 100th over its slots
+    rows = [
+        PlanRow(
+            "edge-gpu",
+            f"edge-{i:04d}",
+            "GPU slots",
+            i % 7,
+            8,
+            "slots",
+            Verdict.FAIL if i % 100 == 0 else Verdict.OK,
+            "-",
+        )
+        for i in range(3_000)
+    ]
+    buffer = io.StringIO()
+    _plan_table(Plan("big", rows), Console(file=buffer, width=80, color_system=None), wide=wide)
+    out = buffer.getvalue()
+    assert sum(" edge-" in line for line in out.splitlines()) == lines
+    summary = "3,000 rows (30 fail, 2,970 ok): the 20 worst shown"
+    assert (summary in " ".join(out.split())) is not wide
+    if not wide:  # the worst are the fail rows
+        assert all(f"edge-{i:04d}" in out for i in range(0, 3_000, 100)[:SUMMARY_ROWS])

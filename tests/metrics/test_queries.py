@@ -11,6 +11,7 @@ import yaml
 
 from xzctl.errors import BadInputError
 from xzctl.metrics import queries as q
+from xzctl.metrics import recorded
 
 
 def test_filters_become_exact_or_alternation_matchers_with_escaping() -> None:
@@ -68,3 +69,26 @@ def test_every_builder_parses_in_promtool(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert f"SUCCESS: {len(exprs)} rules found" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("window", "precomputed"),
+    [(recorded.RECORDED_WINDOW, True), ("90s", False), ("10m", False)],
+)
+def test_a_snapshot_reads_the_recorded_series_only_at_the_recorded_window(window: str, precomputed: bool) -> None:
+    reads = q.node_figure_reads(window)
+    assert reads.keys() == q.node_figures(window).keys()
+    if precomputed:
+        assert sorted(reads.values()) == sorted(recorded.NODE_SERIES)
+    else:
+        assert reads == q.node_figures(window)
+        assert all(f"[{window}]" in query for query in reads.values())
+
+
+def test_the_recording_rules_record_the_raw_figures_at_the_recorded_window() -> None:
+    rules = q.node_recording_rules()
+    raw = q.node_figures(recorded.RECORDED_WINDOW)
+    reads = q.node_figure_reads(recorded.RECORDED_WINDOW)
+    # each recorded series is the rule of the same figure's raw expression: one figure, two ways to read it
+    assert {r["record"]: r["expr"] for r in rules} == {reads[f]: raw[f] for f in raw}
+    assert all(f"[{recorded.RECORDED_WINDOW}]" in r["expr"] for r in rules)

@@ -272,7 +272,7 @@ def rule_groups(fleet: Fleet) -> list[dict[str, Any]]:
         {"record": ERRORS_BY_TRACK, "expr": q.error_ratio(by=TRACK_LABELS)},
     ]
     return [
-        {"name": "xiaozhi-edge-nodes", "rules": track_records + node_alerts(fleet)},
+        {"name": "xiaozhi-edge-nodes", "rules": track_records + q.node_recording_rules() + node_alerts(fleet)},
         {
             "name": "xiaozhi-slo",
             "rules": slo_records

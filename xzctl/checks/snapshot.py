@@ -20,7 +20,6 @@ from xzctl.prom.regions import per_region
 from xzctl.spec import EdgeNode, Fleet
 
 NODE_BY = (c.REGION, c.NODE)
-LATENCY_BY = (c.REGION, c.NODE, c.SERVICE)
 
 
 @dataclass(kw_only=True)
@@ -85,42 +84,55 @@ def expected_services(node: EdgeNode) -> list[str]:
 
 def _region_round(
     client: PrometheusClient, region: str, at: float, options: SnapshotOptions, frozen_window: str
-) -> tuple[list[list[Sample]], dict[str, list[tuple[float, float]]]]:
-    """One region's instant answers (in the order of `_instant_queries`) and its devices history per node."""
+) -> tuple[list[list[Sample]], dict[str, list[Sample]], dict[str, list[tuple[float, float]]]]:
+    """One region's plain answers (in the order of `_plain_queries`), its rate figures by name and its devices
+    history per node."""
     only = {c.REGION: region}
-    answers = client.query_many(_instant_queries(options.window, frozen_window, only), at)
+    plain, figures = _node_figures(client, options.window, _plain_queries(frozen_window, only), at, only)
     history: dict[str, list[tuple[float, float]]] = {}
     if options.history_seconds > 0:  # 0: no forecast wanted (failover, cost), one query fewer
         step = max(options.history_seconds / options.history_points, 1.0)
         start = at - options.history_seconds
         for series in client.query_range(q.active_devices(by=NODE_BY, filters=only), start, at, step):
             history[series.labels.get(c.NODE, "")] = [(t, v) for t, v in series.points if math.isfinite(v)]
-    return answers, history
+    return plain, figures, history
 
 
-def _instant_queries(w: str, frozen_window: str, only: dict[str, str]) -> list[str]:
-    """up, scrape age, devices, cpu, memory, gpu, errors, queue, cache, counter changes, latency: the order
-    take_snapshot reads them in."""
+def _plain_queries(frozen_window: str, only: dict[str, str]) -> list[str]:
+    """up, scrape age, devices, memory, gpu, queue, counter changes: the order take_snapshot reads them in."""
     return [
         q.node_up(by=NODE_BY, filters=only),
         q.scrape_age_seconds(by=NODE_BY, filters=only),
         q.active_devices(by=NODE_BY, filters=only),
-        q.cpu_utilization(window=w, by=NODE_BY, filters=only),
         q.memory_utilization(by=NODE_BY, filters=only),
         q.gpu_utilization(by=NODE_BY, filters=only),
-        q.error_ratio(window=w, by=NODE_BY, filters=only),
         q.queue_size(by=NODE_BY, filters=only),
-        q.cache_hit_ratio(window=w, by=NODE_BY, filters=only),
         q.counter_changes(window=frozen_window, min_samples=3, by=NODE_BY, filters=only),
-        q.p95_latency(window=w, by=LATENCY_BY, filters=only),
     ]
+
+
+def _node_figures(
+    client: PrometheusClient, window: str, plain: list[str], at: float, only: dict[str, str]
+) -> tuple[list[list[Sample]], dict[str, list[Sample]]]:
+    """The answers to `plain`, and to each rate figure by name, read from its recorded series where the window is
+    the recorded one. A Prometheus without the recording rules (a site's own, or one before its first evaluation)
+    has no recorded series at all: those figures are then read raw, in a second round."""
+    reads = q.node_figure_reads(window, only)
+    answers = client.query_many([*plain, *reads.values()], at)
+    figures = dict(zip(reads, answers[len(plain) :], strict=True))
+    raw = q.node_figures(window, only)
+    missing = [f for f, query in reads.items() if query != raw[f] and not figures[f]]
+    if missing:
+        figures.update(zip(missing, client.query_many([raw[f] for f in missing], at), strict=True))
+    return answers[: len(plain)], figures
 
 
 def take_snapshot(
     client: PrometheusClient, fleet: Fleet, options: SnapshotOptions = SnapshotOptions(), *, now: float | None = None
 ) -> FleetSnapshot:
-    """Query the fleet's metrics (12 queries per region whatever its size, regions in parallel) and attach every
-    trust problem per node; a region that does not answer makes its nodes unknown."""
+    """Query the fleet's metrics (12 queries per region whatever its size, 4 more from a Prometheus without the
+    recording rules; regions in parallel) and attach every trust problem per node; a region that does not answer
+    makes its nodes unknown."""
     at = time.time() if now is None else now
     before = client.query_count
     intervals = {
@@ -133,15 +145,19 @@ def take_snapshot(
     split = per_region(regions, lambda region: _region_round(client, region, at, options, frozen_window))
     if regions and not split.answers:  # nothing answered: Prometheus itself is the problem, say so as one error
         raise next(iter(split.failed.values()))
-    answers: list[list[Sample]] = [[] for _ in _instant_queries(options.window, frozen_window, {})]
+    answers: list[list[Sample]] = [[] for _ in _plain_queries(frozen_window, {})]
+    figures: dict[str, list[Sample]] = {f: [] for f in q.node_figures(options.window)}
     history: dict[str, list[tuple[float, float]]] = {}
-    for region_answers, region_history in split.answers.values():
+    for region_answers, region_figures, region_history in split.answers.values():
         for merged, answer in zip(answers, region_answers, strict=True):
             merged.extend(answer)
+        for name, samples in region_figures.items():
+            figures[name].extend(samples)
         history |= region_history
-    up, age, devices, cpu, memory, gpu, errors, queue, cache, changes = (_by_node(a) for a in answers[:10])
+    up, age, devices, memory, gpu, queue, changes = (_by_node(a) for a in answers)
+    cpu, errors, cache = (_by_node(figures[f]) for f in ("cpu_utilization", "error_ratio", "cache_hit_ratio"))
     latency: dict[str, dict[str, float]] = {}
-    for s in answers[10]:
+    for s in figures["p95_latency"]:
         latency.setdefault(s.labels.get(c.NODE, ""), {})[s.labels.get(c.SERVICE, "")] = s.value
 
     nodes: dict[str, NodeMetrics] = {}

@@ -9,11 +9,12 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from xzctl.checks import CapacityReport, Status, worst
+from xzctl.checks import CapacityReport, worst
 from xzctl.checks.capacity import Capacity
-from xzctl.cli._layout import Column, print_table
+from xzctl.cli._layout import Column, print_table, summarise
 from xzctl.cli._live import status_text
 from xzctl.errors import NotFoundError
+from xzctl.status import WORST_FIRST
 
 
 def _pct(value: float | None) -> str:
@@ -70,14 +71,13 @@ class SortBy(StrEnum):
     STATUS = "status"
 
 
-_WORST_FIRST = [Status.CRIT, Status.UNKNOWN, Status.WARN, Status.OK]
 _SORT_KEYS = {
     SortBy.NAME: lambda c: (0, c.name),
     SortBy.HEADROOM: lambda c: (c.headroom is None, c.headroom or 0),
     SortBy.DEVICES: lambda c: (c.devices is None, -(c.devices or 0)),
     SortBy.CPU: lambda c: (c.cpu is None, -(c.cpu or 0.0)),
     SortBy.DAYS: lambda c: (c.days_until_full is None, c.days_until_full or 0.0),
-    SortBy.STATUS: lambda c: (_WORST_FIRST.index(c.status), c.name),
+    SortBy.STATUS: lambda c: (WORST_FIRST.index(c.status), c.name),
 }
 
 
@@ -127,9 +127,14 @@ class View:
 
 
 def capacity_table(console: Console, report: CapacityReport, view: View = View(), *, wide: bool = False) -> None:
-    nodes, regions = view.node_rows(report), view.region_rows(report)
+    def shown(rows: list[Capacity], noun: str) -> tuple[list[Capacity], str | None]:
+        return summarise(rows, lambda c: c.status.value, WORST_FIRST, wide=wide, noun=noun)
+
+    nodes, nodes_left_out = shown(view.node_rows(report), "edge nodes")
+    regions, regions_left_out = shown(view.region_rows(report), "regions")
     rows = [_row(n, n.region) for n in nodes] + [_row(r, "(region)") for r in regions]
     if not view.filtered():
         rows.append(_row(report.fleet, "(fleet)"))
     title = f"capacity {status_text(report.status)} ({report.queries} queries)"
-    print_table(console, COLUMNS, rows, wide=wide, title=title)
+    left_out = "; ".join(n for n in (nodes_left_out, regions_left_out) if n) or None
+    print_table(console, COLUMNS, rows, wide=wide, title=title, left_out=left_out)

@@ -17,7 +17,7 @@ from xzctl.bootstrap import BootstrapResult, HostStatus, HostSummary, Playbook, 
 from xzctl.bootstrap.inventory import inventory_yaml, region_of
 from xzctl.cli._common import FleetOption, Output, OutputOption, duration, emit, print_warnings, stderr
 from xzctl.cli._fleet import load
-from xzctl.cli._layout import Column, print_table
+from xzctl.cli._layout import Column, print_table, summarise
 from xzctl.errors import BadInputError, CheckFailedError
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ _STATUS_STYLE = {
     HostStatus.UNREACHABLE: "red",
     HostStatus.NOT_RUN: "dim",
 }
+_WORST_FIRST = [HostStatus.FAILED, HostStatus.UNREACHABLE, HostStatus.NOT_RUN, HostStatus.CHANGED, HostStatus.OK]
 
 
 def _extra_vars(pairs: list[str]) -> dict[str, Any]:
@@ -99,12 +100,13 @@ SUMMARY_COLUMNS = [
 def _summary_table(result: BootstrapResult, console: Console, *, wide: bool = False) -> None:
     mode = " (check mode: nothing changed)" if result.check else ""
     counts = [c.header for c in SUMMARY_COLUMNS[2:]]
+    hosts, left_out = summarise(result.hosts, lambda h: h.status.value, _WORST_FIRST, wide=wide, noun="edge nodes")
     rows = [
         [escape(h.host), f"[{_STATUS_STYLE[h.status]}]{h.status}[/]", *(str(getattr(h, c)) for c in counts)]
-        for h in result.hosts
+        for h in hosts
     ]
     title = f"{result.playbook}.yml on region {escape(result.region)}{mode}"
-    print_table(console, SUMMARY_COLUMNS, rows, wide=wide, title=title)
+    print_table(console, SUMMARY_COLUMNS, rows, wide=wide, title=title, left_out=left_out)
     # Errors below the table, whole: a narrow column would chop the one line an operator needs.
     for h in result.hosts:
         if h.message:

@@ -42,7 +42,7 @@ from xzctl.cli._common import (
     option_set,
     remember_output,
 )
-from xzctl.cli._layout import Column, print_table
+from xzctl.cli._layout import Column, print_table, summarise
 from xzctl.cli._live import (
     HistoryOption,
     ScrapeIntervalOption,
@@ -53,6 +53,7 @@ from xzctl.cli._live import (
     titled,
 )
 from xzctl.errors import BadInputError
+from xzctl.status import WORST_FIRST
 
 app = typer.Typer(
     help="Live verdicts for people and CI: failover, cost, all of them. "
@@ -82,6 +83,7 @@ def failover_table(console: Console, report: FailoverReport, result: DrillResult
         "single node and region failures survive"
     )
     if bad:
+        shown, left_out = summarise(bad, lambda f: f.status.value, WORST_FIRST, wide=wide, noun="failures not ok")
         rows = [
             [
                 f.lost,
@@ -94,9 +96,9 @@ def failover_table(console: Console, report: FailoverReport, result: DrillResult
                 str(f.unserved),
                 escape(f.reason or "-"),
             ]
-            for f in bad
+            for f in shown
         ]
-        print_table(console, FAILOVER_COLUMNS, rows, wide=wide)
+        print_table(console, FAILOVER_COLUMNS, rows, wide=wide, left_out=left_out)
     if result is not None:
         console.print(f"drill {result.node}: {status_text(result.status)}: {escape(result.reason)}")
 

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from xzctl.cli._common import FleetOption, Output, OutputOption, emit, print_warnings
 from xzctl.cli._fleet import load
+from xzctl.cli._layout import summarise
 from xzctl.errors import BadInputError, CheckFailedError, FleetSpecError
 from xzctl.plan import Plan, PlanRow, Verdict, build_plan
 from xzctl.plan.static import money
@@ -78,6 +79,7 @@ def validate(
 
 
 _VERDICT_STYLE = {Verdict.OK: "green", Verdict.WARN: "yellow", Verdict.FAIL: "bold red"}
+_WORST_FIRST = [Verdict.FAIL, Verdict.WARN, Verdict.OK]
 _SECTION_TITLES = {
     "capacity": "Capacity: devices vs device slots",
     "n+1": "N+1: each region (and the fleet) loses its largest edge node",
@@ -111,7 +113,7 @@ def _grouped(rows: list[PlanRow]) -> list[tuple[str, PlanRow]]:
     return [(g[0].subject if len(g) == 1 else f"{g[0].subject} +{len(g) - 1}", g[0]) for g in groups]
 
 
-def _plan_table(plan: Plan, console: Console) -> None:
+def _plan_table(plan: Plan, console: Console, *, wide: bool) -> None:
     # One table per section and the reason under its check: stays readable in an 80-column CI log.
     for section in dict.fromkeys(r.section for r in plan.rows):
         table = Table(title=_SECTION_TITLES.get(section, section), title_justify="left", box=box.SIMPLE_HEAD)
@@ -119,7 +121,9 @@ def _plan_table(plan: Plan, console: Console) -> None:
         table.add_column("subject", no_wrap=True)
         table.add_column("value / limit", no_wrap=True, justify="right")
         table.add_column("check and reason", overflow="fold", ratio=1)
-        for subject, r in _grouped([r for r in plan.rows if r.section == section]):
+        grouped = _grouped([r for r in plan.rows if r.section == section])
+        shown, left_out = summarise(grouped, lambda g: g[1].verdict.value, _WORST_FIRST, wide=wide, noun="rows")
+        for subject, r in shown:
             # A zero limit is a sign rule (net > 0, no problems), not a ratio: `¥1,450,000 / ¥0` read as one.
             limit = "" if r.limit is None or r.limit == 0 else f" / {_number(r.limit, r.unit)}"
             table.add_row(
@@ -129,6 +133,8 @@ def _plan_table(plan: Plan, console: Console) -> None:
                 f"{escape(r.check)}\n[dim]{escape(r.reason)}[/]",
             )
         console.print(table)
+        if left_out:
+            console.print(f"[dim]{escape(left_out)}[/]")
     console.print(
         f"{plan.fleet}: {plan.count(Verdict.FAIL)} fail, {plan.count(Verdict.WARN)} warn, {plan.count(Verdict.OK)} ok",
         style="bold red" if plan.failed() else "green",
@@ -153,7 +159,7 @@ def plan(
     """
     loaded = load(fleet)
     result = build_plan(loaded.fleet)
-    emit(result.to_dict(), output, lambda console: _plan_table(result, console))
+    emit(result.to_dict(), output, lambda console: _plan_table(result, console, wide=output is Output.WIDE))
     failed = result.failed()
     if check and failed:  # a verdict, not an error: reasons on stdout (the JSON document holds them), exit 1
         if output is Output.TABLE:

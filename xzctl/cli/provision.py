@@ -18,6 +18,7 @@ from xzctl.cli._context import kube_context_option, sandbox_kubeconfig
 from xzctl.cli._layout import Column, print_table
 from xzctl.errors import BadInputError
 from xzctl.provision.automation import DEFAULT_PARALLEL
+from xzctl.provision.regions import DEFAULT_REGIONS_AT_ONCE
 
 app = typer.Typer(
     help="Create and update the Kubernetes objects of edge regions and the cloud (Pulumi, local file backend).\n\n"
@@ -45,6 +46,14 @@ RecoverOption = typer.Option(
 )
 ParallelOption = typer.Option(
     DEFAULT_PARALLEL, "--parallel", min=1, max=256, help="Resource operations at once (readiness waits hold one each)."
+)
+ProvisionParallelOption = typer.Option(
+    None,
+    "--parallel",
+    min=1,
+    max=256,
+    help=f"Resource operations at once (readiness waits hold one each), default {DEFAULT_PARALLEL}. With --all: "
+    f"regions at once, default {DEFAULT_REGIONS_AT_ONCE} (each runs its resources {DEFAULT_PARALLEL} at once).",
 )
 PinsOption = typer.Option(
     None, "--pins", help="Image pins JSON file (what a rollout step deploys); default: the spec's images."
@@ -94,18 +103,22 @@ class ProvisionOptions:
     kubeconfig: Path | None = KubeconfigOption
     fleet: Path | None = FleetOption
     state_dir: Path | None = StateDirOption
-    parallel: int = ParallelOption
+    parallel: int | None = ProvisionParallelOption
     recover: bool = RecoverOption
     output: Output = OutputOption
 
 
-def _provision(o: ProvisionOptions, region: str = "cloud", pins: Path | None = None) -> None:
+def _consent(o: ProvisionOptions) -> None:
     if not o.preview and not o.yes and not sys.stdin.isatty():
         raise BadInputError(
             "applying changes needs --yes when stdin is not a terminal", hint="add --yes, or --preview to only look"
         )
     if o.recover and (o.preview or not o.yes):
         raise BadInputError("--recover applies at once (an interrupted state cannot be previewed): add --yes")
+
+
+def _provision(o: ProvisionOptions, region: str = "cloud", pins: Path | None = None) -> None:
+    _consent(o)
     from xzctl.manifests.pins import load_pins
     from xzctl.provision import up
 
@@ -123,7 +136,7 @@ def _provision(o: ProvisionOptions, region: str = "cloud", pins: Path | None = N
             kube_context=o.context,
             kubeconfig=kubeconfig,
             state=o.state_dir,
-            parallel=o.parallel,
+            parallel=o.parallel or DEFAULT_PARALLEL,
             recover=o.recover,
         )
         return result.to_dict()
@@ -149,8 +162,11 @@ def _sandbox_kubeconfig(o: ProvisionOptions, stack: str) -> Path | None:
 @app.command()
 @option_set(ProvisionOptions, "options")
 def region(
-    region: str = typer.Argument(..., help="Edge region of the fleet spec, e.g. beijing (stack edge-<region>)."),
+    region: str | None = typer.Argument(
+        None, help="Edge region of the fleet spec, e.g. beijing (stack edge-<region>); or --all."
+    ),
     *,
+    every: bool = typer.Option(False, "--all", help="Every region of the fleet spec, --parallel of them at once."),
     pins: Path | None = PinsOption,
     options: ProvisionOptions,
 ) -> None:
@@ -160,10 +176,31 @@ def region(
     CLI and PULUMI_CONFIG_PASSPHRASE; state lives in $XZCTL_STATE_DIR/pulumi (a local file backend).
     Secrets the spec names as `env:` must be exported; a `pulumi_secret: fooBar` is stored as a stack
     config secret from XZCTL_SECRET_FOO_BAR when that is set (kept from the last run otherwise).
+    With --all each region is its own stack, lock and process; one table sums them up at the end, and a
+    region that fails is listed there beside the others (exit code: the first failed region's).
 
-    Example: xzctl provision region beijing --preview
+    Example: xzctl provision region beijing --preview; xzctl provision region --all --parallel 4 --yes
     """
-    _provision(options, region, pins)
+    if every == (region is not None):
+        raise BadInputError("name one region or give --all", hint="xzctl provision region beijing, or --all")
+    if every:
+        if pins is not None:
+            raise BadInputError("--pins names one region's images: provision that region alone")
+        _provision_all(options)
+    else:
+        assert region is not None  # narrowed by the check above
+        _provision(options, region, pins)
+
+
+def _provision_all(o: ProvisionOptions) -> None:
+    from xzctl.cli._regions import provision_every_region
+    from xzctl.provision.regions import RegionRun
+    from xzctl.spec import resolve_fleet_path
+
+    _consent(o)
+    path = resolve_fleet_path(o.fleet).absolute()
+    run = RegionRun(path, o.preview, o.state_dir, o.context, o.kubeconfig, recover=o.recover)
+    provision_every_region(run, at_once=o.parallel or DEFAULT_REGIONS_AT_ONCE, ask=not o.yes, output=o.output)
 
 
 @app.command()

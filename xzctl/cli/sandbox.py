@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -23,7 +22,8 @@ from xzctl.cli._common import (
     parse_duration,
     stderr,
 )
-from xzctl.cli._layout import Column, print_table
+from xzctl.cli._layout import Column, print_table, summarise
+from xzctl.cli._sandbox_view import print_summary, summary
 from xzctl.errors import BadInputError, ConflictError, NoSandboxError, UnknownStateError
 from xzctl.sandbox import (
     SandboxAlreadyUpError,
@@ -41,61 +41,6 @@ app = typer.Typer(
     "Example: xzctl sandbox up --example --history 1d",
     no_args_is_help=True,
 )
-
-
-def _summary(info: SandboxInfo, verdicts: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "prometheus_url": info.prometheus_url,
-        "simulator_url": info.simulator_url,
-        "edge_nodes": info.nodes,
-        "fleet": info.fleet_path,
-        "seed": info.seed,
-        "scrape_interval_seconds": info.scrape_interval_seconds,
-        "history": info.history,
-        "real_node": info.real_node,
-        "kubeconfig": info.kubeconfig or None,
-        "global_url": info.global_url or None,
-        "regions": info.regions,
-        "pids": info.pids,
-        "running": info.alive(),
-        **({"verdicts": verdicts} if verdicts else {}),
-    }
-
-
-def _print_summary(console: Console, data: dict[str, Any]) -> None:
-    if data["global_url"]:
-        console.print(
-            f"Global      [bold]{escape(data['global_url'])}[/]  (Thanos Query over {len(data['regions'])} "
-            "regions' Prometheus; commands read it)"
-        )
-    else:
-        console.print(
-            f"Prometheus  [bold]{escape(data['prometheus_url'])}[/]  (alerts: {escape(data['prometheus_url'])}/alerts)"
-        )
-    console.print(
-        f"Simulator   {escape(data['simulator_url'])}  ({data['edge_nodes']} edge nodes, seed {data['seed']})"
-    )
-    console.print(f"Fleet       {escape(data['fleet'])}", soft_wrap=True)  # a path to copy: never split
-    if data["kubeconfig"]:
-        console.print(f"Kubernetes  export KUBECONFIG={escape(data['kubeconfig'])}  (fake nodes: kwok)", soft_wrap=True)
-    xiaozhi = (data["real_node"] or {}).get("xiaozhi")
-    if xiaozhi:
-        processes = data["real_node"].get("server_processes", 1)
-        console.print(
-            f"Xiaozhi     {escape(xiaozhi['websocket_url'])}  (OTA {escape(xiaozhi['ota_url'])}; "
-            f"{processes} server process{'es' if processes > 1 else ''} behind a balancer)",
-            soft_wrap=True,
-        )
-    if data["history"]:
-        h = data["history"]
-        console.print(
-            f"History     {h['samples']:,} samples backfilled, one every {h['step_seconds']} s "
-            f"(rates over it need windows of {2 * h['step_seconds'] // 60}m or more; live checks read live scrapes)"
-        )
-    if "verdicts" in data:
-        v = data["verdicts"]
-        when = "now" if v["ready"] else f"from {time.strftime('%H:%M:%S', time.localtime(v['from']))} (not yet)"
-        console.print(f"Verdicts    trustworthy {when}: every edge node scraped {v['scrapes']} times since the start")
 
 
 def _wait_for_verdicts(info: SandboxInfo, wait: bool) -> dict[str, Any]:
@@ -218,13 +163,14 @@ def up(
                 hint=f"xzctl sandbox down first (state in {where})",
             ) from None
         stderr.print(f"sandbox already up with these options (state in {escape(str(where))})")
-    summary = _summary(info, _wait_for_verdicts(info, wait))
-    emit(summary, output, lambda console: _print_summary(console, summary))
+    data = summary(info, _wait_for_verdicts(info, wait))
+    emit(data, output, lambda console: print_summary(console, data))
 
 
 _TARGET_COLUMNS = [Column("edge node"), Column("region"), Column("health"), Column("last error", text=True)]
 _REGION_COLUMNS = [Column("region"), Column("prometheus"), Column("sidecar"), Column("running")]
 _HEALTH_STYLE = {"up": "green", "down": "red"}
+_WORST_HEALTH = ["down", "unknown", "up"]
 
 
 @app.command()
@@ -237,19 +183,22 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
     info = sandbox_status(where)
     if info is None:
         raise NoSandboxError(where)
-    data = _summary(info)
+    data = summary(info)
     running = all(data["running"].values())
     data["targets"] = target_health(info) if running else {}
 
     def table(console: Console) -> None:
-        _print_summary(console, data)
+        print_summary(console, data)
         regional = {name for region in data["regions"] for name in (f"prometheus-{region}", f"sidecar-{region}")}
         for name, alive in data["running"].items():
             if name not in regional:
                 state = "[green]running[/]" if alive else "[red]not running[/]"
                 console.print(f"{name:<11} pid {data['pids'][name]} {state}")
+        wide = output is Output.WIDE
         if data["regions"]:
-            print_table(console, _REGION_COLUMNS, _region_rows(data), wide=output is Output.WIDE, title="Regions")
+            print_table(console, _REGION_COLUMNS, _region_rows(data), wide=wide, title="Regions")
+        targets = sorted(data["targets"].items())
+        shown, left_out = summarise(targets, lambda t: t[1]["health"], _WORST_HEALTH, wide=wide, noun="targets")
         rows = [
             [
                 node,
@@ -257,10 +206,10 @@ def status(state_dir: Path | None = StateDirOption, output: Output = OutputOptio
                 f"[{_HEALTH_STYLE.get(t['health'], 'yellow')}]{t['health']}[/]",
                 escape(t["last_error"] or "-"),
             ]
-            for node, t in sorted(data["targets"].items())
+            for node, t in shown
         ]
         if rows:
-            print_table(console, _TARGET_COLUMNS, rows, wide=output is Output.WIDE, title="Scrape targets")
+            print_table(console, _TARGET_COLUMNS, rows, wide=wide, title="Scrape targets", left_out=left_out)
 
     emit(data, output, table)
     if not running:

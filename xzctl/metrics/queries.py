@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from xzctl.errors import BadInputError
 from xzctl.metrics import contract as c
+from xzctl.metrics import recorded
 
 
 class Regex(str):
@@ -301,3 +302,40 @@ def hourly_request_rate(service: str = "end_to_end", *, by: By = (c.REGION,), fi
 def service_replicas(*, by: By = (*NODE_BY, c.SERVICE), filters: Filters | None = None) -> str:
     """Replicas running per node and service (what the autoscalers decided)."""
     return f"max{_by(by)} ({c.SERVICE_REPLICAS.name}{selector(filters)})"
+
+
+# The per-node figures a fleet snapshot reads with a rate window (xzctl.checks.snapshot), by figure. Recording rules
+# (rendered with the alert rules) record exactly these expressions at recorded.RECORDED_WINDOW, so a check with that
+# window reads one precomputed series per node and figure; with another window it sends the expressions themselves.
+_NODE_LATENCY_BY = (c.REGION, c.NODE, c.SERVICE)
+_RECORDED_NODE_FIGURES = {
+    "p95_latency": recorded.NODE_P95,
+    "error_ratio": recorded.NODE_ERROR_RATIO,
+    "cache_hit_ratio": recorded.NODE_CACHE_HIT,
+    "cpu_utilization": recorded.NODE_CPU,
+}
+
+
+def node_figures(window: str, filters: Filters | None = None) -> dict[str, str]:
+    """The raw PromQL of each per-node figure over `window` (latency p95 also by service)."""
+    return {
+        "p95_latency": p95_latency(window=window, by=_NODE_LATENCY_BY, filters=filters),
+        "error_ratio": error_ratio(window=window, by=NODE_BY, filters=filters),
+        "cache_hit_ratio": cache_hit_ratio(window=window, by=NODE_BY, filters=filters),
+        "cpu_utilization": cpu_utilization(window=window, by=NODE_BY, filters=filters),
+    }
+
+
+def node_figure_reads(window: str, filters: Filters | None = None) -> dict[str, str]:
+    """What a snapshot sends for each figure: the recorded series at the recorded window (they keep the region and
+    node labels, not the job's), else the raw PromQL."""
+    if window != recorded.RECORDED_WINDOW:
+        return node_figures(window, filters)
+    narrowed = selector(filters, job=False) if filters else ""
+    return {figure: record + narrowed for figure, record in _RECORDED_NODE_FIGURES.items()}
+
+
+def node_recording_rules() -> list[dict[str, str]]:
+    """The recording rules of the per-node figures (Prometheus rule-file entries)."""
+    raw = node_figures(recorded.RECORDED_WINDOW)
+    return [{"record": record, "expr": raw[figure]} for figure, record in _RECORDED_NODE_FIGURES.items()]

@@ -6,7 +6,7 @@ from xzctl.plan.static import PlanRow, Verdict
 from xzctl.spec.autoscaling import (
     cloud_gpu_demand_at_max,
     node_gpu_demand_at_max,
-    region_peak_shortfalls,
+    peak_shortfalls,
     scaler,
 )
 from xzctl.spec.models import Fleet
@@ -15,14 +15,15 @@ from xzctl.spec.models import Fleet
 def autoscaling_rows(fleet: Fleet) -> list[PlanRow]:
     """One row per region with autoscalers; a cloud row when the LLM autoscalers may ask for more than replicas."""
     rows = []
+    shortfalls = peak_shortfalls(fleet)
     for name, region in fleet.regions.items():
         nodes = [n for n in region.edge_nodes if any(scaler(s) for s in n.services.inference().values())]
         if not nodes:
             continue
-        over = [(n.id, node_gpu_demand_at_max(n), n.capacity.gpu.slots) for n in nodes]
-        over = [o for o in over if o[1] > o[2]]
-        shorts = region_peak_shortfalls(region)
-        worst = max(node_gpu_demand_at_max(n) / max(n.capacity.gpu.slots, 1) for n in nodes)
+        at_max = [(n.id, node_gpu_demand_at_max(n), n.capacity.gpu.slots) for n in nodes]
+        over = [o for o in at_max if o[1] > o[2]]
+        shorts = shortfalls[name]
+        worst = max(demand / max(slots, 1) for _, demand, slots in at_max)
         if over:
             node, demand, slots = over[0]
             verdict, reason = Verdict.FAIL, f"{node}: services at max take {demand} GPU slots of {slots}"

@@ -8,7 +8,7 @@ answered with a verdict and the reason in numbers.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -63,7 +63,8 @@ class Plan:
         return {
             "fleet": self.fleet,
             "summary": {v.value: self.count(v) for v in Verdict},
-            "rows": [{**asdict(r), "verdict": r.verdict.value} for r in self.rows],
+            # vars, not asdict: the fields are plain values, and asdict deep-copies each (10,000-node plans)
+            "rows": [{**vars(r), "verdict": r.verdict.value} for r in self.rows],
         }
 
 
@@ -71,10 +72,11 @@ def build_plan(fleet: Fleet) -> Plan:
     """Every plan row for the fleet, in reading order: capacity, N+1, GPUs, autoscaling budget, cost."""
     from xzctl.plan.autoscaling import autoscaling_rows  # imports this module's PlanRow
 
-    missing_nodes = sum(region_loss(r).nodes_to_add for r in fleet.regions.values())
+    losses = {name: region_loss(r) for name, r in fleet.regions.items()}
+    missing_nodes = sum(loss.nodes_to_add for loss in losses.values())
     rows = [
         *capacity_rows(fleet),
-        *n_plus_one_rows(fleet),
+        *n_plus_one_rows(fleet, losses),
         *edge_gpu_rows(fleet),
         *cloud_gpu_rows(fleet),
         *autoscaling_rows(fleet),
@@ -144,14 +146,18 @@ def _loss(fleet: Fleet, loads: list[NodeLoad], by_region: dict[str, list[int]], 
     """The shared failover model (xzctl.spec.failover) on spec numbers: where `lost`'s devices go."""
     index = next(i for i in by_region[lost.region] if loads[i].node == lost.id)
     same = [i for i in by_region[lost.region] if i != index]
-    other = [i for region, indexes in by_region.items() if region != lost.region for i in indexes]
+    # A generator: place reads it only when devices leave the region, so a loss the region holds costs its own nodes.
+    other = (i for region, indexes in by_region.items() if region != lost.region for i in indexes)
     leavable = lost.devices if may_leave_region(fleet, lost) else 0
     return place(loads, lost.devices, leavable=leavable, same=same, other=other)
 
 
-def _spare(loads: list[NodeLoad], region: str) -> int:
-    """Free device slots on the nodes outside `region` (a node over its capacity offers none)."""
-    return sum(max(0, n.max_devices - n.devices) for n in loads if n.region != region)
+def _spare_by_region(loads: list[NodeLoad]) -> dict[str, int]:
+    """Free device slots per region (a node over its capacity offers none): one pass, not one per region."""
+    spare: dict[str, int] = {}
+    for n in loads:
+        spare[n.region] = spare.get(n.region, 0) + max(0, n.max_devices - n.devices)
+    return spare
 
 
 def _no_way_out(fleet: Fleet, lost: EdgeNode) -> str:
@@ -160,15 +166,18 @@ def _no_way_out(fleet: Fleet, lost: EdgeNode) -> str:
     return f" (networking.failover_enabled off on {lost.id})"
 
 
-def n_plus_one_rows(fleet: Fleet) -> list[PlanRow]:
-    """Lose the largest edge node of each region: does the rest (or the fleet, with failover) hold its devices?"""
+def n_plus_one_rows(fleet: Fleet, losses: dict[str, RegionLoss]) -> list[PlanRow]:
+    """Lose the largest edge node of each region (`losses`, by region): does the rest (or the fleet, with failover)
+    hold its devices?"""
     loads = spec_loads(fleet)
     by_region: dict[str, list[int]] = {}
     for i, load in enumerate(loads):
         by_region.setdefault(load.region, []).append(i)
+    spare = _spare_by_region(loads)
+    fleet_spare = sum(spare.values())
     rows = []
     for name, region in fleet.regions.items():
-        loss = region_loss(region)
+        loss, devices = losses[name], region.devices
         lost, remaining = loss.lost, loss.remaining
         placed = _loss(fleet, loads, by_region, lost)
         short = lost.devices - placed.same_region
@@ -179,12 +188,12 @@ def n_plus_one_rows(fleet: Fleet) -> list[PlanRow]:
                     "n+1",
                     name,
                     check,
-                    region.devices,
+                    devices,
                     remaining,
                     "devices",
                     Verdict.OK,
-                    f"the other {len(region.edge_nodes) - 1} node(s) hold all {region.devices:,} devices "
-                    f"({remaining - region.devices:,} slots spare)",
+                    f"the other {len(region.edge_nodes) - 1} node(s) hold all {devices:,} devices "
+                    f"({remaining - devices:,} slots spare)",
                 )
             )
             continue
@@ -192,33 +201,33 @@ def n_plus_one_rows(fleet: Fleet) -> list[PlanRow]:
         if not placed.unserved:
             verdict = Verdict.WARN
             reason = (
-                f"{name} keeps {region.devices - short:,} of {region.devices:,} devices; {short:,} fail over to other "
-                f"regions ({_spare(loads, name):,} spare slots there) at higher latency; {fix}"
+                f"{name} keeps {devices - short:,} of {devices:,} devices; {short:,} fail over to other "
+                f"regions ({fleet_spare - spare.get(name, 0):,} spare slots there) at higher latency; {fix}"
             )
         else:
             verdict = Verdict.FAIL
             moved = placed.other_regions
             where = f", {moved:,} fit in other regions" if may_leave_region(fleet, lost) else _no_way_out(fleet, lost)
             reason = (
-                f"{placed.unserved:,} devices left without an edge node: {name} holds {region.devices - short:,} "
-                f"of {region.devices:,}{where}; {fix}"
+                f"{placed.unserved:,} devices left without an edge node: {name} holds {devices - short:,} "
+                f"of {devices:,}{where}; {fix}"
             )
-        rows.append(PlanRow("n+1", name, check, region.devices, remaining, "devices", verdict, reason))
+        rows.append(PlanRow("n+1", name, check, devices, remaining, "devices", verdict, reason))
 
-    nodes = fleet.edge_nodes()
+    nodes, devices = fleet.edge_nodes(), fleet.devices
     lost = _largest(nodes)
     capacity = sum(n.capacity.max_devices for n in nodes) - lost.capacity.max_devices
     unserved = _loss(fleet, loads, by_region, lost).unserved
     if not unserved:
         verdict = Verdict.OK
-        reason = f"the fleet holds all {fleet.devices:,} devices ({capacity - fleet.devices:,} slots spare)"
+        reason = f"the fleet holds all {devices:,} devices ({capacity - devices:,} slots spare)"
     else:
         verdict = Verdict.FAIL
         reason = (
-            f"{unserved:,} of {fleet.devices:,} devices left without an edge node when the fleet loses one node "
+            f"{unserved:,} of {devices:,} devices left without an edge node when the fleet loses one node "
             f"({capacity:,} slots remain)"
         )
-    rows.append(PlanRow("n+1", "fleet", f"lose {lost.id}", fleet.devices, capacity, "devices", verdict, reason))
+    rows.append(PlanRow("n+1", "fleet", f"lose {lost.id}", devices, capacity, "devices", verdict, reason))
     return rows
 
 
@@ -299,7 +308,8 @@ def _years(years: float | None) -> str:
 def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -> list[PlanRow]:
     """Capex, opex, revenue, net, payback and cost per device: xzctl.plan.economics on the spec's devices."""
     cost, cur = fleet.cost, fleet.cost.currency
-    e = economics(fleet, fleet.devices)
+    devices = fleet.devices  # a sum over every node: read once
+    e = economics(fleet, devices)
     capex, opex, revenue, net = e.capex, e.opex_year, e.revenue_year, e.net_year
     th = cost.thresholds
 
@@ -316,7 +326,7 @@ def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -
             revenue,
             None,
             cur,
-            (ok, f"{fleet.devices:,} devices x {money(cost.revenue_per_device_year, cur)} = {money(revenue, cur)}"),
+            (ok, f"{devices:,} devices x {money(cost.revenue_per_device_year, cur)} = {money(revenue, cur)}"),
         ),
         row(
             "net per year",
@@ -363,7 +373,7 @@ def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -
     per_device = e.cost_per_device_month
     reason = (
         f"(opex {money(opex, cur)} + capex {money(capex, cur)} / {cost.depreciation_years:g} years) "
-        f"/ {fleet.devices:,} devices / 12 = {money(per_device, cur)}"
+        f"/ {devices:,} devices / 12 = {money(per_device, cur)}"
         if per_device is not None
         else "no devices assigned"
     )
@@ -378,7 +388,7 @@ def cost_rows(fleet: Fleet, missing_edge_nodes: int, missing_gpu_servers: int) -
     )
 
     idle = e.idle_share
-    reason = f"{e.slots - fleet.devices:,} of {e.slots:,} device slots paid for and unused ({idle:.1%})"
+    reason = f"{e.slots - devices:,} of {e.slots:,} device slots paid for and unused ({idle:.1%})"
     idle_verdict = Verdict.of(judge(idle, th.max_idle_share, over=Status.WARN))
     rows.append(row("idle capacity", idle, th.max_idle_share, "share", (idle_verdict, reason)))
     return rows

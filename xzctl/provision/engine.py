@@ -20,6 +20,7 @@ from typing import Any
 from xzctl import reaper
 from xzctl.errors import ConflictError, ExternalToolError, NotFoundError
 from xzctl.provision.backend import EDGE_PREFIX, PROJECT, backend_url
+from xzctl.state import atomic_write
 
 ENGINE_MARK = "XZCTL_ENGINE_RUN"
 WORKSPACE = "pulumi-workspace"  # under the state dir: the Automation API's project and stack settings
@@ -55,14 +56,13 @@ def open_stack(stack_name: str, state: Path, env: Mapping[str, str], program: Ca
     (NotFoundError naming the command that creates it)."""
     from pulumi import automation as auto
 
-    workspace = auto.LocalWorkspaceOptions(
-        work_dir=str(state / WORKSPACE),
-        project_settings=auto.ProjectSettings(
-            name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=backend_url(state))
-        ),
-        env_vars=dict(env),
+    work_dir = state / WORKSPACE
+    _write_project(
+        work_dir,
+        auto.ProjectSettings(name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=backend_url(state))),
     )
-    Path(workspace.work_dir or ".").mkdir(parents=True, exist_ok=True)
+    # No project_settings: the workspace reads the Pulumi.yaml above instead of rewriting it in place.
+    workspace = auto.LocalWorkspaceOptions(work_dir=str(work_dir), env_vars=dict(env))
     if program is not None:
         return auto.create_or_select_stack(stack_name, project_name=PROJECT, program=program, opts=workspace)
     try:
@@ -70,6 +70,18 @@ def open_stack(stack_name: str, state: Path, env: Mapping[str, str], program: Ca
         return auto.select_stack(stack_name, project_name=PROJECT, program=_no_program, opts=workspace)
     except auto.StackNotFoundError:
         raise NotFoundError(f"no stack {stack_name} in {state / 'pulumi'}", hint=first_command(stack_name)) from None
+
+
+def _write_project(work_dir: Path, settings: Any) -> None:
+    """The workspace's Pulumi.yaml, replaced whole (temp + rename) and only when it changes: the Automation API
+    rewrites it in place (truncate, write) on every run, and several regions provisioned at once share it, so a
+    pulumi CLI of one region could read another's half-written file."""
+    import yaml
+
+    text = yaml.safe_dump(settings.to_dict())
+    path = work_dir / "Pulumi.yaml"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        atomic_write(path, text)
 
 
 def _no_program() -> None:

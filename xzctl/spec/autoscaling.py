@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
-from xzctl.spec.models import Autoscaling, Cloud, EdgeNode, InferenceService, LlmModel, Region
+from xzctl.spec.memo import per_spec
+from xzctl.spec.models import Autoscaling, Cloud, EdgeNode, Fleet, InferenceService, LlmModel, Region
 
 # A survivor whose load grows by less than this share keeps its replicas: the target leaves that much slack.
 LOAD_SLACK = 0.02
@@ -156,3 +157,9 @@ def region_peak_shortfalls(region: Region) -> list[PeakShortfall]:
         if _node_shortfalls(region.name, lost.id, node, after, None):
             return [s for lost in nodes for s in loss_shortfalls(region, lost)]
     return []
+
+
+@per_spec
+def peak_shortfalls(fleet: Fleet) -> dict[str, list[PeakShortfall]]:
+    """`region_peak_shortfalls` of every region, once per loaded spec: `fleet plan` validates, then plans."""
+    return {name: region_peak_shortfalls(region) for name, region in fleet.regions.items()}

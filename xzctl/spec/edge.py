@@ -60,15 +60,23 @@ class Capacity(Strict):
     # Filled by load_fleet from the profile file: the profile and its path.
     _measured: tuple[CapacityProfile, str] | None = PrivateAttr(default=None)
 
+    def _attached(self) -> tuple[CapacityProfile, str] | None:
+        # The private dict read directly: pydantic's attribute fallback costs ~10 us a read, and the plan reads
+        # this for every node several times (10,000-node fleets).
+        private = self.__pydantic_private__
+        return private.get("_measured") if private else None
+
     @property
     def profile(self) -> CapacityProfile | None:
         """The node class's measured capacity profile; None without one."""
-        return self._measured[0] if self._measured else None
+        measured = self._attached()
+        return measured[0] if measured else None
 
     @property
     def measured_devices(self) -> tuple[int, str] | None:
         """Measured devices per node of this class and the profile they come from; None without a profile."""
-        return (self._measured[0].devices_per_node, self._measured[1]) if self._measured else None
+        measured = self._attached()
+        return (measured[0].devices_per_node, measured[1]) if measured else None
 
     @property
     def carried_devices(self) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from xzctl.spec.models import EdgeNode, Fleet
@@ -112,14 +113,18 @@ class _Fill:
         return devices - left
 
 
-def place(loads: list[NodeLoad], devices: int, *, leavable: int, same: list[int], other: list[int]) -> Placement:
+def place(loads: list[NodeLoad], devices: int, *, leavable: int, same: list[int], other: Iterable[int]) -> Placement:
     """Place `devices` on the nodes at indexes `same` (the lost node's region, without it) first, then at most
     `leavable` of them (those allowed out of the region, see `may_leave_region`) on `other`."""
     placement = Placement(devices)
     fill = _Fill(loads, placement.added)
+    outside: list[int] | None = None
     for hard in (False, True):
         placement.same_region += fill.fill(same, placement.unserved, hard=hard)
-        # Other regions only when needed: most node losses end in their own region (and this keeps 1000 fast).
+        # Other regions only when needed: most node losses end in their own region, and `other` is only read
+        # then (the plan passes a generator, so a loss that stays in its region never walks the fleet).
         outward = min(placement.unserved, leavable - placement.other_regions)
-        placement.other_regions += fill.fill(other, outward, hard=hard)
+        if outward > 0:
+            outside = list(other) if outside is None else outside
+            placement.other_regions += fill.fill(outside, outward, hard=hard)
     return placement

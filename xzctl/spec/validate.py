@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from xzctl.errors import SpecProblem
-from xzctl.spec.autoscaling import cloud_gpu_demand_at_max, node_gpu_demand_at_max, region_peak_shortfalls
+from xzctl.spec.autoscaling import cloud_gpu_demand_at_max, node_gpu_demand_at_max, peak_shortfalls
 from xzctl.spec.edge import CORES_PER_SERVER_PROCESS
 from xzctl.spec.load import Path_, format_path
 from xzctl.spec.models import CapexKind, Cloud, EdgeNode, Environment, Fleet
@@ -310,8 +310,9 @@ def _autoscaling_budget(fleet: Fleet, add: _Add) -> None:
                 "lower autoscaling.max or gpu_per_replica, or raise capacity.gpu.time_slicing_replicas",
                 "warning",
             )
-    for name, region in fleet.regions.items():
-        for short in region_peak_shortfalls(region):
+    for name, shorts in peak_shortfalls(fleet).items():
+        region = fleet.regions[name]
+        for short in shorts:
             index = [n.id for n in region.edge_nodes].index(short.node)
             add(
                 ("regions", name, "edge_nodes", index, "services", short.service, "autoscaling", "max"),
