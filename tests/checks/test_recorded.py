@@ -45,7 +45,7 @@ def test_the_recorded_window_reads_one_precomputed_series_per_figure(
     with PrometheusClient(sandbox.prometheus_url) as client:
         snapshot = take_snapshot(client, example_fleet, OPTIONS)
         raw_cpu = {s.labels["node"]: s.value for s in client.query(q.node_figures(OPTIONS.window)["cpu_utilization"])}
-    assert snapshot.queries == PLAIN_QUERIES + FIGURES  # no second round: every figure came recorded
+    assert snapshot.queries == len(example_fleet.regions) * (PLAIN_QUERIES + FIGURES)  # per region, all recorded
     _figures_known(snapshot, example_fleet)
     # the recorded CPU is the raw expression of an evaluation at most a few seconds earlier, over the same 5m
     for node, busy in raw_cpu.items():
@@ -64,5 +64,7 @@ def test_a_prometheus_without_the_rules_gives_the_same_figures_read_raw(
         wait_for_query(url, "min(count_over_time(up{job='xiaozhi-edge'}[1m])) >= 3", bool)
         with PrometheusClient(url) as client:
             snapshot = take_snapshot(client, example_fleet, OPTIONS)
-    assert snapshot.queries == PLAIN_QUERIES + 2 * FIGURES  # the recorded reads came back empty: 4 raw ones
+    assert snapshot.queries == len(example_fleet.regions) * (
+        PLAIN_QUERIES + 2 * FIGURES
+    )  # per region: 4 raw reads after empty recorded ones
     _figures_known(snapshot, example_fleet)

@@ -140,5 +140,5 @@ def test_an_operator_rolls_the_real_node_from_the_previous_asr_release_to_the_cu
     release = image.release(image.info.version)
     assert release is not None and record["images"]["asr"] == image.pinned(release)
     assert {k.rsplit("-", 1)[0] for k in record["services"]} == {
-        "vad", "asr", "tts", "loadgen", "probe", "llm", "xiaozhi-server"
+        "vad", "asr", "tts", "loadgen", "probe", "llm", "xiaozhi-server", "balancer"
     }  # fmt: skip
