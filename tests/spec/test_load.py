@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fixtures.manifests import SITE_COORDINATOR, coordinator_variant
+from tests.fixtures.manifests import SITE_COORDINATOR, coordinator_variant, variant
 from xzctl.cli import run
 from xzctl.errors import FleetSpecError
 from xzctl.spec import bundled_example_path, load_fleet, resolve_fleet_path
-from xzctl.spec.validate import all_images, node_cpu_memory_requests, node_gpu_demand
+from xzctl.spec.validate import all_images, canary_shortfall, node_cpu_memory_requests, node_gpu_demand
 
 EXAMPLE = bundled_example_path().read_text(encoding="utf-8")
 
@@ -91,11 +91,31 @@ def test_example_node_budgets() -> None:
     node = load_fleet(bundled_example_path()).fleet.node("bj-edge-01")
     assert node_gpu_demand(node) == 6 * 1 + 4 * 1 + 1 * 2
     cpu, memory = node_cpu_memory_requests(node)
-    # 4 server processes: one per 4 of the node's 16 cores (the example gives no count)
-    assert cpu == pytest.approx(4 * 0.5 + 6 * 1 + 4 * 0.5 + 1 + 4 * 1)
+    # 4 server processes of half a core (one per 4 of the node's 16 cores: the example gives no count), Redis 500m
+    assert cpu == pytest.approx(4 * 0.5 + 6 * 1 + 4 * 0.5 + 1 + 4 * 0.5 + 0.5)
     gib = 2**30
-    # vad 4 x 512Mi, asr 6 x 3Gi, tts 4 x 1Gi, llm 6Gi, server 4 x 2Gi, Redis limit 16Gi (no coordinator)
-    assert memory == 4 * gib // 2 + 6 * 3 * gib + 4 * gib + 6 * gib + 4 * 2 * gib + 16 * gib
+    # vad 4 x 512Mi, asr 6 x 3Gi, tts 4 x 1Gi, llm 6Gi, server 4 x 1Gi, Redis limit 16Gi (no coordinator)
+    assert memory == 4 * gib // 2 + 6 * 3 * gib + 4 * gib + 6 * gib + 4 * gib + 16 * gib
+    # and one more pod of any service fits beside them: a rollout's canary is scheduled
+    assert canary_shortfall(node) is None
+
+
+@pytest.mark.parametrize(
+    ("edit", "service", "short"),
+    [
+        # the default 1-core server processes (4 of them) leave half a core: asr's 1-core canary stays Pending
+        ((r'\n        resources: \{cpu_request: "500m", cpu_limit: "2".*\n', "\n"), "asr", "1 CPU (0.5 free)"),
+        ((r"memory_limit: 16Gi", "memory_limit: 28Gi"), "asr", "3Gi memory (2.0 GiB free)"),
+        ((r"time_slicing_replicas: 8", "time_slicing_replicas: 6"), "asr", "1 GPU slot(s) (0 free)"),
+    ],
+)
+def test_a_node_without_room_for_a_canary_is_warned(
+    tmp_path: Path, edit: tuple[str, str], service: str, short: str
+) -> None:
+    fleet = variant(tmp_path, edit)
+    assert canary_shortfall(fleet.node("bj-edge-01")) == (service, short)
+    warned = [w for w in load_fleet(tmp_path / "fleet.yaml").warnings if "canary pod" in w.message]
+    assert [w.path for w in warned] == [f"node_profiles.edge-standard.services.{service}"]
 
 
 def test_all_images_names_every_image_with_its_path() -> None:
@@ -118,8 +138,8 @@ def test_a_coordinator_the_spec_sets_is_an_image_and_a_pod_of_every_node(tmp_pat
     assert len(images) == len(dict(all_images(example))) + len(fleet.edge_nodes())
     cpu, memory = node_cpu_memory_requests(fleet.node("bj-edge-01"))
     base_cpu, base_memory = node_cpu_memory_requests(example.node("bj-edge-01"))
-    # the coordinator's default requests (2 cores, 4Gi), less one server process (1 core, 2Gi) it makes room for
-    assert (cpu - base_cpu, memory - base_memory) == (2 - 1, (4 - 2) * 2**30)
+    # the coordinator's default requests (2 cores, 4Gi), less one server process (half a core, 1Gi) it makes room for
+    assert (cpu - base_cpu, memory - base_memory) == (2 - 0.5, (4 - 1) * 2**30)
 
 
 def test_a_rule_broken_by_a_profile_names_the_profile_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

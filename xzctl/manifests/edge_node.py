@@ -295,13 +295,10 @@ class NodeBuilder:
                 k8s.secret_env("REDISCLI_AUTH", secret, SECRET_KEY),
             ]
         ping = {"exec": {"command": ["sh", "-c", f"redis-cli -p {port} ping | grep -q PONG"]}}
-        limits = Resources(
-            cpu_request="500m", cpu_limit="2", memory_request=cache.memory_limit, memory_limit=cache.memory_limit
-        )
         main = k8s.container(
             "redis",
             k8s.check_image(self.fleet, cache.image, f"{node.id} cache"),
-            k8s.resources(limits),
+            k8s.resources(cache.resources),
             ports=[("redis", port)],
             readiness={**ping, "periodSeconds": 5},
             liveness={**ping, "periodSeconds": 20, "initialDelaySeconds": 15},

@@ -141,6 +141,13 @@ class CacheService(Strict):
     storage_size: str = "50Gi"
     cluster: bool = False
 
+    @property
+    def resources(self) -> Resources:
+        """Redis's pod requests: its whole limit, as a cache that is evicted mid-turn is worse than none."""
+        return Resources(
+            cpu_request="500m", cpu_limit="2", memory_request=self.memory_limit, memory_limit=self.memory_limit
+        )
+
     @field_validator("memory_limit", "storage_size")
     @classmethod
     def _size(cls, v: str) -> str:

@@ -15,7 +15,7 @@ from xzctl.errors import SpecProblem
 from xzctl.spec.autoscaling import cloud_gpu_demand_at_max, node_gpu_demand_at_max, peak_shortfalls
 from xzctl.spec.edge import CORES_PER_SERVER_PROCESS
 from xzctl.spec.load import Path_, format_path
-from xzctl.spec.models import CapexKind, Cloud, EdgeNode, Environment, Fleet
+from xzctl.spec.models import CapexKind, Cloud, EdgeNode, Environment, Fleet, Resources
 from xzctl.spec.quantity import parse_cpu, parse_memory
 
 # Kubernetes object names are DNS labels (<= 63); the longest name derived from a node id is
@@ -33,16 +33,41 @@ def node_gpu_demand(node: EdgeNode) -> int:
     return sum(s.replicas * s.gpu_per_replica for s in node.services.inference().values())
 
 
-def node_cpu_memory_requests(node: EdgeNode) -> tuple[float, int]:
-    """CPU cores and memory bytes requested by every pod the node runs."""
+def _rolled_pods(node: EdgeNode) -> dict[str, tuple[int, Resources, int]]:
+    """(pods, requests of one, GPU slots of one) of each service a rollout changes, by its spec name."""
     s = node.services
-    pods = [(svc.replicas, svc.resources) for svc in s.inference().values()]
-    pods += [(node.server_processes, s.xiaozhi_server.resources)]
+    pods = {name: (svc.replicas, svc.resources, svc.gpu_per_replica) for name, svc in s.inference().items()}
+    pods["xiaozhi_server"] = (node.server_processes, s.xiaozhi_server.resources, 0)
     if s.coordinator is not None:
-        pods.append((s.coordinator.replicas, s.coordinator.resources))
+        pods["coordinator"] = (s.coordinator.replicas, s.coordinator.resources, 0)
+    return pods
+
+
+def node_cpu_memory_requests(node: EdgeNode) -> tuple[float, int]:
+    """CPU cores and memory bytes requested by every pod the node runs, Redis included."""
+    pods = [(n, r) for n, r, _ in _rolled_pods(node).values()] + [(1, node.services.cache.resources)]
     cpu = sum(n * parse_cpu(r.cpu_request) for n, r in pods)
-    mem = sum(n * parse_memory(r.memory_request) for n, r in pods) + parse_memory(s.cache.memory_limit)
+    mem = sum(n * parse_memory(r.memory_request) for n, r in pods)
     return cpu, mem
+
+
+def canary_shortfall(node: EdgeNode) -> tuple[str, str] | None:
+    """(service, what is short) when one more pod of a service does not fit beside the node's pods: a rollout's
+    canary (and a stable update's surge pod) is that pod, and it would stay Pending until its deadline."""
+    cpu, mem = node_cpu_memory_requests(node)
+    free_cpu, free_mem = node.capacity.cpu_cores - cpu, node.capacity.memory_gb * 2**30 - mem
+    free_gpu = node.capacity.gpu.slots - node_gpu_demand(node)
+    for name, (_, r, gpu) in sorted(_rolled_pods(node).items()):
+        short = [
+            f"{r.cpu_request} CPU ({free_cpu:g} free)" if parse_cpu(r.cpu_request) > free_cpu else "",
+            f"{r.memory_request} memory ({free_mem / 2**30:.1f} GiB free)"
+            if parse_memory(r.memory_request) > free_mem
+            else "",
+            f"{gpu} GPU slot(s) ({free_gpu} free)" if gpu > free_gpu else "",
+        ]
+        if any(short):
+            return name, ", ".join(x for x in short if x)
+    return None
 
 
 def all_images(fleet: Fleet) -> Iterable[tuple[Path_, str]]:
@@ -181,6 +206,16 @@ def _node_capacity(node: EdgeNode, path: Path_, add: _Add) -> None:
             (*path, "services"),
             f"pods request {mem / 2**30:.1f} GiB (Redis limit included) but the node has {cap.memory_gb} GB",
             "lower replicas, xiaozhi_server.processes, resources.memory_request or cache.memory_limit",
+        )
+    # a node already over its capacity has its error; the canary's room is the next thing to see
+    fits = cpu <= cap.cpu_cores and mem <= cap.memory_gb * 2**30 and demand <= slots
+    short = canary_shortfall(node) if fits else None
+    if short is not None:
+        add(
+            (*path, "services", short[0]),
+            f"no room for a rollout's canary pod of {short[0]}: it needs {short[1]}",
+            "leave one pod of the largest service free on the node: lower replicas or resources requests",
+            "warning",
         )
 
 
