@@ -3,6 +3,13 @@
 # Needs root for apt-get (CI and the development machines run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Two checkouts may run this at once on one machine (CI beside a developer's run): the set-up below writes to the one
+# Python, apt and the caches in ~/.cache/xzctl, so it runs under a lock shared by every checkout; and every process of
+# this run imports this checkout's xzctl, whichever checkout the shared editable install points to.
+mkdir -p "$HOME/.cache/xzctl"
+exec 9>"$HOME/.cache/xzctl/setup.lock"
+flock --timeout 3600 9 || { echo "another checkout's set-up held $HOME/.cache/xzctl/setup.lock for an hour" >&2; exit 1; }
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
@@ -41,6 +48,7 @@ if [ "${XZCTL_SKIP_ENGINE:-}" != "1" ]; then
   command -v etcd >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
   echo "== engine";     bash scripts/engine.sh
 fi
+exec 9>&-  # set-up done: the other checkout's may run
 echo "== ruff";         ruff check .
 echo "== mypy";         mypy
 echo "== import-linter"; lint-imports

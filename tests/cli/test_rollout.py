@@ -40,7 +40,9 @@ def _cli_env(box: SandboxInfo) -> dict[str, str]:
 
 
 def _spawn_rollout(box: SandboxInfo, checks: int) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", NEW_ASR, "--interval", "1s"]
+    # 5 s between checks: a step analysed stays held for one interval at least, long enough for the test's second
+    # rollout to meet its lock on a loaded machine (at 1 s the step passed and let go first under load 20)
+    argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", NEW_ASR, "--interval", "5s"]
     argv += ["--checks", str(checks), "--window", "4s", "--warmup", "0s", "--deployer", "sandbox"]
     # credentials in the URL are used (Prometheus without auth ignores them) but never shown or recorded
     argv += ["--prometheus", box.prometheus_url.replace("http://", f"http://ops:{SECRET}@")]

@@ -116,8 +116,9 @@ def test_an_operator_rolls_the_real_node_from_the_previous_asr_release_to_the_cu
     assert before["image"] == previous  # from the spec's previous release
     argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", current, "--node", NODE, "--max-wer", "0.5"]
     # a probe takes a turn every 15 s: the window holds several per track once it has grown; on two loaded cores a
-    # first short window may have none (an error, not a verdict) and one noisy p95 of a few turns is tolerated
-    argv += ["--interval", "20s", "--window", "120s", "--checks", "2", "--error-limit", "6", "--failure-limit", "1"]
+    # first short window may have none (an error, not a verdict) and noisy p95s of a few turns are tolerated: the
+    # windows overlap, so one slow spell of a fresh replica fails two measurements in a row (seen at load 20)
+    argv += ["--interval", "20s", "--window", "120s", "--checks", "2", "--error-limit", "6", "--failure-limit", "3"]
     argv += ["--no-write-spec", "-o", "json"]
     argv += ["--state-dir", str(previous_node.state_dir)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=840, check=False)

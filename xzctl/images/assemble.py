@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -227,7 +228,9 @@ def assemble(
                 buildah("add", container, str(baked), target, what="model")
             recorded = _install(buildah, container, staged, spec, env)
             buildah(*_config_args(name, service, version, spec, env), container, what="image config")
-            local = f"localhost/xzctl/{tag}"
+            # A name of this build's own: two builds of one version at once (two test runs, two operators) commit
+            # the same image ID, and a shared name would let the first one's rmi delete the other's image.
+            local = f"localhost/xzctl/{tag}:build-{os.getpid()}-{secrets.token_hex(4)}"
             buildah(
                 "commit",
                 "--quiet",
