@@ -55,8 +55,13 @@ def canary_shortfall(node: EdgeNode) -> tuple[str, str] | None:
     """(service, what is short) when one more pod of a service does not fit beside the node's pods: a rollout's
     canary (and a stable update's surge pod) is that pod, and it would stay Pending until its deadline."""
     cpu, mem = node_cpu_memory_requests(node)
+    return _short_of_one_pod(node, cpu, mem, node_gpu_demand(node))
+
+
+def _short_of_one_pod(node: EdgeNode, cpu: float, mem: int, gpu_demand: int) -> tuple[str, str] | None:
+    """`canary_shortfall` from the node's requests, which validation has already summed."""
     free_cpu, free_mem = node.capacity.cpu_cores - cpu, node.capacity.memory_gb * 2**30 - mem
-    free_gpu = node.capacity.gpu.slots - node_gpu_demand(node)
+    free_gpu = node.capacity.gpu.slots - gpu_demand
     for name, (_, r, gpu) in sorted(_rolled_pods(node).items()):
         short = [
             f"{r.cpu_request} CPU ({free_cpu:g} free)" if parse_cpu(r.cpu_request) > free_cpu else "",
@@ -209,12 +214,12 @@ def _node_capacity(node: EdgeNode, path: Path_, add: _Add) -> None:
         )
     # a node already over its capacity has its error; the canary's room is the next thing to see
     fits = cpu <= cap.cpu_cores and mem <= cap.memory_gb * 2**30 and demand <= slots
-    short = canary_shortfall(node) if fits else None
+    short = _short_of_one_pod(node, cpu, mem, demand) if fits else None
     if short is not None:
         add(
             (*path, "services", short[0]),
             f"no room for a rollout's canary pod of {short[0]}: it needs {short[1]}",
-            "leave one pod of the largest service free on the node: lower replicas or resources requests",
+            "leave room on the node for one more pod of it: lower replicas or resources requests",
             "warning",
         )
 
