@@ -185,6 +185,12 @@ def _backfill_region(
     return stats
 
 
+def tsdb_dir(work: Path, region: str | None = None) -> Path:
+    """A sandbox Prometheus's storage under `work`: the one Prometheus's, or with `region` that region's own. The
+    backfill writes where the Prometheus then reads, so both take it from here."""
+    return work / (f"tsdb-{region}" if region else "tsdb")
+
+
 def run_prometheus(
     prometheus: str,
     fleet: Fleet,

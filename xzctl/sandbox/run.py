@@ -27,7 +27,13 @@ from xzctl import reaper
 from xzctl.errors import BadInputError, ConflictError, UnknownStateError
 from xzctl.metrics import contract as c
 from xzctl.sandbox.processes import STOP_TIMEOUT_SECONDS, alive, spawn, stop_group, wait_until
-from xzctl.sandbox.prometheus import HTTP_TIMEOUT_SECONDS, backfill_history, find_prometheus, run_prometheus
+from xzctl.sandbox.prometheus import (
+    HTTP_TIMEOUT_SECONDS,
+    backfill_history,
+    find_prometheus,
+    run_prometheus,
+    tsdb_dir,
+)
 from xzctl.sandbox.realnode import start_real_node, stop_real_node, stop_recorded_real_node
 from xzctl.sandbox.thanos import QUERY, RegionStack, find_thanos, process_names, regions_with_nodes, start_regions
 from xzctl.spec.models import Fleet
@@ -178,7 +184,7 @@ def start_sandbox(
                 server_processes=server_processes,
             )
         # Prometheus makes its storage dir; promtool, backfilling first, does too.
-        storages = {r: work / (f"tsdb-{r}" if thanos else "tsdb") for r in regions_with_nodes(fleet)}
+        storages = {r: tsdb_dir(work, r if thanos else None) for r in regions_with_nodes(fleet)}
         backfilled = (
             backfill_history(fleet_file, promtool, storages, work, seed=seed, history=history) if history else None
         )
@@ -268,7 +274,7 @@ def _monitoring(
         prometheus,
         fleet,
         work,
-        storage=work / "tsdb",
+        storage=tsdb_dir(work),
         procs=procs,
         sim_port=sim_port,
         scrape_interval_seconds=scrape_interval_seconds,

@@ -23,7 +23,7 @@ from xzctl.errors import ExternalToolError
 from xzctl.metrics import contract as c
 from xzctl.sandbox.kubernetes import engine_bin_dir
 from xzctl.sandbox.processes import free_port, wait_until
-from xzctl.sandbox.prometheus import HTTP_TIMEOUT_SECONDS, run_prometheus, start_listening
+from xzctl.sandbox.prometheus import HTTP_TIMEOUT_SECONDS, run_prometheus, start_listening, tsdb_dir
 from xzctl.spec.models import Fleet
 
 THANOS_HINT = "build it: bash scripts/engine.sh thanos (or put a thanos binary on PATH)"
@@ -130,11 +130,11 @@ def start_regions(
     history: timedelta | None,
     extra_targets: list[dict[str, Any]],
 ) -> tuple[str, dict[str, RegionStack]]:
-    """Each region's Prometheus (storage `work/tsdb-<region>`, backfilled already) and sidecar, then Thanos Query
+    """Each region's Prometheus (storage `tsdb_dir(work, region)`, backfilled already) and sidecar, then Thanos Query
     over them: (the global URL, the regions' stacks). Every process is appended to `procs` as it starts."""
     stacks: dict[str, RegionStack] = {}
     for region in regions_with_nodes(fleet):
-        storage = work / f"tsdb-{region}"
+        storage = tsdb_dir(work, region)
         url = run_prometheus(
             prometheus,
             fleet,
