@@ -109,12 +109,12 @@ def test_ctrl_c_during_up_leaves_no_process_and_no_state(tmp_path: Path, monkeyp
         spawned.append(proc.pid)
         return proc
 
-    def interrupted(_url: str) -> bool:
+    def interrupted(_url: str, _timeout: float) -> bool:
         raise KeyboardInterrupt  # the operator presses Ctrl-C while `up` waits for Prometheus
 
     monkeypatch.setattr(run_module, "spawn", spawn_and_track)  # the simulator
     monkeypatch.setattr(prometheus_module, "spawn", spawn_and_track)  # Prometheus
-    monkeypatch.setattr(prometheus_module, "_http_ok", interrupted)
+    monkeypatch.setattr(prometheus_module, "http_ok", interrupted)
     with pytest.raises(KeyboardInterrupt):
         start_sandbox(None, tmp_path / "state", scrape_interval_seconds=1)
     assert len(spawned) == 2 and all(pid_gone(pid) for pid in spawned)

@@ -10,17 +10,14 @@ answering its contract's ready path (ws) or OTA path (http) gets no new connecti
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from xzctl import service_contract as sc
 from xzctl.errors import ExternalToolError
 from xzctl.images.run import RunningService, stop_service
-from xzctl.sandbox.processes import spawn, wait_until
+from xzctl.sandbox.processes import http_ok, spawn, wait_until
 
 # In the config file's name, so on its command line: how `sandbox down` knows the process is the sandbox's.
 MARK = "xzctl-balancer"
@@ -69,12 +66,6 @@ def haproxy_config(listen: dict[str, int], servers: dict[str, list[int]]) -> str
     return "\n".join(lines) + "\n"
 
 
-def _answers(url: str) -> bool:
-    with contextlib.suppress(urllib.error.URLError, OSError), urllib.request.urlopen(url, timeout=2.0) as r:
-        return bool(r.status == 200)
-    return False
-
-
 def start_balancer(listen: dict[str, int], servers: dict[str, list[int]], log_dir: Path) -> RunningService:
     """haproxy on `listen` in front of `servers`, ready once a server answers through each of its ports."""
     binary = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
@@ -92,7 +83,7 @@ def start_balancer(listen: dict[str, int], servers: dict[str, list[int]], log_di
     )
     urls = [f"http://127.0.0.1:{listen[name]}{path}" for name, path in CHECK_PATHS.items()]
     try:
-        wait_until("the balancer", lambda: all(_answers(u) for u in urls), process, log, READY_TIMEOUT)
+        wait_until("the balancer", lambda: all(http_ok(u, 2.0) for u in urls), process, log, READY_TIMEOUT)
     except BaseException:
         stop_service(balancer)
         raise

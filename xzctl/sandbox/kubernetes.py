@@ -31,6 +31,7 @@ import yaml
 from xzctl.errors import ExternalToolError
 from xzctl.sandbox.cluster_objects import KWOK_ANNOTATION, custom_resource_definitions, fake_nodes, storage_objects
 from xzctl.sandbox.processes import free_port as _free_port
+from xzctl.sandbox.processes import http_ok
 from xzctl.sandbox.processes import spawn as _spawn
 from xzctl.sandbox.processes import wait_until as _wait
 from xzctl.spec.models import Fleet
@@ -193,13 +194,6 @@ def _https_ok(url: str, pki: Pki) -> bool:
         return False
 
 
-def _http_ok(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=API_TIMEOUT_SECONDS).status_code == 200
-    except requests.RequestException:
-        return False
-
-
 def _alive() -> bool:
     """Readiness of a process without a health port (--secure-port=0): checked later, through what it does."""
     return True
@@ -237,7 +231,7 @@ def start_cluster(
             f"--initial-cluster=sandbox={peer}",
             "--unsafe-no-fsync",  # a throwaway sandbox: speed over durability
         ],
-        lambda: _http_ok(f"{etcd_url}/health"),
+        lambda: http_ok(f"{etcd_url}/health", API_TIMEOUT_SECONDS),
     )
     server = f"https://127.0.0.1:{api_port}"
     start(

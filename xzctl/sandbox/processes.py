@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from xzctl import reaper
 from xzctl.errors import ExternalToolError
 
@@ -53,6 +55,14 @@ def tail(log: Path, lines: int = 5) -> str:
         return " | ".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def http_ok(url: str, timeout: float) -> bool:
+    """Whether a GET of `url` answers 200 within `timeout`: a started process's readiness."""
+    try:
+        return requests.get(url, timeout=timeout).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def wait_until(

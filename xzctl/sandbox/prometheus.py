@@ -24,7 +24,7 @@ import yaml
 from xzctl.alerts import rules_file
 from xzctl.errors import ExternalToolError
 from xzctl.metrics import contract as c
-from xzctl.sandbox.processes import STOP_TIMEOUT_SECONDS, free_port, spawn, stop_group, tail, wait_until
+from xzctl.sandbox.processes import STOP_TIMEOUT_SECONDS, free_port, http_ok, spawn, stop_group, tail, wait_until
 from xzctl.spec.models import Fleet
 
 RULES_FILE = "rules.yml"
@@ -38,7 +38,7 @@ def _our_prometheus(url: str, storage: Path) -> bool:
     """Ready, and ours: a port picked a moment ago may meanwhile serve another sandbox's Prometheus."""
     try:
         flags = requests.get(f"{url}/api/v1/status/flags", timeout=HTTP_TIMEOUT_SECONDS).json()["data"]
-        return bool(flags.get("storage.tsdb.path") == str(storage) and _http_ok(f"{url}/-/ready"))
+        return bool(flags.get("storage.tsdb.path") == str(storage) and http_ok(f"{url}/-/ready", HTTP_TIMEOUT_SECONDS))
     except (requests.RequestException, ValueError, KeyError):
         return False
 
@@ -67,13 +67,6 @@ def start_listening(
             stop_group(proc.pid, None)
             proc.wait(timeout=STOP_TIMEOUT_SECONDS)
     raise ExternalToolError(f"{what} found no free port in {PORT_ATTEMPTS} attempts")
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=HTTP_TIMEOUT_SECONDS).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def find_prometheus(explicit: str | None) -> tuple[str, str | None]:
