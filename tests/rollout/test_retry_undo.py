@@ -157,7 +157,7 @@ def test_undo_returns_the_promoted_nodes_to_the_release_before(rig: Rig) -> None
 
 def _mixed(rig: Rig) -> None:
     rig.deployer.running = rig.deployer.running.with_pin("sh-edge-01", "asr", ServicePin(NEW))
-    rig.rollout("asr-m1x3d", "registry.xiaozhi.example/inference/asr:2.1.0", PASS).start()
+    rig.rollout("asr-m1x3d", "registry.xiaozhi.example/inference/asr:2.0.0", PASS).start()
 
 
 @pytest.mark.parametrize(
@@ -188,7 +188,7 @@ def test_undo_refuses_without_one_previous_release(
 
 def test_undo_picks_the_latest_promotion_of_the_service(rig: Rig) -> None:
     rig.rollout("asr-f1rst", NEW, PASS).start()
-    later = "registry.xiaozhi.example/inference/asr:2.1.0"
+    later = "registry.xiaozhi.example/inference/asr:2.0.0"
     rig.rollout("asr-s3cnd", later, PASS).start()
     rig.rollout("asr-f41l2", OLD, ["fail"]).start()  # not promoted: not a release to go back from
     source, image = undo_source(rig.store, "asr", None)

@@ -12,6 +12,7 @@ from xzctl.errors import BadInputError
 from xzctl.simulator.history import (
     MAX_STEP_SECONDS,
     REGION_SAMPLE_BUDGET,
+    SERIES_PER_NODE,
     history_step,
     write_openmetrics_history,
 )
@@ -31,6 +32,9 @@ def test_same_arguments_same_history(example_fleet: Fleet, tmp_path: Path) -> No
     assert 'xiaozhi_active_devices{job="xiaozhi-edge",instance="bj-edge-01",region="beijing",node="bj-edge-01"}' in text
     assert stats.step == 60 and stats.end == END and stats.start == END - 1800
     assert text.count("# TYPE ") == len({line.split()[2] for line in text.splitlines() if line.startswith("# TYPE")})
+    # the step's budget counts on SERIES_PER_NODE: a node's exposition must not outgrow it (a bucket added, ...)
+    per_node = stats.series / len(example_fleet.edge_nodes())
+    assert 0.8 * SERIES_PER_NODE <= per_node <= 1.1 * SERIES_PER_NODE, per_node
 
 
 @pytest.mark.live
@@ -56,7 +60,7 @@ def test_promtool_turns_it_into_blocks(example_fleet: Fleet, tmp_path: Path) -> 
     ("nodes", "days", "step"),
     [
         (3, 1 / 48, 60),  # small and short: the finest step
-        (3, 7, 420),  # coarser to stay in the region's budget
+        (3, 7, 600),  # coarser to stay in the region's budget
         (50, 3, MAX_STEP_SECONDS),  # a 50-node region over 3 days: capped, so every hour holds two samples
         (50, 35, MAX_STEP_SECONDS),
     ],
@@ -65,7 +69,7 @@ def test_the_step_follows_a_regions_size_never_past_two_samples_an_hour(nodes: i
     span = days * 86400
     assert history_step(nodes, span) == step
     if step < MAX_STEP_SECONDS:
-        assert 200 * nodes * span / step <= REGION_SAMPLE_BUDGET
+        assert SERIES_PER_NODE * nodes * span / step <= REGION_SAMPLE_BUDGET
 
 
 def test_a_regions_history_holds_only_its_nodes_with_the_fleets_samples(example_fleet: Fleet, tmp_path: Path) -> None:

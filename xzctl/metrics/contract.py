@@ -12,6 +12,7 @@ target means the node is unreachable.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -30,10 +31,24 @@ SERVICES = ("vad", "asr", "llm", "tts", "end_to_end")
 TRACKS = ("stable", "canary")
 CACHE_TIERS = ("l1", "l2", "l3")
 
-# Histogram buckets in seconds: fine below 50 ms (VAD), up to 10 s (LLM, end to end).
-LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+# Histogram buckets in seconds. histogram_quantile interpolates inside a bucket, so a p95 is only as exact as the
+# step between two bounds; a canary judged at 1.5x its stable's p95 needs steps finer than that wherever the KPIs
+# sit. From 10 ms to 5 s (a turn: 100 ms to 5 s) each bound is at most RESOLUTION times the one before; below and
+# above that only a few bounds catch the tails (every earlier bound is kept, so SLO thresholds stay bounds).
+RESOLUTION = 1.25
+_MANTISSAS = (1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.5, 9.0)  # steps of 1.11 to 1.25
+
+
+def _fine(low: float, high: float) -> tuple[float, ...]:
+    """Bounds from `low` to `high` at _MANTISSAS' steps, decade by decade."""
+    decades = range(math.floor(math.log10(low)), math.floor(math.log10(high)) + 1)
+    bounds = (round(m * 10.0**e, 9) for e in decades for m in _MANTISSAS)
+    return tuple(b for b in bounds if low <= b <= high)
+
+
+LATENCY_BUCKETS = (0.005, 0.0075, *_fine(0.01, 5.0), 7.5, 10.0)
 # A device's turn: the seed's KPI is 3 s end to end, an overloaded node takes 10-20 s, a lost reply times out at 30 s.
-TURN_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0)
+TURN_BUCKETS = (*_fine(0.1, 5.0), 7.5, 10.0, 15.0, 20.0, 30.0)
 TURN_RESULTS = ("ok", "failed")
 # what went wrong in a failed turn (the `kind` label of TURN_FAILURES), as the device saw it
 TURN_FAILURE_KINDS = ("connect", "auth", "no_transcript", "no_audio", "timeout", "closed", "error")

@@ -53,7 +53,10 @@ def render_metrics_doc() -> str:
         f"- `{c.TRACK}`: {', '.join(f'`{t}`' for t in c.TRACKS)}; a canary takes a share of the node's traffic",
         f"- `{c.IMAGE}`: the image reference serving the series, as in the fleet spec",
         f"- `{c.TIER}`: {', '.join(f'`{t}`' for t in c.CACHE_TIERS)}; `{c.RESULT}`: `hit`, `miss`",
-        f"- latency buckets (seconds): {', '.join(f'{b:g}' for b in c.LATENCY_BUCKETS)}",
+        f"- request latency buckets (seconds): {', '.join(f'{b:g}' for b in c.LATENCY_BUCKETS)}",
+        f"- turn buckets (seconds): {', '.join(f'{b:g}' for b in c.TURN_BUCKETS)}",
+        f"- where the KPIs sit (10 ms to 5 s; turns from 100 ms) a bound is at most {c.RESOLUTION:g}x the one before: "
+        "a p95 is interpolated inside a bucket, and the rollout analysis compares a canary's p95 with its stable's",
         "",
         "## Names in the scaling plan",
         "",

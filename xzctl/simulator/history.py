@@ -42,7 +42,11 @@ class HistoryStats:
     series: int
 
 
-def history_step(nodes: int, span_seconds: float, series_per_node: int = 200) -> int:
+# A node's series (simulator exposition: 302 with the contract's histogram buckets, 172 before they were refined).
+SERIES_PER_NODE = 300
+
+
+def history_step(nodes: int, span_seconds: float, series_per_node: int = SERIES_PER_NODE) -> int:
     """The step of a region of `nodes` edge nodes: a whole minute, 60 s to MAX_STEP_SECONDS, within the budget."""
     raw = series_per_node * nodes * span_seconds / REGION_SAMPLE_BUDGET
     return min(MAX_STEP_SECONDS, max(MIN_STEP_SECONDS, math.ceil(raw / 60.0) * 60))
