@@ -58,8 +58,10 @@ def test_history_is_queryable_from_the_first_minute(history_sandbox: SandboxInfo
     two_hours_ago = time.time() - 7200
     old = wait_for_query(box.prometheus_url, q.active_devices(), lambda s: len(s) == 7, 20, at=two_hours_ago)
     assert all(s.value > 0 for s in old)
+    # a rate over backfilled samples: the window `sandbox up` advises (two steps) holds two of them
+    window = f"{2 * box.history['step_seconds'] // 60}m"
     trend = wait_for_query(
-        box.prometheus_url, q.p95_latency("end_to_end", window="10m", by=("region",)), bool, 20, at=two_hours_ago
+        box.prometheus_url, q.p95_latency("end_to_end", window=window, by=("region",)), bool, 20, at=two_hours_ago
     )
     assert {s.labels["region"] for s in trend} == {"beijing", "shanghai", "guangzhou"}
     assert all(0.3 < s.value < 3.0 for s in trend)

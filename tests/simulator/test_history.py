@@ -13,6 +13,7 @@ from xzctl.simulator.history import (
     MAX_STEP_SECONDS,
     REGION_SAMPLE_BUDGET,
     SERIES_PER_NODE,
+    coarsest_step,
     history_step,
     write_openmetrics_history,
 )
@@ -88,3 +89,10 @@ def test_a_regions_history_holds_only_its_nodes_with_the_fleets_samples(example_
 def test_history_longer_than_the_forecast_reads_is_refused(example_fleet: Fleet) -> None:
     with pytest.raises(BadInputError, match="35 days"):
         write_openmetrics_history(example_fleet, None, seed=0, end=END, span_seconds=36 * 86400)  # type: ignore[arg-type]
+
+
+def test_the_coarsest_step_is_the_largest_regions(example_fleet: Fleet) -> None:
+    # the example: beijing 3 nodes, shanghai and guangzhou 2; four days need a coarser step for 3 nodes
+    span = 4 * 86400
+    assert coarsest_step(example_fleet, span) == history_step(3, span) > history_step(2, span)
+    assert coarsest_step(example_fleet, span, "shanghai") == history_step(2, span)

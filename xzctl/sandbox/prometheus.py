@@ -25,12 +25,14 @@ from xzctl.alerts import rules_file
 from xzctl.errors import ExternalToolError
 from xzctl.metrics import contract as c
 from xzctl.sandbox.processes import STOP_TIMEOUT_SECONDS, free_port, http_ok, spawn, stop_group, tail, wait_until
+from xzctl.simulator.history import coarsest_step
 from xzctl.spec.models import Fleet
 
 RULES_FILE = "rules.yml"
 INSTALL_HINT = "install it: apt-get install prometheus (Debian/Ubuntu), or pass --prometheus-bin PATH"
 HTTP_TIMEOUT_SECONDS = 3.0
 PORT_ATTEMPTS = 3
+DEFAULT_LOOKBACK_SECONDS = 300  # Prometheus' --query.lookback-delta
 BACKFILL_TIMEOUT_SECONDS = 900  # one region's history generation, then its promtool run
 
 
@@ -215,6 +217,12 @@ def run_prometheus(
         f"--storage.tsdb.retention.time={retention_days}d",
         "--log.level=warn",
     ]
+    if history:
+        # Backfilled samples lie a step apart and carry no staleness markers: an instant query (the forecast's
+        # devices history, a reading hours ago) finds one only within the lookback, 5 m by default. Live series
+        # are unaffected: a failed scrape or a dropped target ends them with a staleness marker.
+        step = coarsest_step(fleet, history.total_seconds(), region)
+        argv.append(f"--query.lookback-delta={max(DEFAULT_LOOKBACK_SECONDS, step)}s")
     return start_listening(
         name,
         lambda port: [*argv, f"--web.listen-address=127.0.0.1:{port}"],

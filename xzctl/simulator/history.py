@@ -52,6 +52,15 @@ def history_step(nodes: int, span_seconds: float, series_per_node: int = SERIES_
     return min(MAX_STEP_SECONDS, max(MIN_STEP_SECONDS, math.ceil(raw / 60.0) * 60))
 
 
+def coarsest_step(fleet: Fleet, span_seconds: float, region: str | None = None) -> int:
+    """The widest spacing of backfilled samples: the step of `region`'s history, else of the largest region's."""
+    sizes: dict[str, int] = {}
+    for node in fleet.edge_nodes():
+        if region is None or node.region == region:
+            sizes[node.region] = sizes.get(node.region, 0) + 1
+    return max((history_step(n, span_seconds) for n in sizes.values()), default=MIN_STEP_SECONDS)
+
+
 def target_labels(region: str, node: str) -> str:
     """The labels Prometheus attaches to a live scrape of the node (see the sandbox scrape config)."""
     return f'job="{c.EDGE_JOB}",instance="{node}",region="{region}",node="{node}"'
