@@ -218,11 +218,7 @@ def run_prometheus(
         "--log.level=warn",
     ]
     if history:
-        # Backfilled samples lie a step apart and carry no staleness markers: an instant query (the forecast's
-        # devices history, a reading hours ago) finds one only within the lookback, 5 m by default. Live series
-        # are unaffected: a failed scrape or a dropped target ends them with a staleness marker.
-        step = coarsest_step(fleet, history.total_seconds(), region)
-        argv.append(f"--query.lookback-delta={max(DEFAULT_LOOKBACK_SECONDS, step)}s")
+        argv.append(f"--query.lookback-delta={lookback_seconds(fleet, history, region)}s")
     return start_listening(
         name,
         lambda port: [*argv, f"--web.listen-address=127.0.0.1:{port}"],
@@ -230,6 +226,15 @@ def run_prometheus(
         work / f"{name}.log",
         procs,
     )
+
+
+def lookback_seconds(fleet: Fleet, history: timedelta, region: str | None = None) -> int:
+    """How far back an instant query over `history` (of `region`, else every region) must look for a sample.
+
+    Backfilled samples lie a step apart and carry no staleness markers: an instant query (the forecast's devices
+    history, a reading hours ago) finds one only within the lookback, 5 m by default. Live series are unaffected: a
+    failed scrape or a dropped target ends them with a staleness marker."""
+    return max(DEFAULT_LOOKBACK_SECONDS, coarsest_step(fleet, history.total_seconds(), region))
 
 
 def rescrape(work: Path, pid: int, add: list[dict[str, Any]], remove: set[str]) -> None:

@@ -23,7 +23,14 @@ from xzctl.errors import ExternalToolError
 from xzctl.metrics import contract as c
 from xzctl.sandbox.kubernetes import engine_bin_dir
 from xzctl.sandbox.processes import free_port, wait_until
-from xzctl.sandbox.prometheus import HTTP_TIMEOUT_SECONDS, run_prometheus, start_listening, tsdb_dir
+from xzctl.sandbox.prometheus import (
+    DEFAULT_LOOKBACK_SECONDS,
+    HTTP_TIMEOUT_SECONDS,
+    lookback_seconds,
+    run_prometheus,
+    start_listening,
+    tsdb_dir,
+)
 from xzctl.spec.models import Fleet
 
 THANOS_HINT = "build it: bash scripts/engine.sh thanos (or put a thanos binary on PATH)"
@@ -101,13 +108,17 @@ def store_regions(url: str) -> dict[str, str]:
     }
 
 
-def start_query(thanos: str, stacks: dict[str, RegionStack], work: Path, procs: list[subprocess.Popen[bytes]]) -> str:
-    """Start Thanos Query over the regions' sidecars; ready once it reaches every one of them. Its URL."""
+def start_query(
+    thanos: str, stacks: dict[str, RegionStack], work: Path, procs: list[subprocess.Popen[bytes]], lookback: int
+) -> str:
+    """Start Thanos Query over the regions' sidecars (instant queries looking `lookback` seconds back, as the
+    regions' Prometheus do); ready once it reaches every one of them. Its URL."""
     endpoints = [f"--endpoint={stack.sidecar_grpc}" for stack in stacks.values()]
 
     def argv(port: int) -> list[str]:
         grpc = f"--grpc-address=127.0.0.1:{free_port()}"
-        return [thanos, "query", f"--http-address=127.0.0.1:{port}", grpc, *endpoints, "--log.level=warn"]
+        query = [thanos, "query", f"--http-address=127.0.0.1:{port}", grpc, f"--query.lookback-delta={lookback}s"]
+        return [*query, *endpoints, "--log.level=warn"]
 
     def ready(url: str) -> bool:
         healthy = {region for region, error in store_regions(url).items() if not error}
@@ -148,7 +159,8 @@ def start_regions(
             region=region,
         )
         stacks[region] = start_sidecar(thanos, region, prometheus_url=url, storage=storage, work=work, procs=procs)
-    return start_query(thanos, stacks, work, procs), stacks
+    lookback = lookback_seconds(fleet, history) if history else DEFAULT_LOOKBACK_SECONDS
+    return start_query(thanos, stacks, work, procs, lookback), stacks
 
 
 def regions_with_nodes(fleet: Fleet) -> list[str]:
