@@ -40,8 +40,7 @@ def _cli_env(box: SandboxInfo) -> dict[str, str]:
 
 
 def _spawn_rollout(box: SandboxInfo, checks: int) -> subprocess.Popen[bytes]:
-    # 5 s between checks: a step analysed stays held for one interval at least, long enough for the test's second
-    # rollout to meet its lock on a loaded machine (at 1 s the step passed and let go first under load 20)
+    # 5 s between checks: the test sees step 2 analysing (and stops the process there) before it passes
     argv = [sys.executable, "-m", "xzctl", "rollout", "canary", "asr", NEW_ASR, "--interval", "5s"]
     argv += ["--checks", str(checks), "--window", "4s", "--warmup", "0s", "--deployer", "sandbox"]
     # credentials in the URL are used (Prometheus without auth ignores them) but never shown or recorded
@@ -67,6 +66,9 @@ def _start_and_kill_between_steps(box: SandboxInfo) -> str:
     proc = _spawn_rollout(box, checks=2)
     try:
         rollout_id = _wait_step(store, 1, "analyzing", proc, before)
+        # frozen in that analysis (it holds the step's nodes until it passes): the second rollout meets the lock
+        # however long it takes to start on a loaded machine (at load 20 it once came after the step had passed)
+        proc.send_signal(signal.SIGSTOP)
         # a second rollout on the nodes of its step is refused while this one runs (short settings: it must not run)
         assert run([*_tts(box), "--node", "bj-edge-02", "--interval", "1s", "--checks", "1"]) == 5
     finally:
