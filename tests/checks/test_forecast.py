@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.kubernetes_schema import validate_strict
-from tests.fixtures.sandbox import HISTORY_GROUP
+from tests.fixtures.sandbox import HISTORY_GROUP, HISTORY_TIMEOUT
 from xzctl.checks.forecast import (
     Forecast,
     build_forecast,
@@ -169,6 +169,7 @@ def test_production_needs_a_pinned_kubectl_image(tmp_path: Path, next_week: Fore
     assert pinned in prescale_files(fleet, next_week, pinned)["beijing-prescale.yaml"]
 
 
+@pytest.mark.timeout(HISTORY_TIMEOUT)
 @pytest.mark.xdist_group(HISTORY_GROUP)
 def test_forecast_from_the_sandbox_history(
     example_fleet: Fleet, history_sandbox: SandboxInfo, tmp_path: Path, capsys: pytest.CaptureFixture[str]

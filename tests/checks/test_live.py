@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.sandbox import HISTORY_GROUP
+from tests.fixtures.sandbox import HISTORY_GROUP, HISTORY_TIMEOUT
 from tests.fixtures.scenarios import ALL_95, WINDOW_SECONDS, devices_seen, known_snapshot, pin, relaxed_fleet
 from xzctl.checks import SnapshotOptions, Status, capacity_report, check_all, drill, failover_check
 from xzctl.prom import PrometheusClient
@@ -158,6 +158,7 @@ def test_drill_times_the_failover_against_the_kpi(sandbox: SandboxInfo, example_
     assert sim.state()["nodes"]["bj-edge-01"]["up"] is True  # restored after the drill
 
 
+@pytest.mark.timeout(HISTORY_TIMEOUT)
 @pytest.mark.xdist_group(HISTORY_GROUP)
 def test_forecast_reads_days_of_backfilled_history(history_sandbox: SandboxInfo, example_fleet: Fleet) -> None:
     # Days of backfilled history (all four read here: a trend needs three whole days of peaks); every node up.

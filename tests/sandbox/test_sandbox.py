@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.sandbox import HISTORY_GROUP, pid_gone, wait_for_query
+from tests.fixtures.sandbox import HISTORY_GROUP, HISTORY_TIMEOUT, pid_gone, wait_for_query
 from xzctl.errors import BadInputError, ExternalToolError
 from xzctl.metrics import queries as q
 from xzctl.sandbox import (
@@ -49,6 +49,7 @@ def test_up_scrapes_every_node_then_down_leaves_no_process(sandbox_factory: Fact
     assert not Path(box.work_dir).exists()
 
 
+@pytest.mark.timeout(HISTORY_TIMEOUT)
 @pytest.mark.xdist_group(HISTORY_GROUP)
 def test_history_is_queryable_from_the_first_minute(history_sandbox: SandboxInfo) -> None:
     box = history_sandbox  # started with days of backfilled history
