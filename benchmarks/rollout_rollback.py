@@ -32,7 +32,7 @@ from xzctl.spec import load_fleet
 
 GOAL_INTERVALS = 2.0
 NEW = "registry.xiaozhi.example/inference/asr:1.4.0"
-OLD = "registry.xiaozhi.example/inference/asr:2.1.0"
+OLD = "registry.xiaozhi.example/inference/asr:2.2.0"
 HEALTHY_BEFORE_ONSET = 3
 SCENARIOS: dict[str, dict[str, float]] = {
     "error rate 5%": {"error_rate": 0.05},

@@ -67,14 +67,20 @@ class LoadGenerator(Service):
         for i in range(self.devices):
             threading.Thread(target=self._device, args=(i,), name=f"device-{i}", daemon=True).start()
 
-    def _pick(self, rng: random.Random) -> AsrTarget:
-        targets = self.asr
-        return rng.choices(targets, weights=[t.weight for t in targets])[0]
-
-    def _turn(self, rng: random.Random, session: str) -> None:
+    def plan(self, rng: random.Random) -> list[tuple[corpus.Utterance, AsrTarget]]:
+        """A device's next turns. Targets of equal weight (the tracks of a canary step) get the same utterance, one
+        turn each in a random order: a paired comparison, so neither track's latency or word error rate rests on
+        drawing the longer or harder utterances (two replicas of one release drew apart to a 2.4x p95 and WER 0.28
+        against 0.06 on a few minutes of independent draws). Otherwise one target, drawn by weight."""
         utterance = rng.choice(self.utterances)
+        targets = list(self.asr)
+        if len(targets) > 1 and len({t.weight for t in targets}) == 1:
+            rng.shuffle(targets)
+            return [(utterance, t) for t in targets]
+        return [(utterance, rng.choices(targets, weights=[t.weight for t in targets])[0])]
+
+    def _turn(self, rng: random.Random, session: str, utterance: corpus.Utterance, target: AsrTarget) -> None:
         audio = self.speech[utterance]
-        target = self._pick(rng)
         labels = {c.TRACK: target.track, c.IMAGE: target.image}
         started = time.monotonic()
         try:
@@ -101,9 +107,14 @@ class LoadGenerator(Service):
         rng = random.Random(index)
         session = f"device-{index}-{uuid.uuid4().hex[:8]}"
         time.sleep(rng.uniform(0, self.interval))  # devices do not all speak at once
+        pending: list[tuple[corpus.Utterance, AsrTarget]] = []
         while time.monotonic() < self.deadline:
             started = time.monotonic()
-            self._turn(rng, session)
+            pending = [(u, t) for u, t in pending if t in self.asr]  # a target the split dropped gets no more
+            if not pending:
+                pending = self.plan(rng)
+            utterance, target = pending.pop(0)
+            self._turn(rng, session, utterance, target)
             time.sleep(max(0.0, self.interval * rng.uniform(0.5, 1.5) - (time.monotonic() - started)))
 
     def routes(self) -> dict[str, Handler]:

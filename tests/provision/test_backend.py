@@ -10,7 +10,7 @@ from xzctl.provision.backend import DEPLOYMENT, backend_dir, pins_of_deployments
 from xzctl.provision.objects import target_objects
 from xzctl.spec import Fleet
 
-OLD = "registry.xiaozhi.example/inference/asr:2.1.0"
+OLD = "registry.xiaozhi.example/inference/asr:2.2.0"
 NEW = "registry.xiaozhi.example/inference/asr:1.4.0"
 
 

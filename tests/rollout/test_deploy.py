@@ -43,7 +43,7 @@ def test_stack_updates_follow_the_steps(example_fleet: Fleet) -> None:
     assert deployer.current() is None
 
 
-OLD = "registry.xiaozhi.example/inference/asr:2.1.0"
+OLD = "registry.xiaozhi.example/inference/asr:2.2.0"
 
 
 @pytest.mark.parametrize(

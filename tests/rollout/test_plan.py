@@ -15,7 +15,7 @@ from xzctl.spec import Fleet
 SUCCESS, FAILURE, INCONCLUSIVE = Result.SUCCESS, Result.FAILURE, Result.INCONCLUSIVE
 
 NEW = "registry.xiaozhi.example/inference/asr:1.4.0"
-OLD = "registry.xiaozhi.example/inference/asr:2.1.0"
+OLD = "registry.xiaozhi.example/inference/asr:2.2.0"
 
 
 def test_steps_go_one_node_then_its_region_then_each_other_region(example_fleet: Fleet) -> None:

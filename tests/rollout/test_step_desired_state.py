@@ -13,7 +13,7 @@ from xzctl.manifests.pins import ImagePins, spec_pins
 from xzctl.rollout.plan import canary_nodes, plan_steps, promoted_pins, step_pins
 from xzctl.spec import Fleet
 
-OLD_TAG = "registry.xiaozhi.example/inference/asr:2.1.0"
+OLD_TAG = "registry.xiaozhi.example/inference/asr:2.2.0"
 NEW_TAG = "registry.xiaozhi.example/inference/asr:1.4.0"
 # every step's Deployments pull the image by the lock's digest, the pins name it by tag
 OLD, NEW = (load_catalog().by_digest(ref) for ref in (OLD_TAG, NEW_TAG))

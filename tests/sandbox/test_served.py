@@ -36,17 +36,17 @@ def _layout(tmp_path: Path, tag: str, digest: str) -> Path:
     ("label", "drifted", "expected"),
     [
         # the package of a tree whose inputs are the release's: that release, by its locked digest
-        (f"{ASR}:2.1.0", {}, "released"),
+        (f"{ASR}:2.2.0", {}, "released"),
         # the same package after its inputs moved: not the release, and why
         (
-            f"{ASR}:2.1.0",
+            f"{ASR}:2.2.0",
             {"asr": "inputs changed since the release: a.py changed"},
-            f"{ASR}:2.1.0 (the tree's package: inputs changed since the release: a.py changed)",
+            f"{ASR}:2.2.0 (the tree's package: inputs changed since the release: a.py changed)",
         ),
         # a previous release's tag on the tree's package (a canary variant): the code is not that release
         (f"{ASR}:1.4.1", {}, f"{ASR}:1.4.1 (the tree's package, not that release)"),
         (f"{ASR}:9.9.9", {}, f"{ASR}:9.9.9 (the tree's package, not that release)"),
-        ("elsewhere/asr:2.1.0", {}, "elsewhere/asr:2.1.0 (the tree's package, not that release)"),
+        ("elsewhere/asr:2.2.0", {}, "elsewhere/asr:2.2.0 (the tree's package, not that release)"),
     ],
 )
 def test_a_service_run_from_the_package_is_its_release_only_when_the_inputs_are(

@@ -84,7 +84,7 @@ def test_canary_image_with_worse_latency_and_errors_shows_on_its_track(box: Sand
     sim.control({"action": "image_profile", "image": CANARY, "latency_factor": 3.0, "error_rate": 0.2})
     sim.control({"action": "deploy", "node": NODE, "service": "asr", "track": "canary", "image": CANARY})
     assert sim.state()["nodes"][NODE]["images"]["asr"] == {
-        "stable": "registry.xiaozhi.example/inference/asr:2.1.0",
+        "stable": "registry.xiaozhi.example/inference/asr:2.2.0",
         "canary": CANARY,
     }
     ratio = wait_for_query(
@@ -101,7 +101,7 @@ def test_canary_image_with_worse_latency_and_errors_shows_on_its_track(box: Sand
     images = wait_for_query(
         box.prometheus_url, q.running_images(filters={"node": NODE, "service": "asr"}), lambda s: len(s) == 2, 10
     )
-    assert {s.labels["image"] for s in images} == {CANARY, "registry.xiaozhi.example/inference/asr:2.1.0"}
+    assert {s.labels["image"] for s in images} == {CANARY, "registry.xiaozhi.example/inference/asr:2.2.0"}
     sim.control({"action": "deploy", "node": NODE, "service": "asr", "track": "canary", "image": None})
     assert sim.state()["nodes"][NODE]["images"]["asr"]["canary"] is None
 

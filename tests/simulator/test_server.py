@@ -41,7 +41,7 @@ def test_routes(url: str) -> None:
     }
     node = state["nodes"]["gz-edge-02"]
     assert node["region"] == "guangzhou" and node["up"] is True and node["metrics"] == "ok"
-    assert node["images"]["asr"] == {"stable": "registry.xiaozhi.example/inference/asr:2.1.0", "canary": None}
+    assert node["images"]["asr"] == {"stable": "registry.xiaozhi.example/inference/asr:2.2.0", "canary": None}
 
 
 def test_control_answers_400_with_a_message(url: str) -> None:

@@ -121,7 +121,7 @@ def test_a_node_without_room_for_a_canary_is_warned(
 def test_all_images_names_every_image_with_its_path() -> None:
     images = dict(all_images(load_fleet(bundled_example_path()).fleet))
     assert images[("regions", "beijing", "edge_nodes", 0, "services", "asr", "image")] == (
-        "registry.xiaozhi.example/inference/asr:2.1.0"
+        "registry.xiaozhi.example/inference/asr:2.2.0"
     )
     assert images[("cloud", "llm_models", 1, "image")] == "registry.xiaozhi.example/llm/qwen-14b:1.0.0"
     # per node: server, vad, asr, tts, llm, cache (the example runs no coordinator); cloud: two models, two tools

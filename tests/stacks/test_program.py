@@ -200,7 +200,7 @@ def test_a_canary_pin_adds_a_one_replica_canary_beside_stable(
     monkeypatch.setenv("XIAOZHI_AUTH_KEY", AUTH_KEY)
     canary = "registry.xiaozhi.example/inference/asr:1.4.0"
     pins = spec_pins(example_fleet).with_pin(
-        "sh-edge-01", "asr", ServicePin(stable="registry.xiaozhi.example/inference/asr:2.1.0", canary=canary)
+        "sh-edge-01", "asr", ServicePin(stable="registry.xiaozhi.example/inference/asr:2.2.0", canary=canary)
     )
     config = {**stack_config("shanghai"), "xzctl:imagePins": json.dumps(pins.to_json())}
     run = StackRun("shanghai", pulumi_mocks.run(config, list(CONFIG_SECRETS)))
