@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -142,7 +143,7 @@ def engine_processes(owner: int) -> list[reaper.Proc]:
 
 
 @pytest.mark.usefixtures("cloud")
-def test_ctrl_c_during_a_run_leaves_no_engine_process(engine: Engine) -> None:
+def test_ctrl_c_during_a_run_leaves_no_engine_process(engine: Engine, tmp_path: Path) -> None:
     """Ctrl-C in the terminal (SIGINT to the foreground process group) once the kubernetes plugin runs: xzctl
     exits 130 and nothing its engine started outlives it."""
     import signal
@@ -152,7 +153,9 @@ def test_ctrl_c_during_a_run_leaves_no_engine_process(engine: Engine) -> None:
 
     argv = [sys.executable, "-m", "xzctl", "provision", "region", "guangzhou", "--preview"]
     argv += ["--fleet", str(engine.fleet), "--state-dir", str(engine.state)]
-    proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stderr = tmp_path / "stderr"
+    with stderr.open("wb") as err:
+        proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.monotonic() + 300
     try:
         for _ in range(3000):  # until the plugin runs, bounded
@@ -163,7 +166,7 @@ def test_ctrl_c_during_a_run_leaves_no_engine_process(engine: Engine) -> None:
             time.sleep(0.1)
         assert proc.poll() is None, "the preview ended before Ctrl-C"
         os.killpg(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=120) == 130
+        assert proc.wait(timeout=120) == 130, stderr.read_text(encoding="utf-8", errors="replace")[-2000:]
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
