@@ -10,9 +10,10 @@ from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import CommandError
 
 from xzctl.cli import run
+from xzctl.errors import ExternalToolError
 from xzctl.provision import ProvisionEvent
 from xzctl.provision.automation import missing_secrets, stored_config_keys
-from xzctl.provision.engine import reason
+from xzctl.provision.engine import pulumi_errors, reason
 from xzctl.spec import Fleet
 
 DIAGNOSTICS = (
@@ -40,6 +41,20 @@ DIAGNOSTICS = (
 )
 def test_a_failure_names_its_reason_not_the_stream(stdout: str, stderr: str, expected: str) -> None:
     assert reason(CommandError(CommandResult(stdout=stdout, stderr=stderr, code=255))) == expected
+
+
+@pytest.mark.parametrize(
+    ("stderr", "raised"),
+    [
+        ("error: preview canceled\n", KeyboardInterrupt),
+        ("error: update canceled\n", KeyboardInterrupt),
+        ("error: update failed\n", ExternalToolError),
+        ("error: resource canceled its own deletion\n", ExternalToolError),
+    ],
+)
+def test_an_engine_that_cancelled_is_an_interrupted_run(stderr: str, raised: type[BaseException]) -> None:
+    with pytest.raises(raised), pulumi_errors("edge-guangzhou"):
+        raise CommandError(CommandResult(stdout="", stderr=stderr, code=255))
 
 
 def test_pulumi_secrets_are_pre_checked_against_env_and_stored_config(example_fleet: Fleet, tmp_path: Path) -> None:

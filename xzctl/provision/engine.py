@@ -28,6 +28,7 @@ WORKSPACE = "pulumi-workspace"  # under the state dir: the Automation API's proj
 # plugins. Past this it is stopped (its stack then needs --recover, as after a kill).
 FINISH_SECONDS = 20.0
 LEFTOVER_TERM_SECONDS = 2.0
+_CANCELED = tuple(f"error: {op} canceled" for op in ("update", "preview", "destroy", "refresh"))
 _GENERIC_ERRORS = ("error: update failed", "error: preview failed", "error: destroy failed", "error: refresh failed")
 
 
@@ -104,6 +105,11 @@ def pulumi_errors(stack_name: str, hint: str = "rerun with --diff or --debug") -
     except auto.ConcurrentUpdateError as exc:
         raise ConflictError(f"stack {stack_name} is locked by another update: {reason(exc)}") from None
     except auto.CommandError as exc:
+        if reason(exc) in _CANCELED:
+            # Ctrl-C reached the engine (it shares xzctl's process group) and it cancelled; Python's own
+            # KeyboardInterrupt does not always come first (a loaded machine: 4 runs in 4), so the engine's word
+            # counts: an interrupted run, exit 130, not a failed one.
+            raise KeyboardInterrupt from None
         raise ExternalToolError(f"pulumi failed on stack {stack_name}: {reason(exc)}", hint=hint) from None
 
 
