@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from tests.fixtures.bootstrap import REACHABLE, SITE_GROUP, TOKEN, SiteRuns, node_roots
 from xzctl.bootstrap import HostStatus, Playbook, bootstrap_region
-from xzctl.bootstrap.run import region_lock, state_folder
+from xzctl.bootstrap.inventory import inventory_yaml
+from xzctl.bootstrap.run import ansible_dir, region_lock, ssh_reason, state_folder
 from xzctl.errors import BadInputError, ConflictError, ExternalToolError
 from xzctl.spec import Fleet
 from xzctl.spec.models import SecretRef
@@ -151,3 +155,77 @@ def test_a_playbook_that_does_not_parse_is_an_external_tool_error(
     monkeypatch.setenv("XZCTL_ANSIBLE_DIR", str(tmp_path))
     with pytest.raises(ExternalToolError, match=r"ansible-playbook site.yml failed \(rc [1-9]"):
         bootstrap_region(loopback_fleet, "beijing")
+
+
+def _unreachable(host: str, message: str) -> dict[str, Any]:
+    return {
+        "event": "runner_on_unreachable",
+        "event_data": {"host": host, "task": "Gathering Facts", "res": {"msg": message}},
+    }
+
+
+VAGUE = 'Data could not be sent to remote host "127.0.0.1". Make sure this host can be reached over ssh: '
+REFUSED = "Failed to connect to the host via ssh: Host key verification failed."
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (VAGUE, REFUSED, REFUSED, 1),  # ssh's own words, asked for once
+        (VAGUE, None, VAGUE, 1),  # the node answered the second time: ansible's words are all there is
+        (REFUSED, REFUSED, REFUSED, 0),  # already ssh's words: no second ssh
+    ],
+)
+def test_an_unreachable_node_is_reported_in_ssh_words(
+    example_fleet: Fleet,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    case: tuple[str, str | None, str, int],
+) -> None:
+    playbook_says, raw_says, reported, asked = case
+    import ansible_runner
+
+    runs: list[dict[str, Any]] = []
+
+    def fake_run(**kwargs: Any) -> SimpleNamespace:
+        runs.append(kwargs)
+        says = raw_says if kwargs.get("module") == "raw" else playbook_says
+        if says is not None:
+            kwargs["event_handler"](_unreachable("bj-edge-01", says))
+        recap = {"dark": {"bj-edge-01": 1}}
+        return SimpleNamespace(stdout=io.StringIO("PLAY RECAP"), status="failed", rc=4, stats=recap)
+
+    monkeypatch.setattr(ansible_runner, "run", fake_run)
+    monkeypatch.setenv("XZCTL_STATE_DIR", str(tmp_path))
+    result = bootstrap_region(example_fleet, "beijing", playbook=Playbook.RESET, limit=["bj-edge-01"])
+    assert [(h.status, h.message) for h in result.hosts] == [(HostStatus.UNREACHABLE, reported)]
+    raw = [r for r in runs if r.get("module") == "raw"]
+    assert len(raw) == asked
+    for again in raw:  # the same inventory, variables and ansible.cfg as the playbook, on that node only
+        assert (again["host_pattern"], again["module_args"], again["inventory"]) == (
+            "bj-edge-01",
+            "true",
+            runs[0]["inventory"],
+        )
+        assert again["envvars"]["ANSIBLE_CONFIG"].endswith("ansible.cfg")
+        assert again["timeout"] > 0
+
+
+@pytest.mark.ssh
+@pytest.mark.usefixtures("ansible_env")
+def test_ssh_asked_again_names_the_refused_host_key(
+    loopback_fleet: Fleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ansible_runner
+
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", f"-o UserKnownHostsFile={known_hosts} -o IdentitiesOnly=yes")
+    monkeypatch.setenv("ANSIBLE_SSH_CONTROL_PATH_DIR", str(tmp_path / "cp"))
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(inventory_yaml(loopback_fleet, "beijing"))
+    settings = {"private_data_dir": str(tmp_path), "inventory": str(inventory), "quiet": True}
+    envvars = {"ANSIBLE_HOST_KEY_CHECKING": "True"}
+    reason = ssh_reason(ansible_runner, "bj-edge-01", settings, envvars, ansible_dir())
+    assert "Host key verification failed" in reason
+    assert known_hosts.read_text() == ""  # asking does not accept the key

@@ -184,6 +184,44 @@ def _task_event(event: Mapping[str, Any]) -> TaskEvent | None:
     return TaskEvent(host=str(data["host"]), task=str(data.get("task", "")), status=status, message=message)
 
 
+# What ansible says when ssh ended before it could take the pipelined module: its reason (a host key refused,
+# a login denied) went to stderr, which ansible reads only 1 ms later, so under load the operator may not see it.
+VAGUE_UNREACHABLE = "Data could not be sent to remote host"
+SSH_REASON_TIMEOUT = 60
+
+
+def in_ssh_words(
+    runner: Any, errors: dict[str, str], settings: Mapping[str, Any], envvars: Mapping[str, str], project: Path
+) -> None:
+    """Replace each of `errors` that is ansible's vague unreachable message by ssh's own reason, asked once."""
+    for host, message in list(errors.items()):
+        if message.startswith(VAGUE_UNREACHABLE):
+            errors[host] = ssh_reason(runner, host, settings, envvars, project) or message
+
+
+def ssh_reason(runner: Any, host: str, settings: Mapping[str, Any], envvars: Mapping[str, str], project: Path) -> str:
+    """Ask ssh once more why `host` cannot be reached, over the same inventory, variables and ansible.cfg: a `raw`
+    command sends nothing on ssh's input, so ansible waits for ssh to end and reports its own words."""
+    reasons: list[str] = []
+
+    def handle(event: dict[str, Any]) -> bool:
+        task = _task_event(event)
+        if task is not None and task.status == "unreachable" and task.message:
+            reasons.append(task.message)
+        return True
+
+    runner.run(
+        module="raw",
+        module_args="true",
+        host_pattern=host,
+        envvars={**envvars, "ANSIBLE_CONFIG": str(project / "ansible.cfg")},
+        event_handler=handle,
+        timeout=SSH_REASON_TIMEOUT,
+        **settings,
+    )
+    return reasons[-1] if reasons else ""
+
+
 def _summaries(
     stats: Mapping[str, Mapping[str, int]] | None, hosts: list[str], last_error: dict[str, str]
 ) -> list[HostSummary]:
@@ -261,20 +299,23 @@ def bootstrap_region(
         inventory = Path(tmp) / "inventory" / "hosts.yml"
         inventory.parent.mkdir()
         inventory.write_text(inventory_yaml(fleet, region), encoding="utf-8")
+        settings: dict[str, Any] = {
+            "private_data_dir": tmp,
+            "project_dir": str(project),
+            "inventory": str(inventory),
+            "extravars": variables,
+            # The join token is in envvars: no env/ files; runner's own 0600 artifacts go with the 0700 temp dir.
+            "suppress_env_files": True,
+            "quiet": True,
+        }
         runner = ansible_runner.run(
-            private_data_dir=tmp,
-            project_dir=str(project),
             playbook=f"{playbook}.yml",
-            inventory=str(inventory),
             limit=",".join(limit) or None,
             cmdline=cmdline or None,
-            extravars=variables,
             envvars=envvars,
-            # The join token is in envvars: no env/ files; runner's own 0600 artifacts go with the 0700 temp dir.
-            suppress_env_files=True,
             event_handler=handle,
-            quiet=True,
             timeout=timeout_seconds,
+            **settings,
         )
         output = runner.stdout.read()
         log.write_text(redact(output), encoding="utf-8")
@@ -289,4 +330,5 @@ def bootstrap_region(
             raise ExternalToolError(
                 f"ansible-playbook {playbook}.yml failed (rc {runner.rc}): {tail}", hint=f"log: {log}"
             )
+        in_ssh_words(ansible_runner, last_error, settings, envvars, project)
     return BootstrapResult(region, playbook, check, _summaries(stats, targets, last_error), log=str(log))
