@@ -17,7 +17,8 @@ WER_QUERY = 'sum by (track) (xiaozhi_asr_word_error_rate{node=~"bj-edge-01"})'
 
 
 class WerProm:
-    """Every node up and serving, healthy ratios, and a canary word error rate of `canary_wer`."""
+    """Every node up and serving (100 observations behind each quantile), healthy ratios, and a canary word error
+    rate of `canary_wer`."""
 
     def __init__(self, canary_wer: float) -> None:
         self.canary_wer = canary_wer
@@ -29,6 +30,8 @@ class WerProm:
             return [Sample({"node": "bj-edge-01", "track": t}, 5.0, 0.0) for t in ("stable", "canary")]
         if promql == WER_QUERY:
             return [Sample({"track": "stable"}, 0.05, 0.0), Sample({"track": "canary"}, self.canary_wer, 0.0)]
+        if "(increase(" in promql:
+            return [Sample({"track": t}, 100.0, 0.0) for t in ("stable", "canary")]
         value = 0.2 if promql.startswith("histogram_quantile") else 0.0
         return [Sample({"track": t}, value, 0.0) for t in ("stable", "canary")]
 
@@ -213,3 +216,46 @@ def test_the_analysis_names_the_canary_regions_so_thanos_asks_only_them(
     for promql in prom.asked:
         assert ("region=" in promql) == (matcher is not None), promql
         assert matcher is None or matcher in promql, promql
+
+
+class SparseProm(WerProm):
+    """A lightly used node: each track finishes `per_minute` requests a minute, with p95s `canary` and `stable`."""
+
+    def __init__(self, per_minute: float, canary: float, stable: float) -> None:
+        super().__init__(0.05)
+        self.per_minute, self.p95 = per_minute, {"canary": canary, "stable": stable}
+
+    def query(self, promql: str, at: float | None = None) -> list[Sample]:
+        found = re.search(r"\[(\d+)s\]", promql)
+        if found and "(increase(" in promql:
+            n = self.per_minute * int(found.group(1)) / 60
+            return [Sample({"track": t}, n, 0.0) for t in ("stable", "canary")]
+        if promql.startswith("histogram_quantile"):
+            return [Sample({"track": t}, v, 0.0) for t, v in self.p95.items()]
+        return super().query(promql, at)
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "canary", "since", "result", "window"),
+    [
+        (600, 0.21, 60.0, Result.SUCCESS, 10.0),  # 100 requests a track: compared
+        (600, 0.4, 60.0, Result.FAILURE, 10.0),  # 2x stable within the KPI: worse
+        (6, 0.4, 10.0, Result.PENDING, 10.0),  # 1 request a track: its p95 is that one; wait for the window
+        (6, 0.4, 60.0, Result.INCONCLUSIVE, 60.0),  # 6 over the whole step: too few to call it worse
+        (6, 0.21, 10.0, Result.SUCCESS, 10.0),  # not worse on any count
+        (6, 0.4, 300.0, Result.FAILURE, 300.0),  # 30 over the whole step: compared, worse
+        (6, 0.21, 300.0, Result.SUCCESS, 10.0),  # judged on the window: nothing more read
+        (6, 0.9, 10.0, Result.FAILURE, 10.0),  # over the KPI where stable is within it: fails at any count
+    ],
+)
+def test_a_p95_is_called_worse_than_stable_only_over_enough_requests(
+    per_minute: float, canary: float, since: float, result: Result, window: float
+) -> None:
+    thresholds = Thresholds(error_ratio=0.001, p95_seconds=0.5, inference_error_ratio=0.001)
+    prom = SparseProm(per_minute, canary, 0.2)
+    m = Analyzer(prom, "asr", thresholds).measure(0, ["bj-edge-01"], 10.0, since)  # type: ignore[arg-type]
+    assert (m.result, m.window_seconds) == (result, window), m.reason
+    if result in (Result.PENDING, Result.INCONCLUSIVE):
+        n = per_minute * window / 60
+        assert m.reason.startswith(f"too few samples yet to compare with stable: p95 from {n:.0f} canary"), m.reason
+        assert m.reason.endswith("a p95 needs 20 per track"), m.reason

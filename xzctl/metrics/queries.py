@@ -143,6 +143,21 @@ def word_error_rate(*, window: str = "5m", by: By = (c.REGION, c.NODE, c.TRACK),
     return _ratio(errors, words)
 
 
+def observations(
+    metric: c.Metric,
+    service: str | None = None,
+    *,
+    window: str = "5m",
+    by: By = SERVICE_BY,
+    filters: Filters | None = None,
+) -> str:
+    """How many observations a latency histogram took in the window: the requests or turns behind a quantile."""
+    if metric.type is not c.MetricType.HISTOGRAM:
+        raise BadInputError(f"{metric.name} is not a histogram")
+    merged = _narrowed(filters, c.SERVICE, service)
+    return f"sum{_by(by)} (increase({metric.name}_count{selector(merged)}[{window}]))"
+
+
 def turn_latency_quantile(
     metric: c.Metric,
     *,

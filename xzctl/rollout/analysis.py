@@ -41,6 +41,7 @@ class Check:
     kpi: Callable[[Thresholds], float | None]
     vs_stable: Callable[[Thresholds], float]
     latency: bool = False  # latency fails over `vs_stable` even within the KPI; error ratios need both
+    samples: Query | None = None  # a latency check's observations by track: compared with stable over enough of them
 
 
 _BY_TRACK = (c.TRACK,)
@@ -63,6 +64,7 @@ CHECKS: dict[str, Check] = {
         lambda t: t.p95_seconds,
         lambda t: t.latency_vs_stable,
         latency=True,
+        samples=lambda s, w, f: q.observations(c.REQUEST_DURATION, s, window=w, by=_BY_TRACK, filters=f),
     ),
     # ASR accuracy from a prober speaking known text (the real node's load generator): only when asked for, since
     # a node without a prober has no series, which fails closed like any missing data.
@@ -81,6 +83,7 @@ CHECKS: dict[str, Check] = {
         lambda t: t.extra.get("turn_first_audio_p95_seconds"),
         lambda t: t.latency_vs_stable,
         latency=True,
+        samples=lambda _s, w, f: q.observations(c.TURN_FIRST_AUDIO_SECONDS, window=w, by=_BY_TRACK, filters=f),
     ),
     "turn_failure_ratio": Check(
         "turn_failure_ratio",
@@ -177,9 +180,10 @@ class Analyzer:
     def measure(
         self, step: int, nodes: list[str], window_seconds: float, since_seconds: float | None = None
     ) -> Measurement:
-        """Judge the last `window_seconds`; a track with no samples there is read again over `since_seconds`, every
-        sample since the step's deploy and warm-up (the engine keeps both after them), and is `pending` while
-        those span no more than the window."""
+        """Judge the last `window_seconds`; a track with no samples there, or too few to compare a latency quantile
+        with stable's (`Thresholds.min_samples`), is read again over `since_seconds`, every sample since the step's
+        deploy and warm-up (the engine keeps both after them), and is `pending` while those span no more than the
+        window, then inconclusive."""
         if window_seconds < 1:
             raise BadInputError("the analysis window must be at least 1s")
         at = time.time()
@@ -189,12 +193,14 @@ class Analyzer:
         waiting = since_seconds is not None and not beyond
         try:
             try:
-                metrics = self._read(nodes, f"{math.floor(window_seconds)}s")
+                metrics, result, reason = self._judged(nodes, window_seconds)
             except NoSamplesError:
                 if since_seconds is None or not beyond:
                     raise
+                result = Result.PENDING
+            if result is Result.PENDING and since_seconds is not None and beyond:
                 window_seconds = since_seconds
-                metrics = self._read(nodes, f"{math.floor(window_seconds)}s")
+                metrics, result, reason = self._judged(nodes, window_seconds)
         except NoSamplesError as exc:
             whole = " (all of the step's)" if since_seconds is not None else ""
             reason = f"no samples yet: {exc.message} in the last {window_seconds:.0f} s{whole}"
@@ -208,12 +214,23 @@ class Analyzer:
                 reason=f"missing data: {exc.message}",
                 window_seconds=window_seconds,
             )
-        result, reason = self.judge(metrics)
+        if result is Result.PENDING:
+            whole = " (all of the step's)" if since_seconds is not None else ""
+            reason = (
+                f"too few samples yet to compare with stable: {reason} in the last {window_seconds:.0f} s{whole}; "
+                f"a p95 needs {self.thresholds.min_samples} per track"
+            )
+            result = Result.PENDING if waiting else Result.INCONCLUSIVE
         return Measurement(
             step=step, at=at, result=result, reason=reason, metrics=metrics, window_seconds=window_seconds
         )
 
-    def _read(self, nodes: list[str], window: str) -> dict[str, dict[str, float]]:
+    def _judged(self, nodes: list[str], window_seconds: float) -> tuple[dict[str, dict[str, float]], Result, str]:
+        metrics, samples = self._read(nodes, f"{math.floor(window_seconds)}s")
+        return metrics, *self.judge(metrics, samples)
+
+    def _read(self, nodes: list[str], window: str) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+        """The checks' values by track, and the observations behind each latency check's by track."""
         if not nodes:
             raise UnknownStateError("no canary node to measure")
         filters = self._filters(nodes)
@@ -226,16 +243,28 @@ class Analyzer:
         if silent:
             # a track that finished nothing (a slow or idle canary, a frozen exporter) looks healthy to a ratio
             raise NoSamplesError(f"no {self.service} request finished on {', '.join(silent)}")
-        return {
+        checks = {name: check for name, check in CHECKS.items() if check.kpi(self.thresholds) is not None}
+        metrics = {
             name: _by_track(self.prom.query(check.query(self.service, window, filters)), name.replace("_", " "))
-            for name, check in CHECKS.items()
-            if check.kpi(self.thresholds) is not None
+            for name, check in checks.items()
         }
+        samples = {
+            name: _by_track(self.prom.query(check.samples(self.service, window, filters)), f"{_label(name)} samples")
+            for name, check in checks.items()
+            if check.samples is not None
+        }
+        return metrics, samples
 
-    def judge(self, metrics: dict[str, dict[str, float]]) -> tuple[Result, str]:
-        """success, failure (the canary is worse), or inconclusive (the KPI is breached on both tracks)."""
+    def judge(
+        self, metrics: dict[str, dict[str, float]], samples: Mapping[str, Mapping[str, float]] | None = None
+    ) -> tuple[Result, str]:
+        """success, failure (the canary is worse), inconclusive (the KPI is breached on both tracks), or pending: a
+        canary latency quantile worse than stable's over fewer than `min_samples` observations of a track
+        (`samples`) is no verdict yet, since one slow request of a lightly used track is its p95; only a KPI the
+        canary alone breaches fails it then."""
         failures: list[str] = []
         inconclusive: list[str] = []
+        few: list[str] = []
         for name, values in metrics.items():
             check = CHECKS[name]
             kpi, factor = check.kpi(self.thresholds), check.vs_stable(self.thresholds)
@@ -245,8 +274,12 @@ class Analyzer:
                 f"{_label(name)} canary {_unit(name, canary)} vs stable {_unit(name, stable)} (KPI {_unit(name, kpi)})"
             )
             worse = canary > stable * factor
-            if canary > kpi and (worse or stable <= kpi):
+            counts = (samples or {}).get(name) or {}
+            sparse = bool(counts) and min(counts.values()) < self.thresholds.min_samples
+            if canary > kpi >= stable or (canary > kpi and worse and not sparse):
                 failures.append(text)
+            elif worse and sparse:
+                few.append(f"{_label(name)} from {counts['canary']:.0f} canary and {counts['stable']:.0f} stable")
             elif check.latency and worse:
                 failures.append(f"{text}: over {factor:g}x stable")
             elif canary > kpi:
@@ -255,6 +288,8 @@ class Analyzer:
             return Result.FAILURE, "; ".join(failures)
         if inconclusive:
             return Result.INCONCLUSIVE, "; ".join(inconclusive)
+        if few:
+            return Result.PENDING, ", ".join(few)
         p95, errors = metrics.get("p95_seconds"), metrics.get("error_ratio")
         parts = [f"p95 canary {p95['canary'] * 1000:.0f} ms vs stable {p95['stable'] * 1000:.0f} ms"] if p95 else []
         if errors:

@@ -105,6 +105,9 @@ class Thresholds(_Model):
     p95_seconds: float = Field(gt=0)  # the service's latency KPI
     inference_error_ratio: float = Field(ge=0)
     latency_vs_stable: float = 1.5  # canary p95 this many times the stable p95 fails even within the KPI
+    # ...compared only over this many requests (or turns) per track: 1/(1-0.95), below which a p95 is the slowest
+    # one, so one slow request of a lightly used track reads as a slower release (or hides one)
+    min_samples: int = Field(20, ge=1)
     errors_vs_stable: float = 2.0  # canary error ratios must breach the KPI and be this many times stable's
     extra: dict[str, float] = Field(default_factory=dict)  # KPIs of checks registered by name (analysis.CHECKS)
 
