@@ -346,3 +346,15 @@ def test_an_asr_rollout_drives_the_real_node_only_when_it_reaches_it_with_its_se
 
     info = SandboxInfo("http://p", "http://s", Path("."), {}, real_node=record)
     assert real_asr_node(info, service, nodes) == expected
+
+
+def test_a_word_error_rate_asked_of_a_real_node_without_its_server_is_refused_at_once() -> None:
+    from xzctl.cli._rollout_setup import real_asr_node
+    from xzctl.errors import BadInputError
+
+    # without the server the canary is simulated: no prober, so the check would fail closed measurement after measurement
+    info = SandboxInfo("http://p", "http://s", Path("."), {}, real_node={"node": "bj-edge-01", "xiaozhi": None})
+    with pytest.raises(BadInputError, match="real node bj-edge-01 runs no xiaozhi server") as exc:
+        real_asr_node(info, "asr", ["bj-edge-01"], max_wer=0.3)
+    assert exc.value.hint == "restart the sandbox with --xiaozhi-source DIR (or $XZCTL_XIAOZHI_SOURCE)"
+    assert real_asr_node(info, "asr", ["bj-edge-02"], max_wer=0.3) is None  # the rollout does not reach it

@@ -78,12 +78,23 @@ class UndoOptions(PrometheusAuth):
     write_spec: bool | None = WriteSpecOption
 
 
-def real_asr_node(info: SandboxInfo, service: str, nodes: list[str]) -> str | None:
+def real_asr_node(info: SandboxInfo, service: str, nodes: list[str], max_wer: float | None = None) -> str | None:
     """The sandbox's real node when an ASR rollout reaches it and it runs the xiaozhi server (its turns are then
-    measured on both tracks); None otherwise."""
+    measured on both tracks); None otherwise. Without the server the canary is simulated, so it has no word error
+    rate: `--max-wer` is refused at once rather than failing closed measurement after measurement."""
     record = info.real_node or {}
     node = record.get("node")
-    return str(node) if service == "asr" and record.get("xiaozhi") and node in nodes else None
+    if service != "asr" or node not in nodes:
+        return None
+    if record.get("xiaozhi"):
+        return str(node)
+    if max_wer is not None:
+        raise BadInputError(
+            f"--max-wer: real node {node} runs no xiaozhi server, so its ASR canary would be simulated, with no "
+            "word error rate to judge",
+            hint="restart the sandbox with --xiaozhi-source DIR (or $XZCTL_XIAOZHI_SOURCE)",
+        )
+    return None
 
 
 def sandbox_instance(info: SandboxInfo) -> str:

@@ -147,7 +147,7 @@ def canary(
     if max_wer is not None:
         thresholds.extra["word_error_rate"] = max_wer
     nodes = [n for s in steps for n in s.nodes]
-    real_node = setup.real_asr_node(sandbox, name, nodes) if kind == "sandbox" and sandbox is not None else None
+    real_node = setup.real_asr_node(sandbox, name, nodes, max_wer) if kind == "sandbox" and sandbox else None
     if turns or (turns is None and real_node is not None):
         thresholds.extra |= turn_kpis(loaded.fleet)
     try:
