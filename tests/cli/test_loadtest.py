@@ -92,7 +92,8 @@ def test_a_dead_node_is_one_line_and_exit_3_at_once() -> None:
     assert done.returncode == 3, done.stderr
     assert done.stderr.startswith(f"xzctl: error: no xiaozhi server answers at ws://127.0.0.1:{port}/xiaozhi/v1/")
     assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
-    assert time.monotonic() - started < 60  # at once, not after --duration
+    # at once, not after --duration (300 s); the room is a loaded machine's start-up (62 s seen at load average 41)
+    assert time.monotonic() - started < 150
 
 
 def test_worker_needs_a_master_address(capsys: pytest.CaptureFixture[str]) -> None:

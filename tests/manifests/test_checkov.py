@@ -40,6 +40,7 @@ def _target(check: dict[str, Any]) -> str:
 
 
 @pytest.mark.tools
+@pytest.mark.timeout(900)  # 139 s beside a second test run, over 300 s in the other copy (load average 41)
 @pytest.mark.skipif(not Path(CHECKOV).is_file(), reason="checkov is not installed (pip install checkov)")
 def test_rendered_manifests_pass_checkov(example_fleet: Fleet, tmp_path: Path) -> None:
     skips = yaml.safe_load(SKIPS.read_text(encoding="utf-8"))["skips"]
