@@ -190,22 +190,22 @@ class Analyzer:
         # The step has samples beyond the window; else the window read was all of them (the engine shortens the
         # window to them), not yet a whole window.
         beyond = since_seconds is not None and math.floor(since_seconds) > math.floor(window_seconds)
-        waiting = since_seconds is not None and not beyond
+        # too little data is waited for while the step is younger than its window, then counted as inconclusive
+        unready = Result.PENDING if since_seconds is not None and not beyond else Result.INCONCLUSIVE
+        whole = " (all of the step's)" if since_seconds is not None else ""
         try:
             try:
                 metrics, result, reason = self._judged(nodes, window_seconds)
             except NoSamplesError:
                 if since_seconds is None or not beyond:
                     raise
-                result = Result.PENDING
+                result = Result.PENDING  # nothing in the window: read over the whole step below
             if result is Result.PENDING and since_seconds is not None and beyond:
                 window_seconds = since_seconds
                 metrics, result, reason = self._judged(nodes, window_seconds)
         except NoSamplesError as exc:
-            whole = " (all of the step's)" if since_seconds is not None else ""
             reason = f"no samples yet: {exc.message} in the last {window_seconds:.0f} s{whole}"
-            result = Result.PENDING if waiting else Result.INCONCLUSIVE
-            return Measurement(step=step, at=at, result=result, reason=reason, window_seconds=window_seconds)
+            return Measurement(step=step, at=at, result=unready, reason=reason, window_seconds=window_seconds)
         except UnknownStateError as exc:
             return Measurement(
                 step=step,
@@ -215,12 +215,11 @@ class Analyzer:
                 window_seconds=window_seconds,
             )
         if result is Result.PENDING:
-            whole = " (all of the step's)" if since_seconds is not None else ""
             reason = (
                 f"too few samples yet to compare with stable: {reason} in the last {window_seconds:.0f} s{whole}; "
                 f"a p95 needs {self.thresholds.min_samples} per track"
             )
-            result = Result.PENDING if waiting else Result.INCONCLUSIVE
+            result = unready
         return Measurement(
             step=step, at=at, result=result, reason=reason, metrics=metrics, window_seconds=window_seconds
         )
