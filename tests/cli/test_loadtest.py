@@ -6,7 +6,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -46,10 +45,11 @@ def test_usage_errors_are_one_line_and_exit_2(
 
 
 def xzctl(*args: str) -> subprocess.CompletedProcess[str]:
-    """A real run in its own process: Locust patches the process it runs in for gevent."""
+    """A real run in its own process: Locust patches the process it runs in for gevent. Bounded at 240 s: under the
+    5 m --duration a run that waited it out would take, over a start-up beside a second test run (120 s at load 50)."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     return subprocess.run(
-        [sys.executable, "-m", "xzctl", *args], capture_output=True, text=True, timeout=120, env=env, check=False
+        [sys.executable, "-m", "xzctl", *args], capture_output=True, text=True, timeout=240, env=env, check=False
     )
 
 
@@ -78,7 +78,6 @@ def test_without_a_url_it_needs_the_sandbox(tmp_path: Path) -> None:
 @pytest.mark.live
 def test_a_dead_node_is_one_line_and_exit_3_at_once() -> None:
     port = free_port()
-    started = time.monotonic()
     done = xzctl(
         "loadtest",
         "run",
@@ -91,9 +90,7 @@ def test_a_dead_node_is_one_line_and_exit_3_at_once() -> None:
     )
     assert done.returncode == 3, done.stderr
     assert done.stderr.startswith(f"xzctl: error: no xiaozhi server answers at ws://127.0.0.1:{port}/xiaozhi/v1/")
-    assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
-    # at once, not after --duration (300 s); the room is a loaded machine's start-up (62 s seen at load average 41)
-    assert time.monotonic() - started < 150
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""  # at once: xzctl()'s bound < 5 m
 
 
 def test_worker_needs_a_master_address(capsys: pytest.CaptureFixture[str]) -> None:

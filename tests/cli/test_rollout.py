@@ -49,8 +49,9 @@ def _spawn_rollout(box: SandboxInfo, checks: int) -> subprocess.Popen[bytes]:
 
 
 def _wait_step(store: StateStore, step: int, status: str, proc: subprocess.Popen[bytes], before: set[str]) -> str:
-    """The id of the rollout `proc` started (not one of `before`) once its step `step` is `status` (bounded: 60 s)."""
-    deadline = time.monotonic() + 60
+    """The id of the rollout `proc` started (not one of `before`) once its step `step` is `status` (bounded: 150 s,
+    for a start-up beside a second test run at load 50)."""
+    deadline = time.monotonic() + 150
     while time.monotonic() < deadline and proc.poll() is None:
         states = [s for s in store.all() if s.id not in before]
         if states and states[0].steps[step].status == status:
