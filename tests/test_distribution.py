@@ -1,4 +1,5 @@
-"""The xdist grouping (tests/fixtures/distribution.py): the tier tests of a module fixture stay in one worker."""
+"""The xdist grouping (tests/fixtures/distribution.py): the tier tests of a module fixture stay in one worker, and
+each image build is a group of its own."""
 
 from __future__ import annotations
 
@@ -36,6 +37,22 @@ def test_engine_b():
 @pytest.mark.xdist_group("own")
 def test_named_group():
     pass
+
+@pytest.fixture(scope="session")
+def build_tools():
+    return None
+
+@pytest.mark.images
+def test_images_service():
+    pass
+
+@pytest.mark.images
+def test_build_a(build_tools):
+    pass
+
+@pytest.mark.images
+def test_build_b(build_tools):
+    pass
 """
 
 LIVE = """
@@ -65,13 +82,17 @@ def test_tier_tests_of_a_module_fixture_run_in_one_worker(
     pytester.makeini("[pytest]\nmarkers =\n    live: x\n    ssh: x\n    engine: x\n    images: x\n    tools: x\n")
     pytester.makepyfile(test_tiered=TIERED, test_live=LIVE, test_fast="def test_fast():\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup", "-v")
-    result.assert_outcomes(passed=13)
+    result.assert_outcomes(passed=16)
     ran = re.findall(r"\[(gw\d)\] .*PASSED (test_tiered\.py::test_ssh\[\d\])@test_tiered\.py", result.stdout.str())
     assert len(ran) == 6 and len({worker for worker, _ in ran}) == 1, result.stdout.str()
     result.stdout.fnmatch_lines(["*PASSED test_tiered.py::test_named_group@own*"])
     result.stdout.fnmatch_lines(
         ["*PASSED test_tiered.py::test_engine_a@engine*", "*PASSED test_tiered.py::test_engine_b@engine*"]
     )
+    # each image build is a group of its own, apart from the images tier's services
+    result.stdout.fnmatch_lines(["*PASSED test_tiered.py::test_images_service@images*"])
+    result.stdout.fnmatch_lines(["*PASSED test_tiered.py::test_build_a@test_tiered.py::test_build_a*"])
+    result.stdout.fnmatch_lines(["*PASSED test_tiered.py::test_build_b@test_tiered.py::test_build_b*"])
     result.stdout.fnmatch_lines(["*PASSED test_tiered.py::test_ssh_alone@test_tiered.py::test_ssh_alone*"])
     # live tests, marked or live by their fixtures, spread one by one (each worker has its own session sandbox)
     result.stdout.fnmatch_lines(["*PASSED test_live.py::test_marked@test_live.py::test_marked*"])
