@@ -27,5 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 def test_linter_is_clean(argv: list[str]) -> None:
     if shutil.which(argv[0]) is None:
         pytest.fail(f"{argv[0]} is not installed: pip install -e '.[dev]'")
-    done = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    # stdin of its own: ansible refuses a non-blocking stdin, and the test run's inherited one is shared with every
+    # process the run starts, any of which may set it non-blocking (seen once, after the image builds split up)
+    done = subprocess.run(
+        argv, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600, check=False
+    )
     assert done.returncode == 0, done.stdout + done.stderr
