@@ -56,7 +56,7 @@ echo "== pytest"
 # A skipped test of a tier (live, ssh, engine, images, tools) fails the run unless XZCTL_SKIP_<TIER>=1 says it is meant.
 # Three runs (pytest-xdist): the fast suite on both cores; then the tiers, which mostly wait on real servers, over
 # XZCTL_WORKERS workers (6) so the waits overlap, the tests of a module fixture keeping to one worker, the engine
-# and images tiers to one group each and each image build to its own, in the start order that
+# and images tiers to one group each and the image builds to one of their own, in the start order that
 # tests/fixtures/distribution.py gives them (hence --no-loadscope-reorder); then, alone, the tests marked `latency`,
 # which judge real inference services by the latency they measure. XZCTL_FAST_ONLY=1 runs the fast suite alone. Extra
 # arguments go to every run.

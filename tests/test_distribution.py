@@ -1,5 +1,5 @@
 """The xdist grouping (tests/fixtures/distribution.py): the tier tests of a module fixture stay in one worker, and
-each image build is a group of its own."""
+the image builds are a group of their own."""
 
 from __future__ import annotations
 
@@ -89,10 +89,11 @@ def test_tier_tests_of_a_module_fixture_run_in_one_worker(
     result.stdout.fnmatch_lines(
         ["*PASSED test_tiered.py::test_engine_a@engine*", "*PASSED test_tiered.py::test_engine_b@engine*"]
     )
-    # each image build is a group of its own, apart from the images tier's services
+    # the image builds are a group of their own, apart from the images tier's services
     result.stdout.fnmatch_lines(["*PASSED test_tiered.py::test_images_service@images*"])
-    result.stdout.fnmatch_lines(["*PASSED test_tiered.py::test_build_a@test_tiered.py::test_build_a*"])
-    result.stdout.fnmatch_lines(["*PASSED test_tiered.py::test_build_b@test_tiered.py::test_build_b*"])
+    result.stdout.fnmatch_lines(
+        ["*PASSED test_tiered.py::test_build_a@image-builds*", "*PASSED test_tiered.py::test_build_b@image-builds*"]
+    )
     result.stdout.fnmatch_lines(["*PASSED test_tiered.py::test_ssh_alone@test_tiered.py::test_ssh_alone*"])
     # live tests, marked or live by their fixtures, spread one by one (each worker has its own session sandbox)
     result.stdout.fnmatch_lines(["*PASSED test_live.py::test_marked@test_live.py::test_marked*"])
