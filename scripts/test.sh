@@ -55,11 +55,10 @@ echo "== import-linter"; lint-imports
 echo "== pytest"
 # A skipped test of a tier (live, ssh, engine, images, tools) fails the run unless XZCTL_SKIP_<TIER>=1 says it is meant.
 # Three runs (pytest-xdist): the fast suite on both cores; then the tiers, which mostly wait on real servers, over
-# XZCTL_WORKERS workers (6) so the waits overlap, the tests of a module fixture keeping to one worker, the engine
-# and images tiers to one group each and the image builds to one of their own, in the start order that
-# tests/fixtures/distribution.py gives them (hence --no-loadscope-reorder); then, alone, the tests marked `latency`,
-# which judge real inference services by the latency they measure. XZCTL_FAST_ONLY=1 runs the fast suite alone. Extra
-# arguments go to every run.
+# XZCTL_WORKERS workers (6) so the waits overlap, the tests of a module fixture keeping to one worker and the engine
+# and images tiers to one group each, in the start order tests/fixtures/distribution.py gives them (hence
+# --no-loadscope-reorder); then, alone, the tests marked `latency`, which judge real inference services by the
+# latency they measure. XZCTL_FAST_ONLY=1 runs the fast suite alone. Extra arguments go to every run.
 fast='not live and not ssh and not engine and not images and not tools'
 export XZCTL_TEST_RUN="test-sh-$$-$(date +%s%N)"  # inherited by every process the runs start: see == leftovers
 rc=0

@@ -1,5 +1,4 @@
-"""The xdist grouping (tests/fixtures/distribution.py): the tier tests of a module fixture stay in one worker, and
-the image builds are a group of their own."""
+"""The xdist grouping (tests/fixtures/distribution.py): the tier tests of a module fixture stay in one worker."""
 
 from __future__ import annotations
 
@@ -37,22 +36,6 @@ def test_engine_b():
 @pytest.mark.xdist_group("own")
 def test_named_group():
     pass
-
-@pytest.fixture(scope="session")
-def build_tools():
-    return None
-
-@pytest.mark.images
-def test_images_service():
-    pass
-
-@pytest.mark.images
-def test_build_a(build_tools):
-    pass
-
-@pytest.mark.images
-def test_build_b(build_tools):
-    pass
 """
 
 LIVE = """
@@ -82,17 +65,12 @@ def test_tier_tests_of_a_module_fixture_run_in_one_worker(
     pytester.makeini("[pytest]\nmarkers =\n    live: x\n    ssh: x\n    engine: x\n    images: x\n    tools: x\n")
     pytester.makepyfile(test_tiered=TIERED, test_live=LIVE, test_fast="def test_fast():\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup", "-v")
-    result.assert_outcomes(passed=16)
+    result.assert_outcomes(passed=13)
     ran = re.findall(r"\[(gw\d)\] .*PASSED (test_tiered\.py::test_ssh\[\d\])@test_tiered\.py", result.stdout.str())
     assert len(ran) == 6 and len({worker for worker, _ in ran}) == 1, result.stdout.str()
     result.stdout.fnmatch_lines(["*PASSED test_tiered.py::test_named_group@own*"])
     result.stdout.fnmatch_lines(
         ["*PASSED test_tiered.py::test_engine_a@engine*", "*PASSED test_tiered.py::test_engine_b@engine*"]
-    )
-    # the image builds are a group of their own, apart from the images tier's services
-    result.stdout.fnmatch_lines(["*PASSED test_tiered.py::test_images_service@images*"])
-    result.stdout.fnmatch_lines(
-        ["*PASSED test_tiered.py::test_build_a@image-builds*", "*PASSED test_tiered.py::test_build_b@image-builds*"]
     )
     result.stdout.fnmatch_lines(["*PASSED test_tiered.py::test_ssh_alone@test_tiered.py::test_ssh_alone*"])
     # live tests, marked or live by their fixtures, spread one by one (each worker has its own session sandbox)
