@@ -28,7 +28,7 @@ def test_linter_is_clean(argv: list[str]) -> None:
     if shutil.which(argv[0]) is None:
         pytest.fail(f"{argv[0]} is not installed: pip install -e '.[dev]'")
     # stdin of its own: ansible refuses a non-blocking stdin, and the test run's inherited one is shared with every
-    # process the run starts, any of which may set it non-blocking (seen once, after the image builds split up)
+    # process the run starts, any of which may set it non-blocking (seen once, in a run alone)
     done = subprocess.run(
         argv, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600, check=False
     )

@@ -188,7 +188,8 @@ def test_sigkill_during_up_then_recovery_with_consent(engine: Engine, capsys: py
     argv = [sys.executable, "-m", "xzctl", "provision", "region", "shanghai", "--yes"]
     argv += ["--fleet", str(engine.fleet), "--state-dir", str(engine.state)]
     proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
+    wait = 300
+    deadline = time.monotonic() + wait
     written = 0
     try:
         for _ in range(3000):  # until the update has written some resources, bounded
@@ -198,7 +199,7 @@ def test_sigkill_during_up_then_recovery_with_consent(engine: Engine, capsys: py
             time.sleep(0.1)
         assert proc.poll() is None, "the update ended before it could be killed"
         # else the kill below would come before the update, and the lock's absence would say nothing
-        assert written >= 10, f"the update had written {written} resources after 300 s, not yet 10 to kill it at"
+        assert written >= 10, f"the update had written {written} resources after {wait} s, not yet 10 to kill it at"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
