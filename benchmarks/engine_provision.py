@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -32,7 +33,8 @@ from typing import Any
 # The engine tier's offline fleet and stand-in secrets are the benchmark's too: `python benchmarks/...` from the
 # checkout puts benchmarks/ on the path, not the checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.fixtures.engine import SECRETS, offline_fleet
+from tests.fixtures.engine import SANDBOX_EXAMPLE, SECRETS
+from xzctl import data_path
 from xzctl.manifests.k8s import NODE_LABEL, TRACK_LABEL
 from xzctl.manifests.pins import ServicePin, spec_pins
 from xzctl.provision import up
@@ -183,10 +185,16 @@ def rollout_steps(fleet_path: Path, state: Path, kubeconfig: Path, region: str) 
     for step in range(ROLLOUT_STEPS):
         canary = f"{stable.rsplit(':', 1)[0]}:9.9.{step}-bench"
         started = time.perf_counter()
-        up(region, fleet_path, pins=pins.with_pin(node, "asr", ServicePin(stable, canary)), state=state)
+        up(
+            region,
+            fleet_path,
+            pins=pins.with_pin(node, "asr", ServicePin(stable, canary)),
+            state=state,
+            kubeconfig=kubeconfig,
+        )
         canary_running(kubeconfig, node, canary)
         times.append(time.perf_counter() - started)
-        up(region, fleet_path, state=state)
+        up(region, fleet_path, state=state, kubeconfig=kubeconfig)
     return times
 
 
@@ -210,22 +218,27 @@ def with_regions(fleet_path: Path, count: int) -> list[str]:
     return list(regions)
 
 
+def sandbox_fleet(path: Path) -> Path:
+    """The engine tier's spec (examples/fleet-sandbox.yaml: every chart `external`, every cluster the sandbox's)."""
+    shutil.copyfile(data_path("examples", SANDBOX_EXAMPLE), path)
+    return path
+
+
 def regions_at_once(root: Path, count: int, parallel: int) -> None:
     """Every region at once vs each alone, each measurement in a fresh sandbox after `provision cloud`."""
     from xzctl.provision.regions import RegionRun, up_regions
 
-    fleet_path = offline_fleet(root / "fleet.yaml")
+    fleet_path = sandbox_fleet(root / "fleet.yaml")
     names = with_regions(fleet_path, count)
     runs = {}
     for label, at_once in (("all", parallel), ("alone", 1)):
         state = root / f"state-{label}"
         info = start_sandbox(fleet_path, state, kubernetes=True)
+        kubeconfig = Path(info.kubeconfig)
         try:
-            offline_fleet(fleet_path, info.kubeconfig)
-            with_regions(fleet_path, count)
-            up("cloud", fleet_path, state=state)
+            up("cloud", fleet_path, state=state, kubeconfig=kubeconfig)
             started, cpu = time.perf_counter(), _cpu_seconds()
-            outcomes = up_regions(names, RegionRun(fleet_path, False, state), at_once=at_once)
+            outcomes = up_regions(names, RegionRun(fleet_path, False, state, kubeconfig=kubeconfig), at_once=at_once)
             runs[label] = (time.perf_counter() - started, outcomes, f"{_load()}, {_cpu_seconds() - cpu:.0f} CPU-s")
         finally:
             stop_sandbox(state)
@@ -266,23 +279,25 @@ def main() -> None:
 
 def one_region(root: Path, region: str) -> None:
     """One region's up against the client-side apply of the same objects, its no-op up and rollout steps."""
-    fleet_path = offline_fleet(root / "fleet.yaml")
+    fleet_path = sandbox_fleet(root / "fleet.yaml")
     state = root / "state"
     info = start_sandbox(fleet_path, state, kubernetes=True)
+    kubeconfig = Path(info.kubeconfig)
     try:
-        offline_fleet(fleet_path, info.kubeconfig)
-        up("cloud", fleet_path, state=state)
+        up("cloud", fleet_path, state=state, kubeconfig=kubeconfig)
         cpu = _cpu_seconds()
         started = time.perf_counter()
         first: list[float] = []  # when the engine reported its first resource step
-        result = up(region, fleet_path, state=state, on_event=lambda _: first.append(time.perf_counter()))
+        result = up(
+            region, fleet_path, state=state, kubeconfig=kubeconfig, on_event=lambda _: first.append(time.perf_counter())
+        )
         region_up = time.perf_counter() - started
         up_cpu = _cpu_seconds() - cpu
         startup = (first[0] if first else started) - started
         started = time.perf_counter()
-        up(region, fleet_path, state=state)
+        up(region, fleet_path, state=state, kubeconfig=kubeconfig)
         noop = time.perf_counter() - started
-        steps = rollout_steps(fleet_path, state, Path(info.kubeconfig), region)
+        steps = rollout_steps(fleet_path, state, kubeconfig, region)
     finally:
         stop_sandbox(state)
     resources = sum(result.changes.values())

@@ -21,6 +21,7 @@ import threading
 import time
 import wave
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import asr_corpus  # beside this script
@@ -47,7 +48,7 @@ def _free_port() -> int:
 
 
 def _wav_seconds(data: bytes) -> float:
-    with wave.open(io.BytesIO(data)) as w:
+    with wave.open(io.BytesIO(data), "rb") as w:
         # espeak-ng streams its WAV with a placeholder frame count: count the bytes that are there
         frames = len(w.readframes(w.getnframes())) / (w.getsampwidth() * w.getnchannels())
         return frames / w.getframerate()
@@ -87,9 +88,7 @@ def _rtf(name: str, url: str, wav: bytes, pcm: bytes, spoken: float) -> float:
     return sorted(ratios)[1]
 
 
-def _load(
-    name: str, url: str, *, rate: float, seconds: float, wav: bytes, pcm: bytes
-) -> tuple[list[float], int, float]:
+def _load(name: str, url: str, *, rate: float, seconds: float, wav: bytes, pcm: bytes) -> tuple[list[float], int]:
     """Open loop: request i leaves at i / rate whatever the previous ones did; latencies in seconds."""
     latencies: list[float] = []
     errors = 0
@@ -166,7 +165,7 @@ def main() -> None:
                 rtf = _rtf(name, service.url, wav, pcm, spoken)
                 latencies, errors = _load(name, service.url, rate=rate, seconds=args.seconds, wav=wav, pcm=pcm)
                 if name == "asr":  # accuracy and latency on the corpus, printed after the table
-                    corpus_lines = _captured(lambda s=service: asr_corpus.report(s, ["en"]))
+                    corpus_lines = _captured(partial(asr_corpus.report, service, ["en"]))
             finally:
                 stop_service(service)
             verdict = "ok" if _p95(latencies) * 1000 < TARGETS_MS[name] else "MISSED"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 GOAL_SECONDS = 2.0
 
@@ -37,14 +38,14 @@ def main() -> None:
         target = ""
         echo = True  # return the inputs as state, as an engine does (the SDK then translates every output)
 
-        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
             counts[self.target] = counts.get(self.target, 0) + 1
             if args.typ == "pulumi:pulumi:StackReference":
                 return args.name, {"name": args.name, "outputs": {"cloudEndpoint": "https://cloud.example/v1"}}
             return f"{args.name}-id", args.inputs if self.echo else {}
 
-        def call(self, _args: pulumi.runtime.MockCallArgs) -> dict:
-            return {}
+        def call(self, _args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+            return {}, []  # no result, no check failures (the SDK iterates them: not None)
 
     counting = Counting()
     pulumi.runtime.set_mocks(counting, project="xzctl", stack="bench", preview=False)
@@ -62,7 +63,7 @@ def main() -> None:
             config = {"xzctl:fleet": str(fleet_path), "xzctl:region": target, **secrets}
             pulumi.runtime.set_all_config(config, list(secrets))
             t0 = time.perf_counter()
-            mocks.test(program)()
+            mocks.test(program)()  # type: ignore[no-untyped-call]  # pulumi.runtime.mocks.test is unannotated
             timings[target] = time.perf_counter() - t0
         total = sum(timings.values())
         print("mocks return each resource's inputs as its state:" if echo else "mocks return no state:")
