@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pulumi.automation._cmd import CommandResult
@@ -100,3 +101,54 @@ def test_progress_prints_type_names_as_they_are(capsys: pytest.CaptureFixture[st
     err = capsys.readouterr().err
     assert "xzctl:cloud:CloudOrchestrator" in err
     assert "\u2601" not in err  # rich's :cloud: emoji
+
+
+class _RecordingStack:
+    """The Automation API stack an update drives: what it was asked to do, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+
+    def set_all_config(self, config: dict[str, object]) -> None:
+        self.calls.append(("set_all_config", sorted(config)))
+
+    def remove_config(self, key: str) -> None:
+        self.calls.append(("remove_config", key))
+
+    def up(self, **options: object) -> SimpleNamespace:
+        self.calls.append(("up", options["show_secrets"]))
+        return SimpleNamespace(summary=SimpleNamespace(resource_changes={"same": 3}), outputs={}, stdout="")
+
+
+@pytest.mark.parametrize(
+    ("with_pins", "stored", "removed"),
+    [
+        (False, {"xzctl:fleet", "xzctl:imagePins"}, True),  # a rollout's pins: an update from the spec drops them
+        (False, {"xzctl:fleet"}, False),  # none held: no pulumi run to remove them
+        (True, {"xzctl:fleet", "xzctl:imagePins"}, False),  # a rollout step sets its own
+    ],
+)
+def test_an_update_drops_a_rollout_s_pins_only_when_the_stack_holds_them(
+    example_fleet: Fleet,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    with_pins: bool,
+    stored: set[str],
+    removed: bool,
+) -> None:
+    from xzctl.manifests.pins import spec_pins
+    from xzctl.provision import automation
+    from xzctl.provision.objects import target_objects
+
+    stack = _RecordingStack()
+    monkeypatch.setattr(automation, "open_stack", lambda *_: stack)
+    pins = spec_pins(example_fleet) if with_pins else None
+    request = automation._Request(
+        "edge-beijing", "beijing", tmp_path / "fleet.yaml", pins, False, False, {}, {}, tmp_path, 4, [], stored
+    )
+    result = automation._run(request, example_fleet, target_objects(example_fleet, "beijing", pins), None, {})
+    assert (("remove_config", "xzctl:imagePins") in stack.calls) is removed
+    assert ("xzctl:imagePins" in stack.calls[-2][1]) is with_pins  # type: ignore[operator]
+    # the summary after the update is read without decrypting the stack's secrets
+    assert stack.calls[-1] == ("up", False) and result.changes == {"same": 3}

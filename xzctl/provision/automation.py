@@ -179,7 +179,9 @@ def up(
         pending = ensure_unlocked(where, stack_name, recover=recover)
         if target != CLOUD and "xzctl:cloudStack" not in stored:
             require_cloud_endpoint(where, stack_name)
-        request = _Request(stack_name, target, path, pins, preview, diff, overrides, secrets, where, parallel, pending)
+        request = _Request(
+            stack_name, target, path, pins, preview, diff, overrides, secrets, where, parallel, pending, stored
+        )
         return _run(request, fleet, objects, on_event, env)
 
 
@@ -208,6 +210,7 @@ class _Request:
     state: Path
     parallel: int
     pending: list[str]  # pending operations to clear first (the operator consented: --recover)
+    stored: set[str]  # config keys the stack holds already
 
 
 def _run(
@@ -229,7 +232,7 @@ def _run(
         config |= {key: auto.ConfigValue(value, secret=True) for key, value in req.secrets.items()}
         if req.pins is not None:
             config["xzctl:imagePins"] = auto.ConfigValue(json.dumps(req.pins.to_json(), sort_keys=True))
-        else:
+        elif "xzctl:imagePins" in req.stored:  # a CLI run (0.15 s of a 4.5 s no-op up) only when there is one
             st.remove_config("xzctl:imagePins")
         st.set_all_config(config)
         result = ProvisionResult(stack=req.stack_name, target=req.target, preview=req.preview)
@@ -241,7 +244,11 @@ def _run(
             result.changes = {str(op.value if hasattr(op, "value") else op): n for op, n in out.change_summary.items()}
             result.diff = out.stdout if req.diff else None
         else:
-            applied = st.up(diff=req.diff, on_event=engine_event, color="never", parallel=req.parallel)
+            # show_secrets=False: the summary read after the update leaves the config secrets encrypted (we read
+            # only its counts), and skips a passphrase key derivation
+            applied = st.up(
+                diff=req.diff, on_event=engine_event, color="never", parallel=req.parallel, show_secrets=False
+            )
             result.changes = dict((applied.summary.resource_changes or {}).items())
             result.outputs = {k: v.value for k, v in applied.outputs.items() if not v.secret}
             result.diff = applied.stdout if req.diff else None
