@@ -4,8 +4,8 @@ Needs the engine (bash scripts/engine.sh). Starts a sandbox with its local Kuber
 times `xzctl.provision.up` of one region (goal: <= 1.5x the client baseline, which applies the same rendered objects
 in a fresh sandbox and waits for the same readiness: Deployments available and rolled out, StatefulSets rolled out,
 ready endpoints behind each Service, claims bound, jobs complete, ingress address), and the no-op up that follows
-(goal <= 5 s, median of 5), then a rollout step through Pulumi: the update that adds a canary on the region's first node until its
-pod runs there per the API server (median of 5). Prints the figures; asserts nothing.
+(goal <= 5 s, median of 5), then a rollout step through Pulumi: the update that adds a canary on the region's first
+node until its pod runs there per the API server (median of 5). Prints the figures; asserts nothing.
 
 With --all-regions: `provision region --all` (every region of the fleet, --parallel at once, each in its own process)
 against the slowest region provisioned alone (the same regions one at a time, in a fresh sandbox); goal: the whole
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -30,11 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-# The engine tier's offline fleet and stand-in secrets are the benchmark's too: `python benchmarks/...` from the
+# The engine tier's spec (examples/fleet-sandbox.yaml) and stand-in secrets are the benchmark's too: `python benchmarks/...` from the
 # checkout puts benchmarks/ on the path, not the checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.fixtures.engine import SANDBOX_EXAMPLE, SECRETS
-from xzctl import data_path
+from tests.fixtures.engine import SECRETS, sandbox_example
 from xzctl.manifests.k8s import NODE_LABEL, TRACK_LABEL
 from xzctl.manifests.pins import ServicePin, spec_pins
 from xzctl.provision import up
@@ -219,17 +217,11 @@ def with_regions(fleet_path: Path, count: int) -> list[str]:
     return list(regions)
 
 
-def sandbox_fleet(path: Path) -> Path:
-    """The engine tier's spec (examples/fleet-sandbox.yaml: every chart `external`, every cluster the sandbox's)."""
-    shutil.copyfile(data_path("examples", SANDBOX_EXAMPLE), path)
-    return path
-
-
 def regions_at_once(root: Path, count: int, parallel: int) -> None:
     """Every region at once vs each alone, each measurement in a fresh sandbox after `provision cloud`."""
     from xzctl.provision.regions import RegionRun, up_regions
 
-    fleet_path = sandbox_fleet(root / "fleet.yaml")
+    fleet_path = sandbox_example(root / "fleet.yaml")
     names = with_regions(fleet_path, count)
     runs = {}
     for label, at_once in (("all", parallel), ("alone", 1)):
@@ -280,7 +272,7 @@ def main() -> None:
 
 def one_region(root: Path, region: str) -> None:
     """One region's up against the client-side apply of the same objects, its no-op up and rollout steps."""
-    fleet_path = sandbox_fleet(root / "fleet.yaml")
+    fleet_path = sandbox_example(root / "fleet.yaml")
     state = root / "state"
     info = start_sandbox(fleet_path, state, kubernetes=True)
     kubeconfig = Path(info.kubeconfig)

@@ -30,6 +30,7 @@ PASSPHRASE_ENVS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 # rolled out, claims bound): the waits hold a slot but cost nothing. A region registers ~90 resources; at 32 the
 # last ones queued behind waits (measured: +10 s of 30 s), so every independent step may run at once.
 DEFAULT_PARALLEL = 128
+PINS_CONFIG = "xzctl:imagePins"  # a rollout step's pins (program.py reads them); an update from the spec has none
 INSTALL_HINT = "install the Pulumi CLI: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/install/)"
 
 
@@ -231,9 +232,9 @@ def _run(
         config |= {key: auto.ConfigValue(value) for key, value in req.kube.items()}
         config |= {key: auto.ConfigValue(value, secret=True) for key, value in req.secrets.items()}
         if req.pins is not None:
-            config["xzctl:imagePins"] = auto.ConfigValue(json.dumps(req.pins.to_json(), sort_keys=True))
-        elif "xzctl:imagePins" in req.stored:  # a CLI run (0.15 s of a 4.5 s no-op up) only when there is one
-            st.remove_config("xzctl:imagePins")
+            config[PINS_CONFIG] = auto.ConfigValue(json.dumps(req.pins.to_json(), sort_keys=True))
+        elif PINS_CONFIG in req.stored:  # a CLI run (0.15 s of a 4.5 s no-op up) only when there is one
+            st.remove_config(PINS_CONFIG)
         st.set_all_config(config)
         result = ProvisionResult(stack=req.stack_name, target=req.target, preview=req.preview)
         if req.pending:
