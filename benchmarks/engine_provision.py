@@ -10,9 +10,7 @@ node until its pod runs there per the API server (median of 5). Prints the figur
 With --all-regions: `provision region --all` (every region of the fleet, --parallel at once, each in its own process)
 against the slowest region provisioned alone (the same regions one at a time, in a fresh sandbox); goal: the whole
 fleet within 1.5x the slowest single region. --regions N clones the example's regions up to N (each its own
-namespace on the sandbox's one cluster). The sandbox cluster has a fixed set of volumes (VOLUMES in
-xzctl/sandbox/cluster_objects.py): at 14 regions the claims of the regions past the fifth stayed unbound and their
-updates waited on Pulumi's readiness timeout, so 14 regions need more volumes there first.
+namespace on the sandbox's one cluster, which makes a volume for every claim of the cloned fleet).
 
     python benchmarks/engine_provision.py [--region beijing]
     python benchmarks/engine_provision.py --all-regions [--regions 3] [--parallel 4]

@@ -12,9 +12,9 @@ from tests.fixtures.manifests import DIGEST, SITE_COORDINATOR, coordinator_varia
 from xzctl import service_contract as sc
 from xzctl.errors import BadInputError, NotFoundError
 from xzctl.images import load_catalog
-from xzctl.manifests.edge import edge_region_objects, edge_region_units
+from xzctl.manifests.edge import edge_region_objects, edge_region_units, volume_claims
 from xzctl.manifests.pins import ServicePin, spec_pins
-from xzctl.provision.objects import region_inputs, target_objects
+from xzctl.provision.objects import CLOUD, region_inputs, target_objects
 from xzctl.render.node import SERVICE_PORTS
 from xzctl.spec import Fleet
 
@@ -294,3 +294,18 @@ def test_the_init_step_fills_the_auth_key_as_the_pod_would(beijing: list[Obj], t
         check=False,
     )
     assert failed.returncode != 0 and "XIAOZHI_AUTH_KEY" in failed.stderr
+
+
+@pytest.mark.parametrize("persistence", ["true", "false"])
+def test_volume_claims_counts_every_claim_the_targets_make(tmp_path: Path, persistence: str) -> None:
+    """The sandbox makes a volume per claim: the count must follow what the cloud's and regions' objects claim."""
+    fleet = variant(tmp_path, (r"persistence: true", f"persistence: {persistence}"))
+    made = 0
+    for target in [CLOUD, *fleet.regions]:
+        for obj in target_objects(fleet, target).objects():
+            if obj["kind"] == "PersistentVolumeClaim":
+                made += 1
+            elif obj["kind"] == "StatefulSet":
+                made += obj["spec"]["replicas"] * len(obj["spec"].get("volumeClaimTemplates", []))
+    per_node = 2 if persistence == "true" else 1
+    assert made == volume_claims(fleet) == per_node * len(fleet.edge_nodes()) + 1

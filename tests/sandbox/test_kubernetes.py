@@ -11,7 +11,8 @@ import yaml
 
 from xzctl.cli import run
 from xzctl.errors import BadInputError
-from xzctl.sandbox.cluster_objects import KWOK_ANNOTATION, fake_nodes, storage_objects
+from xzctl.manifests.edge import volume_claims
+from xzctl.sandbox.cluster_objects import KWOK_ANNOTATION, SPARE_VOLUMES, fake_nodes, storage_objects
 from xzctl.sandbox.follower import deploy_actions, modelled_services, running_images, tell
 from xzctl.sandbox.kubernetes import KWOK_STAGES, find_binaries, write_pki
 from xzctl.spec import Fleet
@@ -68,10 +69,11 @@ def test_one_fake_node_per_edge_node_with_its_capacity(example_fleet: Fleet) -> 
     assert {n["status"]["capacity"]["nvidia.com/gpu"] for n in cloud} == {str(servers.gpus_per_server)}
 
 
-def test_storage_is_a_default_class_with_volumes(tmp_path: Path) -> None:
-    cls, *volumes = storage_objects(tmp_path)
+def test_storage_is_a_default_class_with_volumes(tmp_path: Path, example_fleet: Fleet) -> None:
+    cls, *volumes = storage_objects(example_fleet, tmp_path)
     assert cls["metadata"]["annotations"] == {"storageclass.kubernetes.io/is-default-class": "true"}
-    assert len(volumes) >= 8
+    assert len(volumes) == volume_claims(example_fleet) + SPARE_VOLUMES
+    assert len({v["spec"]["hostPath"]["path"] for v in volumes}) == len(volumes)
     assert {v["spec"]["storageClassName"] for v in volumes} == {cls["metadata"]["name"]}
 
 

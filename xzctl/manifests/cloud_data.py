@@ -16,6 +16,7 @@ LOGGING_NAMESPACE = "logging"
 OBJECT_STORE_SECRET_REF = SecretRef(pulumi_secret="objectStoreRootPassword")
 OBJECT_STORE_SECRET = "xzctl-object-store"
 OBJECT_STORE_SIZE = "500Gi"
+OBJECT_STORE_CLAIMS = 1  # its StatefulSet's one replica and claim template
 MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2024-10-13T13-34-11Z"
 CURL_IMAGE = "curlimages/curl:8.10.1"
 

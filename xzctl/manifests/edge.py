@@ -17,6 +17,7 @@ from typing import Any
 from xzctl.errors import NotFoundError
 from xzctl.manifests import k8s
 from xzctl.manifests.autoscaling import adapter_chart, edge_autoscalers
+from xzctl.manifests.cloud_data import OBJECT_STORE_CLAIMS
 from xzctl.manifests.edge_common import RegionInputs, labels
 from xzctl.manifests.edge_node import NodeBuilder
 from xzctl.manifests.edge_region import monitoring, network_policies, time_slicing
@@ -32,6 +33,7 @@ __all__ = [
     "edge_region_units",
     "region_of",
     "region_secrets",
+    "volume_claims",
 ]
 
 
@@ -88,6 +90,12 @@ def edge_helm_charts(fleet: Fleet, region_name: str) -> list[HelmChart]:
         ),
         *adapter_chart(fleet),
     ]
+
+
+def volume_claims(fleet: Fleet) -> int:
+    """The persistent volume claims the fleet's objects make: per edge node its models and, when its cache persists,
+    the cache's data; the cloud's object store one. The sandbox makes a volume for each."""
+    return sum(1 + int(n.services.cache.persistence) for n in fleet.edge_nodes()) + OBJECT_STORE_CLAIMS
 
 
 def region_secrets(fleet: Fleet, inputs: RegionInputs) -> dict[str, SecretRef]:

@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from xzctl.manifests.edge import volume_claims
 from xzctl.manifests.k8s import NODE_LABEL, REGION_LABEL
 from xzctl.spec.models import Fleet
 
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"  # kwok manages the nodes carrying it (kwok.x-k8s.io/node=fake)
-VOLUMES = 32  # pre-made PersistentVolumes; every claim of the cloud and of all regions fits
+# Pre-made PersistentVolumes: one per claim of the fleet's objects, and spare ones for what tests and an operator
+# apply beside them (the example's 15 claims had 32 before the count followed the fleet).
+SPARE_VOLUMES = 16
 VOLUME_SIZE = "2Ti"
 CLOUD_NODE_PREFIX = "cloud-gpu-"
 
@@ -84,8 +87,9 @@ def custom_resource_definitions() -> list[dict[str, Any]]:
     return out
 
 
-def storage_objects(folder: Path) -> list[dict[str, Any]]:
-    """A default StorageClass without a provisioner and volumes for it (controller-manager binds claims)."""
+def storage_objects(fleet: Fleet, folder: Path) -> list[dict[str, Any]]:
+    """A default StorageClass without a provisioner and volumes for every claim of `fleet` (controller-manager binds
+    claims)."""
     cls = {
         "apiVersion": "storage.k8s.io/v1",
         "kind": "StorageClass",
@@ -98,15 +102,15 @@ def storage_objects(folder: Path) -> list[dict[str, Any]]:
         {
             "apiVersion": "v1",
             "kind": "PersistentVolume",
-            "metadata": {"name": f"sandbox-pv-{i:02d}"},
+            "metadata": {"name": f"sandbox-pv-{i:03d}"},
             "spec": {
                 "capacity": {"storage": VOLUME_SIZE},
                 "accessModes": ["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany"],
                 "storageClassName": "standard",
                 "persistentVolumeReclaimPolicy": "Retain",
-                "hostPath": {"path": str(folder / f"pv-{i:02d}")},
+                "hostPath": {"path": str(folder / f"pv-{i:03d}")},
             },
         }
-        for i in range(VOLUMES)
+        for i in range(volume_claims(fleet) + SPARE_VOLUMES)
     ]
     return [cls, *volumes]

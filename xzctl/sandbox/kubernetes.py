@@ -334,7 +334,7 @@ def setup_objects(kubeconfig: Path, fleet: Fleet, volumes: Path) -> None:
     api = api_client(kubeconfig)
     core = client.CoreV1Api(api)
     try:
-        utils.create_from_yaml(api, yaml_objects=[*custom_resource_definitions(), *storage_objects(volumes)])
+        utils.create_from_yaml(api, yaml_objects=[*custom_resource_definitions(), *storage_objects(fleet, volumes)])
         for obj in fake_nodes(fleet):
             core.create_node(obj, _request_timeout=API_TIMEOUT_SECONDS)
             # The not-ready taint is added by the API server at creation; only the node-lifecycle controller (off
