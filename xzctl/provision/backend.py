@@ -128,17 +128,30 @@ def _latest(state: Path, stack: str) -> dict[str, Any] | None:
 
 STACK_RESOURCE = "pulumi:pulumi:Stack"
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # how Pulumi's state marks a secret value
+SECRET_MASK = "[secret]"  # how `pulumi stack output` shows one
+
+
+def stack_exists(state: Path, stack: str) -> bool:
+    """The backend holds the stack (`pulumi stack init` wrote its state file)."""
+    return bool(_state_files(_stacks_dir(state), f"{stack}.json*"))
 
 
 def stack_outputs(state: Path, stack: str) -> dict[str, Any] | None:
     """The stack's outputs as its last update left them (a secret one as "[secret]", as `pulumi stack output`
     shows it); None when the stack has no checkpoint yet."""
+    outputs = output_values(state, stack)
+    return None if outputs is None else {k: SECRET_MASK if secret else v for k, (v, secret) in outputs.items()}
+
+
+def output_values(state: Path, stack: str) -> dict[str, tuple[Any, bool]] | None:
+    """Output name -> (value, secret) as the stack's last update left them, a secret's value still encrypted;
+    None when the stack has no checkpoint yet."""
     latest = _latest(state, stack)
     if latest is None:
         return None
     root: dict[str, Any] = next((r for r in latest.get("resources") or [] if r.get("type") == STACK_RESOURCE), {})
     outputs = root.get("outputs") or {}
-    return {k: "[secret]" if isinstance(v, dict) and SECRET_SIGNATURE in v else v for k, v in sorted(outputs.items())}
+    return {k: (v, isinstance(v, dict) and SECRET_SIGNATURE in v) for k, v in sorted(outputs.items())}
 
 
 def pending_operations(state: Path, stack: str) -> list[str]:

@@ -62,13 +62,15 @@ def open_stack(stack_name: str, state: Path, env: Mapping[str, str], program: Ca
         work_dir,
         auto.ProjectSettings(name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=backend_url(state))),
     )
+    from xzctl.provision.workspace import BackendWorkspace
+
     # No project_settings: the workspace reads the Pulumi.yaml above instead of rewriting it in place.
-    workspace = auto.LocalWorkspaceOptions(work_dir=str(work_dir), env_vars=dict(env))
+    workspace = BackendWorkspace(state, work_dir=str(work_dir), env_vars=dict(env), program=program or _no_program)
     if program is not None:
-        return auto.create_or_select_stack(stack_name, project_name=PROJECT, program=program, opts=workspace)
+        return auto.Stack.create_or_select(stack_name, workspace)
     try:
         # Destroy, refresh: the engine reads the stack's state, never runs the program.
-        return auto.select_stack(stack_name, project_name=PROJECT, program=_no_program, opts=workspace)
+        return auto.Stack.select(stack_name, workspace)
     except auto.StackNotFoundError:
         raise NotFoundError(f"no stack {stack_name} in {state / 'pulumi'}", hint=first_command(stack_name)) from None
 
