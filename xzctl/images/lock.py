@@ -11,6 +11,7 @@ import yaml
 from xzctl.errors import CheckFailedError
 from xzctl.images.assemble import BuildResult
 from xzctl.images.catalog import LOCK_FILE, Release
+from xzctl.spec.load import SAFE_LOADER
 from xzctl.state import atomic_write
 
 
@@ -22,7 +23,7 @@ def record_in_lock(catalog_dir: Path, result: BuildResult, *, today: str | None 
     these inputs give that digest), so a release made before inputs were recorded gets them.
     """
     path = catalog_dir / LOCK_FILE
-    data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     releases = data.setdefault("images", {}).setdefault(result.name, [])
     for entry in releases:
         if entry.get("version") == result.version:
