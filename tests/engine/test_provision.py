@@ -154,8 +154,14 @@ def test_ctrl_c_during_a_run_leaves_no_engine_process(engine: Engine, tmp_path: 
     argv = [sys.executable, "-m", "xzctl", "provision", "region", "guangzhou", "--preview"]
     argv += ["--fleet", str(engine.fleet), "--state-dir", str(engine.state)]
     stderr = tmp_path / "stderr"
-    with stderr.open("wb") as err:
-        proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
+    # A terminal's foreground job takes SIGINT; this runner may ignore it (a background job of a non-interactive
+    # shell, as CI starts it), and a child inherits that: xzctl would then never see the Ctrl-C, only its engine.
+    previous = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        with stderr.open("wb") as err:
+            proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.monotonic() + 300
     try:
         for _ in range(3000):  # until the plugin runs, bounded
