@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-# The engine tier's spec (examples/fleet-sandbox.yaml) and stand-in secrets are the benchmark's too: `python benchmarks/...` from the
-# checkout puts benchmarks/ on the path, not the checkout.
+# The engine tier's spec (examples/fleet-sandbox.yaml) and stand-in secrets are the benchmark's too:
+# `python benchmarks/...` from the checkout puts benchmarks/ on the path, not the checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.fixtures.engine import SECRETS, sandbox_example
 from xzctl.manifests.k8s import NODE_LABEL, TRACK_LABEL
@@ -316,8 +316,8 @@ def one_region(root: Path, region: str) -> None:
     )
     print(f"  kubernetes client apply + readiness: {baseline:7.1f} s")
     print(
-        f"  CPU: pulumi up {own + children:.1f} s (xzctl and its program {own:.1f} s, CLI and plugins {children:.1f} s),"
-        f" client {baseline_cpu:.1f} s; load {_load()}"
+        f"  CPU: pulumi up {own + children:.1f} s (xzctl and its program {own:.1f} s, "
+        f"CLI and plugins {children:.1f} s), client {baseline_cpu:.1f} s; load {_load()}"
     )
     print(f"  ratio {ratio:.2f}x (goal <= {RATIO_GOAL}x): {'ok' if ratio <= RATIO_GOAL else 'MISSED'}")
     print(

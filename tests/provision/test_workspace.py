@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from pulumi import automation as auto
-from pulumi.automation._cmd import CommandResult
 
 from xzctl.provision.backend import SECRET_SIGNATURE, backend_dir
 from xzctl.provision.workspace import BackendWorkspace
@@ -24,11 +23,11 @@ class FakeCli:
     def __init__(self) -> None:
         self.runs: list[list[str]] = []
 
-    def run(self, args: list[str], *_: Any, **__: Any) -> CommandResult:
+    def run(self, args: list[str], *_: Any, **__: Any) -> auto.CommandResult:
         self.runs.append(list(args))
         if args[:2] == ["stack", "select"]:
             raise auto.StackNotFoundError(auto.CommandResult(stdout="", stderr="no stack named", code=255))
-        return CommandResult(stdout="", stderr="", code=0)
+        return auto.CommandResult(stdout="", stderr="", code=0)
 
 
 def _workspace(state: Path, outputs: dict[str, Any] | None) -> tuple[BackendWorkspace, FakeCli]:
