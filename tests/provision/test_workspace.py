@@ -59,18 +59,37 @@ def test_outputs_come_from_the_checkpoint_without_a_cli_run(
     assert cli.runs == []
 
 
-@pytest.mark.parametrize(("held", "runs"), [(True, []), (False, [["stack", "select", "--stack", "cloud"]])])
-def test_only_a_stack_the_backend_lacks_is_selected_through_the_cli(tmp_path: Path, held: bool, runs: Any) -> None:
+@pytest.mark.parametrize("held", [True, False])
+def test_a_stack_is_selected_without_a_cli_run(tmp_path: Path, *, held: bool) -> None:
     workspace, cli = _workspace(tmp_path, {} if held else None)
     if held:
         workspace.select_stack("cloud")
     else:
-        with pytest.raises(auto.StackNotFoundError):
+        with pytest.raises(auto.StackNotFoundError, match="no stack named 'cloud'"):
             workspace.select_stack("cloud")
-    assert [r[:4] for r in cli.runs] == runs
+    assert cli.runs == []
 
 
-def test_a_stack_the_backend_lacks_is_created(tmp_path: Path) -> None:
+def test_a_stack_the_backend_lacks_is_created_with_one_cli_run(tmp_path: Path) -> None:
     workspace, cli = _workspace(tmp_path, None)
     auto.Stack.create_or_select("cloud", workspace)
-    assert [r[:3] for r in cli.runs] == [["stack", "select", "--stack"], ["stack", "init", "cloud"]]
+    assert [r[:3] for r in cli.runs] == [["stack", "init", "cloud"]]
+
+
+def test_the_cli_version_is_checked_once_per_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every PulumiCommand runs `pulumi version`; a process that opens many workspaces (a rollout) runs it once
+    for each pulumi binary it finds on PATH."""
+    from xzctl.provision.workspace import pulumi_command
+
+    runs = tmp_path / "runs"
+    for name in ("a", "b"):
+        cli = tmp_path / name / "pulumi"
+        cli.parent.mkdir()
+        cli.write_text(f"#!/bin/sh\necho {name} >> {runs}\necho v3.274.1\n")
+        cli.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "a"))
+    first = pulumi_command()
+    assert pulumi_command() is first
+    monkeypatch.setenv("PATH", str(tmp_path / "b"))
+    assert pulumi_command() is not first
+    assert runs.read_text().split() == ["a", "b"]

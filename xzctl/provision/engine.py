@@ -62,10 +62,16 @@ def open_stack(stack_name: str, state: Path, env: Mapping[str, str], program: Ca
         work_dir,
         auto.ProjectSettings(name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=backend_url(state))),
     )
-    from xzctl.provision.workspace import BackendWorkspace
+    from xzctl.provision.workspace import BackendWorkspace, pulumi_command
 
     # No project_settings: the workspace reads the Pulumi.yaml above instead of rewriting it in place.
-    workspace = BackendWorkspace(state, work_dir=str(work_dir), env_vars=dict(env), program=program or _no_program)
+    workspace = BackendWorkspace(
+        state,
+        work_dir=str(work_dir),
+        env_vars=dict(env),
+        program=program or _no_program,
+        pulumi_command=pulumi_command(),
+    )
     if program is not None:
         return auto.Stack.create_or_select(stack_name, workspace)
     try:
