@@ -7,14 +7,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from pulumi.automation._cmd import CommandResult
-from pulumi.automation.errors import CommandError
+from pulumi.automation import CommandError, CommandResult
 
 from xzctl.cli import run
 from xzctl.errors import ExternalToolError
 from xzctl.provision import ProvisionEvent
 from xzctl.provision.automation import missing_secrets, stored_config_keys
 from xzctl.provision.engine import pulumi_errors, reason
+from xzctl.provision.stack_config import update_config
 from xzctl.spec import Fleet
 
 DIAGNOSTICS = (
@@ -147,7 +147,17 @@ def test_an_update_drops_a_rollout_s_pins_only_when_the_stack_holds_them(
     monkeypatch.setattr(automation, "open_stack", lambda *_: stack)
     pins = spec_pins(example_fleet) if with_pins else None
     request = automation._Request(
-        "edge-beijing", "beijing", tmp_path / "fleet.yaml", pins, False, False, {}, {}, tmp_path, 4, [], stored
+        "edge-beijing",
+        "beijing",
+        update_config(tmp_path / "fleet.yaml", "beijing"),
+        pins,
+        False,
+        False,
+        {},
+        tmp_path,
+        4,
+        [],
+        stored,
     )
     result = automation._run(request, example_fleet, target_objects(example_fleet, "beijing", pins), None, {})
     assert (("remove_config", automation.PINS_CONFIG) in stack.calls) is removed

@@ -10,6 +10,7 @@ import pytest
 from tests.fixtures.pulumi_mocks import AUTH_KEY, CONFIG_SECRETS, RecordingMocks, stack_config
 from xzctl.images import load_catalog
 from xzctl.manifests.pins import ImagePins, spec_pins
+from xzctl.provision.automation import PINS_CONFIG
 from xzctl.rollout.plan import canary_nodes, plan_steps, promoted_pins, step_pins
 from xzctl.spec import Fleet
 
@@ -21,7 +22,7 @@ OLD, NEW = (load_catalog().by_digest(ref) for ref in (OLD_TAG, NEW_TAG))
 
 def asr_deployments(mocks: RecordingMocks, region: str, pins: ImagePins) -> dict[str, tuple[str, int]]:
     """Deployment name -> (image of its asr container, replicas), for the region's asr Deployments."""
-    config = {**stack_config(region), "xzctl:imagePins": json.dumps(pins.to_json())}
+    config = {**stack_config(region), PINS_CONFIG: json.dumps(pins.to_json())}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XIAOZHI_AUTH_KEY", AUTH_KEY)
         recorded = mocks.run(config, list(CONFIG_SECRETS))

@@ -23,7 +23,9 @@ from tests.fixtures.pulumi_mocks import (
 from xzctl.errors import BadInputError
 from xzctl.images import load_catalog
 from xzctl.manifests.pins import ServicePin, spec_pins
+from xzctl.provision.automation import PINS_CONFIG
 from xzctl.provision.objects import target_objects
+from xzctl.provision.stack_config import FLEET, qualified
 from xzctl.spec import Fleet
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -116,7 +118,7 @@ def test_a_coordinator_reads_the_cloud_endpoint_through_the_stack_reference(
     # a site that brings its own coordinator sets services.coordinator; it calls the cloud router
     coordinator_variant(tmp_path)
     monkeypatch.setenv("XIAOZHI_AUTH_KEY", AUTH_KEY)
-    config = {**stack_config("beijing"), "xzctl:fleet": str(tmp_path / "fleet.yaml")}
+    config = {**stack_config("beijing"), qualified(FLEET): str(tmp_path / "fleet.yaml")}
     run = StackRun("beijing", pulumi_mocks.run(config, list(CONFIG_SECRETS)))
     coordinators = [r for r in run.of_type(DEPLOYMENT) if r.name.endswith("-coordinator")]
     assert len(coordinators) == 3
@@ -202,7 +204,7 @@ def test_a_canary_pin_adds_a_one_replica_canary_beside_stable(
     pins = spec_pins(example_fleet).with_pin(
         "sh-edge-01", "asr", ServicePin(stable="registry.xiaozhi.example/inference/asr:2.2.0", canary=canary)
     )
-    config = {**stack_config("shanghai"), "xzctl:imagePins": json.dumps(pins.to_json())}
+    config = {**stack_config("shanghai"), PINS_CONFIG: json.dumps(pins.to_json())}
     run = StackRun("shanghai", pulumi_mocks.run(config, list(CONFIG_SECRETS)))
     stable = run.named(DEPLOYMENT, "xiaozhi-shanghai/sh-edge-01-asr").inputs
     rec = run.named(DEPLOYMENT, "xiaozhi-shanghai/sh-edge-01-asr-canary").inputs

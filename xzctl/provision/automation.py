@@ -21,6 +21,7 @@ from xzctl.manifests.pins import ImagePins
 from xzctl.provision.backend import ensure_unlocked, stack_for, stack_outputs
 from xzctl.provision.engine import WORKSPACE, engine_run, open_stack, pulumi_errors
 from xzctl.provision.objects import CLOUD, TargetObjects, target_objects
+from xzctl.provision.stack_config import CLOUD_STACK, IMAGE_PINS, qualified, update_config
 from xzctl.spec import load_fleet, resolve_fleet_path
 from xzctl.spec.models import Fleet, SecretRef
 from xzctl.state import state_dir
@@ -30,7 +31,7 @@ PASSPHRASE_ENVS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
 # rolled out, claims bound): the waits hold a slot but cost nothing. A region registers ~90 resources; at 32 the
 # last ones queued behind waits (measured: +10 s of 30 s), so every independent step may run at once.
 DEFAULT_PARALLEL = 128
-PINS_CONFIG = "xzctl:imagePins"  # a rollout step's pins (program.py reads them); an update from the spec has none
+PINS_CONFIG = qualified(IMAGE_PINS)  # a rollout step's pins; an update from the spec has none
 INSTALL_HINT = "install the Pulumi CLI: curl -fsSL https://get.pulumi.com | sh (https://www.pulumi.com/docs/install/)"
 
 
@@ -97,7 +98,7 @@ def secret_config_from_env(secrets: Mapping[str, SecretRef], environ: Mapping[st
     out = {}
     for ref in secrets.values():
         if ref.pulumi_secret and environ.get(env := pulumi_secret_env(ref.pulumi_secret)):
-            out[f"xzctl:{ref.pulumi_secret}"] = environ[env]
+            out[qualified(ref.pulumi_secret)] = environ[env]
     return out
 
 
@@ -114,7 +115,7 @@ def missing_secrets(secrets: Mapping[str, SecretRef], environ: Mapping[str, str]
             missing.add(ref.env)
         elif (
             ref.pulumi_secret
-            and f"xzctl:{ref.pulumi_secret}" not in stored
+            and qualified(ref.pulumi_secret) not in stored
             and not environ.get(env := pulumi_secret_env(ref.pulumi_secret))
         ):
             missing.add(env)
@@ -169,20 +170,14 @@ def up(
         raise BadInputError(f"stack {stack_name} needs the secret(s) in {', '.join(missing)}", hint="export them first")
     where.mkdir(parents=True, exist_ok=True)
     (where / "pulumi").mkdir(exist_ok=True)
-    kube = {
-        "xzctl:kubeContext": kube_context,
-        "xzctl:kubeconfig": str(Path(kubeconfig).absolute()) if kubeconfig else None,
-    }
+    config = update_config(path, target, kube_context=kube_context, kubeconfig=Path(kubeconfig) if kubeconfig else None)
     secrets = secret_config_from_env(objects.secrets, os.environ)
-    overrides = {k: v for k, v in kube.items() if v}
     with engine_run() as env:
         # After the engines a killed run left are stopped: their lock is then an interrupted update's.
         pending = ensure_unlocked(where, stack_name, recover=recover)
-        if target != CLOUD and "xzctl:cloudStack" not in stored:
+        if target != CLOUD and qualified(CLOUD_STACK) not in stored:
             require_cloud_endpoint(where, stack_name)
-        request = _Request(
-            stack_name, target, path, pins, preview, diff, overrides, secrets, where, parallel, pending, stored
-        )
+        request = _Request(stack_name, target, config, pins, preview, diff, secrets, where, parallel, pending, stored)
         return _run(request, fleet, objects, on_event, env)
 
 
@@ -202,11 +197,10 @@ def require_cloud_endpoint(state: Path, stack_name: str) -> None:
 class _Request:
     stack_name: str
     target: str
-    fleet_path: Path
+    config: dict[str, str]  # the plain stack config of the update (update_config)
     pins: ImagePins | None
     preview: bool
     diff: bool
-    kube: dict[str, str]  # stack config overriding the spec's kubernetes target
     secrets: dict[str, str]  # stack config secrets to store first
     state: Path
     parallel: int
@@ -228,8 +222,7 @@ def _run(
     engine_event = Progress(resource_count(objects), on_event)
     with pulumi_errors(req.stack_name):
         st = open_stack(req.stack_name, req.state, env, inline_program(fleet, req.target, req.pins, objects))
-        config = {"xzctl:fleet": auto.ConfigValue(str(req.fleet_path)), "xzctl:region": auto.ConfigValue(req.target)}
-        config |= {key: auto.ConfigValue(value) for key, value in req.kube.items()}
+        config = {key: auto.ConfigValue(value) for key, value in req.config.items()}
         config |= {key: auto.ConfigValue(value, secret=True) for key, value in req.secrets.items()}
         if req.pins is not None:
             config[PINS_CONFIG] = auto.ConfigValue(json.dumps(req.pins.to_json(), sort_keys=True))

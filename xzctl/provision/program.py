@@ -3,16 +3,8 @@
 Two entry points build the same resources:
 - `inline_program(fleet, target, pins, objects)`: what `xzctl provision` (the Automation API) runs, closed
   over the fleet and objects it already loaded and checked; nothing is read or parsed again.
-- `program()`: what `pulumi up` runs through stacks/__main__.py, reading the stack config below.
-
-Stack config (namespace `xzctl`):
-  fleet        path of the fleet spec (required by `program()`)
-  region       an edge region of the spec, or "cloud" (required by `program()`)
-  imagePins    JSON of `ImagePins` (optional; default: the spec's images, no canary). `xzctl provision` records
-               the pins it deployed here, so a later `pulumi up` deploys the same.
-  cloudStack   the cloud stack an edge stack reads `cloudEndpoint` from (default organization/xzctl/cloud)
-  kubeContext, kubeconfig   override the spec's kubernetes target
-  <name>       Pulumi config secrets the spec refers to (`pulumi_secret: <name>`)
+- `program()`: what `pulumi up` runs through stacks/__main__.py, reading the stack config that
+  xzctl.provision.stack_config lists.
 """
 
 from __future__ import annotations
@@ -36,18 +28,27 @@ from xzctl.provision.components import (
     unit_resource,
 )
 from xzctl.provision.objects import CLOUD, TargetObjects, target_objects
+from xzctl.provision.stack_config import (
+    CLOUD_STACK,
+    FLEET,
+    IMAGE_PINS,
+    KUBE_CONTEXT,
+    KUBECONFIG,
+    NAMESPACE,
+    REGION,
+    qualified,
+)
 from xzctl.spec import load_fleet
 from xzctl.spec.models import Fleet, KubernetesTarget, SecretRef
 
-CONFIG_NAMESPACE = "xzctl"
 DEFAULT_CLOUD_STACK = "organization/xzctl/cloud"
 CLOUD_ENDPOINT_OUTPUT = "cloudEndpoint"
 
 
 def program() -> None:
-    cfg = pulumi.Config(CONFIG_NAMESPACE)
-    fleet = load_fleet(cfg.require("fleet")).fleet
-    build(fleet, cfg.require("region"), parse_pins(cfg.get("imagePins")), cfg)
+    cfg = pulumi.Config(NAMESPACE)
+    fleet = load_fleet(cfg.require(FLEET)).fleet
+    build(fleet, cfg.require(REGION), parse_pins(cfg.get(IMAGE_PINS)), cfg)
 
 
 def inline_program(
@@ -57,7 +58,7 @@ def inline_program(
     pins)`, so the cloud is not built twice; an edge region rebuilds its units with the cloud stack's endpoint)."""
 
     def run() -> None:
-        build(fleet, target, pins, pulumi.Config(CONFIG_NAMESPACE), objects)
+        build(fleet, target, pins, pulumi.Config(NAMESPACE), objects)
 
     return run
 
@@ -68,7 +69,7 @@ def parse_pins(text: str | None) -> ImagePins | None:
     try:
         return ImagePins.from_json(json.loads(text))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BadInputError(f"stack config xzctl:imagePins is not valid image pins JSON: {exc}") from None
+        raise BadInputError(f"stack config {qualified(IMAGE_PINS)} is not valid image pins JSON: {exc}") from None
 
 
 def secret_inputs(secrets: Mapping[str, SecretRef], cfg: pulumi.Config) -> dict[str, pulumi.Input[str]]:
@@ -86,14 +87,14 @@ def secret_inputs(secrets: Mapping[str, SecretRef], cfg: pulumi.Config) -> dict[
             key = ref.pulumi_secret or ""
             secret = cfg.get_secret(key)
             if secret is None:
-                missing.append(f"{name} needs Pulumi config secret {CONFIG_NAMESPACE}:{key}")
+                missing.append(f"{name} needs Pulumi config secret {qualified(key)}")
             else:
                 values[name] = secret
     if missing:
         raise BadInputError(
             "secrets are not set: " + "; ".join(missing),
             hint=f"export the variables; a Pulumi secret fooBar: export XZCTL_SECRET_FOO_BAR for xzctl provision, "
-            f"or `pulumi config set --secret {CONFIG_NAMESPACE}:fooBar VALUE` on the stack",
+            f"or `pulumi config set --secret {qualified('fooBar')} VALUE` on the stack",
         )
     return values
 
@@ -101,8 +102,8 @@ def secret_inputs(secrets: Mapping[str, SecretRef], cfg: pulumi.Config) -> dict[
 def provider(name: str, target: KubernetesTarget, cfg: pulumi.Config) -> k8s.Provider:
     return k8s.Provider(
         name,
-        context=cfg.get("kubeContext") or target.context,
-        kubeconfig=cfg.get("kubeconfig") or target.kubeconfig,
+        context=cfg.get(KUBE_CONTEXT) or target.context,
+        kubeconfig=cfg.get(KUBECONFIG) or target.kubeconfig,
     )
 
 
@@ -111,7 +112,7 @@ def build(
 ) -> list[KubernetesUnit]:
     """Register the target's units; return them (tests and the Automation API read their outputs)."""
     if target != CLOUD and target not in fleet.regions:
-        raise BadInputError(f"stack config xzctl:region {target!r} is not a region of the fleet or 'cloud'")
+        raise BadInputError(f"stack config {qualified(REGION)} {target!r} is not a region of the fleet or 'cloud'")
     objects = objects or target_objects(fleet, target, pins)
     # Secrets first: a missing one fails the run before anything, the StackReference included, is registered.
     secrets = secret_inputs(objects.secrets, cfg)
@@ -119,7 +120,7 @@ def build(
         kube, group = fleet.cloud.kubernetes, "cloud"
     else:
         kube, group = fleet.regions[target].kubernetes, "edge"
-        ref = pulumi.StackReference(cfg.get("cloudStack") or DEFAULT_CLOUD_STACK)
+        ref = pulumi.StackReference(cfg.get(CLOUD_STACK) or DEFAULT_CLOUD_STACK)
         objects = target_objects(fleet, target, pins, ref.require_output(CLOUD_ENDPOINT_OUTPUT))
     k8s_provider = provider(f"{group}-{target}", kube, cfg)
     base, *rest = objects.units
